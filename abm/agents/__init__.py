@@ -1,0 +1,9 @@
+"""The model's agents: cells on the grid and treatments."""
+
+from abm.agents.base import Kind
+from abm.agents.cancer import CancerCell
+from abm.agents.suppressors import MDSC, Treg
+from abm.agents.tcell import CARTCell, TCell
+from abm.agents.treatments import TREATMENTS, Treatment
+
+__all__ = ["Kind", "CancerCell", "TCell", "CARTCell", "Treg", "MDSC", "Treatment", "TREATMENTS"]

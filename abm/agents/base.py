@@ -1,0 +1,97 @@
+"""What every cell on the grid shares: its kind, placement, death and migration."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import TYPE_CHECKING, ClassVar
+
+from mesa.discrete_space import CellAgent
+
+if TYPE_CHECKING:
+    from mesa.discrete_space import Cell
+
+    from abm.model import TumorModel
+
+
+class Kind(IntEnum):
+    """What occupies a grid site; the model keeps a numpy layer of these for vectorised work."""
+
+    EMPTY = 0
+    CANCER = 1
+    TCELL = 2
+    CART = 3
+    TREG = 4
+    MDSC = 5
+
+
+class TissueCell(CellAgent):
+    """A cell occupying one grid site (``capacity=1``).
+
+    Every change of position goes through :meth:`place` and :meth:`leave`, which keep the model's
+    ``kind`` and ``agent_at`` layers in step with Mesa's grid.
+    """
+
+    KIND: ClassVar[Kind]
+    model: TumorModel
+
+    def place(self, cell: Cell) -> None:
+        """Occupy ``cell`` (which must be empty)."""
+        self.cell = cell
+        x, y = cell.coordinate
+        self.model.kind[x, y] = self.KIND
+        self.model.agent_at[x, y] = self
+
+    def leave(self) -> None:
+        """Vacate the current site (before moving or dying)."""
+        x, y = self.cell.coordinate
+        self.model.kind[x, y] = Kind.EMPTY
+        self.model.agent_at[x, y] = None
+
+    def move_to(self, cell: Cell) -> None:
+        """Move to an empty neighbouring site."""
+        self.leave()
+        self.place(cell)
+
+    def die(self) -> None:
+        """Remove the cell from the tissue and the model."""
+        self.leave()
+        self.remove()
+
+    def free_neighbours(self) -> list[Cell]:
+        """Empty sites of the Moore neighbourhood."""
+        return [c for c in self.cell.connections.values() if c.is_empty]
+
+
+class ImmuneCell(TissueCell):
+    """A migrating immune cell: several moves per hour, biased up the chemokine gradient.
+
+    Each move goes, with probability ``chemotaxis_bias``, to the free neighbour with the most
+    chemokine if that is more than here, and otherwise to a random free neighbour (a biased
+    random walk, as PhysiCell's immune cells and Kather et al. 2017).
+    """
+
+    speed: int  # moves per hour
+    lifespan_h: float
+
+    def outlived(self) -> bool:
+        """Random death with the mean lifespan (an exponential lifetime)."""
+        return self.random.random() < 1.0 / self.lifespan_h
+
+    def next_site(self) -> Cell | None:
+        free = self.free_neighbours()
+        if not free:
+            return None
+        chemokine = self.model.chemokine.data
+        if self.random.random() < self.model.p["chemotaxis_bias"]:
+            best = max(free, key=lambda c: chemokine[c.coordinate])
+            if chemokine[best.coordinate] > chemokine[self.cell.coordinate]:
+                return best
+        return self.random.choice(free)
+
+    def migrate(self, moves: int) -> None:
+        """Make up to ``moves`` moves."""
+        for _ in range(moves):
+            site = self.next_site()
+            if site is None:
+                return
+            self.move_to(site)

@@ -1,0 +1,122 @@
+"""Cancer cells: division with contact inhibition, heritable immune visibility, mutation."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from abm.agents.base import Kind, TissueCell
+
+if TYPE_CHECKING:
+    from mesa.discrete_space import Cell
+
+N_ANTIGENS = 8  # antigen bitmask width: a small repertoire is enough (DESIGN.md section 3)
+
+# What a mutation does, with its relative weight (modelling choice: gains and losses of antigen
+# are equally likely so that antigenicity drifts little without immune selection).
+MUTATIONS = ("lose_antigen", "gain_antigen", "lower_mhc", "raise_pdl1")
+MUTATION_WEIGHTS = (0.3, 0.3, 0.25, 0.15)
+MHC_LOSS_FACTOR = 0.5  # a lowering mutation halves MHC-I presentation (modelling choice)
+PDL1_GAIN = 0.2  # a PD-L1-raising mutation adds this to constitutive PD-L1 (modelling choice)
+
+
+class CancerCell(TissueCell):
+    """A tumour cell.
+
+    Heritable traits: ``antigens`` (bitmask of antigens endogenous T cells can recognise),
+    ``mhc`` (MHC-I presentation, 0-1), ``pdl1_base`` (constitutive PD-L1, 0-1), ``car_target``
+    (carries the CAR-T target antigen, independent of MHC), ``clone`` and ``parent_clone``.
+    PD-L1 also has an IFN-gamma-induced part that lives in the model's ``pdl1_induced`` layer.
+
+    A cell divides into a free neighbouring site with probability 1/``division_time_h`` per
+    hour (PhysiCell cancer_immune: mean 23.1 h); a cell with no free neighbour is quiescent
+    (contact inhibition), so the model only steps the rim.
+    """
+
+    KIND = Kind.CANCER
+
+    def __init__(self, model, antigens, mhc, pdl1_base, car_target, clone, parent_clone):
+        super().__init__(model)
+        self.antigens = antigens
+        self.mhc = mhc
+        self.pdl1_base = pdl1_base
+        self.car_target = car_target
+        self.clone = clone
+        self.parent_clone = parent_clone
+
+    # --- traits seen by T cells ---------------------------------------------------------
+    @property
+    def antigenicity(self) -> float:
+        """Visibility to endogenous T cells, 0-1: MHC-I times the share of founder antigens.
+
+        The founder clone has 1 (with full MHC-I); losing antigens or MHC-I lowers it.
+        """
+        founder = max(self.model.p["founder_antigens"], 1)
+        return self.mhc * min(1.0, self.antigens.bit_count() / founder)
+
+    @property
+    def pdl1(self) -> float:
+        """Total PD-L1 (0-1): constitutive plus the IFN-gamma-induced part."""
+        induced = self.model.pdl1_induced[self.cell.coordinate]
+        return min(1.0, self.pdl1_base + self.model.p["pdl1_induction"] * induced)
+
+    # --- placement keeps the model's trait layers current -------------------------------
+    def place(self, cell: Cell) -> None:
+        super().place(cell)
+        self.model.record_cancer_traits(self)
+
+    def leave(self) -> None:
+        self.model.clear_cancer_traits(self)
+        super().leave()
+
+    # --- behaviour ------------------------------------------------------------------------
+    def step(self) -> None:
+        free = self.free_neighbours()
+        if free and self.random.random() < self.division_probability():
+            self.divide(self.random.choice(free))
+
+    def division_probability(self) -> float:
+        """Per-hour division probability; MDSCs nearby make a pro-growth niche."""
+        p = 1.0 / self.model.p["division_time_h"]
+        if self.model.mdsc_near[self.cell.coordinate]:
+            p *= 1.0 + self.model.p["mdsc_growth_boost"]
+        return min(p, 1.0)
+
+    def divide(self, site: Cell) -> CancerCell:
+        """Place a daughter on ``site``; the daughter may mutate (immunoediting's raw material)."""
+        daughter = CancerCell(
+            self.model, self.antigens, self.mhc, self.pdl1_base, self.car_target,
+            self.clone, self.parent_clone,
+        )
+        daughter.mutate(self)
+        daughter.place(site)
+        # IFN-gamma-induced PD-L1 is a cell state: the daughter inherits its parent's level
+        self.model.pdl1_induced[site.coordinate] = self.model.pdl1_induced[self.cell.coordinate]
+        return daughter
+
+    def mutate(self, parent: CancerCell) -> None:
+        """Heritable changes at division, each making a new clone.
+
+        With ``mutation_rate``: lose an antigen, gain a neoantigen, halve MHC-I, or raise
+        PD-L1. Independently with ``antigen_loss_rate``: lose the CAR-T target.
+        """
+        rnd = self.random
+        changed = False
+        if rnd.random() < self.model.p["mutation_rate"]:
+            kind = rnd.choices(MUTATIONS, weights=MUTATION_WEIGHTS)[0]
+            if kind == "lose_antigen" and self.antigens:
+                carried = [b for b in range(N_ANTIGENS) if self.antigens >> b & 1]
+                self.antigens &= ~(1 << rnd.choice(carried))
+            elif kind == "gain_antigen" and self.antigens != (1 << N_ANTIGENS) - 1:
+                absent = [b for b in range(N_ANTIGENS) if not self.antigens >> b & 1]
+                self.antigens |= 1 << rnd.choice(absent)
+            elif kind == "lower_mhc":
+                self.mhc *= MHC_LOSS_FACTOR
+            elif kind == "raise_pdl1":
+                self.pdl1_base = min(1.0, self.pdl1_base + PDL1_GAIN)
+            changed = True
+        if self.car_target and rnd.random() < self.model.p["antigen_loss_rate"]:
+            self.car_target = False
+            changed = True
+        if changed:
+            self.parent_clone = parent.clone
+            self.clone = self.model.new_clone_id()

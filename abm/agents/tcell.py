@@ -1,0 +1,167 @@
+"""Cytotoxic T cells (CTLs) and CAR-T cells."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from abm.agents.base import ImmuneCell, Kind
+from abm.agents.cancer import CancerCell
+
+if TYPE_CHECKING:
+    from mesa.discrete_space import Cell
+
+
+class TCell(ImmuneCell):
+    """An endogenous cytotoxic T cell, specific for one tumour antigen (``antigen``, a bit index).
+
+    Each hour it: dies with its lifespan (10 d, PhysiCell v1.2.1 / spQSP-IO); if not exhausted,
+    looks for a neighbouring cancer cell it recognises (carries its antigen; seen with probability
+    MHC-I); otherwise moves ``tcell_speed`` sites up the chemokine gradient, arresting as soon as
+    it finds a target (CTLs arrest only on cognate antigen, Boissonnas 2007) and squeezing past
+    cancer cells with probability ``tcell_infiltration`` when boxed in. On a target it releases
+    IFN-gamma and attacks: PD-L1 can block the attempt (less so under anti-PD-1); otherwise it
+    kills with ``tcell_kill_prob`` per hour (about 6 h per kill in vivo, Breart 2008), reduced by
+    Tregs and the suppressive field. Kills and PD-1 blocks count toward exhaustion (Kather 2017:
+    5); a kill may trigger a division (limited, Kather 2017: 5).
+    """
+
+    KIND = Kind.TCELL
+
+    def __init__(self, model, antigen: int | None, divisions_left: int | None = None):
+        super().__init__(model)
+        p = model.p
+        self.antigen = antigen
+        self.speed = p["tcell_speed"]
+        self.lifespan_h = p["tcell_lifespan_days"] * 24.0
+        self.exhaustion_limit = p["tcell_exhaustion_limit"]
+        self.divisions_left = p["tcell_max_divisions"] if divisions_left is None else divisions_left
+        self.exhaustion = 0  # kills + PD-1-blocked engagements so far
+        self.kills = 0
+        self.engaged = False  # attacked a target this hour
+
+    @property
+    def exhausted(self) -> bool:
+        return self.exhaustion >= self.exhaustion_limit
+
+    def recognises(self, cell: CancerCell) -> bool:
+        """Antigen-specific, MHC-I-restricted recognition."""
+        return bool(cell.antigens >> self.antigen & 1) and self.random.random() < cell.mhc
+
+    # --- the hour of a T cell -------------------------------------------------------------
+    def step(self) -> None:
+        self.engaged = False
+        if self.outlived():
+            self.die()
+            return
+        if self.exhausted:
+            self.migrate(self.speed)  # exhausted cells linger but no longer kill
+            return
+        target = self.find_target()
+        moves = 0
+        while target is None and moves < self.speed:
+            if not self.advance():
+                break
+            moves += 1
+            target = self.find_target()
+        if target is not None:
+            self.attack(target)
+
+    def find_target(self) -> CancerCell | None:
+        candidates = [
+            a
+            for c in self.cell.connections.values()
+            for a in c.agents
+            if a.KIND == Kind.CANCER and self.recognises(a)
+        ]
+        return self.random.choice(candidates) if candidates else None
+
+    def advance(self) -> bool:
+        """One move; squeeze past a cancer cell if boxed in. False if the cell cannot move."""
+        site = self.next_site()
+        if site is not None:
+            self.move_to(site)
+            return True
+        if self.random.random() < self.model.p["tcell_infiltration"]:
+            blockers = [
+                a for c in self.cell.connections.values() for a in c.agents
+                if a.KIND == Kind.CANCER
+            ]
+            if blockers:
+                self.model.swap(self, self.random.choice(blockers))
+                return True
+        return False
+
+    def attack(self, target: CancerCell) -> None:
+        model = self.model
+        p = model.p
+        x, y = self.cell.coordinate
+        self.engaged = True
+        model.ifng_source[x, y] += p["ifng_secretion"]
+        blocked = p["pd1_inhibition"] * target.pdl1 * (1.0 - model.pd1_occupancy)
+        if self.random.random() < blocked:
+            self.exhaustion += 1  # PD-1 signalling pushes the cell toward exhaustion
+            return
+        if self.random.random() < self.kill_probability():
+            target.die()
+            model.kills += 1
+            self.kills += 1
+            self.exhaustion += 1
+            self.proliferate()
+
+    def kill_probability(self) -> float:
+        """Per-hour kill probability after suppression by Tregs and the suppressive field."""
+        model, p = self.model, self.model.p
+        site = self.cell.coordinate
+        prob = self.base_kill_prob()
+        if model.treg_near[site]:
+            prob *= 1.0 - p["treg_suppression"]
+        tgfb = model.tgfb.data[site]
+        prob *= 1.0 - p["mdsc_suppression"] * tgfb / (tgfb + p["tgfb_half_max"])
+        return prob
+
+    def base_kill_prob(self) -> float:
+        return self.model.p["tcell_kill_prob"]
+
+    def proliferate(self) -> None:
+        """Clonal expansion after a kill; Tregs nearby block it."""
+        p = self.model.p
+        if self.divisions_left <= 0 or self.model.treg_near[self.cell.coordinate]:
+            return
+        if self.random.random() >= p["tcell_proliferation_prob"]:
+            return
+        free = self.free_neighbours()
+        if free:
+            self.divisions_left -= 1
+            self.daughter(self.random.choice(free))
+
+    def daughter(self, site: Cell) -> TCell:
+        child = TCell(self.model, self.antigen, self.divisions_left)
+        child.place(site)
+        return child
+
+
+class CARTCell(TCell):
+    """An engineered CAR-T cell: kills cells carrying the CAR target regardless of MHC-I.
+
+    Lifespan, exhaustion and expansion follow CARCADE (6 weeks; 10 antigen engagements; 10
+    divisions). PD-1/PD-L1 still inhibits it, and antigen-negative cells are invisible to it:
+    antigen-negative relapse is the known failure mode (Blood Adv 2023 7:575).
+    """
+
+    KIND = Kind.CART
+
+    def __init__(self, model, divisions_left: int | None = None):
+        super().__init__(model, antigen=None, divisions_left=divisions_left)
+        p = model.p
+        self.lifespan_h = p["cart_lifespan_days"] * 24.0
+        self.exhaustion_limit = p["cart_exhaustion_limit"]
+        if divisions_left is None:
+            self.divisions_left = p["cart_max_divisions"]
+
+    def recognises(self, cell: CancerCell) -> bool:
+        return cell.car_target
+
+    def daughter(self, site: Cell) -> CARTCell:
+        child = CARTCell(self.model, self.divisions_left)
+        child.place(site)
+        return child

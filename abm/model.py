@@ -1,0 +1,417 @@
+"""TumorModel: the grid, the fields, the step order and the data collected.
+
+One step is one hour; one site is about 15 um and holds one cell (DESIGN.md section 2).
+
+Step order (fixed):
+
+1. treatments: scheduled doses are given; drugs decay and write their effects;
+2. fields: IFN-gamma, chemokine and suppressive factor diffuse, decay and take up this hour's
+   sources; IFN-gamma induces PD-L1 on cancer cells;
+3. cancer cells: only cells with a free neighbour can act (contact inhibition), in random order;
+4. T cells and CAR-T cells: recruitment at vessels, then each cell acts, in random order;
+5. suppressors: Treg and MDSC recruitment, then each acts, in random order;
+6. data collection (one row per step) and the stop condition (the tumour is gone).
+
+Besides Mesa's grid the model keeps a few numpy layers per site (what occupies it, and the
+traits of the cancer cell there) so that counting, masks and field sources are vectorised: the
+interior of a dense tumour costs nothing per step.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import mesa
+import numpy as np
+from mesa.discrete_space import OrthogonalMooreGrid
+from scipy import ndimage
+
+from abm import params as P
+from abm.agents import TREATMENTS, CancerCell, CARTCell, Kind, TCell
+from abm.agents.cancer import N_ANTIGENS
+from abm.agents.suppressors import MDSC, Treg
+from abm.fields import Field
+
+# model reporters: column -> attribute (names, not lambdas, so runs pickle across processes)
+REPORTERS = {
+    "Step": "steps",
+    "Day": "day",
+    "CancerCells": "n_cancer",
+    "TCells": "n_tcells",
+    "CARTCells": "n_cart",
+    "Tregs": "n_tregs",
+    "MDSCs": "n_mdscs",
+    "Kills": "kills",
+    "MeanAntigenicity": "mean_antigenicity",
+    "AntigenNegativeFraction": "antigen_negative_fraction",
+    "MeanPDL1": "mean_pdl1",
+    "CloneCount": "clone_count",
+    "ExhaustedFraction": "exhausted_fraction",
+    "EngagedTCells": "n_engaged",
+    "PD1Occupancy": "pd1_occupancy",
+    "CTLA4Occupancy": "ctla4_occupancy",
+    "VaccineResponse": "vaccine_response",
+}
+
+SUPPRESSION_RADIUS = 2  # sites: reach of Treg contact suppression and of the MDSC niche
+
+
+def _neighbourhood(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Sites within ``radius`` (Chebyshev distance) of a True site."""
+    if not mask.any():
+        return np.zeros_like(mask)
+    return ndimage.maximum_filter(mask, size=2 * radius + 1, mode="constant", cval=False)
+
+
+class TumorModel(mesa.Model):
+    """An agent-based model of a tumour and its immune microenvironment.
+
+    Every keyword argument is a parameter from ``abm.params.PARAMS`` (default, unit, range and
+    source are there and in ``docs/parameters.md``); ``rng`` is the seed (an int or a string of
+    digits). A wrong name, type or out-of-range value raises ``ValueError`` naming it.
+    """
+
+    def __init__(self, rng: int | str | None = None, **params: Any) -> None:
+        values = P.defaults()
+        values.update(P.validate(params))
+        seed = P.validate_rng(rng)
+        width, height = values["width"], values["height"]
+        if values["initial_tumor_cells"] > width * height:
+            raise ValueError(
+                f"parameter 'initial_tumor_cells' = {values['initial_tumor_cells']} is not "
+                f"allowed: expected at most width x height = {width * height} sites"
+            )
+        super().__init__(rng=seed)
+        self.seed = seed
+        self.p = values
+        self.width, self.height = width, height
+
+        self.grid = OrthogonalMooreGrid((width, height), torus=False, capacity=1,
+                                        random=self.random)
+        shape = (width, height)
+        # what occupies each site, and the agent there
+        self.kind = np.zeros(shape, dtype=np.int8)
+        self.agent_at = np.empty(shape, dtype=object)
+        # traits of the cancer cell at each site (mirrors of heritable agent traits)
+        self.antigens = np.zeros(shape, dtype=np.uint8)
+        self.antigenicity = np.zeros(shape, dtype=np.float32)
+        self.pdl1_base = np.zeros(shape, dtype=np.float32)
+        self.pdl1_induced = np.zeros(shape, dtype=np.float64)  # IFN-gamma-induced state, 0-1
+        self.car_negative = np.zeros(shape, dtype=bool)
+        self.clone = np.full(shape, -1, dtype=np.int32)
+
+        self.chemokine = Field("chemokine", shape, values["chemokine_diffusion"],
+                               values["chemokine_half_life_h"])
+        self.ifng = Field("IFN-gamma", shape, values["ifng_diffusion"],
+                          values["ifng_half_life_h"], unit="ng/mL")
+        self.tgfb = Field("suppressive factor", shape, values["tgfb_diffusion"],
+                          values["tgfb_half_life_h"])
+        self.fields = {"chemokine": self.chemokine, "ifng": self.ifng, "tgfb": self.tgfb}
+        self.ifng_source = np.zeros(shape)  # filled by engaged CTLs during the step
+        self.treg_near = np.zeros(shape, dtype=bool)
+        self.mdsc_near = np.zeros(shape, dtype=bool)
+
+        self.kills = 0
+        self.dose_log: list[dict[str, Any]] = []
+        self._next_clone = 0
+        self.effects: dict[str, Any] = {}
+        self._reset_effects()
+
+        self._seed_tumour()
+        self.vessels = self._place_vessels()
+        self.treatments = {name: cls(self) for name, cls in TREATMENTS.items()}
+
+        self.datacollector = mesa.DataCollector(model_reporters=REPORTERS)
+        self._census()
+        self.datacollector.collect(self)
+
+    # --- construction ---------------------------------------------------------------------
+    @classmethod
+    def from_scenario(cls, name: str, **overrides: Any) -> TumorModel:
+        """Build the model from a named scenario (``abm.scenarios.SCENARIOS``) plus overrides."""
+        from abm.scenarios import scenario_params
+
+        return cls(**{**scenario_params(name), **overrides})
+
+    def new_clone_id(self) -> int:
+        clone = self._next_clone
+        self._next_clone += 1
+        return clone
+
+    def _seed_tumour(self) -> None:
+        """The founder tumour: a compact disc of ``initial_tumor_cells`` at the centre."""
+        p = self.p
+        xs, ys = np.indices((self.width, self.height))
+        dist = np.hypot(xs - (self.width - 1) / 2, ys - (self.height - 1) / 2)
+        order = np.argsort(dist, axis=None, kind="stable")[: p["initial_tumor_cells"]]
+        founder = self.new_clone_id()
+        negative = None
+        antigens = (1 << p["founder_antigens"]) - 1
+        for flat in order:
+            x, y = divmod(int(flat), self.height)
+            car_target = self.random.random() >= p["initial_antigen_negative_fraction"]
+            clone, parent = founder, -1
+            if not car_target:
+                negative = self.new_clone_id() if negative is None else negative
+                clone, parent = negative, founder
+            cell = CancerCell(self, antigens, p["founder_mhc"], p["founder_pdl1"], car_target,
+                              clone, parent)
+            cell.place(self.grid[(x, y)])
+
+    def _place_vessels(self) -> list[tuple[int, int]]:
+        """Vessel sites (where immune cells enter), scattered outside the founder tumour."""
+        n = round(self.p["vessel_density"] * self.width * self.height)
+        candidates = np.flatnonzero(self.kind.ravel() == Kind.EMPTY)
+        if n == 0 or candidates.size == 0:
+            return []
+        chosen = self.rng.choice(candidates, size=min(n, candidates.size), replace=False)
+        return [divmod(int(f), self.height) for f in chosen]
+
+    # --- layers kept in step with the agents ---------------------------------------------
+    def record_cancer_traits(self, cell: CancerCell) -> None:
+        site = cell.cell.coordinate
+        self.antigens[site] = cell.antigens
+        self.antigenicity[site] = cell.antigenicity
+        self.pdl1_base[site] = cell.pdl1_base
+        self.car_negative[site] = not cell.car_target
+        self.clone[site] = cell.clone
+
+    def clear_cancer_traits(self, cell: CancerCell) -> None:
+        site = cell.cell.coordinate
+        self.antigens[site] = 0
+        self.antigenicity[site] = 0.0
+        self.pdl1_base[site] = 0.0
+        self.pdl1_induced[site] = 0.0
+        self.car_negative[site] = False
+        self.clone[site] = -1
+
+    def swap(self, tcell, cancer: CancerCell) -> None:
+        """A T cell squeezes past a cancer cell: they exchange sites."""
+        t_site, c_site = tcell.cell, cancer.cell
+        induced = self.pdl1_induced[c_site.coordinate]
+        for agent in (tcell, cancer):
+            agent.leave()
+            agent.cell = None
+        cancer.place(t_site)
+        tcell.place(c_site)
+        self.pdl1_induced[t_site.coordinate] = induced
+
+    def entry_site(self):
+        """A free site at or next to a random vessel (or the domain edge if there are none)."""
+        for _ in range(20):
+            if self.vessels:
+                x, y = self.vessels[self.random.randrange(len(self.vessels))]
+            else:
+                side = self.random.randrange(4)
+                x = (0, self.width - 1)[side % 2] if side < 2 else self.random.randrange(self.width)
+                y = self.random.randrange(self.height) if side < 2 else (0, self.height - 1)[side % 2]
+            cell = self.grid[(x, y)]
+            if cell.is_empty:
+                return cell
+            free = [c for c in cell.connections.values() if c.is_empty]
+            if free:
+                return self.random.choice(free)
+        return None
+
+    # --- treatments -----------------------------------------------------------------------
+    def _reset_effects(self) -> None:
+        self.effects = {
+            "pd1_occupancy": 0.0,
+            "tcell_recruitment": 1.0,
+            "treg_recruitment": 1.0,
+            "specific_influx": [],  # (CTL per hour, antigens) from vaccines
+        }
+
+    @property
+    def pd1_occupancy(self) -> float:
+        """Fraction of PD-1 occupied by antibody this hour (0 without anti-PD-1)."""
+        return self.effects["pd1_occupancy"]
+
+    def administer(self, therapy: str, dose: float | None = None, *, scheduled: bool = False):
+        """Give a therapy now: ``"anti_pd1"``, ``"anti_ctla4"``, ``"vaccine"`` or ``"cart"``.
+
+        ``dose`` defaults to the therapy's dose parameter (standard doses, or cells for CAR-T).
+        The dose acts from the next step on, exactly as a scheduled dose on that day would.
+        """
+        if therapy not in self.treatments:
+            raise ValueError(
+                f"unknown therapy {therapy!r}: expected one of {', '.join(self.treatments)}"
+            )
+        treatment = self.treatments[therapy]
+        if dose is None:
+            dose = treatment.dose
+        else:
+            spec = P.PARAMS[treatment.dose_param]
+            try:
+                dose = spec.validate(dose)
+            except ValueError:
+                raise ValueError(
+                    f"dose {dose!r} for {therapy!r} is not allowed: expected "
+                    f"{spec.allowed()} ({spec.unit})"
+                ) from None
+        treatment.give(dose)
+        self.dose_log.append(
+            {"day": self.steps / 24.0, "hour": self.steps, "therapy": therapy, "dose": dose,
+             "scheduled": scheduled}
+        )
+
+    # --- the hour -------------------------------------------------------------------------
+    @property
+    def day(self) -> float:
+        """Simulated time in days (one step = one hour)."""
+        return self.steps / 24.0
+
+    def step(self) -> None:
+        self._reset_effects()
+        for treatment in self.treatments.values():
+            treatment.step()
+        self._update_fields()
+        self._step_cancer_cells()
+        self._recruit_ctls()
+        self.treg_near = _neighbourhood(self.kind == Kind.TREG, SUPPRESSION_RADIUS)
+        self._step_in_random_order(TCell, CARTCell)
+        self._recruit(Treg, self.p["treg_influx"] * self.effects["treg_recruitment"])
+        self._recruit(MDSC, self.p["mdsc_influx"])
+        self._step_in_random_order(Treg, MDSC)
+        self._census()
+        self.datacollector.collect(self)
+        if self.n_cancer == 0:
+            self.running = False
+
+    def _update_fields(self) -> None:
+        p = self.p
+        cancer = self.kind == Kind.CANCER
+        self.ifng.step(self.ifng_source)
+        self.ifng_source[...] = 0.0
+        hill = self.ifng_response()
+        self.chemokine.step(
+            cancer * (p["chemokine_secretion"] + p["chemokine_ifng_secretion"] * hill)
+        )
+        self.tgfb.step(
+            cancer * p["tgfb_secretion_tumor"] + (self.kind == Kind.MDSC) * p["tgfb_secretion_mdsc"]
+        )
+        # PD-L1 induction relaxes toward the IFN-gamma response with its time constant
+        rate = 1.0 - np.exp(-1.0 / p["pdl1_induction_time_h"])
+        self.pdl1_induced += cancer * rate * (hill - self.pdl1_induced)
+
+    def ifng_response(self) -> np.ndarray:
+        """Hill response of a cell to local IFN-gamma (spQSP-IO: half-max 0.11 ng/mL, n 1.26)."""
+        c = self.ifng.data ** 1.26
+        return c / (c + self.p["pdl1_ifng_half_max"] ** 1.26)
+
+    def _step_cancer_cells(self) -> None:
+        """Only cells with a free neighbour can divide; the rest are quiescent and skipped."""
+        self.mdsc_near = _neighbourhood(self.kind == Kind.MDSC, SUPPRESSION_RADIUS)
+        free = ndimage.convolve((self.kind == Kind.EMPTY).view(np.int8), np.ones((3, 3), np.int8),
+                                mode="constant", cval=0)
+        xs, ys = np.nonzero((self.kind == Kind.CANCER) & (free > 0))
+        active = list(self.agent_at[xs, ys])
+        self.random.shuffle(active)
+        for cell in active:
+            cell.step()
+
+    def _step_in_random_order(self, *types: type) -> None:
+        agents = [a for t in types for a in self.agents_by_type.get(t, ())]
+        self.random.shuffle(agents)
+        for agent in agents:
+            agent.step()
+
+    def burden_signal(self) -> float:
+        """Recruitment signal from the tumour, 0-1 (Michaelis-Menten in tumour size)."""
+        n = self.n_cancer
+        return n / (n + self.p["recruitment_half_saturation"])
+
+    def _recruit(self, kind: type, rate_at_saturation: float, **kwargs: Any) -> int:
+        """Poisson recruitment at vessels; returns how many entered."""
+        rate = rate_at_saturation * self.burden_signal()
+        entered = 0
+        for _ in range(self.rng.poisson(rate) if rate > 0 else 0):
+            site = self.entry_site()
+            if site is None:
+                break
+            agent = kind(self, **{k: v() if callable(v) else v for k, v in kwargs.items()})
+            agent.place(site)
+            entered += 1
+        return entered
+
+    def _recruit_ctls(self) -> None:
+        """Endogenous CTLs are primed against the antigens the tumour shows now (cross-priming
+        in proportion to how many cells carry each), so recruitment scales with mean
+        antigenicity: a tumour that lost its antigens recruits few CTLs (a "desert")."""
+        p = self.p
+        rate = (p["tcell_influx"] * self.mean_antigenicity * self.effects["tcell_recruitment"])
+        self._recruit(TCell, rate, antigen=self._primed_antigen)
+        for rate, antigens in self.effects["specific_influx"]:
+            n = self.rng.poisson(rate) if rate > 0 else 0
+            for _ in range(n):
+                site = self.entry_site()
+                if site is None:
+                    break
+                TCell(self, self.random.choice(antigens)).place(site)
+
+    def _primed_antigen(self) -> int:
+        counts = self.antigen_counts
+        total = int(counts.sum())
+        if total == 0:
+            return self.random.randrange(N_ANTIGENS)
+        return self.random.choices(range(N_ANTIGENS), weights=counts.tolist())[0]
+
+    # --- observation ----------------------------------------------------------------------
+    def pdl1_map(self) -> np.ndarray:
+        """Total PD-L1 per site (0 where there is no cancer cell)."""
+        total = np.minimum(1.0, self.pdl1_base + self.p["pdl1_induction"] * self.pdl1_induced)
+        return np.where(self.kind == Kind.CANCER, total, 0.0)
+
+    def _census(self) -> None:
+        kind = self.kind
+        cancer = kind == Kind.CANCER
+        self.n_cancer = int(cancer.sum())
+        self.n_tcells = int((kind == Kind.TCELL).sum())
+        self.n_cart = int((kind == Kind.CART).sum())
+        self.n_tregs = int((kind == Kind.TREG).sum())
+        self.n_mdscs = int((kind == Kind.MDSC).sum())
+        if self.n_cancer:
+            self.mean_antigenicity = float(self.antigenicity[cancer].mean())
+            self.antigen_negative_fraction = float(self.car_negative[cancer].mean())
+            self.mean_pdl1 = float(self.pdl1_map()[cancer].mean())
+            self.clone_count = int(np.unique(self.clone[cancer]).size)
+            carried = self.antigens[cancer]
+            self.antigen_counts = np.array(
+                [np.count_nonzero(carried & (1 << b)) for b in range(N_ANTIGENS)]
+            )
+        else:
+            self.mean_antigenicity = self.antigen_negative_fraction = self.mean_pdl1 = 0.0
+            self.clone_count = 0
+            self.antigen_counts = np.zeros(N_ANTIGENS, dtype=int)
+        killers = [a for t in (TCell, CARTCell) for a in self.agents_by_type.get(t, ())]
+        self.n_engaged = sum(a.engaged for a in killers)
+        self.exhausted_fraction = (
+            sum(a.exhausted for a in killers) / len(killers) if killers else 0.0
+        )
+        ctla4 = self.treatments["anti_ctla4"]
+        self.ctla4_occupancy = ctla4.occupancy
+        self.vaccine_response = self.treatments["vaccine"].response()
+
+
+def _signature() -> inspect.Signature:
+    """Flat keyword arguments with defaults, generated from ``abm.params`` (for help(),
+    SolaraViz and batch_run, which inspect the constructor)."""
+    parameters = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+                  inspect.Parameter("rng", inspect.Parameter.KEYWORD_ONLY, default=None)]
+    parameters += [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=spec.default)
+        for name, spec in P.PARAMS.items()
+    ]
+    return inspect.Signature(parameters)
+
+
+TumorModel.__init__.__signature__ = _signature()
+TumorModel.__init__.__doc__ = (
+    "Create a model.\n\nArgs:\n    rng: seed (int or string of digits); None draws one.\n"
+    + "".join(
+        f"    {p.name}: {p.description} [{p.unit}; default {p.default}; {p.allowed()}]. "
+        f"Source: {p.source}.\n"
+        for p in P.PARAMS.values()
+    )
+)

@@ -1,0 +1,395 @@
+"""Every parameter of the model, once: default, unit, allowed range, description and source.
+
+This module is the single source of truth (PhysiCell's settings file is the model for it). The
+model's keyword arguments and their validation, the CLI's ``--set`` options, the dashboard's
+controls, the sweep bounds and the parameter table in the docs are all generated from ``PARAMS``.
+
+Scales (DESIGN.md section 2): one grid site is about 15 um (one cell; Kather et al. 2017 used
+14.9 um voxels) and one model step is one hour.
+
+A value "modelling choice" in ``source`` means no portable literature value exists; the
+calibration notes in ``docs/`` say how robust the behaviour is to it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+SITE_UM = 15.0  # grid spacing, micrometres (Kather et al. 2017: 14.9 um voxels)
+STEP_H = 1.0  # one model step, hours
+
+
+@dataclass(frozen=True)
+class Param:
+    """One model parameter.
+
+    Attributes:
+        name: keyword argument of ``TumorModel``.
+        default: default value.
+        unit: physical unit (or "1" for dimensionless, "day" for a day of simulated time).
+        kind: ``int``, ``float`` or ``bool``.
+        low, high: inclusive allowed range (``None`` = unbounded on that side).
+        description: one line for tooltips and docs.
+        source: literature source of the default, or "modelling choice".
+        group: heading under which the dashboard and docs show it.
+        optional: ``None`` is allowed (e.g. a therapy start day of ``None`` = not given).
+    """
+
+    name: str
+    default: Any
+    unit: str
+    kind: type
+    low: float | None
+    high: float | None
+    description: str
+    source: str
+    group: str
+    optional: bool = False
+
+    def allowed(self) -> str:
+        """Human-readable allowed range, used in error messages and docs."""
+        kind = {int: "an integer", float: "a number", bool: "true or false"}[self.kind]
+        if self.kind is bool:
+            text = kind
+        elif self.low is not None and self.high is not None:
+            text = f"{kind} in [{_fmt(self.low)}, {_fmt(self.high)}]"
+        elif self.low is not None:
+            text = f"{kind} >= {_fmt(self.low)}"
+        elif self.high is not None:
+            text = f"{kind} <= {_fmt(self.high)}"
+        else:
+            text = kind
+        return text + (" or None" if self.optional else "")
+
+    def validate(self, value: Any) -> Any:
+        """Return ``value`` coerced to this parameter's kind, or raise ``ValueError``.
+
+        Strings are accepted (the CLI, sweep files and dashboard text boxes give strings) when
+        they parse cleanly as the parameter's kind.
+        """
+        bad = ValueError(
+            f"parameter {self.name!r} = {value!r} is not allowed: expected {self.allowed()}"
+            f" ({self.unit}; {self.description})"
+        )
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "")):
+            if self.optional:
+                return None
+            raise bad
+        if isinstance(value, str):
+            value = _parse_text(value.strip(), self.kind, bad)
+        if self.kind is bool:
+            if isinstance(value, bool | int) and value in (0, 1):
+                return bool(value)
+            raise bad
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            # numpy scalars are numbers too
+            try:
+                import numpy as np
+
+                if isinstance(value, np.integer | np.floating):
+                    value = value.item()
+                else:
+                    raise bad
+            except ImportError:  # pragma: no cover
+                raise bad from None
+        if self.kind is int:
+            if isinstance(value, float):
+                if not value.is_integer():
+                    raise bad
+                value = int(value)
+        else:
+            value = float(value)
+            if not math.isfinite(value):
+                raise bad
+        if (self.low is not None and value < self.low) or (
+            self.high is not None and value > self.high
+        ):
+            raise bad
+        return value
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+def _parse_text(text: str, kind: type, bad: ValueError) -> Any:
+    try:
+        if kind is bool:
+            low = text.lower()
+            if low in ("true", "yes", "1", "on"):
+                return True
+            if low in ("false", "no", "0", "off"):
+                return False
+            raise bad
+        if kind is int:
+            number = float(text)
+            return int(number) if number.is_integer() else number
+        return float(text)
+    except ValueError:
+        raise bad from None
+
+
+def _p(name, default, unit, kind, low, high, description, source, group, optional=False):
+    return Param(name, default, unit, kind, low, high, description, source, group, optional)
+
+
+_MC = "modelling choice"
+
+_LIST: list[Param] = [
+    # --- domain -------------------------------------------------------------------------------
+    _p("width", 100, "sites (15 um)", int, 10, 1000, "grid width",
+       "DESIGN.md: 100x100 (1.5 mm) for class, 200x200 for research", "Domain"),
+    _p("height", 100, "sites (15 um)", int, 10, 1000, "grid height",
+       "DESIGN.md: 100x100 (1.5 mm) for class, 200x200 for research", "Domain"),
+    _p("initial_tumor_cells", 200, "cells", int, 1, 1_000_000,
+       "founder tumour, seeded as a compact disc at the centre", _MC, "Domain"),
+    _p("vessel_density", 0.004, "vessels per site", float, 0.0, 0.1,
+       "fraction of sites that are vessels where immune cells enter (about one per 240 um)",
+       "modelling choice (tumour intervessel distances of 100-300 um)", "Domain"),
+    # --- cancer cells -------------------------------------------------------------------------
+    _p("division_time_h", 23.0, "h", float, 4.0, 1000.0,
+       "mean time between divisions of a cancer cell with a free neighbour",
+       "PhysiCell cancer_immune sample: cycle rate 0.00072/min (mean 23.1 h)", "Cancer cells"),
+    _p("founder_antigens", 3, "antigens (of 8)", int, 0, 8,
+       "tumour antigens carried by the founder clone that endogenous T cells can recognise",
+       _MC, "Cancer cells"),
+    _p("founder_mhc", 1.0, "1 (0-1)", float, 0.0, 1.0,
+       "MHC-I presentation of the founder clone: probability an antigen is seen per contact",
+       _MC, "Cancer cells"),
+    _p("founder_pdl1", 0.05, "1 (0-1)", float, 0.0, 1.0,
+       "constitutive PD-L1 of the founder clone", _MC, "Cancer cells"),
+    _p("mutation_rate", 0.01, "per division", float, 0.0, 1.0,
+       "probability a daughter cell mutates (loses or gains an antigen, lowers MHC-I or raises "
+       "PD-L1)", _MC, "Cancer cells"),
+    _p("antigen_loss_rate", 0.0, "per division", float, 0.0, 1.0,
+       "probability a daughter cell loses the CAR-T target antigen",
+       "modelling choice; CD19-negative relapse in 41% of B-ALL relapses (Blood Adv 2023 7:575)",
+       "Cancer cells"),
+    _p("initial_antigen_negative_fraction", 0.0, "1 (0-1)", float, 0.0, 1.0,
+       "fraction of founder cells that lack the CAR-T target antigen", _MC, "Cancer cells"),
+    _p("mdsc_growth_boost", 0.5, "1 (fractional increase)", float, 0.0, 5.0,
+       "extra division probability of a cancer cell within 2 sites of an MDSC", _MC,
+       "Cancer cells"),
+    # --- cytotoxic T cells --------------------------------------------------------------------
+    _p("tcell_influx", 1.0, "CTL per h", float, 0.0, 100.0,
+       "endogenous CTL recruitment at saturating tumour burden (0 disables T cells)",
+       "modelling choice; influx grows with tumour size (Kather et al. 2017; Kuznetsov 1994)",
+       "T cells"),
+    _p("recruitment_half_saturation", 2000, "cancer cells", int, 1, 10_000_000,
+       "tumour size at which immune recruitment is half its maximum",
+       "modelling choice (Michaelis-Menten recruitment as in Kuznetsov et al. 1994)", "T cells"),
+    _p("tcell_speed", 5, "sites per h", int, 0, 40,
+       "CTL moves per hour (5 sites/h = 1.25 um/min)",
+       "1-10 um/min in tumour tissue (Boissonnas 2007); 1 um/min (PhysiCell)", "T cells"),
+    _p("chemotaxis_bias", 0.7, "1 (0-1)", float, 0.0, 1.0,
+       "probability an immune cell steps up the chemokine gradient rather than at random",
+       _MC, "T cells"),
+    _p("tcell_infiltration", 0.2, "per move", float, 0.0, 1.0,
+       "probability a CTL squeezes past a cancer cell when no free site is next to it", _MC,
+       "T cells"),
+    _p("tcell_kill_prob", 0.17, "per h of contact", float, 0.0, 1.0,
+       "probability an engaged CTL kills its target in one hour (about 6 h per kill)",
+       "Breart et al. 2008 JCI 118:1390 (about 6 h per CTL-target pair in vivo)", "T cells"),
+    _p("tcell_exhaustion_limit", 5, "kills or PD-1 blocks", int, 1, 100,
+       "kills plus PD-1-blocked engagements after which a CTL is exhausted and stops killing",
+       "Kather et al. 2017 (IMkmax = 5); CARCADE uses 10", "T cells"),
+    _p("tcell_max_divisions", 5, "divisions", int, 0, 20,
+       "times a CTL lineage can divide after kills",
+       "Kather et al. 2017 (5); spQSP-IO (7)", "T cells"),
+    _p("tcell_proliferation_prob", 0.5, "per kill", float, 0.0, 1.0,
+       "probability a CTL divides after a kill (if it has divisions left)", _MC, "T cells"),
+    _p("tcell_lifespan_days", 10.0, "day", float, 0.1, 365.0,
+       "mean CTL lifespan in the tumour",
+       "PhysiCell v1.2.1 (6.94e-5/min); spQSP-IO 10 +/- 1.5 d", "T cells"),
+    _p("pd1_inhibition", 0.8, "1 (0-1)", float, 0.0, 1.0,
+       "probability PD-L1 = 1 on the target blocks a kill attempt (scales with PD-L1)", _MC,
+       "T cells"),
+    # --- fields and PD-L1 ---------------------------------------------------------------------
+    _p("pdl1_induction", 0.6, "1 (0-1)", float, 0.0, 1.0,
+       "maximum PD-L1 a cancer cell gains from IFN-gamma (0 disables adaptive resistance)",
+       _MC, "Fields"),
+    _p("pdl1_ifng_half_max", 0.11, "ng/mL", float, 1e-4, 100.0,
+       "IFN-gamma at half-maximal PD-L1 induction", "spQSP-IO (half-max 0.11 ng/mL, Hill 1.26)",
+       "Fields"),
+    _p("pdl1_induction_time_h", 24.0, "h", float, 0.1, 500.0,
+       "time constant of PD-L1 induction and loss",
+       "in vitro mRNA at 14 h, protein at 48 h (J Immunother Cancer 2019 7:305)", "Fields"),
+    _p("ifng_secretion", 0.05, "ng/mL per h per engaged CTL", float, 0.0, 100.0,
+       "IFN-gamma released at the site of an engaged CTL", _MC, "Fields"),
+    _p("ifng_diffusion", 100.0, "um^2/s", float, 0.0, 1e4,
+       "IFN-gamma diffusion coefficient", "spQSP-IO (1e-6 cm^2/s)", "Fields"),
+    _p("ifng_half_life_h", 3.0, "h", float, 0.01, 1000.0, "IFN-gamma half-life",
+       "spQSP-IO (decay 6.5e-5/s)", "Fields"),
+    _p("chemokine_secretion", 0.02, "a.u. per h per cancer cell", float, 0.0, 100.0,
+       "baseline chemokine released by a cancer cell", _MC, "Fields"),
+    _p("chemokine_ifng_secretion", 0.2, "a.u. per h per cancer cell", float, 0.0, 100.0,
+       "extra chemokine released by a cancer cell at saturating IFN-gamma (CXCL9/10)", _MC,
+       "Fields"),
+    _p("chemokine_diffusion", 16.7, "um^2/s", float, 0.0, 1e4,
+       "chemokine diffusion coefficient", "PhysiCell chemoattractant (1000 um^2/min)", "Fields"),
+    _p("chemokine_half_life_h", 0.72, "h", float, 0.01, 1000.0, "chemokine half-life",
+       "PhysiCell chemoattractant (decay 0.016/min)", "Fields"),
+    _p("tgfb_secretion_tumor", 0.005, "a.u. per h per cancer cell", float, 0.0, 100.0,
+       "suppressive factor (TGF-beta-like) released by a cancer cell", _MC, "Fields"),
+    _p("tgfb_secretion_mdsc", 0.5, "a.u. per h per MDSC", float, 0.0, 100.0,
+       "suppressive factor released by an MDSC", _MC, "Fields"),
+    _p("tgfb_diffusion", 28.0, "um^2/s", float, 0.0, 1e4,
+       "suppressive factor diffusion coefficient",
+       "TGF-beta 2.8e-7 cm^2/s (Popel-lab PDAC calibration)", "Fields"),
+    _p("tgfb_half_life_h", 1.16, "h", float, 0.01, 1000.0, "suppressive factor half-life",
+       "TGF-beta decay 14.3/day (popellab SPQSP_PDAC)", "Fields"),
+    _p("tgfb_half_max", 0.1, "a.u.", float, 1e-6, 1e3,
+       "suppressive factor at half-maximal suppression of CTL killing", _MC, "Fields"),
+    # --- suppressor cells ---------------------------------------------------------------------
+    _p("treg_influx", 0.2, "Treg per h", float, 0.0, 100.0,
+       "Treg recruitment at saturating tumour burden (0 disables Tregs)", _MC, "Suppressors"),
+    _p("treg_suppression", 0.6, "1 (0-1)", float, 0.0, 1.0,
+       "fraction of CTL killing and proliferation blocked within 2 sites of a Treg",
+       "modelling choice (no portable constant; spQSP k_Teff_inhibBy_Treg is QSP-specific)",
+       "Suppressors"),
+    _p("treg_lifespan_days", 10.0, "day", float, 0.1, 365.0, "mean Treg lifespan in the tumour",
+       _MC, "Suppressors"),
+    _p("mdsc_influx", 0.2, "MDSC per h", float, 0.0, 100.0,
+       "MDSC recruitment at saturating tumour burden (0 disables MDSCs)", _MC, "Suppressors"),
+    _p("mdsc_suppression", 0.5, "1 (0-1)", float, 0.0, 1.0,
+       "maximum fraction of CTL killing blocked by the suppressive factor", _MC, "Suppressors"),
+    _p("mdsc_lifespan_days", 3.0, "day", float, 0.1, 365.0, "mean MDSC lifespan in the tumour",
+       _MC, "Suppressors"),
+    _p("suppressor_speed", 2, "sites per h", int, 0, 40, "Treg and MDSC moves per hour", _MC,
+       "Suppressors"),
+    # --- anti-PD-1 ----------------------------------------------------------------------------
+    _p("checkpoint_start_day", None, "day", float, 0.0, 10_000.0,
+       "first anti-PD-1 dose (None = not given)", _MC, "Anti-PD-1", optional=True),
+    _p("checkpoint_interval_days", 21.0, "day", float, 0.5, 365.0, "days between anti-PD-1 doses",
+       "pembrolizumab every 3 weeks (label)", "Anti-PD-1"),
+    _p("checkpoint_doses", 4, "doses", int, 1, 1000, "number of scheduled anti-PD-1 doses", _MC,
+       "Anti-PD-1"),
+    _p("checkpoint_dose", 1.0, "standard doses", float, 0.0, 100.0,
+       "anti-PD-1 amount per dose (1 = one standard infusion)", _MC, "Anti-PD-1"),
+    _p("pd1_half_life_days", 22.0, "day", float, 0.1, 1000.0, "anti-PD-1 antibody half-life",
+       "pembrolizumab t1/2 22 d (label); nivolumab 26.7 d (CPT:PSP 2019 8:962)", "Anti-PD-1"),
+    _p("pd1_ec50", 0.1, "standard doses", float, 1e-6, 100.0,
+       "antibody level at half-maximal PD-1 occupancy",
+       "modelling choice: standard 3-weekly dosing keeps occupancy above 80%, as reported "
+       "for PD-1 antibodies (Brahmer 2010 JCO)", "Anti-PD-1"),
+    # --- anti-CTLA-4 --------------------------------------------------------------------------
+    _p("ctla4_start_day", None, "day", float, 0.0, 10_000.0,
+       "first anti-CTLA-4 dose (None = not given)", _MC, "Anti-CTLA-4", optional=True),
+    _p("ctla4_interval_days", 21.0, "day", float, 0.5, 365.0,
+       "days between anti-CTLA-4 doses", "ipilimumab every 3 weeks x 4 (label)", "Anti-CTLA-4"),
+    _p("ctla4_doses", 4, "doses", int, 1, 1000, "number of scheduled anti-CTLA-4 doses",
+       "ipilimumab every 3 weeks x 4 (label)", "Anti-CTLA-4"),
+    _p("ctla4_dose", 1.0, "standard doses", float, 0.0, 100.0,
+       "anti-CTLA-4 amount per dose (1 = one standard infusion)", _MC, "Anti-CTLA-4"),
+    _p("ctla4_half_life_days", 15.0, "day", float, 0.1, 1000.0,
+       "anti-CTLA-4 antibody half-life", "ipilimumab about 15 d", "Anti-CTLA-4"),
+    _p("ctla4_treg_depletion", 0.8, "1 (0-1)", float, 0.0, 1.0,
+       "fraction of Tregs depleted per standard dose, and of Treg recruitment blocked at full "
+       "occupancy", "modelling choice (Fc-mediated Treg depletion; Onizuka 1999 for timing)",
+       "Anti-CTLA-4"),
+    _p("ctla4_priming_boost", 1.0, "1 (fractional increase)", float, 0.0, 20.0,
+       "increase of CTL recruitment at full anti-CTLA-4 occupancy", _MC, "Anti-CTLA-4"),
+    # --- vaccine ------------------------------------------------------------------------------
+    _p("vaccine_start_day", None, "day", float, 0.0, 10_000.0,
+       "first vaccine dose (None = not given)", _MC, "Vaccine", optional=True),
+    _p("vaccine_interval_days", 14.0, "day", float, 0.5, 365.0, "days between vaccine doses",
+       _MC, "Vaccine"),
+    _p("vaccine_doses", 3, "doses", int, 1, 1000, "number of scheduled vaccine doses", _MC,
+       "Vaccine"),
+    _p("vaccine_dose", 1.0, "standard doses", float, 0.0, 100.0, "vaccine amount per dose", _MC,
+       "Vaccine"),
+    _p("vaccine_antigens", 0, "antigens", int, 0, 8,
+       "how many antigens the vaccine targets, from antigen 0 up (0 = the founder's antigens)",
+       _MC, "Vaccine"),
+    _p("vaccine_priming_delay_days", 7.0, "day", float, 0.0, 60.0,
+       "clonal expansion before vaccine-primed CTLs arrive",
+       "effector peak after up to 7-8 days of expansion (Nat Immunol 2002 3:619)", "Vaccine"),
+    _p("vaccine_influx", 2.0, "CTL per h per dose", float, 0.0, 100.0,
+       "extra recruitment of vaccine-specific CTLs at the response peak", _MC, "Vaccine"),
+    _p("vaccine_response_half_life_days", 7.0, "day", float, 0.1, 365.0,
+       "decay of the vaccine response after its peak (contraction)",
+       "90-95% contraction after the peak (Nat Immunol 2002 3:619)", "Vaccine"),
+    # --- CAR-T --------------------------------------------------------------------------------
+    _p("cart_start_day", None, "day", float, 0.0, 10_000.0,
+       "CAR-T infusion day (None = not given)", _MC, "CAR-T", optional=True),
+    _p("cart_dose", 200, "cells", int, 0, 100_000, "CAR-T cells placed per infusion", _MC,
+       "CAR-T"),
+    _p("cart_doses", 1, "infusions", int, 1, 100, "number of scheduled CAR-T infusions", _MC,
+       "CAR-T"),
+    _p("cart_interval_days", 14.0, "day", float, 0.5, 365.0, "days between CAR-T infusions", _MC,
+       "CAR-T"),
+    _p("cart_lifespan_days", 42.0, "day", float, 0.1, 2000.0, "mean CAR-T lifespan",
+       "CARCADE (6 weeks); persistence to 554 d seen in DLBCL (Awasthi 2020)", "CAR-T"),
+    _p("cart_exhaustion_limit", 10, "kills or PD-1 blocks", int, 1, 1000,
+       "kills plus PD-1-blocked engagements after which a CAR-T cell is exhausted",
+       "CARCADE MAX_ANTIGEN_BINDING = 10", "CAR-T"),
+    _p("cart_max_divisions", 10, "divisions", int, 0, 30,
+       "times a CAR-T lineage can divide after kills", "CARCADE (10)", "CAR-T"),
+]
+
+PARAMS: dict[str, Param] = {p.name: p for p in _LIST}
+GROUPS: list[str] = list(dict.fromkeys(p.group for p in _LIST))
+
+
+def defaults() -> dict[str, Any]:
+    """The default value of every parameter."""
+    return {name: p.default for name, p in PARAMS.items()}
+
+
+def validate_rng(value: Any) -> int | None:
+    """The seed: ``None``, a non-negative int, or a numeric string (from a text box)."""
+    if value is None:
+        return None
+    original = value
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            value = None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        try:
+            import numpy as np
+
+            if isinstance(original, np.integer) and original >= 0:
+                return int(original)
+        except ImportError:  # pragma: no cover
+            pass
+        raise ValueError(
+            f"parameter 'rng' = {original!r} is not allowed: expected a non-negative integer "
+            "seed (or a string of digits) or None"
+        )
+    return value
+
+
+def validate(values: dict[str, Any]) -> dict[str, Any]:
+    """Validate overrides; return them coerced. Unknown names raise ``ValueError``."""
+    out = {}
+    for name, value in values.items():
+        if name == "rng":
+            out[name] = validate_rng(value)
+            continue
+        if name not in PARAMS:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(PARAMS), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ValueError(f"unknown parameter {name!r}{hint} (see `abm params`)")
+        out[name] = PARAMS[name].validate(value)
+    return out
+
+
+def markdown_table() -> str:
+    """The parameter table for the docs, generated from ``PARAMS``."""
+    lines = []
+    for group in GROUPS:
+        lines += [f"\n### {group}\n", "| name | default | unit | allowed | description | source |",
+                  "|---|---|---|---|---|---|"]
+        for p in _LIST:
+            if p.group == group:
+                lines.append(
+                    f"| `{p.name}` | {p.default} | {p.unit} | {p.allowed()} | {p.description} "
+                    f"| {p.source} |"
+                )
+    return "\n".join(lines) + "\n"
