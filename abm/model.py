@@ -111,6 +111,7 @@ class TumorModel(mesa.Model):
         self.ifng_source = np.zeros(shape)  # filled by engaged CTLs during the step
         self.treg_near = np.zeros(shape, dtype=bool)
         self.mdsc_near = np.zeros(shape, dtype=bool)
+        self.ifng_hill = np.zeros(shape)  # cells' response to local IFN-gamma, 0-1
 
         self.kills = 0
         self.dose_log: list[dict[str, Any]] = []
@@ -284,7 +285,7 @@ class TumorModel(mesa.Model):
         cancer = self.kind == Kind.CANCER
         self.ifng.step(self.ifng_source)
         self.ifng_source[...] = 0.0
-        hill = self.ifng_response()
+        hill = self.ifng_hill = self.ifng_response()
         self.chemokine.step(
             cancer * (p["chemokine_secretion"] + p["chemokine_ifng_secretion"] * hill)
         )

@@ -169,6 +169,10 @@ _LIST: list[Param] = [
        "Cancer cells"),
     _p("initial_antigen_negative_fraction", 0.0, "1 (0-1)", float, 0.0, 1.0,
        "fraction of founder cells that lack the CAR-T target antigen", _MC, "Cancer cells"),
+    _p("ifng_cytostasis", 0.5, "1 (0-1)", float, 0.0, 1.0,
+       "maximum reduction of cancer-cell division by local IFN-gamma (Th1 cytostasis)",
+       "modelling choice; IFN-gamma and TNF drive cancer cells into growth arrest "
+       "(Braumueller 2013 Nature 494:361) and sustain equilibrium (Koebel 2007)", "Cancer cells"),
     _p("mdsc_growth_boost", 0.5, "1 (fractional increase)", float, 0.0, 5.0,
        "extra division probability of a cancer cell within 2 sites of an MDSC", _MC,
        "Cancer cells"),

@@ -266,12 +266,12 @@ class TumorPacket(mesa.Agent):
 
 
 class EffectorPacket(mesa.Agent):
-    """A packet of ``model.cells_per_agent`` effector (cytotoxic) cells.
+    """A packet of ``model.effector_cells_per_agent`` effector (cytotoxic) cells.
 
     Per step of ``dt`` days a packet, independently of the others:
     recruits one more packet with probability p·T/(g+T)·dt; dies with probability d·dt; is
     inactivated by tumour cells with probability m·T·dt (mutually exclusive within a step).
-    New packets also arrive from outside at rate s/cells_per_agent per day (Poisson).
+    New packets also arrive from outside at rate s/effector_cells_per_agent per day (Poisson).
     """
 
 
@@ -299,9 +299,9 @@ class WellMixedModel(mesa.Model):
 
     Reduced design (documented choice, not the cell-per-agent design of the spatial model):
 
-    * **Agents are packets.** Each agent stands for ``cells_per_agent`` identical cells
+    * **Agents are packets.** Each agent stands for a fixed number of identical cells
       (:class:`TumorPacket`, :class:`EffectorPacket`). A packet carries no state of its own, so
-      packets of one type are exchangeable. The ODE's cell counts are packets × cells_per_agent.
+      packets of one type are exchangeable. Cell counts are packets × cells per packet.
     * **Per-packet rules, population-level draws (tau-leaping).** Each step lasts ``dt_day``
       days. The per-packet event probabilities in the agent docstrings are rate × dt, evaluated
       with E and T at the start of the step; because packets are exchangeable and independent,
@@ -314,10 +314,16 @@ class WellMixedModel(mesa.Model):
       deaths of one type are applied as their net effect: new packets are created, or the
       most recently created packets are removed. This is equal in distribution to removing the
       particular packets that died, and keeps a 1000-day run (10 000 steps) fast.
-    * **Noise.** Demographic noise is that of a population of T/cells_per_agent individuals,
-      i.e. sqrt(cells_per_agent) times larger in relative terms than for single cells. Smaller
-      packets mean less noise and more agents; 1e4 cells keeps ~800 tumour packets in the
-      dormant state.
+    * **Two packet sizes.** Tumour packets hold ``cells_per_agent`` cells (default 1e4),
+      effector packets ``effector_cells_per_agent`` (default 1e3). Effectors are 10-1000 times
+      fewer than tumour cells (E ≈ 1.7e5-1.6e6 against T ≈ 8e6-4.5e8), so equal packets would
+      leave ~30 effector packets at the start and ~17 in the escape state, and their noise would
+      decide dormancy or escape (with 1e4-cell effector packets, 4 of 10 seeds escaped from
+      T0 = 5e7, which the ODE holds dormant). 1e3-cell effector packets keep ~1600 of them near
+      the dormant state and ~820 tumour packets.
+    * **Noise.** Demographic noise is that of a population of N/cells_per_packet individuals,
+      i.e. sqrt(cells_per_packet) times larger in relative terms than for single cells. Smaller
+      packets mean less noise and more agents (and a slower run).
     * Once the tumour has no packets left it cannot regrow (T = 0 is absorbing, as in the ODE);
       ``running`` then becomes False, though ``step`` may still be called.
 
@@ -327,7 +333,8 @@ class WellMixedModel(mesa.Model):
     Args:
         E0: initial effector cells [cells]; ``None`` means the tumour-free level s/d.
         T0: initial tumour cells [cells], >= 0.
-        cells_per_agent: cells represented by one agent [cells], >= 1.
+        cells_per_agent: tumour cells represented by one tumour agent [cells], >= 1.
+        effector_cells_per_agent: effector cells represented by one effector agent [cells], >= 1.
         dt_day: length of one step [days], in (0, 1]; per-packet event probabilities must stay
             below 1 (checked every step).
         params: a :class:`KuznetsovParams` (defaults: the published values).
@@ -339,7 +346,7 @@ class WellMixedModel(mesa.Model):
         E0: float | None = None,
         T0: float = 1e7,
         cells_per_agent: float = 1e4,
-        effector_cells_per_agent: float | None = None,
+        effector_cells_per_agent: float = 1e3,
         dt_day: float = 0.1,
         params: KuznetsovParams | None = None,
         rng: int | np.random.Generator | None = None,
@@ -348,8 +355,6 @@ class WellMixedModel(mesa.Model):
         self.params = params if params is not None else KuznetsovParams()
         if E0 is None:
             E0 = self.params.effector_baseline
-        if effector_cells_per_agent is None:
-            effector_cells_per_agent = cells_per_agent
         for name, value, lo, hi in (
             ("E0", E0, 0.0, math.inf),
             ("T0", T0, 0.0, math.inf),
@@ -437,9 +442,7 @@ class WellMixedModel(mesa.Model):
                     f"dt_day={dt} too large: {name} event probabilities sum to {sum(probs):.3f}"
                 )
 
-        recruited, died_E, inactivated = self.rng.multinomial(n_E, [*probs_E, 1 - sum(probs_E)])[
-            :3
-        ]
+        recruited, died_E, inactivated = self.rng.multinomial(n_E, [*probs_E, 1 - sum(probs_E)])[:3]
         influx = self.rng.poisson(P.s * dt / self.effector_cells_per_agent)
         divided, crowded, killed = self.rng.multinomial(n_T, [*probs_T, 1 - sum(probs_T)])[:3]
 
@@ -474,7 +477,7 @@ def run_stochastic(
     rng: int | np.random.Generator | None = None,
     *,
     cells_per_agent: float = 1e4,
-    effector_cells_per_agent: float | None = None,
+    effector_cells_per_agent: float = 1e3,
     dt_day: float = 0.1,
     params: KuznetsovParams | None = None,
 ) -> pd.DataFrame:

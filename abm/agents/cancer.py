@@ -75,9 +75,12 @@ class CancerCell(TissueCell):
             self.divide(self.random.choice(free))
 
     def division_probability(self) -> float:
-        """Per-hour division probability; MDSCs nearby make a pro-growth niche."""
+        """Per-hour division probability: IFN-gamma slows it (cytostasis); MDSCs nearby make a
+        pro-growth niche."""
+        site = self.cell.coordinate
         p = 1.0 / self.model.p["division_time_h"]
-        if self.model.mdsc_near[self.cell.coordinate]:
+        p *= 1.0 - self.model.p["ifng_cytostasis"] * self.model.ifng_hill[site]
+        if self.model.mdsc_near[site]:
             p *= 1.0 + self.model.p["mdsc_growth_boost"]
         return min(p, 1.0)
 

@@ -1,0 +1,35 @@
+# Two entry points for a fresh machine (Debian, pyenv with Python 3.12 or python3.12 on PATH):
+#   make serve   set up and launch the dashboard
+#   make test    set up and run the whole test suite (installs Chromium for the browser tests)
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTHON ?= $(shell command -v pyenv >/dev/null 2>&1 && pyenv which python3.12 2>/dev/null || command -v python3.12 || echo python3)
+
+.PHONY: setup serve test chromium bench lint
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 12), "Python 3.12+ is needed (Mesa 3.5)"'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+serve: setup
+	$(VENV)/bin/abm serve
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
+
+test: setup chromium
+	$(VENV)/bin/pytest -q
+
+bench: setup
+	$(PY) benchmarks/bench_model.py
+
+lint: setup
+	$(VENV)/bin/ruff check abm tests benchmarks experiments

@@ -1,0 +1,123 @@
+"""Running one simulation headless, and writing its results: shared by the CLI and sweeps."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from abm.model import TumorModel
+from abm.scenarios import scenario_params
+
+
+def build_params(scenario: str | None, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Scenario overrides (if any), then the user's overrides; validated by the model."""
+    params = scenario_params(scenario) if scenario else {}
+    params.update(overrides)
+    return params
+
+
+def simulate(
+    params: dict[str, Any],
+    steps: int,
+    *,
+    record_every: int = 1,
+    progress: bool = False,
+    stop_when_cleared: bool = True,
+) -> tuple[pd.DataFrame, TumorModel]:
+    """Run ``steps`` hours (fewer if the tumour is cleared) and return the time series.
+
+    Rows are kept every ``record_every`` steps; the first and the final rows are always kept.
+    """
+    model = TumorModel(**params)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=steps, unit="h", desc="simulating", leave=False)
+    for _ in range(steps):
+        model.step()
+        if bar is not None:
+            bar.update(1)
+            if model.steps % 24 == 0:
+                bar.set_postfix(day=int(model.day), cancer=model.n_cancer, tcells=model.n_tcells)
+        if stop_when_cleared and not model.running:
+            break
+    if bar is not None:
+        bar.close()
+    df = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
+    if record_every > 1:
+        keep = (df["Step"] % record_every == 0) | (df.index == len(df) - 1)
+        df = df[keep].reset_index(drop=True)
+    return df, model
+
+
+def git_commit() -> str | None:
+    """The commit of the source tree, if it is a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+            text=True, timeout=5,
+        )
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def provenance() -> dict[str, Any]:
+    """Package versions and the git commit, for sidecars and sweep manifests."""
+    import mesa
+    import numpy
+
+    from abm import __version__
+
+    return {
+        "abm": __version__,
+        "mesa": mesa.__version__,
+        "numpy": numpy.__version__,
+        "pandas": pd.__version__,
+        "python": platform.python_version(),
+        "git_commit": git_commit(),
+    }
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_table(df: pd.DataFrame, path: Path) -> None:
+    """Write a table atomically as Parquet (``.parquet``) or CSV (``.csv``)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        import io
+
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        atomic_write_bytes(path, buf.getvalue())
+    elif suffix == ".csv":
+        atomic_write_bytes(path, df.to_csv(index=False).encode())
+    else:
+        raise ValueError(f"output file {str(path)!r}: expected a .parquet or .csv file name")
+
+
+def write_json(obj: Any, path: Path) -> None:
+    atomic_write_bytes(Path(path), (json.dumps(obj, indent=2, default=str) + "\n").encode())

@@ -1,0 +1,71 @@
+"""One source of parameters: every default is documented and every bad value is refused."""
+
+import inspect
+
+import pytest
+
+from abm import TumorModel
+from abm.params import PARAMS, validate
+
+REQUIRED = [
+    "width", "height", "initial_tumor_cells", "mutation_rate", "antigen_loss_rate",
+    "tcell_influx", "treg_influx", "mdsc_influx", "pdl1_induction", "checkpoint_start_day",
+    "ctla4_start_day", "vaccine_start_day", "cart_start_day", "cart_dose",
+]
+
+
+def test_contract_parameters_exist_with_defaults():
+    signature = inspect.signature(TumorModel.__init__)
+    for name in REQUIRED + ["rng"]:
+        assert name in signature.parameters, name
+    for name in ("checkpoint_start_day", "ctla4_start_day", "vaccine_start_day",
+                 "cart_start_day"):
+        assert PARAMS[name].default is None and PARAMS[name].optional
+
+
+@pytest.mark.parametrize("param", list(PARAMS.values()), ids=lambda p: p.name)
+def test_every_parameter_has_unit_source_description_and_a_valid_default(param):
+    assert param.unit and param.description and param.source and param.group
+    assert param.validate(param.default) == param.default
+
+
+@pytest.mark.parametrize(
+    "name, value, fragment",
+    [
+        ("mutation_rate", 1.5, "[0, 1]"),
+        ("mutation_rate", "lots", "[0, 1]"),
+        ("width", 2.5, "an integer"),
+        ("width", 5, "[10, 1000]"),
+        ("tcell_influx", -1, "[0, 100]"),
+        ("cart_start_day", "soon", "or None"),
+        ("founder_mhc", float("nan"), "[0, 1]"),
+    ],
+)
+def test_bad_values_raise_value_error_naming_parameter_value_and_range(name, value, fragment):
+    with pytest.raises(ValueError) as err:
+        TumorModel(**{name: value})
+    message = str(err.value)
+    assert repr(name) in message and fragment in message and repr(value)[:4] in message
+
+
+def test_unknown_parameter_suggests_the_right_name():
+    with pytest.raises(ValueError, match="did you mean mutation_rate"):
+        TumorModel(mutaton_rate=0.1)
+
+
+def test_rng_accepts_int_and_numeric_string_but_not_junk():
+    a = TumorModel(rng="7", width=20, height=20, initial_tumor_cells=10)
+    b = TumorModel(rng=7, width=20, height=20, initial_tumor_cells=10)
+    assert a.seed == b.seed == 7
+    with pytest.raises(ValueError, match="'rng'"):
+        TumorModel(rng="seven")
+
+
+def test_strings_from_text_boxes_are_coerced():
+    assert validate({"width": "50", "mutation_rate": "0.02", "cart_start_day": "None"}) == {
+        "width": 50, "mutation_rate": 0.02, "cart_start_day": None}
+
+
+def test_tumour_larger_than_the_grid_is_refused():
+    with pytest.raises(ValueError, match="initial_tumor_cells"):
+        TumorModel(width=10, height=10, initial_tumor_cells=101)
