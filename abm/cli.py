@@ -125,6 +125,119 @@ def params(
         typer.echo(f"{p.name} = {p.default!r} [{p.unit}] {p.allowed()}: {p.description}")
 
 
+@app.command()
+def sweep(
+    spec: Annotated[Path, typer.Argument(help="Sweep spec (TOML); see docs/sweeps.md.")],
+    out: Annotated[Path, typer.Option(help="Sweep directory (created; rerun to resume).")],
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes (default: all local cores).")
+    ] = None,
+    backend: Annotated[
+        str | None, typer.Option(help="serial | process | dask (default: process).")
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="Run on an existing Dask cluster, e.g. tcp://HOST:8786."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option(help="Check the spec and list the runs; run nothing.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Run a batch parameter sweep: every point x replicate, one Parquet file per run.
+
+    Rerunning the same command after a crash or Ctrl-C runs only what is missing.
+    Example: abm sweep experiments/checkpoint_timing.toml --out sweeps/checkpoint
+    """
+    from abm.sweep import BACKENDS, RunFailed, SpecError, SweepError, expand, load_spec, run_sweep
+
+    if backend is not None and backend not in BACKENDS:
+        fail(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    if scheduler and backend not in (None, "dask"):
+        fail(f"--scheduler sends runs to Dask; it cannot be combined with --backend {backend}")
+    if workers is not None and workers < 1:
+        fail(f"--workers {workers}: expected an integer >= 1")
+    try:
+        parsed = load_spec(spec)
+    except SpecError as err:
+        fail(str(err))
+    if dry_run:
+        runs = expand(parsed)
+        typer.echo(
+            f"{spec}: ok: {parsed.n_points} points x {parsed.replicates} replicates = "
+            f"{len(runs)} runs of {parsed.steps} steps; varied: {', '.join(parsed.varied) or '-'}"
+        )
+        for run in runs[:20]:
+            values = ", ".join(f"{k}={v}" for k, v in run.varied.items())
+            typer.echo(f"  {run.run_id}  seed={run.seed}  {values}")
+        if len(runs) > 20:
+            typer.echo(f"  ... {len(runs) - 20} more")
+        return
+    try:
+        result = run_sweep(
+            parsed, out, backend=backend or "process", workers=workers, scheduler=scheduler,
+            progress=not quiet, spec_text=spec.read_text(encoding="utf-8"), log=typer.echo,
+        )
+    except SweepError as err:
+        fail(str(err))
+    except RunFailed as err:
+        typer.echo(f"error: {err}; finished runs are kept in {out}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        typer.echo("\ninterrupted; finished runs are kept: rerun the same command to continue",
+                   err=True)
+        raise typer.Exit(130) from None
+    counts = result.summary["outcome"].value_counts()
+    typer.echo(
+        f"done: {result.total} runs ({result.ran} now, {result.already_done} before) in {out}; "
+        + ", ".join(f"{k} {v}" for k, v in counts.items())
+    )
+
+
+@app.command()
+def report(
+    directory: Annotated[Path, typer.Argument(help="A sweep directory (from `abm sweep`).")],
+    outcome: Annotated[
+        str, typer.Option(help="Summary column to plot and analyse (e.g. final_burden).")
+    ] = "final_burden",
+    series: Annotated[
+        str, typer.Option(help="Time-series column for the per-point plot.")
+    ] = "CancerCells",
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write (default: DIR/report).")
+    ] = None,
+) -> None:
+    """Plots (PNG) and a Markdown summary of a finished sweep."""
+    from abm.report import ReportError, write_report
+
+    try:
+        path = write_report(directory, outcome=outcome, series=series, out=out)
+    except ReportError as err:
+        fail(str(err))
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+def export(
+    directory: Annotated[Path, typer.Argument(help="A sweep directory (from `abm sweep`).")],
+    csv: Annotated[bool, typer.Option("--csv", help="Write CSV files.")] = False,
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write (default: DIR/export).")
+    ] = None,
+) -> None:
+    """Export a sweep for spreadsheets: summary.csv and timeseries.csv (all runs)."""
+    from abm.report import ReportError, export_csv
+
+    if not csv:
+        fail("choose a format: --csv (the only one so far; the sweep itself is Parquet)")
+    try:
+        paths = export_csv(directory, out=out)
+    except ReportError as err:
+        fail(str(err))
+    for path in paths:
+        typer.echo(f"wrote {path}")
+
+
 def main() -> None:  # pragma: no cover
     app()
 

@@ -252,8 +252,11 @@ class TumorModel(mesa.Model):
                     f"{spec.allowed()} ({spec.unit})"
                 ) from None
         treatment.give(dose)
+        # a scheduled dose is given inside the step that simulates hour steps - 1; a live dose
+        # between steps acts from hour steps on: both are logged at the hour they start acting
+        hour = self.steps - 1 if scheduled else self.steps
         self.dose_log.append(
-            {"day": self.steps / 24.0, "hour": self.steps, "therapy": therapy, "dose": dose,
+            {"day": hour / 24.0, "hour": hour, "therapy": therapy, "dose": dose,
              "scheduled": scheduled}
         )
 

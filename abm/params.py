@@ -207,7 +207,7 @@ _LIST: list[Param] = [
     _p("tcell_lifespan_days", 10.0, "day", float, 0.1, 365.0,
        "mean CTL lifespan in the tumour",
        "PhysiCell v1.2.1 (6.94e-5/min); spQSP-IO 10 +/- 1.5 d", "T cells"),
-    _p("pd1_inhibition", 0.8, "1 (0-1)", float, 0.0, 1.0,
+    _p("pd1_inhibition", 0.5, "1 (0-1)", float, 0.0, 1.0,
        "probability PD-L1 = 1 on the target blocks a kill attempt (scales with PD-L1)", _MC,
        "T cells"),
     # --- fields and PD-L1 ---------------------------------------------------------------------
@@ -220,7 +220,7 @@ _LIST: list[Param] = [
     _p("pdl1_induction_time_h", 24.0, "h", float, 0.1, 500.0,
        "time constant of PD-L1 induction and loss",
        "in vitro mRNA at 14 h, protein at 48 h (J Immunother Cancer 2019 7:305)", "Fields"),
-    _p("ifng_secretion", 0.05, "ng/mL per h per engaged CTL", float, 0.0, 100.0,
+    _p("ifng_secretion", 5.0, "ng/mL per h per engaged CTL", float, 0.0, 100.0,
        "IFN-gamma released at the site of an engaged CTL", _MC, "Fields"),
     _p("ifng_diffusion", 100.0, "um^2/s", float, 0.0, 1e4,
        "IFN-gamma diffusion coefficient", "spQSP-IO (1e-6 cm^2/s)", "Fields"),

@@ -52,6 +52,74 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "params": {"founder_antigens": 3, "mutation_rate": 0.05, "tcell_influx": 1.5,
                    "treg_influx": 0.2, "mdsc_influx": 0.2},
     },
+    "checkpoint": {
+        "summary": "An antigenic, infiltrated ('hot') tumour treated with anti-PD-1 from day 7.",
+        "lesson": (
+            "Adaptive resistance: engaged T cells release IFN-gamma, which makes nearby cancer "
+            "cells raise PD-L1 and switch the T cells off. Anti-PD-1 from day 7 (every 3 weeks, "
+            "half-life 22 days) blocks that brake. Notice: PD-L1 rises where T cells are; after "
+            "the dose, kills pick up and exhaustion falls. Try: the same tumour without the "
+            "drug (set checkpoint_start_day to None), or the cold tumour scenario."
+        ),
+        "params": {"founder_antigens": 3, "mutation_rate": 0.01, "tcell_influx": 1.5,
+                   "checkpoint_start_day": 7.0},
+    },
+    "checkpoint_cold": {
+        "summary": "A poorly antigenic ('cold') tumour: anti-PD-1 has little to release.",
+        "lesson": (
+            "A cold tumour: one antigen, low MHC-I. Few T cells are primed or recognise it, so "
+            "there is little IFN-gamma, little PD-L1 and little for anti-PD-1 to unleash "
+            "(checkpoint blockade works best in infiltrated tumours, Spranger 2013). Notice: "
+            "few T cells, low PD-L1. Try: add a vaccine to bring T cells in."
+        ),
+        "params": {"founder_antigens": 1, "founder_mhc": 0.3, "mutation_rate": 0.01,
+                   "tcell_influx": 1.5, "checkpoint_start_day": 7.0},
+    },
+    "combination": {
+        "summary": "Anti-PD-1 plus anti-CTLA-4 from day 7 on a hot tumour.",
+        "lesson": (
+            "Two brakes released at once: anti-CTLA-4 depletes Tregs and boosts priming, "
+            "anti-PD-1 keeps the recruited T cells killing (CheckMate 067: the combination beat "
+            "either drug alone). Try: each drug alone (set the other start day to None)."
+        ),
+        "params": {"founder_antigens": 3, "mutation_rate": 0.01, "tcell_influx": 1.5,
+                   "checkpoint_start_day": 7.0, "ctla4_start_day": 7.0},
+    },
+    "vaccine": {
+        "summary": "A weakly controlled tumour vaccinated against its founder antigens on day 0.",
+        "lesson": (
+            "A cancer vaccine primes T cells against the founder clone's antigens; they arrive "
+            "after about a week of clonal expansion. Notice: the burden falls, then clones that "
+            "lost the vaccine antigens take over (clone colours change, antigenicity falls). "
+            "Try: a higher mutation rate, or a second dose later."
+        ),
+        "params": {"founder_antigens": 2, "mutation_rate": 0.03, "tcell_influx": 0.5,
+                   "vaccine_start_day": 0.0},
+    },
+    "cart": {
+        "summary": "CAR-T cells infused on day 5 into a tumour that keeps its CAR target.",
+        "lesson": (
+            "CAR-T cells recognise their target antigen without MHC-I, so they kill cells that "
+            "hide from ordinary T cells. Every cell carries the target here: CAR-T cells expand "
+            "on kills and clear the tumour, unless they exhaust first. Try: a smaller dose, or "
+            "the antigen-loss scenario."
+        ),
+        "params": {"founder_antigens": 1, "founder_mhc": 0.3, "tcell_influx": 0.3,
+                   "mutation_rate": 0.01, "antigen_loss_rate": 0.0, "cart_start_day": 5.0,
+                   "cart_dose": 300},
+    },
+    "cart_antigen_loss": {
+        "summary": "CAR-T with target loss: the relapse is antigen-negative.",
+        "lesson": (
+            "The known failure of CAR-T therapy: cells that lose the target antigen are "
+            "invisible to CAR-T cells and grow back (41% of B-ALL relapses after CD19 CAR-T are "
+            "CD19-negative). Notice: the antigen-negative fraction climbs toward 1 after the "
+            "infusion. Try: antigen_loss_rate = 0 (the cart scenario) for comparison."
+        ),
+        "params": {"founder_antigens": 1, "founder_mhc": 0.3, "tcell_influx": 0.3,
+                   "mutation_rate": 0.01, "antigen_loss_rate": 0.01, "cart_start_day": 5.0,
+                   "cart_dose": 300},
+    },
 }
 
 

@@ -160,8 +160,7 @@ def test_stochastic_model_reports_day_E_T_in_cells():
     assert df["T"].iloc[0] == 1e7
     assert df["T"].iloc[-1] == len(model.agents_by_type[TumorPacket]) * model.cells_per_agent
     assert (
-        df.E.iloc[-1]
-        == len(model.agents_by_type[EffectorPacket]) * model.effector_cells_per_agent
+        df.E.iloc[-1] == len(model.agents_by_type[EffectorPacket]) * model.effector_cells_per_agent
     )
 
 
@@ -205,7 +204,9 @@ def test_stochastic_runs_settle_near_the_dormant_equilibrium(dormant_runs):
     """Over 5 seeds, the state at day 600 is within 25% of (1.61e6, 8.19e6) on average.
 
     Demographic noise of the 1e4-cell tumour packets keeps T oscillating by about 20% (one
-    standard deviation) around the focus, so a 5-seed mean has an sd of about 9%: 25% is ~3 sd.
+    standard deviation) around the focus, so a 5-seed mean has an sd of about 9%; and at day 600
+    the ODE itself is still 10% below T* (its oscillation has not died out). Over four other
+    5-seed sets the day-600 mean T was 3-21% below T*.
     """
     dorm = by_name()["dormant"]
     at_600 = pd.DataFrame([df.iloc[-1] for df in dormant_runs])

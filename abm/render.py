@@ -1,0 +1,317 @@
+"""Drawing for the dashboard: the tissue as one raster image, built from the model's numpy layers.
+
+Nothing here touches Solara, so it is fast to test and reusable from a notebook. The dashboard
+(``abm.server``) sends the small, unscaled PNG and lets the browser scale it up with
+``image-rendering: pixelated``; exports scale up here with ``np.repeat``.
+
+Image orientation: column = x, row 0 = the top of the image = the largest y (y grows upward, as
+in Mesa's space drawers). ``site_from_pixel`` converts back.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+from abm.agents import Kind
+
+if TYPE_CHECKING:
+    from abm.model import TumorModel
+
+# --- colours -------------------------------------------------------------------------------
+EMPTY_RGB = (238, 234, 228)  # tissue stroma
+VESSEL_RGB = (90, 90, 90)
+KIND_RGB = {
+    Kind.TCELL: (31, 97, 226),
+    Kind.CART: (0, 188, 212),
+    Kind.TREG: (245, 166, 0),
+    Kind.MDSC: (46, 160, 67),
+}
+EXHAUSTED_T_RGB = (160, 184, 232)
+CANCER_HIDDEN_RGB = np.array((128, 116, 138), dtype=np.float32)  # antigenicity 0
+CANCER_VISIBLE_RGB = np.array((214, 39, 40), dtype=np.float32)  # antigenicity 1
+
+# tab20-like palette for clones; clone c gets CLONE_PALETTE[c % 20]
+CLONE_PALETTE = np.array(
+    [(214, 39, 40), (31, 119, 180), (255, 127, 14), (44, 160, 44), (148, 103, 189),
+     (140, 86, 75), (227, 119, 194), (188, 189, 34), (23, 190, 207), (255, 152, 150),
+     (174, 199, 232), (255, 187, 120), (152, 223, 138), (197, 176, 213), (196, 156, 148),
+     (247, 182, 210), (219, 219, 141), (158, 218, 229), (127, 127, 127), (199, 199, 199)],
+    dtype=np.uint8,
+)
+
+COLOUR_BY = {"antigenicity": "antigenicity", "clone": "clone"}
+
+
+def clone_colour(clone: int) -> str:
+    """CSS colour of a clone (the same in the tissue and in the clone chart)."""
+    r, g, b = CLONE_PALETTE[clone % len(CLONE_PALETTE)]
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def css(rgb) -> str:
+    r, g, b = (int(c) for c in rgb)
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def legend(colour_by: str = "antigenicity") -> list[tuple[str, str]]:
+    """(label, CSS colour) pairs for the legend under the tissue image."""
+    if colour_by == "clone":
+        cancer = [("cancer (colour = clone)", clone_colour(0))]
+    else:
+        cancer = [("cancer, antigenic", css(CANCER_VISIBLE_RGB)),
+                  ("cancer, hidden", css(CANCER_HIDDEN_RGB))]
+    return cancer + [
+        ("T cell", css(KIND_RGB[Kind.TCELL])),
+        ("exhausted T cell", css(EXHAUSTED_T_RGB)),
+        ("CAR-T cell", css(KIND_RGB[Kind.CART])),
+        ("Treg", css(KIND_RGB[Kind.TREG])),
+        ("MDSC", css(KIND_RGB[Kind.MDSC])),
+        ("vessel", css(VESSEL_RGB)),
+        ("stroma (empty)", css(EMPTY_RGB)),
+    ]
+
+
+# --- overlays --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Overlay:
+    """A quantity shown under the cells, with its colour map and unit."""
+
+    key: str
+    label: str
+    unit: str
+    cmap: str
+    fixed_max: float | None = None  # None: scale to the current maximum
+
+
+def overlays(model: TumorModel) -> dict[str, Overlay]:
+    """The selectable overlays: every field of the model, PD-L1, and anti-PD-1 occupancy."""
+    out = {"none": Overlay("none", "none", "", "viridis")}
+    for key, field in model.fields.items():
+        unit = getattr(field, "unit", "") or "a.u."
+        label = {"ifng": "IFN-γ", "tgfb": "suppressive factor (TGF-β)"}.get(key, field.name)
+        out[key] = Overlay(key, label, unit, "viridis")
+    out["pdl1"] = Overlay("pdl1", "PD-L1 on cancer cells", "0-1", "magma", 1.0)
+    out["pd1_occupancy"] = Overlay(
+        "pd1_occupancy", "anti-PD-1 occupancy (well-mixed drug)", "0-1", "cividis", 1.0
+    )
+    return out
+
+
+def overlay_data(model: TumorModel, key: str) -> np.ndarray | None:
+    """The (width, height) array behind an overlay, or None for "none"."""
+    if key == "none":
+        return None
+    if key in model.fields:
+        return model.fields[key].data
+    if key == "pdl1":
+        return model.pdl1_map()
+    if key == "pd1_occupancy":
+        return np.full((model.width, model.height), float(model.pd1_occupancy))
+    raise ValueError(f"unknown overlay {key!r}: expected one of {', '.join(overlays(model))}")
+
+
+_LUTS: dict[str, np.ndarray] = {}
+
+
+def lut(cmap: str) -> np.ndarray:
+    """A 256 x 3 uint8 lookup table for a matplotlib colour map (built once)."""
+    if cmap not in _LUTS:
+        import matplotlib
+
+        colours = matplotlib.colormaps[cmap](np.linspace(0.0, 1.0, 256))[:, :3]
+        _LUTS[cmap] = (colours * 255).round().astype(np.uint8)
+    return _LUTS[cmap]
+
+
+def colourbar_png(cmap: str, width: int = 256, height: int = 10) -> str:
+    """A horizontal colour bar as a data URL (for the legend)."""
+    row = lut(cmap)[np.linspace(0, 255, width).astype(int)]
+    return data_url(np.repeat(row[None, :, :], height, axis=0))
+
+
+# --- the tissue image ------------------------------------------------------------------------
+@dataclass
+class Frame:
+    """One drawn view: the image (rows = y from the top) and what the colour bar needs."""
+
+    rgb: np.ndarray  # (height, width, 3) uint8
+    overlay: Overlay | None
+    vmax: float
+
+
+def tissue_rgb(model: TumorModel, colour_by: str = "antigenicity",
+               overlay: str = "none") -> Frame:
+    """The tissue as an RGB array: each cell type its colour, cancer cells shaded by
+    antigenicity (or coloured by clone), and an optional field underneath.
+
+    Vectorised over the model's layers; only T cells are visited one by one (to mark the
+    exhausted ones), which is a few hundred agents.
+    """
+    kind = model.kind
+    w, h = kind.shape
+    rgb = np.empty((w, h, 3), dtype=np.uint8)
+    rgb[...] = EMPTY_RGB
+    for x, y in model.vessels:
+        rgb[x, y] = VESSEL_RGB
+
+    spec, vmax = None, 0.0
+    data = overlay_data(model, overlay)
+    if data is not None:
+        spec = overlays(model)[overlay]
+        vmax = spec.fixed_max if spec.fixed_max is not None else float(np.max(data))
+        scale = 255.0 / vmax if vmax > 0 else 0.0
+        idx = np.clip(data * scale, 0, 255).astype(np.uint8)
+        rgb[...] = lut(spec.cmap)[idx]
+
+    cancer = kind == Kind.CANCER
+    if cancer.any():
+        if colour_by == "clone":
+            colours = CLONE_PALETTE[model.clone[cancer] % len(CLONE_PALETTE)].astype(np.float32)
+        else:
+            a = model.antigenicity[cancer][:, None]
+            colours = CANCER_HIDDEN_RGB + a * (CANCER_VISIBLE_RGB - CANCER_HIDDEN_RGB)
+        if data is not None:  # let the field show through the tumour
+            colours = 0.55 * colours + 0.45 * rgb[cancer]
+        rgb[cancer] = colours.astype(np.uint8)
+
+    for k, colour in KIND_RGB.items():
+        rgb[kind == k] = colour
+    for agent in _killers(model):
+        if agent.exhausted and agent.cell is not None:
+            rgb[agent.cell.coordinate] = EXHAUSTED_T_RGB
+    # (x, y) -> (row, column) with y up
+    return Frame(np.ascontiguousarray(rgb.transpose(1, 0, 2)[::-1]), spec, vmax)
+
+
+def _killers(model: TumorModel):
+    from abm.agents import TCell
+
+    return model.agents_by_type.get(TCell, ())
+
+
+def site_from_pixel(model: TumorModel, column: int, row: int) -> tuple[int, int]:
+    """The (x, y) site shown at image column/row (row 0 at the top)."""
+    return int(column), int(model.height - 1 - row)
+
+
+def png_bytes(rgb: np.ndarray, scale: int = 1, compress_level: int = 1) -> bytes:
+    """Encode an RGB array as PNG, optionally scaled up by an integer factor (nearest)."""
+    if scale > 1:
+        rgb = np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1)
+    buf = io.BytesIO()
+    Image.fromarray(rgb, "RGB").save(buf, format="PNG", compress_level=compress_level)
+    return buf.getvalue()
+
+
+def data_url(rgb: np.ndarray) -> str:
+    return "data:image/png;base64," + base64.b64encode(png_bytes(rgb)).decode("ascii")
+
+
+# --- what is at a site -----------------------------------------------------------------------
+def describe_site(model: TumorModel, x: int, y: int) -> str:
+    """One line on what occupies site (x, y) and the fields there, for hover and click."""
+    if not (0 <= x < model.width and 0 <= y < model.height):
+        return ""
+    agent = model.agent_at[x, y]
+    kind = Kind(int(model.kind[x, y]))
+    if agent is None or kind == Kind.EMPTY:
+        what = "vessel" if (x, y) in set(model.vessels) else "empty stroma"
+    elif kind == Kind.CANCER:
+        antigens = [str(b) for b in range(8) if agent.antigens >> b & 1]
+        what = (
+            f"cancer cell, clone {agent.clone}"
+            + (f" (from {agent.parent_clone})" if agent.parent_clone >= 0 else "")
+            + f"; antigens {{{', '.join(antigens) or 'none'}}}, MHC-I {agent.mhc:.2f}, "
+            f"antigenicity {agent.antigenicity:.2f}, PD-L1 {agent.pdl1:.2f}, "
+            f"CAR target {'yes' if agent.car_target else 'no'}"
+        )
+    elif kind in (Kind.TCELL, Kind.CART):
+        name = "CAR-T cell" if kind == Kind.CART else f"T cell (antigen {agent.antigen})"
+        what = (
+            f"{name}; kills {agent.kills}, exhaustion {agent.exhaustion}/"
+            f"{agent.exhaustion_limit}{' (exhausted)' if agent.exhausted else ''}"
+        )
+    else:
+        what = "Treg" if kind == Kind.TREG else "MDSC"
+    fields = ", ".join(
+        f"{overlays(model)[k].label.split(' (')[0]} {f.data[x, y]:.3g}"
+        + (f" {f.unit}" if getattr(f, "unit", "") else "")
+        for k, f in model.fields.items()
+    )
+    return f"({x}, {y}): {what}. {fields}"
+
+
+# --- clone composition -----------------------------------------------------------------------
+def clone_counts(model: TumorModel) -> dict[int, int]:
+    """Cancer cells per clone now (the model does not record this per step)."""
+    clones = model.clone[model.kind == Kind.CANCER]
+    if clones.size == 0:
+        return {}
+    counts = np.bincount(clones)
+    ids = np.flatnonzero(counts)
+    return dict(zip(ids.tolist(), counts[ids].tolist(), strict=True))
+
+
+def export_png(model: TumorModel, colour_by: str = "antigenicity", overlay: str = "none",
+               title: str = "") -> bytes:
+    """The current view as a PNG for download: the scaled tissue, a legend and a colour bar."""
+    from PIL import ImageDraw
+
+    font = _font(13)
+    frame = tissue_rgb(model, colour_by, overlay)
+    scale = max(1, 600 // max(model.width, model.height))
+    tissue = Image.open(io.BytesIO(png_bytes(frame.rgb, scale)))
+    entries = legend(colour_by)
+    pad, line = 10, 18
+    legend_w = 230
+    height = max(tissue.height, len(entries) * line + 80) + 2 * pad + 24
+    canvas = Image.new("RGB", (tissue.width + legend_w + 3 * pad, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    draw.text((pad, pad), title or f"day {model.day:.1f}", fill="black", font=font)
+    top = pad + 24
+    canvas.paste(tissue, (pad, top))
+    lx = tissue.width + 2 * pad
+    for i, (label, colour) in enumerate(entries):
+        y = top + i * line
+        draw.rectangle((lx, y, lx + 12, y + 12), fill=colour, outline="black")
+        draw.text((lx + 18, y), label, fill="black", font=font)
+    if frame.overlay is not None:
+        y = top + len(entries) * line + 10
+        draw.text((lx, y), f"{frame.overlay.label} ({frame.overlay.unit})", fill="black", font=font)
+        bar = lut(frame.overlay.cmap)[np.linspace(0, 255, 200).astype(int)]
+        canvas.paste(Image.fromarray(np.repeat(bar[None], 12, axis=0), "RGB"), (lx, y + 16))
+        draw.text((lx, y + 30), "0", fill="black", font=font)
+        draw.text((lx + 160, y + 30), f"{frame.vmax:.3g}", fill="black", font=font)
+    buf = io.BytesIO()
+    canvas.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _font(size: int):
+    """DejaVu Sans from matplotlib (has Greek letters, unlike Pillow's bitmap default)."""
+    from pathlib import Path
+
+    import matplotlib
+    from PIL import ImageFont
+
+    path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    try:
+        return ImageFont.truetype(str(path), size)
+    except OSError:  # pragma: no cover - matplotlib always ships it
+        return ImageFont.load_default()
+
+
+def timeseries_csv(model: TumorModel) -> str:
+    """The model's per-step time series as CSV text (one row per step)."""
+    return model.datacollector.get_model_vars_dataframe().to_csv(index=False)
+
+
+def model_vars(model: TumorModel) -> dict[str, list[Any]]:
+    """The collected columns without building a DataFrame (cheap, called every frame)."""
+    return model.datacollector.model_vars

@@ -1,0 +1,927 @@
+"""Batch parameter sweeps: spec files, run expansion, execution backends, storage and resume.
+
+A sweep is described by a TOML file (data only, never code; see ``docs/sweeps.md``)::
+
+    [sweep]      name, scenario, days | steps, replicates, seed, record_every, description
+    [parameters] fixed overrides on the scenario
+    [factors]    full grid: name = [value, ...]
+    [sample]     method = "lhs" | "sobol", n, seed (optional), [sample.bounds] name = [low, high]
+    [outcome]    escape_multiple, escape_fraction (how runs are classified)
+
+Every name and value is checked against ``abm.params`` before anything runs. The spec expands to
+points (every combination of the factors, times every sample point) and each point to
+``replicates`` runs; replicate ``k`` has the same seed at every point (paired comparisons), drawn
+from the master seed with ``numpy.random.SeedSequence``.
+
+A sweep directory holds::
+
+    manifest.json            the normalised spec and its hash, the expanded run list, the resolved
+                             base parameters, package versions and git commit
+    runs/<run_id>.parquet    one file per finished run: the time series with run id, point id,
+                             replicate, seed and every varied parameter as columns; the run's
+                             summary row travels in the file's metadata
+    summary.parquet          one row per run, rebuilt from runs/ when the sweep finishes
+
+Files are written atomically, so a run is either wholly on disk or missing; rerunning the same
+command runs only what is missing, and the summary is rebuilt from the files, so a resumed sweep
+equals an uninterrupted one. Runs execute in the worker (a process, or a Dask worker) and return
+their data; only the runner writes, so a worker that dies costs a retry of its run, nothing more.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+import json
+import math
+import os
+import tomllib
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from abm import params as P
+
+FORMAT = "abm-sweep/1"
+BACKENDS = ("serial", "process", "dask")
+SAMPLE_METHODS = ("lhs", "sobol")
+ID_COLUMNS = ["run_id", "point_id", "replicate", "seed"]
+RUN_META_KEY = b"abm.run"
+
+_SWEEP_KEYS = {
+    "name": "a short name for the sweep",
+    "description": "the question the sweep answers (free text)",
+    "scenario": "a base scenario from abm.scenarios",
+    "days": "simulated days per run",
+    "steps": "simulated hours per run (instead of days)",
+    "replicates": "runs per point, with different seeds",
+    "seed": "master seed; replicate seeds derive from it",
+    "record_every": "steps between time-series rows",
+}
+_TOP_KEYS = ("sweep", "parameters", "factors", "sample", "outcome")
+_SAMPLE_KEYS = ("method", "n", "seed", "bounds")
+_OUTCOME_DEFAULTS = {"escape_multiple": 5.0, "escape_fraction": 0.5}
+
+
+class SpecError(ValueError):
+    """A sweep spec that cannot run; the message names the file and the key."""
+
+
+class SweepError(RuntimeError):
+    """A sweep that cannot start or continue (e.g. a changed spec in an existing directory)."""
+
+
+# --- the spec ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A space-filling sample over ``bounds`` (``scipy.stats.qmc`` / SALib's Saltelli scheme)."""
+
+    method: str
+    n: int
+    seed: int
+    bounds: dict[str, tuple[float, float]]
+
+    @property
+    def n_points(self) -> int:
+        """LHS: ``n`` points. Sobol: ``n`` base samples x (D + 2) for first-order and total
+        indices (Saltelli's scheme as in SALib, without second-order terms)."""
+        return self.n if self.method == "lhs" else self.n * (len(self.bounds) + 2)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated sweep spec. ``base`` is every model parameter resolved (defaults, then the
+    scenario, then ``[parameters]``), so runs do not depend on defaults changing later."""
+
+    name: str
+    description: str
+    scenario: str | None
+    steps: int
+    replicates: int
+    seed: int
+    record_every: int
+    parameters: dict[str, Any]
+    factors: dict[str, list[Any]]
+    sample: Sample | None
+    outcome: dict[str, float]
+    base: dict[str, Any] = field(repr=False)
+
+    @property
+    def varied(self) -> list[str]:
+        """Names of the parameters that differ between points, in a fixed order."""
+        return list(self.factors) + (list(self.sample.bounds) if self.sample else [])
+
+    @property
+    def n_points(self) -> int:
+        grid = math.prod(len(v) for v in self.factors.values())
+        return grid * (self.sample.n_points if self.sample else 1)
+
+    @property
+    def n_runs(self) -> int:
+        return self.n_points * self.replicates
+
+    def normalised(self) -> dict[str, Any]:
+        """The spec as plain JSON data with every default filled in (what the hash covers)."""
+        out: dict[str, Any] = {
+            "sweep": {
+                "name": self.name, "description": self.description, "scenario": self.scenario,
+                "steps": self.steps, "replicates": self.replicates, "seed": self.seed,
+                "record_every": self.record_every,
+            },
+            "parameters": dict(sorted(self.parameters.items())),
+            # a list of pairs: the order of factors fixes the point ids
+            "factors": [[name, list(values)] for name, values in self.factors.items()],
+            "sample": None,
+            "outcome": dict(sorted(self.outcome.items())),
+        }
+        if self.sample:
+            out["sample"] = {
+                "method": self.sample.method, "n": self.sample.n, "seed": self.sample.seed,
+                "bounds": [[k, list(v)] for k, v in self.sample.bounds.items()],
+            }
+        return out
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a TOML sweep spec; raise ``SpecError`` naming the file and the key."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise SpecError(f"{path}: cannot read the spec ({err.strerror or err})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise SpecError(f"{path}: not valid TOML: {err}") from None
+    return parse_spec(data, source=str(path))
+
+
+def parse_spec(data: dict[str, Any], source: str = "spec") -> Spec:
+    """Validate a spec given as data (the parsed TOML); raise ``SpecError`` naming the key."""
+
+    def error(key: str, message: str) -> SpecError:
+        return SpecError(f"{source}: {key}: {message}")
+
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise error(key, f"unknown table; expected {', '.join(f'[{k}]' for k in _TOP_KEYS)}")
+    tables = {}
+    for key in _TOP_KEYS:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            raise error(key, f"expected a table [{key}], got {_show(value)}")
+        tables[key] = value
+    sweep = tables["sweep"]
+    if "sweep" not in data:
+        raise error("sweep", "missing table [sweep] (with at least name and days or steps)")
+    for key in sweep:
+        if key not in _SWEEP_KEYS:
+            raise error(f"sweep.{key}", "unknown key; expected one of " + ", ".join(_SWEEP_KEYS))
+
+    name = sweep.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise error("sweep.name", "required: a non-empty string, e.g. name = \"checkpoint-timing\"")
+    description = sweep.get("description", "")
+    if not isinstance(description, str):
+        raise error("sweep.description", f"expected a string, got {_show(description)}")
+
+    scenario = sweep.get("scenario")
+    if scenario is not None:
+        if not isinstance(scenario, str):
+            raise error("sweep.scenario", f"expected a scenario name, got {_show(scenario)}")
+        from abm.scenarios import scenario_params
+
+        try:
+            scenario_params(scenario)
+        except ValueError as err:
+            raise error("sweep.scenario", str(err)) from None
+
+    if ("days" in sweep) == ("steps" in sweep):
+        raise error("sweep.days", "give exactly one of days = 30 or steps = 720")
+    if "days" in sweep:
+        days = sweep["days"]
+        if isinstance(days, bool) or not isinstance(days, int | float) or not days > 0:
+            raise error("sweep.days", f"expected a positive number of days, got {_show(days)}")
+        steps = round(days * 24)
+        if steps < 1:
+            raise error("sweep.days", f"{days} days is less than one step (1 h)")
+    else:
+        steps = _int(sweep["steps"], 1, error, "sweep.steps", "a positive number of hours")
+    replicates = _int(sweep.get("replicates", 1), 1, error, "sweep.replicates", "an integer >= 1")
+    seed = _int(sweep.get("seed", 0), 0, error, "sweep.seed", "a non-negative integer")
+    record_every = _int(
+        sweep.get("record_every", 24), 1, error, "sweep.record_every", "an integer >= 1 (steps)"
+    )
+
+    parameters = {}
+    for pname, value in tables["parameters"].items():
+        parameters[pname] = _check_param(pname, value, error, f"parameters.{pname}")
+
+    factors: dict[str, list[Any]] = {}
+    for pname, values in tables["factors"].items():
+        key = f"factors.{pname}"
+        _check_name(pname, error, key)
+        if not isinstance(values, list) or not values:
+            raise error(key, f"expected a non-empty list of values, got {_show(values)}")
+        checked = [_check_param(pname, v, error, f"{key}[{i}]") for i, v in enumerate(values)]
+        if len(set(map(repr, checked))) != len(checked):
+            raise error(key, f"values repeat: {checked} (each value once; use replicates)")
+        if pname in parameters:
+            raise error(key, "also set in [parameters]; a parameter is fixed or varied, not both")
+        factors[pname] = checked
+
+    sample = None
+    if "sample" in data:
+        sample = _parse_sample(tables["sample"], seed, error)
+        for pname in sample.bounds:
+            key = f"sample.bounds.{pname}"
+            if pname in parameters:
+                raise error(key, "also set in [parameters]; a parameter is fixed or varied")
+            if pname in factors:
+                raise error(key, "also a factor; a parameter is a factor or sampled, not both")
+
+    outcome = dict(_OUTCOME_DEFAULTS)
+    for key, value in tables["outcome"].items():
+        if key not in _OUTCOME_DEFAULTS:
+            raise error(f"outcome.{key}", "unknown key; expected " + ", ".join(_OUTCOME_DEFAULTS))
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise error(f"outcome.{key}", f"expected a positive number, got {_show(value)}")
+        if key == "escape_fraction" and value > 1:
+            raise error(f"outcome.{key}", f"expected a fraction in (0, 1], got {value}")
+        outcome[key] = float(value)
+
+    from abm.run import build_params
+
+    base = P.defaults()
+    base.update(P.validate(build_params(scenario, parameters)))
+    spec = Spec(
+        name=name.strip(), description=description.strip(), scenario=scenario, steps=steps,
+        replicates=replicates, seed=seed, record_every=record_every, parameters=parameters,
+        factors=factors, sample=sample, outcome=outcome, base=base,
+    )
+    _check_domains(spec, error)
+    return spec
+
+
+def _parse_sample(table: dict[str, Any], master_seed: int, error: Callable) -> Sample:
+    for key in table:
+        if key not in _SAMPLE_KEYS:
+            raise error(f"sample.{key}", "unknown key; expected " + ", ".join(_SAMPLE_KEYS))
+    method = table.get("method")
+    if method not in SAMPLE_METHODS:
+        raise error("sample.method", f"expected \"lhs\" or \"sobol\", got {_show(method)}")
+    if "n" not in table:
+        raise error("sample.n", "required: the number of sample points (sobol: base samples)")
+    n = _int(table["n"], 1, error, "sample.n", "an integer >= 1")
+    if method == "sobol" and n & (n - 1):
+        raise error("sample.n", f"{n}: the sobol method needs a power of 2 (e.g. 32, 64, 128)")
+    seed = _int(table.get("seed", master_seed), 0, error, "sample.seed", "a non-negative integer")
+    bounds_table = table.get("bounds")
+    if not isinstance(bounds_table, dict) or not bounds_table:
+        raise error("sample.bounds", "required: a table [sample.bounds] of name = [low, high]")
+    bounds = {}
+    for pname, pair in bounds_table.items():
+        key = f"sample.bounds.{pname}"
+        _check_name(pname, error, key)
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise error(key, f"expected [low, high], got {_show(pair)}")
+        low = _check_param(pname, pair[0], error, f"{key}[0]")
+        high = _check_param(pname, pair[1], error, f"{key}[1]")
+        if P.PARAMS[pname].kind is bool:
+            raise error(key, "a true/false parameter cannot be sampled; make it a factor")
+        if low is None or high is None or not low < high:
+            raise error(key, f"expected low < high, got [{low}, {high}]")
+        bounds[pname] = (low, high)
+    return Sample(method=method, n=n, seed=seed, bounds=bounds)
+
+
+def _check_name(name: str, error: Callable, key: str) -> None:
+    if name == "rng":
+        raise error(key, "seeds come from sweep.seed and sweep.replicates, not from rng")
+    if name not in P.PARAMS:
+        try:
+            P.validate({name: None})
+        except ValueError as err:
+            raise error(key, str(err)) from None
+
+
+def _check_param(name: str, value: Any, error: Callable, key: str) -> Any:
+    _check_name(name, error, key)
+    try:
+        return P.validate({name: value})[name]
+    except ValueError as err:
+        raise error(key, str(err)) from None
+
+
+def _check_domains(spec: Spec, error: Callable) -> None:
+    """Cross-parameter checks the model makes at construction (e.g. the founder tumour must fit
+    the grid): build one model for each distinct domain among the points, before any run."""
+    from abm.model import TumorModel
+
+    names = ("width", "height", "initial_tumor_cells")
+    seen = set()
+    for point in iter_points(spec):
+        params = {**spec.base, **point}
+        domain = tuple(params[n] for n in names)
+        if domain in seen:
+            continue
+        seen.add(domain)
+        if len(seen) > 20:  # a sampled domain: the per-parameter ranges were checked already
+            return
+        try:
+            TumorModel(rng=0, **{**params, "width": domain[0], "height": domain[1]})
+        except ValueError as err:
+            if not point:
+                raise error("parameters", str(err)) from None
+            where = ", ".join(f"{k} = {v}" for k, v in point.items())
+            raise error("factors", f"at {where}: {err}") from None
+
+
+def _int(value: Any, low: int, error: Callable, key: str, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise error(key, f"expected {what}, got {_show(value)}")
+    return value
+
+
+def _show(value: Any) -> str:
+    return f"{value!r} ({type(value).__name__})" if not isinstance(value, dict) else "a table"
+
+
+def spec_hash(spec: Spec) -> str:
+    """SHA-256 of the normalised spec (what makes two specs the same sweep)."""
+    return hashlib.sha256(_canonical(spec.normalised())).hexdigest()
+
+
+def _canonical(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+# --- expansion --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    """One simulation: a point (its varied parameters) and a replicate (its seed)."""
+
+    run_id: str
+    point_id: int
+    replicate: int
+    seed: int
+    varied: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "point_id": self.point_id, "replicate": self.replicate,
+                "seed": self.seed, "parameters": self.varied}
+
+
+def replicate_seeds(seed: int, replicates: int) -> list[int]:
+    """One seed per replicate from the master seed (``numpy.random.SeedSequence.spawn``)."""
+    return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(replicates)]
+
+
+def sample_points(sample: Sample) -> list[dict[str, Any]]:
+    """The sampled parameter values, in sample order (integers are rounded)."""
+    names = list(sample.bounds)
+    lows = np.array([sample.bounds[n][0] for n in names], dtype=float)
+    highs = np.array([sample.bounds[n][1] for n in names], dtype=float)
+    if sample.method == "lhs":
+        from scipy.stats import qmc
+
+        unit = qmc.LatinHypercube(d=len(names), rng=np.random.default_rng(sample.seed)).random(
+            sample.n
+        )
+        values = qmc.scale(unit, lows, highs)
+    else:
+        values = _saltelli(sample, names)
+    points = []
+    for row in values:
+        point = {}
+        for name, value in zip(names, row, strict=True):
+            point[name] = P.PARAMS[name].validate(
+                round(float(value)) if P.PARAMS[name].kind is int else float(value)
+            )
+        points.append(point)
+    return points
+
+
+def _saltelli(sample: Sample, names: list[str]) -> np.ndarray:
+    import warnings
+
+    from SALib.sample import sobol as salib_sobol
+
+    problem = salib_problem(sample)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return salib_sobol.sample(problem, sample.n, calc_second_order=False, seed=sample.seed)
+
+
+def salib_problem(sample: Sample) -> dict[str, Any]:
+    """The SALib problem definition of a sample (also used by ``abm report``)."""
+    return {
+        "num_vars": len(sample.bounds),
+        "names": list(sample.bounds),
+        "bounds": [[float(lo), float(hi)] for lo, hi in sample.bounds.values()],
+    }
+
+
+def iter_points(spec: Spec) -> Iterator[dict[str, Any]]:
+    """Points in a fixed order: every combination of the factors (first factor slowest), each
+    with every sample point."""
+    samples = sample_points(spec.sample) if spec.sample else [{}]
+    for combo in itertools.product(*spec.factors.values()):
+        for sampled in samples:
+            yield {**dict(zip(spec.factors, combo, strict=True)), **sampled}
+
+
+def expand(spec: Spec) -> list[Run]:
+    """The run list, deterministic from the spec. Run ids are ``p<point>-r<replicate>``."""
+    seeds = replicate_seeds(spec.seed, spec.replicates)
+    runs = []
+    for point_id, point in enumerate(iter_points(spec)):
+        for k, seed in enumerate(seeds):
+            runs.append(Run(f"p{point_id:05d}-r{k:03d}", point_id, k, seed, point))
+    return runs
+
+
+# --- one run (executed in a worker) -----------------------------------------------------------
+
+
+def make_task(spec: Spec, run: Run) -> dict[str, Any]:
+    """Everything a worker needs for one run, as plain picklable data."""
+    return {
+        **run.as_dict(),
+        "model": {**spec.base, **run.varied, "rng": run.seed},
+        "steps": spec.steps,
+        "record_every": spec.record_every,
+        "outcome": spec.outcome,
+        "varied_names": spec.varied,
+    }
+
+
+def execute_run(task: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Run one simulation; return its thinned time series (with id and parameter columns) and
+    its summary row. Runs in a worker process; writes nothing."""
+    from abm.run import simulate
+
+    df, model = simulate(task["model"], task["steps"], record_every=task["record_every"])
+    full = model.datacollector.get_model_vars_dataframe()
+    columns = {name: task[name] for name in ID_COLUMNS}
+    columns.update({name: _cell(task["parameters"][name]) for name in task["varied_names"]})
+    ids = pd.DataFrame({k: [v] * len(df) for k, v in columns.items()})
+    df = pd.concat([ids, df.reset_index(drop=True)], axis=1)
+    p = task["model"]
+    summary = {**columns, **summarise(full, sites=p["width"] * p["height"], **task["outcome"])}
+    return df, summary
+
+
+def _cell(value: Any) -> Any:
+    """A parameter value as a table cell: ``None`` (therapy not given) becomes NaN."""
+    return math.nan if value is None else value
+
+
+def summarise(
+    full: pd.DataFrame, *, sites: int, escape_multiple: float, escape_fraction: float
+) -> dict[str, Any]:
+    """Outcome of one run from its full (every-step) time series.
+
+    Outcome classes:
+      * ``eliminated``: no cancer cell left at the end (time to elimination = that day);
+      * ``escape``: the final burden is at least the escape threshold, ``min(escape_multiple x
+        initial burden, escape_fraction x grid sites)`` (time to escape = first day at or above it);
+      * ``controlled``: a tumour persists below the threshold.
+    """
+    day = full["Day"].to_numpy(dtype=float)
+    burden = full["CancerCells"].to_numpy(dtype=float)
+    last = full.iloc[-1]
+    initial, final = burden[0], burden[-1]
+    threshold = min(escape_multiple * initial, escape_fraction * sites)
+    if final == 0:
+        outcome = "eliminated"
+    elif final >= threshold:
+        outcome = "escape"
+    else:
+        outcome = "controlled"
+    cleared = np.flatnonzero(burden == 0)
+    above = np.flatnonzero(burden >= threshold)
+    peak = int(np.argmax(burden))
+    return {
+        "steps_run": int(last["Step"]),
+        "final_day": float(last["Day"]),
+        "initial_burden": int(initial),
+        "final_burden": int(final),
+        "peak_burden": int(burden[peak]),
+        "peak_day": float(day[peak]),
+        "escape_threshold": float(threshold),
+        "time_to_elimination_day": float(day[cleared[0]]) if cleared.size else math.nan,
+        "time_to_escape_day": (
+            float(day[above[0]]) if above.size and outcome == "escape" else math.nan
+        ),
+        "outcome": outcome,
+        "final_tcells": int(last["TCells"]),
+        "final_cart_cells": int(last["CARTCells"]),
+        "total_kills": int(last["Kills"]),
+        "final_mean_antigenicity": float(last["MeanAntigenicity"]),
+        "final_antigen_negative_fraction": float(last["AntigenNegativeFraction"]),
+        "final_mean_pdl1": float(last["MeanPDL1"]),
+        "final_clone_count": int(last["CloneCount"]),
+    }
+
+
+# --- storage ----------------------------------------------------------------------------------
+
+
+def run_path(out: Path, run_id: str) -> Path:
+    return Path(out) / "runs" / f"{run_id}.parquet"
+
+
+def write_run(out: Path, df: pd.DataFrame, summary: dict[str, Any]) -> Path:
+    """Write one run's file atomically, its summary row in the Parquet metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from abm.run import atomic_write_bytes
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[RUN_META_KEY] = json.dumps(_json_safe(summary)).encode()
+    buf = io.BytesIO()
+    pq.write_table(table.replace_schema_metadata(meta), buf)
+    path = run_path(out, summary["run_id"])
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def read_run_summary(path: Path) -> dict[str, Any]:
+    """The summary row stored in a run file (reads the footer only)."""
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(path).metadata or {}
+    if RUN_META_KEY not in meta:
+        raise SweepError(f"{path}: not a run file of an abm sweep (no run summary in it)")
+    row = json.loads(meta[RUN_META_KEY])
+    return {k: (math.nan if v is None else v) for k, v in row.items()}
+
+
+def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+
+
+def build_summary(out: Path, runs: Iterable[Run]) -> pd.DataFrame:
+    """One row per run, in run-list order, from the run files (so resuming changes nothing)."""
+    rows = [read_run_summary(run_path(out, r.run_id)) for r in runs]
+    return pd.DataFrame(rows)
+
+
+def read_manifest(out: Path) -> dict[str, Any]:
+    path = Path(out) / "manifest.json"
+    if not path.exists():
+        raise SweepError(f"{out}: not a sweep directory (no manifest.json)")
+    return json.loads(path.read_text())
+
+
+# --- backends ---------------------------------------------------------------------------------
+
+Result = tuple[pd.DataFrame, dict[str, Any]]
+
+
+class RunFailed(RuntimeError):
+    """A run raised an error in the model (not a lost worker): retrying would not help."""
+
+
+def _ignore_sigint() -> None:
+    # Ctrl-C reaches the whole process group; the runner stops the workers itself.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def run_serial(tasks: list[dict[str, Any]]) -> Iterator[Result]:
+    for task in tasks:
+        try:
+            result = execute_run(task)
+        except Exception as err:
+            raise RunFailed(f"run {task['run_id']} failed: {type(err).__name__}: {err}") from err
+        yield result
+
+
+def run_process(
+    tasks: list[dict[str, Any]], workers: int, max_pool_restarts: int = 3
+) -> Iterator[Result]:
+    """Runs in a pool of ``workers`` processes (forkserver, ``abm`` preloaded). At most two runs
+    per worker are in flight, so nothing piles up in memory. A worker that dies breaks the pool:
+    the pool is restarted and the runs that were in flight are retried."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["abm.sweep"])
+    pending = list(reversed(tasks))  # pop() from the end keeps run-list order
+    restarts = 0
+    while pending:
+        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_ignore_sigint)
+        in_flight: dict[Future, dict[str, Any]] = {}
+        try:
+            while pending or in_flight:
+                while pending and len(in_flight) < 2 * workers:
+                    future = pool.submit(execute_run, pending[-1])
+                    in_flight[future] = pending.pop()
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    task = in_flight.pop(future)
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool:
+                        pending.append(task)
+                        continue
+                    except Exception as err:
+                        raise RunFailed(
+                            f"run {task['run_id']} failed: {type(err).__name__}: {err}"
+                        ) from err
+                    yield result
+        except BrokenProcessPool:
+            pass
+        finally:
+            pending.extend(in_flight.values())
+            in_flight.clear()
+            _stop_pool(pool)
+        if pending:
+            restarts += 1
+            if restarts > max_pool_restarts:
+                raise RuntimeError(
+                    f"worker processes died {restarts} times; {len(pending)} runs not done "
+                    "(out of memory? see `dmesg`); rerun the same command to continue"
+                )
+
+
+def _stop_pool(pool: Any) -> None:
+    """Stop a process pool now: queued runs are cancelled and running ones abandoned (their
+    workers are terminated; the runs are simply missing and run again next time)."""
+    processes = list(getattr(pool, "_processes", {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        if proc.is_alive():
+            proc.terminate()
+    for proc in processes:
+        proc.join(timeout=5)
+
+
+def run_dask(
+    tasks: list[dict[str, Any]], workers: int | None, scheduler: str | None, key_prefix: str
+) -> Iterator[Result]:
+    """Runs on Dask: an existing cluster (``scheduler`` = ``tcp://host:8786``) or a
+    ``LocalCluster`` of ``workers`` single-threaded processes. One task per run returns the run's
+    data to the runner, which writes it; a lost worker makes Dask reschedule the run elsewhere,
+    and a failed task is retried once."""
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler:
+        client = Client(scheduler, timeout="30s")
+    else:
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        client = Client(cluster)
+    try:
+        pending = list(reversed(tasks))
+
+        def window() -> int:
+            return max(2, 2 * sum(client.nthreads().values()))
+
+        def submit(task: dict[str, Any]) -> Future:
+            return client.submit(
+                execute_run, task, key=f"{key_prefix}-{task['run_id']}", retries=1, pure=False
+            )
+
+        futures = as_completed(with_results=True, raise_errors=False)
+        limit = window()
+        submitted = {}
+        while pending and len(submitted) < limit:
+            task = pending.pop()
+            fut = submit(task)
+            submitted[fut.key] = task
+            futures.add(fut)
+        for fut, result in futures:
+            task = submitted.pop(fut.key)
+            if fut.status == "error":
+                err = fut.exception()
+                raise RunFailed(f"run {task['run_id']} failed: {type(err).__name__}: {err}")
+            fut.release()
+            yield result
+            if pending:
+                limit = window()
+                while pending and len(submitted) < limit:
+                    task = pending.pop()
+                    new = submit(task)
+                    submitted[new.key] = task
+                    futures.add(new)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+# --- the runner -------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepOutcome:
+    out: Path
+    total: int
+    already_done: int
+    ran: int
+    summary: pd.DataFrame
+
+
+class _DirLock:
+    """An exclusive lock on the sweep directory, released by the OS when the process ends (even
+    on ``kill -9``), so two runners never write the same runs."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / ".lock"
+        self.fh = None
+
+    def __enter__(self) -> _DirLock:
+        import fcntl
+
+        self.fh = open(self.path, "a+")  # noqa: SIM115 - held for the sweep's lifetime
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.fh.seek(0)
+            pid = self.fh.read().strip() or "?"
+            self.fh.close()
+            raise SweepError(
+                f"{self.path.parent}: another `abm sweep` (pid {pid}) is writing to this "
+                "directory; wait for it or stop it first"
+            ) from None
+        self.fh.seek(0)
+        self.fh.truncate()
+        self.fh.write(str(os.getpid()))
+        self.fh.flush()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import fcntl
+
+        fcntl.flock(self.fh, fcntl.LOCK_UN)
+        self.fh.close()
+
+
+def _manifest(spec: Spec, runs: list[Run], spec_text: str | None) -> dict[str, Any]:
+    from abm.run import provenance
+
+    fingerprint = {"spec": spec.normalised(), "base": spec.base,
+                   "runs": [r.as_dict() for r in runs]}
+    return {
+        "format": FORMAT,
+        "spec_hash": spec_hash(spec),
+        "content_hash": hashlib.sha256(_canonical(fingerprint)).hexdigest(),
+        "spec": spec.normalised(),
+        "spec_text": spec_text,
+        "varied": spec.varied,
+        "base_parameters": spec.base,
+        "n_points": spec.n_points,
+        "n_runs": len(runs),
+        "runs": [r.as_dict() for r in runs],
+        "provenance": provenance(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "completed": None,
+    }
+
+
+def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted keys where two JSON values differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = list(dict.fromkeys([*old, *new]))
+        return [d for k in keys for d in _diff(old.get(k), new.get(k), f"{prefix}{k}.")]
+    return [] if old == new else [prefix.rstrip(".") or "(all)"]
+
+
+def _check_existing(out: Path, manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The manifest already in ``out`` if it is the same sweep; ``SweepError`` otherwise."""
+    path = out / "manifest.json"
+    if not path.exists():
+        runs_dir = out / "runs"
+        if runs_dir.exists() and any(runs_dir.glob("*.parquet")):
+            raise SweepError(f"{out}: has runs/ but no manifest.json; use a new --out directory")
+        return None
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise SweepError(f"{path}: unreadable ({err}); use a new --out directory") from None
+    if old.get("format") != FORMAT:
+        raise SweepError(f"{out}: not a sweep directory of this version ({old.get('format')})")
+    fix = "use a new --out directory, or delete this one to start over"
+    if old["spec_hash"] != manifest["spec_hash"]:
+        changed = _diff(old.get("spec"), manifest["spec"])
+        raise SweepError(
+            f"{out} holds a sweep with a different spec (changed: {', '.join(changed)}); {fix}"
+        )
+    if old["content_hash"] != manifest["content_hash"]:
+        changed = _diff(old.get("base_parameters"), manifest["base_parameters"])
+        what = (
+            f"the scenario or model defaults changed since it started ({', '.join(changed)})"
+            if changed
+            else "the expanded run list differs (a different SciPy/SALib sampler?)"
+        )
+        raise SweepError(f"{out}: same spec, but {what}; {fix}")
+    return old
+
+
+def run_sweep(
+    spec: Spec,
+    out: str | Path,
+    *,
+    backend: str = "process",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+    spec_text: str | None = None,
+    log: Callable[[str], None] = print,
+) -> SweepOutcome:
+    """Run every missing run of ``spec`` into ``out`` and (re)build ``summary.parquet``.
+
+    Args:
+        spec: a validated spec (``load_spec``).
+        out: the sweep directory; created if needed. An existing one must hold the same sweep.
+        backend: ``serial`` (in this process), ``process`` (a local process pool) or ``dask``.
+        workers: processes for ``process`` and a local Dask cluster (default: all cores).
+        scheduler: address of an existing Dask scheduler (implies ``backend="dask"``).
+        progress: show a progress bar (runs done, rate, time left).
+        spec_text: the spec file's text, kept in the manifest for the record.
+        log: where one-line messages go.
+    """
+    from abm.run import provenance, write_json, write_table
+
+    if scheduler:
+        backend = "dask"
+    if backend not in BACKENDS:
+        raise SweepError(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    if workers is not None and workers < 1:
+        raise SweepError(f"workers = {workers}: expected an integer >= 1")
+    workers = workers or os.cpu_count() or 1
+    out = Path(out)
+    runs = expand(spec)
+    manifest = _manifest(spec, runs, spec_text)
+    out.mkdir(parents=True, exist_ok=True)
+    with _DirLock(out):
+        old = _check_existing(out, manifest)
+        if old is None:
+            write_json(manifest, out / "manifest.json")
+        else:
+            before = (old.get("provenance") or {}).get("git_commit")
+            now = manifest["provenance"]["git_commit"]
+            if before and now and before != now:
+                log(f"warning: the code changed since this sweep started (git {before[:8]} -> "
+                    f"{now[:8]}); finished runs are kept as they are")
+        runs_dir = out / "runs"
+        runs_dir.mkdir(exist_ok=True)
+        for tmp in runs_dir.glob(".*.tmp"):  # left by a runner killed mid-write
+            tmp.unlink(missing_ok=True)
+        done = {p.stem for p in runs_dir.glob("*.parquet")}
+        missing = [r for r in runs if r.run_id not in done]
+        already = len(runs) - len(missing)
+        if missing:
+            where = {"serial": "in this process", "process": f"on {workers} local processes",
+                     "dask": f"on Dask ({scheduler})" if scheduler
+                     else f"on a local Dask cluster of {workers} workers"}[backend]
+            resumed = f" ({already} already done)" if already else ""
+            log(f"sweep {spec.name!r}: {len(missing)} of {len(runs)} runs to do{resumed}, {where}")
+        tasks = [make_task(spec, r) for r in missing]
+        if backend == "serial" or not tasks:
+            results = run_serial(tasks)
+        elif backend == "process":
+            results = run_process(tasks, min(workers, len(tasks)))
+        else:
+            results = run_dask(tasks, workers, scheduler, f"abm-{manifest['content_hash'][:12]}")
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(runs), initial=already, unit="run", desc=spec.name,
+                   disable=not progress or not missing, dynamic_ncols=True)
+        try:
+            for df, summary in results:
+                write_run(out, df, summary)
+                bar.update(1)
+        finally:
+            bar.close()
+            close = getattr(results, "close", None)
+            if close:
+                close()
+        summary = build_summary(out, runs)
+        write_table(summary, out / "summary.parquet")
+        manifest = old or manifest
+        manifest["completed"] = datetime.now(UTC).isoformat(timespec="seconds")
+        manifest["completed_with"] = {**provenance(), "backend": backend}
+        write_json(manifest, out / "manifest.json")
+    return SweepOutcome(out, len(runs), already, len(missing), summary)

@@ -1,0 +1,173 @@
+"""Treatments: scheduled and live dosing, and their effects over paired seeds.
+
+Paired design: the same seed with and without the therapy, so the difference is the therapy's.
+Effects are checked on the median over seeds with stated margins.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+import numpy as np
+import pytest
+
+from abm import TumorModel
+from abm.agents import Kind
+
+SEEDS = range(4)
+
+
+def final_state(scenario: str, days: float, seed: int, **overrides) -> TumorModel:
+    model = TumorModel.from_scenario(scenario, rng=seed, **overrides)
+    for _ in range(round(days * 24)):
+        model.step()
+        if not model.running:
+            break
+    return model
+
+
+def burdens(scenario, days, **overrides):
+    return [final_state(scenario, days, s, **overrides).n_cancer for s in SEEDS]
+
+
+def relative_benefit(treated, untreated):
+    """Median over seeds of (untreated - treated) / untreated."""
+    return statistics.median((u - t) / max(u, 1) for t, u in zip(treated, untreated, strict=True))
+
+
+# --- dosing mechanics ---------------------------------------------------------------------------
+def test_administer_validates_names_and_doses():
+    model = TumorModel(rng=1, width=30, height=30, initial_tumor_cells=20)
+    with pytest.raises(ValueError, match="unknown therapy 'aspirin'.*anti_pd1"):
+        model.administer("aspirin")
+    with pytest.raises(ValueError, match="dose -1 for 'anti_pd1'"):
+        model.administer("anti_pd1", -1)
+    with pytest.raises(ValueError, match="dose 'lots' for 'cart'"):
+        model.administer("cart", "lots")
+
+
+def test_live_dose_equals_scheduled_dose_on_the_same_day():
+    base = {"width": 50, "height": 50, "initial_tumor_cells": 80, "tcell_influx": 1.5}
+    for therapy, param in [("anti_pd1", "checkpoint_start_day"), ("cart", "cart_start_day"),
+                           ("vaccine", "vaccine_start_day"), ("anti_ctla4", "ctla4_start_day")]:
+        scheduled = TumorModel(rng=9, **base, **{param: 2.0})
+        live = TumorModel(rng=9, **base)
+        for _ in range(48):
+            scheduled.step()
+            live.step()
+        live.administer(therapy)
+        for _ in range(48):
+            scheduled.step()
+            live.step()
+        a = scheduled.datacollector.get_model_vars_dataframe()
+        b = live.datacollector.get_model_vars_dataframe()
+        assert a.equals(b), therapy
+        assert [d["day"] for d in scheduled.dose_log] == [d["day"] for d in live.dose_log] == [2.0]
+        assert [d["scheduled"] for d in scheduled.dose_log + live.dose_log] == [True, False]
+
+
+def test_administer_mid_run_changes_the_following_steps():
+    base = {"width": 50, "height": 50, "initial_tumor_cells": 80}
+    a, b = TumorModel(rng=3, **base), TumorModel(rng=3, **base)
+    for _ in range(24):
+        a.step()
+        b.step()
+    b.administer("cart", 50)
+    assert b.n_cart == 0 and len(b.agents_by_type[type(next(
+        ag for ag in b.agents if getattr(ag, "KIND", None) == Kind.CART))]) == 50
+    a.step()
+    b.step()
+    assert b.n_cart >= 45 and a.n_cart == 0
+    assert b.dose_log == [{"day": 1.0, "hour": 24, "therapy": "cart", "dose": 50,
+                           "scheduled": False}]
+
+
+def test_antibody_level_decays_with_its_half_life():
+    model = TumorModel(rng=1, width=30, height=30, initial_tumor_cells=20, checkpoint_start_day=0,
+                       checkpoint_dose=1.0, checkpoint_doses=1,
+                       pd1_half_life_days=22.0)
+    for _ in range(22 * 24):
+        model.step()
+    assert model.treatments["anti_pd1"].level == pytest.approx(0.5, rel=1e-6)
+    df = model.datacollector.get_model_vars_dataframe()
+    assert df["PD1Occupancy"].iloc[1] == pytest.approx(1.0 / 1.1, rel=1e-3)
+
+
+def test_anti_ctla4_depletes_tregs():
+    model = TumorModel(rng=2, width=60, height=60, initial_tumor_cells=300, treg_influx=3.0)
+    for _ in range(72):
+        model.step()
+    before = model.n_tregs
+    model.administer("anti_ctla4", 2.0)
+    model._census()
+    assert before > 10 and model.n_tregs < 0.25 * before
+
+
+# --- effects over paired seeds --------------------------------------------------------------------
+@pytest.mark.slow
+def test_anti_pd1_helps_more_in_a_hot_tumour_than_in_a_cold_one():
+    days = 21
+    hot = relative_benefit(burdens("checkpoint", days),
+                           burdens("checkpoint", days, checkpoint_start_day=None))
+    cold = relative_benefit(burdens("checkpoint_cold", days),
+                            burdens("checkpoint_cold", days, checkpoint_start_day=None))
+    assert hot > 0.5, hot  # anti-PD-1 at least halves the hot tumour
+    assert hot > cold + 0.2, (hot, cold)
+
+
+@pytest.mark.slow
+def test_anti_ctla4_helps_more_when_early():
+    base = {"checkpoint_start_day": None, "mutation_rate": 0.03}
+    untreated = burdens("checkpoint", 21, **base)
+    early = relative_benefit(burdens("checkpoint", 21, ctla4_start_day=1.0, **base), untreated)
+    late = relative_benefit(burdens("checkpoint", 21, ctla4_start_day=12.0, **base), untreated)
+    assert early > late + 0.1, (early, late)
+
+
+@pytest.mark.slow
+def test_anti_pd1_plus_anti_ctla4_beats_either_alone():
+    days, start = 24, 10.0
+    base = {"checkpoint_start_day": None, "ctla4_start_day": None}
+    both = burdens("escape", days, checkpoint_start_day=start, ctla4_start_day=start)
+    pd1 = burdens("escape", days, **{**base, "checkpoint_start_day": start})
+    ctla4 = burdens("escape", days, **{**base, "ctla4_start_day": start})
+    assert statistics.median(both) < statistics.median(pd1)
+    assert statistics.median(both) < statistics.median(ctla4)
+    assert sum(b <= min(p, c) for b, p, c in zip(both, pd1, ctla4, strict=True)) >= 3
+
+
+def lacking_vaccine_antigens(model: TumorModel) -> float:
+    """Fraction of cancer cells carrying none of the vaccine's antigens."""
+    targets = sum(1 << a for a in model.treatments["vaccine"].antigens)
+    carried = model.antigens[model.kind == Kind.CANCER]
+    return float(np.mean((carried & targets) == 0)) if carried.size else 0.0
+
+
+@pytest.mark.slow
+def test_vaccine_slows_the_tumour_and_selects_clones_without_its_antigens():
+    days = 24
+    vaccinated = [final_state("vaccine", days, s) for s in SEEDS]
+    control = [final_state("vaccine", days, s, vaccine_start_day=None) for s in SEEDS]
+    benefit = relative_benefit([m.n_cancer for m in vaccinated], [m.n_cancer for m in control])
+    assert benefit > 0.3, benefit
+    survivors = [m for m in vaccinated if m.n_cancer > 0]
+    assert survivors, "some vaccinated tumours should persist for the selection check"
+    escaped = statistics.median(lacking_vaccine_antigens(m) for m in survivors)
+    baseline = statistics.median(lacking_vaccine_antigens(m) for m in control)
+    assert escaped > baseline + 0.2, (escaped, baseline)
+
+
+@pytest.mark.slow
+def test_cart_clears_target_positive_cells_and_antigen_loss_makes_negative_relapse():
+    days = 20
+    cleared = [final_state("cart", days, s) for s in SEEDS]
+    untreated = [final_state("cart", days, s, cart_start_day=None) for s in SEEDS]
+    lossy = [final_state("cart_antigen_loss", days, s) for s in SEEDS]
+    # without antigen loss: the tumour is cleared or nearly so, and survivors are target-positive
+    assert statistics.median(m.n_cancer for m in cleared) < 0.05 * statistics.median(
+        m.n_cancer for m in untreated)
+    assert all(m.antigen_negative_fraction < 0.5 for m in cleared if m.n_cancer > 0)
+    # with antigen loss: what survives or relapses is mostly antigen-negative
+    relapsed = [m for m in lossy if m.n_cancer > 0]
+    assert len(relapsed) >= 3
+    assert statistics.median(m.antigen_negative_fraction for m in relapsed) > 0.8
