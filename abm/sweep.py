@@ -133,8 +133,12 @@ class Spec:
         """The spec as plain JSON data with every default filled in (what the hash covers)."""
         out: dict[str, Any] = {
             "sweep": {
-                "name": self.name, "description": self.description, "scenario": self.scenario,
-                "steps": self.steps, "replicates": self.replicates, "seed": self.seed,
+                "name": self.name,
+                "description": self.description,
+                "scenario": self.scenario,
+                "steps": self.steps,
+                "replicates": self.replicates,
+                "seed": self.seed,
                 "record_every": self.record_every,
             },
             "parameters": dict(sorted(self.parameters.items())),
@@ -145,7 +149,9 @@ class Spec:
         }
         if self.sample:
             out["sample"] = {
-                "method": self.sample.method, "n": self.sample.n, "seed": self.sample.seed,
+                "method": self.sample.method,
+                "n": self.sample.n,
+                "seed": self.sample.seed,
                 "bounds": [[k, list(v)] for k, v in self.sample.bounds.items()],
             }
         return out
@@ -189,7 +195,7 @@ def parse_spec(data: dict[str, Any], source: str = "spec") -> Spec:
 
     name = sweep.get("name")
     if not isinstance(name, str) or not name.strip():
-        raise error("sweep.name", "required: a non-empty string, e.g. name = \"checkpoint-timing\"")
+        raise error("sweep.name", 'required: a non-empty string, e.g. name = "checkpoint-timing"')
     description = sweep.get("description", "")
     if not isinstance(description, str):
         raise error("sweep.description", f"expected a string, got {_show(description)}")
@@ -264,9 +270,18 @@ def parse_spec(data: dict[str, Any], source: str = "spec") -> Spec:
     base = P.defaults()
     base.update(P.validate(build_params(scenario, parameters)))
     spec = Spec(
-        name=name.strip(), description=description.strip(), scenario=scenario, steps=steps,
-        replicates=replicates, seed=seed, record_every=record_every, parameters=parameters,
-        factors=factors, sample=sample, outcome=outcome, base=base,
+        name=name.strip(),
+        description=description.strip(),
+        scenario=scenario,
+        steps=steps,
+        replicates=replicates,
+        seed=seed,
+        record_every=record_every,
+        parameters=parameters,
+        factors=factors,
+        sample=sample,
+        outcome=outcome,
+        base=base,
     )
     _check_domains(spec, error)
     return spec
@@ -278,7 +293,7 @@ def _parse_sample(table: dict[str, Any], master_seed: int, error: Callable) -> S
             raise error(f"sample.{key}", "unknown key; expected " + ", ".join(_SAMPLE_KEYS))
     method = table.get("method")
     if method not in SAMPLE_METHODS:
-        raise error("sample.method", f"expected \"lhs\" or \"sobol\", got {_show(method)}")
+        raise error("sample.method", f'expected "lhs" or "sobol", got {_show(method)}')
     if "n" not in table:
         raise error("sample.n", "required: the number of sample points (sobol: base samples)")
     n = _int(table["n"], 1, error, "sample.n", "an integer >= 1")
@@ -328,8 +343,9 @@ def _check_domains(spec: Spec, error: Callable) -> None:
     from abm.model import TumorModel
 
     names = ("width", "height", "initial_tumor_cells")
+    varied = [n for n in names if n in spec.varied]
     seen = set()
-    for point in iter_points(spec):
+    for point in iter_points(spec) if varied else [{}]:
         params = {**spec.base, **point}
         domain = tuple(params[n] for n in names)
         if domain in seen:
@@ -338,12 +354,13 @@ def _check_domains(spec: Spec, error: Callable) -> None:
         if len(seen) > 20:  # a sampled domain: the per-parameter ranges were checked already
             return
         try:
-            TumorModel(rng=0, **{**params, "width": domain[0], "height": domain[1]})
+            TumorModel(rng=0, **params)
         except ValueError as err:
-            if not point:
+            if not varied:
                 raise error("parameters", str(err)) from None
-            where = ", ".join(f"{k} = {v}" for k, v in point.items())
-            raise error("factors", f"at {where}: {err}") from None
+            where = ", ".join(f"{n} = {point[n]}" for n in varied)
+            key = "factors" if varied[0] in spec.factors else "sample.bounds"
+            raise error(key, f"at {where}: {err}") from None
 
 
 def _int(value: Any, low: int, error: Callable, key: str, what: str) -> int:
@@ -379,8 +396,13 @@ class Run:
     varied: dict[str, Any]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "point_id": self.point_id, "replicate": self.replicate,
-                "seed": self.seed, "parameters": self.varied}
+        return {
+            "run_id": self.run_id,
+            "point_id": self.point_id,
+            "replicate": self.replicate,
+            "seed": self.seed,
+            "parameters": self.varied,
+        }
 
 
 def replicate_seeds(seed: int, replicates: int) -> list[int]:
@@ -575,9 +597,9 @@ def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
 
 
-def build_summary(out: Path, runs: Iterable[Run]) -> pd.DataFrame:
+def build_summary(out: Path, run_ids: Iterable[str]) -> pd.DataFrame:
     """One row per run, in run-list order, from the run files (so resuming changes nothing)."""
-    rows = [read_run_summary(run_path(out, r.run_id)) for r in runs]
+    rows = [read_run_summary(run_path(out, run_id)) for run_id in run_ids]
     return pd.DataFrame(rows)
 
 
@@ -597,11 +619,22 @@ class RunFailed(RuntimeError):
     """A run raised an error in the model (not a lost worker): retrying would not help."""
 
 
-def _ignore_sigint() -> None:
-    # Ctrl-C reaches the whole process group; the runner stops the workers itself.
+def _worker_init(runner_pid: int) -> None:
+    """Set up a pool worker: Ctrl-C reaches the whole process group, but the runner stops the
+    workers itself; and a worker exits on its own if the runner is killed (``kill -9``), rather
+    than waiting forever on its task queue."""
     import signal
+    import threading
+    import time
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == runner_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="abm-watch-runner", daemon=True).start()
 
 
 def run_serial(tasks: list[dict[str, Any]]) -> Iterator[Result]:
@@ -616,19 +649,20 @@ def run_serial(tasks: list[dict[str, Any]]) -> Iterator[Result]:
 def run_process(
     tasks: list[dict[str, Any]], workers: int, max_pool_restarts: int = 3
 ) -> Iterator[Result]:
-    """Runs in a pool of ``workers`` processes (forkserver, ``abm`` preloaded). At most two runs
-    per worker are in flight, so nothing piles up in memory. A worker that dies breaks the pool:
-    the pool is restarted and the runs that were in flight are retried."""
+    """Runs in a pool of ``workers`` processes (spawned: each imports ``abm`` once). At most two
+    runs per worker are in flight, so nothing piles up in memory. A worker that dies breaks the
+    pool: the pool is restarted and the runs that were in flight are retried."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["abm.sweep"])
+    ctx = mp.get_context("spawn")  # not fork: the runner has threads (progress bar)
     pending = list(reversed(tasks))  # pop() from the end keeps run-list order
     restarts = 0
     while pending:
-        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_ignore_sigint)
+        pool = ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),)
+        )
         in_flight: dict[Future, dict[str, Any]] = {}
         try:
             while pending or in_flight:
@@ -781,8 +815,11 @@ class _DirLock:
 def _manifest(spec: Spec, runs: list[Run], spec_text: str | None) -> dict[str, Any]:
     from abm.run import provenance
 
-    fingerprint = {"spec": spec.normalised(), "base": spec.base,
-                   "runs": [r.as_dict() for r in runs]}
+    fingerprint = {
+        "spec": spec.normalised(),
+        "base": spec.base,
+        "runs": [r.as_dict() for r in runs],
+    }
     return {
         "format": FORMAT,
         "spec_hash": spec_hash(spec),
@@ -883,8 +920,10 @@ def run_sweep(
             before = (old.get("provenance") or {}).get("git_commit")
             now = manifest["provenance"]["git_commit"]
             if before and now and before != now:
-                log(f"warning: the code changed since this sweep started (git {before[:8]} -> "
-                    f"{now[:8]}); finished runs are kept as they are")
+                log(
+                    f"warning: the code changed since this sweep started (git {before[:8]} -> "
+                    f"{now[:8]}); finished runs are kept as they are"
+                )
         runs_dir = out / "runs"
         runs_dir.mkdir(exist_ok=True)
         for tmp in runs_dir.glob(".*.tmp"):  # left by a runner killed mid-write
@@ -893,9 +932,13 @@ def run_sweep(
         missing = [r for r in runs if r.run_id not in done]
         already = len(runs) - len(missing)
         if missing:
-            where = {"serial": "in this process", "process": f"on {workers} local processes",
-                     "dask": f"on Dask ({scheduler})" if scheduler
-                     else f"on a local Dask cluster of {workers} workers"}[backend]
+            where = {
+                "serial": "in this process",
+                "process": f"on {workers} local processes",
+                "dask": f"on Dask ({scheduler})"
+                if scheduler
+                else f"on a local Dask cluster of {workers} workers",
+            }[backend]
             resumed = f" ({already} already done)" if already else ""
             log(f"sweep {spec.name!r}: {len(missing)} of {len(runs)} runs to do{resumed}, {where}")
         tasks = [make_task(spec, r) for r in missing]
@@ -907,8 +950,14 @@ def run_sweep(
             results = run_dask(tasks, workers, scheduler, f"abm-{manifest['content_hash'][:12]}")
         from tqdm import tqdm
 
-        bar = tqdm(total=len(runs), initial=already, unit="run", desc=spec.name,
-                   disable=not progress or not missing, dynamic_ncols=True)
+        bar = tqdm(
+            total=len(runs),
+            initial=already,
+            unit="run",
+            desc=spec.name,
+            disable=not progress or not missing,
+            dynamic_ncols=True,
+        )
         try:
             for df, summary in results:
                 write_run(out, df, summary)
@@ -918,7 +967,7 @@ def run_sweep(
             close = getattr(results, "close", None)
             if close:
                 close()
-        summary = build_summary(out, runs)
+        summary = build_summary(out, [r.run_id for r in runs])
         write_table(summary, out / "summary.parquet")
         manifest = old or manifest
         manifest["completed"] = datetime.now(UTC).isoformat(timespec="seconds")
