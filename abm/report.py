@@ -263,7 +263,10 @@ def plot_outcome_classes(sweep: Sweep) -> Any:
         fractions = fractions.mean().to_frame("all points").T
         labels = ["all points"]
     else:
-        labels = [sweep.label(pid) for pid in fractions.index]
+        labels = [
+            ", ".join(_fmt(sweep.points[pid][n]) for n in sweep.varied) or "all runs"
+            for pid in fractions.index
+        ]
     fig, (ax,) = _figure(width=max(5.0, 0.5 * len(labels) + 2), height=4.5)
     bottom = np.zeros(len(fractions))
     xs = np.arange(len(fractions))
@@ -279,6 +282,8 @@ def plot_outcome_classes(sweep: Sweep) -> Any:
         fontsize="small",
     )
     ax.set(ylabel="fraction of replicates", ylim=(0, 1), title="outcome class by point")
+    if len(fractions) > 1 or sweep.varied:
+        ax.set_xlabel(", ".join(sweep.varied))
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1, 1))
     return fig
 

@@ -1,0 +1,140 @@
+"""``abm report`` and ``abm export`` (issue 5): the files they promise exist and hold what the
+sweep holds. Sweeps are tiny (40x40 grid, 1-2 days) and run serially."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from abm.cli import app
+from abm.report import Sweep, sobol_indices
+from abm.sweep import parse_spec, run_sweep
+
+runner = CliRunner()
+PNG = b"\x89PNG\r\n\x1a\n"
+TINY = {"width": 40, "height": 40, "initial_tumor_cells": 50}
+
+
+def sweep(tmp: Path, name: str, sweep: dict | None = None, **tables) -> Path:
+    data = {
+        "sweep": {
+            "name": name,
+            "description": f"what does {name} show?",
+            "scenario": "escape",
+            "days": 1,
+            "replicates": 2,
+            "seed": 1,
+            "record_every": 6,
+            **(sweep or {}),
+        },
+        "parameters": dict(TINY),
+        **tables,
+    }
+    out = tmp / name
+    run_sweep(parse_spec(data), out, backend="serial", progress=False, log=lambda m: 0)
+    return out
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory) -> Path:
+    return sweep(
+        tmp_path_factory.mktemp("grid"),
+        "grid",
+        factors={"tcell_influx": [0.0, 3.0], "mutation_rate": [0.0, 0.1]},
+    )
+
+
+@pytest.fixture(scope="module")
+def sobol(tmp_path_factory) -> Path:
+    return sweep(
+        tmp_path_factory.mktemp("sobol"),
+        "sobol",
+        sweep={"replicates": 1},
+        sample={
+            "method": "sobol",
+            "n": 4,
+            "bounds": {"tcell_influx": [0.0, 4.0], "mutation_rate": [0.0, 0.1]},
+        },
+    )
+
+
+def assert_png(path: Path) -> None:
+    assert path.read_bytes()[:8] == PNG and path.stat().st_size > 5000, path
+
+
+def test_report_writes_plots_and_a_markdown_table_for_a_two_factor_grid(grid):
+    result = runner.invoke(app, ["report", str(grid)])
+    assert result.exit_code == 0, result.output
+    report = grid / "report"
+    for name in ("outcome_by_parameter.png", "outcome_classes.png", "timeseries.png"):
+        assert_png(report / name)
+    assert not (report / "sobol.png").exists()
+    text = (report / "report.md").read_text()
+    assert text.startswith("# Sweep report: grid")
+    assert "**Question.** what does grid show?" in text
+    assert "| point | tcell_influx | mutation_rate | final_burden mean ± SD |" in text
+    assert text.count("\n| 3 | 3 | 0.1 |") == 1  # one row per point
+    assert "![timeseries.png](timeseries.png)" in text
+
+
+def test_report_for_one_factor_and_a_chosen_outcome_and_series(tmp_path):
+    out = sweep(tmp_path, "one", factors={"tcell_influx": [0.0, 2.0, 4.0]})
+    target = tmp_path / "elsewhere"
+    result = runner.invoke(
+        app,
+        ["report", str(out), "--outcome", "escaped", "--series", "TCells", "--out", str(target)],
+    )
+    assert result.exit_code == 0, result.output
+    assert_png(target / "outcome_by_parameter.png")
+    assert "## escaped by point" in (target / "report.md").read_text()
+
+
+def test_report_of_a_sobol_sample_has_first_order_and_total_indices(sobol):
+    result = runner.invoke(app, ["report", str(sobol)])
+    assert result.exit_code == 0, result.output
+    assert_png(sobol / "report" / "sobol.png")
+    text = (sobol / "report" / "report.md").read_text()
+    assert "## Sobol indices of final_burden" in text
+    indices = sobol_indices(Sweep(sobol), "final_burden")
+    assert [r["parameter"] for r in indices] == ["tcell_influx", "mutation_rate"]
+    assert all({"S1", "S1_conf", "ST", "ST_conf"} <= set(r) for r in indices)
+
+
+def test_report_refuses_an_unknown_outcome_and_a_directory_that_is_not_a_sweep(grid, tmp_path):
+    result = runner.invoke(app, ["report", str(grid), "--outcome", "happiness"])
+    assert result.exit_code == 2
+    assert "--outcome 'happiness'" in result.output and "final_burden" in result.output
+    result = runner.invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 2 and "no manifest.json" in result.output
+
+
+def test_report_on_an_unfinished_sweep_says_it_is_partial(grid, tmp_path):
+    partial = tmp_path / "partial"
+    shutil.copytree(grid, partial)
+    (partial / "summary.parquet").unlink()
+    (partial / "runs" / "p00003-r001.parquet").unlink()
+    result = runner.invoke(app, ["report", str(partial)])
+    assert result.exit_code == 0, result.output
+    assert "**Partial:** 7 of 8 runs" in (partial / "report" / "report.md").read_text()
+
+
+def test_export_csv_writes_the_summary_and_every_run(grid):
+    result = runner.invoke(app, ["export", str(grid), "--csv"])
+    assert result.exit_code == 0, result.output
+    summary = pd.read_csv(grid / "export" / "summary.csv")
+    pd.testing.assert_series_equal(
+        summary["final_burden"], pd.read_parquet(grid / "summary.parquet")["final_burden"]
+    )
+    series = pd.read_csv(grid / "export" / "timeseries.csv")
+    rows = sum(len(pd.read_parquet(p)) for p in (grid / "runs").glob("*.parquet"))
+    assert len(series) == rows
+    assert list(series["run_id"].unique()) == list(summary["run_id"])
+
+
+def test_export_needs_a_format(grid):
+    result = runner.invoke(app, ["export", str(grid)])
+    assert result.exit_code == 2 and "--csv" in result.output
