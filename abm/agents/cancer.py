@@ -11,10 +11,13 @@ if TYPE_CHECKING:
 
 N_ANTIGENS = 8  # antigen bitmask width: a small repertoire is enough (DESIGN.md section 3)
 
-# What a mutation does, with its relative weight (modelling choice: gains and losses of antigen
-# are equally likely so that antigenicity drifts little without immune selection).
+# What a mutation does, with its relative weight (modelling choice: gaining and losing an antigen
+# are equally likely; MHC-I down-regulation is a common escape route (Garrido et al. 2016)).
+# Without selection these mutations drift visibility down a little; immune selection is what
+# makes it fall fast (compare the same tumour with and without T cells).
 MUTATIONS = ("lose_antigen", "gain_antigen", "lower_mhc", "raise_pdl1")
 MUTATION_WEIGHTS = (0.3, 0.3, 0.25, 0.15)
+ANTIGEN_VISIBILITY = 0.5  # chance one presented antigen is seen by the repertoire (modelling choice)
 MHC_LOSS_FACTOR = 0.5  # a lowering mutation halves MHC-I presentation (modelling choice)
 PDL1_GAIN = 0.2  # a PD-L1-raising mutation adds this to constitutive PD-L1 (modelling choice)
 
@@ -46,12 +49,10 @@ class CancerCell(TissueCell):
     # --- traits seen by T cells ---------------------------------------------------------
     @property
     def antigenicity(self) -> float:
-        """Visibility to endogenous T cells, 0-1: MHC-I times the share of founder antigens.
-
-        The founder clone has 1 (with full MHC-I); losing antigens or MHC-I lowers it.
-        """
-        founder = max(self.model.p["founder_antigens"], 1)
-        return self.mhc * min(1.0, self.antigens.bit_count() / founder)
+        """Visibility to endogenous T cells, 0-1: MHC-I times the chance that at least one of
+        its antigens is seen, 1 - (1 - v)^n for n antigens (3 antigens: 0.875 at full MHC-I).
+        Losing antigens or MHC-I lowers it; a neoantigen raises it a little."""
+        return self.mhc * (1.0 - (1.0 - ANTIGEN_VISIBILITY) ** self.antigens.bit_count())
 
     @property
     def pdl1(self) -> float:
