@@ -238,6 +238,71 @@ def export(
         typer.echo(f"wrote {path}")
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _free_port(host: str, port: int) -> int:
+    """``port`` if it can be bound on ``host``; for 0, a free port chosen by the system."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as err:
+            what = f"port {port} on {host}" if port else f"host {host!r}"
+            fail(f"cannot listen on {what}: {err.strerror or err}")
+        return sock.getsockname()[1]
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str,
+        typer.Option(help="Address to listen on. 0.0.0.0 opens it to the whole network "
+                     "(a classroom); the default is this machine only."),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port; 0 picks a free one.")] = 0,
+    open_browser: Annotated[
+        bool, typer.Option("--open/--no-open", help="Open the dashboard in a browser.")
+    ] = False,
+) -> None:
+    """Start the browser dashboard and print its URL (Ctrl-C stops it).
+
+    Each browser tab gets its own model. Works offline: Solara's JavaScript and CSS are
+    served from the installed solara-assets package, not a CDN.
+
+    Example: abm serve            (then open the printed URL)
+    Example: abm serve --host 0.0.0.0 --port 8765   (a classroom network)
+    """
+    import os
+    import socket
+    import subprocess
+
+    if not 0 <= port <= 65535:
+        fail(f"--port {port}: expected 0 (any free port) or 1-65535")
+    port = _free_port(host, port)
+    if host in LOOPBACK_HOSTS:
+        typer.echo(f"abm dashboard: http://{host}:{port}  (Ctrl-C to stop)")
+    else:
+        typer.echo(f"abm dashboard: http://{socket.gethostname()}:{port} on the network, "
+                   f"http://127.0.0.1:{port} here  (Ctrl-C to stop)")
+        typer.echo(
+            f"warning: --host {host} lets anyone on this network open the dashboard and run "
+            "models on this machine; use it only on a network you trust (a classroom), and "
+            "the default 127.0.0.1 otherwise.",
+            err=True,
+        )
+    command = [sys.executable, "-m", "solara", "run", "abm.server", "--host", host,
+               "--port", str(port), "--production", "--open" if open_browser else "--no-open",
+               "--log-level", "warning"]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.name == "posix":  # the server takes over this process: one pid to stop
+        os.execv(sys.executable, command)
+    raise typer.Exit(subprocess.call(command))  # pragma: no cover - Windows
+
+
 def main() -> None:  # pragma: no cover
     app()
 

@@ -29,9 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ipyvuetify as v
+import markdown
 import numpy as np
 import solara
 import traitlets
+from solara.components.echarts import EchartsWidget
 
 from abm import params as P
 from abm import render as R
@@ -271,7 +273,7 @@ def _line_chart(title: str, days: list, series: dict[str, tuple[list, str]], dos
         "title": {"text": title, "textStyle": {"fontSize": 13}},
         "tooltip": {"trigger": "axis"},
         "legend": {"top": 22, "textStyle": {"fontSize": 11}},
-        "grid": {"top": 62, "left": 50, "right": 18, "bottom": 30},
+        "grid": {"top": 70, "left": 50, "right": 30, "bottom": 30},
         "dataset": {"source": rows},
         "xAxis": {"type": "value", "name": "day", "nameLocation": "end", "min": 0},
         "yAxis": y_axis,
@@ -329,19 +331,19 @@ def clone_chart(snapshot: dict[str, Any]) -> dict:
         for clone, n in counts.items():
             peak[clone] = max(peak.get(clone, 0), n)
     top = sorted(peak, key=peak.get, reverse=True)[:TOP_CLONES]
-    rows = []
-    for day, counts in sampled:
-        named = [counts.get(k, 0) for k in top]
-        rows.append([round(day, 3), *named, sum(counts.values()) - sum(named)])
+    days = [round(day, 3) for day, _ in sampled]
+    columns = {f"clone {k}": ([counts.get(k, 0) for _, counts in sampled], R.clone_colour(k))
+               for k in top}
+    columns["other"] = ([sum(counts.values()) - sum(counts.get(k, 0) for k in top)
+                         for _, counts in sampled], "#bbbbbb")
+    # [count, day] pairs with encode x=1, y=0: with two value axes ECharts 5.4 stacks the
+    # FIRST dimension, so the count must come first (day first stacks the days)
     series = [
-        {"name": f"clone {k}", "type": "line", "stack": "all", "areaStyle": {},
-         "showSymbol": False, "encode": {"x": 0, "y": i + 1}, "lineStyle": {"width": 0},
-         "itemStyle": {"color": R.clone_colour(k)}}
-        for i, k in enumerate(top)
+        {"name": name, "type": "line", "stack": "all", "areaStyle": {}, "showSymbol": False,
+         "lineStyle": {"width": 0}, "itemStyle": {"color": colour}, "encode": {"x": 1, "y": 0},
+         "data": [[n, d] for d, n in zip(days, values, strict=True)]}
+        for name, (values, colour) in columns.items()
     ]
-    series.append({"name": "other", "type": "line", "stack": "all", "areaStyle": {},
-                   "showSymbol": False, "encode": {"x": 0, "y": len(top) + 1},
-                   "lineStyle": {"width": 0}, "itemStyle": {"color": "#bbbbbb"}})
     if snapshot["doses"]:
         series[0]["markLine"] = _dose_marks(snapshot["doses"])
     return {
@@ -349,12 +351,34 @@ def clone_chart(snapshot: dict[str, Any]) -> dict:
         "title": {"text": "Clone composition", "textStyle": {"fontSize": 13}},
         "tooltip": {"trigger": "axis"},
         "legend": {"top": 22, "type": "scroll", "textStyle": {"fontSize": 11}},
-        "grid": {"top": 62, "left": 50, "right": 18, "bottom": 30},
-        "dataset": {"source": rows},
+        "grid": {"top": 70, "left": 50, "right": 18, "bottom": 30},
         "xAxis": {"type": "value", "name": "day", "min": 0},
         "yAxis": {"type": "value", "name": "cancer cells"},
         "series": series,
     }
+
+
+def status_text(session: Session) -> tuple[str, str]:
+    """The status line (time and counts) and the performance line."""
+    model, t = session.model, session.timing
+    status = (
+        f"day {model.day:.1f} · hour {model.steps} · cancer {model.n_cancer} · "
+        f"T {model.n_tcells} · CAR-T {model.n_cart} · Tregs {model.n_tregs} · "
+        f"MDSCs {model.n_mdscs} · kills {model.kills} · PD-1 occupancy "
+        f"{model.pd1_occupancy:.2f} · seed {model.seed}"
+    )
+    perf = (
+        f"{model.width}×{model.height} · model {t.model_ms:.1f} ms per frame "
+        f"({t.steps_per_frame} step{'s' if t.steps_per_frame > 1 else ''}) · "
+        f"draw {t.draw_ms:.1f} ms · whole frame {t.frame_ms:.1f} ms · "
+        f"{t.fps:.1f} frames/s (server)"
+    )
+    return status, perf
+
+
+def picked_text(session: Session, site: tuple[int, int]) -> str:
+    with session.lock:
+        return "Selected " + R.describe_site(session.model, *site)
 
 
 # --- UI state ------------------------------------------------------------------------------
@@ -377,12 +401,39 @@ class Ui:
     overlay: solara.Reactive[str]
     hover: solara.Reactive[str]
     picked: solara.Reactive[tuple[int, int] | None]
+    widgets: dict[str, Any]  # live widgets updated directly while playing (see push)
 
     def changed(self, charts: bool = True) -> None:
         """The model changed: redraw (and refresh the charts)."""
         self.frame.set(self.frame.value + 1)
         if charts:
             self.plot_tick.set(self.plot_tick.value + 1)
+
+    def push(self, charts: bool) -> None:
+        """Show the current model by setting the live widgets' traits directly.
+
+        Used by the play loop: a re-render of the component tree costs ~100 ms (reacton
+        reconciles the whole page), setting a few traits costs ~1 ms plus the drawing. Widget
+        values set here are what the components would render for the same frame, so a later
+        re-render (``changed()`` when playing stops) agrees with them.
+        """
+        w = self.widgets
+        src, _ = self.session.draw(self.colour_by.value, self.overlay.value)
+        if "tissue" in w:
+            w["tissue"].src = src
+            w["tissue"].frame = w["tissue"].frame + 1
+        status, perf = status_text(self.session)
+        if "status" in w:
+            w["status"].children = [status]
+        if "perf" in w:
+            w["perf"].children = [perf]
+        if self.picked.value is not None and "picked" in w:
+            w["picked"].children = [picked_text(self.session, self.picked.value)]
+        if charts:
+            options = chart_options(self.session.snapshot())
+            for key, option in options.items():
+                if f"chart-{key}" in w:
+                    w[f"chart-{key}"].option = option
 
     def error(self, text: str) -> None:
         self.message.set(("error", text))
@@ -478,11 +529,10 @@ class Ui:
                 charts = now - last_plot >= PLOT_INTERVAL_S
                 if charts:
                     last_plot = now
-                self.changed(charts)  # renders the new frame (drawing happens here)
+                self.push(charts)
                 session.timing.frame(time.perf_counter() - start)
                 if not session.model.running:
                     self.playing.set(False)
-                    self.plot_tick.set(self.plot_tick.value + 1)
                     self.info(f"the tumour is gone (day {session.model.day:.1f})")
                     break
                 wait = 1.0 / max(1, self.speed.value) - (time.perf_counter() - start)
@@ -492,17 +542,44 @@ class Ui:
             log.exception("play loop failed")
             self.playing.set(False)
             self.error(f"stopped: {type(err).__name__}: {err}")
+        finally:
+            if generation == session.generation:
+                self.changed()  # bring the component tree up to date with the pushed frames
 
 
-def use_ui(session: Session | None) -> Ui:
-    sess = solara.use_memo(lambda: session or Session(), [])
+def session_from_query(search: str | None) -> tuple[Session, str | None]:
+    """A session from the page's query string, e.g. ``?scenario=escape&seed=3&width=200``.
+
+    Any parameter of ``abm.params`` can be given; a bad value gives the default session and
+    a message saying what was wrong (links are shared in class, typos happen).
+    """
+    from urllib.parse import parse_qsl
+
+    query = dict(parse_qsl(search or "", keep_blank_values=True))
+    try:
+        scenario = query.pop("scenario", DEFAULT_SCENARIO)
+        if scenario not in SCENARIOS:
+            raise ValueError(
+                f"unknown scenario {scenario!r}: expected one of {', '.join(SCENARIOS)}"
+            )
+        seed = query.pop("seed", query.pop("rng", None))
+        values = {**scenario_values(scenario), **P.validate(query)}
+        return Session(scenario, values, None if seed is None else P.validate_rng(seed)), None
+    except ValueError as err:
+        return Session(), f"link ignored: {err}"
+
+
+def use_ui(session: Session | None, query: str | None = None) -> Ui:
+    sess, problem = solara.use_memo(
+        lambda: (session, None) if session is not None else session_from_query(query), []
+    )
     return Ui(
         session=sess,
         frame=solara.use_reactive(0),
         plot_tick=solara.use_reactive(0),
         generation=solara.use_reactive(sess.generation),
         playing=solara.use_reactive(False),
-        message=solara.use_reactive(None),
+        message=solara.use_reactive(("error", problem) if problem else None),
         scenario=solara.use_reactive(sess.scenario),
         raw=solara.use_reactive(dict(sess.values)),
         seed_text=solara.use_reactive(str(sess.model.seed)),
@@ -512,7 +589,27 @@ def use_ui(session: Session | None) -> Ui:
         overlay=solara.use_reactive("none"),
         hover=solara.use_reactive(""),
         picked=solara.use_reactive(None),
+        widgets=solara.use_memo(dict, []),
     )
+
+
+def register(ui: Ui, **elements: Any) -> None:
+    """Remember the widgets behind these elements so the play loop can update them."""
+
+    def effect():
+        for name, el in elements.items():
+            try:
+                ui.widgets[name] = solara.get_widget(el)
+            except KeyError:  # not mounted (yet): the loop skips it, a re-render shows it
+                log.debug("no widget for %s", name)
+
+        def forget():
+            for name in elements:
+                ui.widgets.pop(name, None)
+
+        return forget
+
+    solara.use_effect(effect)  # after every render: the widget may be a new one
 
 
 # --- components ----------------------------------------------------------------------------
@@ -535,8 +632,10 @@ def RunControls(ui: Ui):
                       on_click=ui.guard(ui.toggle_play), color="primary")
         solara.Button("Reset", icon_name="mdi-restore", on_click=ui.guard(ui.reset),
                       color="primary", outlined=True)
-    solara.SliderInt("play speed (frames/s at most)", value=ui.speed, min=1, max=30)
-    solara.SliderInt("steps (hours) per frame", value=ui.steps_per_frame, min=1, max=24)
+    solara.SliderInt(f"speed: at most {ui.speed.value} frames/s", value=ui.speed, min=1,
+                     max=30)
+    solara.SliderInt(f"{ui.steps_per_frame.value} hour(s) per frame", value=ui.steps_per_frame,
+                     min=1, max=24)
 
 
 @solara.component
@@ -613,15 +712,18 @@ def ParamPanel(ui: Ui):
         pending = P.validate(raw) != {k: ui.session.model.p[k] for k in raw}
     except ValueError:
         pending = True
+    group, set_group = solara.use_state(P.GROUPS[0])
+    solara.Text("Parameters", style={"font-weight": "500"})
     if pending:
         solara.Warning("Parameters changed: press Reset to apply them.", dense=True)
-    with solara.Details("Parameters (hover for units and sources)", expand=False):
-        for group in P.GROUPS:
-            with solara.Details(group, expand=False):
-                for p in P.PARAMS.values():
-                    if p.group == group:
-                        ParamControl(p, raw.get(p.name, p.default),
-                                     lambda value, name=p.name: ui.set_param(name, value))
+    # one group at a time keeps the page light (each re-render visits every control)
+    solara.Select("group", values=list(P.GROUPS), value=group, on_value=set_group, dense=True)
+    solara.Text("Hover over a control for its unit, range and source.",
+                style={"font-size": "12px", "color": "#666"})
+    for p in P.PARAMS.values():
+        if p.group == group:
+            ParamControl(p, raw.get(p.name, p.default),
+                         lambda value, name=p.name: ui.set_param(name, value))
 
 
 @solara.component
@@ -648,20 +750,23 @@ def InfoPanel(ui: Ui):
         with solara.lab.Tabs(value=tab, on_value=set_tab):
             solara.lab.Tab("Lesson")
             solara.lab.Tab("About")
-        if tab == 0:
-            solara.Markdown(lesson_markdown(ui.scenario.value))
-        else:
-            solara.Markdown(ABOUT)
+        text = lesson_markdown(ui.scenario.value) if tab == 0 else ABOUT
+        # plain HTML from the markdown package: solara.Markdown would fetch KaTeX from a CDN
+        # that solara-assets does not bundle, and the page must work offline
+        solara.HTML("div", unsafe_innerHTML=markdown.markdown(text),
+                    classes=["abm-info"], style="font-size: 14px")
 
 
 @solara.component
 def Legend(colour_by: str):
-    with solara.Row(gap="10px", style={"flex-wrap": "wrap", "font-size": "12px"}):
-        for label, colour in R.legend(colour_by):
-            with solara.Row(gap="4px", style={"align-items": "center"}):
-                solara.HTML("span", style=f"display:inline-block;width:12px;height:12px;"
-                            f"background:{colour};border:1px solid #888")
-                solara.Text(label)
+    items = "".join(
+        f'<span style="margin-right:10px;white-space:nowrap"><span style="display:inline-block;'
+        f'width:11px;height:11px;background:{colour};border:1px solid #888;'
+        f'vertical-align:middle"></span> {label}</span>'
+        for label, colour in R.legend(colour_by)
+    )
+    solara.HTML("div", unsafe_innerHTML=items, style="font-size: 12px; line-height: 1.8",
+                classes=["abm-legend"])
 
 
 @solara.component
@@ -672,11 +777,7 @@ def TissueView(ui: Ui):
     src, frame = solara.use_memo(lambda: session.draw(colour_by, overlay),
                                  [frame_no, colour_by, overlay, ui.generation.value])
     model = session.model
-    TissueWidget.element(
-        src=src, cols=model.width, rows=model.height, frame=frame_no,
-        on_hover=ui.guard(lambda d: ui.site(d, False)),
-        on_select=ui.guard(lambda d: ui.site(d, True)),
-    )
+    LiveTissue(ui, src, model.width, model.height, frame_no)
     cmap = frame.overlay.cmap if frame.overlay is not None else None
     bar = solara.use_memo(lambda: R.colourbar_png(cmap) if cmap else "", [cmap])
     Legend(colour_by)
@@ -687,9 +788,7 @@ def TissueView(ui: Ui):
             solara.Text(f"{frame.vmax:.3g} {frame.overlay.unit}")
     picked = ui.picked.value
     if picked is not None:
-        with session.lock:
-            text = R.describe_site(model, *picked)
-        solara.Text(f"Selected {text}", style={"font-size": "12px"}, classes=["abm-picked"])
+        LiveText(ui, "picked", picked_text(session, picked), "font-size: 12px")
     solara.Text(ui.hover.value or "Hover over the tissue to see what is at a site; click to "
                 "follow a site.", style={"font-size": "12px", "color": "#444"},
                 classes=["abm-hover"])
@@ -710,23 +809,11 @@ def ViewControls(ui: Ui):
 @solara.component
 def StatusBar(ui: Ui):
     ui.frame.value  # noqa: B018 - subscribe: refresh with every frame
-    session = ui.session
-    model, t = session.model, session.timing
-    text = (
-        f"day {model.day:.1f} · hour {model.steps} · cancer {model.n_cancer} · "
-        f"T {model.n_tcells} · CAR-T {model.n_cart} · Tregs {model.n_tregs} · "
-        f"MDSCs {model.n_mdscs} · kills {model.kills} · PD-1 occupancy "
-        f"{model.pd1_occupancy:.2f} · seed {model.seed}"
-    )
-    perf = (
-        f"{model.width}×{model.height} · model {t.model_ms:.1f} ms per frame "
-        f"({t.steps_per_frame} step{'s' if t.steps_per_frame > 1 else ''}) · "
-        f"draw {t.draw_ms:.1f} ms · whole frame {t.frame_ms:.1f} ms · "
-        f"{t.fps:.1f} frames/s (server)"
-    )
+    model = ui.session.model
+    text, perf = status_text(ui.session)
     with solara.Column(gap="0px"):
-        solara.Text(text, classes=["abm-status"], style={"font-weight": "500"})
-        solara.Text(perf, classes=["abm-perf"], style={"font-size": "12px", "color": "#666"})
+        LiveText(ui, "status", text, "font-weight: 500")
+        LiveText(ui, "perf", perf, "font-size: 12px; color: #666")
     if not model.running:
         solara.Success("The tumour is gone.", dense=True)
 
@@ -738,9 +825,37 @@ def Charts(ui: Ui):
                               [tick, ui.generation.value])
     with solara.GridFixed(columns=2):
         for key in ("populations", "clones", "traits", "kills"):
-            solara.FigureEcharts(option=options[key], responsive=True,
-                                 attributes={"style": "height: 280px; width: 100%",
-                                             "class": f"abm-chart abm-chart-{key}"})
+            LiveChart(ui, key, options[key])
+
+
+@solara.component
+def LiveTissue(ui: Ui, src: str, cols: int, rows: int, frame: int):
+    tissue = TissueWidget.element(
+        src=src, cols=cols, rows=rows, frame=frame,
+        on_hover=ui.guard(lambda d: ui.site(d, False)),
+        on_select=ui.guard(lambda d: ui.site(d, True)),
+    )
+    register(ui, tissue=tissue)
+    return tissue
+
+
+@solara.component
+def LiveText(ui: Ui, key: str, text: str, style: str = ""):
+    """A span the play loop can update directly (class ``abm-<key>``)."""
+    span = v.Html.element(tag="span", children=[text], class_=f"abm-{key}", style_=style)
+    register(ui, **{key: span})
+    return span
+
+
+@solara.component
+def LiveChart(ui: Ui, key: str, option: dict):
+    """An ECharts widget (not FigureEcharts' wrapper) so the play loop can set its option."""
+    chart = EchartsWidget.element(
+        option=option, responsive=True, on_mouseover_enabled=False, on_mouseout_enabled=False,
+        attributes={"style": "height: 280px; width: 100%", "class": f"abm-chart abm-chart-{key}"},
+    )
+    register(ui, **{f"chart-{key}": chart})
+    return chart
 
 
 @solara.component
@@ -771,7 +886,7 @@ def Exports(ui: Ui):
             return R.export_png(m, ui.colour_by.value, ui.overlay.value, title)
 
     stem = f"abm-{ui.scenario.value}-seed{ui.seed_text.value}"
-    with solara.Row(gap="6px"):
+    with solara.Row(gap="6px", style={"flex-wrap": "wrap"}):
         solara.FileDownload(csv, filename=f"{stem}.csv", label="time series (CSV)",
                             mime_type="text/csv")
         solara.FileDownload(png, filename=f"{stem}.png", label="view (PNG)",
@@ -784,45 +899,51 @@ def Message(ui: Ui):
     if msg is None:
         return
     kind, text = msg
-    close = [solara.Button(icon_name="mdi-close", icon=True, small=True,
-                           on_click=lambda: ui.message.set(None))]
-    if kind == "error":
-        solara.Error(text, dense=True, classes=["abm-message"], children=close)
-    else:
-        solara.Info(text, dense=True, classes=["abm-message"], children=close)
+    with solara.v.Alert(type="error" if kind == "error" else "info", dense=True, text=True,
+                        outlined=True, class_=f"abm-message abm-message-{kind}",
+                        dismissible=True, v_model=True,
+                        on_v_model=lambda shown: None if shown else ui.message.set(None)):
+        solara.v.Html(tag="span", children=[text])
 
 
 @solara.component
-def Dashboard(session: Session | None = None):
-    """The whole page for one session (``session`` is for tests; the page makes its own)."""
-    ui = use_ui(session)
+def Dashboard(session: Session | None = None, query: str | None = None):
+    """The whole page for one session (``session`` is for tests; the page makes its own from
+    the URL's query string)."""
+    ui = use_ui(session, query)
     solara.Title("abm: tumour microenvironment")
     with solara.AppBar():
         solara.AppBarTitle("abm · tumour microenvironment")
-    with solara.Sidebar():
-        with solara.Card("Run", margin=0):
-            RunControls(ui)
-        with solara.Card("Scenario", margin=0):
-            ScenarioPicker(ui)
-            SeedControls(ui)
-        with solara.Card("Treat now", margin=0):
-            TreatmentButtons(ui)
-        with solara.Card("Export", margin=0):
-            Exports(ui)
-        with solara.Card(margin=0):
-            ParamPanel(ui)
-    with solara.Column(style={"padding": "8px"}):
-        Message(ui)
-        StatusBar(ui)
-        with solara.Row(gap="16px", style={"flex-wrap": "wrap", "align-items": "flex-start"}):
-            with solara.Column(style={"min-width": "320px", "max-width": "640px", "flex": "1"}):
-                ViewControls(ui)
-                TissueView(ui)
-                DoseLog(ui)
-            InfoPanel(ui)
-        Charts(ui)
+    # our own two columns rather than solara.Sidebar: always visible on a projector, and the
+    # same widget tree in the component tests as in the browser
+    with solara.Row(gap="12px", style={"align-items": "flex-start", "padding": "8px"}):
+        with solara.Column(gap="8px", style={"width": "340px", "min-width": "300px",
+                                              "flex": "0 0 340px"}, classes=["abm-sidebar"]):
+            with solara.Card("Run", margin=0):
+                RunControls(ui)
+            with solara.Card("Scenario", margin=0):
+                ScenarioPicker(ui)
+                SeedControls(ui)
+            with solara.Card("Treat now", margin=0):
+                TreatmentButtons(ui)
+            with solara.Card("Export", margin=0):
+                Exports(ui)
+            with solara.Card(margin=0):
+                ParamPanel(ui)
+        with solara.Column(style={"flex": "1", "min-width": "0"}):
+            Message(ui)
+            StatusBar(ui)
+            with solara.Row(gap="16px", style={"flex-wrap": "wrap",
+                                                "align-items": "flex-start"}):
+                with solara.Column(style={"min-width": "320px", "max-width": "640px",
+                                          "flex": "1"}):
+                    ViewControls(ui)
+                    TissueView(ui)
+                    DoseLog(ui)
+                InfoPanel(ui)
+            Charts(ui)
 
 
 @solara.component
 def Page():
-    Dashboard()
+    Dashboard(query=solara.use_router().search)
