@@ -58,8 +58,11 @@ class TissueCell(CellAgent):
         self.remove()
 
     def free_neighbours(self) -> list[Cell]:
-        """Empty sites of the Moore neighbourhood."""
-        return [c for c in self.cell.connections.values() if c.is_empty]
+        """Empty sites of the Moore neighbourhood.
+
+        This is the hottest line of the model; ``Cell.is_empty`` is a property around
+        ``len(cell._agents)``, so read the list directly (Mesa is pinned to 3.5.*)."""
+        return [c for c in self.cell.connections.values() if not c._agents]
 
 
 class ImmuneCell(TissueCell):

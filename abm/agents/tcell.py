@@ -54,7 +54,7 @@ class TCell(ImmuneCell):
             self.die()
             return
         if self.exhausted:
-            self.migrate(self.speed)  # exhausted cells linger but no longer kill
+            self.migrate(1)  # exhausted cells linger, barely motile, and no longer kill
             return
         target = self.find_target()
         moves = 0
