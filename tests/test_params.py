@@ -69,3 +69,12 @@ def test_strings_from_text_boxes_are_coerced():
 def test_tumour_larger_than_the_grid_is_refused():
     with pytest.raises(ValueError, match="initial_tumor_cells"):
         TumorModel(width=10, height=10, initial_tumor_cells=101)
+
+
+def test_parameter_docs_are_generated_from_params():
+    from pathlib import Path
+
+    from abm.params import markdown_table
+
+    text = (Path(__file__).parents[1] / "docs" / "parameters.md").read_text()
+    assert markdown_table().strip() in text, "regenerate: abm params --markdown"
