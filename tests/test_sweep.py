@@ -83,6 +83,44 @@ def reference(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def reference16(tmp_path_factory) -> tuple[Path, Path]:
+    """A 16-run variant (4 replicates), run serially: (spec, sweep directory)."""
+    tmp = tmp_path_factory.mktemp("reference16")
+    spec = write_spec(tmp, TINY.replace("replicates = 2", "replicates = 4"))
+    out = tmp / "serial"
+    run_sweep(load_spec(spec), out, backend="serial", progress=False, log=lambda m: 0)
+    return spec, out
+
+
+def sweep_and_kill(out: Path, kill, **kwargs) -> None:
+    """Run ``run_sweep`` in a thread; once two runs are on disk, call ``kill()`` (which stops a
+    worker); then wait for the sweep to finish and re-raise its error, if any."""
+    import threading
+
+    spec_path = kwargs.pop("spec")
+    errors = []
+
+    def target() -> None:
+        try:
+            run_sweep(load_spec(spec_path), out, progress=False, **kwargs)
+        except BaseException as err:  # re-raised in the test's thread
+            errors.append(err)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while len(list((out / "runs").glob("*.parquet"))) < 2:
+        assert thread.is_alive() and time.monotonic() < deadline, errors
+        time.sleep(0.01)
+    assert thread.is_alive(), "the sweep finished before a worker could be killed"
+    kill()
+    thread.join(timeout=300)
+    assert not thread.is_alive()
+    if errors:
+        raise errors[0]
+
+
 # --- spec validation --------------------------------------------------------------------------
 
 
@@ -275,6 +313,25 @@ def test_dask_local_cluster_equals_serial(reference, tmp_path):
     assert_same_sweep(reference, out)
 
 
+def test_a_pool_worker_killed_mid_sweep_costs_only_a_retry(reference16, tmp_path):
+    import multiprocessing
+
+    spec, reference = reference16
+    out = tmp_path / "process"
+
+    def kill_one_worker() -> None:
+        workers = multiprocessing.active_children()
+        assert workers
+        os.kill(workers[0].pid, signal.SIGKILL)
+
+    messages = []
+    sweep_and_kill(
+        out, kill_one_worker, spec=spec, backend="process", workers=2, log=messages.append
+    )
+    assert any("a worker process died" in m for m in messages), messages
+    assert_same_sweep(reference, out)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -291,8 +348,12 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def test_dask_scheduler_and_worker_processes_equal_serial(reference, tmp_path):
-    """``abm sweep --scheduler tcp://...`` against a cluster started the documented way."""
+def test_dask_scheduler_and_worker_processes_equal_serial_even_if_a_worker_dies(
+    reference, reference16, tmp_path
+):
+    """``abm sweep --scheduler tcp://...`` against a cluster started the documented way
+    (``dask scheduler`` and two ``dask worker`` processes); then a second sweep during which one
+    worker is killed: its runs are redone by the other, and the result is unchanged."""
     from dask.distributed import Client
 
     dask = Path(sys.executable).parent / "dask"
@@ -302,32 +363,41 @@ def test_dask_scheduler_and_worker_processes_equal_serial(reference, tmp_path):
     scheduler = subprocess.Popen(
         [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], **quiet
     )
-    worker = None
+    workers = []
     try:
-        worker = subprocess.Popen(
-            [dask, "worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard"],
-            **quiet,
-        )
+        for _ in range(2):
+            workers.append(
+                subprocess.Popen(
+                    [
+                        dask,
+                        "worker",
+                        address,
+                        "--nworkers",
+                        "1",
+                        "--nthreads",
+                        "1",
+                        "--no-dashboard",
+                    ],
+                    **quiet,
+                )
+            )
         with Client(address, timeout="60s") as client:
-            client.wait_for_workers(1, timeout=90)
+            client.wait_for_workers(2, timeout=90)
         out = tmp_path / "cluster"
-        result = runner.invoke(
-            app,
-            [
-                "sweep",
-                str(write_spec(tmp_path)),
-                "--out",
-                str(out),
-                "--scheduler",
-                address,
-                "--quiet",
-            ],
-        )
+        args = ["sweep", str(write_spec(tmp_path)), "--out", str(out), "--scheduler", address]
+        result = runner.invoke(app, [*args, "--quiet"])
         assert result.exit_code == 0, result.output
         assert f"on Dask ({address})" in result.output
         assert_same_sweep(reference, out)
+
+        spec16, reference_16 = reference16
+        out16 = tmp_path / "cluster16"
+        kill = lambda: os.kill(workers[0].pid, signal.SIGKILL)  # noqa: E731
+        sweep_and_kill(out16, kill, spec=spec16, scheduler=address, log=lambda m: 0)
+        assert workers[0].wait(timeout=10) == -signal.SIGKILL
+        assert_same_sweep(reference_16, out16)
     finally:
-        if worker is not None:
+        for worker in workers:
             _stop(worker)
         _stop(scheduler)
 
@@ -335,10 +405,8 @@ def test_dask_scheduler_and_worker_processes_equal_serial(reference, tmp_path):
 # --- resume -----------------------------------------------------------------------------------
 
 
-def test_a_sweep_killed_with_sigkill_resumes_to_the_uninterrupted_result(reference, tmp_path):
-    spec = write_spec(tmp_path, TINY.replace("replicates = 2", "replicates = 4"))
-    full = tmp_path / "uninterrupted"
-    run_sweep(load_spec(spec), full, backend="serial", progress=False, log=lambda m: 0)
+def test_a_sweep_killed_with_sigkill_resumes_to_the_uninterrupted_result(reference16, tmp_path):
+    spec, full = reference16
 
     out = tmp_path / "killed"
     command = [
@@ -427,3 +495,19 @@ def test_run_files_and_summary_carry_ids_and_varied_parameters(reference):
         "CancerCells",
     } <= set(run.columns)
     assert set(run["Step"]) == {0, 12, 24, 36, 48} or run["Step"].iloc[-1] < 48
+
+
+def test_a_finished_run_leaves_no_model_in_memory(tmp_path):
+    """The runner's memory must not grow with the number of runs (issue 5)."""
+    import gc
+
+    from abm.model import TumorModel
+    from abm.sweep import execute_run, make_task
+
+    spec = load_spec(write_spec(tmp_path))
+    gc.collect()
+    before = sum(isinstance(o, TumorModel) for o in gc.get_objects())
+    for run in expand(spec)[:3]:
+        execute_run(make_task(spec, run))
+    gc.collect()
+    assert sum(isinstance(o, TumorModel) for o in gc.get_objects()) == before

@@ -1,0 +1,226 @@
+"""Sweep benchmarks (issue 5): overhead per run, runner memory vs number of runs, and parallel
+efficiency. Not a test: prints a Markdown table for docs/sweeps.md.
+
+    .venv/bin/python benchmarks/bench_sweep.py            # all three, a few minutes on 2 cores
+    .venv/bin/python benchmarks/bench_sweep.py overhead   # one of: overhead, memory, parallel
+
+* overhead: the same runs through ``simulate()`` in a plain loop (the model itself) and through
+  ``abm sweep --backend serial`` (spec, manifest, id columns, run summary, one atomic Parquet
+  file per run, summary rebuild); the difference per run, as a share of the model's time.
+* memory: peak RSS of the runner process (``ru_maxrss``) for sweeps of 25 to 400 tiny runs,
+  serial (the model runs inside the runner) and process (the runner only collects and writes).
+* parallel: wall time of the same sweep serially and with the process and Dask backends on
+  2 workers; efficiency = serial time / (2 x parallel time), with and without pool start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from abm.run import simulate
+from abm.sweep import (
+    execute_run,
+    expand,
+    make_task,
+    parse_spec,
+    run_sweep,
+    summarise,
+    write_run,
+)
+
+
+def spec_data(name: str, n_points: int, replicates: int, size: int, days: float) -> dict:
+    return {
+        "sweep": {
+            "name": name,
+            "scenario": "escape",
+            "days": days,
+            "replicates": replicates,
+            "seed": 1,
+            "record_every": 24,
+        },
+        "parameters": {"width": size, "height": size, "initial_tumor_cells": 100},
+        "factors": {"mutation_rate": [round(0.1 * i / n_points, 6) for i in range(n_points)]},
+    }
+
+
+def quiet(_message: str) -> None:
+    pass
+
+
+def bench_overhead(runs: int = 16, size: int = 60, days: float = 10) -> dict:
+    """Each run twice, interleaved so that load from other processes hits both alike: once as
+    the bare model (``simulate``), once as the sweep does it (``execute_run`` + ``write_run``).
+    Then the whole serial sweep end to end (manifest, progress bar, summary rebuild too).
+    CPU time of this process, not wall time: other processes on a shared machine then barely
+    disturb the comparison (the same seeds do the same work in both paths)."""
+    spec = parse_spec(spec_data("overhead", runs // 2, 2, size, days))
+    tasks = [make_task(spec, r) for r in expand(spec)]
+    simulate(tasks[0]["model"], 24)  # warm up imports and caches
+    model_s = sweep_s = write_s = summarise_s = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        for task in tasks:
+            t0 = time.process_time()
+            simulate(task["model"], task["steps"], record_every=task["record_every"])
+            t1 = time.process_time()
+            df, summary = execute_run(task)
+            write_run(Path(tmp), df, summary)
+            t2 = time.process_time()
+            model_s += t1 - t0
+            sweep_s += t2 - t1
+        for task in tasks[:4]:  # the parts of the overhead, timed alone
+            _, model = simulate(task["model"], task["steps"], record_every=task["record_every"])
+            full = model.datacollector.get_model_vars_dataframe()
+            c0 = time.process_time()
+            summarise(full, sites=size * size, **spec.outcome)
+            summarise_s += time.process_time() - c0
+            df, summary = execute_run(task)
+            w0 = time.perf_counter()
+            write_run(Path(tmp), df, summary)
+            write_s += time.perf_counter() - w0
+        start = time.process_time()
+        run_sweep(spec, Path(tmp) / "out", backend="serial", progress=True, log=quiet)
+        end_to_end_s = time.process_time() - start
+    n = len(tasks)
+    return {
+        "runs": n,
+        "grid": f"{size}x{size}",
+        "days": days,
+        "model_s_per_run": model_s / n,
+        "sweep_s_per_run": sweep_s / n,
+        "overhead_s_per_run": (sweep_s - model_s) / n,
+        "overhead_pct": 100 * (sweep_s - model_s) / model_s,
+        "end_to_end_s_per_run": end_to_end_s / n,
+        "end_to_end_pct": 100 * (end_to_end_s - model_s) / model_s,
+        "write_ms": 1000 * write_s / 4,
+        "summarise_ms": 1000 * summarise_s / 4,
+    }
+
+
+_MEMORY_CHILD = """
+import json, sys, tempfile
+from pathlib import Path
+from abm.sweep import parse_spec, run_sweep
+data, backend = json.loads(sys.argv[1]), sys.argv[2]
+with tempfile.TemporaryDirectory() as tmp:
+    run_sweep(parse_spec(data), Path(tmp) / "out", backend=backend, workers=2, progress=False,
+              log=lambda m: None)
+# VmHWM, not ru_maxrss: on Linux ru_maxrss keeps the parent's peak across fork + exec
+status = Path("/proc/self/status").read_text().split("\\n")
+print(next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")))
+"""
+
+
+def bench_memory(counts: tuple[int, ...] = (25, 100, 400), backends=("serial", "process")) -> list:
+    rows = []
+    for backend in backends:
+        for n in counts:
+            data = spec_data("memory", n, 1, 40, 1)
+            start = time.perf_counter()
+            out = subprocess.run(
+                [sys.executable, "-c", _MEMORY_CHILD, json.dumps(data), backend],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            rows.append(
+                {
+                    "backend": backend,
+                    "runs": n,
+                    "peak_rss_mb": int(out.stdout) / 1024,
+                    "wall_s": time.perf_counter() - start,
+                }
+            )
+            print(rows[-1], file=sys.stderr)
+    return rows
+
+
+def bench_parallel(runs: int = 16, size: int = 60, days: float = 10) -> list:
+    spec = parse_spec(spec_data("parallel", runs // 2, 2, size, days))
+    startup_spec = parse_spec(
+        {
+            **spec_data("startup", 1, 2, 40, 1),
+            "sweep": {"name": "startup", "steps": 1, "replicates": 2},
+        }
+    )
+    rows = []
+    serial = None
+    for backend in ("serial", "process", "dask"):
+        walls = []
+        for s in (startup_spec, spec):
+            with tempfile.TemporaryDirectory() as tmp:
+                start = time.perf_counter()
+                run_sweep(
+                    s, Path(tmp) / "out", backend=backend, workers=2, progress=False, log=quiet
+                )
+                walls.append(time.perf_counter() - start)
+        startup, wall = walls
+        workers = 1 if backend == "serial" else 2
+        serial = serial or wall
+        rows.append(
+            {
+                "backend": backend,
+                "workers": workers,
+                "runs": runs,
+                "wall_s": wall,
+                "startup_s": startup,
+                "efficiency": serial / (workers * wall),
+                "efficiency_after_startup": serial / (workers * (wall - startup)),
+            }
+        )
+        print(rows[-1], file=sys.stderr)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("which", nargs="*", default=["overhead", "memory", "parallel"])
+    args = parser.parse_args()
+    load = os.getloadavg()[0]
+    print(f"cores: {os.cpu_count()}, load average before: {load:.2f}\n")
+    if "overhead" in args.which:
+        r = bench_overhead()
+        print(f"{r['runs']} runs of {r['grid']} sites, {r['days']:g} days\n")
+        print("| path | s per run | overhead per run |\n|---|---|---|")
+        print(f"| model alone (`simulate`) | {r['model_s_per_run']:.3f} | |")
+        print(
+            f"| sweep run (`execute_run` + `write_run`) | {r['sweep_s_per_run']:.3f} | "
+            f"{1000 * r['overhead_s_per_run']:.1f} ms ({r['overhead_pct']:.1f}%) |"
+        )
+        print(
+            f"| whole serial sweep, end to end | {r['end_to_end_s_per_run']:.3f} | "
+            f"{r['end_to_end_pct']:.1f}% (noisier: not interleaved) |\n"
+        )
+        print(
+            f"parts: run summary from the full series {r['summarise_ms']:.1f} ms CPU; "
+            f"writing the run file (atomic Parquet + fsync) {r['write_ms']:.1f} ms wall\n"
+        )
+    if "memory" in args.which:
+        print("| backend | runs | runner peak RSS (MB) | wall (s) |\n|---|---|---|---|")
+        for r in bench_memory():
+            print(f"| {r['backend']} | {r['runs']} | {r['peak_rss_mb']:.0f} | {r['wall_s']:.1f} |")
+        print()
+    if "parallel" in args.which:
+        print(
+            "| backend | workers | runs | wall (s) | start-up (s) | efficiency | "
+            "efficiency after start-up |\n|---|---|---|---|---|---|---|"
+        )
+        for r in bench_parallel():
+            print(
+                f"| {r['backend']} | {r['workers']} | {r['runs']} | {r['wall_s']:.1f} | "
+                f"{r['startup_s']:.1f} | {r['efficiency']:.2f} | "
+                f"{r['efficiency_after_startup']:.2f} |"
+            )
+        print()
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
