@@ -382,58 +382,91 @@ def picked_text(session: Session, site: tuple[int, int]) -> str:
 
 
 # --- UI state ------------------------------------------------------------------------------
-@dataclass
+CHARTS = ("populations", "clones", "traits", "kills")
+
+
 class Ui:
-    """The reactive state of one session's page (each is a ``solara.use_reactive``)."""
+    """Everything one browser session's page holds: the session, its reactive state, and the
+    live widgets.
 
-    session: Session
-    frame: solara.Reactive[int]  # bumped whenever the model changes: redraw the tissue
-    plot_tick: solara.Reactive[int]  # bumped when the charts should refresh
-    generation: solara.Reactive[int]  # bumped on rebuild: restarts the play loop
-    playing: solara.Reactive[bool]
-    message: solara.Reactive[tuple[str, str] | None]  # (kind, text)
-    scenario: solara.Reactive[str]
-    raw: solara.Reactive[dict]  # parameter values as entered (validated on Reset)
-    seed_text: solara.Reactive[str]
-    speed: solara.Reactive[int]  # frames per second at most
-    steps_per_frame: solara.Reactive[int]
-    colour_by: solara.Reactive[str]
-    overlay: solara.Reactive[str]
-    hover: solara.Reactive[str]
-    picked: solara.Reactive[tuple[int, int] | None]
-    widgets: dict[str, Any]  # live widgets updated directly while playing (see push)
+    The live widgets (tissue image, status lines, colour bar, selected site, charts) are plain
+    widgets created once per session and placed in the page as they are: the component tree
+    does not own their values, so ``push`` can update them directly from the play loop (a
+    re-render of the tree costs ~50 ms and would re-apply stale values to widgets it owns).
+    Everything else is ordinary Solara components reading the reactive variables below.
+    """
 
-    def changed(self, charts: bool = True) -> None:
-        """The model changed: redraw (and refresh the charts)."""
+    def __init__(self, session: Session, problem: str | None = None):
+        self.session = session
+        self.frame = solara.reactive(0)  # bumped when the model changed outside the play loop
+        self.generation = solara.reactive(session.generation)  # rebuilds restart the loop
+        self.playing = solara.reactive(False)
+        self.message: solara.Reactive[tuple[str, str] | None] = solara.reactive(
+            ("error", problem) if problem else None
+        )
+        self.scenario = solara.reactive(session.scenario)
+        self.raw = solara.reactive(dict(session.values))  # values as entered, used on Reset
+        self.seed_text = solara.reactive(str(session.model.seed))
+        self.speed = solara.reactive(30)  # frames per second at most
+        self.steps_per_frame = solara.reactive(1)
+        self.colour_by = solara.reactive("antigenicity")
+        self.overlay = solara.reactive("none")
+        self.hover = solara.reactive("")
+        self.picked: solara.Reactive[tuple[int, int] | None] = solara.reactive(None)
+
+        self.tissue = TissueWidget(on_hover=self.guard(lambda d: self.site(d, False)),
+                                   on_select=self.guard(lambda d: self.site(d, True)))
+        self.status = v.Html(tag="span", children=[""], class_="abm-status",
+                             style_="font-weight: 500")
+        self.perf = v.Html(tag="span", children=[""], class_="abm-perf",
+                           style_="font-size: 12px; color: #666")
+        self.colourbar = solara.widgets.HTML(tag="div", unsafe_innerHTML="",
+                                             attributes={"class": "abm-colourbar",
+                                                         "style": "font-size: 12px"})
+        self.picked_text = v.Html(tag="span", children=[""], class_="abm-picked",
+                                  style_="font-size: 12px")
+        self.charts = {
+            key: EchartsWidget(
+                option={}, responsive=True,
+                attributes={"style": "height: 280px; width: 100%",
+                            "class": f"abm-chart abm-chart-{key}"},
+            )
+            for key in CHARTS
+        }
+        self.push(charts=True)
+
+    def widgets(self) -> list:
+        return [self.tissue, self.status, self.perf, self.colourbar, self.picked_text,
+                *self.charts.values()]
+
+    def close(self) -> None:
+        for widget in self.widgets():
+            widget.close()
+
+    # --- showing the model ----------------------------------------------------------------
+    def push(self, charts: bool = True) -> None:
+        """Show the current model in the live widgets (drawing happens here)."""
+        session = self.session
+        src, frame = session.draw(self.colour_by.value, self.overlay.value)
+        model = session.model
+        self.tissue.src = src
+        self.tissue.cols, self.tissue.rows = model.width, model.height
+        self.tissue.frame += 1
+        status, perf = status_text(session)
+        self.status.children = [status]
+        self.perf.children = [perf]
+        self.colourbar.unsafe_innerHTML = colourbar_html(frame)
+        picked = self.picked.value
+        self.picked_text.children = [picked_text(session, picked) if picked else ""]
+        if charts:
+            for key, option in chart_options(session.snapshot()).items():
+                self.charts[key].option = option
+
+    def changed(self) -> None:
+        """The model changed outside the play loop: show it, and refresh the components that
+        read model state (dose log, messages)."""
+        self.push(charts=True)
         self.frame.set(self.frame.value + 1)
-        if charts:
-            self.plot_tick.set(self.plot_tick.value + 1)
-
-    def push(self, charts: bool) -> None:
-        """Show the current model by setting the live widgets' traits directly.
-
-        Used by the play loop: a re-render of the component tree costs ~100 ms (reacton
-        reconciles the whole page), setting a few traits costs ~1 ms plus the drawing. Widget
-        values set here are what the components would render for the same frame, so a later
-        re-render (``changed()`` when playing stops) agrees with them.
-        """
-        w = self.widgets
-        src, _ = self.session.draw(self.colour_by.value, self.overlay.value)
-        if "tissue" in w:
-            w["tissue"].src = src
-            w["tissue"].frame = w["tissue"].frame + 1
-        status, perf = status_text(self.session)
-        if "status" in w:
-            w["status"].children = [status]
-        if "perf" in w:
-            w["perf"].children = [perf]
-        if self.picked.value is not None and "picked" in w:
-            w["picked"].children = [picked_text(self.session, self.picked.value)]
-        if charts:
-            options = chart_options(self.session.snapshot())
-            for key, option in options.items():
-                if f"chart-{key}" in w:
-                    w[f"chart-{key}"].option = option
 
     def error(self, text: str) -> None:
         self.message.set(("error", text))
@@ -480,8 +513,7 @@ class Ui:
         self.changed()
 
     def reset(self) -> None:
-        raw = dict(self.raw.value)
-        values = P.validate(raw)
+        values = P.validate(dict(self.raw.value))
         self.rebuild({**P.defaults(), **values}, P.validate_rng(self.seed_text.value))
 
     def fresh_seed(self) -> None:
@@ -500,6 +532,13 @@ class Ui:
     def set_param(self, name: str, value: Any) -> None:
         self.raw.set({**self.raw.value, name: value})
 
+    def set_view(self, colour_by: str | None = None, overlay: str | None = None) -> None:
+        if colour_by is not None:
+            self.colour_by.set(colour_by)
+        if overlay is not None:
+            self.overlay.set(overlay)
+        self.push(charts=False)
+
     def treat(self, therapy: str) -> None:
         text = self.session.administer(therapy)
         self.info(text)
@@ -510,6 +549,7 @@ class Ui:
         x, y = R.site_from_pixel(model, data["column"], data["row"])
         if pick:
             self.picked.set((x, y))
+            self.picked_text.children = [picked_text(self.session, (x, y))]
         else:
             with self.session.lock:
                 text = R.describe_site(model, x, y)
@@ -544,7 +584,18 @@ class Ui:
             self.error(f"stopped: {type(err).__name__}: {err}")
         finally:
             if generation == session.generation:
-                self.changed()  # bring the component tree up to date with the pushed frames
+                try:
+                    self.changed()  # final charts and the components that read model state
+                except Exception:  # noqa: BLE001 - e.g. the tab was closed meanwhile
+                    log.debug("final refresh failed", exc_info=True)
+
+
+def colourbar_html(frame: R.Frame) -> str:
+    if frame.overlay is None:
+        return ""
+    spec = frame.overlay
+    return (f'{spec.label}: 0 <img src="{R.colourbar_png(spec.cmap)}" width="200" height="10" '
+            f'style="vertical-align: middle"> {frame.vmax:.3g} {spec.unit}')
 
 
 def session_from_query(search: str | None) -> tuple[Session, str | None]:
@@ -570,46 +621,16 @@ def session_from_query(search: str | None) -> tuple[Session, str | None]:
 
 
 def use_ui(session: Session | None, query: str | None = None) -> Ui:
-    sess, problem = solara.use_memo(
-        lambda: (session, None) if session is not None else session_from_query(query), []
-    )
-    return Ui(
-        session=sess,
-        frame=solara.use_reactive(0),
-        plot_tick=solara.use_reactive(0),
-        generation=solara.use_reactive(sess.generation),
-        playing=solara.use_reactive(False),
-        message=solara.use_reactive(("error", problem) if problem else None),
-        scenario=solara.use_reactive(sess.scenario),
-        raw=solara.use_reactive(dict(sess.values)),
-        seed_text=solara.use_reactive(str(sess.model.seed)),
-        speed=solara.use_reactive(30),
-        steps_per_frame=solara.use_reactive(1),
-        colour_by=solara.use_reactive("antigenicity"),
-        overlay=solara.use_reactive("none"),
-        hover=solara.use_reactive(""),
-        picked=solara.use_reactive(None),
-        widgets=solara.use_memo(dict, []),
-    )
+    """This session's ``Ui``, made once per browser session (never shared between them)."""
 
+    def make() -> Ui:
+        if session is not None:
+            return Ui(session)
+        return Ui(*session_from_query(query))
 
-def register(ui: Ui, **elements: Any) -> None:
-    """Remember the widgets behind these elements so the play loop can update them."""
-
-    def effect():
-        for name, el in elements.items():
-            try:
-                ui.widgets[name] = solara.get_widget(el)
-            except KeyError:  # not mounted (yet): the loop skips it, a re-render shows it
-                log.debug("no widget for %s", name)
-
-        def forget():
-            for name in elements:
-                ui.widgets.pop(name, None)
-
-        return forget
-
-    solara.use_effect(effect)  # after every render: the widget may be a new one
+    ui = solara.use_memo(make, [])
+    solara.use_effect(lambda: ui.close, [])  # close the live widgets with the page
+    return ui
 
 
 # --- components ----------------------------------------------------------------------------
@@ -692,8 +713,7 @@ def ParamControl(p: P.Param, value: Any, on_value: Callable[[Any], None]):
             if kind == "checkbox":
                 solara.Checkbox(label=label, value=bool(value), on_value=on_value)
             elif kind == "slider_float":
-                step = 0.001 if p.high - p.low <= 1 else 0.01
-                solara.SliderFloat(label, value=float(value), min=p.low, max=p.high, step=step,
+                solara.SliderFloat(label, value=float(value), min=p.low, max=p.high, step=0.001,
                                    on_value=on_value, thumb_label=False)
             elif kind == "slider_int":
                 solara.SliderInt(label, value=int(value), min=int(p.low), max=int(p.high),
@@ -707,6 +727,7 @@ def ParamControl(p: P.Param, value: Any, on_value: Callable[[Any], None]):
 
 @solara.component
 def ParamPanel(ui: Ui):
+    ui.frame.value  # noqa: B018 - subscribe: the model may have been rebuilt
     raw = ui.raw.value
     try:
         pending = P.validate(raw) != {k: ui.session.model.p[k] for k in raw}
@@ -771,24 +792,9 @@ def Legend(colour_by: str):
 
 @solara.component
 def TissueView(ui: Ui):
-    session = ui.session
-    frame_no = ui.frame.value
-    colour_by, overlay = ui.colour_by.value, ui.overlay.value
-    src, frame = solara.use_memo(lambda: session.draw(colour_by, overlay),
-                                 [frame_no, colour_by, overlay, ui.generation.value])
-    model = session.model
-    LiveTissue(ui, src, model.width, model.height, frame_no)
-    cmap = frame.overlay.cmap if frame.overlay is not None else None
-    bar = solara.use_memo(lambda: R.colourbar_png(cmap) if cmap else "", [cmap])
-    Legend(colour_by)
-    if frame.overlay is not None:
-        with solara.Row(gap="6px", style={"align-items": "center", "font-size": "12px"}):
-            solara.Text(f"{frame.overlay.label}: 0")
-            solara.HTML("img", attributes={"src": bar, "width": "200", "height": "10"})
-            solara.Text(f"{frame.vmax:.3g} {frame.overlay.unit}")
-    picked = ui.picked.value
-    if picked is not None:
-        LiveText(ui, "picked", picked_text(session, picked), "font-size: 12px")
+    solara.Column(children=[ui.tissue], gap="0px")
+    Legend(ui.colour_by.value)
+    solara.Column(children=[ui.colourbar, ui.picked_text], gap="2px")
     solara.Text(ui.hover.value or "Hover over the tissue to see what is at a site; click to "
                 "follow a site.", style={"font-size": "12px", "color": "#444"},
                 classes=["abm-hover"])
@@ -800,62 +806,25 @@ def ViewControls(ui: Ui):
     labels = {spec.label: key for key, spec in choices.items()}
     current = choices.get(ui.overlay.value, choices["none"]).label
     with solara.Row(gap="12px", style={"align-items": "center", "flex-wrap": "wrap"}):
-        solara.ToggleButtonsSingle(value=ui.colour_by, values=list(R.COLOUR_BY), dense=True)
+        solara.ToggleButtonsSingle(value=ui.colour_by.value, values=list(R.COLOUR_BY),
+                                   on_value=ui.guard(lambda c: ui.set_view(colour_by=c)),
+                                   dense=True)
         solara.Select("overlay", values=list(labels), value=current,
-                      on_value=lambda label: ui.overlay.set(labels[label]),
+                      on_value=ui.guard(lambda label: ui.set_view(overlay=labels[label])),
                       style={"max-width": "300px"})
 
 
 @solara.component
 def StatusBar(ui: Ui):
-    ui.frame.value  # noqa: B018 - subscribe: refresh with every frame
-    model = ui.session.model
-    text, perf = status_text(ui.session)
-    with solara.Column(gap="0px"):
-        LiveText(ui, "status", text, "font-weight: 500")
-        LiveText(ui, "perf", perf, "font-size: 12px; color: #666")
-    if not model.running:
+    ui.frame.value  # noqa: B018 - subscribe: refresh when the model changed
+    solara.Column(children=[ui.status, ui.perf], gap="0px")
+    if not ui.session.model.running:
         solara.Success("The tumour is gone.", dense=True)
 
 
 @solara.component
 def Charts(ui: Ui):
-    tick = ui.plot_tick.value
-    options = solara.use_memo(lambda: chart_options(ui.session.snapshot()),
-                              [tick, ui.generation.value])
-    with solara.GridFixed(columns=2):
-        for key in ("populations", "clones", "traits", "kills"):
-            LiveChart(ui, key, options[key])
-
-
-@solara.component
-def LiveTissue(ui: Ui, src: str, cols: int, rows: int, frame: int):
-    tissue = TissueWidget.element(
-        src=src, cols=cols, rows=rows, frame=frame,
-        on_hover=ui.guard(lambda d: ui.site(d, False)),
-        on_select=ui.guard(lambda d: ui.site(d, True)),
-    )
-    register(ui, tissue=tissue)
-    return tissue
-
-
-@solara.component
-def LiveText(ui: Ui, key: str, text: str, style: str = ""):
-    """A span the play loop can update directly (class ``abm-<key>``)."""
-    span = v.Html.element(tag="span", children=[text], class_=f"abm-{key}", style_=style)
-    register(ui, **{key: span})
-    return span
-
-
-@solara.component
-def LiveChart(ui: Ui, key: str, option: dict):
-    """An ECharts widget (not FigureEcharts' wrapper) so the play loop can set its option."""
-    chart = EchartsWidget.element(
-        option=option, responsive=True, on_mouseover_enabled=False, on_mouseout_enabled=False,
-        attributes={"style": "height: 280px; width: 100%", "class": f"abm-chart abm-chart-{key}"},
-    )
-    register(ui, **{f"chart-{key}": chart})
-    return chart
+    solara.GridFixed(columns=2, children=[ui.charts[key] for key in CHARTS])
 
 
 @solara.component

@@ -1,0 +1,277 @@
+"""The dashboard in a real browser: `abm serve` on 127.0.0.1, driven by Playwright + Chromium.
+
+The server is started by the fixture (``python -m abm.cli serve --port 0``, the command users
+run) and stopped by its process id. Every request the page makes outside 127.0.0.1 is blocked
+and recorded, so these tests also check that the dashboard works offline.
+
+Needs Debian's Chromium at /usr/bin/chromium (``make chromium``; never ``playwright install``).
+Screenshots of the main states are written to docs/img/ (used by the README and docs).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = os.environ.get("ABM_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+IMG = Path(__file__).resolve().parent.parent / "docs" / "img"
+TIMEOUT_MS = 60_000
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"no Chromium at {CHROMIUM} (run `make chromium`)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def server():
+    """`abm serve` on a free port of 127.0.0.1; yields its URL; stopped by process id."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "abm.cli", "serve", "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        first = proc.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", first)
+        assert match, f"abm serve printed no URL: {first!r}"
+        url = match.group(0) + "/"
+        deadline = time.time() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None, "the server exited"
+            assert time.time() < deadline, "the server did not come up within 90 s"
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+        proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+class Dashboard:
+    """One browser session (its own context, so its own Solara session and model)."""
+
+    def __init__(self, browser, url: str, query: str = ""):
+        self.context = browser.new_context(viewport={"width": 1440, "height": 1000},
+                                           accept_downloads=True)
+        self.external: list[str] = []
+        self.context.route("**/*", self._route)
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(TIMEOUT_MS)
+        self.page.goto(url + query)
+        # Solara renders over a websocket: wait for our widgets, not for the page load
+        self.page.wait_for_selector("img[data-testid=tissue][src^='data:image/png']")
+        self.page.wait_for_selector(".abm-chart canvas")
+
+    def _route(self, route):
+        url = route.request.url
+        if url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")):
+            route.continue_()
+        else:
+            self.external.append(url)
+            route.abort()
+
+    # --- reading the page --------------------------------------------------------------------
+    def status(self) -> str:
+        return self.page.locator(".abm-status").inner_text()
+
+    def hour(self) -> int:
+        return int(re.search(r"hour (\d+)", self.status()).group(1))
+
+    def image(self) -> str:
+        return self.page.locator("img[data-testid=tissue]").get_attribute("src")
+
+    def wait_for_status(self, pattern: str) -> None:
+        self.page.wait_for_function(
+            "p => new RegExp(p).test(document.querySelector('.abm-status').textContent)",
+            arg=pattern,
+        )
+
+    def errors(self) -> list[str]:
+        return self.page.locator(".abm-message-error").all_inner_texts()
+
+    # --- acting ------------------------------------------------------------------------------
+    def button(self, name: str):
+        return self.page.get_by_role("button", name=name, exact=True)
+
+    def step(self) -> None:
+        hour = self.hour()
+        self.button("Step").click()
+        self.wait_for_status(rf"hour {hour + 1}\b")
+
+    def play_until(self, hours: int) -> None:
+        self.button("Play").click()
+        self.page.wait_for_function(
+            "h => +(/hour (\\d+)/.exec(document.querySelector('.abm-status').textContent)[1]) >= h",
+            arg=hours,
+        )
+        self.button("Pause").click()
+        self.page.get_by_role("button", name="Play", exact=True).wait_for()
+
+    def screenshot(self, name: str) -> None:
+        """Save the whole dashboard (page, charts included) under docs/img/."""
+        self.page.set_viewport_size({"width": 1440, "height": 1560})
+        self.page.mouse.move(1, 1)
+        self.page.wait_for_timeout(800)  # charts resize to the new viewport
+        IMG.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(IMG / name))
+        self.page.set_viewport_size({"width": 1440, "height": 1000})
+
+    def close(self) -> None:
+        assert not self.external, f"the page tried to reach the network: {self.external[:3]}"
+        self.context.close()
+
+
+@pytest.fixture
+def dashboard(browser, server):
+    made = []
+
+    def make(query: str = "") -> Dashboard:
+        made.append(Dashboard(browser, server, query))
+        return made[-1]
+
+    yield make
+    for d in made:
+        d.close()
+
+
+def test_page_loads_offline_with_tissue_legend_charts_and_lesson(dashboard):
+    d = dashboard("?seed=7")
+    page = d.page
+    assert "hour 0" in d.status() and "seed 7" in d.status()
+    assert page.locator(".abm-legend").inner_text().count("cancer") >= 1
+    assert page.locator(".abm-chart canvas").count() >= 4
+    assert page.get_by_role("tab", name="Lesson").is_visible()
+    page.get_by_role("tab", name="About").click()
+    page.get_by_text("not for clinical decisions").wait_for()
+    page.get_by_role("tab", name="Lesson").click()
+    d.play_until(72)  # three days: a screenshot with something to see
+    d.screenshot("dashboard.png")
+    assert not d.errors()
+
+
+def test_step_changes_the_image_and_the_step_counter(dashboard):
+    d = dashboard("?seed=3")
+    before = d.image()
+    changed = False
+    for _ in range(3):  # one hour can, rarely, change nothing visible
+        d.step()
+        d.page.wait_for_timeout(200)
+        if d.image() != before:
+            changed = True
+            break
+    assert changed, "the tissue image did not change in three steps"
+    assert d.hour() >= 1
+
+
+def test_hover_and_click_show_what_is_at_a_site(dashboard):
+    d = dashboard("?seed=4")
+    img = d.page.locator("img[data-testid=tissue]")
+    box = img.bounding_box()
+    d.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    d.page.wait_for_function(
+        "() => /cancer cell/.test(document.querySelector('.abm-hover').textContent)")
+    d.page.mouse.click(box["x"] + 3, box["y"] + 3)
+    d.page.locator(".abm-picked").wait_for()
+    assert d.page.locator(".abm-picked").inner_text().startswith("Selected (0, ")
+
+
+def test_overlay_shows_a_field_with_a_colour_bar(dashboard):
+    d = dashboard("?seed=5")
+    d.play_until(24)
+    plain = d.image()
+    d.page.locator(".v-select:has(label:text-is('overlay')) .v-select__slot").click()
+    d.page.get_by_role("option", name="IFN-γ").click()
+    d.page.get_by_text(re.compile(r"IFN-γ: 0")).wait_for()
+    assert d.image() != plain
+    d.screenshot("dashboard-overlay.png")
+
+
+def test_treatment_button_acts_now_and_shows_in_the_csv(dashboard):
+    d = dashboard("?seed=6")
+    d.step()
+    d.button("anti-PD-1").click()
+    d.page.get_by_text(re.compile("anti-PD-1 given on day")).wait_for()
+    d.step()
+    d.step()
+    occupancy = float(re.search(r"PD-1 occupancy ([\d.]+)", d.status()).group(1))
+    assert occupancy > 0, "anti-PD-1 did not raise PD-1 occupancy"
+    assert "anti-PD-1" in d.page.locator(".abm-doses").inner_text()
+    with d.page.expect_download() as info:
+        d.page.get_by_role("button", name=re.compile("time series", re.I)).click()
+    path = info.value.path()
+    rows = list(csv.DictReader(io.StringIO(Path(path).read_text())))
+    assert len(rows) == d.hour() + 1  # one row per hour, including hour 0
+    assert float(rows[0]["PD1Occupancy"]) == 0 and float(rows[-1]["PD1Occupancy"]) > 0
+    assert info.value.suggested_filename.endswith(".csv")
+
+
+def test_two_sessions_are_isolated(dashboard):
+    a = dashboard("?seed=11")
+    b = dashboard("?seed=11")
+    a.step()
+    a.step()
+    assert b.hour() == 0
+    b.play_until(5)
+    assert a.hour() == 2
+    a.button("Reset").click()
+    a.wait_for_status(r"hour 0\b")
+    assert b.hour() >= 5
+
+
+def test_rapid_clicks_and_bad_values_never_break_the_page(dashboard):
+    d = dashboard("?seed=12")
+    page = d.page
+    d.button("Play").click()
+    page.wait_for_timeout(300)
+    d.button("Reset").click()  # reset while playing
+    d.button("Play").click()
+    for _ in range(3):
+        d.button("Step").click(force=True, timeout=2_000, no_wait_after=True)
+    d.button("Pause").click()
+    d.button("Reset").click()
+    d.wait_for_status(r"hour 0\b")
+    width = page.get_by_label(re.compile(r"^width"))
+    width.fill("wide")
+    width.press("Enter")
+    d.button("Reset").click()
+    page.locator(".abm-message-error").wait_for()
+    assert "width" in page.locator(".abm-message-error").inner_text()
+    assert "Traceback" not in page.locator("body").inner_text()
+    width.fill("100")
+    width.press("Enter")
+    d.step()  # still alive
