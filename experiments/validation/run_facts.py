@@ -1,0 +1,680 @@
+"""Documented experiments for the eight stylized facts of DESIGN.md section 5 (issue 6).
+
+Run from the repository root:
+
+    .venv/bin/python experiments/validation/run_facts.py            # all facts + calibration
+    .venv/bin/python experiments/validation/run_facts.py 1 3 calib  # a subset
+
+Each fact has a function ``factN`` that runs paired seeds (same seed with and without the
+intervention) on the default 100x100 grid, two at a time (ProcessPoolExecutor, max_workers=2),
+prints a Markdown table of measured numbers and writes figures to ``docs/img/factN_*.png``.
+Raw run summaries are cached in ``experiments/validation/cache/`` (not committed) so the
+figures and tables can be remade without re-simulating; delete the cache to rerun.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import statistics
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+IMG = ROOT / "docs" / "img"
+CACHE = Path(__file__).resolve().parent / "cache"
+SEEDS = [0, 1, 2, 3]
+
+
+# --- one simulation ----
+def simulate(job: dict) -> dict:
+    """Run one model; return its time series and final / snapshot summaries (picklable)."""
+    from scipy.ndimage import uniform_filter
+
+    from abm import TumorModel
+    from abm.agents import Kind
+
+    model = TumorModel.from_scenario(job["scenario"], rng=job["seed"], **job["overrides"])
+    snap_hour = round(job["snapshot_day"] * 24) if job.get("snapshot_day") is not None else None
+    out = {"job": job, "snapshot": None}
+    founder = int(np.bincount(model.antigens[model.kind == Kind.CANCER]).argmax())
+    for hour in range(1, round(job["days"] * 24) + 1):
+        model.step()
+        if snap_hour is not None and hour == snap_hour:
+            pdl1 = np.asarray(model.pdl1_map(), dtype=float)
+            tdens = uniform_filter(
+                (model.kind == Kind.TCELL).astype(float), size=5, mode="constant"
+            )
+            cancer = model.kind == Kind.CANCER
+            out["snapshot"] = {
+                "pdl1": pdl1,
+                "tdens": tdens,
+                "cancer": cancer,
+                "kind": model.kind.copy(),
+            }
+        if not model.running:
+            break
+    out["df"] = model.datacollector.get_model_vars_dataframe().copy()
+    out["n_cancer"] = int(model.n_cancer)
+    out["mean_antigenicity"] = float(model.mean_antigenicity) if model.n_cancer else float("nan")
+    out["antigen_negative_fraction"] = (
+        float(model.antigen_negative_fraction) if model.n_cancer else float("nan")
+    )
+    carried = model.antigens[model.kind == Kind.CANCER]
+    out["lacking_founder"] = (
+        float(np.mean((carried & founder) == 0)) if carried.size else float("nan")
+    )
+    if "vaccine" in model.treatments and getattr(model.treatments["vaccine"], "antigens", None):
+        targets = sum(1 << a for a in model.treatments["vaccine"].antigens)
+        carried = model.antigens[model.kind == Kind.CANCER]
+        out["lacking_vaccine"] = (
+            float(np.mean((carried & targets) == 0)) if carried.size else float("nan")
+        )
+    return out
+
+
+def job(scenario, seed, days, snapshot_day=None, tag=None, **overrides):
+    j = {
+        "scenario": scenario,
+        "seed": seed,
+        "days": days,
+        "overrides": overrides,
+        "snapshot_day": snapshot_day,
+    }
+    if tag:  # a tag changes the cache key (used when a run's summary gained a field)
+        j["tag"] = tag
+    return j
+
+
+def run_all(jobs: list[dict]) -> list[dict]:
+    """Run jobs (cached by their JSON description) two at a time; results in job order."""
+    CACHE.mkdir(exist_ok=True)
+    keys = [hashlib.sha1(json.dumps(j, sort_keys=True).encode()).hexdigest()[:16] for j in jobs]
+    todo = [(k, j) for k, j in zip(keys, jobs, strict=True) if not (CACHE / f"{k}.pkl").exists()]
+    if todo:
+        with ProcessPoolExecutor(max_workers=2) as pool:
+            for (k, _), res in zip(todo, pool.map(simulate, [j for _, j in todo]), strict=True):
+                (CACHE / f"{k}.pkl").write_bytes(pickle.dumps(res))
+    return [pickle.loads((CACHE / f"{k}.pkl").read_bytes()) for k in keys]
+
+
+# --- helpers ----
+def med_range(values, fmt="{:.2f}") -> str:
+    vals = [v for v in values if v == v]  # drop NaN
+    if not vals:
+        return "n/a"
+    return (
+        f"{fmt.format(statistics.median(vals))} [{fmt.format(min(vals))}, {fmt.format(max(vals))}]"
+    )
+
+
+def rel_benefit(treated: dict, untreated: dict) -> float:
+    u, t = untreated["n_cancer"], treated["n_cancer"]
+    return (u - t) / max(u, 1)
+
+
+def series(res, col="CancerCells"):
+    df = res["df"]
+    return df["Day"].to_numpy(), df[col].to_numpy()
+
+
+def table(rows: list[tuple], header: tuple) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def save(fig, name):
+    IMG.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(IMG / name, dpi=110)
+    plt.close(fig)
+
+
+def plot_groups(ax, groups: dict[str, list[dict]], col="CancerCells", log=False):
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (label, runs) in enumerate(groups.items()):
+        for j, r in enumerate(runs):
+            d, y = series(r, col)
+            ax.plot(
+                d,
+                y,
+                color=colours[i % len(colours)],
+                alpha=0.7,
+                lw=1,
+                label=label if j == 0 else None,
+            )
+    ax.set_xlabel("day")
+    ax.set_ylabel(col)
+    if log:
+        ax.set_yscale("symlog", linthresh=10)
+    ax.legend(fontsize=8)
+
+
+# --- fact 1: compact (quadratic) growth without immunity ----
+def fact1():
+    seeds, days = [1, 2, 3], 20
+    runs = run_all([job("tumor_only", s, days, initial_tumor_cells=5) for s in seeds])
+    slopes, ratios = [], []
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.6))
+    for r in runs:
+        d, n = series(r)
+        w = d >= 6
+        slopes.append(np.polyfit(np.log(d[w]), np.log(n[w]), 1)[0])
+        daily = n[::24]
+        early = np.log(daily[8] / daily[6]) / 2
+        late = np.log(daily[days] / daily[days - 2]) / 2
+        ratios.append(late / early)
+        a.loglog(d[d > 0], n[d > 0], lw=1)
+        b.plot(d[24::24], np.diff(np.log(daily)), marker=".", lw=1)
+    ref = np.linspace(6, days)
+    d0, n0 = series(runs[0])
+    k = n0[np.searchsorted(d0, 6)] / 36
+    a.loglog(ref, k * ref**2, "k--", label="slope 2")
+    a.set(xlabel="day", ylabel="cancer cells", title="tumor_only, 5 founder cells")
+    a.legend(fontsize=8)
+    b.set(xlabel="day", ylabel="daily log growth rate", title="per-day growth rate falls")
+    save(fig, "fact1_growth.png")
+    rows = [
+        (
+            "log-log slope of N(t), days 6-20",
+            med_range(slopes),
+            "2 (Eden), ~constant rate if exponential",
+        ),
+        ("late (d18-20) / early (d6-8) log growth rate", med_range(ratios), "<1 (1 if exp.)"),
+    ]
+    return {
+        "slopes": slopes,
+        "ratios": ratios,
+        "table": table(rows, ("measure (3 seeds)", "median [range]", "expected")),
+    }
+
+
+# --- fact 2: three Es, and immunoediting ----
+def fact2():
+    days = 30
+    specs = {
+        "elimination": {},
+        "equilibrium": {},
+        "escape": {},
+        "escape, no T cells": {"tcell_influx": 0.0},
+    }
+    scen = {
+        "elimination": "elimination",
+        "equilibrium": "equilibrium",
+        "escape": "escape",
+        "escape, no T cells": "escape",
+    }
+    jobs = [job(scen[k], s, days, **ov) for k, ov in specs.items() for s in SEEDS]
+    res = run_all(jobs)
+    groups = {k: res[i * len(SEEDS) : (i + 1) * len(SEEDS)] for i, k in enumerate(specs)}
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    plot_groups(a, groups, log=True)
+    a.set_title("three Es (4 seeds each)")
+    plot_groups(b, {k: groups[k] for k in ("escape", "escape, no T cells")}, col="MeanAntigenicity")
+    b.set_title("immunoediting: escape vs same seeds without T cells")
+    save(fig, "fact2_three_es.png")
+    rows = []
+    for k, runs in groups.items():
+        n0 = [r["df"]["CancerCells"].iloc[0] for r in runs]
+        fin = [r["n_cancer"] for r in runs]
+        d14 = [int(r["df"].loc[r["df"]["Day"] <= 14, "CancerCells"].iloc[-1]) for r in runs]
+        cleared = [
+            (r["df"]["CancerCells"] == 0).idxmax() if r["n_cancer"] == 0 else None for r in runs
+        ]
+        clear_days = [
+            r["df"]["Day"].iloc[c] for r, c in zip(runs, cleared, strict=True) if c is not None
+        ]
+        rows.append(
+            (
+                k,
+                int(np.median(n0)),
+                med_range(d14, "{:.0f}"),
+                med_range(fin, "{:.0f}"),
+                f"{sum(f == 0 for f in fin)}/{len(fin)}",
+                med_range(clear_days, "{:.1f}") if clear_days else "-",
+                med_range([r["mean_antigenicity"] for r in runs], "{:.3f}"),
+            )
+        )
+    diffs = [
+        u["mean_antigenicity"] - e["mean_antigenicity"]
+        for e, u in zip(groups["escape"], groups["escape, no T cells"], strict=True)
+    ]
+    t = table(
+        rows,
+        (
+            "scenario",
+            "N0",
+            "N day 14",
+            "N day 30",
+            "cleared",
+            "day cleared",
+            "mean antigenicity day 30",
+        ),
+    )
+    t += (
+        "\n\nEditing: antigenicity(no T cells) - antigenicity(with T cells), paired seeds: "
+        f"{med_range(diffs, '{:.3f}')}"
+    )
+    return {
+        "groups": {k: [r["n_cancer"] for r in v] for k, v in groups.items()},
+        "edit_diffs": diffs,
+        "table": t,
+    }
+
+
+# --- fact 3: adaptive PD-L1 resistance; anti-PD-1 hot vs cold ----
+def fact3():
+    days = 21
+    specs = [
+        ("checkpoint", "hot, anti-PD-1 d7", {}),
+        ("checkpoint", "hot, untreated", {"checkpoint_start_day": None}),
+        ("checkpoint_cold", "cold, anti-PD-1 d7", {}),
+        ("checkpoint_cold", "cold, untreated", {"checkpoint_start_day": None}),
+        ("checkpoint", "hot, no PD-L1 induction, anti-PD-1 d7", {"pdl1_induction": 0.0}),
+        (
+            "checkpoint",
+            "hot, no PD-L1 induction, untreated",
+            {"pdl1_induction": 0.0, "checkpoint_start_day": None},
+        ),
+    ]
+    jobs = []
+    for sc, label, ov in specs:
+        snap = 14 if label == "hot, untreated" else None
+        jobs += [job(sc, s, days, snapshot_day=snap, **ov) for s in SEEDS]
+    res = run_all(jobs)
+    g = {label: res[i * len(SEEDS) : (i + 1) * len(SEEDS)] for i, (_, label, _) in enumerate(specs)}
+    hot = [
+        rel_benefit(t, u) for t, u in zip(g["hot, anti-PD-1 d7"], g["hot, untreated"], strict=True)
+    ]
+    cold = [
+        rel_benefit(t, u)
+        for t, u in zip(g["cold, anti-PD-1 d7"], g["cold, untreated"], strict=True)
+    ]
+    noind = [
+        rel_benefit(t, u)
+        for t, u in zip(
+            g["hot, no PD-L1 induction, anti-PD-1 d7"],
+            g["hot, no PD-L1 induction, untreated"],
+            strict=True,
+        )
+    ]
+
+    # untreated killing with and without PD-L1 induction: kills over 21 d / mean tumour size
+    def kills(r):
+        return r["df"]["Kills"].iloc[-1]
+
+    kill_ratio = [
+        kills(a) / max(kills(b), 1)
+        for a, b in zip(g["hot, no PD-L1 induction, untreated"], g["hot, untreated"], strict=True)
+    ]
+    burden_ratio = [
+        a["n_cancer"] / max(b["n_cancer"], 1)
+        for a, b in zip(g["hot, no PD-L1 induction, untreated"], g["hot, untreated"], strict=True)
+    ]
+    # co-localisation at day 14, untreated hot tumour
+    r_all, r_cancer, pos_ratio = [], [], []
+    for r in g["hot, untreated"]:
+        s = r["snapshot"]
+        if s is None:
+            continue
+        p, t, c = s["pdl1"].ravel(), s["tdens"].ravel(), s["cancer"].ravel()
+        if c.sum() > 10 and p[c].std() > 0 and t[c].std() > 0:
+            r_cancer.append(float(np.corrcoef(p[c], t[c])[0, 1]))
+        if p.std() > 0:
+            r_all.append(float(np.corrcoef(p, t)[0, 1]))
+        # PD-L1 on cancer cells near T cells vs far from them
+        near = c & (t > 0)
+        far = c & (t == 0)
+        if near.sum() and far.sum():
+            pos_ratio.append(float(p[near].mean() / max(p[far].mean(), 1e-9)))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    plot_groups(
+        axes[0],
+        {
+            k: g[k]
+            for k in (
+                "hot, anti-PD-1 d7",
+                "hot, untreated",
+                "cold, anti-PD-1 d7",
+                "cold, untreated",
+            )
+        },
+        log=True,
+    )
+    axes[0].axvline(7, color="grey", ls=":")
+    axes[0].set_title("anti-PD-1 from day 7: hot vs cold")
+    s = next(r["snapshot"] for r in g["hot, untreated"] if r["snapshot"] is not None)
+    im = axes[1].imshow(np.where(s["cancer"], s["pdl1"], np.nan).T, origin="lower", cmap="magma")
+    ty, tx = np.nonzero((s["kind"] == 2).T)
+    axes[1].scatter(tx, ty, s=3, c="cyan", label="CTL")
+    axes[1].set_title("untreated hot, day 14: PD-L1 (cancer) + CTLs")
+    axes[1].legend(fontsize=7, loc="upper right")
+    plt.colorbar(im, ax=axes[1], fraction=0.046)
+    c = s["cancer"].ravel()
+    axes[2].scatter(s["tdens"].ravel()[c], s["pdl1"].ravel()[c], s=2, alpha=0.3)
+    axes[2].set(
+        xlabel="local CTL density (5x5 mean of kind==2)",
+        ylabel="PD-L1 (cancer sites)",
+        title="PD-L1 vs CTL density, seed 0",
+    )
+    save(fig, "fact3_checkpoint.png")
+    rows = [
+        ("relative benefit of anti-PD-1, hot (checkpoint)", med_range(hot)),
+        ("relative benefit of anti-PD-1, cold (checkpoint_cold)", med_range(cold)),
+        ("relative benefit of anti-PD-1, hot, pdl1_induction=0", med_range(noind)),
+        ("untreated hot: kills by day 21, pdl1_induction=0 / default", med_range(kill_ratio)),
+        ("untreated hot: burden day 21, pdl1_induction=0 / default", med_range(burden_ratio)),
+        ("day 14 corr(PD-L1, CTL density), all sites", med_range(r_all)),
+        ("day 14 corr(PD-L1, CTL density), cancer sites only", med_range(r_cancer)),
+        ("day 14 mean PD-L1 of cancer cells with / without a CTL in 5x5", med_range(pos_ratio)),
+    ]
+    finals = {k: [r["n_cancer"] for r in v] for k, v in g.items()}
+    t = table(rows, ("measure (seeds 0-3, paired)", "median [range]"))
+    t += "\n\nFinal burdens (day 21): " + "; ".join(f"{k}: {v}" for k, v in finals.items())
+    return {"table": t}
+
+
+# --- fact 4: anti-CTLA-4 earlier is better ----
+def fact4():
+    days = 21
+    base = {"checkpoint_start_day": None, "mutation_rate": 0.03}
+    starts = [None, 1.0, 4.0, 7.0, 12.0]
+    jobs = [job("checkpoint", s, days, ctla4_start_day=d, **base) for d in starts for s in SEEDS]
+    res = run_all(jobs)
+    g = {d: res[i * len(SEEDS) : (i + 1) * len(SEEDS)] for i, d in enumerate(starts)}
+    rows, med = [], []
+    for d in starts[1:]:
+        b = [rel_benefit(t, u) for t, u in zip(g[d], g[None], strict=True)]
+        med.append(statistics.median(b))
+        rows.append(
+            (f"day {d:g}", med_range(b), med_range([r["n_cancer"] for r in g[d]], "{:.0f}"))
+        )
+    rows.insert(0, ("untreated", "-", med_range([r["n_cancer"] for r in g[None]], "{:.0f}")))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    plot_groups(
+        a,
+        {("untreated" if d is None else f"anti-CTLA-4 day {d:g}"): g[d] for d in starts},
+        log=True,
+    )
+    a.set_title("checkpoint (no anti-PD-1), mutation 0.03")
+    for s_i in range(len(SEEDS)):
+        b.plot(
+            starts[1:],
+            [rel_benefit(g[d][s_i], g[None][s_i]) for d in starts[1:]],
+            marker="o",
+            alpha=0.6,
+            label=f"seed {SEEDS[s_i]}",
+        )
+    b.plot(starts[1:], med, "k-", lw=2, label="median")
+    b.set(xlabel="anti-CTLA-4 start day", ylabel="relative benefit at day 21")
+    b.legend(fontsize=8)
+    save(fig, "fact4_ctla4_timing.png")
+    return {
+        "table": table(
+            rows, ("anti-CTLA-4 start", "relative benefit, median [range]", "burden day 21")
+        )
+    }
+
+
+# --- fact 5: vaccine ----
+def fact5():
+    days = 24
+    jobs = [job("vaccine", s, days, tag="founder") for s in SEEDS] + [
+        job("vaccine", s, days, tag="founder", vaccine_start_day=None) for s in SEEDS
+    ]
+    res = run_all(jobs)
+    vac, ctl = res[: len(SEEDS)], res[len(SEEDS) :]
+    ben = [rel_benefit(t, u) for t, u in zip(vac, ctl, strict=True)]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    plot_groups(a, {"vaccine day 0": vac, "no vaccine": ctl}, log=True)
+    a.set_title("vaccine scenario")
+    plot_groups(b, {"vaccine day 0": vac, "no vaccine": ctl}, col="MeanAntigenicity")
+    save(fig, "fact5_vaccine.png")
+    # vaccine_antigens = 0 means the vaccine targets the founder clone's antigens, so
+    # "lacking the founder's antigens" is comparable between vaccinated and control runs.
+    rows = [
+        ("relative benefit at day 24", med_range(ben)),
+        ("burden day 24, vaccinated", med_range([r["n_cancer"] for r in vac], "{:.0f}")),
+        ("burden day 24, control", med_range([r["n_cancer"] for r in ctl], "{:.0f}")),
+        (
+            "fraction of cells lacking all vaccine antigens, vaccinated survivors",
+            med_range([r.get("lacking_vaccine", float("nan")) for r in vac]),
+        ),
+        (
+            "fraction lacking all founder (= vaccine) antigens, vaccinated",
+            med_range([r["lacking_founder"] for r in vac]),
+        ),
+        (
+            "fraction lacking all founder (= vaccine) antigens, control",
+            med_range([r["lacking_founder"] for r in ctl]),
+        ),
+    ]
+    return {
+        "table": table(rows, ("measure (seeds 0-3, paired)", "median [range]")),
+        "vac": vac,
+        "ctl": ctl,
+    }
+
+
+# --- fact 6: CAR-T and antigen loss ----
+def fact6():
+    days = 20
+    specs = [
+        ("cart", "CAR-T, no loss", {}),
+        ("cart", "untreated", {"cart_start_day": None}),
+        ("cart_antigen_loss", "CAR-T, antigen loss 0.01", {}),
+        (
+            "cart",
+            "CAR-T, no loss, early CAR-T loss (lifespan 1 d, dose 100)",
+            {"cart_lifespan_days": 1.0, "cart_dose": 100},
+        ),
+    ]
+    jobs = [job(sc, s, days, **ov) for sc, _, ov in specs for s in SEEDS]
+    res = run_all(jobs)
+    g = {label: res[i * len(SEEDS) : (i + 1) * len(SEEDS)] for i, (_, label, _) in enumerate(specs)}
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    plot_groups(a, g, log=True)
+    a.axvline(5, color="grey", ls=":")
+    a.set_title("CAR-T day 5 (dose 300)")
+    plot_groups(b, g, col="AntigenNegativeFraction")
+    save(fig, "fact6_cart.png")
+    rows = []
+    for k, runs in g.items():
+        surv = [r for r in runs if r["n_cancer"] > 0]
+        rows.append(
+            (
+                k,
+                med_range([r["n_cancer"] for r in runs], "{:.0f}"),
+                f"{len(surv)}/{len(runs)}",
+                med_range([r["antigen_negative_fraction"] for r in surv]),
+            )
+        )
+    return {
+        "table": table(
+            rows,
+            ("arm", "burden day 20", "tumour present", "antigen-negative fraction (survivors)"),
+        )
+    }
+
+
+# --- fact 7: combination ----
+def fact7():
+    days, start = 24, 10.0
+    arms = {
+        "none": {"checkpoint_start_day": None, "ctla4_start_day": None},
+        "anti-PD-1": {"checkpoint_start_day": start, "ctla4_start_day": None},
+        "anti-CTLA-4": {"checkpoint_start_day": None, "ctla4_start_day": start},
+        "both": {"checkpoint_start_day": start, "ctla4_start_day": start},
+    }
+    jobs = [job("escape", s, days, **ov) for ov in arms.values() for s in SEEDS]
+    res = run_all(jobs)
+    g = {k: res[i * len(SEEDS) : (i + 1) * len(SEEDS)] for i, k in enumerate(arms)}
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    plot_groups(ax, g, log=True)
+    ax.axvline(start, color="grey", ls=":")
+    ax.set_title("escape scenario, therapy from day 10")
+    save(fig, "fact7_combination.png")
+    rows = [
+        (
+            k,
+            med_range([r["n_cancer"] for r in v], "{:.0f}"),
+            "-"
+            if k == "none"
+            else med_range([rel_benefit(t, u) for t, u in zip(v, g["none"], strict=True)]),
+        )
+        for k, v in g.items()
+    ]
+    wins = sum(
+        b["n_cancer"] <= min(p["n_cancer"], c["n_cancer"])
+        for b, p, c in zip(g["both"], g["anti-PD-1"], g["anti-CTLA-4"], strict=True)
+    )
+    # Bliss independence: expected surviving fraction = product of single-agent fractions
+    bliss = []
+    for n, p, c, b in zip(g["none"], g["anti-PD-1"], g["anti-CTLA-4"], g["both"], strict=True):
+        u = max(n["n_cancer"], 1)
+        bliss.append((p["n_cancer"] / u) * (c["n_cancer"] / u) - b["n_cancer"] / u)
+    t = table(rows, ("arm", "burden day 24", "relative benefit vs none"))
+    t += (
+        f"\n\nCombination <= both single agents in {wins}/{len(SEEDS)} seeds. Bliss excess "
+        "(expected surviving fraction under independence minus observed; > 0 = synergy): "
+        f"{med_range(bliss, '{:.3f}')}"
+    )
+    return {"table": t}
+
+
+# --- fact 8: kills per CTL per day ----
+def fact8():
+    """Reuses the (cached) runs of facts 2 and 3; window = days 7-14 (T cells established)."""
+    sets = [
+        ("equilibrium", {}),
+        ("escape", {}),
+        ("checkpoint", {"checkpoint_start_day": None}),
+        ("checkpoint", {}),
+    ]
+    days = {"equilibrium": 30, "escape": 30, "checkpoint": 21}
+    lo, hi = 7.0, 14.0
+    rows, per_engaged_all = [], []
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for sc, ov in sets:
+        runs = run_all(
+            [
+                job(sc, s, days[sc], snapshot_day=14 if (sc == "checkpoint" and ov) else None, **ov)
+                for s in SEEDS
+            ]
+        )
+        eng, pres = [], []
+        for r in runs:
+            df = r["df"]
+            w = df[(df["Day"] >= lo) & (df["Day"] <= hi)]
+            if len(w) < 24:
+                continue
+            dk = w["Kills"].iloc[-1] - w["Kills"].iloc[0]
+            span = w["Day"].iloc[-1] - w["Day"].iloc[0]
+            me, mt = w["EngagedTCells"].mean(), w["TCells"].mean()
+            if me > 0:
+                eng.append(dk / (me * span))
+            if mt > 0:
+                pres.append(dk / (mt * span))
+        label = sc + (" (untreated)" if ov else "")
+        per_engaged_all += eng
+        rows.append((label, med_range(eng), med_range(pres)))
+        ax.scatter([label] * len(eng), eng, marker="o", label=None)
+        ax.scatter([label] * len(pres), pres, marker="x", color="k")
+    ax.axhspan(2, 16, color="green", alpha=0.15, label="2-16 (Halle 2016)")
+    ax.set_yscale("log")
+    ax.set_ylabel("kills per CTL per day (o engaged, x present)")
+    ax.tick_params(axis="x", labelsize=7)
+    ax.legend(fontsize=8)
+    save(fig, "fact8_kill_rate.png")
+    return {
+        "table": table(
+            rows,
+            (
+                "scenario (days 7-14, seeds 0-3)",
+                "kills / engaged CTL / day",
+                "kills / CTL present / day",
+            ),
+        )
+    }
+
+
+# --- calibration: one-at-a-time ----
+def _calib(days, seeds):
+    variants = [
+        ("baseline", {}),
+        ("tcell_influx 0.75", {"tcell_influx": 0.75}),
+        ("tcell_influx 3.0", {"tcell_influx": 3.0}),
+        ("pd1_inhibition 0.25", {"pd1_inhibition": 0.25}),
+        ("pd1_inhibition 1.0", {"pd1_inhibition": 1.0}),
+        ("ifng_secretion 2.5", {"ifng_secretion": 2.5}),
+        ("ifng_secretion 10", {"ifng_secretion": 10.0}),
+        ("tcell_exhaustion_limit 3", {"tcell_exhaustion_limit": 3}),
+        ("tcell_exhaustion_limit 10", {"tcell_exhaustion_limit": 10}),
+    ]
+    tables = [
+        _calib_table("escape", days, seeds, variants),
+        _calib_table("elimination", 15, seeds, variants),
+    ]
+    return {"table": "\n\n".join(tables)}
+
+
+def _calib_table(scenario, days, seeds, variants):
+    jobs = [job(scenario, s, days, **ov) for _, ov in variants for s in seeds]
+    res = run_all(jobs)
+    g = {k: res[i * len(seeds) : (i + 1) * len(seeds)] for i, (k, _) in enumerate(variants)}
+    base = g["baseline"]
+    rows = []
+    for k, runs in g.items():
+        n0 = runs[0]["df"]["CancerCells"].iloc[0]
+        fold = [r["n_cancer"] / n0 for r in runs]
+        ratio = [r["n_cancer"] / max(b["n_cancer"], 1) for r, b in zip(runs, base, strict=True)]
+        outcome = ", ".join(
+            "cleared" if r["n_cancer"] == 0 else ("escape" if r["n_cancer"] > 5 * n0 else "held")
+            for r in runs
+        )
+        rows.append((k, med_range(fold), med_range(ratio), outcome))
+    return table(
+        rows,
+        (
+            f"{scenario} scenario, one change",
+            f"N(day {days})/N0",
+            "burden / baseline (paired)",
+            "outcome per seed (0,1,2)",
+        ),
+    )
+
+
+FACTS = {
+    "1": fact1,
+    "2": fact2,
+    "3": fact3,
+    "4": fact4,
+    "5": fact5,
+    "6": fact6,
+    "7": fact7,
+    "8": fact8,
+    "calib": _calib,
+}
+
+
+def main(argv):
+    wanted = argv or list(FACTS)
+    for name in wanted:
+        if name == "calib":
+            out = _calib(21, [0, 1, 2])
+        else:
+            out = FACTS[name]()
+        print(f"\n### Fact {name}\n\n{out['table']}\n", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
