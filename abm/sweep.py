@@ -648,7 +648,38 @@ def _worker_init(runner_pid: int) -> None:
     threading.Thread(target=watch, name="abm-watch-runner", daemon=True).start()
 
 
-def run_serial(tasks: list[dict[str, Any]]) -> Iterator[Result]:
+class _TaskQueue:
+    """Tasks taken lazily, in run-list order, from an iterator; runs to retry come first."""
+
+    def __init__(self, tasks: Iterable[dict[str, Any]]) -> None:
+        self._source = iter(tasks)
+        self._head: dict[str, Any] | None = None
+        self._retry: list[dict[str, Any]] = []
+
+    def _fill(self) -> None:
+        if self._head is None and not self._retry:
+            self._head = next(self._source, None)
+
+    def __bool__(self) -> bool:
+        self._fill()
+        return bool(self._retry) or self._head is not None
+
+    def peek(self) -> dict[str, Any]:
+        self._fill()
+        return self._retry[-1] if self._retry else self._head
+
+    def pop(self) -> dict[str, Any]:
+        self._fill()
+        if self._retry:
+            return self._retry.pop()
+        task, self._head = self._head, None
+        return task
+
+    def extend(self, tasks: Iterable[dict[str, Any]]) -> None:
+        self._retry.extend(tasks)
+
+
+def run_serial(tasks: Iterable[dict[str, Any]]) -> Iterator[Result]:
     for task in tasks:
         try:
             result = execute_run(task)
@@ -658,7 +689,7 @@ def run_serial(tasks: list[dict[str, Any]]) -> Iterator[Result]:
 
 
 def run_process(
-    tasks: list[dict[str, Any]],
+    tasks: Iterable[dict[str, Any]],
     workers: int,
     *,
     max_losses: int = 3,
@@ -673,7 +704,7 @@ def run_process(
     from concurrent.futures.process import BrokenProcessPool
 
     ctx = mp.get_context("spawn")  # not fork: the runner has threads (progress bar)
-    pending = list(reversed(tasks))  # pop() from the end keeps run-list order
+    pending = _TaskQueue(tasks)
     losses: dict[str, int] = {}
     while pending:
         pool = ProcessPoolExecutor(
@@ -681,10 +712,11 @@ def run_process(
         )
         in_flight: dict[Future, dict[str, Any]] = {}
         lost: list[dict[str, Any]] = []
+        salvaged: list[Result] = []
         try:
             while pending or in_flight:
                 while pending and len(in_flight) < 2 * workers:
-                    future = pool.submit(execute_run, pending[-1])
+                    future = pool.submit(execute_run, pending.peek())
                     in_flight[future] = pending.pop()
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -702,18 +734,25 @@ def run_process(
                 if lost:
                     raise BrokenProcessPool
         except BrokenProcessPool:
-            lost.extend(in_flight.values())
+            for future, task in in_flight.items():  # finished before the pool broke: keep
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    salvaged.append(future.result())
+                else:
+                    lost.append(task)
             in_flight.clear()
         finally:
             pending.extend(in_flight.values())
             _stop_pool(pool)
+        yield from salvaged
         if lost:
             for task in lost:
                 losses[task["run_id"]] = losses.get(task["run_id"], 0) + 1
                 if losses[task["run_id"]] >= max_losses:
                     raise RunFailed(
                         f"run {task['run_id']} was lost with a dying worker process "
-                        f"{max_losses} times (out of memory? see `dmesg`)"
+                        f"{max_losses} times (out of memory? see `dmesg`; or the workers "
+                        "cannot start: from a Python script, call run_sweep under "
+                        '`if __name__ == "__main__":`)'
                     )
             log(f"a worker process died; restarting the pool and retrying {len(lost)} runs")
             pending.extend(lost)
@@ -732,7 +771,7 @@ def _stop_pool(pool: Any) -> None:
 
 
 def run_dask(
-    tasks: list[dict[str, Any]], workers: int | None, scheduler: str | None, key_prefix: str
+    tasks: Iterable[dict[str, Any]], workers: int | None, scheduler: str | None, key_prefix: str
 ) -> Iterator[Result]:
     """Runs on Dask: an existing cluster (``scheduler`` = ``tcp://host:8786``) or a
     ``LocalCluster`` of ``workers`` single-threaded processes. One task per run returns the run's
@@ -749,7 +788,7 @@ def run_dask(
         )
         client = Client(cluster)
     try:
-        pending = list(reversed(tasks))
+        pending = _TaskQueue(tasks)
 
         def window() -> int:
             return max(2, 2 * sum(client.nthreads().values()))
@@ -963,11 +1002,11 @@ def run_sweep(
             }[backend]
             resumed = f" ({already} already done)" if already else ""
             log(f"sweep {spec.name!r}: {len(missing)} of {len(runs)} runs to do{resumed}, {where}")
-        tasks = [make_task(spec, r) for r in missing]
-        if backend == "serial" or not tasks:
+        tasks = (make_task(spec, r) for r in missing)  # lazily: one dict per run otherwise
+        if backend == "serial" or not missing:
             results = run_serial(tasks)
         elif backend == "process":
-            results = run_process(tasks, min(workers, len(tasks)), log=log)
+            results = run_process(tasks, min(workers, len(missing)), log=log)
         else:
             results = run_dask(tasks, workers, scheduler, f"abm-{manifest['content_hash'][:12]}")
         from tqdm import tqdm
