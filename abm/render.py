@@ -157,8 +157,6 @@ def tissue_rgb(model: TumorModel, colour_by: str = "antigenicity",
     w, h = kind.shape
     rgb = np.empty((w, h, 3), dtype=np.uint8)
     rgb[...] = EMPTY_RGB
-    for x, y in model.vessels:
-        rgb[x, y] = VESSEL_RGB
 
     spec, vmax = None, 0.0
     data = overlay_data(model, overlay)
@@ -168,6 +166,10 @@ def tissue_rgb(model: TumorModel, colour_by: str = "antigenicity",
         scale = 255.0 / vmax if vmax > 0 else 0.0
         idx = np.clip(data * scale, 0, 255).astype(np.uint8)
         rgb[...] = lut(spec.cmap)[idx]
+
+    for x, y in model.vessels:  # over the overlay: where immune cells enter stays visible
+        if kind[x, y] == Kind.EMPTY:
+            rgb[x, y] = VESSEL_RGB
 
     cancer = kind == Kind.CANCER
     if cancer.any():

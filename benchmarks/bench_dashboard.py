@@ -32,6 +32,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -51,25 +52,31 @@ TARGET_FPS = {"100x100": 10.0, "200x200 grown": 4.0}
 
 
 def start_server() -> tuple[subprocess.Popen, str]:
+    # output to a file: a pipe nobody reads could fill up and stall the server
+    log = tempfile.NamedTemporaryFile("w+", prefix="abm-serve-", suffix=".log", delete=False)
     proc = subprocess.Popen([sys.executable, "-m", "abm.cli", "serve", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
-    match = re.search(r"http://127\.0\.0\.1:\d+", proc.stdout.readline())
-    if not match:
-        stop_server(proc)
-        raise SystemExit("abm serve printed no URL")
-    url = match.group(0) + "/"
+                            stdout=log, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    log.close()
     deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=5):
-                return proc, url
-        except OSError:
-            time.sleep(0.5)
+    url = None
+    while time.time() < deadline and proc.poll() is None:
+        if url is None:
+            match = re.search(r"http://127\.0\.0\.1:\d+", Path(log.name).read_text())
+            url = match.group(0) + "/" if match else None
+        if url is not None:
+            try:
+                with urllib.request.urlopen(url, timeout=5):
+                    return proc, url
+            except OSError:
+                pass
+        time.sleep(0.5)
     stop_server(proc)
-    raise SystemExit("the server did not come up")
+    raise SystemExit(f"the server did not come up; its log: {log.name}")
 
 
 def stop_server(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
     os.kill(proc.pid, signal.SIGTERM)
     try:
         proc.wait(timeout=15)

@@ -39,27 +39,32 @@ if not Path(CHROMIUM).exists():
 
 
 @pytest.fixture(scope="module")
-def server():
-    """`abm serve` on a free port of 127.0.0.1; yields its URL; stopped by process id."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "abm.cli", "serve", "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+def server(tmp_path_factory):
+    """`abm serve` on a free port of 127.0.0.1; yields its URL; stopped by process id.
+
+    Its output goes to a file (a pipe nobody reads could fill up and stall the server); a
+    traceback in it fails the module at teardown.
+    """
+    log_path = tmp_path_factory.mktemp("server") / "serve.log"
+    log = open(log_path, "w")  # noqa: SIM115 - closed in the finally below
+    proc = subprocess.Popen([sys.executable, "-m", "abm.cli", "serve", "--port", "0"],
+                            stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
-        first = proc.stdout.readline()
-        match = re.search(r"http://127\.0\.0\.1:(\d+)", first)
-        assert match, f"abm serve printed no URL: {first!r}"
-        url = match.group(0) + "/"
         deadline = time.time() + 90
+        url = None
         while True:
-            try:
-                with urllib.request.urlopen(url, timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None, "the server exited"
+            assert proc.poll() is None, f"the server exited: {log_path.read_text()[-2000:]}"
             assert time.time() < deadline, "the server did not come up within 90 s"
+            if url is None:
+                match = re.search(r"http://127\.0\.0\.1:(\d+)", log_path.read_text())
+                url = match.group(0) + "/" if match else None
+            if url is not None:
+                try:
+                    with urllib.request.urlopen(url, timeout=5) as response:
+                        if response.status == 200:
+                            break
+                except OSError:
+                    pass
             time.sleep(0.5)
         yield url
     finally:
@@ -69,7 +74,10 @@ def server():
         except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
-        proc.stdout.close()
+        log.close()
+    text = log_path.read_text()
+    if "Traceback" in text:
+        pytest.fail(f"the server logged an exception:\n{text[-3000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -256,15 +264,20 @@ def test_two_sessions_are_isolated(dashboard):
 def test_rapid_clicks_and_bad_values_never_break_the_page(dashboard):
     d = dashboard("?seed=12")
     page = d.page
-    d.button("Play").click()
-    page.wait_for_timeout(300)
-    d.button("Reset").click()  # reset while playing
-    d.button("Play").click()
-    for _ in range(3):
-        d.button("Step").click(force=True, timeout=2_000, no_wait_after=True)
-    d.button("Pause").click()
+    # bursts of clicks sent in one go, before the server has answered the first (so Step is
+    # not yet disabled by Play): Step while playing, Reset while playing, Play after Reset
+    burst = """names => {
+        const find = n => [...document.querySelectorAll('button')]
+            .find(b => b.textContent.trim().toLowerCase() === n);
+        for (const n of names) { const b = find(n); if (b) b.click(); }
+    }"""
+    page.evaluate(burst, ["play", "step", "step", "reset", "step", "play"])
+    page.wait_for_timeout(500)
+    page.evaluate(burst, ["pause", "play", "reset", "step", "step"])
+    d.play_until(d.hour() + 3)  # still plays
     d.button("Reset").click()
     d.wait_for_status(r"hour 0\b")
+    assert not d.errors()
     width = page.get_by_label(re.compile(r"^width"))
     width.fill("wide")
     width.press("Enter")
