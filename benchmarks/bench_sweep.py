@@ -56,25 +56,38 @@ def quiet(_message: str) -> None:
 
 
 def bench_overhead(runs: int = 16, size: int = 60, days: float = 10) -> dict:
-    """Each run twice, interleaved so that load from other processes hits both alike: once as
-    the bare model (``simulate``), once as the sweep does it (``execute_run`` + ``write_run``).
-    Then the whole serial sweep end to end (manifest, progress bar, summary rebuild too).
-    CPU time of this process, not wall time: other processes on a shared machine then barely
-    disturb the comparison (the same seeds do the same work in both paths)."""
+    """Each run twice, back to back and in alternating order, so that load from other processes
+    hits both alike: once as the bare model (``simulate``), once as the sweep does it
+    (``execute_run`` + ``write_run``). CPU time of this process, not wall time, and the median
+    of the per-run differences: other processes on a shared machine then barely disturb it (the
+    same seed does the same work in both paths). Then the whole serial sweep end to end
+    (manifest, progress bar, summary rebuild too), which is noisier."""
+    import statistics
+
     spec = parse_spec(spec_data("overhead", runs // 2, 2, size, days))
     tasks = [make_task(spec, r) for r in expand(spec)]
     simulate(tasks[0]["model"], 24)  # warm up imports and caches
-    model_s = sweep_s = write_s = summarise_s = 0.0
+    model_times, sweep_times = [], []
+    write_s = summarise_s = 0.0
     with tempfile.TemporaryDirectory() as tmp:
-        for task in tasks:
+
+        def model_path(task: dict) -> float:
             t0 = time.process_time()
             simulate(task["model"], task["steps"], record_every=task["record_every"])
-            t1 = time.process_time()
-            df, summary = execute_run(task)
-            write_run(Path(tmp), df, summary)
-            t2 = time.process_time()
-            model_s += t1 - t0
-            sweep_s += t2 - t1
+            return time.process_time() - t0
+
+        def sweep_path(task: dict) -> float:
+            t0 = time.process_time()
+            write_run(Path(tmp), *execute_run(task))
+            return time.process_time() - t0
+
+        for i, task in enumerate(tasks):
+            if i % 2:
+                sweep_times.append(sweep_path(task))
+                model_times.append(model_path(task))
+            else:
+                model_times.append(model_path(task))
+                sweep_times.append(sweep_path(task))
         for task in tasks[:4]:  # the parts of the overhead, timed alone
             _, model = simulate(task["model"], task["steps"], record_every=task["record_every"])
             full = model.datacollector.get_model_vars_dataframe()
@@ -89,16 +102,18 @@ def bench_overhead(runs: int = 16, size: int = 60, days: float = 10) -> dict:
         run_sweep(spec, Path(tmp) / "out", backend="serial", progress=True, log=quiet)
         end_to_end_s = time.process_time() - start
     n = len(tasks)
+    diffs = [b - a for a, b in zip(model_times, sweep_times, strict=True)]
+    model_median = statistics.median(model_times)
     return {
         "runs": n,
         "grid": f"{size}x{size}",
         "days": days,
-        "model_s_per_run": model_s / n,
-        "sweep_s_per_run": sweep_s / n,
-        "overhead_s_per_run": (sweep_s - model_s) / n,
-        "overhead_pct": 100 * (sweep_s - model_s) / model_s,
+        "model_s_per_run": model_median,
+        "sweep_s_per_run": statistics.median(sweep_times),
+        "overhead_s_per_run": statistics.median(diffs),
+        "overhead_pct": 100 * statistics.median(diffs) / model_median,
         "end_to_end_s_per_run": end_to_end_s / n,
-        "end_to_end_pct": 100 * (end_to_end_s - model_s) / model_s,
+        "end_to_end_pct": 100 * (end_to_end_s - sum(model_times)) / sum(model_times),
         "write_ms": 1000 * write_s / 4,
         "summarise_ms": 1000 * summarise_s / 4,
     }
@@ -107,18 +122,35 @@ def bench_overhead(runs: int = 16, size: int = 60, days: float = 10) -> dict:
 _MEMORY_CHILD = """
 import json, sys, tempfile
 from pathlib import Path
-from abm.sweep import parse_spec, run_sweep
+import abm.sweep as S
+
+def status(key):
+    lines = Path("/proc/self/status").read_text().splitlines()
+    return next(int(line.split()[1]) for line in lines if line.startswith(key + ":")) / 1024
+
 data, backend = json.loads(sys.argv[1]), sys.argv[2]
-with tempfile.TemporaryDirectory() as tmp:
-    run_sweep(parse_spec(data), Path(tmp) / "out", backend=backend, workers=2, progress=False,
-              log=lambda m: None)
-# VmHWM, not ru_maxrss: on Linux ru_maxrss keeps the parent's peak across fork + exec
-status = Path("/proc/self/status").read_text().split("\\n")
-print(next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")))
+spec = S.parse_spec(data)
+quarters, written, write_run = [], [0], S.write_run
+
+def counting_write_run(*args):
+    write_run(*args)
+    written[0] += 1
+    if written[0] % (spec.n_runs // 4) == 0:
+        quarters.append(status("VmRSS"))
+
+S.write_run = counting_write_run
+if __name__ == "__main__":
+    with tempfile.TemporaryDirectory() as tmp:
+        S.run_sweep(spec, Path(tmp) / "out", backend=backend, workers=2, progress=False,
+                    log=lambda m: None)
+    # VmHWM, not ru_maxrss: on Linux ru_maxrss keeps the parent's peak across fork + exec
+    print(json.dumps({"quarters": quarters, "peak": status("VmHWM")}))
 """
 
 
-def bench_memory(counts: tuple[int, ...] = (25, 100, 400), backends=("serial", "process")) -> list:
+def bench_memory(counts: tuple[int, ...] = (50, 200, 800), backends=("serial", "process")) -> list:
+    """Resident memory of the runner process after 25/50/75/100% of the runs are written, and
+    its peak over the whole sweep (start-up and the final summary included)."""
     rows = []
     for backend in backends:
         for n in counts:
@@ -130,11 +162,13 @@ def bench_memory(counts: tuple[int, ...] = (25, 100, 400), backends=("serial", "
                 text=True,
                 check=True,
             )
+            result = json.loads(out.stdout)
             rows.append(
                 {
                     "backend": backend,
                     "runs": n,
-                    "peak_rss_mb": int(out.stdout) / 1024,
+                    "quarters_mb": result["quarters"],
+                    "peak_mb": result["peak"],
                     "wall_s": time.perf_counter() - start,
                 }
             )
@@ -188,7 +222,7 @@ def main() -> None:
     if "overhead" in args.which:
         r = bench_overhead()
         print(f"{r['runs']} runs of {r['grid']} sites, {r['days']:g} days\n")
-        print("| path | s per run | overhead per run |\n|---|---|---|")
+        print("| path | CPU s per run (median) | overhead per run (median) |\n|---|---|---|")
         print(f"| model alone (`simulate`) | {r['model_s_per_run']:.3f} | |")
         print(
             f"| sweep run (`execute_run` + `write_run`) | {r['sweep_s_per_run']:.3f} | "
@@ -203,9 +237,16 @@ def main() -> None:
             f"writing the run file (atomic Parquet + fsync) {r['write_ms']:.1f} ms wall\n"
         )
     if "memory" in args.which:
-        print("| backend | runs | runner peak RSS (MB) | wall (s) |\n|---|---|---|---|")
+        print(
+            "| backend | runs | runner RSS (MB) after 25% / 50% / 75% / 100% of the runs "
+            "| peak (MB) | wall (s) |\n|---|---|---|---|---|"
+        )
         for r in bench_memory():
-            print(f"| {r['backend']} | {r['runs']} | {r['peak_rss_mb']:.0f} | {r['wall_s']:.1f} |")
+            quarters = " / ".join(f"{q:.0f}" for q in r["quarters_mb"])
+            print(
+                f"| {r['backend']} | {r['runs']} | {quarters} | {r['peak_mb']:.0f} | "
+                f"{r['wall_s']:.1f} |"
+            )
         print()
     if "parallel" in args.which:
         print(
