@@ -31,15 +31,19 @@ SCENARIOS: dict[str, dict[str, Any]] = {
                    "treg_influx": 0.05, "mdsc_influx": 0.05, "initial_tumor_cells": 100},
     },
     "equilibrium": {
-        "summary": "Immune control holds a small tumour in check without clearing it.",
+        "summary": "Immune control holds the tumour in check: it persists but barely grows.",
         "lesson": (
-            "Equilibrium, the second E: T cells kill as fast as the tumour grows, so a small, "
-            "fluctuating tumour persists (Koebel 2007). Notice: the size wanders but stays "
-            "small; T cells exhaust and are replaced. Try: set T-cell influx to 0 mid-run "
-            "(outgrowth), or give anti-PD-1."
+            "Equilibrium, the second E: T-cell recruitment keeps pace with the tumour (it grows "
+            "with tumour size and does not saturate here), so killing and IFN-gamma cytostasis "
+            "nearly balance growth and the tumour persists for weeks without clearing or "
+            "escaping (Koebel 2007). Notice: the size wanders slowly; most T cells end up "
+            "exhausted and are replaced. Try: set T-cell influx lower and Reset (escape), or "
+            "give anti-PD-1 (elimination). Caveat: over months this state drifts slowly upward "
+            "(about 2x in 4 weeks); it is control, not true dormancy."
         ),
-        "params": {"founder_antigens": 3, "mutation_rate": 0.0, "tcell_influx": 2.0,
-                   "treg_influx": 0.1, "mdsc_influx": 0.1, "initial_tumor_cells": 100},
+        "params": {"founder_antigens": 3, "mutation_rate": 0.0, "tcell_influx": 20.0,
+                   "recruitment_half_saturation": 20000, "initial_tumor_cells": 500,
+                   "treg_influx": 0.1, "mdsc_influx": 0.1},
     },
     "escape": {
         "summary": "Mutation lets the tumour hide: it is edited and outgrows the T cells.",

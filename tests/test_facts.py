@@ -52,16 +52,16 @@ def scenario_params(name):
 
 def test_three_es_elimination_equilibrium_escape():
     """Elimination clears the tumour in >= 4 of 5 seeds within 15 days; equilibrium keeps it
-    alive and small (under 5x its start) at day 14 in >= 3 of 5; escape grows > 5x in 30 days
-    in >= 4 of 5."""
+    alive and under 3x its start at day 21 in >= 4 of 5 (measured: 1.2-2.2x); escape grows > 5x
+    in 30 days in >= 4 of 5 (measured: about 20x)."""
     seeds = range(5)
     eliminated = sum(outcome("elimination", s, 15)[1].n_cancer == 0 for s in seeds)
     assert eliminated >= 4, eliminated
     held = 0
     for s in seeds:
-        counts, model = outcome("equilibrium", s, 14)
-        held += 0 < model.n_cancer < 5 * counts[0]
-    assert held >= 3, held
+        counts, model = outcome("equilibrium", s, 21)
+        held += 0 < model.n_cancer < 3 * counts[0]
+    assert held >= 4, held
     escaped = sum(
         (lambda c: c[-1] > 5 * c[0])(outcome("escape", s, 30)[0]) for s in range(5)
     )
