@@ -972,6 +972,8 @@ def run_sweep(
     out = Path(out)
     runs = expand(spec)
     manifest = _manifest(spec, runs, spec_text)
+    if out.exists() and not out.is_dir():
+        raise SweepError(f"--out {out}: exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
     with _DirLock(out):
         old = _check_existing(out, manifest)
