@@ -57,6 +57,21 @@ REPORTERS = {
 SUPPRESSION_RADIUS = 2  # sites: reach of Treg contact suppression and of the MDSC niche
 
 
+class AgentLookup:
+    """``model.agent_at[x, y]``: the agent at a site, or None, read from Mesa's grid.
+
+    (Not a numpy object array: the cycle collector cannot see into those, so model -> array ->
+    agent -> model cycles would keep every finished model in memory.)
+    """
+
+    def __init__(self, grid: OrthogonalMooreGrid) -> None:
+        self._cells = grid._cells  # coordinate -> Cell; Mesa is pinned to 3.5.*
+
+    def __getitem__(self, site: tuple[int, int]):
+        agents = self._cells[tuple(int(i) for i in site)]._agents
+        return agents[0] if agents else None
+
+
 def _neighbourhood(mask: np.ndarray, radius: int) -> np.ndarray:
     """Sites within ``radius`` (Chebyshev distance) of a True site."""
     if not mask.any():
@@ -90,9 +105,9 @@ class TumorModel(mesa.Model):
         self.grid = OrthogonalMooreGrid((width, height), torus=False, capacity=1,
                                         random=self.random)
         shape = (width, height)
-        # what occupies each site, and the agent there
+        # what occupies each site
         self.kind = np.zeros(shape, dtype=np.int8)
-        self.agent_at = np.empty(shape, dtype=object)
+        self.agent_at = AgentLookup(self.grid)
         # traits of the cancer cell at each site (mirrors of heritable agent traits)
         self.antigens = np.zeros(shape, dtype=np.uint8)
         self.antigenicity = np.zeros(shape, dtype=np.float32)
@@ -204,9 +219,12 @@ class TumorModel(mesa.Model):
             if self.vessels:
                 x, y = self.vessels[self.random.randrange(len(self.vessels))]
             else:
-                side = self.random.randrange(4)
-                x = (0, self.width - 1)[side % 2] if side < 2 else self.random.randrange(self.width)
-                y = self.random.randrange(self.height) if side < 2 else (0, self.height - 1)[side % 2]
+                # a random site on the domain edge: left/right or bottom/top
+                w, h = self.width - 1, self.height - 1
+                if self.random.randrange(2):
+                    x, y = self.random.choice((0, w)), self.random.randint(0, h)
+                else:
+                    x, y = self.random.randint(0, w), self.random.choice((0, h))
             cell = self.grid[(x, y)]
             if cell.is_empty:
                 return cell
@@ -310,7 +328,7 @@ class TumorModel(mesa.Model):
         free = ndimage.convolve((self.kind == Kind.EMPTY).view(np.int8), np.ones((3, 3), np.int8),
                                 mode="constant", cval=0)
         xs, ys = np.nonzero((self.kind == Kind.CANCER) & (free > 0))
-        active = list(self.agent_at[xs, ys])
+        active = [self.agent_at[site] for site in zip(xs.tolist(), ys.tolist(), strict=True)]
         self.random.shuffle(active)
         for cell in active:
             cell.step()

@@ -502,18 +502,7 @@ def execute_run(task: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
     df = pd.concat([ids, df.reset_index(drop=True)], axis=1)
     p = task["model"]
     summary = {**columns, **summarise(full, sites=p["width"] * p["height"], **task["outcome"])}
-    _release(model)
     return df, summary
-
-
-def _release(model: Any) -> None:
-    """Let the model be freed. Its grid of agents is a NumPy object array, which the cycle
-    collector cannot see into, so the cycles model -> array -> agent -> model are never
-    collected and every run would stay in memory (about 2 MB per 40x40 run); emptying the array
-    breaks them."""
-    grid = getattr(model, "agent_at", None)
-    if isinstance(grid, np.ndarray) and grid.dtype == object:
-        grid[...] = None
 
 
 def _cell(value: Any) -> Any:

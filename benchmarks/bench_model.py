@@ -52,4 +52,5 @@ if __name__ == "__main__":
           f"{b['tcells']} T cells)")
     c = escape_30_days(trace_memory=True)
     print(f"100x100 escape, 30 days: peak traced Python memory {c['peak_traced_MB']:.0f} MB")
-    print(f"max RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"max RSS of this process: {rss_mb:.0f} MB")

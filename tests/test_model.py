@@ -177,3 +177,14 @@ def test_every_scenario_builds_and_steps():
         assert set(REPORTERS) <= set(model.datacollector.get_model_vars_dataframe().columns)
     with pytest.raises(ValueError, match="unknown scenario 'nope'"):
         TumorModel.from_scenario("nope")
+
+
+def test_finished_models_are_garbage_collected():
+    import gc
+
+    gc.collect()
+    before = sum(isinstance(o, TumorModel) for o in gc.get_objects())
+    for seed in range(3):
+        run(TumorModel(rng=seed, width=30, height=30, initial_tumor_cells=30), 5)
+    gc.collect()
+    assert sum(isinstance(o, TumorModel) for o in gc.get_objects()) == before

@@ -28,7 +28,7 @@ class TissueCell(CellAgent):
     """A cell occupying one grid site (``capacity=1``).
 
     Every change of position goes through :meth:`place` and :meth:`leave`, which keep the model's
-    ``kind`` and ``agent_at`` layers in step with Mesa's grid.
+    ``kind`` layer in step with Mesa's grid.
     """
 
     KIND: ClassVar[Kind]
@@ -39,13 +39,11 @@ class TissueCell(CellAgent):
         self.cell = cell
         x, y = cell.coordinate
         self.model.kind[x, y] = self.KIND
-        self.model.agent_at[x, y] = self
 
     def leave(self) -> None:
         """Vacate the current site (before moving or dying)."""
         x, y = self.cell.coordinate
         self.model.kind[x, y] = Kind.EMPTY
-        self.model.agent_at[x, y] = None
 
     def move_to(self, cell: Cell) -> None:
         """Move to an empty neighbouring site."""

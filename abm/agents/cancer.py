@@ -17,7 +17,8 @@ N_ANTIGENS = 8  # antigen bitmask width: a small repertoire is enough (DESIGN.md
 # makes it fall fast (compare the same tumour with and without T cells).
 MUTATIONS = ("lose_antigen", "gain_antigen", "lower_mhc", "raise_pdl1")
 MUTATION_WEIGHTS = (0.3, 0.3, 0.25, 0.15)
-ANTIGEN_VISIBILITY = 0.5  # chance one presented antigen is seen by the repertoire (modelling choice)
+# chance that one presented antigen is seen by the T-cell repertoire (modelling choice)
+ANTIGEN_VISIBILITY = 0.5
 MHC_LOSS_FACTOR = 0.5  # a lowering mutation halves MHC-I presentation (modelling choice)
 PDL1_GAIN = 0.2  # a PD-L1-raising mutation adds this to constitutive PD-L1 (modelling choice)
 
