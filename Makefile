@@ -28,8 +28,10 @@ chromium:
 test: setup chromium
 	$(VENV)/bin/pytest -q
 
-bench: setup
+bench: setup chromium
 	$(PY) benchmarks/bench_model.py
+	$(PY) benchmarks/bench_sweep.py
+	$(PY) benchmarks/bench_dashboard.py
 
 lint: setup
 	$(VENV)/bin/ruff check abm tests benchmarks experiments
