@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 
 import pytest
 
@@ -15,3 +17,15 @@ SMALL = {"width": 40, "height": 40, "initial_tumor_cells": 60}
 def small_params() -> dict:
     """A small domain for fast unit tests."""
     return dict(SMALL)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """Stop a server a test started, by its process id: SIGTERM, then SIGKILL after 15 s."""
+    if proc.poll() is not None:
+        return
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()

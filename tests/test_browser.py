@@ -14,7 +14,6 @@ import csv
 import io
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import stop_process
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -68,12 +68,7 @@ def server(tmp_path_factory):
             time.sleep(0.5)
         yield url
     finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process(proc)
         log.close()
     text = log_path.read_text()
     if "Traceback" in text:

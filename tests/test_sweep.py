@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import stop_process
 from typer.testing import CliRunner
 
 from abm.cli import app
@@ -338,16 +339,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 def test_dask_scheduler_and_worker_processes_equal_serial_even_if_a_worker_dies(
     reference, reference16, tmp_path
 ):
@@ -398,8 +389,8 @@ def test_dask_scheduler_and_worker_processes_equal_serial_even_if_a_worker_dies(
         assert_same_sweep(reference_16, out16)
     finally:
         for worker in workers:
-            _stop(worker)
-        _stop(scheduler)
+            stop_process(worker)
+        stop_process(scheduler)
 
 
 # --- resume -----------------------------------------------------------------------------------
