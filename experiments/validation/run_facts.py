@@ -653,6 +653,61 @@ def _calib_table(scenario, days, seeds, variants):
     )
 
 
+def _scaled(param, factor):
+    """``param``'s default times ``factor``, kept inside its allowed range (ints rounded)."""
+    value = param.default * factor
+    if param.kind is int:
+        value = round(value)
+    if param.high is not None:
+        value = min(value, param.high)
+    if param.low is not None:
+        value = max(value, param.low)
+    return value
+
+
+def _calib_all(seeds=(0, 1, 2)):
+    """Every modelling-choice default halved and doubled, one at a time: does `escape` still
+    escape (N > 5 N0 at day 21) and `elimination` still clear (N = 0 at day 15)?"""
+    from abm.params import PARAMS
+    from abm.scenarios import scenario_params
+
+    skip = {"width", "height", "initial_tumor_cells"}  # domain, not biology
+    therapy = {"Anti-PD-1", "Anti-CTLA-4", "Vaccine", "CAR-T"}  # not given in these scenarios
+    names = [
+        n for n, p in PARAMS.items()
+        if "modelling choice" in p.source and not p.optional and p.kind is not bool
+        and n not in skip and p.group not in therapy and p.default
+    ]
+    rows = []
+    for name in names:
+        p = PARAMS[name]
+        cells = []
+        for factor in (0.5, 2.0):
+            per_scenario = []
+            for scenario, days, ok in (("escape", 21, "escape"), ("elimination", 15, "cleared")):
+                base = scenario_params(scenario).get(name, p.default)
+                value = _scaled(p.__class__(**{**p.__dict__, "default": base}), factor)
+                res = run_all([job(scenario, sd, days, **{name: value}) for sd in seeds])
+                n0 = res[0]["df"]["CancerCells"].iloc[0]
+                kept = sum(
+                    (r["n_cancer"] > 5 * n0) if ok == "escape" else (r["n_cancer"] == 0)
+                    for r in res
+                )
+                per_scenario.append(f"{kept}/{len(seeds)}")
+            cells.append(f"{per_scenario[0]} / {per_scenario[1]}")
+        holds = all(int(c.split("/")[0]) >= 2 and int(c.split("/")[2].strip()) >= 2
+                    for c in cells)
+        values = list(dict.fromkeys(scenario_params(sc).get(name, p.default)
+                                    for sc in ("escape", "elimination")))
+        rows.append((f"`{name}`", " / ".join(f"{v:g}" for v in values) + f" {p.unit}",
+                     cells[0], cells[1],
+                     "yes" if holds else "**no**"))
+    return {"table": table(rows, ("parameter (modelling choice)", "value in escape / elimination",
+                                  "x0.5: escape kept / elimination kept",
+                                  "x2: escape kept / elimination kept",
+                                  "both outcomes kept (>= 2/3 seeds)"))}
+
+
 FACTS = {
     "1": fact1,
     "2": fact2,
@@ -663,6 +718,7 @@ FACTS = {
     "7": fact7,
     "8": fact8,
     "calib": _calib,
+    "calib_all": _calib_all,
 }
 
 
