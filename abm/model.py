@@ -319,8 +319,9 @@ class TumorModel(mesa.Model):
 
     def ifng_response(self) -> np.ndarray:
         """Hill response of a cell to local IFN-gamma (spQSP-IO: half-max 0.11 ng/mL, n 1.26)."""
-        c = self.ifng.data ** 1.26
-        return c / (c + self.p["pdl1_ifng_half_max"] ** 1.26)
+        n = self.p["pdl1_ifng_hill"]
+        c = self.ifng.data**n
+        return c / (c + self.p["pdl1_ifng_half_max"] ** n)
 
     def _step_cancer_cells(self) -> None:
         """Only cells with a free neighbour can divide; the rest are quiescent and skipped."""

@@ -19,8 +19,6 @@ MUTATIONS = ("lose_antigen", "gain_antigen", "lower_mhc", "raise_pdl1")
 MUTATION_WEIGHTS = (0.3, 0.3, 0.25, 0.15)
 # chance that one presented antigen is seen by the T-cell repertoire (modelling choice)
 ANTIGEN_VISIBILITY = 0.5
-MHC_LOSS_FACTOR = 0.5  # a lowering mutation halves MHC-I presentation (modelling choice)
-PDL1_GAIN = 0.2  # a PD-L1-raising mutation adds this to constitutive PD-L1 (modelling choice)
 
 
 class CancerCell(TissueCell):
@@ -101,8 +99,9 @@ class CancerCell(TissueCell):
     def mutate(self, parent: CancerCell) -> None:
         """Heritable changes at division, each making a new clone.
 
-        With ``mutation_rate``: lose an antigen, gain a neoantigen, halve MHC-I, or raise
-        PD-L1. Independently with ``antigen_loss_rate``: lose the CAR-T target.
+        With ``mutation_rate``: lose an antigen, gain a neoantigen, lower MHC-I
+        (``mhc_loss_factor``) or raise PD-L1 (``pdl1_mutation_gain``). Independently with
+        ``antigen_loss_rate``: lose the CAR-T target.
         """
         rnd = self.random
         changed = False
@@ -115,9 +114,9 @@ class CancerCell(TissueCell):
                 absent = [b for b in range(N_ANTIGENS) if not self.antigens >> b & 1]
                 self.antigens |= 1 << rnd.choice(absent)
             elif kind == "lower_mhc":
-                self.mhc *= MHC_LOSS_FACTOR
+                self.mhc *= self.model.p["mhc_loss_factor"]
             elif kind == "raise_pdl1":
-                self.pdl1_base = min(1.0, self.pdl1_base + PDL1_GAIN)
+                self.pdl1_base = min(1.0, self.pdl1_base + self.model.p["pdl1_mutation_gain"])
             changed = True
         if self.car_target and rnd.random() < self.model.p["antigen_loss_rate"]:
             self.car_target = False
