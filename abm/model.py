@@ -20,6 +20,7 @@ interior of a dense tumour costs nothing per step.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 import mesa
@@ -345,33 +346,34 @@ class TumorModel(mesa.Model):
         n = self.n_cancer
         return n / (n + self.p["recruitment_half_saturation"])
 
-    def _recruit(self, kind: type, rate_at_saturation: float, **kwargs: Any) -> int:
-        """Poisson recruitment at vessels; returns how many entered."""
-        rate = rate_at_saturation * self.burden_signal()
-        entered = 0
-        for _ in range(self.rng.poisson(rate) if rate > 0 else 0):
+    def _poisson(self, rate: float) -> int:
+        return int(self.rng.poisson(rate)) if rate > 0 else 0
+
+    def _admit(self, n: int, make: Callable[[], mesa.Agent]) -> int:
+        """Place up to ``n`` new cells, each made by ``make()``, at vessel entry sites."""
+        for entered in range(n):
             site = self.entry_site()
             if site is None:
-                break
-            agent = kind(self, **{k: v() if callable(v) else v for k, v in kwargs.items()})
-            agent.place(site)
-            entered += 1
-        return entered
+                return entered
+            make().place(site)
+        return n
+
+    def _recruit(self, kind: type, rate_at_saturation: float) -> int:
+        """Poisson recruitment at vessels, scaled by the burden signal; returns how many."""
+        n = self._poisson(rate_at_saturation * self.burden_signal())
+        return self._admit(n, lambda: kind(self))
 
     def _recruit_ctls(self) -> None:
         """Endogenous CTLs are primed against the antigens the tumour shows now (cross-priming
         in proportion to how many cells carry each), so recruitment scales with mean
-        antigenicity: a tumour that lost its antigens recruits few CTLs (a "desert")."""
+        antigenicity: a tumour that lost its antigens recruits few CTLs (a "desert").
+        Vaccine-primed CTLs arrive at their own rate, specific for the vaccine's antigens."""
         p = self.p
-        rate = (p["tcell_influx"] * self.mean_antigenicity * self.effects["tcell_recruitment"])
-        self._recruit(TCell, rate, antigen=self._primed_antigen)
+        rate = p["tcell_influx"] * self.mean_antigenicity * self.effects["tcell_recruitment"]
+        n = self._poisson(rate * self.burden_signal())
+        self._admit(n, lambda: TCell(self, self._primed_antigen()))
         for rate, antigens in self.effects["specific_influx"]:
-            n = self.rng.poisson(rate) if rate > 0 else 0
-            for _ in range(n):
-                site = self.entry_site()
-                if site is None:
-                    break
-                TCell(self, self.random.choice(antigens)).place(site)
+            self._admit(self._poisson(rate), lambda a=antigens: TCell(self, self.random.choice(a)))
 
     def _primed_antigen(self) -> int:
         counts = self.antigen_counts
