@@ -288,25 +288,14 @@ def test_factors_and_sample_combine_as_a_product():
 # --- backends give identical results ----------------------------------------------------------
 
 
-def test_process_pool_equals_serial(reference, tmp_path):
-    out = tmp_path / "process"
+@pytest.mark.parametrize("backend", ["process", "dask"])
+def test_parallel_backends_equal_serial(reference, tmp_path, backend):
+    """The process pool and a Dask LocalCluster give the serial sweep's results exactly."""
+    out = tmp_path / backend
     run_sweep(
         load_spec(write_spec(tmp_path)),
         out,
-        backend="process",
-        workers=2,
-        progress=False,
-        log=lambda m: 0,
-    )
-    assert_same_sweep(reference, out)
-
-
-def test_dask_local_cluster_equals_serial(reference, tmp_path):
-    out = tmp_path / "dask"
-    run_sweep(
-        load_spec(write_spec(tmp_path)),
-        out,
-        backend="dask",
+        backend=backend,
         workers=2,
         progress=False,
         log=lambda m: 0,
