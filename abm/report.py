@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from abm.sweep import ID_COLUMNS, SweepError, build_summary, read_manifest, run_path
+from abm.sweep import ARM, ID_COLUMNS, SweepError, build_summary, read_manifest, run_path
 
 OUTCOME_CLASSES = ("eliminated", "controlled", "escape")
 CLASS_COLOURS = {"eliminated": "#1b9e77", "controlled": "#7570b3", "escape": "#d95f02"}
@@ -56,7 +56,10 @@ class Sweep:
             raise ReportError(str(err)) from None
         self.spec = self.manifest["spec"]
         self.varied: list[str] = self.manifest["varied"]
-        self.factors: dict[str, list[Any]] = dict(self.spec["factors"])
+        # arms are a categorical factor (slowest in the point order, like the first factor)
+        arms = [name for name, _ in self.spec.get("arms", [])]
+        self.factors: dict[str, list[Any]] = {ARM: arms} if arms else {}
+        self.factors.update(dict(self.spec["factors"]))
         self.sample = self.spec["sample"]
         self.sampled: list[str] = [name for name, _ in self.sample["bounds"]] if self.sample else []
         runs = self.manifest["runs"]

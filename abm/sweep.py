@@ -2,16 +2,18 @@
 
 A sweep is described by a TOML file (data only, never code; see ``docs/sweeps.md``)::
 
-    [sweep]      name, scenario, days | steps, replicates, seed, record_every, description
+    [sweep]      name, scenario, days | steps, replicates, seed | seeds, record_every, description
     [parameters] fixed overrides on the scenario
+    [arms.NAME]  optional named arms (e.g. treated / untreated): scenario and overrides per arm
     [factors]    full grid: name = [value, ...]
     [sample]     method = "lhs" | "sobol", n, seed (optional), [sample.bounds] name = [low, high]
     [outcome]    escape_multiple, escape_fraction (how runs are classified)
 
 Every name and value is checked against ``abm.params`` before anything runs. The spec expands to
-points (every combination of the factors, times every sample point) and each point to
-``replicates`` runs; replicate ``k`` has the same seed at every point (paired comparisons), drawn
-from the master seed with ``numpy.random.SeedSequence``.
+points (every arm, times every combination of the factors, times every sample point) and each
+point to ``replicates`` runs; replicate ``k`` has the same seed at every point (paired
+comparisons), drawn from the master seed with ``numpy.random.SeedSequence`` or given as a list
+(``seeds = [0, 1, 2, 3]``, to repeat runs made elsewhere).
 
 A sweep directory holds::
 
@@ -63,9 +65,11 @@ _SWEEP_KEYS = {
     "steps": "simulated hours per run (instead of days)",
     "replicates": "runs per point, with different seeds",
     "seed": "master seed; replicate seeds derive from it",
+    "seeds": "the replicate seeds themselves, instead of seed (e.g. [0, 1, 2, 3])",
     "record_every": "steps between time-series rows",
 }
-_TOP_KEYS = ("sweep", "parameters", "factors", "sample", "outcome")
+_TOP_KEYS = ("sweep", "parameters", "arms", "factors", "sample", "outcome")
+ARM = "arm"  # the column naming a run's arm
 _SAMPLE_KEYS = ("method", "n", "seed", "bounds")
 _OUTCOME_DEFAULTS = {"escape_multiple": 5.0, "escape_fraction": 0.5}
 
@@ -114,16 +118,35 @@ class Spec:
     sample: Sample | None
     outcome: dict[str, float]
     base: dict[str, Any] = field(repr=False)
+    seeds: tuple[int, ...] | None = None
+    # name -> {"scenario": str | None, "parameters": {...}}; resolved parameters per arm
+    arms: dict[str, dict[str, Any]] = field(default_factory=dict)
+    arm_bases: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     @property
     def varied(self) -> list[str]:
-        """Names of the parameters that differ between points, in a fixed order."""
-        return list(self.factors) + (list(self.sample.bounds) if self.sample else [])
+        """Names of what differs between points (``arm`` first when there are arms)."""
+        return (
+            ([ARM] if self.arms else [])
+            + list(self.factors)
+            + (list(self.sample.bounds) if self.sample else [])
+        )
 
     @property
     def n_points(self) -> int:
-        grid = math.prod(len(v) for v in self.factors.values())
+        grid = math.prod(len(v) for v in self.factors.values()) * max(len(self.arms), 1)
         return grid * (self.sample.n_points if self.sample else 1)
+
+    @property
+    def base_parameters(self) -> dict[str, Any]:
+        """The resolved parameters every point starts from (per arm when there are arms)."""
+        return self.arm_bases if self.arms else self.base
+
+    def params_for(self, point: dict[str, Any]) -> dict[str, Any]:
+        """The model's keyword arguments at one point (without ``rng``)."""
+        rest = {k: v for k, v in point.items() if k != ARM}
+        base = self.arm_bases[point[ARM]] if self.arms else self.base
+        return {**base, **rest}
 
     @property
     def n_runs(self) -> int:
@@ -147,6 +170,20 @@ class Spec:
             "sample": None,
             "outcome": dict(sorted(self.outcome.items())),
         }
+        # only when used, so sweeps started before arms and seed lists existed keep their hash
+        if self.seeds is not None:
+            out["sweep"]["seeds"] = list(self.seeds)
+        if self.arms:
+            out["arms"] = [
+                [
+                    name,
+                    {
+                        "scenario": arm["scenario"],
+                        "parameters": dict(sorted(arm["parameters"].items())),
+                    },
+                ]
+                for name, arm in self.arms.items()
+            ]
         if self.sample:
             out["sample"] = {
                 "method": self.sample.method,
@@ -224,6 +261,10 @@ def parse_spec(data: dict[str, Any], source: str = "spec") -> Spec:
         steps = _int(sweep["steps"], 1, error, "sweep.steps", "a positive number of hours")
     replicates = _int(sweep.get("replicates", 1), 1, error, "sweep.replicates", "an integer >= 1")
     seed = _int(sweep.get("seed", 0), 0, error, "sweep.seed", "a non-negative integer")
+    seeds = None
+    if "seeds" in sweep:
+        seeds = _parse_seeds(sweep, error)
+        replicates = len(seeds)
     record_every = _int(
         sweep.get("record_every", 24), 1, error, "sweep.record_every", "an integer >= 1 (steps)"
     )
@@ -231,6 +272,8 @@ def parse_spec(data: dict[str, Any], source: str = "spec") -> Spec:
     parameters = {}
     for pname, value in tables["parameters"].items():
         parameters[pname] = _check_param(pname, value, error, f"parameters.{pname}")
+
+    arms = _parse_arms(tables["arms"], scenario, error)
 
     factors: dict[str, list[Any]] = {}
     for pname, values in tables["factors"].items():
@@ -243,6 +286,11 @@ def parse_spec(data: dict[str, Any], source: str = "spec") -> Spec:
             raise error(key, f"values repeat: {checked} (each value once; use replicates)")
         if pname in parameters:
             raise error(key, "also set in [parameters]; a parameter is fixed or varied, not both")
+        for arm_name, arm in arms.items():
+            if pname in arm["parameters"]:
+                raise error(
+                    key, f"also set in [arms.{arm_name}]; an arm fixes it, a factor varies it"
+                )
         factors[pname] = checked
 
     sample = None
@@ -254,6 +302,9 @@ def parse_spec(data: dict[str, Any], source: str = "spec") -> Spec:
                 raise error(key, "also set in [parameters]; a parameter is fixed or varied")
             if pname in factors:
                 raise error(key, "also a factor; a parameter is a factor or sampled, not both")
+            for arm_name, arm in arms.items():
+                if pname in arm["parameters"]:
+                    raise error(key, f"also set in [arms.{arm_name}]; fixed there, sampled here")
 
     outcome = dict(_OUTCOME_DEFAULTS)
     for key, value in tables["outcome"].items():
@@ -269,6 +320,13 @@ def parse_spec(data: dict[str, Any], source: str = "spec") -> Spec:
 
     base = P.defaults()
     base.update(P.validate(build_params(scenario, parameters)))
+    arm_bases = {}
+    for arm_name, arm in arms.items():
+        # defaults, then the arm's scenario (or the sweep's), then [parameters], then the arm's
+        resolved = P.defaults()
+        resolved.update(P.validate(build_params(arm["scenario"], parameters)))
+        resolved.update(arm["parameters"])
+        arm_bases[arm_name] = resolved
     spec = Spec(
         name=name.strip(),
         description=description.strip(),
@@ -282,9 +340,62 @@ def parse_spec(data: dict[str, Any], source: str = "spec") -> Spec:
         sample=sample,
         outcome=outcome,
         base=base,
+        seeds=seeds,
+        arms=arms,
+        arm_bases=arm_bases,
     )
     _check_domains(spec, error)
     return spec
+
+
+def _parse_seeds(sweep: dict[str, Any], error: Callable) -> tuple[int, ...]:
+    seeds = sweep["seeds"]
+    if "seed" in sweep:
+        raise error("sweep.seeds", "give seed (a master seed) or seeds (a list), not both")
+    if not isinstance(seeds, list) or not seeds:
+        raise error("sweep.seeds", f"expected a non-empty list of seeds, got {_show(seeds)}")
+    for i, value in enumerate(seeds):
+        _int(value, 0, error, f"sweep.seeds[{i}]", "a non-negative integer")
+    if len(set(seeds)) != len(seeds):
+        raise error("sweep.seeds", f"seeds repeat: {seeds} (each replicate needs its own seed)")
+    if "replicates" in sweep and sweep["replicates"] != len(seeds):
+        raise error(
+            "sweep.replicates",
+            f"{sweep['replicates']!r}, but {len(seeds)} seeds are listed; leave replicates out",
+        )
+    return tuple(seeds)
+
+
+def _parse_arms(
+    table: dict[str, Any], scenario: str | None, error: Callable
+) -> dict[str, dict[str, Any]]:
+    """``[arms.NAME]`` tables: each an optional ``scenario`` and parameter overrides."""
+    from abm.scenarios import scenario_params
+
+    arms: dict[str, dict[str, Any]] = {}
+    for arm_name, arm in table.items():
+        key = f"arms.{arm_name}"
+        if not arm_name.strip():
+            raise error("arms", "an arm needs a non-empty name")
+        if not isinstance(arm, dict):
+            raise error(key, f"expected a table of overrides (may be empty), got {_show(arm)}")
+        arm_scenario = arm.get("scenario", scenario)
+        if not isinstance(arm_scenario, str | None):
+            raise error(f"{key}.scenario", f"expected a scenario name, got {_show(arm_scenario)}")
+        if arm_scenario is not None:
+            try:
+                scenario_params(arm_scenario)
+            except ValueError as err:
+                raise error(f"{key}.scenario", str(err)) from None
+        overrides = {
+            pname: _check_param(pname, value, error, f"{key}.{pname}")
+            for pname, value in arm.items()
+            if pname != "scenario"
+        }
+        arms[arm_name] = {"scenario": arm_scenario, "parameters": overrides}
+    if len(arms) == 1:
+        raise error("arms", "one arm only; give at least two, or use [parameters]")
+    return arms
 
 
 def _parse_sample(table: dict[str, Any], master_seed: int, error: Callable) -> Sample:
@@ -321,7 +432,9 @@ def _parse_sample(table: dict[str, Any], master_seed: int, error: Callable) -> S
 
 def _check_name(name: str, error: Callable, key: str) -> None:
     if name == "rng":
-        raise error(key, "seeds come from sweep.seed and sweep.replicates, not from rng")
+        raise error(
+            key, "seeds come from sweep.seed (or sweep.seeds) and sweep.replicates, not from rng"
+        )
     if name not in P.PARAMS:
         try:
             P.validate({name: None})
@@ -345,8 +458,9 @@ def _check_domains(spec: Spec, error: Callable) -> None:
     names = ("width", "height", "initial_tumor_cells")
     varied = [n for n in names if n in spec.varied]
     seen = set()
-    for point in iter_points(spec) if varied else [{}]:
-        params = {**spec.base, **point}
+    points = iter_points(spec) if varied or spec.arms else [{}]
+    for point in points:
+        params = spec.params_for(point)
         domain = tuple(params[n] for n in names)
         if domain in seen:
             continue
@@ -356,6 +470,8 @@ def _check_domains(spec: Spec, error: Callable) -> None:
         try:
             TumorModel(rng=0, **params)
         except ValueError as err:
+            if spec.arms and not varied:
+                raise error(f"arms.{point[ARM]}", str(err)) from None
             if not varied:
                 raise error("parameters", str(err)) from None
             where = ", ".join(f"{n} = {point[n]}" for n in varied)
@@ -456,17 +572,19 @@ def salib_problem(sample: Sample) -> dict[str, Any]:
 
 
 def iter_points(spec: Spec) -> Iterator[dict[str, Any]]:
-    """Points in a fixed order: every combination of the factors (first factor slowest), each
-    with every sample point."""
+    """Points in a fixed order: every arm (slowest), each with every combination of the factors
+    (first factor slowest), each with every sample point."""
     samples = sample_points(spec.sample) if spec.sample else [{}]
-    for combo in itertools.product(*spec.factors.values()):
-        for sampled in samples:
-            yield {**dict(zip(spec.factors, combo, strict=True)), **sampled}
+    arms = [{ARM: name} for name in spec.arms] or [{}]
+    for arm in arms:
+        for combo in itertools.product(*spec.factors.values()):
+            for sampled in samples:
+                yield {**arm, **dict(zip(spec.factors, combo, strict=True)), **sampled}
 
 
 def expand(spec: Spec) -> list[Run]:
     """The run list, deterministic from the spec. Run ids are ``p<point>-r<replicate>``."""
-    seeds = replicate_seeds(spec.seed, spec.replicates)
+    seeds = list(spec.seeds) if spec.seeds else replicate_seeds(spec.seed, spec.replicates)
     runs = []
     for point_id, point in enumerate(iter_points(spec)):
         for k, seed in enumerate(seeds):
@@ -481,7 +599,7 @@ def make_task(spec: Spec, run: Run) -> dict[str, Any]:
     """Everything a worker needs for one run, as plain picklable data."""
     return {
         **run.as_dict(),
-        "model": {**spec.base, **run.varied, "rng": run.seed},
+        "model": {**spec.params_for(run.varied), "rng": run.seed},
         "steps": spec.steps,
         "record_every": spec.record_every,
         "outcome": spec.outcome,
@@ -867,7 +985,7 @@ def _manifest(spec: Spec, runs: list[Run], spec_text: str | None) -> dict[str, A
 
     fingerprint = {
         "spec": spec.normalised(),
-        "base": spec.base,
+        "base": spec.base_parameters,
         "runs": [r.as_dict() for r in runs],
     }
     return {
@@ -877,7 +995,7 @@ def _manifest(spec: Spec, runs: list[Run], spec_text: str | None) -> dict[str, A
         "spec": spec.normalised(),
         "spec_text": spec_text,
         "varied": spec.varied,
-        "base_parameters": spec.base,
+        "base_parameters": spec.base_parameters,
         "n_points": spec.n_points,
         "n_runs": len(runs),
         "runs": [r.as_dict() for r in runs],

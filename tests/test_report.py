@@ -93,6 +93,24 @@ def test_report_for_one_factor_and_a_chosen_outcome_and_series(tmp_path):
     assert "## escaped by point" in (target / "report.md").read_text()
 
 
+def test_report_treats_arms_as_a_categorical_factor(tmp_path):
+    """Arms (treated / untreated, hot / cold) are the rows of the heatmap, in the spec's order."""
+    out = sweep(
+        tmp_path,
+        "arms",
+        arms={"untreated": {"checkpoint_start_day": "none"}, "treated": {}},
+        factors={"tcell_influx": [0.0, 3.0]},
+        sweep={"scenario": "checkpoint"},
+    )
+    assert Sweep(out).factors == {"arm": ["untreated", "treated"], "tcell_influx": [0.0, 3.0]}
+    result = runner.invoke(app, ["report", str(out)])
+    assert result.exit_code == 0, result.output
+    assert_png(out / "report" / "outcome_by_parameter.png")
+    text = (out / "report" / "report.md").read_text()
+    assert "| point | arm | tcell_influx | final_burden mean ± SD |" in text
+    assert text.count("\n| 3 | treated | 3 |") == 1
+
+
 def test_report_of_a_sobol_sample_has_first_order_and_total_indices(sobol):
     result = runner.invoke(app, ["report", str(sobol)])
     assert result.exit_code == 0, result.output

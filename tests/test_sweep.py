@@ -285,6 +285,114 @@ def test_factors_and_sample_combine_as_a_product():
     assert {r.varied["tcell_influx"] for r in runs[: 5 * 3]} == {0.0}
 
 
+ARMS = """\
+[sweep]
+name = "arms"
+scenario = "escape"
+days = 1
+seeds = [7, 3]
+record_every = 6
+
+[parameters]
+width = 40
+height = 40
+initial_tumor_cells = 50
+
+[arms.hot]
+scenario = "checkpoint"
+
+[arms.cold]
+scenario = "checkpoint_cold"
+width = 30
+
+[arms.plain]
+
+[factors]
+checkpoint_start_day = ["none", 0.5]
+"""
+
+
+def test_arms_expand_slowest_with_their_own_scenario_and_overrides(tmp_path):
+    from abm.scenarios import scenario_params
+
+    spec = load_spec(write_spec(tmp_path, ARMS))
+    runs = expand(spec)
+    assert spec.varied == ["arm", "checkpoint_start_day"]
+    assert len(runs) == spec.n_runs == 3 * 2 * 2
+    assert [r.varied["arm"] for r in runs[::4]] == ["hot", "cold", "plain"]
+    assert [r.seed for r in runs[:2]] == [7, 3]  # listed seeds, in order, at every point
+    assert all(r.seed == [7, 3][r.replicate] for r in runs)
+    for run in runs:
+        params = spec.params_for(run.varied)
+        scenario = {"hot": "checkpoint", "cold": "checkpoint_cold", "plain": "escape"}[
+            run.varied["arm"]
+        ]
+        expected = {**scenario_params(scenario), "initial_tumor_cells": 50}
+        for name, value in expected.items():
+            if name not in ("width", "checkpoint_start_day"):
+                assert params[name] == value, (run.run_id, name)
+        # [parameters] apply to every arm; an arm's own override wins; factors win over both
+        assert params["width"] == (30 if run.varied["arm"] == "cold" else 40)
+        assert params["checkpoint_start_day"] == run.varied["checkpoint_start_day"]
+    normal = load_spec(write_spec(tmp_path, TINY, "tiny.toml")).normalised()
+    assert "arms" not in normal and "seeds" not in normal["sweep"]  # older sweeps keep their hash
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (('scenario = "checkpoint"\n', 'scenario = "chekpoint"\n'), ["arms.hot.scenario"]),
+        (("width = 30", "width = 3"), ["arms.cold.width", "[10, 1000]"]),
+        (("width = 30", "checkpoint_start_day = 2"), ["factors.checkpoint_start_day", "arms.cold"]),
+        (("width = 30", "rng = 4"), ["arms.cold.rng", "sweep.seed"]),
+        (("seeds = [7, 3]", "seeds = [7, 7]"), ["sweep.seeds", "repeat"]),
+        (("seeds = [7, 3]", "seeds = []"), ["sweep.seeds", "non-empty"]),
+        (("seeds = [7, 3]", "seeds = [7, -3]"), ["sweep.seeds[1]", "non-negative"]),
+        (("seeds = [7, 3]", "seeds = [7, 3]\nseed = 1"), ["sweep.seeds", "not both"]),
+        (("seeds = [7, 3]", "seeds = [7, 3]\nreplicates = 3"), ["sweep.replicates", "2 seeds"]),
+        (("[arms.plain]", "[arms.plain]\ninitial_tumor_cells = 5000"), ["arms.plain"]),
+    ],
+)
+def test_bad_arms_and_seed_lists_are_refused_naming_the_key(tmp_path, edit, expected):
+    text = ARMS.replace(*edit)
+    assert text != ARMS
+    with pytest.raises(SpecError) as err:
+        load_spec(write_spec(tmp_path, text))
+    for part in expected:
+        assert part in str(err.value), str(err.value)
+
+
+def test_a_single_arm_is_refused(tmp_path):
+    text = ARMS.split("[arms.hot]")[0] + '[arms.only]\nscenario = "checkpoint"\n'
+    with pytest.raises(SpecError, match="one arm only"):
+        load_spec(write_spec(tmp_path, text))
+
+
+def test_an_arm_run_equals_the_same_run_made_by_hand(tmp_path):
+    """Each run of an arms sweep is the simulation its arm describes, with its listed seed."""
+    from abm.run import simulate
+    from abm.scenarios import scenario_params
+
+    out = tmp_path / "out"
+    run_sweep(load_spec(write_spec(tmp_path, ARMS)), out, backend="serial", progress=False)
+    table = summary(out)
+    assert list(table["arm"].unique()) == ["hot", "cold", "plain"]
+    row = table[(table["arm"] == "cold") & (table["replicate"] == 1)].iloc[1]
+    assert row["seed"] == 3 and row["checkpoint_start_day"] == 0.5
+    params = {**scenario_params("checkpoint_cold"), "width": 30, "height": 40}
+    params.update(initial_tumor_cells=50, checkpoint_start_day=0.5, rng=3)
+    df, _ = simulate(params, 24, record_every=6)
+    run = pd.read_parquet(out / "runs" / f"{row['run_id']}.parquet")
+    pd.testing.assert_frame_equal(
+        run.drop(
+            columns=["run_id", "point_id", "replicate", "seed", "arm", "checkpoint_start_day"]
+        ).reset_index(drop=True),
+        df.reset_index(drop=True),
+        check_dtype=False,
+    )
+    assert row["final_burden"] == df["CancerCells"].iloc[-1]
+
+
 # --- backends give identical results ----------------------------------------------------------
 
 
