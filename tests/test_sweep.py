@@ -599,3 +599,35 @@ def test_a_finished_run_leaves_no_model_in_memory(tmp_path):
         execute_run(make_task(spec, run))
     gc.collect()
     assert sum(isinstance(o, TumorModel) for o in gc.get_objects()) == before
+
+
+# --- the ready-made experiments ---------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = sorted((ROOT / "experiments").rglob("*.toml"))
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+def test_every_ready_made_experiment_is_a_valid_spec_with_its_question(path):
+    spec = load_spec(path)
+    runs = expand(spec)
+    assert len(runs) == spec.n_runs > 1
+    assert spec.description.endswith("?"), "each experiment states the question it answers"
+    assert path.read_text().startswith("#"), "and explains itself at the top"
+
+
+def test_the_validation_specs_are_paired_and_listed_in_the_docs():
+    """Each fact's spec runs every arm on the same listed seeds, and docs/validation.md links
+    it with its number of runs."""
+    docs = (ROOT / "docs" / "validation.md").read_text()
+    specs = sorted((ROOT / "experiments" / "validation").glob("fact*.toml"))
+    assert len(specs) == 7  # facts 1-7; fact 8 reuses the runs of facts 2 and 3
+    for path in specs:
+        spec = load_spec(path)
+        assert spec.seeds is not None, path.name
+        by_point: dict[int, list[int]] = {}
+        for run in expand(spec):
+            by_point.setdefault(run.point_id, []).append(run.seed)
+        assert all(seeds == list(spec.seeds) for seeds in by_point.values()), path.name
+        row = next(line for line in docs.splitlines() if f"`{path.name}`" in line)
+        assert row.rstrip().endswith(f"| {spec.n_runs} |"), row

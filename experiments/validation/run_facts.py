@@ -5,9 +5,14 @@ Run from the repository root:
     .venv/bin/python experiments/validation/run_facts.py            # all facts + calibration
     .venv/bin/python experiments/validation/run_facts.py 1 3 calib  # a subset
 
-Each fact has a function ``factN`` that runs paired seeds (same seed with and without the
-intervention) on the default 100x100 grid, two at a time (ProcessPoolExecutor, max_workers=2),
-prints a Markdown table of measured numbers and writes figures to ``docs/img/factN_*.png``.
+Each fact's design (arms, factors, seeds, days) is the sweep spec ``factN_*.toml`` next to this
+file, the same simulations ``abm sweep experiments/validation/factN_*.toml --out DIR`` runs;
+this script is the analysis the sweep report cannot do (paired benefits, spatial snapshots,
+kill rates). Each ``factN`` runs its spec's points on paired seeds (same seed with and without
+the intervention), two at a time (ProcessPoolExecutor, max_workers=2), prints a Markdown table
+of measured numbers and writes figures to ``docs/img/factN_*.png``. Fact 8 reuses the runs of
+facts 2 and 3. The calibration runs (``calib``, ``calib_all``) are one-at-a-time variations
+defined here.
 Raw run summaries are cached in ``experiments/validation/cache/`` (not committed) so the
 figures and tables can be remade without re-simulating; delete the cache to rerun.
 """
@@ -28,7 +33,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
 IMG = ROOT / "docs" / "img"
 CACHE = Path(__file__).resolve().parent / "cache"
 SEEDS = [0, 1, 2, 3]
@@ -42,7 +48,10 @@ def simulate(job: dict) -> dict:
     from abm import TumorModel
     from abm.agents import Kind
 
-    model = TumorModel.from_scenario(job["scenario"], rng=job["seed"], **job["overrides"])
+    if "params" in job:  # a point of a sweep spec: every parameter resolved
+        model = TumorModel(rng=job["seed"], **job["params"])
+    else:  # a calibration variant: a scenario and overrides
+        model = TumorModel.from_scenario(job["scenario"], rng=job["seed"], **job["overrides"])
     snap_hour = round(job["snapshot_day"] * 24) if job.get("snapshot_day") is not None else None
     out = {"job": job, "snapshot": None}
     founder = int(np.bincount(model.antigens[model.kind == Kind.CANCER]).argmax())
@@ -81,7 +90,7 @@ def simulate(job: dict) -> dict:
     return out
 
 
-def job(scenario, seed, days, snapshot_day=None, tag=None, **overrides):
+def job(scenario, seed, days, snapshot_day=None, **overrides):
     j = {
         "scenario": scenario,
         "seed": seed,
@@ -89,9 +98,35 @@ def job(scenario, seed, days, snapshot_day=None, tag=None, **overrides):
         "overrides": overrides,
         "snapshot_day": snapshot_day,
     }
-    if tag:  # a tag changes the cache key (used when a run's summary gained a field)
-        j["tag"] = tag
     return j
+
+
+def design(name: str, snapshots: dict | None = None) -> dict:
+    """The runs of the sweep spec ``<name>.toml``, grouped by point, each group in seed order.
+
+    A group's key is its arm name, else its factor value (a tuple for several factors).
+    ``snapshots`` maps a key to the day of a spatial snapshot for that group's runs."""
+    from abm.sweep import ARM, expand, load_spec
+
+    spec = load_spec(HERE / f"{name}.toml")
+    groups: dict = {}
+    for run in expand(spec):
+        values = tuple(run.varied.values())
+        key = run.varied[ARM] if spec.arms else (values[0] if len(values) == 1 else values)
+        snapshot = (snapshots or {}).get(key)
+        job_ = {"params": spec.params_for(run.varied), "seed": run.seed, "days": spec.steps / 24}
+        groups.setdefault(key, []).append({**job_, "snapshot_day": snapshot})
+    return groups
+
+
+def run_design(name: str, snapshots: dict | None = None) -> dict:
+    """Run (or load from the cache) every run of a spec; results grouped as ``design``."""
+    groups = design(name, snapshots)
+    flat = run_all([j for jobs in groups.values() for j in jobs])
+    out, i = {}, 0
+    for key, jobs in groups.items():
+        out[key], i = flat[i : i + len(jobs)], i + len(jobs)
+    return out
 
 
 def run_all(jobs: list[dict]) -> list[dict]:
@@ -161,8 +196,8 @@ def plot_groups(ax, groups: dict[str, list[dict]], col="CancerCells", log=False)
 
 # --- fact 1: compact (quadratic) growth without immunity ----
 def fact1():
-    seeds, days = [1, 2, 3], 20
-    runs = run_all([job("tumor_only", s, days, initial_tumor_cells=5) for s in seeds])
+    days = 20  # fact1_compact_growth.toml
+    (runs,) = run_design("fact1_compact_growth").values()
     slopes, ratios = [], []
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.6))
     for r in runs:
@@ -200,22 +235,7 @@ def fact1():
 
 # --- fact 2: three Es, and immunoediting ----
 def fact2():
-    days = 30
-    specs = {
-        "elimination": {},
-        "equilibrium": {},
-        "escape": {},
-        "escape, no T cells": {"tcell_influx": 0.0},
-    }
-    scen = {
-        "elimination": "elimination",
-        "equilibrium": "equilibrium",
-        "escape": "escape",
-        "escape, no T cells": "escape",
-    }
-    jobs = [job(scen[k], s, days, **ov) for k, ov in specs.items() for s in SEEDS]
-    res = run_all(jobs)
-    groups = {k: res[i * len(SEEDS) : (i + 1) * len(SEEDS)] for i, k in enumerate(specs)}
+    groups = run_design("fact2_three_es")
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
     plot_groups(a, groups, log=True)
     a.set_title("three Es (4 seeds each)")
@@ -272,26 +292,11 @@ def fact2():
 
 
 # --- fact 3: adaptive PD-L1 resistance; anti-PD-1 hot vs cold ----
+FACT3_SNAPSHOTS = {"hot, untreated": 14}  # PD-L1 / CTL maps on day 14 of the untreated hot runs
+
+
 def fact3():
-    days = 21
-    specs = [
-        ("checkpoint", "hot, anti-PD-1 d7", {}),
-        ("checkpoint", "hot, untreated", {"checkpoint_start_day": None}),
-        ("checkpoint_cold", "cold, anti-PD-1 d7", {}),
-        ("checkpoint_cold", "cold, untreated", {"checkpoint_start_day": None}),
-        ("checkpoint", "hot, no PD-L1 induction, anti-PD-1 d7", {"pdl1_induction": 0.0}),
-        (
-            "checkpoint",
-            "hot, no PD-L1 induction, untreated",
-            {"pdl1_induction": 0.0, "checkpoint_start_day": None},
-        ),
-    ]
-    jobs = []
-    for sc, label, ov in specs:
-        snap = 14 if label == "hot, untreated" else None
-        jobs += [job(sc, s, days, snapshot_day=snap, **ov) for s in SEEDS]
-    res = run_all(jobs)
-    g = {label: res[i * len(SEEDS) : (i + 1) * len(SEEDS)] for i, (_, label, _) in enumerate(specs)}
+    g = run_design("fact3_adaptive_resistance", snapshots=FACT3_SNAPSHOTS)
     hot = [
         rel_benefit(t, u) for t, u in zip(g["hot, anti-PD-1 d7"], g["hot, untreated"], strict=True)
     ]
@@ -385,12 +390,8 @@ def fact3():
 
 # --- fact 4: anti-CTLA-4 earlier is better ----
 def fact4():
-    days = 21
-    base = {"checkpoint_start_day": None, "mutation_rate": 0.03}
-    starts = [None, 1.0, 4.0, 7.0, 12.0]
-    jobs = [job("checkpoint", s, days, ctla4_start_day=d, **base) for d in starts for s in SEEDS]
-    res = run_all(jobs)
-    g = {d: res[i * len(SEEDS) : (i + 1) * len(SEEDS)] for i, d in enumerate(starts)}
+    g = run_design("fact4_ctla4_timing")  # keyed by ctla4_start_day (None = untreated)
+    starts = list(g)
     rows, med = [], []
     for d in starts[1:]:
         b = [rel_benefit(t, u) for t, u in zip(g[d], g[None], strict=True)]
@@ -427,12 +428,8 @@ def fact4():
 
 # --- fact 5: vaccine ----
 def fact5():
-    days = 24
-    jobs = [job("vaccine", s, days, tag="founder") for s in SEEDS] + [
-        job("vaccine", s, days, tag="founder", vaccine_start_day=None) for s in SEEDS
-    ]
-    res = run_all(jobs)
-    vac, ctl = res[: len(SEEDS)], res[len(SEEDS) :]
+    g = run_design("fact5_vaccine")
+    vac, ctl = g["vaccine day 0"], g["no vaccine"]
     ben = [rel_benefit(t, u) for t, u in zip(vac, ctl, strict=True)]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
     plot_groups(a, {"vaccine day 0": vac, "no vaccine": ctl}, log=True)
@@ -467,20 +464,7 @@ def fact5():
 
 # --- fact 6: CAR-T and antigen loss ----
 def fact6():
-    days = 20
-    specs = [
-        ("cart", "CAR-T, no loss", {}),
-        ("cart", "untreated", {"cart_start_day": None}),
-        ("cart_antigen_loss", "CAR-T, antigen loss 0.01", {}),
-        (
-            "cart",
-            "CAR-T, no loss, early CAR-T loss (lifespan 1 d, dose 100)",
-            {"cart_lifespan_days": 1.0, "cart_dose": 100},
-        ),
-    ]
-    jobs = [job(sc, s, days, **ov) for sc, _, ov in specs for s in SEEDS]
-    res = run_all(jobs)
-    g = {label: res[i * len(SEEDS) : (i + 1) * len(SEEDS)] for i, (_, label, _) in enumerate(specs)}
+    g = run_design("fact6_cart")
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
     plot_groups(a, g, log=True)
     a.axvline(5, color="grey", ls=":")
@@ -508,16 +492,11 @@ def fact6():
 
 # --- fact 7: combination ----
 def fact7():
-    days, start = 24, 10.0
-    arms = {
-        "none": {"checkpoint_start_day": None, "ctla4_start_day": None},
-        "anti-PD-1": {"checkpoint_start_day": start, "ctla4_start_day": None},
-        "anti-CTLA-4": {"checkpoint_start_day": None, "ctla4_start_day": start},
-        "both": {"checkpoint_start_day": start, "ctla4_start_day": start},
-    }
-    jobs = [job("escape", s, days, **ov) for ov in arms.values() for s in SEEDS]
-    res = run_all(jobs)
-    g = {k: res[i * len(SEEDS) : (i + 1) * len(SEEDS)] for i, k in enumerate(arms)}
+    start = 10.0
+    by_doses = run_design("fact7_combination")  # keyed by (anti-PD-1 day, anti-CTLA-4 day)
+    names = {(None, None): "none", (start, None): "anti-PD-1", (None, start): "anti-CTLA-4"}
+    names[(start, start)] = "both"
+    g = {names[k]: by_doses[k] for k in names}
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     plot_groups(ax, g, log=True)
     ax.axvline(start, color="grey", ls=":")
@@ -554,23 +533,18 @@ def fact7():
 # --- fact 8: kills per CTL per day ----
 def fact8():
     """Reuses the (cached) runs of facts 2 and 3; window = days 7-14 (T cells established)."""
+    three_es = run_design("fact2_three_es")
+    resistance = run_design("fact3_adaptive_resistance", snapshots=FACT3_SNAPSHOTS)
     sets = [
-        ("equilibrium", {}),
-        ("escape", {}),
-        ("checkpoint", {"checkpoint_start_day": None}),
-        ("checkpoint", {}),
+        ("equilibrium", three_es["equilibrium"]),
+        ("escape", three_es["escape"]),
+        ("checkpoint (untreated)", resistance["hot, untreated"]),
+        ("checkpoint", resistance["hot, anti-PD-1 d7"]),
     ]
-    days = {"equilibrium": 30, "escape": 30, "checkpoint": 21}
     lo, hi = 7.0, 14.0
     rows, per_engaged_all = [], []
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    for sc, ov in sets:
-        runs = run_all(
-            [
-                job(sc, s, days[sc], snapshot_day=14 if (sc == "checkpoint" and ov) else None, **ov)
-                for s in SEEDS
-            ]
-        )
+    for label, runs in sets:
         eng, pres = [], []
         for r in runs:
             df = r["df"]
@@ -584,7 +558,6 @@ def fact8():
                 eng.append(dk / (me * span))
             if mt > 0:
                 pres.append(dk / (mt * span))
-        label = sc + (" (untreated)" if ov else "")
         per_engaged_all += eng
         rows.append((label, med_range(eng), med_range(pres)))
         ax.scatter([label] * len(eng), eng, marker="o", label=None)
@@ -674,9 +647,14 @@ def _calib_all(seeds=(0, 1, 2)):
     skip = {"width", "height", "initial_tumor_cells"}  # domain, not biology
     therapy = {"Anti-PD-1", "Anti-CTLA-4", "Vaccine", "CAR-T"}  # not given in these scenarios
     names = [
-        n for n, p in PARAMS.items()
-        if "modelling choice" in p.source and not p.optional and p.kind is not bool
-        and n not in skip and p.group not in therapy and p.default
+        n
+        for n, p in PARAMS.items()
+        if "modelling choice" in p.source
+        and not p.optional
+        and p.kind is not bool
+        and n not in skip
+        and p.group not in therapy
+        and p.default
     ]
     rows = []
     for name in names:
@@ -695,17 +673,33 @@ def _calib_all(seeds=(0, 1, 2)):
                 )
                 per_scenario.append(f"{kept}/{len(seeds)}")
             cells.append(f"{per_scenario[0]} / {per_scenario[1]}")
-        holds = all(int(c.split("/")[0]) >= 2 and int(c.split("/")[2].strip()) >= 2
-                    for c in cells)
-        values = list(dict.fromkeys(scenario_params(sc).get(name, p.default)
-                                    for sc in ("escape", "elimination")))
-        rows.append((f"`{name}`", " / ".join(f"{v:g}" for v in values) + f" {p.unit}",
-                     cells[0], cells[1],
-                     "yes" if holds else "**no**"))
-    return {"table": table(rows, ("parameter (modelling choice)", "value in escape / elimination",
-                                  "x0.5: escape kept / elimination kept",
-                                  "x2: escape kept / elimination kept",
-                                  "both outcomes kept (>= 2/3 seeds)"))}
+        holds = all(int(c.split("/")[0]) >= 2 and int(c.split("/")[2].strip()) >= 2 for c in cells)
+        values = list(
+            dict.fromkeys(
+                scenario_params(sc).get(name, p.default) for sc in ("escape", "elimination")
+            )
+        )
+        rows.append(
+            (
+                f"`{name}`",
+                " / ".join(f"{v:g}" for v in values) + f" {p.unit}",
+                cells[0],
+                cells[1],
+                "yes" if holds else "**no**",
+            )
+        )
+    return {
+        "table": table(
+            rows,
+            (
+                "parameter (modelling choice)",
+                "value in escape / elimination",
+                "x0.5: escape kept / elimination kept",
+                "x2: escape kept / elimination kept",
+                "both outcomes kept (>= 2/3 seeds)",
+            ),
+        )
+    }
 
 
 FACTS = {
