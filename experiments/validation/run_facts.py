@@ -68,6 +68,7 @@ def simulate(job: dict) -> dict:
                 "tdens": tdens,
                 "cancer": cancer,
                 "kind": model.kind.copy(),
+                "ifng": model.ifng.data.copy(),
             }
         if not model.running:
             break
@@ -388,6 +389,88 @@ def fact3():
     return {"table": t}
 
 
+# --- fact 3 at tissue scale: PD-L1 against distance to the nearest CTL ----
+DIST_BINS_UM = [0, 60, 120, 240, 480, 960, 2000]
+
+
+def pdl1_by_distance(snapshot: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Mean PD-L1 and IFN-gamma of cancer cells per band of distance to the nearest CTL."""
+    from scipy.ndimage import distance_transform_edt
+
+    from abm.agents import Kind
+
+    cancer = snapshot["cancer"]
+    dist = distance_transform_edt(snapshot["kind"] != Kind.TCELL) * 15.0  # um (15 um sites)
+    pdl1, ifng = [], []
+    for lo, hi in zip(DIST_BINS_UM[:-1], DIST_BINS_UM[1:], strict=True):
+        sel = cancer & (dist >= lo) & (dist < hi)
+        pdl1.append(snapshot["pdl1"][sel].mean() if sel.sum() >= 20 else np.nan)
+        ifng.append(snapshot["ifng"][sel].mean() if sel.sum() >= 20 else np.nan)
+    return np.array(pdl1), np.array(ifng)
+
+
+def fact3s():
+    g = run_design("fact3_tissue_scale", snapshots=FACT3S_SNAPSHOTS)
+    mids = [(lo + hi) / 2 for lo, hi in zip(DIST_BINS_UM[:-1], DIST_BINS_UM[1:], strict=True)]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.9))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    rows = []
+    for i, (arm, runs) in enumerate(g.items()):
+        ratios, ifng_ratios = [], []
+        for j, r in enumerate(runs):
+            pdl1, ifng = pdl1_by_distance(r["snapshot"])
+            far = pdl1[4] if np.isfinite(pdl1[4]) else pdl1[3]  # 480-960 um (or 240-480)
+            far_ifng = ifng[4] if np.isfinite(ifng[4]) else ifng[3]
+            ratios.append(pdl1[0] / far)
+            ifng_ratios.append(ifng[0] / far_ifng)
+            axes[0].plot(
+                mids, pdl1, "-o", ms=3, color=colours[i], alpha=0.8, label=arm if j == 0 else None
+            )
+        rows.append(
+            (
+                arm,
+                med_range(ratios),
+                med_range(ifng_ratios, "{:.2f}"),
+                med_range([r["n_cancer"] for r in runs], "{:.0f}"),
+            )
+        )
+    axes[0].set(
+        xscale="log",
+        xlabel="distance to the nearest CTL (um)",
+        ylabel="mean PD-L1 of cancer cells",
+        title="day 10, untreated hot tumour",
+    )
+    axes[0].legend(fontsize=8)
+    for ax, (arm, runs) in zip(axes[1:], g.items(), strict=True):
+        s = runs[0]["snapshot"]
+        im = ax.imshow(
+            np.where(s["cancer"], s["pdl1"], np.nan).T,
+            origin="lower",
+            cmap="magma",
+            vmin=0.05,
+            vmax=0.45,
+        )
+        ty, tx = np.nonzero((s["kind"] == 2).T)
+        ax.scatter(tx, ty, s=1, c="cyan")
+        ax.set_title(f"PD-L1 and CTLs (cyan), {arm}", fontsize=9)
+        plt.colorbar(im, ax=ax, fraction=0.046)
+    save(fig, "fact3_tissue_scale.png")
+    return {
+        "table": table(
+            rows,
+            (
+                "IFN-gamma diffusion (arm)",
+                "PD-L1 near (< 60 um) / far (480-960 um) from a CTL",
+                "IFN-gamma near / far",
+                "burden day 10",
+            ),
+        )
+    }
+
+
+FACT3S_SNAPSHOTS = {"D 100 um2/s (spQSP-IO)": 10, "D 16.5 um2/s (Popel-lab)": 10}
+
+
 # --- fact 4: anti-CTLA-4 earlier is better ----
 def fact4():
     g = run_design("fact4_ctla4_timing")  # keyed by ctla4_start_day (None = untreated)
@@ -706,6 +789,7 @@ FACTS = {
     "1": fact1,
     "2": fact2,
     "3": fact3,
+    "3s": fact3s,
     "4": fact4,
     "5": fact5,
     "6": fact6,
