@@ -147,11 +147,16 @@ class Session:
             self.timing.draw(time.perf_counter() - start)
         return src, frame
 
-    def administer(self, therapy: str) -> str:
+    def administer(self, therapy: str, scale: float = 1.0) -> str:
+        """One dose now: ``scale`` times the model's dose parameter for this therapy."""
         with self.lock:
-            self.model.administer(therapy)
-            return (f"{TREATMENTS[therapy].label} given on day {self.model.day:.1f}: "
-                    "it acts from the next hour")
+            treatment = self.model.treatments[therapy]
+            spec = P.PARAMS[treatment.dose_param]
+            dose = treatment.dose * scale
+            dose = round(dose) if spec.kind is int else dose
+            self.model.administer(therapy, dose)
+            return (f"{TREATMENTS[therapy].label} given on day {self.model.day:.1f} "
+                    f"({dose:g} {spec.unit}): it acts from the next hour")
 
     def snapshot(self) -> dict[str, Any]:
         """Copies of what the charts need, taken under the lock."""
@@ -411,6 +416,7 @@ class Ui:
         self.steps_per_frame = solara.reactive(1)
         self.colour_by = solara.reactive("antigenicity")
         self.overlay = solara.reactive("none")
+        self.dose_scale = solara.reactive(1.0)  # treatment buttons give this x the standard dose
         self.hover = solara.reactive("")
         self.picked: solara.Reactive[tuple[int, int] | None] = solara.reactive(None)
 
@@ -540,7 +546,7 @@ class Ui:
         self.push(charts=False)
 
     def treat(self, therapy: str) -> None:
-        text = self.session.administer(therapy)
+        text = self.session.administer(therapy, self.dose_scale.value)
         self.info(text)
         self.changed()
 
@@ -676,8 +682,11 @@ def TreatmentButtons(ui: Ui):
         for name, cls in TREATMENTS.items():
             solara.Button(cls.label, on_click=ui.guard(lambda name=name: ui.treat(name)),
                           color="deep-orange", dark=True, small=True, classes=["abm-treat"])
-    solara.Text("Gives one dose now (CAR-T: one infusion) to the running model.",
-                style={"font-size": "12px", "color": "#666"})
+    solara.SliderFloat("dose (x standard)", value=ui.dose_scale, min=0.25, max=4.0, step=0.25,
+                       thumb_label="always")
+    solara.Text("Gives one dose now (CAR-T: one infusion) to the running model; the standard "
+                "doses are the dose parameters (checkpoint_dose, ctla4_dose, vaccine_dose, "
+                "cart_dose).", style={"font-size": "12px", "color": "#666"})
 
 
 def control_kind(p: P.Param) -> str:

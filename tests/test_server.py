@@ -139,6 +139,21 @@ def test_treatment_button_calls_model_administer(therapy, monkeypatch):
     assert "given on day" in text_of(rc, "abm-message")
 
 
+@pytest.mark.parametrize(("therapy", "scale"), [("anti_pd1", 2.0), ("cart", 0.25)])
+def test_the_dose_slider_scales_the_dose_a_button_gives(therapy, scale):
+    session = small_session()
+    rc = render(session)
+    sliders = [w for w in rc.find(v.Slider).widgets if (w.label or "").startswith("dose")]
+    assert len(sliders) == 1
+    sliders[0].v_model = scale
+    button(rc, TREATMENTS[therapy].label).click()
+    treatment = session.model.treatments[therapy]
+    given = session.model.dose_log[-1]["dose"]
+    expected = treatment.dose * scale
+    assert given == (round(expected) if therapy == "cart" else expected)
+    assert f"({given:g} " in text_of(rc, "abm-message")
+
+
 def test_reset_rebuilds_with_the_new_parameters_and_seed():
     session = small_session()
     rc = render(session)
