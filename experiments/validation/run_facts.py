@@ -292,6 +292,63 @@ def fact2():
     }
 
 
+# --- fact 2 over 120 days: is the equilibrium bounded? ----
+def fact2l():
+    (runs,) = run_design("fact2_equilibrium_horizon").values()
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    rows = []
+    for i, r in enumerate(runs):
+        df = r["df"]
+        day, n, t = df["Day"].to_numpy(), df["CancerCells"].to_numpy(), df["TCells"].to_numpy()
+        colour = colours[i % len(colours)]
+        a.plot(day, n, color=colour, lw=1, label=f"seed {r['job']['seed']}")
+        b.plot(n, t, color=colour, lw=0.8, alpha=0.8)
+        b.plot(n[-1], t[-1], "o", color=colour, ms=4)
+        peak = int(np.argmax(n))
+        after = n[peak:]
+        at = {d: (int(n[day <= d][-1]) if day[-1] >= d else 0) for d in (30, 60, 90, 120)}
+        cleared = f"day {day[np.argmax(n == 0)]:.0f}" if n[-1] == 0 else "-"
+        rows.append(
+            (
+                r["job"]["seed"],
+                int(n[0]),
+                f"{int(n[peak])} (day {day[peak]:.0f})",
+                int(after.min()),
+                at[30],
+                at[60],
+                at[90],
+                at[120],
+                cleared,
+            )
+        )
+    a.set(xlabel="day", ylabel="cancer cells", title="equilibrium scenario, 120 days")
+    a.legend(fontsize=7, ncol=2)
+    b.set(xlabel="cancer cells", ylabel="T cells", title="phase plane (dot = day 120)")
+    save(fig, "fact2_equilibrium_horizon.png")
+    peaks = [int(r["df"]["CancerCells"].max()) for r in runs]
+    n0 = int(runs[0]["df"]["CancerCells"].iloc[0])
+    t = table(
+        rows,
+        (
+            "seed",
+            "N0",
+            "peak (day)",
+            "min after peak",
+            "N d30",
+            "N d60",
+            "N d90",
+            "N d120",
+            "cleared",
+        ),
+    )
+    t += (
+        f"\n\nPeak / N0: {med_range([p / n0 for p in peaks], '{:.1f}')}; "
+        f"grid sites: {runs[0]['job']['params']['width'] * runs[0]['job']['params']['height']}"
+    )
+    return {"table": t}
+
+
 # --- fact 3: adaptive PD-L1 resistance; anti-PD-1 hot vs cold ----
 FACT3_SNAPSHOTS = {"hot, untreated": 14}  # PD-L1 / CTL maps on day 14 of the untreated hot runs
 
@@ -788,6 +845,7 @@ def _calib_all(seeds=(0, 1, 2)):
 FACTS = {
     "1": fact1,
     "2": fact2,
+    "2l": fact2l,
     "3": fact3,
     "3s": fact3s,
     "4": fact4,
