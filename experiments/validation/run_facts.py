@@ -105,15 +105,15 @@ def job(scenario, seed, days, snapshot_day=None, **overrides):
 def design(name: str, snapshots: dict | None = None) -> dict:
     """The runs of the sweep spec ``<name>.toml``, grouped by point, each group in seed order.
 
-    A group's key is its arm name, else its factor value (a tuple for several factors).
+    A group's key is its arm name or its factor value, a tuple of them when several vary.
     ``snapshots`` maps a key to the day of a spatial snapshot for that group's runs."""
-    from abm.sweep import ARM, expand, load_spec
+    from abm.sweep import expand, load_spec
 
     spec = load_spec(HERE / f"{name}.toml")
     groups: dict = {}
     for run in expand(spec):
         values = tuple(run.varied.values())
-        key = run.varied[ARM] if spec.arms else (values[0] if len(values) == 1 else values)
+        key = values[0] if len(values) == 1 else values  # (arm, factor, ...) when several
         snapshot = (snapshots or {}).get(key)
         job_ = {"params": spec.params_for(run.varied), "seed": run.seed, "days": spec.steps / 24}
         groups.setdefault(key, []).append({**job_, "snapshot_day": snapshot})
@@ -444,6 +444,71 @@ def fact3():
     t = table(rows, ("measure (seeds 0-3, paired)", "median [range]"))
     t += "\n\nFinal burdens (day 21): " + "; ".join(f"{k}: {v}" for k, v in finals.items())
     return {"table": t}
+
+
+# --- fact 3 as a gradient: anti-PD-1 benefit over antigenicity x infiltration ----
+def fact3g():
+    spec = "fact3_hot_cold_gradient"
+    from abm.sweep import load_spec
+
+    factors = load_spec(HERE / f"{spec}.toml").factors
+    antigens, influx = factors["founder_antigens"], factors["tcell_influx"]
+    results = run_design(spec)  # keyed by (arm, founder_antigens, tcell_influx)
+    median = np.full((len(antigens), len(influx)), np.nan)
+    rows = []
+    for a_i, a in enumerate(antigens):
+        for f_i, f in enumerate(influx):
+            treated = results[("anti-PD-1 d7", a, f)]
+            untreated = results[("untreated", a, f)]
+            # defined only where the untreated twin still has a tumour to treat
+            pairs = zip(treated, untreated, strict=True)
+            ben = [rel_benefit(t, u) for t, u in pairs if u["n_cancer"] > 0]
+            if len(ben) >= 2:
+                median[a_i, f_i] = statistics.median(ben)
+            rows.append(
+                (
+                    a,
+                    f"{f:g}",
+                    med_range([u["n_cancer"] for u in untreated], "{:.0f}"),
+                    med_range([t["n_cancer"] for t in treated], "{:.0f}"),
+                    med_range(ben) + (f" ({len(ben)} seeds)" if len(ben) < len(treated) else ""),
+                )
+            )
+    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    im = ax.imshow(median, origin="lower", cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    for a_i in range(len(antigens)):
+        for f_i in range(len(influx)):
+            v = median[a_i, f_i]
+            ax.text(
+                f_i,
+                a_i,
+                f"{v:.2f}" if np.isfinite(v) else "untreated\ncleared",
+                ha="center",
+                va="center",
+                color="white" if v < 0.5 else "black",  # (NaN: black on white)
+                fontsize=8,
+            )
+    ax.set_xticks(range(len(influx)), [f"{f:g}" for f in influx])
+    ax.set_yticks(range(len(antigens)), [str(a) for a in antigens])
+    ax.set(
+        xlabel="T-cell influx (CTL/h)",
+        ylabel="founder antigens",
+        title="relative benefit of anti-PD-1 at day 21 (median, 4 seeds)",
+    )
+    plt.colorbar(im, ax=ax, fraction=0.046)
+    save(fig, "fact3_hot_cold_gradient.png")
+    return {
+        "table": table(
+            rows,
+            (
+                "founder antigens",
+                "T-cell influx",
+                "untreated burden d21",
+                "treated burden d21",
+                "relative benefit",
+            ),
+        )
+    }
 
 
 # --- fact 3 at tissue scale: PD-L1 against distance to the nearest CTL ----
@@ -848,6 +913,7 @@ FACTS = {
     "2l": fact2l,
     "3": fact3,
     "3s": fact3s,
+    "3g": fact3g,
     "4": fact4,
     "5": fact5,
     "6": fact6,
