@@ -605,6 +605,19 @@ def fact4():
             (f"day {d:g}", med_range(b), med_range([r["n_cancer"] for r in g[d]], "{:.0f}"))
         )
     rows.insert(0, ("untreated", "-", med_range([r["n_cancer"] for r in g[None]], "{:.0f}")))
+    # the control: the same schedule in a tumour without antigens (fact4_non_antigenic.toml)
+    h = run_design("fact4_non_antigenic")
+    b0 = [rel_benefit(t, u) for t, u in zip(h[1.0], h[None], strict=True)]
+    rows.append(
+        (
+            "day 1, no tumour antigens",
+            med_range(b0),
+            med_range([r["n_cancer"] for r in h[1.0]], "{:.0f}")
+            + " (untreated "
+            + med_range([r["n_cancer"] for r in h[None]], "{:.0f}")
+            + ")",
+        )
+    )
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
     plot_groups(
         a,
