@@ -388,6 +388,12 @@ class TumorModel(mesa.Model):
         total = np.minimum(1.0, self.pdl1_base + self.p["pdl1_induction"] * self.pdl1_induced)
         return np.where(self.kind == Kind.CANCER, total, 0.0)
 
+    def ctl_contacts(self) -> np.ndarray:
+        """Number of CTLs on each site's 8 neighbouring sites (int array, grid-shaped)."""
+        ctl = (self.kind == Kind.TCELL).view(np.int8)
+        around = ndimage.convolve(ctl, np.ones((3, 3), np.int8), mode="constant", cval=0)
+        return around - ctl
+
     def _census(self) -> None:
         kind = self.kind
         cancer = kind == Kind.CANCER

@@ -102,6 +102,17 @@ def test_recognition_requires_a_shared_antigen():
     assert not any(tcell.recognises(cancer) for _ in range(100))
 
 
+def test_ctl_contacts_counts_ctls_on_the_eight_neighbouring_sites():
+    model = TumorModel(rng=1, width=12, height=12, initial_tumor_cells=1, **NO_IMMUNE)
+    cancer, tcell = place_pair(model, antigens=0b1, tcell_antigen=0)  # T cell at (5, 6)
+    for site in [(4, 4), (6, 6), (9, 9)]:
+        TCell(model, 0).place(model.grid[site])
+    contacts = model.ctl_contacts()
+    assert contacts[5, 5] == 3  # (5, 6), (4, 4), (6, 6); not (9, 9), not itself
+    assert contacts[5, 6] == 1  # a CTL does not count itself: only (6, 6) is next to it
+    assert contacts[0, 0] == 0 and contacts[9, 9] == 0 and contacts[10, 10] == 1
+
+
 def test_pd1_blocked_engagements_exhaust_a_t_cell_without_kills():
     model = TumorModel(rng=2, width=12, height=12, initial_tumor_cells=1, pd1_inhibition=1.0,
                        tcell_exhaustion_limit=4, tcell_lifespan_days=365, tcell_speed=0,

@@ -55,8 +55,18 @@ def simulate(job: dict) -> dict:
     snap_hour = round(job["snapshot_day"] * 24) if job.get("snapshot_day") is not None else None
     out = {"job": job, "snapshot": None}
     founder = int(np.bincount(model.antigens[model.kind == Kind.CANCER]).argmax())
+    contacts = job.get("contacts")  # [first day, last day]: watch cancer cells' CTL contacts
+    if contacts:
+        out["exposed"], out["died"] = np.zeros(9, int), np.zeros(9, int)
     for hour in range(1, round(job["days"] * 24) + 1):
+        watched = None
+        if contacts and contacts[0] * 24 <= hour - 1 < contacts[1] * 24:
+            watched = watch_contacts(model)
         model.step()
+        if watched:
+            for cell, k in zip(*watched, strict=True):
+                out["exposed"][k] += 1
+                out["died"][k] += cell.cell is None  # removed this hour: killed
         if snap_hour is not None and hour == snap_hour:
             pdl1 = np.asarray(model.pdl1_map(), dtype=float)
             tdens = uniform_filter(
@@ -102,7 +112,16 @@ def job(scenario, seed, days, snapshot_day=None, **overrides):
     return j
 
 
-def design(name: str, snapshots: dict | None = None) -> dict:
+def watch_contacts(model) -> tuple[list, np.ndarray]:
+    """Every cancer cell and the number of CTLs on its 8 neighbouring sites, before a step."""
+    from abm.agents import Kind
+
+    xs, ys = np.nonzero(model.kind == Kind.CANCER)
+    cells = [model.agent_at[x, y] for x, y in zip(xs.tolist(), ys.tolist(), strict=True)]
+    return cells, model.ctl_contacts()[xs, ys]
+
+
+def design(name: str, snapshots: dict | None = None, **extra) -> dict:
     """The runs of the sweep spec ``<name>.toml``, grouped by point, each group in seed order.
 
     A group's key is its arm name or its factor value, a tuple of them when several vary.
@@ -116,13 +135,13 @@ def design(name: str, snapshots: dict | None = None) -> dict:
         key = values[0] if len(values) == 1 else values  # (arm, factor, ...) when several
         snapshot = (snapshots or {}).get(key)
         job_ = {"params": spec.params_for(run.varied), "seed": run.seed, "days": spec.steps / 24}
-        groups.setdefault(key, []).append({**job_, "snapshot_day": snapshot})
+        groups.setdefault(key, []).append({**job_, "snapshot_day": snapshot, **extra})
     return groups
 
 
-def run_design(name: str, snapshots: dict | None = None) -> dict:
+def run_design(name: str, snapshots: dict | None = None, **extra) -> dict:
     """Run (or load from the cache) every run of a spec; results grouped as ``design``."""
-    groups = design(name, snapshots)
+    groups = design(name, snapshots, **extra)
     flat = run_all([j for jobs in groups.values() for j in jobs])
     out, i = {}, 0
     for key, jobs in groups.items():
@@ -798,6 +817,59 @@ def fact8():
     }
 
 
+# --- fact 8, second half: does a target's death rise with the CTLs around it? ----
+def fact8c():
+    """Untreated hot tumour (fact 3's runs), days 7-14: each hour, every cancer cell's number of
+    CTLs on its 8 neighbouring sites, and whether it was killed within that hour."""
+    g = run_design("fact3_adaptive_resistance", contacts=[7, 14])
+    runs = g["hot, untreated"]
+    exposed = sum(r["exposed"] for r in runs)
+    died = sum(r["died"] for r in runs)
+    ks = [k for k in range(9) if exposed[k] >= 200]
+    p_obs = died[ks] / exposed[ks]
+    p1 = died[1] / exposed[1]
+    independent = 1 - (1 - p1) ** np.array(ks)  # each contact an independent chance to kill
+    per_seed = {
+        k: [r["died"][k] / r["exposed"][k] for r in runs if r["exposed"][k] >= 50] for k in ks
+    }
+    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    for k in ks:
+        ax.scatter([k] * len(per_seed[k]), per_seed[k], color="grey", s=10, alpha=0.6)
+    ax.plot(ks, p_obs, "o-", color="#d95f02", label="observed (4 seeds pooled)")
+    ax.plot(ks, independent, "k--", label="independent contacts: 1-(1-p1)^k")
+    ax.set(
+        xlabel="CTLs on the 8 neighbouring sites",
+        ylabel="probability killed within the hour",
+        title="untreated hot tumour, days 7-14",
+    )
+    ax.legend(fontsize=8)
+    save(fig, "fact8_contacts.png")
+    rows = [
+        (
+            k,
+            int(exposed[k]),
+            int(died[k]),
+            f"{died[k] / exposed[k]:.4f}",
+            f"{1 - (1 - p1) ** k:.4f}",
+            med_range(per_seed[k], "{:.4f}"),
+        )
+        for k in ks
+    ]
+    return {
+        "table": table(
+            rows,
+            (
+                "CTLs around",
+                "cell-hours",
+                "killed",
+                "P(killed / h)",
+                "independent expectation",
+                "per seed, median [range]",
+            ),
+        )
+    }
+
+
 # --- calibration: one-at-a-time ----
 def _calib(days, seeds):
     variants = [
@@ -932,6 +1004,7 @@ FACTS = {
     "6": fact6,
     "7": fact7,
     "8": fact8,
+    "8c": fact8c,
     "calib": _calib,
     "calib_all": _calib_all,
 }
