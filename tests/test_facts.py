@@ -1,4 +1,4 @@
-"""Stylized facts 1, 2 and the spatial part of 3 of DESIGN.md section 5, checked over several seeds.
+"""Stylized facts 1, 2, the spatial part of 3 and the second half of 8 (DESIGN.md section 5).
 
 Tolerances are stated in each test; seeds are fixed so a failure is reproducible, and each fact
 must hold in most seeds, not one.
