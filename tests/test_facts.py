@@ -1,4 +1,4 @@
-"""Stylized facts 1, 2, the spatial part of 3 and the second half of 8 (DESIGN.md section 5).
+"""Stylized facts 1, 2, the spatial part of 3, the second half of 8, and the immune phenotypes.
 
 Tolerances are stated in each test; seeds are fixed so a failure is reproducible, and each fact
 must hold in most seeds, not one.
@@ -166,3 +166,40 @@ def test_a_cancer_cell_is_more_likely_killed_the_more_ctls_surround_it():
     p1 = killed[:, 1].sum() / exposed[:, 1].sum()
     p3 = killed[:, 3:].sum() / exposed[:, 3:].sum()
     assert p3 > 2 * p1, (p1, p3)
+
+
+def ctl_density(seed: int, **overrides) -> dict[str, float]:
+    """CTLs per site inside the outline of an untreated hot tumour on day 10, in its core
+    (deeper than 150 um) and in a 150 um band around it, plus the number of CTLs."""
+    from scipy import ndimage
+
+    model = TumorModel.from_scenario("checkpoint", rng=seed, checkpoint_start_day=None,
+                                     **overrides)
+    model.run_for(10 * 24)
+    kind = model.kind
+    tumour = ndimage.binary_fill_holes(ndimage.binary_closing(kind == Kind.CANCER, iterations=2))
+    ctl = kind == Kind.TCELL
+    depth = ndimage.distance_transform_edt(tumour) * 15.0
+    band = ~tumour & (ndimage.distance_transform_edt(~tumour) * 15.0 <= 150)
+    core = tumour & (depth > 150)
+    return {
+        "inside": ctl[tumour].mean(),
+        "core": ctl[core].mean() if core.sum() >= 50 else float("nan"),
+        "band": ctl[band].mean(),
+        "ctls": int(ctl.sum()),
+    }
+
+
+def test_inflamed_excluded_and_desert_tumours_all_arise():
+    """Immune phenotypes (docs/validation.md): in seeds 0-1, a small antigenic tumour is
+    inflamed (CTL density inside its outline at least 0.6x that of the 150 um band around it;
+    measured 0.88-1.22), a large compact one is excluded (its core deeper than 150 um holds
+    under a tenth of the band's density; measured 0.01-0.04) and a tumour without antigens is a
+    desert (under a tenth of the CTLs of the antigenic one; measured 0-15 vs 182-208)."""
+    for seed in (0, 1):
+        small = ctl_density(seed)
+        large = ctl_density(seed, width=200, height=200, initial_tumor_cells=8000)
+        desert = ctl_density(seed, founder_antigens=0)
+        assert small["inside"] >= 0.6 * small["band"], (seed, small)
+        assert large["core"] < 0.1 * large["band"], (seed, large)
+        assert desert["ctls"] < 0.1 * small["ctls"], (seed, desert, small)

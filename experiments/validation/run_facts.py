@@ -870,6 +870,78 @@ def fact8c():
     }
 
 
+# --- immune phenotypes: inflamed, excluded, desert ----
+def phenotype_densities(snapshot: dict) -> dict:
+    """CTLs per mm^2 inside the tumour outline, in its core (> 150 um deep) and in a 150 um
+    band around it (15 um sites; the outline is the closed, filled cancer mask)."""
+    from scipy import ndimage
+
+    from abm.agents import Kind
+
+    kind = snapshot["kind"]
+    tumour = ndimage.binary_fill_holes(ndimage.binary_closing(kind == Kind.CANCER, iterations=2))
+    ctl = kind == Kind.TCELL
+    depth = ndimage.distance_transform_edt(tumour) * 15.0
+    outside = ndimage.distance_transform_edt(~tumour) * 15.0
+    regions = {
+        "inside": tumour,
+        "core": tumour & (depth > 150),
+        "band": ~tumour & (outside <= 150),
+    }
+    site_mm2 = 0.015**2
+    return {
+        name: (ctl[r].sum() / (r.sum() * site_mm2) if r.sum() >= 50 else float("nan"))
+        for name, r in regions.items()
+    } | {"ctl": int(ctl.sum()), "cancer": int((kind == Kind.CANCER).sum())}
+
+
+def phenotypes():
+    g = run_design(
+        "phenotypes",
+        snapshots=dict.fromkeys(["small, antigenic", "large, antigenic", "small, no antigens"], 10),
+    )
+    rows = []
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
+    for ax, (arm, runs) in zip(axes, g.items(), strict=True):
+        d = [phenotype_densities(r["snapshot"]) for r in runs]
+        # (a ratio of a handful of CTLs means nothing: only with at least 50 CTLs)
+        ratio = [x["inside"] / x["band"] if x["ctl"] >= 50 else float("nan") for x in d]
+        rows.append(
+            (
+                arm,
+                med_range([x["cancer"] for x in d], "{:.0f}"),
+                med_range([x["ctl"] for x in d], "{:.0f}"),
+                med_range([x["inside"] for x in d], "{:.0f}"),
+                med_range([x["core"] for x in d], "{:.0f}"),
+                med_range([x["band"] for x in d], "{:.0f}"),
+                med_range(ratio),
+            )
+        )
+        kind = runs[0]["snapshot"]["kind"]
+        rgb = np.ones(kind.shape + (3,))
+        rgb[kind == 1] = (0.55, 0.55, 0.6)  # cancer
+        rgb[kind == 2] = (0.0, 0.75, 0.9)  # CTL
+        ax.imshow(np.transpose(rgb, (1, 0, 2)), origin="lower", interpolation="nearest")
+        ax.set_title(f"{arm}, day 10 (CTLs cyan)", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    save(fig, "phenotypes.png")
+    return {
+        "table": table(
+            rows,
+            (
+                "tumour (seeds 0-2)",
+                "cancer cells",
+                "CTLs",
+                "CTL/mm² inside",
+                "CTL/mm² core (> 150 µm)",
+                "CTL/mm² band (150 µm around)",
+                "inside / band",
+            ),
+        )
+    }
+
+
 # --- calibration: one-at-a-time ----
 def _calib(days, seeds):
     variants = [
@@ -1005,6 +1077,7 @@ FACTS = {
     "7": fact7,
     "8": fact8,
     "8c": fact8c,
+    "pheno": phenotypes,
     "calib": _calib,
     "calib_all": _calib_all,
 }
