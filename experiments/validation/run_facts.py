@@ -942,6 +942,54 @@ def phenotypes():
     }
 
 
+# --- size-dependent outcome (the spatial counterpart of Kuznetsov's threshold) ----
+def size_threshold():
+    from abm.sweep import load_spec
+
+    factors = load_spec(HERE / "size_threshold.toml").factors
+    influx, sizes = factors["tcell_influx"], factors["initial_tumor_cells"]
+    g = run_design("size_threshold")  # keyed by (tcell_influx, initial_tumor_cells)
+    cleared = np.zeros((len(influx), len(sizes)))
+    rows = []
+    for i, f in enumerate(influx):
+        for j, n0 in enumerate(sizes):
+            runs = g[(f, n0)]
+            finals = [r["n_cancer"] for r in runs]
+            cleared[i, j] = np.mean([x == 0 for x in finals])
+            days = [r["df"]["Day"].iloc[-1] for r in runs if r["n_cancer"] == 0]
+            rows.append(
+                (
+                    f"{f:g}",
+                    n0,
+                    f"{sum(x == 0 for x in finals)}/{len(finals)}",
+                    med_range(days, "{:.1f}") if days else "-",
+                    med_range([x / n0 for x in finals]),
+                )
+            )
+    fig, ax = plt.subplots(figsize=(5.6, 3.4))
+    im = ax.imshow(cleared, origin="lower", cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    for i in range(len(influx)):
+        for j in range(len(sizes)):
+            v = cleared[i, j]
+            ax.text(
+                j, i, f"{v:.2f}", ha="center", va="center", color="white" if v < 0.5 else "black"
+            )
+    ax.set_xticks(range(len(sizes)), [str(n) for n in sizes])
+    ax.set_yticks(range(len(influx)), [f"{f:g}" for f in influx])
+    ax.set(
+        xlabel="founder tumour (cells)",
+        ylabel="T-cell influx (CTL/h)",
+        title="fraction cleared by day 30 (elimination scenario)",
+    )
+    plt.colorbar(im, ax=ax, fraction=0.046)
+    save(fig, "size_threshold.png")
+    return {
+        "table": table(
+            rows, ("T-cell influx", "founder cells", "cleared", "day cleared", "N(day 30) / N0")
+        )
+    }
+
+
 # --- calibration: one-at-a-time ----
 def _calib(days, seeds):
     variants = [
@@ -1078,6 +1126,7 @@ FACTS = {
     "8": fact8,
     "8c": fact8c,
     "pheno": phenotypes,
+    "size": size_threshold,
     "calib": _calib,
     "calib_all": _calib_all,
 }
