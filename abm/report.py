@@ -447,11 +447,13 @@ def _markdown(sweep: Sweep, outcome: str, series: str, sobol: list | None, figur
     if spec.get("description"):
         lines += [f"**Question.** {spec['description']}", ""]
     counts = s["outcome"].value_counts()
+    listed = spec.get("seeds")
+    seeds = f"seeds {', '.join(map(str, listed))}" if listed else f"master seed {spec['seed']}"
     lines += [
         f"- scenario: `{spec['scenario'] or 'defaults'}`; {spec['steps']} steps "
         f"({spec['steps'] / 24:g} days) per run, rows every {spec['record_every']} steps",
         f"- {len(sweep.points)} points x {spec['replicates']} replicates = {sweep.n_runs} runs "
-        f"(master seed {spec['seed']}; replicate k has the same seed at every point)",
+        f"({seeds}; replicate k has the same seed at every point)",
         f"- varied: {', '.join(f'`{v}`' for v in sweep.varied) or 'nothing (replicates only)'}",
         "- outcomes: " + ", ".join(f"{c} {counts.get(c, 0)}" for c in OUTCOME_CLASSES),
         f"- abm {prov.get('abm')}, mesa {prov.get('mesa')}, git {prov.get('git_commit')}",

@@ -34,6 +34,7 @@ def sweep(tmp: Path, name: str, sweep: dict | None = None, **tables) -> Path:
         "parameters": dict(TINY),
         **tables,
     }
+    data["sweep"] = {k: v for k, v in data["sweep"].items() if v is not None}  # None: left out
     out = tmp / name
     run_sweep(parse_spec(data), out, backend="serial", progress=False, log=lambda m: 0)
     return out
@@ -109,6 +110,15 @@ def test_report_treats_arms_as_a_categorical_factor(tmp_path):
     text = (out / "report" / "report.md").read_text()
     assert "| point | arm | tcell_influx | final_burden mean ± SD |" in text
     assert text.count("\n| 3 | treated | 3 |") == 1
+    assert "(master seed 1;" in text
+
+
+def test_report_names_listed_seeds(tmp_path):
+    out = sweep(tmp_path, "listed", sweep={"seed": None, "replicates": None, "seeds": [4, 9]},
+                factors={"tcell_influx": [0.0, 3.0]})
+    result = runner.invoke(app, ["report", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "= 4 runs (seeds 4, 9;" in (out / "report" / "report.md").read_text()
 
 
 def test_report_of_a_sobol_sample_has_first_order_and_total_indices(sobol):
