@@ -224,7 +224,7 @@ def test_overlay_shows_a_field_with_a_colour_bar(dashboard):
     d.screenshot("dashboard-overlay.png")
 
 
-def test_treatment_button_acts_now_and_shows_in_the_csv(dashboard):
+def test_treatment_button_acts_now_and_the_csv_and_png_download(dashboard):
     d = dashboard("?seed=6")
     d.step()
     d.button("anti-PD-1").click()
@@ -241,6 +241,11 @@ def test_treatment_button_acts_now_and_shows_in_the_csv(dashboard):
     assert len(rows) == d.hour() + 1  # one row per hour, including hour 0
     assert float(rows[0]["PD1Occupancy"]) == 0 and float(rows[-1]["PD1Occupancy"]) > 0
     assert info.value.suggested_filename.endswith(".csv")
+    with d.page.expect_download() as info:
+        d.page.get_by_role("button", name=re.compile("view \\(PNG\\)", re.I)).click()
+    png = Path(info.value.path()).read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    assert info.value.suggested_filename.endswith(".png")
 
 
 def test_two_sessions_are_isolated(dashboard):
