@@ -194,6 +194,24 @@ def save(fig, name):
     plt.close(fig)
 
 
+def heatmap(grid, rows, cols, labels, title, name, missing="n/a"):
+    """A 0-1 heatmap with each cell's value written in it (``missing`` where it is NaN)."""
+    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    im = ax.imshow(grid, origin="lower", cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    for i, j in np.ndindex(grid.shape):
+        v = grid[i, j]
+        text = f"{v:.2f}" if np.isfinite(v) else missing
+        # white on dark cells; black on light ones and on the white of a missing value
+        ax.text(
+            j, i, text, ha="center", va="center", fontsize=8, color="white" if v < 0.5 else "black"
+        )
+    ax.set_xticks(range(len(cols)), cols)
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set(xlabel=labels[0], ylabel=labels[1], title=title)
+    plt.colorbar(im, ax=ax, fraction=0.046)
+    save(fig, name)
+
+
 def plot_groups(ax, groups: dict[str, list[dict]], col="CancerCells", log=False):
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (label, runs) in enumerate(groups.items()):
@@ -493,29 +511,15 @@ def fact3g():
                     med_range(ben) + (f" ({len(ben)} seeds)" if len(ben) < len(treated) else ""),
                 )
             )
-    fig, ax = plt.subplots(figsize=(5.6, 3.6))
-    im = ax.imshow(median, origin="lower", cmap="viridis", vmin=0, vmax=1, aspect="auto")
-    for a_i in range(len(antigens)):
-        for f_i in range(len(influx)):
-            v = median[a_i, f_i]
-            ax.text(
-                f_i,
-                a_i,
-                f"{v:.2f}" if np.isfinite(v) else "untreated\ncleared",
-                ha="center",
-                va="center",
-                color="white" if v < 0.5 else "black",  # (NaN: black on white)
-                fontsize=8,
-            )
-    ax.set_xticks(range(len(influx)), [f"{f:g}" for f in influx])
-    ax.set_yticks(range(len(antigens)), [str(a) for a in antigens])
-    ax.set(
-        xlabel="T-cell influx (CTL/h)",
-        ylabel="founder antigens",
+    heatmap(
+        median,
+        rows=[str(a) for a in antigens],
+        cols=[f"{f:g}" for f in influx],
+        labels=("T-cell influx (CTL/h)", "founder antigens"),
         title="relative benefit of anti-PD-1 at day 21 (median, 4 seeds)",
+        name="fact3_hot_cold_gradient.png",
+        missing="untreated\ncleared",
     )
-    plt.colorbar(im, ax=ax, fraction=0.046)
-    save(fig, "fact3_hot_cold_gradient.png")
     return {
         "table": table(
             rows,
@@ -966,23 +970,14 @@ def size_threshold():
                     med_range([x / n0 for x in finals]),
                 )
             )
-    fig, ax = plt.subplots(figsize=(5.6, 3.4))
-    im = ax.imshow(cleared, origin="lower", cmap="viridis", vmin=0, vmax=1, aspect="auto")
-    for i in range(len(influx)):
-        for j in range(len(sizes)):
-            v = cleared[i, j]
-            ax.text(
-                j, i, f"{v:.2f}", ha="center", va="center", color="white" if v < 0.5 else "black"
-            )
-    ax.set_xticks(range(len(sizes)), [str(n) for n in sizes])
-    ax.set_yticks(range(len(influx)), [f"{f:g}" for f in influx])
-    ax.set(
-        xlabel="founder tumour (cells)",
-        ylabel="T-cell influx (CTL/h)",
+    heatmap(
+        cleared,
+        rows=[f"{f:g}" for f in influx],
+        cols=[str(n) for n in sizes],
+        labels=("founder tumour (cells)", "T-cell influx (CTL/h)"),
         title="fraction cleared by day 30 (elimination scenario)",
+        name="size_threshold.png",
     )
-    plt.colorbar(im, ax=ax, fraction=0.046)
-    save(fig, "size_threshold.png")
     return {
         "table": table(
             rows, ("T-cell influx", "founder cells", "cleared", "day cleared", "N(day 30) / N0")
