@@ -622,9 +622,9 @@ def test_the_validation_specs_are_paired_and_listed_in_the_docs():
     docs = (ROOT / "docs" / "validation.md").read_text()
     specs = sorted((ROOT / "experiments" / "validation").glob("fact*.toml"))
     # facts 1-7 (fact 2 also over 120 days, fact 3 also as a gradient and at tissue scale,
-    # fact 4 with its non-antigenic control);
+    # fact 4 with its non-antigenic control, fact 6 against burden at infusion);
     # fact 8 reuses the runs of facts 2 and 3
-    assert len(specs) == 11
+    assert len(specs) == 12
     for path in specs:
         spec = load_spec(path)
         assert spec.seeds is not None, path.name

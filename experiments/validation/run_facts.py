@@ -731,6 +731,40 @@ def fact6():
     }
 
 
+# --- fact 6, relapse against burden at infusion ----
+def fact6b():
+    g = run_design("fact6_relapse_vs_burden")  # keyed by (antigen_loss_rate, cart_start_day)
+    rows = []
+    for (loss, start), runs in g.items():
+        at_infusion = [
+            int(r["df"].loc[r["df"]["Day"] <= start, "CancerCells"].iloc[-1]) for r in runs
+        ]
+        relapsed = [r for r in runs if r["n_cancer"] > 0]
+        rows.append(
+            (
+                f"{loss:g}",
+                f"day {start:g}",
+                med_range(at_infusion, "{:.0f}"),
+                f"{len(relapsed)}/{len(runs)}",
+                med_range([r["n_cancer"] for r in relapsed], "{:.0f}") if relapsed else "-",
+                med_range([r["antigen_negative_fraction"] for r in relapsed]) if relapsed else "-",
+            )
+        )
+    return {
+        "table": table(
+            rows,
+            (
+                "antigen loss rate",
+                "CAR-T",
+                "burden at infusion",
+                "tumour present day 30",
+                "its burden",
+                "antigen-negative fraction",
+            ),
+        )
+    }
+
+
 # --- fact 7: combination ----
 def fact7():
     start = 10.0
@@ -1117,6 +1151,7 @@ FACTS = {
     "4": fact4,
     "5": fact5,
     "6": fact6,
+    "6b": fact6b,
     "7": fact7,
     "8": fact8,
     "8c": fact8c,
