@@ -1,12 +1,16 @@
 # Two entry points for a fresh machine (Debian, pyenv with Python 3.12 or python3.12 on PATH):
 #   make serve   set up and launch the dashboard
 #   make test    set up and run the whole test suite (installs Chromium for the browser tests)
+# While changing code:
+#   make check     unit tests, the golden baseline and lint (about a minute; no browser, no
+#                  statistical tests)
+#   make baseline  regenerate tests/baseline.json when a change is meant to alter results
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON ?= $(shell command -v pyenv >/dev/null 2>&1 && pyenv which python3.12 2>/dev/null || command -v python3.12 || echo python3)
 
-.PHONY: setup serve test chromium bench lint
+.PHONY: setup serve test check baseline chromium bench lint
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 12), "Python 3.12+ is needed (Mesa 3.5)"'
@@ -27,6 +31,13 @@ chromium:
 
 test: setup chromium
 	$(VENV)/bin/pytest -q
+
+check: setup
+	$(VENV)/bin/ruff check abm tests benchmarks experiments
+	$(VENV)/bin/pytest -q -m "not slow and not browser" -p no:cacheprovider
+
+baseline: setup
+	$(PY) tests/baseline.py
 
 bench: setup chromium
 	$(PY) benchmarks/bench_model.py

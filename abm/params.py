@@ -392,6 +392,24 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def resolve(scenario: str | None = None, *overrides: dict[str, Any]) -> dict[str, Any]:
+    """Every model parameter, validated: the defaults, then the scenario's presets (if any), then
+    each ``overrides`` dict in order (later ones win).
+
+    The one way the CLI, the sweep runner, the dashboard and ``TumorModel.from_scenario`` turn
+    "a scenario plus some changes" into parameters. A bad scenario, name or value raises
+    ``ValueError`` naming it.
+    """
+    from abm.scenarios import scenario_params
+
+    values = defaults()
+    if scenario is not None:
+        values.update(validate(scenario_params(scenario)))
+    for changes in overrides:
+        values.update(validate(changes))
+    return values
+
+
 def markdown_table() -> str:
     """The parameter table for the docs, generated from ``PARAMS``."""
     lines = []

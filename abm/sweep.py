@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from abm import params as P
+from abm.analysis.outcomes import ESCAPE_FRACTION, ESCAPE_MULTIPLE, summarise
 
 FORMAT = "abm-sweep/1"
 BACKENDS = ("serial", "process", "dask")
@@ -71,7 +72,7 @@ _SWEEP_KEYS = {
 _TOP_KEYS = ("sweep", "parameters", "arms", "factors", "sample", "outcome")
 ARM = "arm"  # the column naming a run's arm
 _SAMPLE_KEYS = ("method", "n", "seed", "bounds")
-_OUTCOME_DEFAULTS = {"escape_multiple": 5.0, "escape_fraction": 0.5}
+_OUTCOME_DEFAULTS = {"escape_multiple": ESCAPE_MULTIPLE, "escape_fraction": ESCAPE_FRACTION}
 
 
 class SpecError(ValueError):
@@ -237,16 +238,7 @@ def parse_spec(data: dict[str, Any], source: str = "spec") -> Spec:
     if not isinstance(description, str):
         raise error("sweep.description", f"expected a string, got {_show(description)}")
 
-    scenario = sweep.get("scenario")
-    if scenario is not None:
-        if not isinstance(scenario, str):
-            raise error("sweep.scenario", f"expected a scenario name, got {_show(scenario)}")
-        from abm.scenarios import scenario_params
-
-        try:
-            scenario_params(scenario)
-        except ValueError as err:
-            raise error("sweep.scenario", str(err)) from None
+    scenario = _check_scenario(sweep.get("scenario"), error, "sweep.scenario")
 
     if ("days" in sweep) == ("steps" in sweep):
         raise error("sweep.days", "give exactly one of days = 30 or steps = 720")
@@ -316,17 +308,11 @@ def parse_spec(data: dict[str, Any], source: str = "spec") -> Spec:
             raise error(f"outcome.{key}", f"expected a fraction in (0, 1], got {value}")
         outcome[key] = float(value)
 
-    from abm.run import build_params
-
-    base = P.defaults()
-    base.update(P.validate(build_params(scenario, parameters)))
-    arm_bases = {}
-    for arm_name, arm in arms.items():
-        # defaults, then the arm's scenario (or the sweep's), then [parameters], then the arm's
-        resolved = P.defaults()
-        resolved.update(P.validate(build_params(arm["scenario"], parameters)))
-        resolved.update(arm["parameters"])
-        arm_bases[arm_name] = resolved
+    base = _resolve(scenario, parameters)
+    arm_bases = {  # the arm's scenario (else the sweep's), [parameters], then the arm's own
+        arm_name: _resolve(arm["scenario"], parameters, arm["parameters"])
+        for arm_name, arm in arms.items()
+    }
     spec = Spec(
         name=name.strip(),
         description=description.strip(),
@@ -346,6 +332,32 @@ def parse_spec(data: dict[str, Any], source: str = "spec") -> Spec:
     )
     _check_domains(spec, error)
     return spec
+
+
+def _check_scenario(scenario: Any, error: Callable, key: str) -> str | None:
+    """A scenario name from abm.scenarios, or None (the defaults)."""
+    if scenario is None:
+        return None
+    if not isinstance(scenario, str):
+        raise error(key, f"expected a scenario name, got {_show(scenario)}")
+    from abm.scenarios import scenario_params
+
+    try:
+        scenario_params(scenario)
+    except ValueError as err:
+        raise error(key, str(err)) from None
+    return scenario
+
+
+def _resolve(scenario: str | None, parameters: dict[str, Any], overrides=None) -> dict[str, Any]:
+    """Every model parameter: the defaults, then the scenario, then ``parameters``, then
+    ``overrides`` (an arm's own)."""
+    from abm.run import build_params
+
+    resolved = P.defaults()
+    resolved.update(P.validate(build_params(scenario, parameters)))
+    resolved.update(overrides or {})
+    return resolved
 
 
 def _parse_seeds(sweep: dict[str, Any], error: Callable) -> tuple[int, ...]:
@@ -370,8 +382,6 @@ def _parse_arms(
     table: dict[str, Any], scenario: str | None, error: Callable
 ) -> dict[str, dict[str, Any]]:
     """``[arms.NAME]`` tables: each an optional ``scenario`` and parameter overrides."""
-    from abm.scenarios import scenario_params
-
     arms: dict[str, dict[str, Any]] = {}
     for arm_name, arm in table.items():
         key = f"arms.{arm_name}"
@@ -379,14 +389,7 @@ def _parse_arms(
             raise error("arms", "an arm needs a non-empty name")
         if not isinstance(arm, dict):
             raise error(key, f"expected a table of overrides (may be empty), got {_show(arm)}")
-        arm_scenario = arm.get("scenario", scenario)
-        if not isinstance(arm_scenario, str | None):
-            raise error(f"{key}.scenario", f"expected a scenario name, got {_show(arm_scenario)}")
-        if arm_scenario is not None:
-            try:
-                scenario_params(arm_scenario)
-            except ValueError as err:
-                raise error(f"{key}.scenario", str(err)) from None
+        arm_scenario = _check_scenario(arm.get("scenario", scenario), error, f"{key}.scenario")
         overrides = {
             pname: _check_param(pname, value, error, f"{key}.{pname}")
             for pname, value in arm.items()
@@ -626,54 +629,6 @@ def execute_run(task: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
 def _cell(value: Any) -> Any:
     """A parameter value as a table cell: ``None`` (therapy not given) becomes NaN."""
     return math.nan if value is None else value
-
-
-def summarise(
-    full: pd.DataFrame, *, sites: int, escape_multiple: float, escape_fraction: float
-) -> dict[str, Any]:
-    """Outcome of one run from its full (every-step) time series.
-
-    Outcome classes:
-      * ``eliminated``: no cancer cell left at the end (time to elimination = that day);
-      * ``escape``: the final burden is at least the escape threshold, ``min(escape_multiple x
-        initial burden, escape_fraction x grid sites)`` (time to escape = first day at or above it);
-      * ``controlled``: a tumour persists below the threshold.
-    """
-    day = full["Day"].to_numpy(dtype=float)
-    burden = full["CancerCells"].to_numpy(dtype=float)
-    last = full.iloc[-1]
-    initial, final = burden[0], burden[-1]
-    threshold = min(escape_multiple * initial, escape_fraction * sites)
-    if final == 0:
-        outcome = "eliminated"
-    elif final >= threshold:
-        outcome = "escape"
-    else:
-        outcome = "controlled"
-    cleared = np.flatnonzero(burden == 0)
-    above = np.flatnonzero(burden >= threshold)
-    peak = int(np.argmax(burden))
-    return {
-        "steps_run": int(last["Step"]),
-        "final_day": float(last["Day"]),
-        "initial_burden": int(initial),
-        "final_burden": int(final),
-        "peak_burden": int(burden[peak]),
-        "peak_day": float(day[peak]),
-        "escape_threshold": float(threshold),
-        "time_to_elimination_day": float(day[cleared[0]]) if cleared.size else math.nan,
-        "time_to_escape_day": (
-            float(day[above[0]]) if above.size and outcome == "escape" else math.nan
-        ),
-        "outcome": outcome,
-        "final_tcells": int(last["TCells"]),
-        "final_cart_cells": int(last["CARTCells"]),
-        "total_kills": int(last["Kills"]),
-        "final_mean_antigenicity": float(last["MeanAntigenicity"]),
-        "final_antigen_negative_fraction": float(last["AntigenNegativeFraction"]),
-        "final_mean_pdl1": float(last["MeanPDL1"]),
-        "final_clone_count": int(last["CloneCount"]),
-    }
 
 
 # --- storage ----------------------------------------------------------------------------------

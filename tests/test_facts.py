@@ -12,6 +12,11 @@ import pytest
 
 from abm import TumorModel
 from abm.agents import Kind
+from abm.analysis.spatial import (
+    cancer_cells_and_contacts,
+    ctl_density_by_region,
+    distance_to_ctl_um,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -109,10 +114,6 @@ def test_t_cells_edit_the_tumour_toward_lower_antigenicity():
 def pdl1_near_over_far(seed: int, **overrides) -> float:
     """Mean PD-L1 of cancer cells within 60 um of a CTL over that of cells 240-960 um away,
     in an untreated hot tumour of 8,000 founder cells on a 3 mm field after 7 days."""
-    from scipy.ndimage import distance_transform_edt
-
-    from abm.agents import Kind
-
     model = TumorModel.from_scenario(
         "checkpoint",
         rng=seed,
@@ -124,7 +125,7 @@ def pdl1_near_over_far(seed: int, **overrides) -> float:
     )
     model.run_for(7 * 24)
     cancer = model.kind == Kind.CANCER
-    dist = distance_transform_edt(model.kind != Kind.TCELL) * 15.0
+    dist = distance_to_ctl_um(model.kind)
     pdl1 = np.asarray(model.pdl1_map(), dtype=float)
     near, far = cancer & (dist < 60), cancer & (dist >= 240) & (dist < 960)
     assert near.sum() > 100 and far.sum() > 100, (near.sum(), far.sum())
@@ -155,9 +156,7 @@ def test_a_cancer_cell_is_more_likely_killed_the_more_ctls_surround_it():
         model = TumorModel.from_scenario("checkpoint", rng=seed, checkpoint_start_day=None)
         model.run_for(7 * 24)
         for _ in range(3 * 24):
-            xs, ys = np.nonzero(model.kind == Kind.CANCER)
-            cells = [model.agent_at[x, y] for x, y in zip(xs.tolist(), ys.tolist(), strict=True)]
-            around = model.ctl_contacts()[xs, ys]
+            cells, around = cancer_cells_and_contacts(model)
             model.step()
             np.add.at(exposed[seed], around, 1)
             np.add.at(killed[seed], around, [cell.cell is None for cell in cells])
@@ -170,25 +169,13 @@ def test_a_cancer_cell_is_more_likely_killed_the_more_ctls_surround_it():
 
 
 def ctl_density(seed: int, **overrides) -> dict[str, float]:
-    """CTLs per site inside the outline of an untreated hot tumour on day 10, in its core
-    (deeper than 150 um) and in a 150 um band around it, plus the number of CTLs."""
-    from scipy import ndimage
-
-    model = TumorModel.from_scenario("checkpoint", rng=seed, checkpoint_start_day=None,
-                                     **overrides)
+    """CTL densities (inside the outline, core deeper than 150 um, 150 um band around it) of an
+    untreated hot tumour on day 10, and its number of CTLs."""
+    model = TumorModel.from_scenario(
+        "checkpoint", rng=seed, checkpoint_start_day=None, **overrides
+    )
     model.run_for(10 * 24)
-    kind = model.kind
-    tumour = ndimage.binary_fill_holes(ndimage.binary_closing(kind == Kind.CANCER, iterations=2))
-    ctl = kind == Kind.TCELL
-    depth = ndimage.distance_transform_edt(tumour) * 15.0
-    band = ~tumour & (ndimage.distance_transform_edt(~tumour) * 15.0 <= 150)
-    core = tumour & (depth > 150)
-    return {
-        "inside": ctl[tumour].mean(),
-        "core": ctl[core].mean() if core.sum() >= 50 else float("nan"),
-        "band": ctl[band].mean(),
-        "ctls": int(ctl.sum()),
-    }
+    return ctl_density_by_region(model.kind, depth_um=150.0)
 
 
 def test_inflamed_excluded_and_desert_tumours_all_arise():
@@ -203,7 +190,7 @@ def test_inflamed_excluded_and_desert_tumours_all_arise():
         desert = ctl_density(seed, founder_antigens=0)
         assert small["inside"] >= 0.6 * small["band"], (seed, small)
         assert large["core"] < 0.1 * large["band"], (seed, large)
-        assert desert["ctls"] < 0.1 * small["ctls"], (seed, desert, small)
+        assert desert["ctl"] < 0.1 * small["ctl"], (seed, desert, small)
 
 
 def test_small_tumours_are_cleared_where_large_ones_persist():

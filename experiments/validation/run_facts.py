@@ -47,6 +47,7 @@ def simulate(job: dict) -> dict:
 
     from abm import TumorModel
     from abm.agents import Kind
+    from abm.analysis.spatial import cancer_cells_and_contacts
 
     if "params" in job:  # a point of a sweep spec: every parameter resolved
         model = TumorModel(rng=job["seed"], **job["params"])
@@ -61,7 +62,7 @@ def simulate(job: dict) -> dict:
     for hour in range(1, round(job["days"] * 24) + 1):
         watched = None
         if contacts and contacts[0] * 24 <= hour - 1 < contacts[1] * 24:
-            watched = watch_contacts(model)
+            watched = cancer_cells_and_contacts(model)
         model.step()
         if watched:
             for cell, k in zip(*watched, strict=True):
@@ -110,15 +111,6 @@ def job(scenario, seed, days, snapshot_day=None, **overrides):
         "snapshot_day": snapshot_day,
     }
     return j
-
-
-def watch_contacts(model) -> tuple[list, np.ndarray]:
-    """Every cancer cell and the number of CTLs on its 8 neighbouring sites, before a step."""
-    from abm.agents import Kind
-
-    xs, ys = np.nonzero(model.kind == Kind.CANCER)
-    cells = [model.agent_at[x, y] for x, y in zip(xs.tolist(), ys.tolist(), strict=True)]
-    return cells, model.ctl_contacts()[xs, ys]
 
 
 def design(name: str, snapshots: dict | None = None, **extra) -> dict:
@@ -540,12 +532,10 @@ DIST_BINS_UM = [0, 60, 120, 240, 480, 960, 2000]
 
 def pdl1_by_distance(snapshot: dict) -> tuple[np.ndarray, np.ndarray]:
     """Mean PD-L1 and IFN-gamma of cancer cells per band of distance to the nearest CTL."""
-    from scipy.ndimage import distance_transform_edt
-
-    from abm.agents import Kind
+    from abm.analysis.spatial import distance_to_ctl_um
 
     cancer = snapshot["cancer"]
-    dist = distance_transform_edt(snapshot["kind"] != Kind.TCELL) * 15.0  # um (15 um sites)
+    dist = distance_to_ctl_um(snapshot["kind"])
     pdl1, ifng = [], []
     for lo, hi in zip(DIST_BINS_UM[:-1], DIST_BINS_UM[1:], strict=True):
         sel = cancer & (dist >= lo) & (dist < hi)
@@ -909,31 +899,11 @@ def fact8c():
 
 
 # --- immune phenotypes: inflamed, excluded, desert ----
-def phenotype_densities(snapshot: dict) -> dict:
-    """CTLs per mm^2 inside the tumour outline, in its core (> 150 um deep) and in a 150 um
-    band around it (15 um sites; the outline is the closed, filled cancer mask)."""
-    from scipy import ndimage
-
-    from abm.agents import Kind
-
-    kind = snapshot["kind"]
-    tumour = ndimage.binary_fill_holes(ndimage.binary_closing(kind == Kind.CANCER, iterations=2))
-    ctl = kind == Kind.TCELL
-    depth = ndimage.distance_transform_edt(tumour) * 15.0
-    outside = ndimage.distance_transform_edt(~tumour) * 15.0
-    regions = {
-        "inside": tumour,
-        "core": tumour & (depth > 150),
-        "band": ~tumour & (outside <= 150),
-    }
-    site_mm2 = 0.015**2
-    return {
-        name: (ctl[r].sum() / (r.sum() * site_mm2) if r.sum() >= 50 else float("nan"))
-        for name, r in regions.items()
-    } | {"ctl": int(ctl.sum()), "cancer": int((kind == Kind.CANCER).sum())}
-
-
 def phenotypes():
+    """CTLs per mm² inside the tumour outline, in its core (> 150 um deep) and in a 150 um band
+    around it (``abm.analysis.spatial.ctl_density_by_region``)."""
+    from abm.analysis.spatial import ctl_density_by_region
+
     g = run_design(
         "phenotypes",
         snapshots=dict.fromkeys(["small, antigenic", "large, antigenic", "small, no antigens"], 10),
@@ -941,7 +911,7 @@ def phenotypes():
     rows = []
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
     for ax, (arm, runs) in zip(axes, g.items(), strict=True):
-        d = [phenotype_densities(r["snapshot"]) for r in runs]
+        d = [ctl_density_by_region(r["snapshot"]["kind"]) for r in runs]
         # (a ratio of a handful of CTLs means nothing: only with at least 50 CTLs)
         ratio = [x["inside"] / x["band"] if x["ctl"] >= 50 else float("nan") for x in d]
         rows.append(

@@ -1,0 +1,82 @@
+"""A run's outcome, from its time series: the one place the outcome classes are defined.
+
+Outcome classes (``classify``):
+
+- ``eliminated``: no cancer cell left at the end;
+- ``escape``: the final burden is at least the escape threshold,
+  ``min(escape_multiple x initial burden, escape_fraction x grid sites)``;
+- ``controlled``: a tumour persists below the threshold.
+
+The sweep runner writes ``summarise``'s row for every run; the validation analyses and the tests
+classify with the same functions, so "escape" means one thing everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ESCAPE_MULTIPLE = 5.0  # x initial burden (modelling choice: a clear, sustained outgrowth)
+ESCAPE_FRACTION = 0.5  # of the grid's sites (modelling choice: a tumour filling half the field)
+OUTCOMES = ("eliminated", "controlled", "escape")
+
+
+def escape_threshold(
+    initial: float, sites: int, escape_multiple: float = ESCAPE_MULTIPLE,
+    escape_fraction: float = ESCAPE_FRACTION,
+) -> float:
+    """The burden (cancer cells) at or above which a tumour has escaped."""
+    return min(escape_multiple * initial, escape_fraction * sites)
+
+
+def classify(
+    initial: float, final: float, sites: int, escape_multiple: float = ESCAPE_MULTIPLE,
+    escape_fraction: float = ESCAPE_FRACTION,
+) -> str:
+    """``"eliminated"``, ``"escape"`` or ``"controlled"`` (see the module docstring)."""
+    if final == 0:
+        return "eliminated"
+    if final >= escape_threshold(initial, sites, escape_multiple, escape_fraction):
+        return "escape"
+    return "controlled"
+
+
+def summarise(
+    full: pd.DataFrame, *, sites: int, escape_multiple: float = ESCAPE_MULTIPLE,
+    escape_fraction: float = ESCAPE_FRACTION,
+) -> dict[str, Any]:
+    """Outcome of one run from its full (every-step) time series: the sweep's summary row
+    (final/peak burden, time to elimination or escape, outcome, final reporters)."""
+    day = full["Day"].to_numpy(dtype=float)
+    burden = full["CancerCells"].to_numpy(dtype=float)
+    last = full.iloc[-1]
+    initial, final = burden[0], burden[-1]
+    threshold = escape_threshold(initial, sites, escape_multiple, escape_fraction)
+    outcome = classify(initial, final, sites, escape_multiple, escape_fraction)
+    cleared = np.flatnonzero(burden == 0)
+    above = np.flatnonzero(burden >= threshold)
+    peak = int(np.argmax(burden))
+    return {
+        "steps_run": int(last["Step"]),
+        "final_day": float(last["Day"]),
+        "initial_burden": int(initial),
+        "final_burden": int(final),
+        "peak_burden": int(burden[peak]),
+        "peak_day": float(day[peak]),
+        "escape_threshold": float(threshold),
+        "time_to_elimination_day": float(day[cleared[0]]) if cleared.size else math.nan,
+        "time_to_escape_day": (
+            float(day[above[0]]) if above.size and outcome == "escape" else math.nan
+        ),
+        "outcome": outcome,
+        "final_tcells": int(last["TCells"]),
+        "final_cart_cells": int(last["CARTCells"]),
+        "total_kills": int(last["Kills"]),
+        "final_mean_antigenicity": float(last["MeanAntigenicity"]),
+        "final_antigen_negative_fraction": float(last["AntigenNegativeFraction"]),
+        "final_mean_pdl1": float(last["MeanPDL1"]),
+        "final_clone_count": int(last["CloneCount"]),
+    }
