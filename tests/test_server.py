@@ -56,6 +56,12 @@ def text_of(rc, cls: str) -> str:
     return " ".join(_texts(found[0]))
 
 
+def errors(rc) -> list[str]:
+    """The texts of the error messages on the page (``Message`` renders a ``v.Alert``)."""
+    return [" ".join(_texts(w)) for w in rc.find(v.Alert).widgets
+            if "abm-message-error" in (w.class_ or "").split()]
+
+
 def html_of(rc, cls: str) -> str:
     """The inner HTML of a ``solara.HTML`` element with this class."""
     found = [w for w in rc.find(solara.widgets.HTML).widgets
@@ -178,6 +184,7 @@ def test_a_bad_value_shows_a_message_and_keeps_the_model():
     button(rc, "Reset").click()
     assert session.model is model
     assert "width" in text_of(rc, "abm-message")
+    assert errors(rc) and "width" in errors(rc)[0]  # the helper below finds real errors
     enter(text_field(rc, "seed"), "-3")
     enter(text_field(rc, "width"), "30")
     button(rc, "Reset").click()
@@ -217,13 +224,15 @@ def test_play_runs_in_a_thread_and_survives_reset_and_step_while_playing():
         time.sleep(0.05)
     assert session.model.steps >= 3, "the play loop did not advance the model"
     button(rc, "Step").click()  # disabled while playing in the browser; harmless here
+    assert not errors(rc)
     button(rc, "Reset").click()  # stops playing and rebuilds
     time.sleep(0.3)
     assert session.model.steps == 0
+    assert not errors(rc)
     button(rc, "Play").click()
     button(rc, "Pause").click()
-    assert "error" not in (text_of(rc, "abm-message") if rc.find(
-        v.Html, class_="abm-message").widgets else "")
+    time.sleep(0.3)  # the play thread notices the pause and ends
+    assert not errors(rc)
 
 
 # --- pieces ------------------------------------------------------------------------------
