@@ -5,9 +5,16 @@ Used alike by the sweep runner's summary, the validation analyses in
 
 - :mod:`abm.analysis.outcomes`: a run's outcome class (eliminated / escape / controlled) and
   summary row;
-- :mod:`abm.analysis.paired`: paired-seed comparisons (relative benefit, median [range]);
-- :mod:`abm.analysis.spatial`: measurements on the site layers (distance to CTLs, tumour
-  outline, CTL densities by region, contacts);
-- :mod:`abm.analysis.probes`: measurements taken *during* a run (spatial snapshots, kill
-  contacts), named in a sweep spec's ``[probes]`` table and stored with the run.
+- :mod:`abm.analysis.paired`: paired-seed comparisons (relative benefit, median [range], Bliss
+  excess);
+- :mod:`abm.analysis.growth`: the burden time series (log-log slope, growth-rate ratio, burden
+  on a day, day cleared);
+- :mod:`abm.analysis.kills`: kills per CTL per day, kill chance against neighbouring CTLs;
+- :mod:`abm.analysis.spatial`: measurements on the site layers (distance to CTLs, PD-L1 by
+  distance band and near/far, PD-L1/CTL co-localisation, tumour outline, CTL densities by
+  region and the inflamed/excluded ratio, contacts);
+- :mod:`abm.analysis.probes`: measurements taken *during* a run (``snapshot``: the site layers
+  on a day; ``contacts``: cancer cells' CTL neighbours and deaths per hour;
+  ``antigen_loss``: cells lacking the founder / vaccine antigens at the end), named in a sweep
+  spec's ``[probes]`` table and stored with the run.
 """

@@ -31,3 +31,11 @@ def med_range(values: Iterable[float], fmt: str = "{:.2f}") -> str:
         return "n/a"
     median, low, high = (fmt.format(v) for v in (statistics.median(vals), min(vals), max(vals)))
     return f"{median} [{low}, {high}]"
+
+
+def bliss_excess(none: float, a: float, b: float, both: float) -> float:
+    """Bliss independence on paired final burdens: the surviving fraction expected if the two
+    therapies acted independently, (a / none) x (b / none), minus the observed both / none
+    (> 0 = synergy). An untreated burden of 0 counts as 1 cell."""
+    u = max(none, 1)
+    return (a / u) * (b / u) - both / u

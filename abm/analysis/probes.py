@@ -5,6 +5,11 @@ A sweep spec names them in a ``[probes]`` table, e.g. ::
     [probes.snapshot]
     day = 14            # the site layers after the step that ends day 14
 
+    [probes.contacts]
+    days = [7, 14]      # kill chance against neighbouring CTLs, days 7-14
+
+    [probes.antigen_loss]   # fractions lacking the founder / vaccine antigens at the end
+
 The sweep runner builds them for every run (``make_probes``), calls ``before_step(model)`` and
 ``after_step(model)`` around every step, and stores ``result(model)`` (called once, at the end)
 with the run, where the analysis reads it back. A result is a dict of JSON values and numpy
@@ -21,6 +26,8 @@ import inspect
 from typing import Any, ClassVar
 
 import numpy as np
+
+from abm.agents import Kind
 
 
 class Probe:
@@ -45,6 +52,27 @@ def _day(name: str, option: str, value: Any) -> float:
             f"probe {name!r}: option {option!r} = {value!r} is not allowed: expected a day >= 0"
         )
     return float(value)
+
+
+def _window(name: str, days: Any) -> tuple[float, float]:
+    if not isinstance(days, list | tuple) or len(days) != 2:
+        raise ValueError(
+            f"probe {name!r}: option 'days' = {days!r} is not allowed: expected [first day, "
+            "last day]"
+        )
+    first, last = (_day(name, "days", d) for d in days)
+    if not first < last:
+        raise ValueError(
+            f"probe {name!r}: option 'days' = {days!r} is not allowed: the first day must be "
+            "before the last"
+        )
+    return first, last
+
+
+def killed(cell) -> bool:
+    """Whether a cancer cell seen before a step was removed from the grid during it (killed:
+    cancer cells leave the grid only by dying)."""
+    return cell.cell is None
 
 
 class Snapshot(Probe):
@@ -72,7 +100,88 @@ class Snapshot(Probe):
         return self.layers
 
 
-PROBES: dict[str, type[Probe]] = {cls.name: cls for cls in (Snapshot,)}
+MAX_CONTACTS = 8  # a site has 8 neighbouring sites (Moore neighbourhood)
+
+
+class Contacts(Probe):
+    """Kill chance against the number of CTLs around a cancer cell (fact 8, second half).
+
+    Every hour from the start of day ``days[0]`` to the start of day ``days[1]``, each cancer
+    cell's number of CTLs on its 8 neighbouring sites (``abm.analysis.spatial.
+    cancer_cells_and_contacts``) before the step, and whether it was killed during it.
+    ``exposed[k]`` counts cell-hours with ``k`` CTLs around, ``died[k]`` those that ended in a
+    kill (``abm.analysis.kills.kill_probability`` turns them into rates)."""
+
+    name = "contacts"
+
+    def __init__(self, days: list[float]) -> None:
+        self.first, self.last = _window(self.name, days)
+        self.hours = (round(self.first * 24), round(self.last * 24))
+        self.exposed = np.zeros(MAX_CONTACTS + 1, dtype=np.int64)
+        self.died = np.zeros(MAX_CONTACTS + 1, dtype=np.int64)
+        self._watched: tuple[list, np.ndarray] | None = None
+
+    def before_step(self, model) -> None:
+        from abm.analysis.spatial import cancer_cells_and_contacts
+
+        self._watched = None
+        if self.hours[0] <= model.steps < self.hours[1]:
+            self._watched = cancer_cells_and_contacts(model)
+
+    def after_step(self, model) -> None:
+        if self._watched is None:
+            return
+        cells, around = self._watched
+        np.add.at(self.exposed, around, 1)
+        np.add.at(self.died, around, np.fromiter((killed(c) for c in cells), bool, len(cells)))
+        self._watched = None
+
+    def result(self, model) -> dict[str, Any]:
+        return {"days": [self.first, self.last], "exposed": self.exposed, "died": self.died}
+
+
+class AntigenLoss(Probe):
+    """At the end of the run, the fraction of cancer cells carrying none of the founder clone's
+    antigens (``lacking_founder``) and none of the vaccine's targets (``lacking_vaccine``,
+    whether or not a vaccine was given; NaN if it targets no antigen). The founder clone is the
+    commonest antigen set before the first step. Both are NaN when no cancer cell is left. No
+    options."""
+
+    name = "antigen_loss"
+
+    def __init__(self) -> None:
+        self.founder: int | None = None
+
+    def before_step(self, model) -> None:
+        if self.founder is None:
+            self.founder = founder_antigens(model)
+
+    def result(self, model) -> dict[str, Any]:
+        founder = founder_antigens(model) if self.founder is None else self.founder
+        vaccine = model.treatments.get("vaccine")
+        targets = sum(1 << a for a in getattr(vaccine, "antigens", None) or ())
+        return {
+            "founder_antigens": founder,
+            "lacking_founder": lacking_fraction(model, founder),
+            "lacking_vaccine": lacking_fraction(model, targets) if targets else float("nan"),
+        }
+
+
+def founder_antigens(model) -> int:
+    """The commonest antigen set (bit mask) among the cancer cells: at the start, the founder
+    clone's (0 without cancer cells)."""
+    carried = model.antigens[model.kind == Kind.CANCER]
+    return int(np.bincount(carried).argmax()) if carried.size else 0
+
+
+def lacking_fraction(model, antigens: int) -> float:
+    """Fraction of cancer cells carrying none of the antigens in the bit mask ``antigens`` (NaN
+    without cancer cells)."""
+    carried = model.antigens[model.kind == Kind.CANCER]
+    return float(np.mean((carried & antigens) == 0)) if carried.size else float("nan")
+
+
+PROBES: dict[str, type[Probe]] = {cls.name: cls for cls in (Snapshot, Contacts, AntigenLoss)}
 
 
 def make_probes(table: dict[str, dict[str, Any]]) -> list[Probe]:

@@ -58,3 +58,76 @@ def cancer_cells_and_contacts(model) -> tuple[list, np.ndarray]:
     xs, ys = np.nonzero(model.kind == Kind.CANCER)
     cells = [model.agent_at[x, y] for x, y in zip(xs.tolist(), ys.tolist(), strict=True)]
     return cells, model.ctl_contacts()[xs, ys]
+
+
+# --- PD-L1 against CTLs (fact 3) ---------------------------------------------------------------
+
+DIST_BINS_UM = (0, 60, 120, 240, 480, 960, 2000)  # bands of distance to the nearest CTL (um)
+
+
+def mean_by_distance(
+    kind: np.ndarray, values: np.ndarray, bins_um: tuple[float, ...] = DIST_BINS_UM,
+    min_cells: int = 20,
+) -> np.ndarray:
+    """Mean of ``values`` over the cancer cells in each band ``[bins_um[i], bins_um[i+1])`` of
+    distance to the nearest CTL (NaN for a band of fewer than ``min_cells`` cells)."""
+    cancer = kind == Kind.CANCER
+    dist = distance_to_ctl_um(kind)
+    out = []
+    for lo, hi in zip(bins_um[:-1], bins_um[1:], strict=True):
+        sel = cancer & (dist >= lo) & (dist < hi)
+        out.append(values[sel].mean() if sel.sum() >= min_cells else np.nan)
+    return np.array(out)
+
+
+def near_over_far(
+    kind: np.ndarray, values: np.ndarray, near_um: float = 60.0,
+    far_um: tuple[float, float] = (240.0, 960.0), min_cells: int = 100,
+) -> float:
+    """Mean of ``values`` over cancer cells within ``near_um`` of a CTL divided by that over
+    cancer cells ``far_um[0]``-``far_um[1]`` from one (NaN if either group has fewer than
+    ``min_cells`` cells)."""
+    cancer = kind == Kind.CANCER
+    dist = distance_to_ctl_um(kind)
+    near = cancer & (dist < near_um)
+    far = cancer & (dist >= far_um[0]) & (dist < far_um[1])
+    if near.sum() < min_cells or far.sum() < min_cells:
+        return float("nan")
+    return float(values[near].mean() / values[far].mean())
+
+
+def local_ctl_density(kind: np.ndarray, size: int = 5) -> np.ndarray:
+    """Fraction of the ``size`` x ``size`` sites around each site held by a CTL (sites beyond
+    the edge count as empty)."""
+    return ndimage.uniform_filter((kind == Kind.TCELL).astype(float), size=size, mode="constant")
+
+
+def pdl1_colocalisation(kind: np.ndarray, pdl1: np.ndarray, size: int = 5) -> dict[str, float]:
+    """How PD-L1 follows CTLs in one snapshot: its correlation with the local CTL density
+    (``local_ctl_density``) over all sites (``r_all``) and over cancer sites (``r_cancer``, if
+    more than 10), and the mean PD-L1 of cancer cells with a CTL in their ``size`` x ``size``
+    window over that of those without (``near_far``). NaN where undefined."""
+    p, t = pdl1.ravel(), local_ctl_density(kind, size).ravel()
+    c = (kind == Kind.CANCER).ravel()
+    nan = float("nan")
+    out = {"r_all": nan, "r_cancer": nan, "near_far": nan}
+    if c.sum() > 10 and p[c].std() > 0 and t[c].std() > 0:
+        out["r_cancer"] = float(np.corrcoef(p[c], t[c])[0, 1])
+    if p.std() > 0:
+        out["r_all"] = float(np.corrcoef(p, t)[0, 1])
+    near, far = c & (t > 0), c & (t == 0)
+    if near.sum() and far.sum():
+        out["near_far"] = float(p[near].mean() / max(p[far].mean(), 1e-9))
+    return out
+
+
+# --- immune phenotypes --------------------------------------------------------------------------
+
+
+def inside_over_band(density: dict[str, Any], min_ctls: int = 50) -> float:
+    """CTL density inside the tumour over that of the band around it (``ctl_density_by_region``),
+    NaN with fewer than ``min_ctls`` CTLs (a ratio of a handful of CTLs means nothing): about 1
+    inflamed, near 0 excluded."""
+    if density["ctl"] < min_ctls:
+        return float("nan")
+    return float(density["inside"] / density["band"])
