@@ -8,6 +8,8 @@ A sweep is described by a TOML file (data only, never code; see ``docs/sweeps.md
     [factors]    full grid: name = [value, ...]
     [sample]     method = "lhs" | "sobol", n, seed (optional), [sample.bounds] name = [low, high]
     [outcome]    escape_multiple, escape_fraction (how runs are classified)
+    [probes.NAME] optional measurements during each run (``abm.analysis.probes``), e.g.
+                 [probes.snapshot] day = 14; stored in each run's file
 
 Every name and value is checked against ``abm.params`` before anything runs. The spec expands to
 points (every arm, times every combination of the factors, times every sample point) and each
@@ -21,7 +23,7 @@ A sweep directory holds::
                              base parameters, package versions and git commit
     runs/<run_id>.parquet    one file per finished run: the time series with run id, point id,
                              replicate, seed and every varied parameter as columns; the run's
-                             summary row travels in the file's metadata
+                             summary row and probe results travel in the file's metadata
     summary.parquet          one row per run, rebuilt from runs/ when the sweep finishes
 
 Files are written atomically, so a run is either wholly on disk or missing; rerunning the same
@@ -32,6 +34,7 @@ their data; only the runner writes, so a worker that dies costs a retry of its r
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import itertools
@@ -39,6 +42,7 @@ import json
 import math
 import os
 import tomllib
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
@@ -57,6 +61,7 @@ BACKENDS = ("serial", "process", "dask")
 SAMPLE_METHODS = ("lhs", "sobol")
 ID_COLUMNS = ["run_id", "point_id", "replicate", "seed"]
 RUN_META_KEY = b"abm.run"
+PROBES_META_KEY = b"abm.probes"  # {probe name: result}, numpy arrays encoded (encode_probes)
 
 _SWEEP_KEYS = {
     "name": "a short name for the sweep",
@@ -69,7 +74,7 @@ _SWEEP_KEYS = {
     "seeds": "the replicate seeds themselves, instead of seed (e.g. [0, 1, 2, 3])",
     "record_every": "steps between time-series rows",
 }
-_TOP_KEYS = ("sweep", "parameters", "arms", "factors", "sample", "outcome")
+_TOP_KEYS = ("sweep", "parameters", "arms", "factors", "sample", "outcome", "probes")
 ARM = "arm"  # the column naming a run's arm
 _SAMPLE_KEYS = ("method", "n", "seed", "bounds")
 _OUTCOME_DEFAULTS = {"escape_multiple": ESCAPE_MULTIPLE, "escape_fraction": ESCAPE_FRACTION}
@@ -123,6 +128,8 @@ class Spec:
     # name -> {"scenario": str | None, "parameters": {...}}; resolved parameters per arm
     arms: dict[str, dict[str, Any]] = field(default_factory=dict)
     arm_bases: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    # probe name -> options, as given in [probes.NAME] (checked by abm.analysis.probes)
+    probes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def varied(self) -> list[str]:
@@ -185,6 +192,10 @@ class Spec:
                 ]
                 for name, arm in self.arms.items()
             ]
+        if self.probes:
+            out["probes"] = {
+                name: dict(sorted(options.items())) for name, options in sorted(self.probes.items())
+            }
         if self.sample:
             out["sample"] = {
                 "method": self.sample.method,
@@ -308,6 +319,8 @@ def parse_spec(data: dict[str, Any], source: str = "spec") -> Spec:
             raise error(f"outcome.{key}", f"expected a fraction in (0, 1], got {value}")
         outcome[key] = float(value)
 
+    probes = _parse_probes(tables["probes"], error)
+
     base = _resolve(scenario, parameters)
     arm_bases = {  # the arm's scenario (else the sweep's), [parameters], then the arm's own
         arm_name: _resolve(arm["scenario"], parameters, arm["parameters"])
@@ -329,6 +342,7 @@ def parse_spec(data: dict[str, Any], source: str = "spec") -> Spec:
         seeds=seeds,
         arms=arms,
         arm_bases=arm_bases,
+        probes=probes,
     )
     _check_domains(spec, error)
     return spec
@@ -399,6 +413,18 @@ def _parse_arms(
     if len(arms) == 1:
         raise error("arms", "one arm only; give at least two, or use [parameters]")
     return arms
+
+
+def _parse_probes(table: dict[str, Any], error: Callable) -> dict[str, dict[str, Any]]:
+    """``[probes.NAME]`` tables, checked by building the probes once (``make_probes``)."""
+    from abm.analysis.probes import make_probes
+
+    for name, options in table.items():
+        try:
+            make_probes({name: options})
+        except (ValueError, TypeError) as err:
+            raise error(f"probes.{name}", str(err)) from None
+    return {name: dict(options) for name, options in table.items()}
 
 
 def _parse_sample(table: dict[str, Any], master_seed: int, error: Callable) -> Sample:
@@ -597,6 +623,9 @@ def expand(spec: Spec) -> list[Run]:
 
 # --- one run (executed in a worker) -----------------------------------------------------------
 
+# a run's time series, summary row and probe results ({probe name: result})
+Result = tuple[pd.DataFrame, dict[str, Any], dict[str, Any]]
+
 
 def make_task(spec: Spec, run: Run) -> dict[str, Any]:
     """Everything a worker needs for one run, as plain picklable data."""
@@ -607,15 +636,21 @@ def make_task(spec: Spec, run: Run) -> dict[str, Any]:
         "record_every": spec.record_every,
         "outcome": spec.outcome,
         "varied_names": spec.varied,
+        "probes": spec.probes,
     }
 
 
-def execute_run(task: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Run one simulation; return its thinned time series (with id and parameter columns) and
-    its summary row. Runs in a worker process; writes nothing."""
+def execute_run(task: dict[str, Any]) -> Result:
+    """Run one simulation; return its thinned time series (with id and parameter columns), its
+    summary row and its probe results (``{}`` without probes). Runs in a worker process; writes
+    nothing."""
     from abm.run import simulate
 
-    df, model = simulate(task["model"], task["steps"], record_every=task["record_every"])
+    if task.get("probes"):
+        df, model, probed = _simulate_with_probes(task)
+    else:
+        df, model = simulate(task["model"], task["steps"], record_every=task["record_every"])
+        probed = {}
     full = model.datacollector.get_model_vars_dataframe()
     columns = {name: task[name] for name in ID_COLUMNS}
     columns.update({name: _cell(task["parameters"][name]) for name in task["varied_names"]})
@@ -623,7 +658,30 @@ def execute_run(task: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
     df = pd.concat([ids, df.reset_index(drop=True)], axis=1)
     p = task["model"]
     summary = {**columns, **summarise(full, sites=p["width"] * p["height"], **task["outcome"])}
-    return df, summary
+    return df, summary, probed
+
+
+def _simulate_with_probes(task: dict[str, Any]) -> tuple[pd.DataFrame, Any, dict[str, Any]]:
+    """``abm.run.simulate`` with each probe's hooks called around every step. The probes only
+    read the model, so the trajectory (and the time series) is the one ``simulate`` gives."""
+    from abm.analysis.probes import make_probes
+    from abm.model import TumorModel
+
+    probes = make_probes(task["probes"])
+    model = TumorModel(**task["model"])
+    for _ in range(task["steps"]):
+        for probe in probes:
+            probe.before_step(model)
+        model.step()
+        for probe in probes:
+            probe.after_step(model)
+        if not model.running:  # as simulate: stop when the tumour is cleared
+            break
+    df = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
+    every = task["record_every"]
+    if every > 1:  # as simulate: every record_every steps, and the final row
+        df = df[(df["Step"] % every == 0) | (df.index == len(df) - 1)].reset_index(drop=True)
+    return df, model, {probe.name: probe.result(model) for probe in probes}
 
 
 def _cell(value: Any) -> Any:
@@ -638,8 +696,11 @@ def run_path(out: Path, run_id: str) -> Path:
     return Path(out) / "runs" / f"{run_id}.parquet"
 
 
-def write_run(out: Path, df: pd.DataFrame, summary: dict[str, Any]) -> Path:
-    """Write one run's file atomically, its summary row in the Parquet metadata."""
+def write_run(
+    out: Path, df: pd.DataFrame, summary: dict[str, Any], probes: dict[str, Any] | None = None
+) -> Path:
+    """Write one run's file atomically, its summary row (and probe results, if any) in the
+    Parquet metadata: the file stays the single unit of a run, so resuming needs nothing else."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -648,6 +709,8 @@ def write_run(out: Path, df: pd.DataFrame, summary: dict[str, Any]) -> Path:
     table = pa.Table.from_pandas(df, preserve_index=False)
     meta = dict(table.schema.metadata or {})
     meta[RUN_META_KEY] = json.dumps(_json_safe(summary)).encode()
+    if probes:
+        meta[PROBES_META_KEY] = encode_probes(probes)
     buf = io.BytesIO()
     pq.write_table(table.replace_schema_metadata(meta), buf)
     path = run_path(out, summary["run_id"])
@@ -664,6 +727,57 @@ def read_run_summary(path: Path) -> dict[str, Any]:
         raise SweepError(f"{path}: not a run file of an abm sweep (no run summary in it)")
     row = json.loads(meta[RUN_META_KEY])
     return {k: (math.nan if v is None else v) for k, v in row.items()}
+
+
+def read_run_probes(path: Path) -> dict[str, Any]:
+    """``{probe name: result}`` stored in a run file, numpy arrays decoded (``{}`` if the sweep
+    had no probes)."""
+    import pyarrow.parquet as pq
+
+    meta = pq.read_metadata(path).metadata or {}
+    if RUN_META_KEY not in meta:
+        raise SweepError(f"{path}: not a run file of an abm sweep (no run summary in it)")
+    return decode_probes(meta[PROBES_META_KEY]) if PROBES_META_KEY in meta else {}
+
+
+_ARRAY = "__ndarray__"
+
+
+def encode_probes(results: dict[str, Any]) -> bytes:
+    """Probe results as JSON bytes; each numpy array becomes ``{"__ndarray__": base64 of the
+    zlib-compressed ``np.save`` bytes, "dtype", "shape"}``, so dtype and shape survive."""
+
+    def encode(value: Any) -> Any:
+        if isinstance(value, np.ndarray):
+            buf = io.BytesIO()
+            np.save(buf, value, allow_pickle=False)
+            data = base64.b64encode(zlib.compress(buf.getvalue(), 6)).decode("ascii")
+            return {_ARRAY: data, "dtype": value.dtype.str, "shape": list(value.shape)}
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, dict):
+            return {str(k): encode(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [encode(v) for v in value]
+        return value
+
+    return json.dumps(encode(results)).encode()
+
+
+def decode_probes(data: bytes | str) -> dict[str, Any]:
+    """The inverse of ``encode_probes``."""
+
+    def decode(value: Any) -> Any:
+        if isinstance(value, dict):
+            if _ARRAY in value:
+                raw = zlib.decompress(base64.b64decode(value[_ARRAY]))
+                return np.load(io.BytesIO(raw), allow_pickle=False)
+            return {k: decode(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [decode(v) for v in value]
+        return value
+
+    return decode(json.loads(data))
 
 
 def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
@@ -683,9 +797,89 @@ def read_manifest(out: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+@dataclass(frozen=True)
+class RunRecord:
+    """One finished run of a sweep directory, as the analysis sees it. The time series and the
+    probe results are read from the run's file on demand (a sweep may hold thousands)."""
+
+    run_id: str
+    point_id: int
+    replicate: int
+    seed: int
+    varied: dict[str, Any]  # the point's varied values (``arm`` first when there are arms)
+    path: Path
+
+    @property
+    def arm(self) -> str | None:
+        return self.varied.get(ARM)
+
+    def series(self, columns: list[str] | None = None) -> pd.DataFrame:
+        """The run's time series (with its id and varied-parameter columns)."""
+        return pd.read_parquet(self.path, columns=columns)
+
+    def probes(self) -> dict[str, Any]:
+        """``{probe name: result}`` (``read_run_probes``)."""
+        return read_run_probes(self.path)
+
+
+@dataclass(frozen=True)
+class SweepData:
+    """A sweep directory read back (``load_sweep``): its manifest, its summary (one row per
+    finished run, in run-list order) and its finished runs."""
+
+    dir: Path
+    manifest: dict[str, Any]
+    summary: pd.DataFrame
+    runs: list[RunRecord]
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """The normalised spec (``Spec.normalised``)."""
+        return self.manifest["spec"]
+
+    @property
+    def varied(self) -> list[str]:
+        return self.manifest["varied"]
+
+    @property
+    def complete(self) -> bool:
+        return len(self.runs) == self.manifest["n_runs"]
+
+    def run(self, run_id: str) -> RunRecord:
+        for record in self.runs:
+            if record.run_id == run_id:
+                return record
+        raise KeyError(f"{self.dir}: no finished run {run_id!r}")
+
+    def probes(self, name: str) -> dict[str, Any]:
+        """One probe's result for every finished run: ``{run_id: result}``."""
+        return {r.run_id: r.probes().get(name) for r in self.runs}
+
+
+def load_sweep(out: str | Path) -> SweepData:
+    """Read a sweep directory (finished or not) for analysis: the manifest, the summary (read
+    from ``summary.parquet`` when complete, else rebuilt from the finished runs' files) and a
+    ``RunRecord`` per finished run, in run-list order."""
+    out = Path(out)
+    manifest = read_manifest(out)
+    runs = [
+        RunRecord(
+            r["run_id"], r["point_id"], r["replicate"], r["seed"], r["parameters"],
+            run_path(out, r["run_id"]),
+        )
+        for r in manifest["runs"]
+    ]
+    done = [r for r in runs if r.path.exists()]
+    path = out / "summary.parquet"
+    if len(done) == len(runs) and path.exists():
+        summary = pd.read_parquet(path)
+    else:
+        summary = build_summary(out, [r.run_id for r in done])
+    return SweepData(out, manifest, summary, done)
+
+
 # --- backends ---------------------------------------------------------------------------------
 
-Result = tuple[pd.DataFrame, dict[str, Any]]
 
 
 class RunFailed(RuntimeError):
@@ -1084,8 +1278,8 @@ def run_sweep(
             dynamic_ncols=True,
         )
         try:
-            for df, summary in results:
-                write_run(out, df, summary)
+            for df, summary, probed in results:
+                write_run(out, df, summary, probed)
                 bar.update(1)
         finally:
             bar.close()

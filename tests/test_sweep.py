@@ -634,3 +634,105 @@ def test_the_validation_specs_are_paired_and_listed_in_the_docs():
         assert all(seeds == list(spec.seeds) for seeds in by_point.values()), path.name
         row = next(line for line in docs.splitlines() if f"`{path.name}`" in line)
         assert row.rstrip().endswith(f"| {spec.n_runs} |"), row
+
+
+# --- probes -----------------------------------------------------------------------------------
+
+PROBED = TINY + "\n[probes.snapshot]\nday = 1\n"
+
+
+def test_probe_results_round_trip_with_dtype_shape_and_values():
+    import numpy as np
+
+    from abm.sweep import decode_probes, encode_probes
+
+    results = {
+        "snapshot": {
+            "day": 1.0,
+            "kind": np.arange(12, dtype=np.int8).reshape(3, 4),
+            "pdl1": np.linspace(0, 1, 6, dtype=np.float32).reshape(2, 3),
+            "mask": np.array([[True, False]]),
+            "count": np.int64(7),
+            "nested": [np.array([1.5, np.nan]), {"empty": np.zeros((0, 2), dtype=np.uint16)}],
+        }
+    }
+    back = decode_probes(encode_probes(results))["snapshot"]
+    assert back["day"] == 1.0 and back["count"] == 7
+    for name in ("kind", "pdl1", "mask"):
+        original = results["snapshot"][name]
+        assert back[name].dtype == original.dtype and back[name].shape == original.shape
+        np.testing.assert_array_equal(back[name], original)
+    np.testing.assert_array_equal(back["nested"][0], [1.5, np.nan])
+    empty = back["nested"][1]["empty"]
+    assert empty.shape == (0, 2) and empty.dtype == np.uint16
+
+
+@pytest.mark.parametrize(
+    ("probes", "expected"),
+    [
+        ("[probes.snapshots]\nday = 1", ["probes.snapshots", "unknown probe", "snapshot"]),
+        ("[probes.snapshot]\nday = -1", ["probes.snapshot", "'day'", "day >= 0"]),
+        ("[probes.snapshot]\nhour = 3", ["probes.snapshot", "unknown option 'hour'"]),
+        ("[probes.snapshot]", ["probes.snapshot", "missing option 'day'"]),
+        ("[probes]\nsnapshot = 3", ["probes.snapshot", "table of options"]),
+    ],
+)
+def test_bad_probes_are_refused_naming_the_key_and_nothing_is_created(tmp_path, probes, expected):
+    path = write_spec(tmp_path, TINY + "\n" + probes + "\n")
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: probes") and "\n" not in message
+    for part in expected:
+        assert part in message, message
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["sweep", str(path), "--out", str(out), "--backend", "serial"])
+    assert result.exit_code == 2 and "probes." in result.output
+    assert not out.exists()
+
+
+def test_probes_are_part_of_the_spec_hash(tmp_path):
+    from abm.sweep import spec_hash
+
+    plain = load_spec(write_spec(tmp_path, TINY, "plain.toml"))
+    probed = load_spec(write_spec(tmp_path, PROBED, "probed.toml"))
+    later = load_spec(write_spec(tmp_path, PROBED.replace("day = 1", "day = 1.5"), "later.toml"))
+    assert probed.probes == {"snapshot": {"day": 1}}
+    assert len({spec_hash(plain), spec_hash(probed), spec_hash(later)}) == 3
+    assert "probes" not in plain.normalised()  # sweeps without probes keep their hash
+
+
+def test_a_probed_sweep_has_the_same_series_and_stores_the_probes_in_each_run(
+    reference, tmp_path
+):
+    """Probes only watch: every run file and the summary equal the sweep without probes; the
+    snapshot read back is the model's own layers at the end of day 1."""
+    import numpy as np
+
+    from abm.model import TumorModel
+    from abm.sweep import load_sweep, read_run_probes
+
+    out = tmp_path / "probed"
+    run_sweep(load_spec(write_spec(tmp_path, PROBED)), out, backend="serial", progress=False,
+              log=lambda m: 0)
+    assert_same_sweep(reference, out)
+    assert read_run_probes(reference / "runs" / "p00000-r000.parquet") == {}
+
+    sweep = load_sweep(out)
+    assert sweep.complete and len(sweep.runs) == 8 and sweep.manifest["spec"]["probes"]
+    pd.testing.assert_frame_equal(sweep.summary, summary(out))
+    record = sweep.run("p00002-r001")
+    assert record.varied == {"tcell_influx": 3.0, "checkpoint_start_day": None}
+    pd.testing.assert_frame_equal(record.series(), pd.read_parquet(record.path))
+    snap = record.probes()["snapshot"]
+    assert set(sweep.probes("snapshot")) == {r.run_id for r in sweep.runs}
+
+    params = {**load_spec(write_spec(tmp_path, TINY, "tiny.toml")).params_for(record.varied)}
+    model = TumorModel(**params, rng=record.seed)
+    for _ in range(24):
+        model.step()
+    assert snap["day"] == 1.0
+    assert snap["kind"].dtype == model.kind.dtype and snap["kind"].shape == (40, 40)
+    np.testing.assert_array_equal(snap["kind"], model.kind)
+    np.testing.assert_array_equal(snap["pdl1"], model.pdl1_map())
+    np.testing.assert_array_equal(snap["ifng"], model.ifng.data)
