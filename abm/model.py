@@ -30,7 +30,7 @@ from scipy import ndimage
 
 from abm import params as P
 from abm.agents import TREATMENTS, CancerCell, CARTCell, Kind, TCell
-from abm.agents.cancer import N_ANTIGENS
+from abm.agents.cancer import MUTATIONS, N_ANTIGENS
 from abm.agents.suppressors import MDSC, Treg
 from abm.fields import Field
 
@@ -54,9 +54,6 @@ REPORTERS = {
     "CTLA4Occupancy": "ctla4_occupancy",
     "VaccineResponse": "vaccine_response",
 }
-
-SUPPRESSION_RADIUS = 2  # sites: reach of Treg contact suppression and of the MDSC niche
-
 
 class AgentLookup:
     """``model.agent_at[x, y]``: the agent at a site, or None, read from Mesa's grid.
@@ -89,14 +86,21 @@ class TumorModel(mesa.Model):
     """
 
     def __init__(self, rng: int | str | None = None, **params: Any) -> None:
-        values = P.defaults()
-        values.update(P.validate(params))
+        values = P.resolve(None, params)
         seed = P.validate_rng(rng)
         width, height = values["width"], values["height"]
         if values["initial_tumor_cells"] > width * height:
             raise ValueError(
                 f"parameter 'initial_tumor_cells' = {values['initial_tumor_cells']} is not "
                 f"allowed: expected at most width x height = {width * height} sites"
+            )
+        # relative weights of what a mutation does, in the order of cancer.MUTATIONS
+        self.mutation_weights = tuple(values[f"mutation_weight_{m}"] for m in MUTATIONS)
+        if not sum(self.mutation_weights) > 0:
+            raise ValueError(
+                "parameters " + ", ".join(f"'mutation_weight_{m}'" for m in MUTATIONS)
+                + " are all 0, which is not allowed: expected at least one > 0 (they are "
+                "relative weights of what a mutation does)"
             )
         super().__init__(rng=seed)
         self.seed = seed
@@ -146,10 +150,10 @@ class TumorModel(mesa.Model):
     # --- construction ---------------------------------------------------------------------
     @classmethod
     def from_scenario(cls, name: str, **overrides: Any) -> TumorModel:
-        """Build the model from a named scenario (``abm.scenarios.SCENARIOS``) plus overrides."""
-        from abm.scenarios import scenario_params
-
-        return cls(**{**scenario_params(name), **overrides})
+        """Build the model from a named scenario (``abm.scenarios.SCENARIOS``) plus overrides
+        (``rng`` among them), resolved by :func:`abm.params.resolve`."""
+        rng = overrides.pop("rng", None)
+        return cls(rng=rng, **P.resolve(name, overrides))
 
     def new_clone_id(self) -> int:
         clone = self._next_clone
@@ -292,7 +296,8 @@ class TumorModel(mesa.Model):
         self._update_fields()
         self._step_cancer_cells()
         self._recruit_ctls()
-        self.treg_near = _neighbourhood(self.kind == Kind.TREG, SUPPRESSION_RADIUS)
+        self.treg_near = _neighbourhood(self.kind == Kind.TREG,
+                                        self.p["suppression_radius_sites"])
         self._step_in_random_order(TCell, CARTCell)
         self._recruit(Treg, self.p["treg_influx"] * self.effects["treg_recruitment"])
         self._recruit(MDSC, self.p["mdsc_influx"])
@@ -326,7 +331,7 @@ class TumorModel(mesa.Model):
 
     def _step_cancer_cells(self) -> None:
         """Only cells with a free neighbour can divide; the rest are quiescent and skipped."""
-        self.mdsc_near = _neighbourhood(self.kind == Kind.MDSC, SUPPRESSION_RADIUS)
+        self.mdsc_near = _neighbourhood(self.kind == Kind.MDSC, self.p["suppression_radius_sites"])
         free = ndimage.convolve((self.kind == Kind.EMPTY).view(np.int8), np.ones((3, 3), np.int8),
                                 mode="constant", cval=0)
         xs, ys = np.nonzero((self.kind == Kind.CANCER) & (free > 0))

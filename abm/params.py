@@ -179,7 +179,23 @@ _LIST: list[Param] = [
        "modelling choice; IFN-gamma and TNF drive cancer cells into growth arrest "
        "(Braumueller 2013 Nature 494:361) and sustain equilibrium (Koebel 2007)", "Cancer cells"),
     _p("mdsc_growth_boost", 0.5, "1 (fractional increase)", float, 0.0, 5.0,
-       "extra division probability of a cancer cell within 2 sites of an MDSC", _MC,
+       "extra division probability of a cancer cell within suppression_radius_sites of an MDSC",
+       _MC, "Cancer cells"),
+    _p("antigen_visibility", 0.5, "1 (0-1)", float, 0.0, 1.0,
+       "chance that one presented antigen is seen by the T-cell repertoire: antigenicity is "
+       "MHC-I x (1 - (1 - antigen_visibility)^antigens)", _MC, "Cancer cells"),
+    _p("mutation_weight_lose_antigen", 0.3, "1 (relative weight)", float, 0.0, 1.0,
+       "relative weight of antigen loss among a daughter's mutations",
+       "modelling choice (gaining and losing an antigen equally likely)", "Cancer cells"),
+    _p("mutation_weight_gain_antigen", 0.3, "1 (relative weight)", float, 0.0, 1.0,
+       "relative weight of gaining a neoantigen among a daughter's mutations",
+       "modelling choice (gaining and losing an antigen equally likely)", "Cancer cells"),
+    _p("mutation_weight_lower_mhc", 0.25, "1 (relative weight)", float, 0.0, 1.0,
+       "relative weight of MHC-I down-regulation among a daughter's mutations",
+       "modelling choice; MHC-I loss is a common escape route (Garrido et al. 2016 "
+       "Curr Opin Immunol 39:44)", "Cancer cells"),
+    _p("mutation_weight_raise_pdl1", 0.15, "1 (relative weight)", float, 0.0, 1.0,
+       "relative weight of a PD-L1 increase among a daughter's mutations", _MC,
        "Cancer cells"),
     # --- cytotoxic T cells --------------------------------------------------------------------
     _p("tcell_influx", 1.0, "CTL per h", float, 0.0, 100.0,
@@ -204,6 +220,9 @@ _LIST: list[Param] = [
     _p("tcell_exhaustion_limit", 5, "kills or PD-1 blocks", int, 1, 100,
        "kills plus PD-1-blocked engagements after which a CTL is exhausted and stops killing",
        "Kather et al. 2017 (IMkmax = 5); CARCADE uses 10", "T cells"),
+    _p("tcell_exhausted_speed", 1, "sites per h", int, 0, 40,
+       "moves per hour of an exhausted CTL or CAR-T cell (it lingers and no longer kills)",
+       "modelling choice (exhausted cells are barely motile)", "T cells"),
     _p("tcell_max_divisions", 5, "divisions", int, 0, 20,
        "times a CTL lineage can divide after kills",
        "Kather et al. 2017 (5); spQSP-IO (7)", "T cells"),
@@ -258,7 +277,8 @@ _LIST: list[Param] = [
     _p("treg_influx", 0.2, "Treg per h", float, 0.0, 100.0,
        "Treg recruitment at saturating tumour burden (0 disables Tregs)", _MC, "Suppressors"),
     _p("treg_suppression", 0.6, "1 (0-1)", float, 0.0, 1.0,
-       "fraction of CTL killing and proliferation blocked within 2 sites of a Treg",
+       "fraction of CTL killing and proliferation blocked within suppression_radius_sites of a "
+       "Treg",
        "modelling choice (no portable constant; spQSP k_Teff_inhibBy_Treg is QSP-specific)",
        "Suppressors"),
     _p("treg_lifespan_days", 10.0, "day", float, 0.1, 365.0, "mean Treg lifespan in the tumour",
@@ -271,6 +291,9 @@ _LIST: list[Param] = [
        _MC, "Suppressors"),
     _p("suppressor_speed", 2, "sites per h", int, 0, 40, "Treg and MDSC moves per hour", _MC,
        "Suppressors"),
+    _p("suppression_radius_sites", 2, "sites (15 um)", int, 0, 20,
+       "reach of Treg contact suppression and of the MDSC growth niche (Chebyshev distance)",
+       "modelling choice (contact-range suppression: 2 sites is about 30 um)", "Suppressors"),
     # --- anti-PD-1 ----------------------------------------------------------------------------
     _p("checkpoint_start_day", None, "day", float, 0.0, 10_000.0,
        "first anti-PD-1 dose (None = not given)", _MC, "Anti-PD-1", optional=True),
@@ -297,6 +320,10 @@ _LIST: list[Param] = [
        "anti-CTLA-4 amount per dose (1 = one standard infusion)", _MC, "Anti-CTLA-4"),
     _p("ctla4_half_life_days", 15.0, "day", float, 0.1, 1000.0,
        "anti-CTLA-4 antibody half-life", "ipilimumab about 15 d", "Anti-CTLA-4"),
+    _p("anti_ctla4_ec50", 0.1, "standard doses", float, 1e-6, 100.0,
+       "antibody level at half-maximal CTLA-4 occupancy",
+       "modelling choice: set equal to the anti-PD-1 EC50 default (0.1), which anti-CTLA-4 "
+       "used before it had its own, so results are unchanged", "Anti-CTLA-4"),
     _p("ctla4_treg_depletion", 0.8, "1 (0-1)", float, 0.0, 1.0,
        "fraction of Tregs depleted per standard dose, and of Treg recruitment blocked at full "
        "occupancy", "modelling choice (Fc-mediated Treg depletion; Onizuka 1999 for timing)",

@@ -13,14 +13,13 @@ from typing import Any
 import pandas as pd
 
 from abm.model import TumorModel
-from abm.scenarios import scenario_params
+from abm.params import resolve
 
 
 def build_params(scenario: str | None, overrides: dict[str, Any]) -> dict[str, Any]:
-    """Scenario overrides (if any), then the user's overrides; validated by the model."""
-    params = scenario_params(scenario) if scenario else {}
-    params.update(overrides)
-    return params
+    """Every parameter, validated: :func:`abm.params.resolve` (defaults, the scenario if any,
+    then ``overrides``, which may hold ``rng``). Kept for the CLI and the sweep runner."""
+    return resolve(scenario, overrides)
 
 
 def simulate(

@@ -199,3 +199,25 @@ def test_finished_models_are_garbage_collected():
         run(TumorModel(rng=seed, width=30, height=30, initial_tumor_cells=30), 5)
     gc.collect()
     assert sum(isinstance(o, TumorModel) for o in gc.get_objects()) == before
+
+
+def test_suppression_radius_sets_the_reach_of_tregs():
+    from abm.agents import Treg
+
+    for radius in (0, 1, 2):
+        model = TumorModel(rng=1, width=12, height=12, initial_tumor_cells=1, suppressor_speed=0,
+                           treg_lifespan_days=365, suppression_radius_sites=radius, **NO_IMMUNE)
+        Treg(model).place(model.grid[(3, 3)])
+        model.step()
+        xs, ys = np.nonzero(model.treg_near)
+        assert sorted(zip(xs.tolist(), ys.tolist(), strict=True)) == [
+            (x, y) for x in range(3 - radius, 4 + radius) for y in range(3 - radius, 4 + radius)
+        ]
+
+
+def test_antigen_visibility_sets_antigenicity():
+    model = TumorModel(rng=1, width=12, height=12, initial_tumor_cells=1, antigen_visibility=0.2,
+                       **NO_IMMUNE)
+    cancer, _ = place_pair(model, antigens=0b111, tcell_antigen=0, mhc=0.5)
+    assert cancer.antigenicity == pytest.approx(0.5 * (1 - 0.8**3))
+    assert model.antigenicity[5, 5] == pytest.approx(0.5 * (1 - 0.8**3))

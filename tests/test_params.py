@@ -78,3 +78,38 @@ def test_parameter_docs_are_generated_from_params():
 
     text = (Path(__file__).parents[1] / "docs" / "parameters.md").read_text()
     assert markdown_table().strip() in text, "regenerate: abm params --markdown"
+
+
+def test_resolve_is_the_one_way_scenario_and_overrides_become_parameters():
+    from abm.params import defaults, resolve
+    from abm.run import build_params
+    from abm.scenarios import scenario_params
+
+    values = resolve("checkpoint", {"width": "30"}, {"width": 40})
+    assert set(values) == set(defaults())
+    assert values["width"] == 40  # later overrides win
+    assert values["tcell_influx"] == scenario_params("checkpoint")["tcell_influx"]
+    model = TumorModel.from_scenario("checkpoint", rng=2, width=40)
+    assert model.p == values and model.seed == 2
+    assert build_params("checkpoint", {"width": 40, "rng": 2}) == {**values, "rng": 2}
+    with pytest.raises(ValueError, match="unknown scenario 'nope'"):
+        resolve("nope")
+
+
+def test_former_hidden_constants_are_parameters_with_todays_values():
+    expected = {"suppression_radius_sites": 2, "antigen_visibility": 0.5,
+                "mutation_weight_lose_antigen": 0.3, "mutation_weight_gain_antigen": 0.3,
+                "mutation_weight_lower_mhc": 0.25, "mutation_weight_raise_pdl1": 0.15,
+                "tcell_exhausted_speed": 1}
+    for name, value in expected.items():
+        assert PARAMS[name].default == value and type(PARAMS[name].default) is type(value), name
+    assert PARAMS["anti_ctla4_ec50"].default == 0.1
+
+
+def test_mutation_weights_must_not_all_be_zero():
+    zeros = {f"mutation_weight_{m}": 0.0
+             for m in ("lose_antigen", "gain_antigen", "lower_mhc", "raise_pdl1")}
+    with pytest.raises(ValueError, match="mutation_weight_lose_antigen.*at least one > 0"):
+        TumorModel(**zeros)
+    only_mhc = TumorModel(**{**zeros, "mutation_weight_lower_mhc": 1.0})
+    assert only_mhc.mutation_weights == (0.0, 0.0, 1.0, 0.0)

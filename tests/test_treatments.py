@@ -93,6 +93,15 @@ def test_antibody_level_decays_with_its_half_life():
     assert df["PD1Occupancy"].iloc[1] == pytest.approx(1.0 / 1.1, rel=1e-3)
 
 
+def test_each_antibody_has_its_own_ec50():
+    model = TumorModel(rng=1, width=30, height=30, initial_tumor_cells=20, pd1_ec50=0.5,
+                       anti_ctla4_ec50=2.0)
+    model.administer("anti_pd1", 1.0)
+    model.administer("anti_ctla4", 1.0)
+    assert model.treatments["anti_pd1"].occupancy == pytest.approx(1.0 / 1.5)
+    assert model.treatments["anti_ctla4"].occupancy == pytest.approx(1.0 / 3.0)
+
+
 def test_anti_ctla4_depletes_tregs():
     model = TumorModel(rng=2, width=60, height=60, initial_tumor_cells=300, treg_influx=3.0)
     for _ in range(72):

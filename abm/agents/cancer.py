@@ -11,14 +11,11 @@ if TYPE_CHECKING:
 
 N_ANTIGENS = 8  # antigen bitmask width: a small repertoire is enough (DESIGN.md section 3)
 
-# What a mutation does, with its relative weight (modelling choice: gaining and losing an antigen
-# are equally likely; MHC-I down-regulation is a common escape route (Garrido et al. 2016)).
-# Without selection these mutations drift visibility down a little; immune selection is what
-# makes it fall fast (compare the same tumour with and without T cells).
+# What a mutation does; each has a relative weight ``mutation_weight_<name>`` in abm.params
+# (the model keeps them as ``model.mutation_weights``, in this order). Without selection these
+# mutations drift visibility down a little; immune selection is what makes it fall fast (compare
+# the same tumour with and without T cells).
 MUTATIONS = ("lose_antigen", "gain_antigen", "lower_mhc", "raise_pdl1")
-MUTATION_WEIGHTS = (0.3, 0.3, 0.25, 0.15)
-# chance that one presented antigen is seen by the T-cell repertoire (modelling choice)
-ANTIGEN_VISIBILITY = 0.5
 
 
 class CancerCell(TissueCell):
@@ -51,7 +48,8 @@ class CancerCell(TissueCell):
         """Visibility to endogenous T cells, 0-1: MHC-I times the chance that at least one of
         its antigens is seen, 1 - (1 - v)^n for n antigens (3 antigens: 0.875 at full MHC-I).
         Losing antigens or MHC-I lowers it; a neoantigen raises it a little."""
-        return self.mhc * (1.0 - (1.0 - ANTIGEN_VISIBILITY) ** self.antigens.bit_count())
+        visibility = self.model.p["antigen_visibility"]
+        return self.mhc * (1.0 - (1.0 - visibility) ** self.antigens.bit_count())
 
     @property
     def pdl1(self) -> float:
@@ -106,7 +104,7 @@ class CancerCell(TissueCell):
         rnd = self.random
         changed = False
         if rnd.random() < self.model.p["mutation_rate"]:
-            kind = rnd.choices(MUTATIONS, weights=MUTATION_WEIGHTS)[0]
+            kind = rnd.choices(MUTATIONS, weights=self.model.mutation_weights)[0]
             if kind == "lose_antigen" and self.antigens:
                 carried = [b for b in range(N_ANTIGENS) if self.antigens >> b & 1]
                 self.antigens &= ~(1 << rnd.choice(carried))

@@ -29,9 +29,9 @@ class Suppressor(ImmuneCell):
 class Treg(Suppressor):
     """A regulatory T cell.
 
-    CTLs within 2 sites of a Treg kill less (``treg_suppression``) and do not proliferate
-    (contact-dependent suppression). Anti-CTLA-4 depletes Tregs (Onizuka 1999: depletion helps
-    only when early).
+    CTLs within ``suppression_radius_sites`` (2) of a Treg kill less (``treg_suppression``) and
+    do not proliferate (contact-dependent suppression). Anti-CTLA-4 depletes Tregs (Onizuka 1999:
+    depletion helps only when early).
     """
 
     KIND = Kind.TREG
@@ -42,8 +42,8 @@ class MDSC(Suppressor):
     """A myeloid-derived suppressor cell.
 
     It secretes the suppressive factor (a TGF-beta-like field, ``tgfb_secretion_mdsc``) that
-    lowers CTL killing, and cancer cells within 2 sites divide faster (``mdsc_growth_boost``):
-    the supportive niche.
+    lowers CTL killing, and cancer cells within ``suppression_radius_sites`` (2) divide faster
+    (``mdsc_growth_boost``): the supportive niche.
     """
 
     KIND = Kind.MDSC

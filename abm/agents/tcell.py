@@ -54,7 +54,8 @@ class TCell(ImmuneCell):
             self.die()
             return
         if self.exhausted:
-            self.migrate(1)  # exhausted cells linger, barely motile, and no longer kill
+            # exhausted cells linger, barely motile, and no longer kill
+            self.migrate(self.model.p["tcell_exhausted_speed"])
             return
         target = self.find_target()
         moves = 0

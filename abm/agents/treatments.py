@@ -68,7 +68,7 @@ class Antibody(Treatment):
     """
 
     half_life_param: ClassVar[str]
-    ec50_param: ClassVar[str] = "pd1_ec50"
+    ec50_param: ClassVar[str]
 
     def __init__(self, model):
         super().__init__(model)
@@ -99,6 +99,7 @@ class AntiPD1(Antibody):
     prefix = "checkpoint"
     dose_param = "checkpoint_dose"
     half_life_param = "pd1_half_life_days"
+    ec50_param = "pd1_ec50"
 
     def apply(self, occupancy: float) -> None:
         self.model.effects["pd1_occupancy"] = max(self.model.effects["pd1_occupancy"], occupancy)
@@ -113,6 +114,7 @@ class AntiCTLA4(Antibody):
     prefix = "ctla4"
     dose_param = "ctla4_dose"
     half_life_param = "ctla4_half_life_days"
+    ec50_param = "anti_ctla4_ec50"
 
     def give(self, dose: float) -> None:
         super().give(dose)
