@@ -5,7 +5,8 @@ run) and stopped by its process id. Every request the page makes outside 127.0.0
 and recorded, so these tests also check that the dashboard works offline.
 
 Needs Debian's Chromium at /usr/bin/chromium (``make chromium``; never ``playwright install``).
-Screenshots of the main states are written to docs/img/ (used by the README and docs).
+Screenshots of the main states go to pytest's temporary folder (for looking at a failure); the
+ones in docs/img are made by ``docs/screenshots.py``, never by the tests.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ CHROMIUM = os.environ.get("ABM_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
-IMG = Path(__file__).resolve().parent.parent / "docs" / "img"
 TIMEOUT_MS = 60_000
 
 if not Path(CHROMIUM).exists():
@@ -88,7 +88,8 @@ def browser():
 class Dashboard:
     """One browser session (its own context, so its own Solara session and model)."""
 
-    def __init__(self, browser, url: str, query: str = ""):
+    def __init__(self, browser, url: str, query: str = "", shots: Path | None = None):
+        self.shots = shots
         self.context = browser.new_context(viewport={"width": 1440, "height": 1000},
                                            accept_downloads=True)
         self.external: list[str] = []
@@ -146,12 +147,14 @@ class Dashboard:
         self.page.get_by_role("button", name="Play", exact=True).wait_for()
 
     def screenshot(self, name: str) -> None:
-        """Save the whole dashboard (page, charts included) under docs/img/."""
+        """Save the whole dashboard (page, charts included) in the test's temporary folder."""
+        assert self.shots is not None, "this Dashboard was made without a screenshot folder"
         self.page.set_viewport_size({"width": 1440, "height": 1560})
         self.page.mouse.move(1, 1)
         self.page.wait_for_timeout(800)  # charts resize to the new viewport
-        IMG.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(IMG / name))
+        path = self.shots / name
+        self.page.screenshot(path=str(path))
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         self.page.set_viewport_size({"width": 1440, "height": 1000})
 
     def close(self) -> None:
@@ -160,11 +163,11 @@ class Dashboard:
 
 
 @pytest.fixture
-def dashboard(browser, server):
+def dashboard(browser, server, tmp_path):
     made = []
 
     def make(query: str = "") -> Dashboard:
-        made.append(Dashboard(browser, server, query))
+        made.append(Dashboard(browser, server, query, shots=tmp_path))
         return made[-1]
 
     yield make

@@ -1,0 +1,138 @@
+"""Regenerate the dashboard screenshots used by the README and docs/dashboard.md.
+
+    .venv/bin/python docs/screenshots.py                  # writes docs/img/dashboard*.png
+    .venv/bin/python docs/screenshots.py --out /tmp/shots  # somewhere else, to compare first
+
+Starts ``abm serve --port 0`` on 127.0.0.1 (the command users run), drives Debian's Chromium
+(``/usr/bin/chromium``, or ``$ABM_CHROMIUM``; ``make chromium`` installs it) with Playwright,
+and stops the server by its process id. The states shown are fixed (scenario, seed, hours
+played; Pause may land an hour or two late, so the pictures are not byte-identical between
+runs). Run it when the page's look changed on purpose; the tests never write into docs/img.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("ABM_CHROMIUM", "/usr/bin/chromium")
+# the same flags as tests/test_browser.py: no sandbox (containers), and no background requests
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+VIEWPORT = {"width": 1440, "height": 1560}  # tall enough for the page with its four charts
+TIMEOUT_MS = 120_000
+
+
+def start_server() -> tuple[subprocess.Popen, str, Path]:
+    """`abm serve --port 0` on 127.0.0.1; returns the process, its URL and its log file."""
+    # output to a file: a pipe nobody reads could fill up and stall the server
+    with tempfile.NamedTemporaryFile("w", prefix="abm-serve-", suffix=".log",
+                                     delete=False) as log:
+        proc = subprocess.Popen([sys.executable, "-m", "abm.cli", "serve", "--port", "0"],
+                                stdout=log, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    log_path = Path(log.name)
+    deadline = time.time() + 90
+    url = None
+    while time.time() < deadline and proc.poll() is None:
+        if url is None:
+            match = re.search(r"http://127\.0\.0\.1:\d+", log_path.read_text())
+            url = match.group(0) + "/" if match else None
+        if url is not None:
+            try:
+                with urllib.request.urlopen(url, timeout=5):
+                    return proc, url, log_path
+            except OSError:
+                pass
+        time.sleep(0.5)
+    stop_server(proc)
+    raise SystemExit(f"the server did not come up; its log: {log_path}")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    """Stop the server this script started, by its process id."""
+    if proc.poll() is not None:
+        return
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def open_dashboard(browser, url: str, query: str):
+    page = browser.new_page(viewport=VIEWPORT)
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(url + query)
+    # Solara renders over a websocket: wait for our widgets, not for the page load
+    page.wait_for_selector("img[data-testid=tissue][src^='data:image/png']")
+    page.wait_for_selector(".abm-chart canvas")
+    return page
+
+
+def play_until(page, hours: int) -> None:
+    page.get_by_role("button", name="Play", exact=True).click()
+    page.wait_for_function(
+        "h => +(/hour (\\d+)/.exec(document.querySelector('.abm-status').textContent)[1]) >= h",
+        arg=hours,
+    )
+    page.get_by_role("button", name="Pause", exact=True).click()
+    page.get_by_role("button", name="Play", exact=True).wait_for()
+
+
+def save(page, path: Path) -> None:
+    page.mouse.move(1, 1)  # no hover text or tooltip in the picture
+    page.wait_for_timeout(800)  # charts finish resizing and drawing
+    page.screenshot(path=str(path))
+    print(f"wrote {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "img",
+                        help="folder for the images (default: docs/img)")
+    args = parser.parse_args()
+    if not Path(CHROMIUM).exists():
+        raise SystemExit(f"no Chromium at {CHROMIUM} (run `make chromium`)")
+    from playwright.sync_api import sync_playwright
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    proc, url, log_path = start_server()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                # the escape scenario (the default) after three days
+                page = open_dashboard(browser, url, "?seed=7")
+                play_until(page, 72)
+                save(page, args.out / "dashboard.png")
+                page.close()
+                # one day, then the IFN-γ overlay with its colour bar
+                page = open_dashboard(browser, url, "?seed=5")
+                play_until(page, 24)
+                page.locator(".v-select:has(label:text-is('overlay')) .v-select__slot").click()
+                page.get_by_role("option", name="IFN-γ").click()
+                page.get_by_text(re.compile(r"IFN-γ: 0")).wait_for()
+                save(page, args.out / "dashboard-overlay.png")
+                page.close()
+            finally:
+                browser.close()
+    finally:
+        stop_server(proc)
+    if "Traceback" in log_path.read_text():
+        raise SystemExit(f"the server logged an exception; see {log_path}")
+    log_path.unlink()
+
+
+if __name__ == "__main__":
+    main()
