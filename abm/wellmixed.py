@@ -49,7 +49,7 @@ class KuznetsovParams:
     56:295, section 3 (fitted to BCL1 lymphoma in the spleen of chimeric mice); the values also
     agree with BioModels BIOMD0000000762 and reproduce the paper's scaled constants
     (sigma=0.1181, rho=1.131, eta=20.19, mu=0.00311, delta=0.3743, alpha=1.636, beta=0.002)
-    with E0 = T0 = 1e6 cells and tau = n·T0·t. See REFERENCES.md section 3.
+    with E0 = T0 = 1e6 cells and tau = n·T0·t. See docs/references.md section 3.
     """
 
     s: float = 1.3e4

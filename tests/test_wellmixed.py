@@ -1,7 +1,7 @@
 """Specification of the well-mixed Kuznetsov (1994) cross-check (abm.wellmixed).
 
 Published values: Kuznetsov, Makalkin, Taylor & Perelson (1994), Bull. Math. Biol. 56:295, as
-recomputed in REFERENCES.md section 3.
+recomputed in docs/references.md section 3.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Runs the ODE and the stochastic packet model (:class:`abm.wellmixed.WellMixedMod
 (i)  dormancy: E0 = s/d, T0 = 1e7, 1000 days. Claim: settles near E = 1.61e6, T = 8.19e6
      through damped oscillations (eigenvalues −0.0055 ± 0.0634i /day, period ≈ 99 days);
 (ii) the escape threshold: E0 = s/d, T0 <= 5e7 goes dormant, T0 >= 7e7 escapes to
-     T = 4.47e8 (REFERENCES.md section 3).
+     T = 4.47e8 (docs/references.md section 3).
 
 Writes docs/img/kuznetsov_dormancy.png and docs/img/kuznetsov_threshold.png and prints every
 number quoted in docs/validation_kuznetsov.md. Serial and small (about 1.5 min on one core):
