@@ -129,7 +129,8 @@ def in_browser(browser, url: str, config: dict, warmup_s: float, seconds: float)
 
 def in_process(config: dict, warmup_steps: int, steps: int) -> dict:
     """The same model and drawing without a browser or server (cross-check)."""
-    from abm.server import Session, chart_options, scenario_values
+    from abm.dashboard.charts import chart_options
+    from abm.dashboard.session import Session, scenario_values
 
     values = {**scenario_values("escape"), **{k: v for k, v in config.items() if k != "seed"}}
     session = Session("escape", values, config["seed"])

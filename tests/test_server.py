@@ -7,6 +7,7 @@ only what the dashboard must do with whatever the model does.
 from __future__ import annotations
 
 import base64
+import importlib
 import io
 import time
 
@@ -15,22 +16,28 @@ import numpy as np
 import pytest
 import solara
 from PIL import Image
+from solara.components.echarts import EchartsWidget
 
-import abm.server as S
-from abm import render as R
+from abm import params as P
 from abm.agents import TREATMENTS, Kind
+from abm.dashboard import render as R
+from abm.dashboard.app import Dashboard, Page
+from abm.dashboard.charts import chart_options, clone_chart
+from abm.dashboard.controls import control_kind, tooltip
+from abm.dashboard.live import TissueWidget
+from abm.dashboard.session import DEFAULT_SCENARIO, Session, scenario_values, session_from_query
 from abm.model import TumorModel
 from abm.scenarios import SCENARIOS
 
 SMALL = {"width": 30, "height": 30, "initial_tumor_cells": 40}
 
 
-def small_session(scenario: str = S.DEFAULT_SCENARIO, seed: int = 5) -> S.Session:
-    return S.Session(scenario, {**S.scenario_values(scenario), **SMALL}, seed)
+def small_session(scenario: str = DEFAULT_SCENARIO, seed: int = 5) -> Session:
+    return Session(scenario, {**scenario_values(scenario), **SMALL}, seed)
 
 
-def render(session: S.Session):
-    box, rc = solara.render(S.Dashboard(session=session), handle_error=False)
+def render(session: Session):
+    box, rc = solara.render(Dashboard(session=session), handle_error=False)
     return rc
 
 
@@ -70,8 +77,8 @@ def html_of(rc, cls: str) -> str:
     return found[0].unsafe_innerHTML or ""
 
 
-def tissue(rc) -> S.TissueWidget:
-    return rc.find(S.TissueWidget).widget
+def tissue(rc) -> TissueWidget:
+    return rc.find(TissueWidget).widget
 
 
 def text_field(rc, label_start: str) -> v.TextField:
@@ -99,18 +106,18 @@ def test_page_builds_with_tissue_image_status_charts_and_lesson():
     assert image.shape == (30, 30, 3)
     assert "hour 0" in text_of(rc, "abm-status")
     assert f"seed {session.model.seed}" in text_of(rc, "abm-status")
-    charts = [w.attributes["class"] for w in rc.find(S.EchartsWidget).widgets]
+    charts = [w.attributes["class"] for w in rc.find(EchartsWidget).widgets]
     assert sorted(charts) == sorted(f"abm-chart abm-chart-{k}"
                                     for k in ("populations", "clones", "traits", "kills"))
-    assert SCENARIOS[S.DEFAULT_SCENARIO]["summary"] in html_of(rc, "abm-info")
+    assert SCENARIOS[DEFAULT_SCENARIO]["summary"] in html_of(rc, "abm-info")
     assert "cancer" in html_of(rc, "abm-legend")
     for label in ("Step", "Play", "Reset", "new seed", *(c.label for c in TREATMENTS.values())):
         button(rc, label)
 
 
 def test_page_without_a_session_makes_its_own_per_render():
-    _, rc1 = solara.render(S.Dashboard(query="width=30&height=30&seed=1"), handle_error=False)
-    _, rc2 = solara.render(S.Dashboard(query="width=30&height=30&seed=1"), handle_error=False)
+    _, rc1 = solara.render(Dashboard(query="width=30&height=30&seed=1"), handle_error=False)
+    _, rc2 = solara.render(Dashboard(query="width=30&height=30&seed=1"), handle_error=False)
     button(rc1, "Step").click()
     assert "hour 1" in text_of(rc1, "abm-status")
     assert "hour 0" in text_of(rc2, "abm-status")
@@ -126,7 +133,7 @@ def test_step_advances_the_model_and_redraws():
     button(rc, "Step").click()
     assert session.model.steps == 2
     # the image is redrawn from the new state (it may look the same, but is drawn again)
-    assert tissue(rc).src == S.R.data_url(R.tissue_rgb(session.model).rgb)
+    assert tissue(rc).src == R.data_url(R.tissue_rgb(session.model).rgb)
     assert before.startswith("data:image/png")
 
 
@@ -206,7 +213,7 @@ def test_new_seed_rebuilds_with_a_different_seed():
 def test_scenario_picker_loads_the_scenario_and_its_lesson():
     session = small_session()
     rc = render(session)
-    other = next(name for name in SCENARIOS if name != S.DEFAULT_SCENARIO)
+    other = next(name for name in SCENARIOS if name != DEFAULT_SCENARIO)
     select = [w for w in rc.find(v.Select).widgets if w.label == "scenario"][0]
     select.v_model = other
     for name, value in SCENARIOS[other]["params"].items():
@@ -284,7 +291,7 @@ def test_clone_chart_stacks_counts_not_days():
     session = small_session()
     for _ in range(5):
         session.advance(1)
-    option = S.clone_chart(session.snapshot())
+    option = clone_chart(session.snapshot())
     total = sum(series["data"][-1][0] for series in option["series"])
     assert total == session.model.n_cancer
     assert all(series["encode"] == {"x": 1, "y": 0} for series in option["series"])
@@ -294,25 +301,25 @@ def test_dose_marks_appear_on_the_charts():
     session = small_session()
     session.administer("anti_pd1")
     session.advance(1)
-    options = S.chart_options(session.snapshot())
+    options = chart_options(session.snapshot())
     marks = options["populations"]["series"][0]["markLine"]["data"]
     assert marks and marks[0]["name"] == TREATMENTS["anti_pd1"].label
 
 
 def test_a_bad_link_gives_the_default_session_and_a_message():
-    session, problem = S.session_from_query("width=5")
+    session, problem = session_from_query("width=5")
     assert problem and "width" in problem
-    assert session.model.width == S.scenario_values(S.DEFAULT_SCENARIO)["width"]
-    session, problem = S.session_from_query("scenario=nope")
+    assert session.model.width == scenario_values(DEFAULT_SCENARIO)["width"]
+    session, problem = session_from_query("scenario=nope")
     assert problem and "nope" in problem
-    session, problem = S.session_from_query("width=40&height=40&seed=9")
+    session, problem = session_from_query("width=40&height=40&seed=9")
     assert problem is None and session.model.width == 40 and session.model.seed == 9
 
 
 def test_every_parameter_has_a_control_with_unit_and_tooltip():
-    for p in S.P.PARAMS.values():
-        assert S.control_kind(p) in ("checkbox", "slider_float", "slider_int", "text")
-        tip = S.tooltip(p)
+    for p in P.PARAMS.values():
+        assert control_kind(p) in ("checkbox", "slider_float", "slider_int", "text")
+        tip = tooltip(p)
         assert p.unit in tip and p.source in tip and p.description in tip
 
 
@@ -335,6 +342,8 @@ def test_serve_prints_the_url_and_warns_for_an_open_host(monkeypatch):
     assert "http://127.0.0.1:" in result.output and "warning" not in result.output
     argv = launched[-1]
     assert argv[argv.index("--host") + 1] == "127.0.0.1" and int(argv[argv.index("--port") + 1])
+    # the module Solara runs is the entry point, and it has the page
+    assert importlib.import_module(argv[argv.index("run") + 1]).Page is Page
     result = runner.invoke(abm.cli.app, ["serve", "--host", "0.0.0.0"])
     assert result.exit_code == 0
     assert "warning" in result.output and "anyone on this network" in result.output

@@ -1,7 +1,7 @@
 """Drawing for the dashboard: the tissue as one raster image, built from the model's numpy layers.
 
 Nothing here touches Solara, so it is fast to test and reusable from a notebook. The dashboard
-(``abm.server``) sends the small, unscaled PNG and lets the browser scale it up with
+(``abm.dashboard.live``) sends the small, unscaled PNG and lets the browser scale it up with
 ``image-rendering: pixelated``; exports scale up here with ``np.repeat``.
 
 Image orientation: column = x, row 0 = the top of the image = the largest y (y grows upward, as

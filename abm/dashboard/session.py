@@ -1,0 +1,161 @@
+"""One browser tab's model: the ``Session`` (model, lock, history, timing), and how a link's
+query string becomes one.
+
+No Solara here: the benchmarks and tests drive a ``Session`` directly. Model work happens
+under the session's lock (the play thread and the page's event handlers share the model).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from abm import params as P
+from abm.agents import TREATMENTS
+from abm.dashboard import render as R
+from abm.model import TumorModel
+from abm.scenarios import SCENARIOS
+
+DEFAULT_SCENARIO = "escape" if "escape" in SCENARIOS else next(iter(SCENARIOS))
+
+
+@dataclass
+class Timing:
+    """Where the time of a frame goes, as moving averages (milliseconds)."""
+
+    model_ms: float = 0.0
+    draw_ms: float = 0.0
+    frame_ms: float = 0.0
+    steps_per_frame: int = 1
+    frame_times: deque = field(default_factory=lambda: deque(maxlen=30))
+
+    @staticmethod
+    def _ema(old: float, new: float) -> float:
+        return new if old == 0.0 else 0.8 * old + 0.2 * new
+
+    def model(self, seconds: float, steps: int) -> None:
+        self.model_ms = self._ema(self.model_ms, seconds * 1000)
+        self.steps_per_frame = steps
+
+    def draw(self, seconds: float) -> None:
+        self.draw_ms = self._ema(self.draw_ms, seconds * 1000)
+
+    def frame(self, seconds: float) -> None:
+        self.frame_ms = self._ema(self.frame_ms, seconds * 1000)
+        self.frame_times.append(time.perf_counter())
+
+    @property
+    def fps(self) -> float:
+        """Frames per second over the last frames while playing (server side)."""
+        t = self.frame_times
+        if len(t) < 2 or time.perf_counter() - t[-1] > 1.0:
+            return 0.0
+        return (len(t) - 1) / (t[-1] - t[0])
+
+
+class Session:
+    """One browser session's model and history. Model work happens under ``lock``."""
+
+    def __init__(self, scenario: str = DEFAULT_SCENARIO, values: dict | None = None,
+                 seed: int | None = None):
+        self.lock = threading.RLock()
+        self.generation = 0
+        self.scenario = scenario
+        self.build(values if values is not None else scenario_values(scenario),
+                   new_seed() if seed is None else seed)
+
+    def build(self, values: dict[str, Any], seed: int | str) -> None:
+        """(Re)build the model; raises ``ValueError`` for bad values, leaving the old one."""
+        model = TumorModel(rng=seed, **values)  # outside the lock: a big grid takes a while
+        with self.lock:
+            self.model = model
+            self.values = dict(values)
+            self.generation += 1
+            self.clone_history: list[tuple[float, dict[int, int]]] = [
+                (model.day, R.clone_counts(model))
+            ]
+            self.timing = Timing()
+
+    def advance(self, steps: int, generation: int | None = None) -> bool:
+        """Step the model ``steps`` hours; False if it was rebuilt meanwhile or has stopped."""
+        with self.lock:
+            if generation is not None and generation != self.generation:
+                return False
+            model = self.model
+            if not model.running:
+                return False
+            start = time.perf_counter()
+            for _ in range(steps):
+                model.step()
+                if not model.running:
+                    break
+            self.timing.model(time.perf_counter() - start, steps)
+            self.clone_history.append((model.day, R.clone_counts(model)))
+            return True
+
+    def draw(self, colour_by: str, overlay: str) -> tuple[str, R.Frame]:
+        """The tissue image as a PNG data URL, and the drawn frame (for the colour bar)."""
+        with self.lock:
+            start = time.perf_counter()
+            frame = R.tissue_rgb(self.model, colour_by, overlay)
+            src = R.data_url(frame.rgb)
+            self.timing.draw(time.perf_counter() - start)
+        return src, frame
+
+    def administer(self, therapy: str, scale: float = 1.0) -> str:
+        """One dose now: ``scale`` times the model's dose parameter for this therapy."""
+        with self.lock:
+            treatment = self.model.treatments[therapy]
+            spec = P.PARAMS[treatment.dose_param]
+            dose = treatment.dose * scale
+            dose = round(dose) if spec.kind is int else dose
+            self.model.administer(therapy, dose)
+            return (f"{TREATMENTS[therapy].label} given on day {self.model.day:.1f} "
+                    f"({dose:g} {spec.unit}): it acts from the next hour")
+
+    def describe(self, x: int, y: int) -> str:
+        """What is at site (x, y), read under the lock (the play thread may be stepping)."""
+        with self.lock:
+            return R.describe_site(self.model, x, y)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Copies of what the charts need, taken under the lock."""
+        with self.lock:
+            cols = R.model_vars(self.model)
+            n = min(len(c) for c in cols.values())
+            return {
+                "vars": {k: list(c[:n]) for k, c in cols.items()},
+                "clones": list(self.clone_history),
+                "doses": list(self.model.dose_log),
+            }
+
+
+def new_seed() -> int:
+    """A fresh seed for "new seed" (UI randomness, not model randomness)."""
+    return secrets.randbelow(1_000_000)
+
+
+def scenario_values(name: str) -> dict[str, Any]:
+    """All parameter values of a scenario: the defaults plus its presets."""
+    return P.resolve(name)
+
+
+def session_from_query(search: str | None) -> tuple[Session, str | None]:
+    """A session from the page's query string, e.g. ``?scenario=escape&seed=3&width=200``.
+
+    Any parameter of ``abm.params`` can be given; a bad value gives the default session and
+    a message saying what was wrong (links are shared in class, typos happen).
+    """
+    query = dict(parse_qsl(search or "", keep_blank_values=True))
+    try:
+        scenario = query.pop("scenario", DEFAULT_SCENARIO)
+        seed = query.pop("seed", query.pop("rng", None))
+        values = P.resolve(scenario, query)  # names the bad scenario, parameter or value
+        return Session(scenario, values, None if seed is None else P.validate_rng(seed)), None
+    except ValueError as err:
+        return Session(), f"link ignored: {err}"
