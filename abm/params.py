@@ -295,40 +295,41 @@ _LIST: list[Param] = [
        "reach of Treg contact suppression and of the MDSC growth niche (Chebyshev distance)",
        "modelling choice (contact-range suppression: 2 sites is about 30 um)", "Suppressors"),
     # --- anti-PD-1 ----------------------------------------------------------------------------
-    _p("checkpoint_start_day", None, "day", float, 0.0, 10_000.0,
+    _p("anti_pd1_start_day", None, "day", float, 0.0, 10_000.0,
        "first anti-PD-1 dose (None = not given)", _MC, "Anti-PD-1", optional=True),
-    _p("checkpoint_interval_days", 21.0, "day", float, 0.5, 365.0, "days between anti-PD-1 doses",
+    _p("anti_pd1_interval_days", 21.0, "day", float, 0.5, 365.0, "days between anti-PD-1 doses",
        "pembrolizumab every 3 weeks (label)", "Anti-PD-1"),
-    _p("checkpoint_doses", 4, "doses", int, 1, 1000, "number of scheduled anti-PD-1 doses", _MC,
+    _p("anti_pd1_doses", 4, "doses", int, 1, 1000, "number of scheduled anti-PD-1 doses", _MC,
        "Anti-PD-1"),
-    _p("checkpoint_dose", 1.0, "standard doses", float, 0.0, 100.0,
+    _p("anti_pd1_dose", 1.0, "standard doses", float, 0.0, 100.0,
        "anti-PD-1 amount per dose (1 = one standard infusion)", _MC, "Anti-PD-1"),
-    _p("pd1_half_life_days", 22.0, "day", float, 0.1, 1000.0, "anti-PD-1 antibody half-life",
+    _p("anti_pd1_half_life_days", 22.0, "day", float, 0.1, 1000.0,
+       "anti-PD-1 antibody half-life",
        "pembrolizumab t1/2 22 d (label); nivolumab 26.7 d (CPT:PSP 2019 8:962)", "Anti-PD-1"),
-    _p("pd1_ec50", 0.1, "standard doses", float, 1e-6, 100.0,
+    _p("anti_pd1_ec50", 0.1, "standard doses", float, 1e-6, 100.0,
        "antibody level at half-maximal PD-1 occupancy",
        "modelling choice: standard 3-weekly dosing keeps occupancy above 80%, as reported "
        "for PD-1 antibodies (Brahmer 2010 JCO)", "Anti-PD-1"),
     # --- anti-CTLA-4 --------------------------------------------------------------------------
-    _p("ctla4_start_day", None, "day", float, 0.0, 10_000.0,
+    _p("anti_ctla4_start_day", None, "day", float, 0.0, 10_000.0,
        "first anti-CTLA-4 dose (None = not given)", _MC, "Anti-CTLA-4", optional=True),
-    _p("ctla4_interval_days", 21.0, "day", float, 0.5, 365.0,
+    _p("anti_ctla4_interval_days", 21.0, "day", float, 0.5, 365.0,
        "days between anti-CTLA-4 doses", "ipilimumab every 3 weeks x 4 (label)", "Anti-CTLA-4"),
-    _p("ctla4_doses", 4, "doses", int, 1, 1000, "number of scheduled anti-CTLA-4 doses",
+    _p("anti_ctla4_doses", 4, "doses", int, 1, 1000, "number of scheduled anti-CTLA-4 doses",
        "ipilimumab every 3 weeks x 4 (label)", "Anti-CTLA-4"),
-    _p("ctla4_dose", 1.0, "standard doses", float, 0.0, 100.0,
+    _p("anti_ctla4_dose", 1.0, "standard doses", float, 0.0, 100.0,
        "anti-CTLA-4 amount per dose (1 = one standard infusion)", _MC, "Anti-CTLA-4"),
-    _p("ctla4_half_life_days", 15.0, "day", float, 0.1, 1000.0,
+    _p("anti_ctla4_half_life_days", 15.0, "day", float, 0.1, 1000.0,
        "anti-CTLA-4 antibody half-life", "ipilimumab about 15 d", "Anti-CTLA-4"),
     _p("anti_ctla4_ec50", 0.1, "standard doses", float, 1e-6, 100.0,
        "antibody level at half-maximal CTLA-4 occupancy",
        "modelling choice: set equal to the anti-PD-1 EC50 default (0.1), which anti-CTLA-4 "
        "used before it had its own, so results are unchanged", "Anti-CTLA-4"),
-    _p("ctla4_treg_depletion", 0.8, "1 (0-1)", float, 0.0, 1.0,
+    _p("anti_ctla4_treg_depletion", 0.8, "1 (0-1)", float, 0.0, 1.0,
        "fraction of Tregs depleted per standard dose, and of Treg recruitment blocked at full "
        "occupancy", "modelling choice (Fc-mediated Treg depletion; Onizuka 1999 for timing)",
        "Anti-CTLA-4"),
-    _p("ctla4_priming_boost", 1.0, "1 (fractional increase)", float, 0.0, 20.0,
+    _p("anti_ctla4_priming_boost", 1.0, "1 (fractional increase)", float, 0.0, 20.0,
        "increase of CTL recruitment at full anti-CTLA-4 occupancy", _MC, "Anti-CTLA-4"),
     # --- vaccine ------------------------------------------------------------------------------
     _p("vaccine_start_day", None, "day", float, 0.0, 10_000.0,
@@ -371,6 +372,25 @@ _LIST: list[Param] = [
 PARAMS: dict[str, Param] = {p.name: p for p in _LIST}
 GROUPS: list[str] = list(dict.fromkeys(p.group for p in _LIST))
 
+# Deprecated names (old -> new), accepted with a FutureWarning for one release so saved sweep
+# specs, scripts and dashboard links still run. One drug, one prefix: the therapy's name.
+ALIASES: dict[str, str] = {
+    "checkpoint_start_day": "anti_pd1_start_day",
+    "checkpoint_interval_days": "anti_pd1_interval_days",
+    "checkpoint_doses": "anti_pd1_doses",
+    "checkpoint_dose": "anti_pd1_dose",
+    "pd1_half_life_days": "anti_pd1_half_life_days",
+    "pd1_ec50": "anti_pd1_ec50",
+    "ctla4_start_day": "anti_ctla4_start_day",
+    "ctla4_interval_days": "anti_ctla4_interval_days",
+    "ctla4_doses": "anti_ctla4_doses",
+    "ctla4_dose": "anti_ctla4_dose",
+    "ctla4_half_life_days": "anti_ctla4_half_life_days",
+    "ctla4_treg_depletion": "anti_ctla4_treg_depletion",
+    "ctla4_priming_boost": "anti_ctla4_priming_boost",
+}
+assert set(ALIASES.values()) <= set(PARAMS) and not set(ALIASES) & set(PARAMS)
+
 
 def defaults() -> dict[str, Any]:
     """The default value of every parameter."""
@@ -402,12 +422,38 @@ def validate_rng(value: Any) -> int | None:
     return value
 
 
+def canonical(name: str) -> str:
+    """The current name of a parameter: ``ALIASES[name]`` for a deprecated name, else ``name``
+    (no warning; :func:`validate` warns)."""
+    return ALIASES.get(name, name)
+
+
 def validate(values: dict[str, Any]) -> dict[str, Any]:
-    """Validate overrides; return them coerced. Unknown names raise ``ValueError``."""
+    """Validate overrides; return them coerced, under their current names.
+
+    Unknown names raise ``ValueError``. A deprecated name (``ALIASES``) is accepted with a
+    ``FutureWarning`` naming the old and the new name; giving both raises ``ValueError``.
+    """
     out = {}
     for name, value in values.items():
         if name == "rng":
             out[name] = validate_rng(value)
+            continue
+        if name in ALIASES:
+            new = ALIASES[name]
+            if new in values:
+                raise ValueError(
+                    f"parameters {name!r} and {new!r} are both given: {name!r} is the old name "
+                    f"of {new!r}; give only {new!r}"
+                )
+            import warnings
+
+            warnings.warn(
+                f"parameter {name!r} is deprecated and will be removed: use {new!r}",
+                FutureWarning,
+                stacklevel=3,
+            )
+            out[new] = PARAMS[new].validate(value)
             continue
         if name not in PARAMS:
             import difflib

@@ -63,10 +63,10 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             "cells raise PD-L1 and switch the T cells off. Anti-PD-1 from day 7 (every 3 weeks, "
             "half-life 22 days) blocks that brake. Notice: PD-L1 rises where T cells are; after "
             "the dose, kills pick up and exhaustion falls. Try: the same tumour without the "
-            "drug (set checkpoint_start_day to None), or the cold tumour scenario."
+            "drug (set anti_pd1_start_day to None), or the cold tumour scenario."
         ),
         "params": {"founder_antigens": 3, "mutation_rate": 0.01, "tcell_influx": 1.5,
-                   "checkpoint_start_day": 7.0},
+                   "anti_pd1_start_day": 7.0},
     },
     "checkpoint_cold": {
         "summary": "A poorly antigenic ('cold') tumour: anti-PD-1 has little to release.",
@@ -77,7 +77,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             "few T cells, low PD-L1. Try: add a vaccine to bring T cells in."
         ),
         "params": {"founder_antigens": 1, "founder_mhc": 0.3, "mutation_rate": 0.01,
-                   "tcell_influx": 1.5, "checkpoint_start_day": 7.0},
+                   "tcell_influx": 1.5, "anti_pd1_start_day": 7.0},
     },
     "combination": {
         "summary": "Anti-PD-1 plus anti-CTLA-4 from day 7 on a hot tumour.",
@@ -87,7 +87,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             "either drug alone). Try: each drug alone (set the other start day to None)."
         ),
         "params": {"founder_antigens": 3, "mutation_rate": 0.01, "tcell_influx": 1.5,
-                   "checkpoint_start_day": 7.0, "ctla4_start_day": 7.0},
+                   "anti_pd1_start_day": 7.0, "anti_ctla4_start_day": 7.0},
     },
     "vaccine": {
         "summary": "A weakly controlled tumour vaccinated against its founder antigens on day 0.",

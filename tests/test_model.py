@@ -121,7 +121,7 @@ def test_pd1_blocked_engagements_exhaust_a_t_cell_without_kills():
     for _ in range(4):
         tcell.step()
     assert tcell.exhaustion == 4 and tcell.exhausted
-    assert tcell.kills == 0 and cancer.cell is not None
+    assert tcell.kills == 0 and cancer.alive
 
 
 def test_engaged_t_cell_kills_about_once_per_six_hours():
@@ -133,7 +133,7 @@ def test_engaged_t_cell_kills_about_once_per_six_hours():
         cancer, tcell = place_pair(model, antigens=0b1, tcell_antigen=0)
         for hour in range(1, 200):
             tcell.step()
-            if cancer.cell is None:
+            if not cancer.alive:
                 hours.append(hour)
                 break
     mean = np.mean(hours)
@@ -221,3 +221,11 @@ def test_antigen_visibility_sets_antigenicity():
     cancer, _ = place_pair(model, antigens=0b111, tcell_antigen=0, mhc=0.5)
     assert cancer.antigenicity == pytest.approx(0.5 * (1 - 0.8**3))
     assert model.antigenicity[5, 5] == pytest.approx(0.5 * (1 - 0.8**3))
+
+
+def test_site_is_the_grid_site_and_alive_turns_false_when_killed():
+    model = TumorModel(rng=1, width=12, height=12, initial_tumor_cells=1, **NO_IMMUNE)
+    cancer, tcell = place_pair(model, antigens=0b1, tcell_antigen=0)
+    assert cancer.site is model.grid[(5, 5)] and cancer.site is cancer.cell and cancer.alive
+    cancer.die()
+    assert cancer.site is None and not cancer.alive and tcell.alive

@@ -9,8 +9,8 @@ from abm.params import PARAMS, validate
 
 REQUIRED = [
     "width", "height", "initial_tumor_cells", "mutation_rate", "antigen_loss_rate",
-    "tcell_influx", "treg_influx", "mdsc_influx", "pdl1_induction", "checkpoint_start_day",
-    "ctla4_start_day", "vaccine_start_day", "cart_start_day", "cart_dose",
+    "tcell_influx", "treg_influx", "mdsc_influx", "pdl1_induction", "anti_pd1_start_day",
+    "anti_ctla4_start_day", "vaccine_start_day", "cart_start_day", "cart_dose",
 ]
 
 
@@ -18,7 +18,7 @@ def test_contract_parameters_exist_with_defaults():
     signature = inspect.signature(TumorModel.__init__)
     for name in REQUIRED + ["rng"]:
         assert name in signature.parameters, name
-    for name in ("checkpoint_start_day", "ctla4_start_day", "vaccine_start_day",
+    for name in ("anti_pd1_start_day", "anti_ctla4_start_day", "vaccine_start_day",
                  "cart_start_day"):
         assert PARAMS[name].default is None and PARAMS[name].optional
 
@@ -113,3 +113,36 @@ def test_mutation_weights_must_not_all_be_zero():
         TumorModel(**zeros)
     only_mhc = TumorModel(**{**zeros, "mutation_weight_lower_mhc": 1.0})
     assert only_mhc.mutation_weights == (0.0, 0.0, 1.0, 0.0)
+
+
+def test_old_names_are_deprecated_aliases_of_the_new_ones():
+    from abm.params import ALIASES, defaults
+
+    assert ALIASES["checkpoint_start_day"] == "anti_pd1_start_day"
+    assert ALIASES["pd1_ec50"] == "anti_pd1_ec50"
+    assert ALIASES["ctla4_priming_boost"] == "anti_ctla4_priming_boost"
+    assert not set(ALIASES) & set(PARAMS) and set(ALIASES.values()) <= set(PARAMS)
+    for old, new in ALIASES.items():
+        with pytest.warns(FutureWarning, match=f"'{old}'.*'{new}'"):
+            assert validate({old: PARAMS[new].default}) == {new: PARAMS[new].default}
+    with pytest.warns(FutureWarning, match="'checkpoint_start_day'.*'anti_pd1_start_day'"):
+        model = TumorModel(width=20, height=20, initial_tumor_cells=10, checkpoint_start_day="3")
+    assert model.p["anti_pd1_start_day"] == 3.0
+    assert set(model.p) == set(defaults())  # only the new names
+    assert model.treatments["anti_pd1"].dose_hours == {72, 72 + 21 * 24, 72 + 42 * 24,
+                                                       72 + 63 * 24}
+
+
+def test_giving_an_old_and_a_new_name_together_is_refused():
+    with pytest.raises(ValueError, match="'ctla4_dose' and 'anti_ctla4_dose' are both given"):
+        validate({"ctla4_dose": 1.0, "anti_ctla4_dose": 2.0})
+    with pytest.raises(ValueError, match="'pd1_ec50' and 'anti_pd1_ec50'"):
+        TumorModel(pd1_ec50=0.2, anti_pd1_ec50=0.2)
+
+
+def test_the_parameter_list_shows_only_the_new_names():
+    from abm.params import ALIASES, markdown_table
+
+    table = markdown_table()
+    assert "`anti_pd1_start_day`" in table and "`anti_ctla4_ec50`" in table
+    assert not any(f"`{old}`" in table for old in ALIASES)

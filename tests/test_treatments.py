@@ -48,9 +48,8 @@ def test_administer_validates_names_and_doses():
 
 def test_live_dose_equals_scheduled_dose_on_the_same_day():
     base = {"width": 50, "height": 50, "initial_tumor_cells": 80, "tcell_influx": 1.5}
-    for therapy, param in [("anti_pd1", "checkpoint_start_day"), ("cart", "cart_start_day"),
-                           ("vaccine", "vaccine_start_day"), ("anti_ctla4", "ctla4_start_day")]:
-        scheduled = TumorModel(rng=9, **base, **{param: 2.0})
+    for therapy in ("anti_pd1", "cart", "vaccine", "anti_ctla4"):
+        scheduled = TumorModel(rng=9, **base, **{f"{therapy}_start_day": 2.0})
         live = TumorModel(rng=9, **base)
         for _ in range(48):
             scheduled.step()
@@ -83,9 +82,9 @@ def test_administer_mid_run_changes_the_following_steps():
 
 
 def test_antibody_level_decays_with_its_half_life():
-    model = TumorModel(rng=1, width=30, height=30, initial_tumor_cells=20, checkpoint_start_day=0,
-                       checkpoint_dose=1.0, checkpoint_doses=1,
-                       pd1_half_life_days=22.0)
+    model = TumorModel(rng=1, width=30, height=30, initial_tumor_cells=20, anti_pd1_start_day=0,
+                       anti_pd1_dose=1.0, anti_pd1_doses=1,
+                       anti_pd1_half_life_days=22.0)
     for _ in range(22 * 24):
         model.step()
     assert model.treatments["anti_pd1"].level == pytest.approx(0.5, rel=1e-6)
@@ -94,7 +93,7 @@ def test_antibody_level_decays_with_its_half_life():
 
 
 def test_each_antibody_has_its_own_ec50():
-    model = TumorModel(rng=1, width=30, height=30, initial_tumor_cells=20, pd1_ec50=0.5,
+    model = TumorModel(rng=1, width=30, height=30, initial_tumor_cells=20, anti_pd1_ec50=0.5,
                        anti_ctla4_ec50=2.0)
     model.administer("anti_pd1", 1.0)
     model.administer("anti_ctla4", 1.0)
@@ -117,19 +116,19 @@ def test_anti_ctla4_depletes_tregs():
 def test_anti_pd1_helps_more_in_a_hot_tumour_than_in_a_cold_one():
     days = 21
     hot = relative_benefit(burdens("checkpoint", days),
-                           burdens("checkpoint", days, checkpoint_start_day=None))
+                           burdens("checkpoint", days, anti_pd1_start_day=None))
     cold = relative_benefit(burdens("checkpoint_cold", days),
-                            burdens("checkpoint_cold", days, checkpoint_start_day=None))
+                            burdens("checkpoint_cold", days, anti_pd1_start_day=None))
     assert hot > 0.5, hot  # anti-PD-1 at least halves the hot tumour
     assert hot > cold + 0.2, (hot, cold)
 
 
 @pytest.mark.slow
 def test_anti_ctla4_helps_more_when_early():
-    base = {"checkpoint_start_day": None, "mutation_rate": 0.03}
+    base = {"anti_pd1_start_day": None, "mutation_rate": 0.03}
     untreated = burdens("checkpoint", 21, **base)
-    early = relative_benefit(burdens("checkpoint", 21, ctla4_start_day=1.0, **base), untreated)
-    late = relative_benefit(burdens("checkpoint", 21, ctla4_start_day=12.0, **base), untreated)
+    early = relative_benefit(burdens("checkpoint", 21, anti_ctla4_start_day=1.0, **base), untreated)
+    late = relative_benefit(burdens("checkpoint", 21, anti_ctla4_start_day=12.0, **base), untreated)
     assert early > late + 0.1, (early, late)
 
 
@@ -138,19 +137,19 @@ def test_anti_ctla4_does_nothing_in_a_tumour_without_antigens():
     """The control of fact 4: with no antigen to recognise, anti-CTLA-4 from day 1 changes the
     median burden at day 21 by less than 10% (measured: 0.00 [-0.10, 0.02] over seeds 0-3;
     in the antigenic tumour the same schedule gives 0.79, docs/validation.md fact 4)."""
-    base = {"checkpoint_start_day": None, "mutation_rate": 0.03, "founder_antigens": 0}
+    base = {"anti_pd1_start_day": None, "mutation_rate": 0.03, "founder_antigens": 0}
     untreated = burdens("checkpoint", 21, **base)
-    treated = burdens("checkpoint", 21, ctla4_start_day=1.0, **base)
+    treated = burdens("checkpoint", 21, anti_ctla4_start_day=1.0, **base)
     assert abs(relative_benefit(treated, untreated)) < 0.1, (treated, untreated)
 
 
 @pytest.mark.slow
 def test_anti_pd1_plus_anti_ctla4_beats_either_alone():
     days, start = 24, 10.0
-    base = {"checkpoint_start_day": None, "ctla4_start_day": None}
-    both = burdens("escape", days, checkpoint_start_day=start, ctla4_start_day=start)
-    pd1 = burdens("escape", days, **{**base, "checkpoint_start_day": start})
-    ctla4 = burdens("escape", days, **{**base, "ctla4_start_day": start})
+    base = {"anti_pd1_start_day": None, "anti_ctla4_start_day": None}
+    both = burdens("escape", days, anti_pd1_start_day=start, anti_ctla4_start_day=start)
+    pd1 = burdens("escape", days, **{**base, "anti_pd1_start_day": start})
+    ctla4 = burdens("escape", days, **{**base, "anti_ctla4_start_day": start})
     assert statistics.median(both) < statistics.median(pd1)
     assert statistics.median(both) < statistics.median(ctla4)
     assert sum(b <= min(p, c) for b, p, c in zip(both, pd1, ctla4, strict=True)) >= 3

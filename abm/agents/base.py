@@ -34,6 +34,19 @@ class TissueCell(CellAgent):
     KIND: ClassVar[Kind]
     model: TumorModel
 
+    # "cell" is ambiguous here: Mesa's ``CellAgent.cell`` is the grid site the agent occupies,
+    # while this class is a biological cell. ``site`` and ``alive`` say which is meant (``cell``
+    # keeps working: Mesa needs it).
+    @property
+    def site(self) -> Cell | None:
+        """The grid site this cell occupies (Mesa's ``Cell``), or None once it is gone."""
+        return self.cell
+
+    @property
+    def alive(self) -> bool:
+        """Still in the tissue: False once the cell has died or been killed."""
+        return self.cell is not None
+
     def place(self, cell: Cell) -> None:
         """Occupy ``cell`` (which must be empty)."""
         self.cell = cell
@@ -85,7 +98,7 @@ class ImmuneCell(TissueCell):
         chemokine = self.model.chemokine.data
         if self.random.random() < self.model.p["chemotaxis_bias"]:
             best = max(free, key=lambda c: chemokine[c.coordinate])
-            if chemokine[best.coordinate] > chemokine[self.cell.coordinate]:
+            if chemokine[best.coordinate] > chemokine[self.site.coordinate]:
                 return best
         return self.random.choice(free)
 

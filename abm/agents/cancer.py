@@ -54,7 +54,7 @@ class CancerCell(TissueCell):
     @property
     def pdl1(self) -> float:
         """Total PD-L1 (0-1): constitutive plus the IFN-gamma-induced part."""
-        induced = self.model.pdl1_induced[self.cell.coordinate]
+        induced = self.model.pdl1_induced[self.site.coordinate]
         return min(1.0, self.pdl1_base + self.model.p["pdl1_induction"] * induced)
 
     # --- placement keeps the model's trait layers current -------------------------------
@@ -75,7 +75,7 @@ class CancerCell(TissueCell):
     def division_probability(self) -> float:
         """Per-hour division probability: IFN-gamma slows it (cytostasis); MDSCs nearby make a
         pro-growth niche."""
-        site = self.cell.coordinate
+        site = self.site.coordinate
         p = 1.0 / self.model.p["division_time_h"]
         p *= 1.0 - self.model.p["ifng_cytostasis"] * self.model.ifng_hill[site]
         if self.model.mdsc_near[site]:
@@ -91,7 +91,7 @@ class CancerCell(TissueCell):
         daughter.mutate(self)
         daughter.place(site)
         # IFN-gamma-induced PD-L1 is a cell state: the daughter inherits its parent's level
-        self.model.pdl1_induced[site.coordinate] = self.model.pdl1_induced[self.cell.coordinate]
+        self.model.pdl1_induced[site.coordinate] = self.model.pdl1_induced[self.site.coordinate]
         return daughter
 
     def mutate(self, parent: CancerCell) -> None:

@@ -70,7 +70,7 @@ class TCell(ImmuneCell):
     def find_target(self) -> CancerCell | None:
         candidates = [
             a
-            for c in self.cell.connections.values()
+            for c in self.site.connections.values()
             for a in c.agents
             if a.KIND == Kind.CANCER and self.recognises(a)
         ]
@@ -84,7 +84,7 @@ class TCell(ImmuneCell):
             return True
         if self.random.random() < self.model.p["tcell_infiltration"]:
             blockers = [
-                a for c in self.cell.connections.values() for a in c.agents
+                a for c in self.site.connections.values() for a in c.agents
                 if a.KIND == Kind.CANCER
             ]
             if blockers:
@@ -95,7 +95,7 @@ class TCell(ImmuneCell):
     def attack(self, target: CancerCell) -> None:
         model = self.model
         p = model.p
-        x, y = self.cell.coordinate
+        x, y = self.site.coordinate
         self.engaged = True
         model.ifng_source[x, y] += p["ifng_secretion"]
         blocked = p["pd1_inhibition"] * target.pdl1 * (1.0 - model.pd1_occupancy)
@@ -112,7 +112,7 @@ class TCell(ImmuneCell):
     def kill_probability(self) -> float:
         """Per-hour kill probability after suppression by Tregs and the suppressive field."""
         model, p = self.model, self.model.p
-        site = self.cell.coordinate
+        site = self.site.coordinate
         prob = self.base_kill_prob()
         if model.treg_near[site]:
             prob *= 1.0 - p["treg_suppression"]
@@ -126,7 +126,7 @@ class TCell(ImmuneCell):
     def proliferate(self) -> None:
         """Clonal expansion after a kill; Tregs nearby block it."""
         p = self.model.p
-        if self.divisions_left <= 0 or self.model.treg_near[self.cell.coordinate]:
+        if self.divisions_left <= 0 or self.model.treg_near[self.site.coordinate]:
             return
         if self.random.random() >= p["tcell_proliferation_prob"]:
             return

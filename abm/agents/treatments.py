@@ -96,10 +96,10 @@ class AntiPD1(Antibody):
 
     name = "anti_pd1"
     label = "anti-PD-1"
-    prefix = "checkpoint"
-    dose_param = "checkpoint_dose"
-    half_life_param = "pd1_half_life_days"
-    ec50_param = "pd1_ec50"
+    prefix = "anti_pd1"
+    dose_param = "anti_pd1_dose"
+    half_life_param = "anti_pd1_half_life_days"
+    ec50_param = "anti_pd1_ec50"
 
     def apply(self, occupancy: float) -> None:
         self.model.effects["pd1_occupancy"] = max(self.model.effects["pd1_occupancy"], occupancy)
@@ -111,24 +111,24 @@ class AntiCTLA4(Antibody):
 
     name = "anti_ctla4"
     label = "anti-CTLA-4"
-    prefix = "ctla4"
-    dose_param = "ctla4_dose"
-    half_life_param = "ctla4_half_life_days"
+    prefix = "anti_ctla4"
+    dose_param = "anti_ctla4_dose"
+    half_life_param = "anti_ctla4_half_life_days"
     ec50_param = "anti_ctla4_ec50"
 
     def give(self, dose: float) -> None:
         super().give(dose)
         from abm.agents.suppressors import Treg
 
-        kill = 1.0 - (1.0 - self.model.p["ctla4_treg_depletion"]) ** dose
+        kill = 1.0 - (1.0 - self.model.p["anti_ctla4_treg_depletion"]) ** dose
         for treg in list(self.model.agents_by_type.get(Treg, [])):
             if self.random.random() < kill:
                 treg.die()
 
     def apply(self, occupancy: float) -> None:
         p, effects = self.model.p, self.model.effects
-        effects["tcell_recruitment"] *= 1.0 + p["ctla4_priming_boost"] * occupancy
-        effects["treg_recruitment"] *= 1.0 - p["ctla4_treg_depletion"] * occupancy
+        effects["tcell_recruitment"] *= 1.0 + p["anti_ctla4_priming_boost"] * occupancy
+        effects["treg_recruitment"] *= 1.0 - p["anti_ctla4_treg_depletion"] * occupancy
 
 
 class Vaccine(Treatment):
