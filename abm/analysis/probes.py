@@ -72,7 +72,7 @@ def _window(name: str, days: Any) -> tuple[float, float]:
 def killed(cell) -> bool:
     """Whether a cancer cell seen before a step was removed from the grid during it (killed:
     cancer cells leave the grid only by dying)."""
-    return cell.cell is None
+    return not cell.alive
 
 
 class Snapshot(Probe):

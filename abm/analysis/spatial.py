@@ -54,7 +54,7 @@ def ctl_density_by_region(
 
 def cancer_cells_and_contacts(model) -> tuple[list, np.ndarray]:
     """Every cancer cell and the number of CTLs on its 8 neighbouring sites (call before a step;
-    after it, ``cell.cell is None`` tells which were killed)."""
+    after it, ``not cell.alive`` tells which were killed)."""
     xs, ys = np.nonzero(model.kind == Kind.CANCER)
     cells = [model.agent_at[x, y] for x, y in zip(xs.tolist(), ys.tolist(), strict=True)]
     return cells, model.ctl_contacts()[xs, ys]
