@@ -274,10 +274,11 @@ class TumorModel(mesa.Model):
                     f"dose {dose!r} for {therapy!r} is not allowed: expected "
                     f"{spec.allowed()} ({spec.unit})"
                 ) from None
-        treatment.give(dose)
         # a scheduled dose is given inside the step that simulates hour steps - 1; a live dose
-        # between steps acts from hour steps on: both are logged at the hour they start acting
+        # between steps acts from hour steps on: both are stamped with the hour they start
+        # acting, so the same dose on the same day has the same effect either way
         hour = self.steps - 1 if scheduled else self.steps
+        treatment.give(dose, hour)
         self.dose_log.append(
             {"day": hour / 24.0, "hour": hour, "therapy": therapy, "dose": dose,
              "scheduled": scheduled}

@@ -3,8 +3,8 @@
 A treatment is a Mesa agent without a grid cell, stepped first every hour (like starsim's
 interventions). It has a schedule (start day, interval, number of doses, dose) and two methods:
 
-- ``give(dose)``: what one dose does now (called for scheduled doses and by
-  ``TumorModel.administer`` for a dose given live, e.g. from the dashboard);
+- ``give(dose, hour)``: what one dose does now, acting from ``hour`` (called for scheduled
+  doses and by ``TumorModel.administer`` for a dose given live, e.g. from the dashboard);
 - ``act()``: called every hour; decays the drug and writes its effect into the model's
   ``effects`` (PD-1 occupancy, recruitment factors, extra antigen-specific influx).
 
@@ -53,7 +53,8 @@ class Treatment(Agent):
             self.model.administer(self.name, self.dose, scheduled=True)
         self.act()
 
-    def give(self, dose: float) -> None:  # pragma: no cover - abstract
+    def give(self, dose: float, hour: int) -> None:  # pragma: no cover - abstract
+        """One dose of ``dose`` that acts from ``hour`` (the hour it starts acting) on."""
         raise NotImplementedError
 
     def act(self) -> None:
@@ -75,7 +76,7 @@ class Antibody(Treatment):
         self.level = 0.0
         self._decay = math.exp(-math.log(2) / (model.p[self.half_life_param] * 24.0))
 
-    def give(self, dose: float) -> None:
+    def give(self, dose: float, hour: int) -> None:
         self.level += dose
 
     @property
@@ -116,8 +117,8 @@ class AntiCTLA4(Antibody):
     half_life_param = "anti_ctla4_half_life_days"
     ec50_param = "anti_ctla4_ec50"
 
-    def give(self, dose: float) -> None:
-        super().give(dose)
+    def give(self, dose: float, hour: int) -> None:
+        super().give(dose, hour)
         from abm.agents.suppressors import Treg
 
         kill = 1.0 - (1.0 - self.model.p["anti_ctla4_treg_depletion"]) ** dose
@@ -151,17 +152,19 @@ class Vaccine(Treatment):
         self.antigens = list(range(n))
         self.doses_given: list[tuple[int, float]] = []  # (hour given, dose)
 
-    def give(self, dose: float) -> None:
-        self.doses_given.append((self.model.steps, dose))
+    def give(self, dose: float, hour: int) -> None:
+        self.doses_given.append((hour, dose))
 
     def response(self) -> float:
-        """Current response, in doses at peak strength."""
+        """The response in the hour being simulated (``steps - 1``: the step that simulates
+        hour h runs with ``steps`` = h + 1), in doses at peak strength."""
         p = self.model.p
         delay = p["vaccine_priming_delay_days"] * 24.0
         half_life = p["vaccine_response_half_life_days"] * 24.0
+        now = self.model.steps - 1
         total = 0.0
         for hour, dose in self.doses_given:
-            since_peak = self.model.steps - hour - delay
+            since_peak = now - hour - delay
             if since_peak >= 0:
                 total += dose * 0.5 ** (since_peak / half_life)
         return total
@@ -181,7 +184,7 @@ class CART(Treatment):
     dose_param = "cart_dose"
     dose_unit = "cells"
 
-    def give(self, dose: float) -> None:
+    def give(self, dose: float, hour: int) -> None:
         from abm.agents.tcell import CARTCell
 
         for _ in range(int(round(dose))):
