@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from abm.analysis.outcomes import summarise
 from abm.run import simulate
 from abm.sweep import (
     execute_run,
@@ -32,7 +33,6 @@ from abm.sweep import (
     make_task,
     parse_spec,
     run_sweep,
-    summarise,
     write_run,
 )
 
@@ -95,7 +95,7 @@ def bench_overhead(runs: int = 16, size: int = 60, days: float = 10) -> dict:
             c0 = time.process_time()
             summarise(full, sites=size * size, **spec.outcome)
             summarise_s += time.process_time() - c0
-            df, summary = execute_run(task)
+            df, summary, _ = execute_run(task)
             w0 = time.perf_counter()
             write_run(Path(tmp), df, summary)
             write_s += time.perf_counter() - w0
@@ -124,6 +124,7 @@ _MEMORY_CHILD = """
 import json, sys, tempfile
 from pathlib import Path
 import abm.sweep as S
+import abm.sweep.runner as R
 
 def status(key):
     lines = Path("/proc/self/status").read_text().splitlines()
@@ -131,7 +132,7 @@ def status(key):
 
 data, backend = json.loads(sys.argv[1]), sys.argv[2]
 spec = S.parse_spec(data)
-quarters, written, write_run = [], [0], S.write_run
+quarters, written, write_run = [], [0], R.write_run  # the runner's own name for it
 
 def counting_write_run(*args):
     write_run(*args)
@@ -139,7 +140,7 @@ def counting_write_run(*args):
     if written[0] % (spec.n_runs // 4) == 0:
         quarters.append(status("VmRSS"))
 
-S.write_run = counting_write_run
+R.write_run = counting_write_run
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as tmp:
         S.run_sweep(spec, Path(tmp) / "out", backend=backend, workers=2, progress=False,

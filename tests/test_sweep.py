@@ -314,7 +314,9 @@ checkpoint_start_day = ["none", 0.5]
 
 def test_arms_expand_slowest_with_their_own_scenario_and_overrides(tmp_path):
     from abm.scenarios import scenario_params
+    from abm.sweep.schema import canonical
 
+    start_day = canonical("checkpoint_start_day")  # the model's name for it (old names work)
     spec = load_spec(write_spec(tmp_path, ARMS))
     runs = expand(spec)
     assert spec.varied == ["arm", "checkpoint_start_day"]
@@ -329,11 +331,11 @@ def test_arms_expand_slowest_with_their_own_scenario_and_overrides(tmp_path):
         ]
         expected = {**scenario_params(scenario), "initial_tumor_cells": 50}
         for name, value in expected.items():
-            if name not in ("width", "checkpoint_start_day"):
+            if name not in ("width", start_day):
                 assert params[name] == value, (run.run_id, name)
         # [parameters] apply to every arm; an arm's own override wins; factors win over both
         assert params["width"] == (30 if run.varied["arm"] == "cold" else 40)
-        assert params["checkpoint_start_day"] == run.varied["checkpoint_start_day"]
+        assert params[start_day] == run.varied["checkpoint_start_day"]
     normal = load_spec(write_spec(tmp_path, TINY, "tiny.toml")).normalised()
     assert "arms" not in normal and "seeds" not in normal["sweep"]  # older sweeps keep their hash
 
@@ -372,6 +374,7 @@ def test_an_arm_run_equals_the_same_run_made_by_hand(tmp_path):
     """Each run of an arms sweep is the simulation its arm describes, with its listed seed."""
     from abm.run import simulate
     from abm.scenarios import scenario_params
+    from abm.sweep.schema import canonical
 
     out = tmp_path / "out"
     run_sweep(load_spec(write_spec(tmp_path, ARMS)), out, backend="serial", progress=False)
@@ -380,7 +383,7 @@ def test_an_arm_run_equals_the_same_run_made_by_hand(tmp_path):
     row = table[(table["arm"] == "cold") & (table["replicate"] == 1)].iloc[1]
     assert row["seed"] == 3 and row["checkpoint_start_day"] == 0.5
     params = {**scenario_params("checkpoint_cold"), "width": 30, "height": 40}
-    params.update(initial_tumor_cells=50, checkpoint_start_day=0.5, rng=3)
+    params.update({"initial_tumor_cells": 50, canonical("checkpoint_start_day"): 0.5, "rng": 3})
     df, _ = simulate(params, 24, record_every=6)
     run = pd.read_parquet(out / "runs" / f"{row['run_id']}.parquet")
     pd.testing.assert_frame_equal(

@@ -1,0 +1,225 @@
+"""Where runs execute: in the runner's process (``serial``), a local process pool
+(``process``) or Dask (``dask``: a ``LocalCluster`` or an existing scheduler).
+
+Each backend takes an iterator of tasks (``abm.sweep.expansion.make_task``), runs
+``abm.sweep.execute.execute_run`` on each and yields the results as they finish, taking tasks
+lazily so nothing piles up in memory. A lost worker costs a retry of its runs; a run that raises
+stops the sweep (``RunFailed``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from typing import Any
+
+from abm.sweep.execute import Result, execute_run
+
+BACKENDS = ("serial", "process", "dask")
+
+
+class RunFailed(RuntimeError):
+    """A run raised an error in the model (not a lost worker): retrying would not help."""
+
+
+def _worker_init(runner_pid: int) -> None:
+    """Set up a pool worker: Ctrl-C reaches the whole process group, but the runner stops the
+    workers itself; and a worker exits on its own if the runner is killed (``kill -9``), rather
+    than waiting forever on its task queue."""
+    import signal
+    import threading
+    import time
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == runner_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="abm-watch-runner", daemon=True).start()
+
+
+class _TaskQueue:
+    """Tasks taken lazily, in run-list order, from an iterator; runs to retry come first."""
+
+    def __init__(self, tasks: Iterable[dict[str, Any]]) -> None:
+        self._source = iter(tasks)
+        self._head: dict[str, Any] | None = None
+        self._retry: list[dict[str, Any]] = []
+
+    def _fill(self) -> None:
+        if self._head is None and not self._retry:
+            self._head = next(self._source, None)
+
+    def __bool__(self) -> bool:
+        self._fill()
+        return bool(self._retry) or self._head is not None
+
+    def peek(self) -> dict[str, Any]:
+        self._fill()
+        return self._retry[-1] if self._retry else self._head
+
+    def pop(self) -> dict[str, Any]:
+        self._fill()
+        if self._retry:
+            return self._retry.pop()
+        task, self._head = self._head, None
+        return task
+
+    def extend(self, tasks: Iterable[dict[str, Any]]) -> None:
+        self._retry.extend(tasks)
+
+
+def run_serial(tasks: Iterable[dict[str, Any]]) -> Iterator[Result]:
+    for task in tasks:
+        try:
+            result = execute_run(task)
+        except Exception as err:
+            raise RunFailed(f"run {task['run_id']} failed: {type(err).__name__}: {err}") from err
+        yield result
+
+
+def run_process(
+    tasks: Iterable[dict[str, Any]],
+    workers: int,
+    *,
+    max_losses: int = 3,
+    log: Callable[[str], None] = print,
+) -> Iterator[Result]:
+    """Runs in a pool of ``workers`` processes (spawned: each imports ``abm`` once). At most two
+    runs per worker are in flight, so nothing piles up in memory. A worker that dies breaks the
+    pool: the pool is restarted and the runs that were in flight are retried; a run lost
+    ``max_losses`` times (it probably kills its worker, e.g. out of memory) stops the sweep."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    ctx = mp.get_context("spawn")  # not fork: the runner has threads (progress bar)
+    pending = _TaskQueue(tasks)
+    losses: dict[str, int] = {}
+    while pending:
+        pool = ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),)
+        )
+        in_flight: dict[Future, dict[str, Any]] = {}
+        lost: list[dict[str, Any]] = []
+        salvaged: list[Result] = []
+        try:
+            while pending or in_flight:
+                while pending and len(in_flight) < 2 * workers:
+                    future = pool.submit(execute_run, pending.peek())
+                    in_flight[future] = pending.pop()
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    task = in_flight.pop(future)
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool:
+                        lost.append(task)
+                        continue
+                    except Exception as err:
+                        raise RunFailed(
+                            f"run {task['run_id']} failed: {type(err).__name__}: {err}"
+                        ) from err
+                    yield result
+                if lost:
+                    raise BrokenProcessPool
+        except BrokenProcessPool:
+            for future, task in in_flight.items():  # finished before the pool broke: keep
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    salvaged.append(future.result())
+                else:
+                    lost.append(task)
+            in_flight.clear()
+        finally:
+            pending.extend(in_flight.values())
+            _stop_pool(pool)
+        yield from salvaged
+        if lost:
+            for task in lost:
+                losses[task["run_id"]] = losses.get(task["run_id"], 0) + 1
+                if losses[task["run_id"]] >= max_losses:
+                    raise RunFailed(
+                        f"run {task['run_id']} was lost with a dying worker process "
+                        f"{max_losses} times (out of memory? see `dmesg`; or the workers "
+                        "cannot start: from a Python script, call run_sweep under "
+                        '`if __name__ == "__main__":`)'
+                    )
+            log(f"a worker process died; restarting the pool and retrying {len(lost)} runs")
+            pending.extend(lost)
+
+
+def pool_processes(pool: Any) -> list[Any]:
+    """The worker processes of a ``ProcessPoolExecutor``. The one use of a private internal
+    (``pool._processes``): the standard library offers no public way to terminate them."""
+    return list((getattr(pool, "_processes", None) or {}).values())
+
+
+def _stop_pool(pool: Any) -> None:
+    """Stop a process pool now: queued runs are cancelled and running ones abandoned (their
+    workers are terminated; the runs are simply missing and run again next time)."""
+    processes = pool_processes(pool)
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        if proc.is_alive():
+            proc.terminate()
+    for proc in processes:
+        proc.join(timeout=5)
+
+
+def run_dask(
+    tasks: Iterable[dict[str, Any]], workers: int | None, scheduler: str | None, key_prefix: str
+) -> Iterator[Result]:
+    """Runs on Dask: an existing cluster (``scheduler`` = ``tcp://host:8786``) or a
+    ``LocalCluster`` of ``workers`` single-threaded processes. One task per run returns the run's
+    data to the runner, which writes it; a lost worker makes Dask reschedule the run elsewhere,
+    and a failed task is retried once."""
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler:
+        client = Client(scheduler, timeout="30s")
+    else:
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        client = Client(cluster)
+    try:
+        pending = _TaskQueue(tasks)
+
+        def window() -> int:
+            return max(2, 2 * sum(client.nthreads().values()))
+
+        def submit(task: dict[str, Any]) -> Future:
+            return client.submit(
+                execute_run, task, key=f"{key_prefix}-{task['run_id']}", retries=1, pure=False
+            )
+
+        futures = as_completed(with_results=True, raise_errors=False)
+        limit = window()
+        submitted = {}
+        while pending and len(submitted) < limit:
+            task = pending.pop()
+            fut = submit(task)
+            submitted[fut.key] = task
+            futures.add(fut)
+        for fut, result in futures:
+            task = submitted.pop(fut.key)
+            if fut.status == "error":
+                err = fut.exception()
+                raise RunFailed(f"run {task['run_id']} failed: {type(err).__name__}: {err}")
+            fut.release()
+            yield result
+            if pending:
+                limit = window()
+                while pending and len(submitted) < limit:
+                    task = pending.pop()
+                    new = submit(task)
+                    submitted[new.key] = task
+                    futures.add(new)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

@@ -1,0 +1,94 @@
+"""A sweep directory read back for analysis (``load_sweep``): the manifest, the summary and,
+per finished run, its ids, varied values, time series and probe results, read on demand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from abm.sweep.spec import ARM
+from abm.sweep.storage import build_summary, read_manifest, read_run_probes, run_path
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One finished run of a sweep directory. The time series and the probe results are read
+    from the run's file on demand (a sweep may hold thousands)."""
+
+    run_id: str
+    point_id: int
+    replicate: int
+    seed: int
+    varied: dict[str, Any]  # the point's varied values (``arm`` first when there are arms)
+    path: Path
+
+    @property
+    def arm(self) -> str | None:
+        return self.varied.get(ARM)
+
+    def series(self, columns: list[str] | None = None) -> pd.DataFrame:
+        """The run's time series (with its id and varied-parameter columns)."""
+        return pd.read_parquet(self.path, columns=columns)
+
+    def probes(self) -> dict[str, Any]:
+        """``{probe name: result}`` (``read_run_probes``)."""
+        return read_run_probes(self.path)
+
+
+@dataclass(frozen=True)
+class SweepData:
+    """A sweep directory read back: its manifest, its summary (one row per finished run, in
+    run-list order) and its finished runs."""
+
+    dir: Path
+    manifest: dict[str, Any]
+    summary: pd.DataFrame
+    runs: list[RunRecord]
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """The normalised spec (``Spec.normalised``)."""
+        return self.manifest["spec"]
+
+    @property
+    def varied(self) -> list[str]:
+        return self.manifest["varied"]
+
+    @property
+    def complete(self) -> bool:
+        return len(self.runs) == self.manifest["n_runs"]
+
+    def run(self, run_id: str) -> RunRecord:
+        for record in self.runs:
+            if record.run_id == run_id:
+                return record
+        raise KeyError(f"{self.dir}: no finished run {run_id!r}")
+
+    def probes(self, name: str) -> dict[str, Any]:
+        """One probe's result for every finished run: ``{run_id: result}``."""
+        return {r.run_id: r.probes().get(name) for r in self.runs}
+
+
+def load_sweep(out: str | Path) -> SweepData:
+    """Read a sweep directory, finished or not: the manifest, the summary (``summary.parquet``
+    when complete, else rebuilt from the finished runs' files) and a ``RunRecord`` per finished
+    run, in run-list order. ``SweepError`` if it is not a sweep directory."""
+    out = Path(out)
+    manifest = read_manifest(out)
+    runs = [
+        RunRecord(
+            r["run_id"], r["point_id"], r["replicate"], r["seed"], r["parameters"],
+            run_path(out, r["run_id"]),
+        )
+        for r in manifest["runs"]
+    ]
+    done = [r for r in runs if r.path.exists()]
+    path = out / "summary.parquet"
+    if len(done) == len(runs) and path.exists():
+        summary = pd.read_parquet(path)
+    else:
+        summary = build_summary(out, [r.run_id for r in done])
+    return SweepData(out, manifest, summary, done)

@@ -1,0 +1,175 @@
+"""The sweep runner (``run_sweep``): runs every missing run of a spec into a sweep directory,
+on one of the backends, and rebuilds the summary.
+
+Only the runner writes: the manifest first (or checks that the directory holds the same sweep),
+then each run's file as its result arrives, then the summary. A lock keeps a second runner out.
+Rerunning after a crash runs only the missing runs, and the summary is rebuilt from the files, so
+a resumed sweep equals an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from abm.sweep.backends import BACKENDS, run_dask, run_process, run_serial
+from abm.sweep.expansion import expand, make_task
+from abm.sweep.spec import Spec
+from abm.sweep.storage import (
+    SweepError,
+    build_summary,
+    check_existing,
+    make_manifest,
+    write_run,
+)
+
+
+@dataclass
+class SweepOutcome:
+    out: Path
+    total: int
+    already_done: int
+    ran: int
+    summary: pd.DataFrame
+
+
+class _DirLock:
+    """An exclusive lock on the sweep directory, released by the OS when the process ends (even
+    on ``kill -9``), so two runners never write the same runs."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / ".lock"
+        self.fh = None
+
+    def __enter__(self) -> _DirLock:
+        import fcntl
+
+        self.fh = open(self.path, "a+")  # noqa: SIM115 - held for the sweep's lifetime
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.fh.seek(0)
+            pid = self.fh.read().strip() or "?"
+            self.fh.close()
+            raise SweepError(
+                f"{self.path.parent}: another `abm sweep` (pid {pid}) is writing to this "
+                "directory; wait for it or stop it first"
+            ) from None
+        self.fh.seek(0)
+        self.fh.truncate()
+        self.fh.write(str(os.getpid()))
+        self.fh.flush()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import fcntl
+
+        fcntl.flock(self.fh, fcntl.LOCK_UN)
+        self.fh.close()
+
+
+def run_sweep(
+    spec: Spec,
+    out: str | Path,
+    *,
+    backend: str = "process",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+    spec_text: str | None = None,
+    log: Callable[[str], None] = print,
+) -> SweepOutcome:
+    """Run every missing run of ``spec`` into ``out`` and (re)build ``summary.parquet``.
+
+    Args:
+        spec: a validated spec (``load_spec``).
+        out: the sweep directory; created if needed. An existing one must hold the same sweep.
+        backend: ``serial`` (in this process), ``process`` (a local process pool) or ``dask``.
+        workers: processes for ``process`` and a local Dask cluster (default: all cores).
+        scheduler: address of an existing Dask scheduler (implies ``backend="dask"``).
+        progress: show a progress bar (runs done, rate, time left).
+        spec_text: the spec file's text, kept in the manifest for the record.
+        log: where one-line messages go.
+    """
+    from abm.run import provenance, write_json, write_table
+
+    if scheduler:
+        backend = "dask"
+    if backend not in BACKENDS:
+        raise SweepError(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    if workers is not None and workers < 1:
+        raise SweepError(f"workers = {workers}: expected an integer >= 1")
+    workers = workers or os.cpu_count() or 1
+    out = Path(out)
+    runs = expand(spec)
+    manifest = make_manifest(spec, runs, spec_text)
+    if out.exists() and not out.is_dir():
+        raise SweepError(f"--out {out}: exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    with _DirLock(out):
+        old = check_existing(out, manifest)
+        if old is None:
+            write_json(manifest, out / "manifest.json")
+        else:
+            before = (old.get("provenance") or {}).get("git_commit")
+            now = manifest["provenance"]["git_commit"]
+            if before and now and before != now:
+                log(
+                    f"warning: the code changed since this sweep started (git {before[:8]} -> "
+                    f"{now[:8]}); finished runs are kept as they are"
+                )
+        runs_dir = out / "runs"
+        runs_dir.mkdir(exist_ok=True)
+        for tmp in runs_dir.glob(".*.tmp"):  # left by a runner killed mid-write
+            tmp.unlink(missing_ok=True)
+        done = {p.stem for p in runs_dir.glob("*.parquet")}
+        missing = [r for r in runs if r.run_id not in done]
+        already = len(runs) - len(missing)
+        if missing:
+            where = {
+                "serial": "in this process",
+                "process": f"on {workers} local processes",
+                "dask": f"on Dask ({scheduler})"
+                if scheduler
+                else f"on a local Dask cluster of {workers} workers",
+            }[backend]
+            resumed = f" ({already} already done)" if already else ""
+            log(f"sweep {spec.name!r}: {len(missing)} of {len(runs)} runs to do{resumed}, {where}")
+        tasks = (make_task(spec, r) for r in missing)  # lazily: one dict per run otherwise
+        if backend == "serial" or not missing:
+            results = run_serial(tasks)
+        elif backend == "process":
+            results = run_process(tasks, min(workers, len(missing)), log=log)
+        else:
+            results = run_dask(tasks, workers, scheduler, f"abm-{manifest['content_hash'][:12]}")
+        from tqdm import tqdm
+
+        bar = tqdm(
+            total=len(runs),
+            initial=already,
+            unit="run",
+            desc=spec.name,
+            disable=not progress or not missing,
+            dynamic_ncols=True,
+        )
+        try:
+            for df, summary, probed in results:
+                write_run(out, df, summary, probed)
+                bar.update(1)
+        finally:
+            bar.close()
+            close = getattr(results, "close", None)
+            if close:
+                close()
+        summary = build_summary(out, [r.run_id for r in runs])
+        write_table(summary, out / "summary.parquet")
+        manifest = old or manifest
+        manifest["completed"] = datetime.now(UTC).isoformat(timespec="seconds")
+        manifest["completed_with"] = {**provenance(), "backend": backend}
+        write_json(manifest, out / "manifest.json")
+    return SweepOutcome(out, len(runs), already, len(missing), summary)

@@ -1,0 +1,254 @@
+"""The sweep spec's tables and keys, declared once, and the one checker that reads them.
+
+Each key is a ``Key``: what it means, how its value is checked, and its default. ``read_table``
+refuses unknown keys, reports a missing required key, checks every value and fills the defaults,
+so every message has one form, ``FILE: TABLE.KEY: what is wrong (the value, what is allowed)``.
+Checks that span several keys (``days`` or ``steps``, ``seed`` or ``seeds``, a parameter fixed and
+varied) are in :mod:`abm.sweep.spec`; a parameter's name and value are checked by ``abm.params``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from abm import params as P
+from abm.analysis.outcomes import ESCAPE_FRACTION, ESCAPE_MULTIPLE
+
+SAMPLE_METHODS = ("lhs", "sobol")
+MISSING: Any = object()  # a key without a default: absent from the table read
+
+
+class SpecError(ValueError):
+    """A sweep spec that cannot run; the message names the file and the key."""
+
+
+class Invalid(ValueError):
+    """A value check failed: the message, and where inside the value (e.g. ``[1]`` of a list)."""
+
+    def __init__(self, message: str, where: str = "") -> None:
+        super().__init__(message)
+        self.where = where
+
+
+Error = Callable[[str, str], SpecError]  # (key, message) -> the error to raise
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key of a spec table."""
+
+    help: str  # what it means (for the docs and the reader of this file)
+    check: Callable[[Any], Any]  # the value, checked and coerced; raises ``Invalid``
+    default: Any = MISSING
+    required: str | None = None  # the message when the key is missing; None: optional
+
+
+def show(value: Any) -> str:
+    """A value in a message, with its TOML-ish type."""
+    return f"{value!r} ({type(value).__name__})" if not isinstance(value, dict) else "a table"
+
+
+def integer(low: int, what: str) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise Invalid(f"expected {what}, got {show(value)}")
+        return value
+
+    return check
+
+
+def positive(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise Invalid(f"expected a positive number, got {show(value)}")
+    return float(value)
+
+
+def fraction(value: Any) -> float:
+    value = positive(value)
+    if value > 1:
+        raise Invalid(f"expected a fraction in (0, 1], got {value}")
+    return value
+
+
+def days(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise Invalid(f"expected a positive number of days, got {show(value)}")
+    if round(value * 24) < 1:
+        raise Invalid(f"{value} days is less than one step (1 h)")
+    return value
+
+
+NAME_HINT = 'required: a non-empty string, e.g. name = "checkpoint-timing"'
+
+
+def name(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid(NAME_HINT)
+    return value.strip()
+
+
+def text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise Invalid(f"expected a string, got {show(value)}")
+    return value.strip()
+
+
+def scenario(value: Any) -> str | None:
+    """A scenario name from ``abm.scenarios``, or None (the defaults)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise Invalid(f"expected a scenario name, got {show(value)}")
+    from abm.scenarios import scenario_params
+
+    try:
+        scenario_params(value)
+    except ValueError as err:
+        raise Invalid(str(err)) from None
+    return value
+
+
+def seed_list(value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list) or not value:
+        raise Invalid(f"expected a non-empty list of seeds, got {show(value)}")
+    seed = integer(0, "a non-negative integer")
+    for i, item in enumerate(value):
+        try:
+            seed(item)
+        except Invalid as err:
+            raise Invalid(str(err), f"[{i}]") from None
+    if len(set(value)) != len(value):
+        raise Invalid(f"seeds repeat: {value} (each replicate needs its own seed)")
+    return tuple(value)
+
+
+def method(value: Any) -> str:
+    if value not in SAMPLE_METHODS:
+        raise Invalid(f'expected "lhs" or "sobol", got {show(value)}')
+    return value
+
+
+def table(required: str) -> Callable[[Any], dict[str, Any]]:
+    def check(value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict) or not value:
+            raise Invalid(required)
+        return value
+
+    return check
+
+
+# --- the declared schema ----------------------------------------------------------------------
+
+TABLES = {
+    "sweep": "name, scenario, length, replicates and seeds",
+    "parameters": "fixed overrides on the scenario: name = value",
+    "arms": "named arms: [arms.NAME], each an optional scenario and overrides",
+    "factors": "the full grid: name = [value, ...]",
+    "sample": "a space-filling sample: method, n, seed, [sample.bounds]",
+    "outcome": "how runs are classified",
+    "probes": "measurements during each run: [probes.NAME] with the probe's options",
+}
+
+SWEEP = {
+    "name": Key("a short name for the sweep", name, required=NAME_HINT),
+    "description": Key("the question the sweep answers (free text)", text, ""),
+    "scenario": Key("a base scenario from abm.scenarios", scenario, None),
+    "days": Key("simulated days per run", days),
+    "steps": Key("simulated hours per run (instead of days)",
+                 integer(1, "a positive number of hours")),
+    "replicates": Key("runs per point, with different seeds", integer(1, "an integer >= 1"), 1),
+    "seed": Key("master seed; replicate seeds derive from it",
+                integer(0, "a non-negative integer"), 0),
+    "seeds": Key("the replicate seeds themselves, instead of seed (e.g. [0, 1, 2, 3])", seed_list),
+    "record_every": Key("steps between time-series rows",
+                        integer(1, "an integer >= 1 (steps)"), 24),
+}
+
+BOUNDS_HINT = "required: a table [sample.bounds] of name = [low, high]"
+SAMPLE = {
+    "method": Key('"lhs" (Latin hypercube) or "sobol" (Saltelli)', method,
+                  required='required: "lhs" or "sobol"'),
+    "n": Key("lhs: points; sobol: base samples (a power of 2)", integer(1, "an integer >= 1"),
+             required="required: the number of sample points (sobol: base samples)"),
+    "seed": Key("the sample's seed (default: the master seed)",
+                integer(0, "a non-negative integer"), None),
+    "bounds": Key("name = [low, high] per sampled parameter", table(BOUNDS_HINT),
+                  required=BOUNDS_HINT),
+}
+
+OUTCOME = {
+    "escape_multiple": Key("x initial burden at which a tumour has escaped", positive,
+                           ESCAPE_MULTIPLE),
+    "escape_fraction": Key("fraction of the grid at which a tumour has escaped", fraction,
+                           ESCAPE_FRACTION),
+}
+
+
+def read_tables(data: dict[str, Any], error: Error) -> dict[str, dict[str, Any]]:
+    """The top-level tables (each ``{}`` when absent); unknown or non-table ones refused."""
+    for key in data:
+        if key not in TABLES:
+            raise error(key, f"unknown table; expected {', '.join(f'[{k}]' for k in TABLES)}")
+    tables = {}
+    for key in TABLES:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            raise error(key, f"expected a table [{key}], got {show(value)}")
+        tables[key] = value
+    if "sweep" not in data:
+        raise error("sweep", "missing table [sweep] (with at least name and days or steps)")
+    return tables
+
+
+def read_table(values: dict[str, Any], keys: dict[str, Key], prefix: str, error: Error):
+    """The table's values checked against ``keys``, defaults filled in."""
+    for key in values:
+        if key not in keys:
+            raise error(f"{prefix}.{key}", "unknown key; expected one of " + ", ".join(keys))
+    out = {}
+    for key, spec in keys.items():
+        if key not in values:
+            if spec.required:
+                raise error(f"{prefix}.{key}", spec.required)
+            if spec.default is not MISSING:
+                out[key] = spec.default
+            continue
+        try:
+            out[key] = spec.check(values[key])
+        except Invalid as err:
+            raise error(f"{prefix}.{key}{err.where}", str(err)) from None
+    return out
+
+
+# --- parameters -------------------------------------------------------------------------------
+
+
+def canonical(pname: str) -> str:
+    """A parameter's current name (a deprecated name is kept in the spec and the tables as the
+    user wrote it, and renamed only where the model's arguments are built)."""
+    return getattr(P, "ALIASES", {}).get(pname, pname)
+
+
+def check_name(pname: str, error: Error, key: str) -> None:
+    """A model parameter's name (``rng`` is not one: seeds come from [sweep])."""
+    if pname == "rng":
+        raise error(
+            key, "seeds come from sweep.seed (or sweep.seeds) and sweep.replicates, not from rng"
+        )
+    if canonical(pname) not in P.PARAMS:
+        try:
+            P.validate({pname: None})
+        except ValueError as err:
+            raise error(key, str(err)) from None
+
+
+def check_param(pname: str, value: Any, error: Error, key: str) -> Any:
+    """A model parameter's value, checked and coerced by ``abm.params``."""
+    check_name(pname, error, key)
+    try:
+        checked = P.validate({pname: value})
+    except ValueError as err:
+        raise error(key, str(err)) from None
+    return checked.get(pname, *checked.values())  # (a deprecated name may come back renamed)

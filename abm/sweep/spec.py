@@ -1,0 +1,341 @@
+"""A sweep spec: the validated description of a sweep (``Spec``), read from TOML or data.
+
+The tables and keys are declared in :mod:`abm.sweep.schema`; here are the rules that span keys
+(``days`` or ``steps``, ``seed`` or ``seeds``, a parameter fixed or varied but not both), the
+parameters resolved once with ``abm.params.resolve``, and the spec's hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from abm import params as P
+from abm.sweep import schema as S
+from abm.sweep.schema import Error, SpecError, canonical, check_name, check_param, show
+
+ARM = "arm"  # the column naming a run's arm
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A space-filling sample over ``bounds`` (``scipy.stats.qmc`` / SALib's Saltelli scheme)."""
+
+    method: str
+    n: int
+    seed: int
+    bounds: dict[str, tuple[float, float]]
+
+    @property
+    def n_points(self) -> int:
+        """LHS: ``n`` points. Sobol: ``n`` base samples x (D + 2) for first-order and total
+        indices (Saltelli's scheme as in SALib, without second-order terms)."""
+        return self.n if self.method == "lhs" else self.n * (len(self.bounds) + 2)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated sweep spec. ``base`` is every model parameter resolved (defaults, then the
+    scenario, then ``[parameters]``), so runs do not depend on defaults changing later."""
+
+    name: str
+    description: str
+    scenario: str | None
+    steps: int
+    replicates: int
+    seed: int
+    record_every: int
+    parameters: dict[str, Any]
+    factors: dict[str, list[Any]]
+    sample: Sample | None
+    outcome: dict[str, float]
+    base: dict[str, Any] = field(repr=False)
+    seeds: tuple[int, ...] | None = None
+    # name -> {"scenario": str | None, "parameters": {...}}; resolved parameters per arm
+    arms: dict[str, dict[str, Any]] = field(default_factory=dict)
+    arm_bases: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    # probe name -> options, as given in [probes.NAME] (checked by abm.analysis.probes)
+    probes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def varied(self) -> list[str]:
+        """Names of what differs between points (``arm`` first when there are arms)."""
+        return (
+            ([ARM] if self.arms else [])
+            + list(self.factors)
+            + (list(self.sample.bounds) if self.sample else [])
+        )
+
+    @property
+    def n_points(self) -> int:
+        grid = math.prod(len(v) for v in self.factors.values()) * max(len(self.arms), 1)
+        return grid * (self.sample.n_points if self.sample else 1)
+
+    @property
+    def n_runs(self) -> int:
+        return self.n_points * self.replicates
+
+    @property
+    def base_parameters(self) -> dict[str, Any]:
+        """The resolved parameters every point starts from (per arm when there are arms)."""
+        return self.arm_bases if self.arms else self.base
+
+    def params_for(self, point: dict[str, Any]) -> dict[str, Any]:
+        """The model's keyword arguments at one point (without ``rng``)."""
+        rest = {canonical(k): v for k, v in point.items() if k != ARM}
+        base = self.arm_bases[point[ARM]] if self.arms else self.base
+        return {**base, **rest}
+
+    def normalised(self) -> dict[str, Any]:
+        """The spec as plain JSON data with every default filled in (what the hash covers)."""
+        out: dict[str, Any] = {
+            "sweep": {
+                "name": self.name,
+                "description": self.description,
+                "scenario": self.scenario,
+                "steps": self.steps,
+                "replicates": self.replicates,
+                "seed": self.seed,
+                "record_every": self.record_every,
+            },
+            "parameters": dict(sorted(self.parameters.items())),
+            # a list of pairs: the order of factors fixes the point ids
+            "factors": [[name, list(values)] for name, values in self.factors.items()],
+            "sample": None,
+            "outcome": dict(sorted(self.outcome.items())),
+        }
+        # only when used, so sweeps started before arms, seed lists and probes keep their hash
+        if self.seeds is not None:
+            out["sweep"]["seeds"] = list(self.seeds)
+        if self.arms:
+            out["arms"] = [
+                [name, {"scenario": arm["scenario"],
+                        "parameters": dict(sorted(arm["parameters"].items()))}]
+                for name, arm in self.arms.items()
+            ]
+        if self.probes:
+            out["probes"] = {
+                name: dict(sorted(options.items())) for name, options in sorted(self.probes.items())
+            }
+        if self.sample:
+            out["sample"] = {
+                "method": self.sample.method,
+                "n": self.sample.n,
+                "seed": self.sample.seed,
+                "bounds": [[k, list(v)] for k, v in self.sample.bounds.items()],
+            }
+        return out
+
+
+def canonical_json(obj: Any) -> bytes:
+    """JSON bytes that are the same for equal data (what the hashes are taken of)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+def spec_hash(spec: Spec) -> str:
+    """SHA-256 of the normalised spec (what makes two specs the same sweep)."""
+    return hashlib.sha256(canonical_json(spec.normalised())).hexdigest()
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a TOML sweep spec; raise ``SpecError`` naming the file and the key."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise SpecError(f"{path}: cannot read the spec ({err.strerror or err})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise SpecError(f"{path}: not valid TOML: {err}") from None
+    return parse_spec(data, source=str(path))
+
+
+def parse_spec(data: dict[str, Any], source: str = "spec") -> Spec:
+    """Validate a spec given as data (the parsed TOML); raise ``SpecError`` naming the key."""
+
+    def error(key: str, message: str) -> SpecError:
+        return SpecError(f"{source}: {key}: {message}")
+
+    tables = S.read_tables(data, error)
+    sweep = S.read_table(tables["sweep"], S.SWEEP, "sweep", error)
+    steps = _steps(sweep, error)
+    if "seeds" in sweep:
+        _check_seed_list(tables["sweep"], error)
+        sweep["replicates"] = len(sweep["seeds"])
+    parameters = {
+        pname: check_param(pname, value, error, f"parameters.{pname}")
+        for pname, value in tables["parameters"].items()
+    }
+    arms = _parse_arms(tables["arms"], sweep["scenario"], error)
+    fixed = {"set in [parameters]": parameters}
+    fixed.update({f"set in [arms.{a}]": arm["parameters"] for a, arm in arms.items()})
+    factors = _parse_factors(tables["factors"], fixed, error)
+    sample = None
+    if "sample" in data:
+        sample = _parse_sample(tables["sample"], sweep["seed"], error)
+        _check_not_fixed(sample.bounds, "sample.bounds", {**fixed, "a factor": factors}, error)
+    spec = Spec(
+        name=sweep["name"],
+        description=sweep["description"],
+        scenario=sweep["scenario"],
+        steps=steps,
+        replicates=sweep["replicates"],
+        seed=sweep["seed"],
+        record_every=sweep["record_every"],
+        parameters=parameters,
+        factors=factors,
+        sample=sample,
+        outcome=S.read_table(tables["outcome"], S.OUTCOME, "outcome", error),
+        base=P.resolve(sweep["scenario"], parameters),
+        seeds=sweep.get("seeds"),
+        arms=arms,
+        # the arm's scenario (else the sweep's), [parameters], then the arm's own
+        arm_bases={a: P.resolve(arm["scenario"], parameters, arm["parameters"])
+                   for a, arm in arms.items()},
+        probes=_parse_probes(tables["probes"], error),
+    )
+    _check_domains(spec, error)
+    return spec
+
+
+def _steps(sweep: dict[str, Any], error: Error) -> int:
+    if ("days" in sweep) == ("steps" in sweep):
+        raise error("sweep.days", "give exactly one of days = 30 or steps = 720")
+    return round(sweep["days"] * 24) if "days" in sweep else sweep["steps"]
+
+
+def _check_seed_list(given: dict[str, Any], error: Error) -> None:
+    if "seed" in given:
+        raise error("sweep.seeds", "give seed (a master seed) or seeds (a list), not both")
+    if "replicates" in given and given["replicates"] != len(given["seeds"]):
+        raise error(
+            "sweep.replicates",
+            f"{given['replicates']!r}, but {len(given['seeds'])} seeds are listed; "
+            "leave replicates out",
+        )
+
+
+def _parse_arms(table: dict[str, Any], scenario: str | None, error: Error) -> dict[str, Any]:
+    """``[arms.NAME]`` tables: each an optional ``scenario`` and parameter overrides."""
+    arms: dict[str, dict[str, Any]] = {}
+    for arm_name, arm in table.items():
+        key = f"arms.{arm_name}"
+        if not arm_name.strip():
+            raise error("arms", "an arm needs a non-empty name")
+        if not isinstance(arm, dict):
+            raise error(key, f"expected a table of overrides (may be empty), got {show(arm)}")
+        try:
+            arm_scenario = S.scenario(arm.get("scenario", scenario))
+        except S.Invalid as err:
+            raise error(f"{key}.scenario", str(err)) from None
+        overrides = {
+            pname: check_param(pname, value, error, f"{key}.{pname}")
+            for pname, value in arm.items()
+            if pname != "scenario"
+        }
+        arms[arm_name] = {"scenario": arm_scenario, "parameters": overrides}
+    if len(arms) == 1:
+        raise error("arms", "one arm only; give at least two, or use [parameters]")
+    return arms
+
+
+def _parse_factors(
+    table: dict[str, Any], fixed: dict[str, dict[str, Any]], error: Error
+) -> dict[str, list[Any]]:
+    factors = {}
+    for pname, values in table.items():
+        key = f"factors.{pname}"
+        check_name(pname, error, key)
+        if not isinstance(values, list) or not values:
+            raise error(key, f"expected a non-empty list of values, got {show(values)}")
+        checked = [check_param(pname, v, error, f"{key}[{i}]") for i, v in enumerate(values)]
+        if len(set(map(repr, checked))) != len(checked):
+            raise error(key, f"values repeat: {checked} (each value once; use replicates)")
+        if any(canonical(other) == canonical(pname) for other in factors):
+            raise error(key, "the same parameter as another factor (under its old name)")
+        factors[pname] = checked
+    _check_not_fixed(factors, "factors", fixed, error)
+    return factors
+
+
+def _check_not_fixed(
+    varied: dict[str, Any], prefix: str, fixed: dict[str, dict[str, Any]], error: Error
+) -> None:
+    """A parameter is fixed ([parameters], an arm), a factor or sampled: one of these only.
+    ``fixed``: where (e.g. "set in [parameters]", "a factor") -> the names there."""
+    for pname in varied:
+        for where, names in fixed.items():
+            if canonical(pname) in map(canonical, names):
+                raise error(
+                    f"{prefix}.{pname}", f"also {where}; a parameter is fixed ([parameters] or "
+                    "an arm), a factor or sampled: one of these only"
+                )
+
+
+def _parse_sample(table: dict[str, Any], master_seed: int, error: Error) -> Sample:
+    sample = S.read_table(table, S.SAMPLE, "sample", error)
+    n = sample["n"]
+    if sample["method"] == "sobol" and n & (n - 1):
+        raise error("sample.n", f"{n}: the sobol method needs a power of 2 (e.g. 32, 64, 128)")
+    bounds = {}
+    for pname, pair in sample["bounds"].items():
+        key = f"sample.bounds.{pname}"
+        check_name(pname, error, key)
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise error(key, f"expected [low, high], got {show(pair)}")
+        low = check_param(pname, pair[0], error, f"{key}[0]")
+        high = check_param(pname, pair[1], error, f"{key}[1]")
+        if P.PARAMS[canonical(pname)].kind is bool:
+            raise error(key, "a true/false parameter cannot be sampled; make it a factor")
+        if low is None or high is None or not low < high:
+            raise error(key, f"expected low < high, got [{low}, {high}]")
+        bounds[pname] = (low, high)
+    seed = master_seed if sample["seed"] is None else sample["seed"]
+    return Sample(method=sample["method"], n=n, seed=seed, bounds=bounds)
+
+
+def _parse_probes(table: dict[str, Any], error: Error) -> dict[str, dict[str, Any]]:
+    """``[probes.NAME]`` tables, checked by building the probes once (``make_probes``)."""
+    from abm.analysis.probes import make_probes
+
+    for probe, options in table.items():
+        try:
+            make_probes({probe: options})
+        except (ValueError, TypeError) as err:
+            raise error(f"probes.{probe}", str(err)) from None
+    return {probe: dict(options) for probe, options in table.items()}
+
+
+def _check_domains(spec: Spec, error: Error) -> None:
+    """Cross-parameter checks the model makes at construction (e.g. the founder tumour must fit
+    the grid): build one model for each distinct domain among the points, before any run."""
+    from abm.model import TumorModel
+    from abm.sweep.expansion import iter_points
+
+    names = ("width", "height", "initial_tumor_cells")
+    varied = [n for n in names if n in spec.varied]
+    seen = set()
+    for point in iter_points(spec) if varied or spec.arms else [{}]:
+        params = spec.params_for(point)
+        domain = tuple(params[n] for n in names)
+        if domain in seen:
+            continue
+        seen.add(domain)
+        if len(seen) > 20:  # a sampled domain: the per-parameter ranges were checked already
+            return
+        try:
+            TumorModel(rng=0, **params)
+        except ValueError as err:
+            if spec.arms and not varied:
+                raise error(f"arms.{point[ARM]}", str(err)) from None
+            if not varied:
+                raise error("parameters", str(err)) from None
+            where = ", ".join(f"{n} = {point[n]}" for n in varied)
+            key = "factors" if varied[0] in spec.factors else "sample.bounds"
+            raise error(key, f"at {where}: {err}") from None

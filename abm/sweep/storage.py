@@ -1,0 +1,207 @@
+"""What a sweep directory holds on disk: one Parquet file per run (its time series, with its
+summary row and probe results in the file's metadata), the summary table built from them, and
+the manifest (what the sweep is, to refuse resuming a different one).
+
+A run's file is written atomically and is the single unit of a run: it is wholly on disk or
+missing, and everything about the run can be read back from it, so resuming needs nothing else.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import math
+import zlib
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from abm.sweep.spec import canonical_json, spec_hash
+
+if TYPE_CHECKING:
+    from abm.sweep.expansion import Run
+    from abm.sweep.spec import Spec
+
+FORMAT = "abm-sweep/1"
+ID_COLUMNS = ["run_id", "point_id", "replicate", "seed"]
+RUN_META_KEY = b"abm.run"  # the run's summary row (JSON)
+PROBES_META_KEY = b"abm.probes"  # {probe name: result}, numpy arrays encoded (encode_probes)
+_ARRAY = "__ndarray__"
+
+
+class SweepError(RuntimeError):
+    """A sweep that cannot start or continue (e.g. a changed spec in an existing directory)."""
+
+
+def run_path(out: Path, run_id: str) -> Path:
+    return Path(out) / "runs" / f"{run_id}.parquet"
+
+
+def write_run(
+    out: Path, df: pd.DataFrame, summary: dict[str, Any], probes: dict[str, Any] | None = None
+) -> Path:
+    """Write one run's file atomically, its summary row (and probe results, if any) in the
+    Parquet metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from abm.run import atomic_write_bytes
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[RUN_META_KEY] = json.dumps(_json_safe(summary)).encode()
+    if probes:
+        meta[PROBES_META_KEY] = encode_probes(probes)
+    buf = io.BytesIO()
+    pq.write_table(table.replace_schema_metadata(meta), buf)
+    path = run_path(out, summary["run_id"])
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def _run_metadata(path: Path) -> dict[bytes, bytes]:
+    import pyarrow.parquet as pq
+
+    meta = pq.read_metadata(path).metadata or {}  # the footer only (read_schema keeps ~25 kB)
+    if RUN_META_KEY not in meta:
+        raise SweepError(f"{path}: not a run file of an abm sweep (no run summary in it)")
+    return meta
+
+
+def read_run_summary(path: Path) -> dict[str, Any]:
+    """The summary row stored in a run file (reads the footer only)."""
+    row = json.loads(_run_metadata(path)[RUN_META_KEY])
+    return {k: (math.nan if v is None else v) for k, v in row.items()}
+
+
+def read_run_probes(path: Path) -> dict[str, Any]:
+    """``{probe name: result}`` stored in a run file, numpy arrays decoded (``{}`` if the sweep
+    had no probes)."""
+    meta = _run_metadata(path)
+    return decode_probes(meta[PROBES_META_KEY]) if PROBES_META_KEY in meta else {}
+
+
+def encode_probes(results: dict[str, Any]) -> bytes:
+    """Probe results as JSON bytes; each numpy array becomes ``{"__ndarray__": base64 of the
+    zlib-compressed ``np.save`` bytes, "dtype", "shape"}``, so dtype and shape survive."""
+
+    def encode(value: Any) -> Any:
+        if isinstance(value, np.ndarray):
+            buf = io.BytesIO()
+            np.save(buf, value, allow_pickle=False)
+            data = base64.b64encode(zlib.compress(buf.getvalue(), 6)).decode("ascii")
+            return {_ARRAY: data, "dtype": value.dtype.str, "shape": list(value.shape)}
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, dict):
+            return {str(k): encode(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [encode(v) for v in value]
+        return value
+
+    return json.dumps(encode(results)).encode()
+
+
+def decode_probes(data: bytes | str) -> dict[str, Any]:
+    """The inverse of ``encode_probes``."""
+
+    def decode(value: Any) -> Any:
+        if isinstance(value, dict):
+            if _ARRAY in value:
+                raw = zlib.decompress(base64.b64decode(value[_ARRAY]))
+                return np.load(io.BytesIO(raw), allow_pickle=False)
+            return {k: decode(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [decode(v) for v in value]
+        return value
+
+    return decode(json.loads(data))
+
+
+def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+
+
+def build_summary(out: Path, run_ids: Iterable[str]) -> pd.DataFrame:
+    """One row per run, in run-list order, from the run files (so resuming changes nothing)."""
+    rows = [read_run_summary(run_path(out, run_id)) for run_id in run_ids]
+    return pd.DataFrame(rows)
+
+
+def read_manifest(out: Path) -> dict[str, Any]:
+    path = Path(out) / "manifest.json"
+    if not path.exists():
+        raise SweepError(f"{out}: not a sweep directory (no manifest.json)")
+    return json.loads(path.read_text())
+
+
+def make_manifest(spec: Spec, runs: list[Run], spec_text: str | None) -> dict[str, Any]:
+    """The manifest of a sweep: its normalised spec and hash, a hash of everything that fixes
+    the results (spec, resolved parameters, run list), the run list, and provenance."""
+    from abm.run import provenance
+
+    fingerprint = {
+        "spec": spec.normalised(),
+        "base": spec.base_parameters,
+        "runs": [r.as_dict() for r in runs],
+    }
+    return {
+        "format": FORMAT,
+        "spec_hash": spec_hash(spec),
+        "content_hash": hashlib.sha256(canonical_json(fingerprint)).hexdigest(),
+        "spec": spec.normalised(),
+        "spec_text": spec_text,
+        "varied": spec.varied,
+        "base_parameters": spec.base_parameters,
+        "n_points": spec.n_points,
+        "n_runs": len(runs),
+        "runs": [r.as_dict() for r in runs],
+        "provenance": provenance(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "completed": None,
+    }
+
+
+def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted keys where two JSON values differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = list(dict.fromkeys([*old, *new]))
+        return [d for k in keys for d in _diff(old.get(k), new.get(k), f"{prefix}{k}.")]
+    return [] if old == new else [prefix.rstrip(".") or "(all)"]
+
+
+def check_existing(out: Path, manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The manifest already in ``out`` if it is the same sweep; ``SweepError`` otherwise."""
+    path = out / "manifest.json"
+    if not path.exists():
+        runs_dir = out / "runs"
+        if runs_dir.exists() and any(runs_dir.glob("*.parquet")):
+            raise SweepError(f"{out}: has runs/ but no manifest.json; use a new --out directory")
+        return None
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise SweepError(f"{path}: unreadable ({err}); use a new --out directory") from None
+    if old.get("format") != FORMAT:
+        raise SweepError(f"{out}: not a sweep directory of this version ({old.get('format')})")
+    fix = "use a new --out directory, or delete this one to start over"
+    if old["spec_hash"] != manifest["spec_hash"]:
+        changed = _diff(old.get("spec"), manifest["spec"])
+        raise SweepError(
+            f"{out} holds a sweep with a different spec (changed: {', '.join(changed)}); {fix}"
+        )
+    if old["content_hash"] != manifest["content_hash"]:
+        changed = _diff(old.get("base_parameters"), manifest["base_parameters"])
+        what = (
+            f"the scenario or model defaults changed since it started ({', '.join(changed)})"
+            if changed
+            else "the expanded run list differs (a different SciPy/SALib sampler?)"
+        )
+        raise SweepError(f"{out}: same spec, but {what}; {fix}")
+    return old
