@@ -220,3 +220,35 @@ def test_escape_is_reached_at_exactly_the_threshold():
     assert classify(200, 999, sites=10_000) == "controlled"
     assert classify(2000, 5000, sites=10_000) == "escape"  # half the field
     assert classify(200, 0, sites=10_000) == "eliminated"
+
+
+# --- a sweep directory read back ------------------------------------------------------------
+
+
+def test_probes_run_through_the_sweep_and_runs_group_by_point(tmp_path):
+    """The sweep runner stores the probes' results with each run; ``by_point`` groups the runs
+    by arm in seed order, and what a probe stored is what the same probe measures directly."""
+    from abm.analysis.runs import by_point, finals
+    from abm.sweep import load_sweep, parse_spec, run_sweep
+
+    spec = parse_spec({
+        "sweep": {"name": "t", "days": 2, "seeds": [4, 5], "record_every": 1},
+        "parameters": HOT,
+        "arms": {"hot": {}, "cold": {"tcell_influx": 0.0}},
+        "probes": {"contacts": {"days": [1, 2]}, "antigen_loss": {}, "snapshot": {"day": 1}},
+    })
+    run_sweep(spec, tmp_path / "s", backend="serial", progress=False, log=lambda _: None)
+    groups = by_point(load_sweep(tmp_path / "s"))
+    assert list(groups) == ["hot", "cold"]
+    assert [r.seed for r in groups["hot"]] == [4, 5]
+    hot = groups["hot"][0]
+    assert len(hot.df) == 49 and hot.n0 == 150 and finals(groups["hot"])[0] == hot.n_cancer
+    assert hot.snapshot["kind"].shape == (40, 40) and hot.snapshot["day"] == 1.0
+    assert groups["cold"][0].probes["contacts"]["died"].sum() == 0  # no T cells, no kills
+
+    model = TumorModel(rng=4, **HOT)
+    direct = make_probes({"contacts": {"days": [1, 2]}})
+    observe(model, 48, direct)
+    np.testing.assert_array_equal(hot.probes["contacts"]["exposed"], direct[0].exposed)
+    np.testing.assert_array_equal(hot.probes["contacts"]["died"], direct[0].died)
+    assert hot.n_cancer == model.n_cancer
