@@ -426,9 +426,9 @@ class TumorModel(mesa.Model):
         self.exhausted_fraction = (
             sum(a.exhausted for a in killers) / len(killers) if killers else 0.0
         )
-        ctla4 = self.treatments["anti_ctla4"]
-        self.ctla4_occupancy = ctla4.occupancy
-        self.vaccine_response = self.treatments["vaccine"].response()
+        for treatment in self.treatments.values():
+            for name, value in treatment.census().items():
+                setattr(self, name, value)
 
 
 def _signature() -> inspect.Signature:

@@ -36,6 +36,32 @@ def relative_benefit(treated, untreated):
 
 
 # --- dosing mechanics ---------------------------------------------------------------------------
+def test_a_schedule_is_when_from_the_parameters_named_after_the_therapy():
+    from abm.agents import TREATMENTS, Schedule
+    from abm.params import defaults
+
+    p = {**defaults(), "vaccine_start_day": 1.5, "vaccine_interval_days": 0.5,
+         "vaccine_doses": 3, "vaccine_dose": 2.0}
+    schedule = Schedule.from_params(p, "vaccine")
+    assert schedule == Schedule(1.5, 0.5, 3, 2.0)
+    assert schedule.hours == {36, 48, 60} and schedule.due(48) and not schedule.due(49)
+    assert Schedule.from_params(defaults(), "cart").hours == frozenset()  # not scheduled
+    model = TumorModel(rng=1, width=20, height=20, initial_tumor_cells=10, **{
+        k: v for k, v in p.items() if k.startswith("vaccine_")})
+    assert model.treatments["vaccine"].schedule == schedule
+    for name, cls in TREATMENTS.items():  # the product is named after its parameters
+        assert cls.name == name and f"{name}_dose" in defaults()
+        assert model.treatments[name].dose_param == f"{name}_dose"
+
+
+def test_scheduled_doses_are_given_at_their_hours_and_logged():
+    model = TumorModel(rng=1, width=20, height=20, initial_tumor_cells=10, cart_start_day=0.5,
+                       cart_doses=2, cart_interval_days=1.0, cart_dose=3, tcell_influx=0.0)
+    model.run_for(60)
+    assert [(d["hour"], d["therapy"], d["dose"], d["scheduled"]) for d in model.dose_log] == [
+        (12, "cart", 3, True), (36, "cart", 3, True)]
+
+
 def test_administer_validates_names_and_doses():
     model = TumorModel(rng=1, width=30, height=30, initial_tumor_cells=20)
     with pytest.raises(ValueError, match="unknown therapy 'aspirin'.*anti_pd1"):

@@ -4,6 +4,7 @@ from abm.agents.base import Kind
 from abm.agents.cancer import CancerCell
 from abm.agents.suppressors import MDSC, Treg
 from abm.agents.tcell import CARTCell, TCell
-from abm.agents.treatments import TREATMENTS, Treatment
+from abm.agents.treatments import TREATMENTS, Schedule, Treatment
 
-__all__ = ["Kind", "CancerCell", "TCell", "CARTCell", "Treg", "MDSC", "Treatment", "TREATMENTS"]
+__all__ = ["Kind", "CancerCell", "TCell", "CARTCell", "Treg", "MDSC", "Schedule", "Treatment",
+           "TREATMENTS"]

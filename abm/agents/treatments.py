@@ -1,20 +1,29 @@
-"""Treatment agents: anti-PD-1, anti-CTLA-4, a cancer vaccine and CAR-T infusions.
+"""Therapies: anti-PD-1, anti-CTLA-4, a cancer vaccine and CAR-T infusions.
 
-A treatment is a Mesa agent without a grid cell, stepped first every hour (like starsim's
-interventions). It has a schedule (start day, interval, number of doses, dose) and two methods:
+Each therapy is two separate things, as starsim separates delivery from product:
 
-- ``give(dose, hour)``: what one dose does now, acting from ``hour`` (called for scheduled
-  doses and by ``TumorModel.administer`` for a dose given live, e.g. from the dashboard);
-- ``act()``: called every hour; decays the drug and writes its effect into the model's
-  ``effects`` (PD-1 occupancy, recruitment factors, extra antigen-specific influx).
+- **when** (:class:`Schedule`): the start day, interval, number of doses and the amount per
+  dose, read from the parameters ``<therapy>_start_day``, ``<therapy>_interval_days``,
+  ``<therapy>_doses`` and ``<therapy>_dose``; it turns them into the hours at which a dose is
+  due, and knows nothing of what a dose does;
+- **what** (a :class:`Treatment` subclass, the product): ``give(dose, hour)`` is what one dose
+  does, acting from ``hour`` on (called for scheduled doses and by ``TumorModel.administer``
+  for a dose given live, e.g. from the dashboard); ``act()`` runs every hour, decays the drug
+  and writes its effect into the model's ``effects`` (PD-1 occupancy, recruitment factors,
+  extra antigen-specific influx).
 
-The model knows no therapy by name: a new therapy is a new subclass added to ``TREATMENTS``.
+A treatment is a Mesa agent without a grid site, stepped first every hour (like starsim's
+interventions): it gives the doses its schedule says are due, then acts. The model knows no
+therapy by name: a new therapy is a new subclass added to ``TREATMENTS`` (and its parameters,
+named after it, in ``abm.params``).
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mesa import Agent
 
@@ -22,35 +31,74 @@ if TYPE_CHECKING:
     from abm.model import TumorModel
 
 
-class Treatment(Agent):
-    """Base class: a schedule read from the parameters ``<prefix>_start_day`` etc.
+@dataclass(frozen=True)
+class Schedule:
+    """When a therapy is given: ``doses`` doses of ``dose`` each, ``interval_days`` apart from
+    ``start_day`` (``None`` = not scheduled). ``hours`` holds the model hours at which a dose is
+    due (hour h is simulated by the step that runs with ``model.steps`` = h + 1)."""
 
-    Subclasses set ``name`` (used by ``administer``), ``label``, ``prefix`` (parameter-name
-    prefix) and ``dose_param`` (the parameter holding the amount per dose).
+    start_day: float | None
+    interval_days: float
+    doses: int
+    dose: float
+    hours: frozenset[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        hours: frozenset[int] = frozenset()
+        if self.start_day is not None:
+            hours = frozenset(
+                round((self.start_day + k * self.interval_days) * 24) for k in range(self.doses)
+            )
+        object.__setattr__(self, "hours", hours)
+
+    @classmethod
+    def from_params(cls, p: Mapping[str, Any], therapy: str) -> Schedule:
+        """The schedule of ``therapy`` from its parameters ``<therapy>_start_day`` etc."""
+        return cls(p[f"{therapy}_start_day"], p[f"{therapy}_interval_days"],
+                   p[f"{therapy}_doses"], p[f"{therapy}_dose"])
+
+    def due(self, hour: int) -> bool:
+        """Whether a scheduled dose starts acting in ``hour``."""
+        return hour in self.hours
+
+
+class Treatment(Agent):
+    """Base class of the products: what one dose does (``give``) and what the therapy does
+    every hour (``act``). Its :class:`Schedule` (``schedule``) is built from the parameters
+    named after the therapy.
+
+    Subclasses set ``name`` (the therapy: used by ``administer`` and as the parameter-name
+    prefix), ``label`` (for people) and, if not standard doses, ``dose_unit``.
     """
 
     name: ClassVar[str]
     label: ClassVar[str]
-    prefix: ClassVar[str]
-    dose_param: ClassVar[str]
     dose_unit: ClassVar[str] = "standard doses"
     model: TumorModel
 
     def __init__(self, model: TumorModel):
         super().__init__(model)
-        p = model.p
-        start = p[f"{self.prefix}_start_day"]
-        self.dose = p[self.dose_param]
-        self.dose_hours: set[int] = set()
-        if start is not None:
-            interval = p[f"{self.prefix}_interval_days"]
-            n = p[f"{self.prefix}_doses"]
-            self.dose_hours = {round((start + k * interval) * 24) for k in range(n)}
+        self.schedule = Schedule.from_params(model.p, self.name)
+
+    @property
+    def dose_param(self) -> str:
+        """The parameter holding the amount per dose (validates live doses too)."""
+        return f"{self.name}_dose"
+
+    @property
+    def dose(self) -> float:
+        """The amount per dose (the schedule's; the default of a live dose)."""
+        return self.schedule.dose
+
+    @property
+    def dose_hours(self) -> frozenset[int]:
+        """The hours at which a scheduled dose is due (``schedule.hours``)."""
+        return self.schedule.hours
 
     def step(self) -> None:
-        hour = self.model.steps - 1  # the hour this step simulates starts at steps - 1
-        if hour in self.dose_hours:
-            self.model.administer(self.name, self.dose, scheduled=True)
+        # delivery: the hour this step simulates starts at steps - 1
+        if self.schedule.due(self.model.steps - 1):
+            self.model.administer(self.name, self.schedule.dose, scheduled=True)
         self.act()
 
     def give(self, dose: float, hour: int) -> None:  # pragma: no cover - abstract
@@ -60,6 +108,11 @@ class Treatment(Agent):
     def act(self) -> None:
         """Hourly effect; the default does nothing."""
 
+    def census(self) -> dict[str, float]:
+        """Values this therapy reports each step, as model attribute -> value (the model's
+        reporters read them, e.g. ``ctla4_occupancy``); the default reports nothing."""
+        return {}
+
 
 class Antibody(Treatment):
     """A circulating antibody in a well-mixed plasma compartment feeding the tissue.
@@ -68,13 +121,20 @@ class Antibody(Treatment):
     half-life; receptor occupancy is level / (level + EC50).
     """
 
-    half_life_param: ClassVar[str]
-    ec50_param: ClassVar[str]
-
     def __init__(self, model):
         super().__init__(model)
         self.level = 0.0
         self._decay = math.exp(-math.log(2) / (model.p[self.half_life_param] * 24.0))
+
+    @property
+    def half_life_param(self) -> str:
+        """The antibody's half-life parameter, ``<therapy>_half_life_days``."""
+        return f"{self.name}_half_life_days"
+
+    @property
+    def ec50_param(self) -> str:
+        """The level at half-maximal occupancy, ``<therapy>_ec50`` (each antibody its own)."""
+        return f"{self.name}_ec50"
 
     def give(self, dose: float, hour: int) -> None:
         self.level += dose
@@ -97,10 +157,6 @@ class AntiPD1(Antibody):
 
     name = "anti_pd1"
     label = "anti-PD-1"
-    prefix = "anti_pd1"
-    dose_param = "anti_pd1_dose"
-    half_life_param = "anti_pd1_half_life_days"
-    ec50_param = "anti_pd1_ec50"
 
     def apply(self, occupancy: float) -> None:
         self.model.effects["pd1_occupancy"] = max(self.model.effects["pd1_occupancy"], occupancy)
@@ -112,10 +168,6 @@ class AntiCTLA4(Antibody):
 
     name = "anti_ctla4"
     label = "anti-CTLA-4"
-    prefix = "anti_ctla4"
-    dose_param = "anti_ctla4_dose"
-    half_life_param = "anti_ctla4_half_life_days"
-    ec50_param = "anti_ctla4_ec50"
 
     def give(self, dose: float, hour: int) -> None:
         super().give(dose, hour)
@@ -131,6 +183,9 @@ class AntiCTLA4(Antibody):
         effects["tcell_recruitment"] *= 1.0 + p["anti_ctla4_priming_boost"] * occupancy
         effects["treg_recruitment"] *= 1.0 - p["anti_ctla4_treg_depletion"] * occupancy
 
+    def census(self) -> dict[str, float]:
+        return {"ctla4_occupancy": self.occupancy}
+
 
 class Vaccine(Treatment):
     """A cancer vaccine against ``vaccine_antigens`` (default: the founder clone's antigens).
@@ -142,8 +197,6 @@ class Vaccine(Treatment):
 
     name = "vaccine"
     label = "vaccine"
-    prefix = "vaccine"
-    dose_param = "vaccine_dose"
 
     def __init__(self, model):
         super().__init__(model)
@@ -174,14 +227,15 @@ class Vaccine(Treatment):
             rate = self.model.p["vaccine_influx"] * self.response()
             self.model.effects["specific_influx"].append((rate, self.antigens))
 
+    def census(self) -> dict[str, float]:
+        return {"vaccine_response": self.response()}
+
 
 class CART(Treatment):
     """A CAR-T infusion: ``cart_dose`` engineered T cells placed at vessel sites."""
 
     name = "cart"
     label = "CAR-T"
-    prefix = "cart"
-    dose_param = "cart_dose"
     dose_unit = "cells"
 
     def give(self, dose: float, hour: int) -> None:
