@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from abm.sweep import ARM, ID_COLUMNS, SweepError, build_summary, read_manifest, run_path
+from abm.sweep import ARM, ID_COLUMNS, SweepError, load_sweep, run_path
 
 OUTCOME_CLASSES = ("eliminated", "controlled", "escape")
 CLASS_COLOURS = {"eliminated": "#1b9e77", "controlled": "#7570b3", "escape": "#d95f02"}
@@ -51,9 +51,12 @@ class Sweep:
     def __init__(self, directory: str | Path) -> None:
         self.dir = Path(directory)
         try:
-            self.manifest = read_manifest(self.dir)
+            data = load_sweep(self.dir)
         except (SweepError, ValueError) as err:
             raise ReportError(str(err)) from None
+        if not data.runs:
+            raise ReportError(f"{self.dir}: no finished runs yet (run `abm sweep` first)")
+        self.manifest = data.manifest
         self.spec = self.manifest["spec"]
         self.varied: list[str] = self.manifest["varied"]
         # arms are a categorical factor (slowest in the point order, like the first factor)
@@ -64,15 +67,8 @@ class Sweep:
         self.sampled: list[str] = [name for name, _ in self.sample["bounds"]] if self.sample else []
         runs = self.manifest["runs"]
         self.points = {r["point_id"]: r["parameters"] for r in runs}
-        path = self.dir / "summary.parquet"
-        done = [r for r in runs if run_path(self.dir, r["run_id"]).exists()]
-        self.complete = len(done) == len(runs)
-        if self.complete and path.exists():
-            summary = pd.read_parquet(path)
-        elif done:
-            summary = build_summary(self.dir, [r["run_id"] for r in done])
-        else:
-            raise ReportError(f"{self.dir}: no finished runs yet (run `abm sweep` first)")
+        self.complete = data.complete
+        summary = data.summary.copy()
         for name in OUTCOME_CLASSES:
             summary[_class_column(name)] = (summary["outcome"] == name).astype(float)
         self.summary = summary

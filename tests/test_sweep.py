@@ -739,3 +739,23 @@ def test_a_probed_sweep_has_the_same_series_and_stores_the_probes_in_each_run(
     np.testing.assert_array_equal(snap["kind"], model.kind)
     np.testing.assert_array_equal(snap["pdl1"], model.pdl1_map())
     np.testing.assert_array_equal(snap["ifng"], model.ifng.data)
+
+
+def test_old_and_new_parameter_names_are_one_parameter():
+    """A deprecated name works in a spec, keeps its name in the tables, reaches the model under
+    the current name, and cannot be fixed under one name and varied under the other."""
+    import warnings
+
+    from abm.sweep.schema import canonical
+
+    old, new = "checkpoint_start_day", canonical("checkpoint_start_day")
+    base = {"sweep": {"name": "s", "days": 1}, "parameters": {"width": 40, "height": 40}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        spec = parse_spec({**base, "factors": {old: ["none", 2]}})
+        assert spec.varied == [old]
+        assert [spec.params_for(r.varied)[new] for r in expand(spec)] == [None, 2.0]
+        if new != old:
+            fixed = {**base, "parameters": {**base["parameters"], new: 3}}
+            with pytest.raises(SpecError, match=rf"factors\.{old}: also set in \[parameters\]"):
+                parse_spec({**fixed, "factors": {old: ["none", 2]}})

@@ -93,50 +93,13 @@ def run_process(
     pool: the pool is restarted and the runs that were in flight are retried; a run lost
     ``max_losses`` times (it probably kills its worker, e.g. out of memory) stops the sweep."""
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
 
     ctx = mp.get_context("spawn")  # not fork: the runner has threads (progress bar)
     pending = _TaskQueue(tasks)
     losses: dict[str, int] = {}
     while pending:
-        pool = ProcessPoolExecutor(
-            workers, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),)
-        )
-        in_flight: dict[Future, dict[str, Any]] = {}
         lost: list[dict[str, Any]] = []
-        salvaged: list[Result] = []
-        try:
-            while pending or in_flight:
-                while pending and len(in_flight) < 2 * workers:
-                    future = pool.submit(execute_run, pending.peek())
-                    in_flight[future] = pending.pop()
-                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                for future in done:
-                    task = in_flight.pop(future)
-                    try:
-                        result = future.result()
-                    except BrokenProcessPool:
-                        lost.append(task)
-                        continue
-                    except Exception as err:
-                        raise RunFailed(
-                            f"run {task['run_id']} failed: {type(err).__name__}: {err}"
-                        ) from err
-                    yield result
-                if lost:
-                    raise BrokenProcessPool
-        except BrokenProcessPool:
-            for future, task in in_flight.items():  # finished before the pool broke: keep
-                if future.done() and not future.cancelled() and future.exception() is None:
-                    salvaged.append(future.result())
-                else:
-                    lost.append(task)
-            in_flight.clear()
-        finally:
-            pending.extend(in_flight.values())
-            _stop_pool(pool)
-        yield from salvaged
+        yield from _pool_round(pending, workers, ctx, lost)
         if lost:
             for task in lost:
                 losses[task["run_id"]] = losses.get(task["run_id"], 0) + 1
@@ -149,6 +112,53 @@ def run_process(
                     )
             log(f"a worker process died; restarting the pool and retrying {len(lost)} runs")
             pending.extend(lost)
+
+
+def _pool_round(
+    pending: _TaskQueue, workers: int, ctx: Any, lost: list[dict[str, Any]]
+) -> Iterator[Result]:
+    """One pool's lifetime: run tasks from ``pending`` until it is empty or a worker dies (the
+    pool breaks). The runs lost with it are appended to ``lost``; those not started go back to
+    ``pending``; runs that finished before the pool broke are kept."""
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    pool = ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),)
+    )
+    in_flight: dict[Future, dict[str, Any]] = {}
+    salvaged: list[Result] = []
+    try:
+        while pending or in_flight:
+            while pending and len(in_flight) < 2 * workers:
+                future = pool.submit(execute_run, pending.peek())
+                in_flight[future] = pending.pop()
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                task = in_flight.pop(future)
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    lost.append(task)
+                    continue
+                except Exception as err:
+                    raise RunFailed(
+                        f"run {task['run_id']} failed: {type(err).__name__}: {err}"
+                    ) from err
+                yield result
+            if lost:
+                raise BrokenProcessPool
+    except BrokenProcessPool:
+        for future, task in in_flight.items():  # finished before the pool broke: keep
+            if future.done() and not future.cancelled() and future.exception() is None:
+                salvaged.append(future.result())
+            else:
+                lost.append(task)
+        in_flight.clear()
+    finally:
+        pending.extend(in_flight.values())
+        _stop_pool(pool)
+    yield from salvaged
 
 
 def pool_processes(pool: Any) -> list[Any]:

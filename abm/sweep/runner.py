@@ -10,15 +10,17 @@ a resumed sweep equals an uninterrupted one.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from abm.sweep.backends import BACKENDS, run_dask, run_process, run_serial
-from abm.sweep.expansion import expand, make_task
+from abm.sweep.execute import Result
+from abm.sweep.expansion import Run, expand, make_task
 from abm.sweep.spec import Spec
 from abm.sweep.storage import (
     SweepError,
@@ -98,8 +100,7 @@ def run_sweep(
     """
     from abm.run import provenance, write_json, write_table
 
-    if scheduler:
-        backend = "dask"
+    backend = "dask" if scheduler else backend
     if backend not in BACKENDS:
         raise SweepError(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")
     if workers is not None and workers < 1:
@@ -112,34 +113,15 @@ def run_sweep(
         raise SweepError(f"--out {out}: exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
     with _DirLock(out):
-        old = check_existing(out, manifest)
-        if old is None:
-            write_json(manifest, out / "manifest.json")
-        else:
-            before = (old.get("provenance") or {}).get("git_commit")
-            now = manifest["provenance"]["git_commit"]
-            if before and now and before != now:
-                log(
-                    f"warning: the code changed since this sweep started (git {before[:8]} -> "
-                    f"{now[:8]}); finished runs are kept as they are"
-                )
-        runs_dir = out / "runs"
-        runs_dir.mkdir(exist_ok=True)
-        for tmp in runs_dir.glob(".*.tmp"):  # left by a runner killed mid-write
-            tmp.unlink(missing_ok=True)
-        done = {p.stem for p in runs_dir.glob("*.parquet")}
-        missing = [r for r in runs if r.run_id not in done]
+        old = _open(out, manifest, log)
+        missing = _missing(out, runs)
         already = len(runs) - len(missing)
         if missing:
-            where = {
-                "serial": "in this process",
-                "process": f"on {workers} local processes",
-                "dask": f"on Dask ({scheduler})"
-                if scheduler
-                else f"on a local Dask cluster of {workers} workers",
-            }[backend]
             resumed = f" ({already} already done)" if already else ""
-            log(f"sweep {spec.name!r}: {len(missing)} of {len(runs)} runs to do{resumed}, {where}")
+            log(
+                f"sweep {spec.name!r}: {len(missing)} of {len(runs)} runs to do{resumed}, "
+                + _where(backend, workers, scheduler)
+            )
         tasks = (make_task(spec, r) for r in missing)  # lazily: one dict per run otherwise
         if backend == "serial" or not missing:
             results = run_serial(tasks)
@@ -147,25 +129,7 @@ def run_sweep(
             results = run_process(tasks, min(workers, len(missing)), log=log)
         else:
             results = run_dask(tasks, workers, scheduler, f"abm-{manifest['content_hash'][:12]}")
-        from tqdm import tqdm
-
-        bar = tqdm(
-            total=len(runs),
-            initial=already,
-            unit="run",
-            desc=spec.name,
-            disable=not progress or not missing,
-            dynamic_ncols=True,
-        )
-        try:
-            for df, summary, probed in results:
-                write_run(out, df, summary, probed)
-                bar.update(1)
-        finally:
-            bar.close()
-            close = getattr(results, "close", None)
-            if close:
-                close()
+        _write_all(out, results, spec.name, len(runs), already, progress and bool(missing))
         summary = build_summary(out, [r.run_id for r in runs])
         write_table(summary, out / "summary.parquet")
         manifest = old or manifest
@@ -173,3 +137,60 @@ def run_sweep(
         manifest["completed_with"] = {**provenance(), "backend": backend}
         write_json(manifest, out / "manifest.json")
     return SweepOutcome(out, len(runs), already, len(missing), summary)
+
+
+def _open(out: Path, manifest: dict[str, Any], log: Callable[[str], None]) -> dict | None:
+    """Write the manifest of a new sweep, or check that ``out`` holds this one (then return
+    its manifest, and warn if the code changed since it started)."""
+    from abm.run import write_json
+
+    old = check_existing(out, manifest)
+    if old is None:
+        write_json(manifest, out / "manifest.json")
+        return None
+    before = (old.get("provenance") or {}).get("git_commit")
+    now = manifest["provenance"]["git_commit"]
+    if before and now and before != now:
+        log(
+            f"warning: the code changed since this sweep started (git {before[:8]} -> "
+            f"{now[:8]}); finished runs are kept as they are"
+        )
+    return old
+
+
+def _missing(out: Path, runs: list[Run]) -> list[Run]:
+    """The runs without a file, in run-list order (temporary files of a killed runner go)."""
+    runs_dir = out / "runs"
+    runs_dir.mkdir(exist_ok=True)
+    for tmp in runs_dir.glob(".*.tmp"):  # left by a runner killed mid-write
+        tmp.unlink(missing_ok=True)
+    done = {p.stem for p in runs_dir.glob("*.parquet")}
+    return [r for r in runs if r.run_id not in done]
+
+
+def _where(backend: str, workers: int, scheduler: str | None) -> str:
+    if backend == "dask":
+        return f"on Dask ({scheduler})" if scheduler else (
+            f"on a local Dask cluster of {workers} workers"
+        )
+    return "in this process" if backend == "serial" else f"on {workers} local processes"
+
+
+def _write_all(
+    out: Path, results: Iterator[Result], name: str, total: int, already: int, progress: bool
+) -> None:
+    """Write each run's file as its result arrives, with a progress bar; stop the backend (its
+    workers) when done or interrupted."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, initial=already, unit="run", desc=name, disable=not progress,
+               dynamic_ncols=True)
+    try:
+        for df, summary, probed in results:
+            write_run(out, df, summary, probed)
+            bar.update(1)
+    finally:
+        bar.close()
+        close = getattr(results, "close", None)
+        if close:
+            close()
