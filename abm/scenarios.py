@@ -10,6 +10,13 @@ from typing import Any
 
 SCENARIOS: dict[str, dict[str, Any]] = {
     "tumor_only": {
+        "watch_days": 30,  # the lesson's time span (dashboard: "Run to day")
+        "steps": (
+            'Press Play (one hour per frame): the disc grows only at its rim.',
+            'At day 30 the colony nearly fills the tissue; on the Populations chart the count '
+            'curves up like t², not like an explosion.',
+            'Lower the division time under Parameters, press Reset and run to day 30 again.',
+        ),
         "summary": "No immune system: the colony grows compactly from its rim.",
         "lesson": (
             "With no T cells or suppressors the tumour grows as a compact disc. Only cells on "
@@ -20,6 +27,13 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "params": {"tcell_influx": 0.0, "treg_influx": 0.0, "mdsc_influx": 0.0},
     },
     "elimination": {
+        "watch_days": 6,  # the lesson's time span (dashboard: "Run to day")
+        "steps": (
+            'Press Run to day 6 and watch the blue T cells arrive from the dark vessels.',
+            'Kills come in waves; the tumour is gone in about five days.',
+            'Raise the mutation rate to 0.05 and lower T-cell arrival to 1, press Reset, run '
+            'again.',
+        ),
         "summary": "A strongly antigenic tumour with a brisk T-cell response is eliminated.",
         "lesson": (
             "Elimination, the first of the three Es of immunoediting (Dunn, Old & Schreiber "
@@ -31,6 +45,12 @@ SCENARIOS: dict[str, dict[str, Any]] = {
                    "treg_influx": 0.05, "mdsc_influx": 0.05, "initial_tumor_cells": 100},
     },
     "equilibrium": {
+        "watch_days": 28,  # the lesson's time span (dashboard: "Run to day")
+        "steps": (
+            'Run to day 28 (set 4 hours per frame to go faster).',
+            'The tumour neither clears nor takes off; pale blue (exhausted) T cells pile up.',
+            'Give anti-PD-1 at day 10, or lower T-cell arrival and press Reset.',
+        ),
         "summary": "Immune control holds the tumour in check: it persists but barely grows.",
         "lesson": (
             "Equilibrium, the second E: T-cell recruitment keeps pace with the tumour (it grows "
@@ -46,6 +66,12 @@ SCENARIOS: dict[str, dict[str, Any]] = {
                    "treg_influx": 0.1, "mdsc_influx": 0.1},
     },
     "escape": {
+        "watch_days": 40,  # the lesson's time span (dashboard: "Run to day")
+        "steps": (
+            'Run to day 40 (about 40 s); the first two weeks look quiet while T cells gather.',
+            'From day 15 grey (hidden) cells survive and take over: watch mean antigenicity fall.',
+            'Switch to colour by clone to see which clones win; Reset and give anti-PD-1 on day 5.',
+        ),
         "summary": "Mutation lets the tumour hide: it is edited and outgrows the T cells.",
         "lesson": (
             "Escape, the third E. Daughter cells mutate: they lose antigens or MHC-I, or raise "
@@ -57,6 +83,13 @@ SCENARIOS: dict[str, dict[str, Any]] = {
                    "treg_influx": 0.2, "mdsc_influx": 0.2},
     },
     "checkpoint": {
+        "watch_days": 14,  # the lesson's time span (dashboard: "Run to day")
+        "steps": (
+            'Run to day 14; anti-PD-1 is given on day 7 (dashed line on the charts).',
+            'Choose the PD-L1 overlay: cancer cells near T cells darken (IFN-γ raises PD-L1).',
+            'After the dose kills climb and the tumour is cleared in about a week; Reset with '
+            'Compare on to see the untreated twin beside it.',
+        ),
         "summary": "An antigenic, infiltrated ('hot') tumour treated with anti-PD-1 from day 7.",
         "lesson": (
             "Adaptive resistance: engaged T cells release IFN-gamma, which makes nearby cancer "
@@ -69,6 +102,12 @@ SCENARIOS: dict[str, dict[str, Any]] = {
                    "anti_pd1_start_day": 7.0},
     },
     "checkpoint_cold": {
+        "watch_days": 30,  # the lesson's time span (dashboard: "Run to day")
+        "steps": (
+            'Run to day 30; anti-PD-1 is given on day 7 but little changes.',
+            'Few T cells, low PD-L1: there is little for the drug to release.',
+            'Press Vaccine at day 3 and compare with a run without it.',
+        ),
         "summary": "A poorly antigenic ('cold') tumour: anti-PD-1 has little to release.",
         "lesson": (
             "A cold tumour: one antigen, low MHC-I. Few T cells are primed or recognise it, so "
@@ -80,6 +119,12 @@ SCENARIOS: dict[str, dict[str, Any]] = {
                    "tcell_influx": 1.5, "anti_pd1_start_day": 7.0},
     },
     "combination": {
+        "watch_days": 14,  # the lesson's time span (dashboard: "Run to day")
+        "steps": (
+            'Run to day 14; both drugs start on day 7.',
+            'Tregs (amber) are depleted and more T cells arrive; the tumour clears fast.',
+            'Reset and give only one of the two drugs with the Treat now buttons.',
+        ),
         "summary": "Anti-PD-1 plus anti-CTLA-4 from day 7 on a hot tumour.",
         "lesson": (
             "Two brakes released at once: anti-CTLA-4 depletes Tregs and boosts priming, "
@@ -90,6 +135,12 @@ SCENARIOS: dict[str, dict[str, Any]] = {
                    "anti_pd1_start_day": 7.0, "anti_ctla4_start_day": 7.0},
     },
     "vaccine": {
+        "watch_days": 18,  # the lesson's time span (dashboard: "Run to day")
+        "steps": (
+            'Run to day 18; the vaccine on day 0 needs about a week before primed T cells arrive.',
+            'From day 9 the burden falls; look for surviving clones (colour by clone).',
+            'Raise the mutation rate, press Reset and see whether clones escape the vaccine.',
+        ),
         "summary": "A weakly controlled tumour vaccinated against its founder antigens on day 0.",
         "lesson": (
             "A cancer vaccine primes T cells against the founder clone's antigens; they arrive "
@@ -101,6 +152,12 @@ SCENARIOS: dict[str, dict[str, Any]] = {
                    "vaccine_start_day": 0.0},
     },
     "cart": {
+        "watch_days": 10,  # the lesson's time span (dashboard: "Run to day")
+        "steps": (
+            'Run to day 10; CAR-T cells (cyan) are infused on day 5.',
+            'They kill every cell, visible or not, and multiply: the tumour is gone by day 9.',
+            'Open the cart_antigen_loss scenario to see how this fails.',
+        ),
         "summary": "CAR-T cells infused on day 5 into a tumour that keeps its CAR target.",
         "lesson": (
             "CAR-T cells recognise their target antigen without MHC-I, so they kill cells that "
@@ -113,6 +170,13 @@ SCENARIOS: dict[str, dict[str, Any]] = {
                    "cart_dose": 300},
     },
     "cart_antigen_loss": {
+        "watch_days": 25,  # the lesson's time span (dashboard: "Run to day")
+        "steps": (
+            'Run to day 25; cancer cells are coloured by CAR target: black ones have lost it.',
+            'CAR-T cells (cyan) clear the red cells from day 5; the black ones survive and regrow.',
+            'Watch the CAR-target-negative fraction climb to 1 on the traits chart.',
+        ),
+        "colour_by": "CAR target",  # the dashboard colours cells by CAR target
         "summary": "CAR-T with target loss: the relapse is antigen-negative.",
         "lesson": (
             "The known failure of CAR-T therapy: cells that lose the target antigen are "
