@@ -16,6 +16,7 @@ from abm.agents import TREATMENTS
 from abm.dashboard import render as R
 from abm.dashboard.charts import CHARTS
 from abm.dashboard.controls import (
+    BasicParams,
     Exports,
     ParamPanel,
     RunControls,
@@ -45,10 +46,18 @@ in `abm params`.
 
 
 def lesson_markdown(name: str) -> str:
+    """A scenario's lesson: what it shows, the days to watch, the steps to follow (like the Info
+    tab and "things to try" of a NetLogo model), things to notice and to try."""
     spec = SCENARIOS[name]
     text = spec.get("lesson", "")
     parts = re.split(r"\s*(Notice:|Try:)\s*", text)
-    out = [f"**{name}**: {spec.get('summary', '')}", "", parts[0]]
+    out = [f"**{name}**: {spec.get('summary', '')}", ""]
+    if "watch_days" in spec:
+        out += [f"*Watch:* days 0 to {spec['watch_days']} (press **Run to day "
+                f"{spec['watch_days']}**).", ""]
+    for i, step in enumerate(spec.get("steps", ()), 1):
+        out.append(f"{i}. {step}")
+    out += ["", parts[0]]
     for head, body in zip(parts[1::2], parts[2::2], strict=False):
         title = "Things to notice" if head.startswith("Notice") else "Things to try"
         out += ["", f"*{title}:* {body}"]
@@ -58,7 +67,7 @@ def lesson_markdown(name: str) -> str:
 @solara.component
 def InfoPanel(tab: Tab):
     shown, set_shown = solara.use_state(0)  # which of the card's tabs: Lesson or About
-    with solara.Card(style={"max-width": "560px"}):
+    with solara.Card(margin=0, classes=["abm-info-card"]):
         with solara.lab.Tabs(value=shown, on_value=set_shown):
             solara.lab.Tab("Lesson")
             solara.lab.Tab("About")
@@ -70,12 +79,13 @@ def InfoPanel(tab: Tab):
 
 
 @solara.component
-def Legend(colour_by: str):
+def Legend(tab: Tab):
+    entries = R.legend(tab.colour_by.value, tab.overlay.value, tab.show_cells.value)
     items = "".join(
         f'<span style="margin-right:10px;white-space:nowrap"><span style="display:inline-block;'
         f'width:11px;height:11px;background:{colour};border:1px solid #888;'
         f'vertical-align:middle"></span> {label}</span>'
-        for label, colour in R.legend(colour_by)
+        for label, colour in entries
     )
     solara.HTML("div", unsafe_innerHTML=items, style="font-size: 12px; line-height: 1.8",
                 classes=["abm-legend"])
@@ -84,24 +94,27 @@ def Legend(colour_by: str):
 @solara.component
 def TissueView(tab: Tab):
     solara.Column(children=[tab.live.tissue], gap="0px")
-    Legend(tab.colour_by.value)
-    solara.Column(children=[tab.live.colourbar, tab.live.picked_text], gap="2px")
-    solara.Text(tab.hover.value or "Hover over the tissue to see what is at a site; click to "
-                "follow a site.", style={"font-size": "12px", "color": "#444"},
-                classes=["abm-hover"])
+    Legend(tab)
+    solara.Column(children=[tab.live.colourbar, tab.live.picked_text, tab.live.hover_text],
+                  gap="2px")
 
 
 @solara.component
 def StatusBar(tab: Tab):
     tab.frame.value  # noqa: B018 - subscribe: refresh when the model changed
     solara.Column(children=[tab.live.status, tab.live.perf], gap="0px")
-    if not tab.session.model.running:
-        solara.Success("The tumour is gone.", dense=True)
+    model = tab.session.model
+    if not model.running:  # the one message for a cleared tumour
+        solara.Success(f"The tumour is gone (day {model.day:.1f}): press Reset or pick a "
+                       "scenario to start again.", dense=True, classes=["abm-cleared"])
 
 
 @solara.component
-def Charts(tab: Tab):
-    solara.GridFixed(columns=2, children=[tab.live.charts[key] for key in CHARTS])
+def Charts(tab: Tab, keys: tuple[str, ...]):
+    with solara.Row(gap="8px", style={"flex-wrap": "wrap"}):
+        for key in keys:
+            solara.Column(children=[tab.live.charts[key]], gap="0px",
+                          style={"flex": "1 1 340px", "min-width": "0"})
 
 
 @solara.component
@@ -129,42 +142,67 @@ def Message(tab: Tab):
         solara.v.Html(tag="span", children=[text])
 
 
+# The layout, as CSS (flex-wrap and media queries cannot be expressed by the components alone):
+# a projector (1280 x 720) shows the tissue, sized to the viewport's height, beside the
+# population chart; a phone (412 px) puts the main column first, full width.
+CSS = """
+.abm-sidebar { flex: 0 0 320px; max-width: 100%; }
+.abm-main { flex: 1 1 560px; min-width: min(100%, 340px); }
+.abm-tissue-col { flex: 0 1 min(620px, calc(100vh - 240px)); min-width: min(100%, 260px); }
+.abm-side-col { flex: 1 1 320px; min-width: min(100%, 280px); }
+.abm-param .v-slider { margin: 0; }
+@media (max-width: 760px) { .abm-main { order: -1; } .abm-sidebar { flex: 1 1 100%; } }
+"""
+
+
+ROW_STYLE = {"flex-wrap": "wrap", "align-items": "flex-start", "padding": "8px"}
+
+
+@solara.component
+def Sidebar(tab: Tab):
+    with solara.Card("Run", margin=0):
+        RunControls(tab)
+    with solara.Card("Scenario", margin=0):
+        ScenarioPicker(tab)
+        SeedControls(tab)
+    with solara.Card("Treat now", margin=0):
+        TreatmentButtons(tab)
+    with solara.Card(margin=0, classes=["abm-basic"]):
+        BasicParams(tab)
+    if not tab.teacher:  # a teacher's link keeps the class on the basic controls
+        with solara.Details("Advanced: every parameter", expand=False):
+            ParamPanel(tab)
+        with solara.Card("Export", margin=0):
+            Exports(tab)
+
+
 @solara.component
 def Dashboard(session: Session | None = None, query: str | None = None):
     """The whole page for one session (``session`` is for tests; the page makes its own from
     the URL's query string)."""
     tab = use_tab(session, query)
     solara.Title("abm: tumour microenvironment")
+    solara.Style(CSS)
     with solara.AppBar():
         solara.AppBarTitle("abm · tumour microenvironment")
-    # our own two columns rather than solara.Sidebar: always visible on a projector, and the
+    # our own columns rather than solara.Sidebar: always visible on a projector, and the
     # same widget tree in the component tests as in the browser
-    with solara.Row(gap="12px", style={"align-items": "flex-start", "padding": "8px"}):
-        with solara.Column(gap="8px", style={"width": "340px", "min-width": "300px",
-                                              "flex": "0 0 340px"}, classes=["abm-sidebar"]):
-            with solara.Card("Run", margin=0):
-                RunControls(tab)
-            with solara.Card("Scenario", margin=0):
-                ScenarioPicker(tab)
-                SeedControls(tab)
-            with solara.Card("Treat now", margin=0):
-                TreatmentButtons(tab)
-            with solara.Card("Export", margin=0):
-                Exports(tab)
-            with solara.Card(margin=0):
-                ParamPanel(tab)
-        with solara.Column(style={"flex": "1", "min-width": "0"}):
+    with solara.Row(classes=["abm-layout"], gap="12px", style=ROW_STYLE):
+        with solara.Column(gap="8px", classes=["abm-sidebar"]):
+            Sidebar(tab)
+        with solara.Column(gap="8px", classes=["abm-main"]):
             Message(tab)
             StatusBar(tab)
-            with solara.Row(gap="16px", style={"flex-wrap": "wrap",
-                                                "align-items": "flex-start"}):
-                with solara.Column(style={"min-width": "320px", "max-width": "640px",
-                                          "flex": "1"}):
+            with solara.Row(classes=["abm-layout"], gap="12px",
+                            style={**ROW_STYLE, "padding": "0"}):
+                with solara.Column(gap="4px", classes=["abm-tissue-col"]):
                     ViewControls(tab)
                     TissueView(tab)
                     DoseLog(tab)
-                InfoPanel(tab)
-            Charts(tab)
+                with solara.Column(gap="8px", classes=["abm-side-col"]):
+                    Charts(tab, ("populations",))
+                    InfoPanel(tab)
+            Charts(tab, tuple(k for k in CHARTS if k != "populations"))
 
 
 @solara.component

@@ -15,7 +15,7 @@ from abm.dashboard import render as R
 
 CHARTS = ("populations", "clones", "traits", "kills")  # the order on the page
 MAX_CHART_POINTS = 240  # time series are thinned to this many points per chart
-TOP_CLONES = 8  # clones shown by name in the clone chart; the rest are "other"
+TOP_CLONES = 6  # clones shown by name in the clone chart; the rest are "other"
 
 
 def _thin(n: int) -> np.ndarray:
@@ -30,36 +30,45 @@ def _dose_marks(doses: list[dict]) -> dict:
         "symbol": "none",
         "silent": True,
         "lineStyle": {"type": "dashed", "color": "#555"},
-        "label": {"formatter": "{b}", "fontSize": 10},
+        # inside the plot, along the line: at its top end the label ran into the legend
+        "label": {"formatter": "{b}", "fontSize": 10, "position": "insideEndTop"},
         "data": [{"xAxis": round(d["day"], 3), "name": labels.get(d["therapy"], d["therapy"])}
                  for d in doses],
     }
 
 
-def _line_chart(title: str, days: list, series: dict[str, tuple[list, str]], doses: list,
-                y_name: str = "", y_max: float | None = None, log_axis: bool = False) -> dict:
+X_AXIS = {"type": "value", "name": "day", "nameLocation": "middle", "nameGap": 22, "min": 0}
+GRID = {"top": 64, "left": 52, "right": 52, "bottom": 42}  # room for "day" under the axis
+
+
+def _line_chart(title: str, days: list, series: dict[str, tuple], doses: list,
+                y_axes: list[dict]) -> dict:
+    """A line chart over days; each series is (values, colour) or (values, colour, y axis)."""
     rows = [[d, *vals] for d, *vals in zip(days, *(s[0] for s in series.values()), strict=True)]
     out_series = []
-    for i, (name, (_, colour)) in enumerate(series.items()):
+    for i, (name, spec) in enumerate(series.items()):
         s = {"name": name, "type": "line", "showSymbol": False, "encode": {"x": 0, "y": i + 1},
-             "lineStyle": {"width": 2}, "itemStyle": {"color": colour}}
+             "lineStyle": {"width": 2}, "itemStyle": {"color": spec[1]},
+             "yAxisIndex": spec[2] if len(spec) > 2 else 0, "connectNulls": False}
         if i == 0 and doses:
             s["markLine"] = _dose_marks(doses)
         out_series.append(s)
-    y_axis = {"type": "log" if log_axis else "value", "name": y_name, "scale": False}
-    if y_max is not None:
-        y_axis.update(min=0, max=y_max)
     return {
         "animation": False,
         "title": {"text": title, "textStyle": {"fontSize": 13}},
         "tooltip": {"trigger": "axis"},
-        "legend": {"top": 22, "textStyle": {"fontSize": 11}},
-        "grid": {"top": 70, "left": 50, "right": 30, "bottom": 30},
+        "legend": {"top": 22, "textStyle": {"fontSize": 11}, "itemWidth": 14},
+        "grid": GRID,
         "dataset": {"source": rows},
-        "xAxis": {"type": "value", "name": "day", "nameLocation": "end", "min": 0},
-        "yAxis": y_axis,
+        "xAxis": X_AXIS,
+        "yAxis": [{"type": "value", "scale": False, **axis} for axis in y_axes],
         "series": out_series,
     }
+
+
+def _without_tumour(values: list, cancer: list) -> list:
+    """None (no point) where there are no cancer cells: a mean over no cells is not 0."""
+    return [None if n == 0 else v for v, n in zip(values, cancer, strict=True)]
 
 
 def chart_options(snapshot: dict[str, Any]) -> dict[str, dict]:
@@ -72,31 +81,37 @@ def chart_options(snapshot: dict[str, Any]) -> dict[str, dict]:
         return np.round(values, digits).tolist()
 
     days = col("Day", 3)
+    cancer = col("CancerCells")
     c = {k: R.css(rgb) for k, rgb in R.KIND_RGB.items()}
     kinds = R.Kind
+    # cancer cells on the left axis, immune cells on the right: ten Tregs next to thousands
+    # of cancer cells would be a flat line at zero
     populations = _line_chart(
         "Populations", days,
-        {"cancer": (col("CancerCells"), R.css(R.CANCER_VISIBLE_RGB)),
-         "T cells": (col("TCells"), c[kinds.TCELL]),
-         "CAR-T": (col("CARTCells"), c[kinds.CART]),
-         "Tregs": (col("Tregs"), c[kinds.TREG]),
-         "MDSCs": (col("MDSCs"), c[kinds.MDSC])},
-        doses, "cells",
+        {"cancer (left axis)": (cancer, R.css(R.CANCER_VISIBLE_RGB)),
+         "T cells": (col("TCells"), c[kinds.TCELL], 1),
+         "CAR-T": (col("CARTCells"), c[kinds.CART], 1),
+         "Tregs": (col("Tregs"), c[kinds.TREG], 1),
+         "MDSCs": (col("MDSCs"), c[kinds.MDSC], 1)},
+        doses, [{"name": "cancer cells"}, {"name": "immune cells", "splitLine": {"show": False}}],
     )
     traits = _line_chart(
         "Visibility and checkpoint", days,
-        {"mean antigenicity": (col("MeanAntigenicity"), R.css(R.CANCER_VISIBLE_RGB)),
-         "mean PD-L1": (col("MeanPDL1"), "#7b3294"),
+        {"mean antigenicity": (_without_tumour(col("MeanAntigenicity"), cancer),
+                               R.css(R.CANCER_VISIBLE_RGB)),
+         "mean PD-L1": (_without_tumour(col("MeanPDL1"), cancer), R.PDL1_CSS),
          "PD-1 occupancy": (col("PD1Occupancy"), "#636363"),
-         "antigen-negative fraction": (col("AntigenNegativeFraction"), "#1b9e77")},
-        doses, "0-1", y_max=1.0,
+         "CAR-target-negative fraction": (
+             _without_tumour(col("AntigenNegativeFraction"), cancer), R.css(R.CAR_NEGATIVE_RGB))},
+        doses, [{"name": "0-1", "min": 0, "max": 1}],
     )
     kills = _line_chart(
-        "Kills (cumulative)", days,
-        {"kills": (col("Kills"), "#333333"),
-         "exhausted T-cell fraction x 100": (
-             (np.asarray(col("ExhaustedFraction")) * 100).round(2).tolist(), "#9ab8e8")},
-        doses, "",
+        "Kills (cumulative) and exhaustion", days,
+        {"kills (left axis)": (col("Kills"), "#333333"),
+         "exhausted T cells, %": (
+             (np.asarray(col("ExhaustedFraction")) * 100).round(2).tolist(), "#7f9fd8", 1)},
+        doses, [{"name": "kills"},
+                {"name": "% exhausted", "min": 0, "max": 100, "splitLine": {"show": False}}],
     )
     return {"populations": populations, "traits": traits, "clones": clone_chart(snapshot),
             "kills": kills}
@@ -131,9 +146,10 @@ def clone_chart(snapshot: dict[str, Any]) -> dict:
         "animation": False,
         "title": {"text": "Clone composition", "textStyle": {"fontSize": 13}},
         "tooltip": {"trigger": "axis"},
-        "legend": {"top": 22, "type": "scroll", "textStyle": {"fontSize": 11}},
-        "grid": {"top": 70, "left": 50, "right": 18, "bottom": 30},
-        "xAxis": {"type": "value", "name": "day", "min": 0},
+        # a plain legend wraps onto a second line; "scroll" paged and truncated it
+        "legend": {"top": 22, "textStyle": {"fontSize": 10}, "itemWidth": 12, "itemGap": 6},
+        "grid": {**GRID, "top": 78, "right": 18},
+        "xAxis": X_AXIS,
         "yAxis": {"type": "value", "name": "cancer cells"},
         "series": series,
     }

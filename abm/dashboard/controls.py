@@ -12,6 +12,7 @@ import solara
 
 from abm import params as P
 from abm.agents import TREATMENTS
+from abm.dashboard import labels as L
 from abm.dashboard import render as R
 from abm.dashboard.tab import Tab
 from abm.scenarios import SCENARIOS
@@ -36,10 +37,46 @@ def RunControls(tab: Tab):
                       on_click=tab.guard(tab.toggle_play), color="primary")
         solara.Button("Reset", icon_name="mdi-restore", on_click=tab.guard(tab.reset),
                       color="primary", outlined=True)
-    solara.SliderInt(f"speed: at most {tab.speed.value} frames/s", value=tab.speed, min=1,
-                     max=30)
-    solara.SliderInt(f"{tab.steps_per_frame.value} hour(s) per frame", value=tab.steps_per_frame,
-                     min=1, max=24)
+    RunTo(tab).key(f"run-to-{tab.scenario.value}")  # back to the lesson's day on a new scenario
+    LabelledSlider("Speed (frames/s at most)", tab.speed.value, 1, 30, 1,
+                   lambda n: tab.speed.set(int(n)), "abm-speed")
+    LabelledSlider("Hours per frame", tab.steps_per_frame.value, 1, 24, 1,
+                   lambda n: tab.steps_per_frame.set(int(n)), "abm-hours")
+
+
+@solara.component
+def LabelledSlider(label: str, value: float, low: float, high: float, step: float,
+                   on_value: Callable[[float], None], css: str, unit: str = ""):
+    """A full-width slider with its label and current value on the line above it."""
+    with solara.Column(gap="0px", classes=[css]):
+        with solara.Row(justify="space-between", style={"font-size": "13px"}):
+            solara.Text(label)
+            solara.Text(f"{value:g}{unit}", classes=["abm-slider-value"],
+                        style={"font-weight": "500"})
+        solara.v.Slider(v_model=value, min=low, max=high, step=step, on_v_model=on_value,
+                        hide_details=True, dense=True)
+
+
+@solara.component
+def RunTo(tab: Tab):
+    """Play until a day: the lesson's ``watch_days`` by default."""
+    watch = SCENARIOS.get(tab.scenario.value, {}).get("watch_days", 30)
+    text, set_text = solara.use_state(str(watch))
+    target = tab.target_day.value
+
+    def go():
+        try:
+            day = float(text)
+        except ValueError:
+            raise ValueError(f"run to day {text!r}: expected a number of days") from None
+        tab.run_to(day)
+
+    with solara.Row(gap="6px", style={"align-items": "center"}):
+        solara.Button(f"Run to day {text}" if target is None else f"running to day {target:g}",
+                      icon_name="mdi-fast-forward", on_click=tab.guard(go), color="primary",
+                      outlined=True, disabled=target is not None, classes=["abm-run-to"])
+        solara.InputText("day", value=text, on_value=set_text, continuous_update=False,
+                         dense=True, style={"max-width": "70px"})
 
 
 @solara.component
@@ -59,17 +96,19 @@ def TreatmentButtons(tab: Tab):
         for name, cls in TREATMENTS.items():
             solara.Button(cls.label, on_click=tab.guard(lambda name=name: tab.treat(name)),
                           color="deep-orange", dark=True, small=True, classes=["abm-treat"])
-    solara.SliderFloat("dose (x standard)", value=tab.dose_scale, min=0.25, max=4.0, step=0.25,
-                       thumb_label="always")
-    solara.Text("Gives one dose now (CAR-T: one infusion) to the running model; the standard "
-                "doses are the dose parameters (checkpoint_dose, ctla4_dose, vaccine_dose, "
-                "cart_dose).", style={"font-size": "12px", "color": "#666"})
+    LabelledSlider("Dose (x standard)", tab.dose_scale.value, 0.25, 4.0, 0.25,
+                   lambda x: tab.dose_scale.set(float(x)), "abm-dose", "x")
+    solara.Text("Each button gives one dose now (CAR-T: one infusion). The standard doses are "
+                "the dose parameters (anti_pd1_dose, anti_ctla4_dose, vaccine_dose, cart_dose).",
+                style={"font-size": "12px", "color": "#666"})
 
 
 def control_kind(p: P.Param) -> str:
     """How a parameter is edited: checkbox, slider or a validated text field."""
     if p.kind is bool:
         return "checkbox"
+    if p.name in L.BASIC_BY_NAME:
+        return "slider_int" if p.kind is int else "slider_float"
     if p.optional or p.low is None or p.high is None:
         return "text"
     if p.kind is float and p.low >= 0 and p.high <= 1:
@@ -80,30 +119,47 @@ def control_kind(p: P.Param) -> str:
 
 
 def tooltip(p: P.Param) -> str:
-    return (f"{p.description}. Unit: {p.unit}. Allowed: {p.allowed()}. Default: {p.default}. "
-            f"Source: {p.source}.")
+    return (f"{p.name}: {p.description}. Unit: {p.unit}. Allowed: {p.allowed()}. "
+            f"Default: {p.default}. Source: {p.source}.")
 
 
 @solara.component
-def ParamControl(p: P.Param, value: Any, on_value: Callable[[Any], None]):
-    label = f"{p.name} [{p.unit}]"
+def ParamControl(p: P.Param, value: Any, on_value: Callable[[Any], None], basic: bool = False):
+    """One parameter: its label and current value on one line, the control under it (full
+    width: a slider squeezed beside its label was 87 px wide)."""
     kind = control_kind(p)
+    label = L.plain_label(p.name) if basic else f"{p.name} [{p.unit}]"
     error: str | bool = False
     if kind == "text":
         try:
             p.validate(value)
         except ValueError as err:
             error = str(err).split(" (")[0]
+    classes = ["abm-param", f"abm-param-{p.name}"]
     with solara.Tooltip(tooltip(p)):
-        with solara.Column(gap="0px"):
+        with solara.Column(gap="0px", classes=classes):
             if kind == "checkbox":
                 solara.Checkbox(label=label, value=bool(value), on_value=on_value)
-            elif kind == "slider_float":
-                solara.SliderFloat(label, value=float(value), min=p.low, max=p.high, step=0.001,
-                                   on_value=on_value, thumb_label=False)
-            elif kind == "slider_int":
-                solara.SliderInt(label, value=int(value), min=int(p.low), max=int(p.high),
-                                 on_value=on_value, thumb_label=False)
+            elif kind in ("slider_float", "slider_int"):
+                is_int = kind == "slider_int"
+                number = int(value) if is_int else float(value)
+                if basic:
+                    b = L.BASIC_BY_NAME[p.name]
+                    low, high = b.span(number)
+                    step = b.step
+                else:
+                    low, high, step = p.low, p.high, L.slider_step(p)
+                with solara.Row(justify="space-between", style={"font-size": "13px"}):
+                    solara.Text(label)
+                    solara.Text(L.format_value(p, number), classes=["abm-param-value"],
+                                style={"font-weight": "500"})
+
+                def changed(new, is_int=is_int):
+                    on_value(int(round(new)) if is_int else round(float(new), 6))
+
+                solara.v.Slider(v_model=number, min=low, max=high, step=step,
+                                on_v_model=changed, hide_details=True, dense=True,
+                                class_="abm-param-slider")
             else:
                 text = "" if value is None else str(value)
                 solara.InputText(label, value=text, on_value=on_value, continuous_update=False,
@@ -112,25 +168,47 @@ def ParamControl(p: P.Param, value: Any, on_value: Callable[[Any], None]):
 
 
 @solara.component
-def ParamPanel(tab: Tab):
+def PendingNote(tab: Tab):
+    """Says when parameters were changed but not applied yet. Always present in the tree (its
+    content changes, not its position), so the controls after it keep their places and
+    keyboard focus while a slider is moved."""
     tab.frame.value  # noqa: B018 - subscribe: the model may have been rebuilt
     raw = tab.raw.value
     try:
         pending = P.validate(raw) != {k: tab.session.model.p[k] for k in raw}
     except ValueError:
         pending = True
-    group, set_group = solara.use_state(P.GROUPS[0])
+    with solara.Column(gap="0px", classes=["abm-pending"]):
+        if pending:
+            solara.Warning("Parameters changed: press Reset to apply them.", dense=True)
+
+
+@solara.component
+def BasicParams(tab: Tab):
+    """The short classroom set, in plain words, values shown."""
+    raw = tab.raw.value
     solara.Text("Parameters", style={"font-weight": "500"})
-    if pending:
-        solara.Warning("Parameters changed: press Reset to apply them.", dense=True)
-    # one group at a time keeps the page light (each re-render visits every control)
+    PendingNote(tab)
+    for b in L.BASIC:
+        p = P.PARAMS[b.name]
+        ParamControl(p, raw.get(p.name, p.default),
+                     lambda value, name=p.name: tab.set_param(name, value),
+                     basic=True).key(f"basic-{p.name}")
+
+
+@solara.component
+def ParamPanel(tab: Tab):
+    """Every parameter, one group at a time (each re-render visits every shown control),
+    labelled by code name; the basic ones are also above, in plain words."""
+    raw = tab.raw.value
+    group, set_group = solara.use_state(P.GROUPS[0])
     solara.Select("group", values=list(P.GROUPS), value=group, on_value=set_group, dense=True)
-    solara.Text("Hover over a control for its unit, range and source.",
+    solara.Text("Hover over a control for what it does, its unit, range and source.",
                 style={"font-size": "12px", "color": "#666"})
     for p in P.PARAMS.values():
         if p.group == group:
             ParamControl(p, raw.get(p.name, p.default),
-                         lambda value, name=p.name: tab.set_param(name, value))
+                         lambda value, name=p.name: tab.set_param(name, value)).key(p.name)
 
 
 @solara.component
@@ -150,7 +228,10 @@ def ViewControls(tab: Tab):
                                    dense=True)
         solara.Select("overlay", values=list(labels), value=current,
                       on_value=tab.guard(lambda label: tab.set_view(overlay=labels[label])),
-                      style={"max-width": "300px"})
+                      style={"max-width": "260px"}, dense=True)
+        if tab.overlay.value not in ("none", "pdl1"):
+            solara.Checkbox(label="cells", value=tab.show_cells.value,
+                            on_value=tab.guard(lambda on: tab.set_view(show_cells=on)))
 
 
 @solara.component
@@ -166,7 +247,8 @@ def Exports(tab: Tab):
             m = session.model
             title = (f"{tab.scenario.value} · seed {m.seed} · day {m.day:.1f} · "
                      f"{m.n_cancer} cancer cells")
-            return R.export_png(m, tab.colour_by.value, tab.overlay.value, title)
+            return R.export_png(m, tab.colour_by.value, tab.overlay.value, title,
+                                tab.show_cells.value)
 
     stem = f"abm-{tab.scenario.value}-seed{tab.seed_text.value}"
     with solara.Row(gap="6px", style={"flex-wrap": "wrap"}):

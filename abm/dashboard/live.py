@@ -24,7 +24,8 @@ TISSUE_TEMPLATE = """
   <div class="abm-tissue" style="line-height: 0">
     <img :src="src" alt="tissue" data-testid="tissue" :data-frame="frame"
          :style="'width: 100%; max-width: ' + max_width + 'px; aspect-ratio: ' + cols + ' / ' +
-                 rows + '; image-rendering: pixelated; cursor: crosshair; border: 1px solid #bbb'"
+                 rows + '; image-rendering: pixelated; cursor: crosshair; border: 1px solid #bbb;' +
+                 ' display: block'"
          @mousemove="move" @mouseleave="leave" @click="pick" @load="loaded" />
   </div>
 </template>
@@ -46,7 +47,7 @@ module.exports = {
       if (this.timer) return;
       this.timer = setTimeout(() => { this.timer = null; this.hover(this.last); }, 100);
     },
-    leave() { this.last = null; },
+    leave() { this.last = null; this.hover(null); },
     pick(e) { this.select(this.site(e)); },
     loaded() {
       // frames shown in this browser tab (read by the benchmark and the browser tests)
@@ -71,8 +72,8 @@ class TissueWidget(v.VuetifyTemplate):
     on_select = traitlets.Callable(None, allow_none=True)
 
     def vue_hover(self, data):
-        if self.on_hover is not None and data:
-            self.on_hover(data)
+        if self.on_hover is not None:
+            self.on_hover(data or None)  # None: the mouse left the image
 
     def vue_select(self, data):
         if self.on_select is not None and data:
@@ -93,6 +94,8 @@ class LiveView:
                                                          "style": "font-size: 12px"})
         self.picked_text = v.Html(tag="span", children=[""], class_="abm-picked",
                                   style_="font-size: 12px")
+        self.hover_text = v.Html(tag="div", children=[""], class_="abm-hover",
+                                 style_="font-size: 12px; color: #444; min-height: 2.6em")
         self.charts = {
             key: EchartsWidget(
                 option={}, responsive=True,
@@ -104,16 +107,17 @@ class LiveView:
 
     def widgets(self) -> list:
         return [self.tissue, self.status, self.perf, self.colourbar, self.picked_text,
-                *self.charts.values()]
+                self.hover_text, *self.charts.values()]
 
     def close(self) -> None:
         for widget in self.widgets():
             widget.close()
 
     def show(self, session: Session, colour_by: str, overlay: str,
-             picked: tuple[int, int] | None, charts: bool = True) -> None:
+             picked: tuple[int, int] | None, charts: bool = True, show_cells: bool = True,
+             hovered: tuple[int, int] | None = None) -> None:
         """Draw the session's model into the widgets (the charts only if ``charts``)."""
-        src, frame = session.draw(colour_by, overlay)
+        src, frame = session.draw(colour_by, overlay, show_cells)
         model = session.model
         self.tissue.src = src
         self.tissue.cols, self.tissue.rows = model.width, model.height
@@ -123,9 +127,18 @@ class LiveView:
         self.perf.children = [perf]
         self.colourbar.unsafe_innerHTML = colourbar_html(frame)
         self.show_picked(session, picked)
+        if hovered is not None:  # what is under the mouse now, not when it last moved
+            self.show_hover(session, hovered)
         if charts:
             for key, option in chart_options(session.snapshot()).items():
                 self.charts[key].option = option
+
+    def show_hover(self, session: Session, site: tuple[int, int] | None) -> None:
+        """The line about the site under the mouse (a hint when the mouse is elsewhere)."""
+        self.hover_text.children = [
+            session.describe(*site) if site else
+            "Hover over the tissue to see what is at a site; click to follow a site."
+        ]
 
     def show_picked(self, session: Session, site: tuple[int, int] | None) -> None:
         """The line about the followed site (empty when none is followed)."""
@@ -151,8 +164,9 @@ def status_text(session: Session) -> tuple[str, str]:
 
 
 def colourbar_html(frame: R.Frame) -> str:
+    """The overlay's name, and its colour bar from 0 to the top of the scale, with the unit."""
     if frame.overlay is None:
         return ""
     spec = frame.overlay
-    return (f'{spec.label}: 0 <img src="{R.colourbar_png(spec.cmap)}" width="200" height="10" '
-            f'style="vertical-align: middle"> {frame.vmax:.3g} {spec.unit}')
+    return (f'{spec.label}: 0 <img src="{R.colourbar_png(spec.cmap)}" width="160" height="10" '
+            f'style="vertical-align: middle"> {frame.vmax:.2g} {spec.unit}')

@@ -35,6 +35,9 @@ KIND_RGB = {
 EXHAUSTED_T_RGB = (160, 184, 232)
 CANCER_HIDDEN_RGB = np.array((128, 116, 138), dtype=np.float32)  # antigenicity 0
 CANCER_VISIBLE_RGB = np.array((214, 39, 40), dtype=np.float32)  # antigenicity 1
+CAR_NEGATIVE_RGB = (25, 25, 25)  # a cancer cell without the CAR-T target (colour by CAR target)
+PDL1_CMAP = "RdPu"  # cancer cells by PD-L1: pale (none) to dark purple (the current maximum)
+PDL1_CSS = "#7a0177"  # the dark end of RdPu, for PD-L1 in the charts
 
 # tab20-like palette for clones; clone c gets CLONE_PALETTE[c % 20]
 CLONE_PALETTE = np.array(
@@ -45,7 +48,8 @@ CLONE_PALETTE = np.array(
     dtype=np.uint8,
 )
 
-COLOUR_BY = {"antigenicity": "antigenicity", "clone": "clone"}
+# how cancer cells are coloured (the view's toggle); PD-L1 is an overlay, since it has a scale
+COLOUR_BY = {"antigenicity": "antigenicity", "clone": "clone", "CAR target": "CAR target"}
 
 
 def clone_colour(clone: int) -> str:
@@ -59,13 +63,26 @@ def css(rgb) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
-def legend(colour_by: str = "antigenicity") -> list[tuple[str, str]]:
-    """(label, CSS colour) pairs for the legend under the tissue image."""
-    if colour_by == "clone":
+def legend(colour_by: str = "antigenicity", overlay: str = "none",
+           show_cells: bool = True) -> list[tuple[str, str]]:
+    """(label, CSS colour) pairs for the legend under the tissue image, matching what
+    ``tissue_rgb`` draws with the same view settings."""
+    if not show_cells:
+        return [("cells hidden: only the overlay", css(EMPTY_RGB)), ("vessel", css(VESSEL_RGB))]
+    if overlay == "pdl1":
+        cancer = [("cancer, no PD-L1", css(lut(PDL1_CMAP)[0])),
+                  ("cancer, most PD-L1 (colour bar)", css(lut(PDL1_CMAP)[255]))]
+    elif colour_by == "clone":
         cancer = [("cancer (colour = clone)", clone_colour(0))]
+    elif colour_by == "CAR target":
+        cancer = [("cancer, CAR target present", css(CANCER_VISIBLE_RGB)),
+                  ("cancer, CAR target lost", css(CAR_NEGATIVE_RGB))]
     else:
         cancer = [("cancer, antigenic", css(CANCER_VISIBLE_RGB)),
                   ("cancer, hidden", css(CANCER_HIDDEN_RGB))]
+    stroma = ("stroma (empty)", css(EMPTY_RGB))
+    if overlay not in ("none", "pdl1"):
+        stroma = ("stroma: colour = overlay (colour bar)", css(lut("viridis")[128]))
     return cancer + [
         ("T cell", css(KIND_RGB[Kind.TCELL])),
         ("exhausted T cell", css(EXHAUSTED_T_RGB)),
@@ -73,7 +90,7 @@ def legend(colour_by: str = "antigenicity") -> list[tuple[str, str]]:
         ("Treg", css(KIND_RGB[Kind.TREG])),
         ("MDSC", css(KIND_RGB[Kind.MDSC])),
         ("vessel", css(VESSEL_RGB)),
-        ("stroma (empty)", css(EMPTY_RGB)),
+        stroma,
     ]
 
 
@@ -90,16 +107,15 @@ class Overlay:
 
 
 def overlays(model: TumorModel) -> dict[str, Overlay]:
-    """The selectable overlays: every field of the model, PD-L1, and anti-PD-1 occupancy."""
+    """The selectable overlays: every field of the model (drawn in the free tissue between the
+    cells), and PD-L1 (the colour of the cancer cells). The anti-PD-1 occupancy is not one:
+    the drug is well-mixed, so it would be one flat colour (it is in the status line)."""
     out = {"none": Overlay("none", "none", "", "viridis")}
     for key, field in model.fields.items():
         unit = getattr(field, "unit", "") or "a.u."
         label = {"ifng": "IFN-γ", "tgfb": "suppressive factor (TGF-β)"}.get(key, field.name)
         out[key] = Overlay(key, label, unit, "viridis")
-    out["pdl1"] = Overlay("pdl1", "PD-L1 on cancer cells", "0-1", "magma", 1.0)
-    out["pd1_occupancy"] = Overlay(
-        "pd1_occupancy", "anti-PD-1 occupancy (well-mixed drug)", "0-1", "cividis", 1.0
-    )
+    out["pdl1"] = Overlay("pdl1", "PD-L1 on cancer cells", "(0-1 scale)", PDL1_CMAP)
     return out
 
 
@@ -111,9 +127,16 @@ def overlay_data(model: TumorModel, key: str) -> np.ndarray | None:
         return model.fields[key].data
     if key == "pdl1":
         return model.pdl1_map()
-    if key == "pd1_occupancy":
-        return np.full((model.width, model.height), float(model.pd1_occupancy))
     raise ValueError(f"unknown overlay {key!r}: expected one of {', '.join(overlays(model))}")
+
+
+def overlay_max(data: np.ndarray, key: str) -> float:
+    """Top of the colour scale: the current maximum; for PD-L1 rounded up to 0.1, so the scale
+    does not jump every frame and a low PD-L1 is not stretched to the darkest colour."""
+    top = float(np.max(data)) if data.size else 0.0
+    if key == "pdl1":
+        return min(1.0, max(0.1, np.ceil(top * 10 - 1e-9) / 10))
+    return top
 
 
 _LUTS: dict[str, np.ndarray] = {}
@@ -146,12 +169,15 @@ class Frame:
 
 
 def tissue_rgb(model: TumorModel, colour_by: str = "antigenicity",
-               overlay: str = "none") -> Frame:
+               overlay: str = "none", show_cells: bool = True) -> Frame:
     """The tissue as an RGB array: each cell type its colour, cancer cells shaded by
-    antigenicity (or coloured by clone), and an optional field underneath.
+    antigenicity (or coloured by clone or CAR target), and an optional overlay.
 
-    Vectorised over the model's layers; only T cells are visited one by one (to mark the
-    exhausted ones), which is a few hundred agents.
+    Every drawn colour means what the legend says: a field overlay colours the free tissue
+    between the cells (with ``show_cells`` False, everywhere), and the PD-L1 overlay colours
+    the cancer cells on its own scale; no colour is blended with another (a red cancer cell
+    over yellow IFN-γ turned Treg-amber). Vectorised over the model's layers; only T cells are
+    visited one by one (to mark the exhausted ones), which is a few hundred agents.
     """
     kind = model.kind
     w, h = kind.shape
@@ -162,25 +188,32 @@ def tissue_rgb(model: TumorModel, colour_by: str = "antigenicity",
     data = overlay_data(model, overlay)
     if data is not None:
         spec = overlays(model)[overlay]
-        vmax = spec.fixed_max if spec.fixed_max is not None else float(np.max(data))
+        vmax = spec.fixed_max if spec.fixed_max is not None else overlay_max(data, overlay)
         scale = 255.0 / vmax if vmax > 0 else 0.0
         idx = np.clip(data * scale, 0, 255).astype(np.uint8)
-        rgb[...] = lut(spec.cmap)[idx]
+        if overlay != "pdl1":
+            rgb[...] = lut(spec.cmap)[idx]
 
     for x, y in model.vessels:  # over the overlay: where immune cells enter stays visible
-        if kind[x, y] == Kind.EMPTY:
+        if kind[x, y] == Kind.EMPTY or not show_cells:
             rgb[x, y] = VESSEL_RGB
+    if not show_cells:
+        return Frame(np.ascontiguousarray(rgb.transpose(1, 0, 2)[::-1]), spec, vmax)
 
     cancer = kind == Kind.CANCER
     if cancer.any():
-        if colour_by == "clone":
-            colours = CLONE_PALETTE[model.clone[cancer] % len(CLONE_PALETTE)].astype(np.float32)
+        if overlay == "pdl1":
+            colours = lut(PDL1_CMAP)[idx[cancer]]
+        elif colour_by == "clone":
+            colours = CLONE_PALETTE[model.clone[cancer] % len(CLONE_PALETTE)]
         else:
             a = model.antigenicity[cancer][:, None]
-            colours = CANCER_HIDDEN_RGB + a * (CANCER_VISIBLE_RGB - CANCER_HIDDEN_RGB)
-        if data is not None:  # let the field show through the tumour
-            colours = 0.55 * colours + 0.45 * rgb[cancer]
-        rgb[cancer] = colours.astype(np.uint8)
+            colours = (CANCER_HIDDEN_RGB + a * (CANCER_VISIBLE_RGB - CANCER_HIDDEN_RGB)
+                       ).astype(np.uint8)
+            if colour_by == "CAR target":
+                colours = np.where(model.car_negative[cancer][:, None], CAR_NEGATIVE_RGB,
+                                   np.array(CANCER_VISIBLE_RGB, dtype=np.uint8))
+        rgb[cancer] = colours
 
     for k, colour in KIND_RGB.items():
         rgb[kind == k] = colour
@@ -261,15 +294,15 @@ def clone_counts(model: TumorModel) -> dict[int, int]:
 
 
 def export_png(model: TumorModel, colour_by: str = "antigenicity", overlay: str = "none",
-               title: str = "") -> bytes:
+               title: str = "", show_cells: bool = True) -> bytes:
     """The current view as a PNG for download: the scaled tissue, a legend and a colour bar."""
     from PIL import ImageDraw
 
     font = _font(13)
-    frame = tissue_rgb(model, colour_by, overlay)
+    frame = tissue_rgb(model, colour_by, overlay, show_cells)
     scale = max(1, 600 // max(model.width, model.height))
     tissue = Image.open(io.BytesIO(png_bytes(frame.rgb, scale)))
-    entries = legend(colour_by)
+    entries = legend(colour_by, overlay, show_cells)
     pad, line = 10, 18
     legend_w = 230
     height = max(tissue.height, len(entries) * line + 80) + 2 * pad + 24
@@ -285,7 +318,8 @@ def export_png(model: TumorModel, colour_by: str = "antigenicity", overlay: str 
         draw.text((lx + 18, y), label, fill="black", font=font)
     if frame.overlay is not None:
         y = top + len(entries) * line + 10
-        draw.text((lx, y), f"{frame.overlay.label} ({frame.overlay.unit})", fill="black", font=font)
+        draw.text((lx, y), f"{frame.overlay.label}, {frame.overlay.unit}", fill="black",
+                  font=font)
         bar = lut(frame.overlay.cmap)[np.linspace(0, 255, 200).astype(int)]
         canvas.paste(Image.fromarray(np.repeat(bar[None], 12, axis=0), "RGB"), (lx, y + 16))
         draw.text((lx, y + 30), "0", fill="black", font=font)

@@ -18,10 +18,19 @@ from urllib.parse import parse_qsl
 from abm import params as P
 from abm.agents import TREATMENTS
 from abm.dashboard import render as R
+from abm.dashboard.serving import check_grid
 from abm.model import TumorModel
 from abm.scenarios import SCENARIOS
 
 DEFAULT_SCENARIO = "escape" if "escape" in SCENARIOS else next(iter(SCENARIOS))
+PAGE_KEYS = ("teacher", "compare")  # link keys for the page (see ``page_options``), not the model
+
+
+def page_options(search: str | None) -> dict[str, bool]:
+    """The page's own link options: ``teacher=1`` (basic controls only, for a class) and
+    ``compare=1`` (the untreated twin beside the run)."""
+    query = dict(parse_qsl(search or "", keep_blank_values=True))
+    return {key: query.get(key, "").lower() in ("1", "true", "yes", "on") for key in PAGE_KEYS}
 
 
 @dataclass
@@ -71,6 +80,8 @@ class Session:
 
     def build(self, values: dict[str, Any], seed: int | str) -> None:
         """(Re)build the model; raises ``ValueError`` for bad values, leaving the old one."""
+        values = P.resolve(self.scenario, values)  # names a bad parameter or value
+        check_grid(values["width"], values["height"])  # before the memory is taken
         model = TumorModel(rng=seed, **values)  # outside the lock: a big grid takes a while
         with self.lock:
             self.model = model
@@ -98,11 +109,11 @@ class Session:
             self.clone_history.append((model.day, R.clone_counts(model)))
             return True
 
-    def draw(self, colour_by: str, overlay: str) -> tuple[str, R.Frame]:
+    def draw(self, colour_by: str, overlay: str, show_cells: bool = True) -> tuple[str, R.Frame]:
         """The tissue image as a PNG data URL, and the drawn frame (for the colour bar)."""
         with self.lock:
             start = time.perf_counter()
-            frame = R.tissue_rgb(self.model, colour_by, overlay)
+            frame = R.tissue_rgb(self.model, colour_by, overlay, show_cells)
             src = R.data_url(frame.rgb)
             self.timing.draw(time.perf_counter() - start)
         return src, frame
@@ -152,6 +163,8 @@ def session_from_query(search: str | None) -> tuple[Session, str | None]:
     a message saying what was wrong (links are shared in class, typos happen).
     """
     query = dict(parse_qsl(search or "", keep_blank_values=True))
+    for key in PAGE_KEYS:  # how the page looks, not the model
+        query.pop(key, None)
     try:
         scenario = query.pop("scenario", DEFAULT_SCENARIO)
         seed = query.pop("seed", query.pop("rng", None))

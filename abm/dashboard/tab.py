@@ -12,6 +12,7 @@ so holding it while triggering a render could deadlock.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -22,18 +23,57 @@ import solara
 from abm import params as P
 from abm.dashboard import render as R
 from abm.dashboard.live import LiveView
-from abm.dashboard.session import Session, new_seed, scenario_values, session_from_query
+from abm.dashboard.session import (
+    Session,
+    new_seed,
+    page_options,
+    scenario_values,
+    session_from_query,
+)
 
 log = logging.getLogger("abm.dashboard")
 
 PLOT_INTERVAL_S = 0.5  # while playing, charts refresh at most this often
+INFO_DAYS = 1.0  # a passing message (a dose given) goes after this many model days
+RUN_TO_SECONDS = 30  # "Run to day N" picks hours per frame to take about this long
+
+
+def scenario_colour_by(name: str) -> str:
+    """How a scenario's lesson colours the cancer cells (``colour_by`` in its dict)."""
+    from abm.scenarios import SCENARIOS
+
+    return SCENARIOS.get(name, {}).get("colour_by", "antigenicity")
+
+
+def client_alive() -> Callable[[], bool]:
+    """A check that this tab's browser page is still connected, for the play loop.
+
+    Solara keeps a page's kernel for ``kernel.cull_timeout`` after its websocket closed (a
+    reload can reconnect), and the play thread would keep stepping meanwhile. Outside a
+    server (the component tests) there is no page, and the check is always true.
+    """
+    try:
+        from solara.server import kernel_context
+
+        context = kernel_context.get_current_context()
+    except Exception:  # noqa: BLE001 - no kernel: not served
+        return lambda: True
+
+    def alive() -> bool:
+        if context.closed_event.is_set():
+            return False
+        status = list(context.page_status.values())
+        return not status or kernel_context.PageStatus.CONNECTED in status
+
+    return alive
 
 
 class Tab:
     """Everything one browser tab holds: the session, its reactive state, the live widgets."""
 
-    def __init__(self, session: Session, problem: str | None = None):
+    def __init__(self, session: Session, problem: str | None = None, teacher: bool = False):
         self.session = session
+        self.teacher = teacher  # a teacher's link: basic controls only
         self.frame = solara.reactive(0)  # bumped when the model changed outside the play loop
         self.generation = solara.reactive(session.generation)  # rebuilds restart the loop
         self.playing = solara.reactive(False)
@@ -45,23 +85,32 @@ class Tab:
         self.seed_text = solara.reactive(str(session.model.seed))
         self.speed = solara.reactive(30)  # frames per second at most
         self.steps_per_frame = solara.reactive(1)
-        self.colour_by = solara.reactive("antigenicity")
+        self.colour_by = solara.reactive(scenario_colour_by(session.scenario))
         self.overlay = solara.reactive("none")
+        self.show_cells = solara.reactive(True)  # False: only the overlay's field
+        self.target_day: solara.Reactive[float | None] = solara.reactive(None)  # "Run to day"
+        self.message_day = 0.0  # the model day an info message was shown (it expires)
+        self.hover_site: tuple[int, int] | None = None  # redrawn every frame: never stale
+        self.closed = False
+        self.alive = client_alive()
         self.dose_scale = solara.reactive(1.0)  # treatment buttons give this x the standard dose
-        self.hover = solara.reactive("")
         self.picked: solara.Reactive[tuple[int, int] | None] = solara.reactive(None)
         self.live = LiveView(on_hover=self.guard(lambda d: self.site(d, False)),
                              on_select=self.guard(lambda d: self.site(d, True)))
+        self.live.show_hover(session, None)
         self.push(charts=True)
 
     def close(self) -> None:
+        """The page is gone (closed, or culled by Solara): stop playing, free the widgets."""
+        self.closed = True
         self.live.close()
 
     # --- showing the model ----------------------------------------------------------------
     def push(self, charts: bool = True) -> None:
         """Show the current model in the live widgets (drawing happens here)."""
         self.live.show(self.session, self.colour_by.value, self.overlay.value,
-                       self.picked.value, charts)
+                       self.picked.value, charts, self.show_cells.value, self.hover_site)
+        self.expire_message()
 
     def changed(self) -> None:
         """The model changed outside the play loop: show it, and refresh the components that
@@ -73,7 +122,14 @@ class Tab:
         self.message.set(("error", text))
 
     def info(self, text: str) -> None:
+        """A passing message (a dose given, a day reached): it goes after one model day."""
+        self.message_day = self.session.model.day
         self.message.set(("info", text))
+
+    def expire_message(self) -> None:
+        msg = self.message.peek()
+        if msg and msg[0] == "info" and self.session.model.day - self.message_day >= INFO_DAYS:
+            self.message.set(None)
 
     def guard(self, action: Callable[..., Any]) -> Callable[..., None]:
         """Wrap an event handler: a bad value shows a message, never a traceback."""
@@ -93,19 +149,35 @@ class Tab:
     def step(self) -> None:
         if self.playing.value:
             return
-        if not self.session.advance(1):
-            self.info("the tumour is gone: press Reset (or pick a scenario) to start again")
+        self.session.advance(1)  # once the tumour is gone the status line says so
         self.changed()
 
     def toggle_play(self) -> None:
         if not self.playing.value and not self.session.model.running:
-            self.info("the tumour is gone: press Reset to start again")
-            return
+            return  # the status line says the tumour is gone and to press Reset
+        if self.playing.value:
+            self.target_day.set(None)
         self.playing.set(not self.playing.value)
+
+    def run_to(self, day: float) -> None:
+        """Play until the model reaches ``day``, with enough hours per frame to get there in
+        about ``RUN_TO_SECONDS`` at full speed."""
+        day = float(day)
+        model = self.session.model
+        if not day > model.day:
+            raise ValueError(f"run to day {day:g}: the model is already at day "
+                             f"{model.day:.1f}; press Reset to start again")
+        if not model.running:
+            return
+        hours = (day - model.day) * 24
+        self.steps_per_frame.set(int(min(24, max(1, round(hours / (RUN_TO_SECONDS * 25))))))
+        self.target_day.set(day)
+        self.playing.set(True)
 
     def rebuild(self, values: dict[str, Any], seed: int | str) -> None:
         """Stop playing and build a new model; on a bad value keep the old one."""
         self.playing.set(False)
+        self.target_day.set(None)
         self.session.build(values, seed)
         self.seed_text.set(str(self.session.model.seed))
         self.message.set(None)
@@ -127,16 +199,23 @@ class Tab:
         self.scenario.set(name)
         self.session.scenario = name
         self.raw.set(dict(values))
+        self.colour_by.set(scenario_colour_by(name))
         self.rebuild(values, P.validate_rng(self.seed_text.value))
 
     def set_param(self, name: str, value: Any) -> None:
         self.raw.set({**self.raw.value, name: value})
+        msg = self.message.peek()
+        if msg and msg[0] == "error" and name in msg[1]:
+            self.message.set(None)  # the value it complained about was changed
 
-    def set_view(self, colour_by: str | None = None, overlay: str | None = None) -> None:
+    def set_view(self, colour_by: str | None = None, overlay: str | None = None,
+                 show_cells: bool | None = None) -> None:
         if colour_by is not None:
             self.colour_by.set(colour_by)
         if overlay is not None:
             self.overlay.set(overlay)
+        if show_cells is not None:
+            self.show_cells.set(show_cells)
         self.push(charts=False)
 
     def treat(self, therapy: str) -> None:
@@ -146,12 +225,17 @@ class Tab:
 
     def site(self, data: dict, pick: bool) -> None:
         """Hover (``pick`` False) or click on the tissue image at ``data``'s column and row."""
+        if data is None:  # the mouse left the image
+            self.hover_site = None
+            self.live.show_hover(self.session, None)
+            return
         x, y = R.site_from_pixel(self.session.model, data["column"], data["row"])
         if pick:
             self.picked.set((x, y))
             self.live.show_picked(self.session, (x, y))
         else:
-            self.hover.set(self.session.describe(x, y))
+            self.hover_site = (x, y)
+            self.live.show_hover(self.session, (x, y))
 
     # --- the play loop (runs in a thread per session) ---------------------------------------
     def play_loop(self, cancel: threading.Event) -> None:
@@ -160,8 +244,18 @@ class Tab:
         last_plot = 0.0
         try:
             while self.playing.value and not cancel.is_set():
+                if self.closed or not self.alive():
+                    # nobody is watching (the tab was closed, crashed or lost its network):
+                    # stop, so a lost tab does not use the server's CPU until Solara culls it
+                    log.info("no browser connected: pausing")
+                    self.playing.set(False)
+                    break
                 start = time.perf_counter()
-                if not session.advance(max(1, int(self.steps_per_frame.value)), generation):
+                steps = max(1, int(self.steps_per_frame.value))
+                target = self.target_day.value
+                if target is not None:
+                    steps = max(1, min(steps, math.ceil((target - session.model.day) * 24 - 1e-6)))
+                if not session.advance(steps, generation):
                     break
                 now = time.perf_counter()
                 charts = now - last_plot >= PLOT_INTERVAL_S
@@ -171,7 +265,12 @@ class Tab:
                 session.timing.frame(time.perf_counter() - start)
                 if not session.model.running:
                     self.playing.set(False)
-                    self.info(f"the tumour is gone (day {session.model.day:.1f})")
+                    self.target_day.set(None)
+                    break  # the status line says the tumour is gone
+                if target is not None and session.model.day >= target - 1e-9:
+                    self.playing.set(False)
+                    self.target_day.set(None)
+                    self.info(f"day {target:g} reached")
                     break
                 wait = 1.0 / max(1, self.speed.value) - (time.perf_counter() - start)
                 if wait > 0:
@@ -192,9 +291,10 @@ def use_tab(session: Session | None, query: str | None = None) -> Tab:
     """This browser tab's ``Tab``, made once per tab (never shared between tabs)."""
 
     def make() -> Tab:
+        options = page_options(query)
         if session is not None:
-            return Tab(session)
-        return Tab(*session_from_query(query))
+            return Tab(session, teacher=options["teacher"])
+        return Tab(*session_from_query(query), teacher=options["teacher"])
 
     tab = solara.use_memo(make, [])
     solara.use_effect(lambda: tab.close, [])  # close the live widgets with the page

@@ -1,0 +1,134 @@
+"""How the dashboard is served: the grid-size cap of a network-served dashboard, a fixed default
+port a teacher can bookmark, the addresses students type, and the Solara settings the
+dashboard needs (no badge, dead sessions culled in a minute, no cookie warning).
+
+``abm serve`` (``abm/cli.py``) runs ``solara run abm.server`` in its own process; it passes the
+settings here through environment variables (``serve_environment``), and the served page reads
+them (``max_sites``). Without them (an older ``abm serve``) the host is read from the server's
+own command line, so the cap applies whenever the dashboard listens beyond this machine.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import warnings
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+DEFAULT_PORT = 8765  # a fixed port a teacher can bookmark; the next free one if it is taken
+NETWORK_MAX_SITES = 250_000  # e.g. 500 x 500; a 1000 x 1000 tab takes ~1.7 GB and a minute
+ENV_HOST = "ABM_SERVE_HOST"
+ENV_MAX_SITES = "ABM_MAX_SITES"
+CULL_TIMEOUT = "60s"  # a tab gone without closing (lid shut, Wi-Fi lost) is freed after this
+
+
+def serve_environment(host: str, max_sites: int | None = None) -> dict[str, str]:
+    """Environment variables for the server process: the host it listens on, and the largest
+    grid (width x height) a tab may ask for (``None``: the default for that host; 0: no cap).
+    Raises ``ValueError`` for a negative ``max_sites``."""
+    env = {ENV_HOST: host}
+    if max_sites is not None:
+        if max_sites < 0:
+            raise ValueError(f"--max-sites {max_sites}: expected 0 (no limit) or a positive "
+                             "number of sites (width x height)")
+        env[ENV_MAX_SITES] = str(max_sites)
+    return env
+
+
+def _host_from_argv(argv: list[str]) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == "--host" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--host="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def served_host() -> str:
+    """The address this dashboard listens on (127.0.0.1 unless told otherwise)."""
+    return os.environ.get(ENV_HOST) or _host_from_argv(sys.argv) or "127.0.0.1"
+
+
+def max_sites() -> int | None:
+    """The largest grid a tab may ask for, or None for no cap: ``ABM_MAX_SITES`` if set (0 = no
+    cap), else ``NETWORK_MAX_SITES`` when served beyond 127.0.0.1, else no cap."""
+    text = os.environ.get(ENV_MAX_SITES)
+    if text:
+        try:
+            value = int(text)
+        except ValueError as err:
+            raise ValueError(f"{ENV_MAX_SITES}={text!r}: expected a whole number of sites") \
+                from err
+        return value if value > 0 else None
+    return None if served_host() in LOOPBACK_HOSTS else NETWORK_MAX_SITES
+
+
+def check_grid(width: int, height: int, limit: int | None = None) -> None:
+    """Raise ``ValueError`` if a width x height grid is larger than this server allows."""
+    limit = max_sites() if limit is None else limit
+    if limit is not None and width * height > limit:
+        raise ValueError(
+            f"width x height = {width} x {height} = {width * height:,} sites is more than this "
+            f"server allows ({limit:,} sites, e.g. {int(limit ** 0.5)} x {int(limit ** 0.5)}); "
+            "ask for a smaller grid, or run `abm serve` on your own machine"
+        )
+
+
+def pick_port(host: str, preferred: int = DEFAULT_PORT, tries: int = 20) -> int:
+    """``preferred`` if it is free on ``host``, else the next free one after it (up to
+    ``tries``), else any free port. 0 means any free port."""
+    candidates = [preferred + i for i in range(tries)] if preferred else []
+    for port in [*candidates, 0]:
+        if port > 65535:
+            continue
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise OSError(f"no free port on {host}")
+
+
+def network_addresses() -> list[str]:
+    """This machine's IPv4 addresses other than loopback (what students type; a host name
+    such as "vm" may not resolve on their devices)."""
+    found: list[str] = []
+    try:  # the address of the interface with the default route (no packet is sent)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))
+            found.append(s.getsockname()[0])
+    except OSError:
+        pass
+    try:
+        for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET):
+            found.append(info[4][0])
+    except OSError:
+        pass
+    return [a for a in dict.fromkeys(found) if not a.startswith("127.")]
+
+
+def urls(host: str, port: int) -> list[str]:
+    """The URLs to print: this machine, and each network address when served beyond it."""
+    if host in LOOPBACK_HOSTS:
+        return [f"http://{host}:{port}"]
+    if host in ("0.0.0.0", "::"):
+        return [f"http://{a}:{port}" for a in network_addresses()] + [f"http://127.0.0.1:{port}"]
+    return [f"http://{host}:{port}"]
+
+
+def configure_solara() -> None:
+    """Settings of the Solara server process (called when ``abm.server`` is imported):
+
+    - no "This website runs on Solara" badge (it covered the charts);
+    - a tab gone without closing is culled after ``CULL_TIMEOUT`` (Solara keeps it 24 h by
+      default, playing; ``SOLARA_KERNEL_CULL_TIMEOUT`` still overrides);
+    - no 13-line warning about cookies over plain http on the first page load.
+    """
+    import solara.server.settings as settings
+
+    settings.theme.show_banner = False
+    if "SOLARA_KERNEL_CULL_TIMEOUT" not in os.environ:
+        settings.kernel.cull_timeout = CULL_TIMEOUT
+    warnings.filterwarnings("ignore", message="Cookies with samesite=none require https")
