@@ -12,9 +12,11 @@ Step order (fixed):
 5. suppressors: Treg and MDSC recruitment, then each acts, in random order;
 6. data collection (one row per step) and the stop condition (the tumour is gone).
 
-Besides Mesa's grid the model keeps a few numpy layers per site (what occupies it, and the
-traits of the cancer cell there) so that counting, masks and field sources are vectorised: the
-interior of a dense tumour costs nothing per step.
+Besides Mesa's grid there are a few numpy layers per site (what occupies it, and the traits of
+the cancer cell there) so that counting, masks and field sources are vectorised: the interior of
+a dense tumour costs nothing per step. Both belong to ``model.tissue`` (``abm.tissue.Tissue``),
+the only writer of the layers; ``model.kind``, ``model.antigens``, ``model.agent_at`` etc. read
+them.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from abm.agents import TREATMENTS, CancerCell, CARTCell, Kind, TCell
 from abm.agents.cancer import MUTATIONS, N_ANTIGENS
 from abm.agents.suppressors import MDSC, Treg
 from abm.fields import Field
+from abm.tissue import Tissue
 
 # model reporters: column -> attribute (names, not lambdas, so runs pickle across processes)
 REPORTERS = {
@@ -54,21 +57,6 @@ REPORTERS = {
     "CTLA4Occupancy": "ctla4_occupancy",
     "VaccineResponse": "vaccine_response",
 }
-
-class AgentLookup:
-    """``model.agent_at[x, y]``: the agent at a site, or None, read from Mesa's grid.
-
-    (Not a numpy object array: the cycle collector cannot see into those, so model -> array ->
-    agent -> model cycles would keep every finished model in memory.)
-    """
-
-    def __init__(self, grid: OrthogonalMooreGrid) -> None:
-        self._cells = grid._cells  # coordinate -> Cell; Mesa is pinned to 3.5.*
-
-    def __getitem__(self, site: tuple[int, int]):
-        agents = self._cells[tuple(int(i) for i in site)]._agents
-        return agents[0] if agents else None
-
 
 def _neighbourhood(mask: np.ndarray, radius: int) -> np.ndarray:
     """Sites within ``radius`` (Chebyshev distance) of a True site."""
@@ -110,16 +98,8 @@ class TumorModel(mesa.Model):
         self.grid = OrthogonalMooreGrid((width, height), torus=False, capacity=1,
                                         random=self.random)
         shape = (width, height)
-        # what occupies each site
-        self.kind = np.zeros(shape, dtype=np.int8)
-        self.agent_at = AgentLookup(self.grid)
-        # traits of the cancer cell at each site (mirrors of heritable agent traits)
-        self.antigens = np.zeros(shape, dtype=np.uint8)
-        self.antigenicity = np.zeros(shape, dtype=np.float32)
-        self.pdl1_base = np.zeros(shape, dtype=np.float32)
-        self.pdl1_induced = np.zeros(shape, dtype=np.float64)  # IFN-gamma-induced state, 0-1
-        self.car_negative = np.zeros(shape, dtype=bool)
-        self.clone = np.full(shape, -1, dtype=np.int32)
+        self.tissue = Tissue(self.grid)  # who is where, and the per-site layers
+        self.agent_at = self.tissue.agent_at
 
         self.chemokine = Field("chemokine", shape, values["chemokine_diffusion"],
                                values["chemokine_half_life_h"])
@@ -189,34 +169,41 @@ class TumorModel(mesa.Model):
         chosen = self.rng.choice(candidates, size=min(n, candidates.size), replace=False)
         return [divmod(int(f), self.height) for f in chosen]
 
-    # --- layers kept in step with the agents ---------------------------------------------
-    def record_cancer_traits(self, cell: CancerCell) -> None:
-        site = cell.cell.coordinate
-        self.antigens[site] = cell.antigens
-        self.antigenicity[site] = cell.antigenicity
-        self.pdl1_base[site] = cell.pdl1_base
-        self.car_negative[site] = not cell.car_target
-        self.clone[site] = cell.clone
+    # --- the per-site layers, owned by the tissue (read them here; write through the tissue) --
+    @property
+    def kind(self) -> np.ndarray:
+        """What occupies each site (``Kind``)."""
+        return self.tissue.kind
 
-    def clear_cancer_traits(self, cell: CancerCell) -> None:
-        site = cell.cell.coordinate
-        self.antigens[site] = 0
-        self.antigenicity[site] = 0.0
-        self.pdl1_base[site] = 0.0
-        self.pdl1_induced[site] = 0.0
-        self.car_negative[site] = False
-        self.clone[site] = -1
+    @property
+    def antigens(self) -> np.ndarray:
+        """Antigen bitmask of the cancer cell at each site (0 where none)."""
+        return self.tissue.antigens
 
-    def swap(self, tcell, cancer: CancerCell) -> None:
-        """A T cell squeezes past a cancer cell: they exchange sites."""
-        t_site, c_site = tcell.cell, cancer.cell
-        induced = self.pdl1_induced[c_site.coordinate]
-        for agent in (tcell, cancer):
-            agent.leave()
-            agent.cell = None
-        cancer.place(t_site)
-        tcell.place(c_site)
-        self.pdl1_induced[t_site.coordinate] = induced
+    @property
+    def antigenicity(self) -> np.ndarray:
+        """Antigenicity of the cancer cell at each site (0 where none)."""
+        return self.tissue.antigenicity
+
+    @property
+    def pdl1_base(self) -> np.ndarray:
+        """Constitutive PD-L1 of the cancer cell at each site (0 where none)."""
+        return self.tissue.pdl1_base
+
+    @property
+    def pdl1_induced(self) -> np.ndarray:
+        """IFN-gamma-induced PD-L1 state (0-1) of the cancer cell at each site (0 where none)."""
+        return self.tissue.pdl1_induced
+
+    @property
+    def car_negative(self) -> np.ndarray:
+        """True where the cancer cell lacks the CAR-T target."""
+        return self.tissue.car_negative
+
+    @property
+    def clone(self) -> np.ndarray:
+        """Clone id of the cancer cell at each site (-1 where none)."""
+        return self.tissue.clone
 
     def entry_site(self):
         """A free site at or next to a random vessel (or the domain edge if there are none)."""
@@ -322,7 +309,7 @@ class TumorModel(mesa.Model):
         )
         # PD-L1 induction relaxes toward the IFN-gamma response with its time constant
         rate = 1.0 - np.exp(-1.0 / p["pdl1_induction_time_h"])
-        self.pdl1_induced += cancer * rate * (hill - self.pdl1_induced)
+        self.tissue.relax_pdl1(hill, rate, cancer)
 
     def ifng_response(self) -> np.ndarray:
         """Hill response of a cell to local IFN-gamma (spQSP-IO: half-max 0.11 ng/mL, n 1.26)."""

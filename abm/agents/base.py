@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, ClassVar
 
 from mesa.discrete_space import CellAgent
 
+from abm import compat
+
 if TYPE_CHECKING:
     from mesa.discrete_space import Cell
 
@@ -14,7 +16,7 @@ if TYPE_CHECKING:
 
 
 class Kind(IntEnum):
-    """What occupies a grid site; the model keeps a numpy layer of these for vectorised work."""
+    """What occupies a grid site; the tissue keeps a numpy layer of these (``Tissue.kind``)."""
 
     EMPTY = 0
     CANCER = 1
@@ -27,8 +29,9 @@ class Kind(IntEnum):
 class TissueCell(CellAgent):
     """A cell occupying one grid site (``capacity=1``).
 
-    Every change of position goes through :meth:`place` and :meth:`leave`, which keep the model's
-    ``kind`` layer in step with Mesa's grid.
+    Every change of site goes through the model's :class:`~abm.tissue.Tissue` (``place``,
+    ``move_to``, ``die`` here; ``Tissue.swap`` and ``Tissue.add_daughter``), which keeps
+    Mesa's grid and the per-site layers in step.
     """
 
     KIND: ClassVar[Kind]
@@ -36,44 +39,32 @@ class TissueCell(CellAgent):
 
     # "cell" is ambiguous here: Mesa's ``CellAgent.cell`` is the grid site the agent occupies,
     # while this class is a biological cell. ``site`` and ``alive`` say which is meant (``cell``
-    # keeps working: Mesa needs it).
-    @property
-    def site(self) -> Cell | None:
-        """The grid site this cell occupies (Mesa's ``Cell``), or None once it is gone."""
-        return self.cell
+    # keeps working: Mesa needs it). ``site`` reuses Mesa's getter, so it costs what ``cell``
+    # costs, and is read-only: moves go through the tissue.
+    site = property(CellAgent.cell.fget,
+                    doc="The grid site this cell occupies (Mesa's ``Cell``), or None once gone.")
 
     @property
     def alive(self) -> bool:
         """Still in the tissue: False once the cell has died or been killed."""
         return self.cell is not None
 
-    def place(self, cell: Cell) -> None:
-        """Occupy ``cell`` (which must be empty)."""
-        self.cell = cell
-        x, y = cell.coordinate
-        self.model.kind[x, y] = self.KIND
+    def place(self, site: Cell) -> None:
+        """Occupy the empty ``site`` (a new cell entering the tissue)."""
+        self.model.tissue.place(self, site)
 
-    def leave(self) -> None:
-        """Vacate the current site (before moving or dying)."""
-        x, y = self.cell.coordinate
-        self.model.kind[x, y] = Kind.EMPTY
-
-    def move_to(self, cell: Cell) -> None:
-        """Move to an empty neighbouring site."""
-        self.leave()
-        self.place(cell)
+    def move_to(self, site: Cell) -> None:
+        """Move to the empty ``site``."""
+        self.model.tissue.move(self, site)
 
     def die(self) -> None:
-        """Remove the cell from the tissue and the model."""
-        self.leave()
+        """Leave the tissue and the model."""
+        self.model.tissue.remove(self)
         self.remove()
 
-    def free_neighbours(self) -> list[Cell]:
-        """Empty sites of the Moore neighbourhood.
-
-        This is the hottest line of the model; ``Cell.is_empty`` is a property around
-        ``len(cell._agents)``, so read the list directly (Mesa is pinned to 3.5.*)."""
-        return [c for c in self.cell.connections.values() if not c._agents]
+    # Empty sites of the Moore neighbourhood: the hottest line of the model, so it reads Mesa's
+    # internals directly (abm/compat.py) and is assigned rather than wrapped (no extra call).
+    free_neighbours = compat.free_neighbours
 
 
 class ImmuneCell(TissueCell):

@@ -24,7 +24,8 @@ class CancerCell(TissueCell):
     Heritable traits: ``antigens`` (bitmask of antigens endogenous T cells can recognise),
     ``mhc`` (MHC-I presentation, 0-1), ``pdl1_base`` (constitutive PD-L1, 0-1), ``car_target``
     (carries the CAR-T target antigen, independent of MHC), ``clone`` and ``parent_clone``.
-    PD-L1 also has an IFN-gamma-induced part that lives in the model's ``pdl1_induced`` layer.
+    PD-L1 also has an IFN-gamma-induced part, a state that lives in the tissue's
+    ``pdl1_induced`` layer (``model.tissue``).
 
     A cell divides into a free neighbouring site with probability 1/``division_time_h`` per
     hour (PhysiCell cancer_immune: mean 23.1 h); a cell with no free neighbour is quiescent
@@ -54,17 +55,8 @@ class CancerCell(TissueCell):
     @property
     def pdl1(self) -> float:
         """Total PD-L1 (0-1): constitutive plus the IFN-gamma-induced part."""
-        induced = self.model.pdl1_induced[self.site.coordinate]
+        induced = self.model.tissue.pdl1_induced[self.site.coordinate]
         return min(1.0, self.pdl1_base + self.model.p["pdl1_induction"] * induced)
-
-    # --- placement keeps the model's trait layers current -------------------------------
-    def place(self, cell: Cell) -> None:
-        super().place(cell)
-        self.model.record_cancer_traits(self)
-
-    def leave(self) -> None:
-        self.model.clear_cancer_traits(self)
-        super().leave()
 
     # --- behaviour ------------------------------------------------------------------------
     def step(self) -> None:
@@ -89,9 +81,8 @@ class CancerCell(TissueCell):
             self.clone, self.parent_clone,
         )
         daughter.mutate(self)
-        daughter.place(site)
-        # IFN-gamma-induced PD-L1 is a cell state: the daughter inherits its parent's level
-        self.model.pdl1_induced[site.coordinate] = self.model.pdl1_induced[self.site.coordinate]
+        # the tissue records its traits; it inherits its parent's IFN-gamma-induced PD-L1 state
+        self.model.tissue.add_daughter(self, daughter, site)
         return daughter
 
     def mutate(self, parent: CancerCell) -> None:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from abm.agents.base import ImmuneCell, Kind
 from abm.agents.cancer import CancerCell
+from abm.compat import neighbour_agents
 
 if TYPE_CHECKING:
     from mesa.discrete_space import Cell
@@ -69,10 +70,7 @@ class TCell(ImmuneCell):
 
     def find_target(self) -> CancerCell | None:
         candidates = [
-            a
-            for c in self.site.connections.values()
-            for a in c.agents
-            if a.KIND == Kind.CANCER and self.recognises(a)
+            a for a in neighbour_agents(self.cell) if a.KIND == Kind.CANCER and self.recognises(a)
         ]
         return self.random.choice(candidates) if candidates else None
 
@@ -83,12 +81,9 @@ class TCell(ImmuneCell):
             self.move_to(site)
             return True
         if self.random.random() < self.model.p["tcell_infiltration"]:
-            blockers = [
-                a for c in self.site.connections.values() for a in c.agents
-                if a.KIND == Kind.CANCER
-            ]
+            blockers = [a for a in neighbour_agents(self.cell) if a.KIND == Kind.CANCER]
             if blockers:
-                self.model.swap(self, self.random.choice(blockers))
+                self.model.tissue.swap(self, self.random.choice(blockers))
                 return True
         return False
 
@@ -137,7 +132,7 @@ class TCell(ImmuneCell):
 
     def daughter(self, site: Cell) -> TCell:
         child = TCell(self.model, self.antigen, self.divisions_left)
-        child.place(site)
+        self.model.tissue.add_daughter(self, child, site)
         return child
 
 
@@ -164,5 +159,5 @@ class CARTCell(TCell):
 
     def daughter(self, site: Cell) -> CARTCell:
         child = CARTCell(self.model, self.divisions_left)
-        child.place(site)
+        self.model.tissue.add_daughter(self, child, site)
         return child
