@@ -1,31 +1,36 @@
-"""Documented experiments for the eight stylized facts of DESIGN.md section 5 (issue 6).
+"""The analyses behind docs/validation.md: the stylized facts (docs/design.md section 5),
+immune phenotypes, the size threshold and the calibration checks.
 
 Run from the repository root:
 
     .venv/bin/python experiments/validation/run_facts.py            # all facts + calibration
     .venv/bin/python experiments/validation/run_facts.py 1 3 calib  # a subset
+    .venv/bin/python experiments/validation/run_facts.py --workers 4 7
 
-Each fact's design (arms, factors, seeds, days) is the sweep spec ``factN_*.toml`` next to this
-file, the same simulations ``abm sweep experiments/validation/factN_*.toml --out DIR`` runs;
-this script is the analysis the sweep report cannot do (paired benefits, spatial snapshots,
-kill rates). Each ``factN`` runs its spec's points on paired seeds (same seed with and without
-the intervention), two at a time (ProcessPoolExecutor, max_workers=2), prints a Markdown table
-of measured numbers and writes figures to ``docs/img/factN_*.png``. Fact 8 reuses the runs of
-facts 2 and 3. The calibration runs (``calib``, ``calib_all``) are one-at-a-time variations
-defined here.
-Raw run summaries are cached in ``experiments/validation/cache/`` (not committed) so the
-figures and tables can be remade without re-simulating; delete the cache to rerun.
+Every experiment is a sweep spec: ``factN_*.toml``, ``phenotypes.toml``, ``size_threshold.toml``
+and ``calib_*.toml`` next to this file (``calib_all`` builds its two specs from the parameter
+registry, see ``calib_all_spec``). Each is run by the sweep runner (``abm.sweep.run_sweep``, as
+``abm sweep``) into ``experiments/validation/runs/<spec>/`` (git-ignored); measurements during a
+run (spatial snapshots, kill contacts, antigen loss) are the spec's ``[probes]``. This script only
+reads those sweep directories (``abm.sweep.load_sweep``) and measures with ``abm.analysis``: it
+prints each fact's Markdown table and writes its figures to ``docs/img/``. Fact 8 reads the runs
+of facts 2 and 3.
+
+A sweep directory is reused only if it was made by the same model code: run_facts stamps it with
+a hash of the ``abm`` package's source (``model_code.json``) and deletes and reruns it when the
+stamp, or the spec, differs (uncommitted edits count). Delete ``runs/`` to rerun everything.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
-import pickle
+import shutil
 import statistics
-import sys
-from concurrent.futures import ProcessPoolExecutor
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -33,143 +38,108 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from abm.agents import Kind  # noqa: E402
+from abm.analysis.growth import burden_on, cleared_day, growth_rate_ratio, loglog_slope  # noqa: E402
+from abm.analysis.kills import (  # noqa: E402
+    independent_contacts,
+    kill_probability,
+    kills_per_ctl_per_day,
+)
+from abm.analysis.paired import (  # noqa: E402
+    bliss_excess,
+    med_range,
+    relative_benefit,
+    relative_benefits,
+)
+from abm.analysis.runs import Run, by_point, finals  # noqa: E402
+from abm.analysis.spatial import (  # noqa: E402
+    DIST_BINS_UM,
+    ctl_density_by_region,
+    inside_over_band,
+    local_ctl_density,
+    mean_by_distance,
+    pdl1_colocalisation,
+)
+from abm.sweep import load_spec, load_sweep, parse_spec, run_sweep, spec_hash  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 IMG = ROOT / "docs" / "img"
-CACHE = Path(__file__).resolve().parent / "cache"
-SEEDS = [0, 1, 2, 3]
+RUNS = HERE / "runs"  # one sweep directory per spec (git-ignored)
+STAMP = "model_code.json"  # in a sweep directory: the hash of the code that made its runs
+WORKERS = 2  # processes per sweep (--workers)
 
 
-# --- one simulation ----
-def simulate(job: dict) -> dict:
-    """Run one model; return its time series and final / snapshot summaries (picklable)."""
-    from scipy.ndimage import uniform_filter
-
-    from abm import TumorModel
-    from abm.agents import Kind
-    from abm.analysis.spatial import cancer_cells_and_contacts
-
-    if "params" in job:  # a point of a sweep spec: every parameter resolved
-        model = TumorModel(rng=job["seed"], **job["params"])
-    else:  # a calibration variant: a scenario and overrides
-        model = TumorModel.from_scenario(job["scenario"], rng=job["seed"], **job["overrides"])
-    snap_hour = round(job["snapshot_day"] * 24) if job.get("snapshot_day") is not None else None
-    out = {"job": job, "snapshot": None}
-    founder = int(np.bincount(model.antigens[model.kind == Kind.CANCER]).argmax())
-    contacts = job.get("contacts")  # [first day, last day]: watch cancer cells' CTL contacts
-    if contacts:
-        out["exposed"], out["died"] = np.zeros(9, int), np.zeros(9, int)
-    for hour in range(1, round(job["days"] * 24) + 1):
-        watched = None
-        if contacts and contacts[0] * 24 <= hour - 1 < contacts[1] * 24:
-            watched = cancer_cells_and_contacts(model)
-        model.step()
-        if watched:
-            for cell, k in zip(*watched, strict=True):
-                out["exposed"][k] += 1
-                out["died"][k] += cell.cell is None  # removed this hour: killed
-        if snap_hour is not None and hour == snap_hour:
-            pdl1 = np.asarray(model.pdl1_map(), dtype=float)
-            tdens = uniform_filter(
-                (model.kind == Kind.TCELL).astype(float), size=5, mode="constant"
-            )
-            cancer = model.kind == Kind.CANCER
-            out["snapshot"] = {
-                "pdl1": pdl1,
-                "tdens": tdens,
-                "cancer": cancer,
-                "kind": model.kind.copy(),
-                "ifng": model.ifng.data.copy(),
-            }
-        if not model.running:
-            break
-    out["df"] = model.datacollector.get_model_vars_dataframe().copy()
-    out["n_cancer"] = int(model.n_cancer)
-    out["mean_antigenicity"] = float(model.mean_antigenicity) if model.n_cancer else float("nan")
-    out["antigen_negative_fraction"] = (
-        float(model.antigen_negative_fraction) if model.n_cancer else float("nan")
-    )
-    carried = model.antigens[model.kind == Kind.CANCER]
-    out["lacking_founder"] = (
-        float(np.mean((carried & founder) == 0)) if carried.size else float("nan")
-    )
-    if "vaccine" in model.treatments and getattr(model.treatments["vaccine"], "antigens", None):
-        targets = sum(1 << a for a in model.treatments["vaccine"].antigens)
-        carried = model.antigens[model.kind == Kind.CANCER]
-        out["lacking_vaccine"] = (
-            float(np.mean((carried & targets) == 0)) if carried.size else float("nan")
-        )
-    return out
+# --- the runs: sweep directories ----
 
 
-def job(scenario, seed, days, snapshot_day=None, **overrides):
-    j = {
-        "scenario": scenario,
-        "seed": seed,
-        "days": days,
-        "overrides": overrides,
-        "snapshot_day": snapshot_day,
-    }
-    return j
+def model_code_hash() -> str:
+    """SHA-256 over the ``abm`` package's Python sources (paths and contents, working tree), so
+    any change of model code, committed or not, gives a new hash."""
+    pkg = ROOT / "abm"
+    digest = hashlib.sha256()
+    for path in sorted(pkg.rglob("*.py")):
+        digest.update(path.relative_to(pkg).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
-def design(name: str, snapshots: dict | None = None, **extra) -> dict:
-    """The runs of the sweep spec ``<name>.toml``, grouped by point, each group in seed order.
-
-    A group's key is its arm name or its factor value, a tuple of them when several vary.
-    ``snapshots`` maps a key to the day of a spatial snapshot for that group's runs."""
-    from abm.sweep import expand, load_spec
-
-    spec = load_spec(HERE / f"{name}.toml")
-    groups: dict = {}
-    for run in expand(spec):
-        values = tuple(run.varied.values())
-        key = values[0] if len(values) == 1 else values  # (arm, factor, ...) when several
-        snapshot = (snapshots or {}).get(key)
-        job_ = {"params": spec.params_for(run.varied), "seed": run.seed, "days": spec.steps / 24}
-        groups.setdefault(key, []).append({**job_, "snapshot_day": snapshot, **extra})
-    return groups
+_SWEEPS: dict[str, dict] = {}  # spec name -> its runs, so a spec is read once per invocation
 
 
-def run_design(name: str, snapshots: dict | None = None, **extra) -> dict:
-    """Run (or load from the cache) every run of a spec; results grouped as ``design``."""
-    groups = design(name, snapshots, **extra)
-    flat = run_all([j for jobs in groups.values() for j in jobs])
-    out, i = {}, 0
-    for key, jobs in groups.items():
-        out[key], i = flat[i : i + len(jobs)], i + len(jobs)
-    return out
+def sweep(name: str, spec_text: str | None = None) -> dict[Any, list[Run]]:
+    """The runs of spec ``name`` (``<name>.toml`` here, or ``spec_text``), grouped by point
+    (``abm.analysis.runs.by_point``: keyed by arm or factor value, each group in seed order);
+    runs what is missing into ``runs/<name>/`` first (``run_sweep``, as ``abm sweep``)."""
+    if name in _SWEEPS:
+        return _SWEEPS[name]
+    text = spec_text if spec_text is not None else (HERE / f"{name}.toml").read_text()
+    spec = parse_spec(tomllib.loads(text), source=f"{name}.toml")
+    out = RUNS / name
+    code = model_code_hash()
+    stale = _stale(out, spec, code)
+    if stale:
+        print(f"{out.relative_to(ROOT)}: {stale}; rerunning it", flush=True)
+        shutil.rmtree(out)
+    if not (out / STAMP).exists():
+        out.mkdir(parents=True, exist_ok=True)
+        (out / STAMP).write_text(json.dumps({"abm_source_sha256": code}) + "\n")
+    run_sweep(spec, out, workers=WORKERS, spec_text=text, progress=False)
+    _SWEEPS[name] = by_point(load_sweep(out))
+    return _SWEEPS[name]
 
 
-def run_all(jobs: list[dict]) -> list[dict]:
-    """Run jobs (cached by their JSON description) two at a time; results in job order."""
-    CACHE.mkdir(exist_ok=True)
-    keys = [hashlib.sha1(json.dumps(j, sort_keys=True).encode()).hexdigest()[:16] for j in jobs]
-    todo = [(k, j) for k, j in zip(keys, jobs, strict=True) if not (CACHE / f"{k}.pkl").exists()]
-    if todo:
-        with ProcessPoolExecutor(max_workers=2) as pool:
-            for (k, _), res in zip(todo, pool.map(simulate, [j for _, j in todo]), strict=True):
-                (CACHE / f"{k}.pkl").write_bytes(pickle.dumps(res))
-    return [pickle.loads((CACHE / f"{k}.pkl").read_bytes()) for k in keys]
+def _stale(out: Path, spec, code: str) -> str | None:
+    """Why the sweep directory ``out`` cannot be reused (None if it can, or does not exist)."""
+    if not out.exists():
+        return None
+    manifest_path, stamp_path = out / "manifest.json", out / STAMP
+    if not stamp_path.exists():
+        return "not made by run_facts (no model_code.json)"
+    if json.loads(stamp_path.read_text()).get("abm_source_sha256") != code:
+        made = None
+        if manifest_path.exists():
+            made = (json.loads(manifest_path.read_text()).get("provenance") or {}).get("git_commit")
+        return f"made by other model code (abm/ changed since git {str(made)[:8]})"
+    if manifest_path.exists() and json.loads(manifest_path.read_text())["spec_hash"] != spec_hash(
+        spec
+    ):
+        return "made from another version of the spec"
+    return None
 
 
-# --- helpers ----
-def med_range(values, fmt="{:.2f}") -> str:
-    vals = [v for v in values if v == v]  # drop NaN
-    if not vals:
-        return "n/a"
-    return (
-        f"{fmt.format(statistics.median(vals))} [{fmt.format(min(vals))}, {fmt.format(max(vals))}]"
-    )
+def spec_factors(name: str) -> dict[str, list]:
+    return load_spec(HERE / f"{name}.toml").factors
 
 
-def rel_benefit(treated: dict, untreated: dict) -> float:
-    u, t = untreated["n_cancer"], treated["n_cancer"]
-    return (u - t) / max(u, 1)
+def paired_benefits(treated: list[Run], untreated: list[Run]) -> list[float]:
+    """Relative benefit of each treated run over the untreated run of the same seed."""
+    return relative_benefits(finals(treated), finals(untreated))
 
 
-def series(res, col="CancerCells"):
-    df = res["df"]
+# --- output helpers ----
+def series(run: Run, col: str = "CancerCells") -> tuple[np.ndarray, np.ndarray]:
+    df = run.df
     return df["Day"].to_numpy(), df[col].to_numpy()
 
 
@@ -204,7 +174,7 @@ def heatmap(grid, rows, cols, labels, title, name, missing="n/a"):
     save(fig, name)
 
 
-def plot_groups(ax, groups: dict[str, list[dict]], col="CancerCells", log=False):
+def plot_groups(ax, groups: dict[str, list[Run]], col="CancerCells", log=False):
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (label, runs) in enumerate(groups.items()):
         for j, r in enumerate(runs):
@@ -227,17 +197,14 @@ def plot_groups(ax, groups: dict[str, list[dict]], col="CancerCells", log=False)
 # --- fact 1: compact (quadratic) growth without immunity ----
 def fact1():
     days = 20  # fact1_compact_growth.toml
-    (runs,) = run_design("fact1_compact_growth").values()
+    (runs,) = sweep("fact1_compact_growth").values()
     slopes, ratios = [], []
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.6))
     for r in runs:
         d, n = series(r)
-        w = d >= 6
-        slopes.append(np.polyfit(np.log(d[w]), np.log(n[w]), 1)[0])
+        slopes.append(loglog_slope(d, n, from_day=6))
         daily = n[::24]
-        early = np.log(daily[8] / daily[6]) / 2
-        late = np.log(daily[days] / daily[days - 2]) / 2
-        ratios.append(late / early)
+        ratios.append(growth_rate_ratio(daily, early=8, late=days))
         a.loglog(d[d > 0], n[d > 0], lw=1)
         b.plot(d[24::24], np.diff(np.log(daily)), marker=".", lw=1)
     ref = np.linspace(6, days)
@@ -265,7 +232,7 @@ def fact1():
 
 # --- fact 2: three Es, and immunoediting ----
 def fact2():
-    groups = run_design("fact2_three_es")
+    groups = sweep("fact2_three_es")
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
     plot_groups(a, groups, log=True)
     a.set_title("three Es (4 seeds each)")
@@ -274,28 +241,21 @@ def fact2():
     save(fig, "fact2_three_es.png")
     rows = []
     for k, runs in groups.items():
-        n0 = [r["df"]["CancerCells"].iloc[0] for r in runs]
-        fin = [r["n_cancer"] for r in runs]
-        d14 = [int(r["df"].loc[r["df"]["Day"] <= 14, "CancerCells"].iloc[-1]) for r in runs]
-        cleared = [
-            (r["df"]["CancerCells"] == 0).idxmax() if r["n_cancer"] == 0 else None for r in runs
-        ]
-        clear_days = [
-            r["df"]["Day"].iloc[c] for r, c in zip(runs, cleared, strict=True) if c is not None
-        ]
+        fin = finals(runs)
+        clear_days = [cleared_day(r.df) for r in runs if r.n_cancer == 0]
         rows.append(
             (
                 k,
-                int(np.median(n0)),
-                med_range(d14, "{:.0f}"),
+                int(np.median([r.n0 for r in runs])),
+                med_range([burden_on(r.df, 14) for r in runs], "{:.0f}"),
                 med_range(fin, "{:.0f}"),
                 f"{sum(f == 0 for f in fin)}/{len(fin)}",
                 med_range(clear_days, "{:.1f}") if clear_days else "-",
-                med_range([r["mean_antigenicity"] for r in runs], "{:.3f}"),
+                med_range([r.final("MeanAntigenicity") for r in runs], "{:.3f}"),
             )
         )
     diffs = [
-        u["mean_antigenicity"] - e["mean_antigenicity"]
+        u.final("MeanAntigenicity") - e.final("MeanAntigenicity")
         for e, u in zip(groups["escape"], groups["escape, no T cells"], strict=True)
     ]
     t = table(
@@ -315,7 +275,7 @@ def fact2():
         f"{med_range(diffs, '{:.3f}')}"
     )
     return {
-        "groups": {k: [r["n_cancer"] for r in v] for k, v in groups.items()},
+        "groups": {k: finals(v) for k, v in groups.items()},
         "edit_diffs": diffs,
         "table": t,
     }
@@ -323,24 +283,24 @@ def fact2():
 
 # --- fact 2 over 120 days: is the equilibrium bounded? ----
 def fact2l():
-    (runs,) = run_design("fact2_equilibrium_horizon").values()
+    (runs,) = sweep("fact2_equilibrium_horizon").values()
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     rows = []
     for i, r in enumerate(runs):
-        df = r["df"]
+        df = r.df
         day, n, t = df["Day"].to_numpy(), df["CancerCells"].to_numpy(), df["TCells"].to_numpy()
         colour = colours[i % len(colours)]
-        a.plot(day, n, color=colour, lw=1, label=f"seed {r['job']['seed']}")
+        a.plot(day, n, color=colour, lw=1, label=f"seed {r.seed}")
         b.plot(n, t, color=colour, lw=0.8, alpha=0.8)
         b.plot(n[-1], t[-1], "o", color=colour, ms=4)
         peak = int(np.argmax(n))
         after = n[peak:]
-        at = {d: (int(n[day <= d][-1]) if day[-1] >= d else 0) for d in (30, 60, 90, 120)}
-        cleared = f"day {day[np.argmax(n == 0)]:.0f}" if n[-1] == 0 else "-"
+        at = {d: (burden_on(df, d) if day[-1] >= d else 0) for d in (30, 60, 90, 120)}
+        cleared = f"day {cleared_day(df):.0f}" if n[-1] == 0 else "-"
         rows.append(
             (
-                r["job"]["seed"],
+                r.seed,
                 int(n[0]),
                 f"{int(n[peak])} (day {day[peak]:.0f})",
                 int(after.min()),
@@ -355,8 +315,8 @@ def fact2l():
     a.legend(fontsize=7, ncol=2)
     b.set(xlabel="cancer cells", ylabel="T cells", title="phase plane (dot = day 120)")
     save(fig, "fact2_equilibrium_horizon.png")
-    peaks = [int(r["df"]["CancerCells"].max()) for r in runs]
-    n0 = int(runs[0]["df"]["CancerCells"].iloc[0])
+    peaks = [int(r.summary["peak_burden"]) for r in runs]
+    n0 = runs[0].n0
     t = table(
         rows,
         (
@@ -371,63 +331,31 @@ def fact2l():
             "cleared",
         ),
     )
+    base = load_spec(HERE / "fact2_equilibrium_horizon.toml").base_parameters
     t += (
         f"\n\nPeak / N0: {med_range([p / n0 for p in peaks], '{:.1f}')}; "
-        f"grid sites: {runs[0]['job']['params']['width'] * runs[0]['job']['params']['height']}"
+        f"grid sites: {base['width'] * base['height']}"
     )
     return {"table": t}
 
 
 # --- fact 3: adaptive PD-L1 resistance; anti-PD-1 hot vs cold ----
-FACT3_SNAPSHOTS = {"hot, untreated": 14}  # PD-L1 / CTL maps on day 14 of the untreated hot runs
-
-
 def fact3():
-    g = run_design("fact3_adaptive_resistance", snapshots=FACT3_SNAPSHOTS)
-    hot = [
-        rel_benefit(t, u) for t, u in zip(g["hot, anti-PD-1 d7"], g["hot, untreated"], strict=True)
-    ]
-    cold = [
-        rel_benefit(t, u)
-        for t, u in zip(g["cold, anti-PD-1 d7"], g["cold, untreated"], strict=True)
-    ]
-    noind = [
-        rel_benefit(t, u)
-        for t, u in zip(
-            g["hot, no PD-L1 induction, anti-PD-1 d7"],
-            g["hot, no PD-L1 induction, untreated"],
-            strict=True,
-        )
-    ]
-
-    # untreated killing with and without PD-L1 induction: kills over 21 d / mean tumour size
-    def kills(r):
-        return r["df"]["Kills"].iloc[-1]
-
-    kill_ratio = [
-        kills(a) / max(kills(b), 1)
-        for a, b in zip(g["hot, no PD-L1 induction, untreated"], g["hot, untreated"], strict=True)
-    ]
-    burden_ratio = [
-        a["n_cancer"] / max(b["n_cancer"], 1)
-        for a, b in zip(g["hot, no PD-L1 induction, untreated"], g["hot, untreated"], strict=True)
-    ]
+    """PD-L1 / CTL maps from the ``snapshot`` probe (day 14) of the untreated hot runs."""
+    g = sweep("fact3_adaptive_resistance")
+    hot = paired_benefits(g["hot, anti-PD-1 d7"], g["hot, untreated"])
+    cold = paired_benefits(g["cold, anti-PD-1 d7"], g["cold, untreated"])
+    noind = paired_benefits(g["hot, no PD-L1 induction, anti-PD-1 d7"],
+                     g["hot, no PD-L1 induction, untreated"])
+    # untreated killing with and without PD-L1 induction: kills over 21 d, burden at day 21
+    pairs = list(zip(g["hot, no PD-L1 induction, untreated"], g["hot, untreated"], strict=True))
+    kill_ratio = [a.summary["total_kills"] / max(b.summary["total_kills"], 1) for a, b in pairs]
+    burden_ratio = [a.n_cancer / max(b.n_cancer, 1) for a, b in pairs]
     # co-localisation at day 14, untreated hot tumour
-    r_all, r_cancer, pos_ratio = [], [], []
-    for r in g["hot, untreated"]:
-        s = r["snapshot"]
-        if s is None:
-            continue
-        p, t, c = s["pdl1"].ravel(), s["tdens"].ravel(), s["cancer"].ravel()
-        if c.sum() > 10 and p[c].std() > 0 and t[c].std() > 0:
-            r_cancer.append(float(np.corrcoef(p[c], t[c])[0, 1]))
-        if p.std() > 0:
-            r_all.append(float(np.corrcoef(p, t)[0, 1]))
-        # PD-L1 on cancer cells near T cells vs far from them
-        near = c & (t > 0)
-        far = c & (t == 0)
-        if near.sum() and far.sum():
-            pos_ratio.append(float(p[near].mean() / max(p[far].mean(), 1e-9)))
+    coloc = [pdl1_colocalisation(r.snapshot["kind"], r.snapshot["pdl1"])
+             for r in g["hot, untreated"] if r.snapshot is not None]
+    r_all, r_cancer, pos_ratio = ([c[k] for c in coloc if np.isfinite(c[k])]
+                                  for k in ("r_all", "r_cancer", "near_far"))
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     plot_groups(
         axes[0],
@@ -444,15 +372,16 @@ def fact3():
     )
     axes[0].axvline(7, color="grey", ls=":")
     axes[0].set_title("anti-PD-1 from day 7: hot vs cold")
-    s = next(r["snapshot"] for r in g["hot, untreated"] if r["snapshot"] is not None)
-    im = axes[1].imshow(np.where(s["cancer"], s["pdl1"], np.nan).T, origin="lower", cmap="magma")
-    ty, tx = np.nonzero((s["kind"] == 2).T)
+    s = next(r.snapshot for r in g["hot, untreated"] if r.snapshot is not None)
+    cancer = s["kind"] == Kind.CANCER
+    im = axes[1].imshow(np.where(cancer, s["pdl1"], np.nan).T, origin="lower", cmap="magma")
+    ty, tx = np.nonzero((s["kind"] == Kind.TCELL).T)
     axes[1].scatter(tx, ty, s=3, c="cyan", label="CTL")
     axes[1].set_title("untreated hot, day 14: PD-L1 (cancer) + CTLs")
     axes[1].legend(fontsize=7, loc="upper right")
     plt.colorbar(im, ax=axes[1], fraction=0.046)
-    c = s["cancer"].ravel()
-    axes[2].scatter(s["tdens"].ravel()[c], s["pdl1"].ravel()[c], s=2, alpha=0.3)
+    c = cancer.ravel()
+    axes[2].scatter(local_ctl_density(s["kind"]).ravel()[c], s["pdl1"].ravel()[c], s=2, alpha=0.3)
     axes[2].set(
         xlabel="local CTL density (5x5 mean of kind==2)",
         ylabel="PD-L1 (cancer sites)",
@@ -469,20 +398,17 @@ def fact3():
         ("day 14 corr(PD-L1, CTL density), cancer sites only", med_range(r_cancer)),
         ("day 14 mean PD-L1 of cancer cells with / without a CTL in 5x5", med_range(pos_ratio)),
     ]
-    finals = {k: [r["n_cancer"] for r in v] for k, v in g.items()}
     t = table(rows, ("measure (seeds 0-3, paired)", "median [range]"))
-    t += "\n\nFinal burdens (day 21): " + "; ".join(f"{k}: {v}" for k, v in finals.items())
+    t += "\n\nFinal burdens (day 21): " + "; ".join(f"{k}: {finals(v)}" for k, v in g.items())
     return {"table": t}
 
 
 # --- fact 3 as a gradient: anti-PD-1 benefit over antigenicity x infiltration ----
 def fact3g():
     spec = "fact3_hot_cold_gradient"
-    from abm.sweep import load_spec
-
-    factors = load_spec(HERE / f"{spec}.toml").factors
+    factors = spec_factors(spec)
     antigens, influx = factors["founder_antigens"], factors["tcell_influx"]
-    results = run_design(spec)  # keyed by (arm, founder_antigens, tcell_influx)
+    results = sweep(spec)  # keyed by (arm, founder_antigens, tcell_influx)
     median = np.full((len(antigens), len(influx)), np.nan)
     rows = []
     for a_i, a in enumerate(antigens):
@@ -491,15 +417,15 @@ def fact3g():
             untreated = results[("untreated", a, f)]
             # defined only where the untreated twin still has a tumour to treat
             pairs = zip(treated, untreated, strict=True)
-            ben = [rel_benefit(t, u) for t, u in pairs if u["n_cancer"] > 0]
+            ben = [relative_benefit(t.n_cancer, u.n_cancer) for t, u in pairs if u.n_cancer > 0]
             if len(ben) >= 2:
                 median[a_i, f_i] = statistics.median(ben)
             rows.append(
                 (
                     a,
                     f"{f:g}",
-                    med_range([u["n_cancer"] for u in untreated], "{:.0f}"),
-                    med_range([t["n_cancer"] for t in treated], "{:.0f}"),
+                    med_range(finals(untreated), "{:.0f}"),
+                    med_range(finals(treated), "{:.0f}"),
                     med_range(ben) + (f" ({len(ben)} seeds)" if len(ben) < len(treated) else ""),
                 )
             )
@@ -527,25 +453,9 @@ def fact3g():
 
 
 # --- fact 3 at tissue scale: PD-L1 against distance to the nearest CTL ----
-DIST_BINS_UM = [0, 60, 120, 240, 480, 960, 2000]
-
-
-def pdl1_by_distance(snapshot: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Mean PD-L1 and IFN-gamma of cancer cells per band of distance to the nearest CTL."""
-    from abm.analysis.spatial import distance_to_ctl_um
-
-    cancer = snapshot["cancer"]
-    dist = distance_to_ctl_um(snapshot["kind"])
-    pdl1, ifng = [], []
-    for lo, hi in zip(DIST_BINS_UM[:-1], DIST_BINS_UM[1:], strict=True):
-        sel = cancer & (dist >= lo) & (dist < hi)
-        pdl1.append(snapshot["pdl1"][sel].mean() if sel.sum() >= 20 else np.nan)
-        ifng.append(snapshot["ifng"][sel].mean() if sel.sum() >= 20 else np.nan)
-    return np.array(pdl1), np.array(ifng)
-
-
 def fact3s():
-    g = run_design("fact3_tissue_scale", snapshots=FACT3S_SNAPSHOTS)
+    """PD-L1 and IFN-gamma maps from the ``snapshot`` probe (day 10)."""
+    g = sweep("fact3_tissue_scale")
     mids = [(lo + hi) / 2 for lo, hi in zip(DIST_BINS_UM[:-1], DIST_BINS_UM[1:], strict=True)]
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.9))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -553,7 +463,9 @@ def fact3s():
     for i, (arm, runs) in enumerate(g.items()):
         ratios, ifng_ratios = [], []
         for j, r in enumerate(runs):
-            pdl1, ifng = pdl1_by_distance(r["snapshot"])
+            kind = r.snapshot["kind"]
+            pdl1 = mean_by_distance(kind, r.snapshot["pdl1"], DIST_BINS_UM, min_cells=20)
+            ifng = mean_by_distance(kind, r.snapshot["ifng"], DIST_BINS_UM, min_cells=20)
             far = pdl1[4] if np.isfinite(pdl1[4]) else pdl1[3]  # 480-960 um (or 240-480)
             far_ifng = ifng[4] if np.isfinite(ifng[4]) else ifng[3]
             ratios.append(pdl1[0] / far)
@@ -566,7 +478,7 @@ def fact3s():
                 arm,
                 med_range(ratios),
                 med_range(ifng_ratios, "{:.2f}"),
-                med_range([r["n_cancer"] for r in runs], "{:.0f}"),
+                med_range(finals(runs), "{:.0f}"),
             )
         )
     axes[0].set(
@@ -577,15 +489,15 @@ def fact3s():
     )
     axes[0].legend(fontsize=8)
     for ax, (arm, runs) in zip(axes[1:], g.items(), strict=True):
-        s = runs[0]["snapshot"]
+        s = runs[0].snapshot
         im = ax.imshow(
-            np.where(s["cancer"], s["pdl1"], np.nan).T,
+            np.where(s["kind"] == Kind.CANCER, s["pdl1"], np.nan).T,
             origin="lower",
             cmap="magma",
             vmin=0.05,
             vmax=0.45,
         )
-        ty, tx = np.nonzero((s["kind"] == 2).T)
+        ty, tx = np.nonzero((s["kind"] == Kind.TCELL).T)
         ax.scatter(tx, ty, s=1, c="cyan")
         ax.set_title(f"PD-L1 and CTLs (cyan), {arm}", fontsize=9)
         plt.colorbar(im, ax=ax, fraction=0.046)
@@ -603,31 +515,28 @@ def fact3s():
     }
 
 
-FACT3S_SNAPSHOTS = {"D 100 um2/s (spQSP-IO)": 10, "D 16.5 um2/s (Popel-lab)": 10}
-
-
 # --- fact 4: anti-CTLA-4 earlier is better ----
 def fact4():
-    g = run_design("fact4_ctla4_timing")  # keyed by ctla4_start_day (None = untreated)
+    g = sweep("fact4_ctla4_timing")  # keyed by ctla4_start_day (None = untreated)
     starts = list(g)
     rows, med = [], []
     for d in starts[1:]:
-        b = [rel_benefit(t, u) for t, u in zip(g[d], g[None], strict=True)]
+        b = paired_benefits(g[d], g[None])
         med.append(statistics.median(b))
         rows.append(
-            (f"day {d:g}", med_range(b), med_range([r["n_cancer"] for r in g[d]], "{:.0f}"))
+            (f"day {d:g}", med_range(b), med_range(finals(g[d]), "{:.0f}"))
         )
-    rows.insert(0, ("untreated", "-", med_range([r["n_cancer"] for r in g[None]], "{:.0f}")))
+    rows.insert(0, ("untreated", "-", med_range(finals(g[None]), "{:.0f}")))
     # the control: the same schedule in a tumour without antigens (fact4_non_antigenic.toml)
-    h = run_design("fact4_non_antigenic")
-    b0 = [rel_benefit(t, u) for t, u in zip(h[1.0], h[None], strict=True)]
+    h = sweep("fact4_non_antigenic")
+    b0 = paired_benefits(h[1.0], h[None])
     rows.append(
         (
             "day 1, no tumour antigens",
             med_range(b0),
-            med_range([r["n_cancer"] for r in h[1.0]], "{:.0f}")
+            med_range(finals(h[1.0]), "{:.0f}")
             + " (untreated "
-            + med_range([r["n_cancer"] for r in h[None]], "{:.0f}")
+            + med_range(finals(h[None]), "{:.0f}")
             + ")",
         )
     )
@@ -638,13 +547,13 @@ def fact4():
         log=True,
     )
     a.set_title("checkpoint (no anti-PD-1), mutation 0.03")
-    for s_i in range(len(SEEDS)):
+    for s_i, untreated in enumerate(g[None]):
         b.plot(
             starts[1:],
-            [rel_benefit(g[d][s_i], g[None][s_i]) for d in starts[1:]],
+            [relative_benefit(g[d][s_i].n_cancer, untreated.n_cancer) for d in starts[1:]],
             marker="o",
             alpha=0.6,
-            label=f"seed {SEEDS[s_i]}",
+            label=f"seed {untreated.seed}",
         )
     b.plot(starts[1:], med, "k-", lw=2, label="median")
     b.set(xlabel="anti-CTLA-4 start day", ylabel="relative benefit at day 21")
@@ -659,9 +568,9 @@ def fact4():
 
 # --- fact 5: vaccine ----
 def fact5():
-    g = run_design("fact5_vaccine")
+    g = sweep("fact5_vaccine")  # antigen fractions: the ``antigen_loss`` probe
     vac, ctl = g["vaccine day 0"], g["no vaccine"]
-    ben = [rel_benefit(t, u) for t, u in zip(vac, ctl, strict=True)]
+    ben = paired_benefits(vac, ctl)
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
     plot_groups(a, {"vaccine day 0": vac, "no vaccine": ctl}, log=True)
     a.set_title("vaccine scenario")
@@ -671,19 +580,19 @@ def fact5():
     # "lacking the founder's antigens" is comparable between vaccinated and control runs.
     rows = [
         ("relative benefit at day 24", med_range(ben)),
-        ("burden day 24, vaccinated", med_range([r["n_cancer"] for r in vac], "{:.0f}")),
-        ("burden day 24, control", med_range([r["n_cancer"] for r in ctl], "{:.0f}")),
+        ("burden day 24, vaccinated", med_range(finals(vac), "{:.0f}")),
+        ("burden day 24, control", med_range(finals(ctl), "{:.0f}")),
         (
             "fraction of cells lacking all vaccine antigens, vaccinated survivors",
-            med_range([r.get("lacking_vaccine", float("nan")) for r in vac]),
+            med_range([r.probes["antigen_loss"]["lacking_vaccine"] for r in vac]),
         ),
         (
             "fraction lacking all founder (= vaccine) antigens, vaccinated",
-            med_range([r["lacking_founder"] for r in vac]),
+            med_range([r.probes["antigen_loss"]["lacking_founder"] for r in vac]),
         ),
         (
             "fraction lacking all founder (= vaccine) antigens, control",
-            med_range([r["lacking_founder"] for r in ctl]),
+            med_range([r.probes["antigen_loss"]["lacking_founder"] for r in ctl]),
         ),
     ]
     return {
@@ -695,7 +604,7 @@ def fact5():
 
 # --- fact 6: CAR-T and antigen loss ----
 def fact6():
-    g = run_design("fact6_cart")
+    g = sweep("fact6_cart")
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
     plot_groups(a, g, log=True)
     a.axvline(5, color="grey", ls=":")
@@ -704,13 +613,13 @@ def fact6():
     save(fig, "fact6_cart.png")
     rows = []
     for k, runs in g.items():
-        surv = [r for r in runs if r["n_cancer"] > 0]
+        surv = [r for r in runs if r.n_cancer > 0]
         rows.append(
             (
                 k,
-                med_range([r["n_cancer"] for r in runs], "{:.0f}"),
+                med_range(finals(runs), "{:.0f}"),
                 f"{len(surv)}/{len(runs)}",
-                med_range([r["antigen_negative_fraction"] for r in surv]),
+                med_range([r.final("AntigenNegativeFraction") for r in surv]),
             )
         )
     return {
@@ -723,21 +632,21 @@ def fact6():
 
 # --- fact 6, relapse against burden at infusion ----
 def fact6b():
-    g = run_design("fact6_relapse_vs_burden")  # keyed by (antigen_loss_rate, cart_start_day)
+    g = sweep("fact6_relapse_vs_burden")  # keyed by (antigen_loss_rate, cart_start_day)
     rows = []
     for (loss, start), runs in g.items():
-        at_infusion = [
-            int(r["df"].loc[r["df"]["Day"] <= start, "CancerCells"].iloc[-1]) for r in runs
-        ]
-        relapsed = [r for r in runs if r["n_cancer"] > 0]
+        at_infusion = [burden_on(r.df, start) for r in runs]
+        relapsed = [r for r in runs if r.n_cancer > 0]
         rows.append(
             (
                 f"{loss:g}",
                 f"day {start:g}",
                 med_range(at_infusion, "{:.0f}"),
                 f"{len(relapsed)}/{len(runs)}",
-                med_range([r["n_cancer"] for r in relapsed], "{:.0f}") if relapsed else "-",
-                med_range([r["antigen_negative_fraction"] for r in relapsed]) if relapsed else "-",
+                med_range(finals(relapsed), "{:.0f}") if relapsed else "-",
+                med_range([r.final("AntigenNegativeFraction") for r in relapsed])
+                if relapsed
+                else "-",
             )
         )
     return {
@@ -758,7 +667,7 @@ def fact6b():
 # --- fact 7: combination ----
 def fact7():
     start = 10.0
-    by_doses = run_design("fact7_combination")  # keyed by (anti-PD-1 day, anti-CTLA-4 day)
+    by_doses = sweep("fact7_combination")  # keyed by (anti-PD-1 day, anti-CTLA-4 day)
     names = {(None, None): "none", (start, None): "anti-PD-1", (None, start): "anti-CTLA-4"}
     names[(start, start)] = "both"
     g = {names[k]: by_doses[k] for k in names}
@@ -770,25 +679,23 @@ def fact7():
     rows = [
         (
             k,
-            med_range([r["n_cancer"] for r in v], "{:.0f}"),
-            "-"
-            if k == "none"
-            else med_range([rel_benefit(t, u) for t, u in zip(v, g["none"], strict=True)]),
+            med_range(finals(v), "{:.0f}"),
+            "-" if k == "none" else med_range(paired_benefits(v, g["none"])),
         )
         for k, v in g.items()
     ]
     wins = sum(
-        b["n_cancer"] <= min(p["n_cancer"], c["n_cancer"])
+        b.n_cancer <= min(p.n_cancer, c.n_cancer)
         for b, p, c in zip(g["both"], g["anti-PD-1"], g["anti-CTLA-4"], strict=True)
     )
     # Bliss independence: expected surviving fraction = product of single-agent fractions
-    bliss = []
-    for n, p, c, b in zip(g["none"], g["anti-PD-1"], g["anti-CTLA-4"], g["both"], strict=True):
-        u = max(n["n_cancer"], 1)
-        bliss.append((p["n_cancer"] / u) * (c["n_cancer"] / u) - b["n_cancer"] / u)
+    bliss = [
+        bliss_excess(n.n_cancer, p.n_cancer, c.n_cancer, b.n_cancer)
+        for n, p, c, b in zip(g["none"], g["anti-PD-1"], g["anti-CTLA-4"], g["both"], strict=True)
+    ]
     t = table(rows, ("arm", "burden day 24", "relative benefit vs none"))
     t += (
-        f"\n\nCombination <= both single agents in {wins}/{len(SEEDS)} seeds. Bliss excess "
+        f"\n\nCombination <= both single agents in {wins}/{len(g["none"])} seeds. Bliss excess "
         "(expected surviving fraction under independence minus observed; > 0 = synergy): "
         f"{med_range(bliss, '{:.3f}')}"
     )
@@ -797,9 +704,10 @@ def fact7():
 
 # --- fact 8: kills per CTL per day ----
 def fact8():
-    """Reuses the (cached) runs of facts 2 and 3; window = days 7-14 (T cells established)."""
-    three_es = run_design("fact2_three_es")
-    resistance = run_design("fact3_adaptive_resistance", snapshots=FACT3_SNAPSHOTS)
+    """Reads the runs of facts 2 and 3 (hourly rows); window = days 7-14 (T cells
+    established)."""
+    three_es = sweep("fact2_three_es")
+    resistance = sweep("fact3_adaptive_resistance")
     sets = [
         ("equilibrium", three_es["equilibrium"]),
         ("escape", three_es["escape"]),
@@ -807,23 +715,12 @@ def fact8():
         ("checkpoint", resistance["hot, anti-PD-1 d7"]),
     ]
     lo, hi = 7.0, 14.0
-    rows, per_engaged_all = [], []
+    rows = []
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for label, runs in sets:
-        eng, pres = [], []
-        for r in runs:
-            df = r["df"]
-            w = df[(df["Day"] >= lo) & (df["Day"] <= hi)]
-            if len(w) < 24:
-                continue
-            dk = w["Kills"].iloc[-1] - w["Kills"].iloc[0]
-            span = w["Day"].iloc[-1] - w["Day"].iloc[0]
-            me, mt = w["EngagedTCells"].mean(), w["TCells"].mean()
-            if me > 0:
-                eng.append(dk / (me * span))
-            if mt > 0:
-                pres.append(dk / (mt * span))
-        per_engaged_all += eng
+        rates = [kills_per_ctl_per_day(r.df, lo, hi) for r in runs]
+        eng = [x["engaged"] for x in rates if np.isfinite(x["engaged"])]
+        pres = [x["present"] for x in rates if np.isfinite(x["present"])]
         rows.append((label, med_range(eng), med_range(pres)))
         ax.scatter([label] * len(eng), eng, marker="o", label=None)
         ax.scatter([label] * len(pres), pres, marker="x", color="k")
@@ -849,17 +746,20 @@ def fact8():
 def fact8c():
     """Untreated hot tumour (fact 3's runs), days 7-14: each hour, every cancer cell's number of
     CTLs on its 8 neighbouring sites, and whether it was killed within that hour."""
-    g = run_design("fact3_adaptive_resistance", contacts=[7, 14])
-    runs = g["hot, untreated"]
-    exposed = sum(r["exposed"] for r in runs)
-    died = sum(r["died"] for r in runs)
+    runs = sweep("fact3_adaptive_resistance")["hot, untreated"]  # the ``contacts`` probe
+    contacts = [r.probes["contacts"] for r in runs]
+    exposed = sum(c["exposed"] for c in contacts)
+    died = sum(c["died"] for c in contacts)
     ks = [k for k in range(9) if exposed[k] >= 200]
-    p_obs = died[ks] / exposed[ks]
+    p_obs = kill_probability(exposed, died)[ks]
     p1 = died[1] / exposed[1]
-    independent = 1 - (1 - p1) ** np.array(ks)  # each contact an independent chance to kill
-    per_seed = {
-        k: [r["died"][k] / r["exposed"][k] for r in runs if r["exposed"][k] >= 50] for k in ks
-    }
+    independent = independent_contacts(p1, ks)  # each contact an independent chance to kill
+    per_seed: dict[int, list[float]] = {k: [] for k in ks}
+    for c in contacts:
+        p = kill_probability(c["exposed"], c["died"], min_exposed=50)
+        for k in ks:
+            if np.isfinite(p[k]):
+                per_seed[k].append(p[k])
     fig, ax = plt.subplots(figsize=(5.6, 3.6))
     for k in ks:
         ax.scatter([k] * len(per_seed[k]), per_seed[k], color="grey", s=10, alpha=0.6)
@@ -901,19 +801,13 @@ def fact8c():
 # --- immune phenotypes: inflamed, excluded, desert ----
 def phenotypes():
     """CTLs per mm² inside the tumour outline, in its core (> 150 um deep) and in a 150 um band
-    around it (``abm.analysis.spatial.ctl_density_by_region``)."""
-    from abm.analysis.spatial import ctl_density_by_region
-
-    g = run_design(
-        "phenotypes",
-        snapshots=dict.fromkeys(["small, antigenic", "large, antigenic", "small, no antigens"], 10),
-    )
+    around it (``abm.analysis.spatial.ctl_density_by_region``), on the day-10 ``snapshot``."""
+    g = sweep("phenotypes")
     rows = []
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
     for ax, (arm, runs) in zip(axes, g.items(), strict=True):
-        d = [ctl_density_by_region(r["snapshot"]["kind"]) for r in runs]
-        # (a ratio of a handful of CTLs means nothing: only with at least 50 CTLs)
-        ratio = [x["inside"] / x["band"] if x["ctl"] >= 50 else float("nan") for x in d]
+        d = [ctl_density_by_region(r.snapshot["kind"]) for r in runs]
+        ratio = [inside_over_band(x, min_ctls=50) for x in d]
         rows.append(
             (
                 arm,
@@ -925,10 +819,10 @@ def phenotypes():
                 med_range(ratio),
             )
         )
-        kind = runs[0]["snapshot"]["kind"]
+        kind = runs[0].snapshot["kind"]
         rgb = np.ones(kind.shape + (3,))
-        rgb[kind == 1] = (0.55, 0.55, 0.6)  # cancer
-        rgb[kind == 2] = (0.0, 0.75, 0.9)  # CTL
+        rgb[kind == Kind.CANCER] = (0.55, 0.55, 0.6)
+        rgb[kind == Kind.TCELL] = (0.0, 0.75, 0.9)
         ax.imshow(np.transpose(rgb, (1, 0, 2)), origin="lower", interpolation="nearest")
         ax.set_title(f"{arm}, day 10 (CTLs cyan)", fontsize=9)
         ax.set_xticks([])
@@ -952,26 +846,24 @@ def phenotypes():
 
 # --- size-dependent outcome (the spatial counterpart of Kuznetsov's threshold) ----
 def size_threshold():
-    from abm.sweep import load_spec
-
-    factors = load_spec(HERE / "size_threshold.toml").factors
+    factors = spec_factors("size_threshold")
     influx, sizes = factors["tcell_influx"], factors["initial_tumor_cells"]
-    g = run_design("size_threshold")  # keyed by (tcell_influx, initial_tumor_cells)
+    g = sweep("size_threshold")  # keyed by (tcell_influx, initial_tumor_cells)
     cleared = np.zeros((len(influx), len(sizes)))
     rows = []
     for i, f in enumerate(influx):
         for j, n0 in enumerate(sizes):
             runs = g[(f, n0)]
-            finals = [r["n_cancer"] for r in runs]
-            cleared[i, j] = np.mean([x == 0 for x in finals])
-            days = [r["df"]["Day"].iloc[-1] for r in runs if r["n_cancer"] == 0]
+            fin = finals(runs)
+            cleared[i, j] = np.mean([x == 0 for x in fin])
+            days = [r.summary["time_to_elimination_day"] for r in runs if r.n_cancer == 0]
             rows.append(
                 (
                     f"{f:g}",
                     n0,
-                    f"{sum(x == 0 for x in finals)}/{len(finals)}",
+                    f"{sum(x == 0 for x in fin)}/{len(fin)}",
                     med_range(days, "{:.1f}") if days else "-",
-                    med_range([x / n0 for x in finals]),
+                    med_range([x / n0 for x in fin]),
                 )
             )
     heatmap(
@@ -990,72 +882,42 @@ def size_threshold():
 
 
 # --- calibration: one-at-a-time ----
-def _calib(days, seeds):
-    variants = [
-        ("baseline", {}),
-        ("tcell_influx 0.75", {"tcell_influx": 0.75}),
-        ("tcell_influx 3.0", {"tcell_influx": 3.0}),
-        ("pd1_inhibition 0.25", {"pd1_inhibition": 0.25}),
-        ("pd1_inhibition 1.0", {"pd1_inhibition": 1.0}),
-        ("ifng_secretion 2.5", {"ifng_secretion": 2.5}),
-        ("ifng_secretion 10", {"ifng_secretion": 10.0}),
-        ("tcell_exhaustion_limit 3", {"tcell_exhaustion_limit": 3}),
-        ("tcell_exhaustion_limit 10", {"tcell_exhaustion_limit": 10}),
-    ]
-    tables = [
-        _calib_table("escape", days, seeds, variants),
-        _calib_table("elimination", 15, seeds, variants),
-    ]
+def calib():
+    """Four key parameters halved and doubled (specs ``calib_escape.toml`` and
+    ``calib_elimination.toml``, one arm per change): final burden and outcome class per seed."""
+    tables = []
+    for name in ("calib_escape", "calib_elimination"):
+        g = sweep(name)
+        base = g["baseline"]
+        spec = load_spec(HERE / f"{name}.toml")
+        rows = []
+        for k, runs in g.items():
+            fold = [r.n_cancer / r.n0 for r in runs]
+            ratio = [r.n_cancer / max(b.n_cancer, 1) for r, b in zip(runs, base, strict=True)]
+            outcome = ", ".join(r.summary["outcome"] for r in runs)  # abm.analysis.outcomes
+            rows.append((k, med_range(fold), med_range(ratio), outcome))
+        header = (
+            f"{spec.scenario} scenario, one change",
+            f"N(day {spec.steps // 24})/N0",
+            "burden / baseline (paired)",
+            "outcome per seed (0,1,2)",
+        )
+        tables.append(table(rows, header))
     return {"table": "\n\n".join(tables)}
 
 
-def _calib_table(scenario, days, seeds, variants):
-    jobs = [job(scenario, s, days, **ov) for _, ov in variants for s in seeds]
-    res = run_all(jobs)
-    g = {k: res[i * len(seeds) : (i + 1) * len(seeds)] for i, (k, _) in enumerate(variants)}
-    base = g["baseline"]
-    rows = []
-    for k, runs in g.items():
-        n0 = runs[0]["df"]["CancerCells"].iloc[0]
-        fold = [r["n_cancer"] / n0 for r in runs]
-        ratio = [r["n_cancer"] / max(b["n_cancer"], 1) for r, b in zip(runs, base, strict=True)]
-        outcome = ", ".join(
-            "cleared" if r["n_cancer"] == 0 else ("escape" if r["n_cancer"] > 5 * n0 else "held")
-            for r in runs
-        )
-        rows.append((k, med_range(fold), med_range(ratio), outcome))
-    return table(
-        rows,
-        (
-            f"{scenario} scenario, one change",
-            f"N(day {days})/N0",
-            "burden / baseline (paired)",
-            "outcome per seed (0,1,2)",
-        ),
-    )
+CALIB_ALL = (("escape", 21, "escape"), ("elimination", 15, "eliminated"))  # scenario, days, kept
+CALIB_ALL_SEEDS = (0, 1, 2)
 
 
-def _scaled(param, factor):
-    """``param``'s default times ``factor``, kept inside its allowed range (ints rounded)."""
-    value = param.default * factor
-    if param.kind is int:
-        value = round(value)
-    if param.high is not None:
-        value = min(value, param.high)
-    if param.low is not None:
-        value = max(value, param.low)
-    return value
-
-
-def _calib_all(seeds=(0, 1, 2)):
-    """Every modelling-choice default halved and doubled, one at a time: does `escape` still
-    escape (N > 5 N0 at day 21) and `elimination` still clear (N = 0 at day 15)?"""
+def calib_all_names() -> list[str]:
+    """The parameters ``calib_all`` varies: every modelling choice of the registry except the
+    domain and the therapies (not given in these two scenarios), booleans and optional ones."""
     from abm.params import PARAMS
-    from abm.scenarios import scenario_params
 
     skip = {"width", "height", "initial_tumor_cells"}  # domain, not biology
-    therapy = {"Anti-PD-1", "Anti-CTLA-4", "Vaccine", "CAR-T"}  # not given in these scenarios
-    names = [
+    therapy = {"Anti-PD-1", "Anti-CTLA-4", "Vaccine", "CAR-T"}
+    return [
         n
         for n, p in PARAMS.items()
         if "modelling choice" in p.source
@@ -1065,33 +927,67 @@ def _calib_all(seeds=(0, 1, 2)):
         and p.group not in therapy
         and p.default
     ]
-    rows = []
-    for name in names:
-        p = PARAMS[name]
-        cells = []
+
+
+def _scaled(name: str, base: float, factor: float):
+    """``base`` times ``factor``, kept inside the parameter's allowed range (ints rounded)."""
+    from abm.params import PARAMS
+
+    param = PARAMS[name]
+    value = base * factor
+    if param.kind is int:
+        value = round(value)
+    if param.high is not None:
+        value = min(value, param.high)
+    if param.low is not None:
+        value = max(value, param.low)
+    return value
+
+
+def calib_all_spec(scenario: str, days: int) -> str:
+    """The sweep spec (TOML text) of ``calib_all`` for one scenario: an arm per parameter and
+    factor (x0.5, x2) of ``calib_all_names``, scaled from the scenario's value. Built here, not
+    kept as a file, because the values follow the registry's defaults."""
+    from abm.params import resolve
+
+    values = resolve(scenario)
+    lines = [
+        "[sweep]",
+        f'name = "calib-all-{scenario}"',
+        f'description = "Does {scenario} keep its outcome with each modelling choice x0.5, x2?"',
+        f'scenario = "{scenario}"',
+        f"days = {days}",
+        f"seeds = {list(CALIB_ALL_SEEDS)}",
+        "record_every = 24",
+    ]
+    for name in calib_all_names():
         for factor in (0.5, 2.0):
-            per_scenario = []
-            for scenario, days, ok in (("escape", 21, "escape"), ("elimination", 15, "cleared")):
-                base = scenario_params(scenario).get(name, p.default)
-                value = _scaled(p.__class__(**{**p.__dict__, "default": base}), factor)
-                res = run_all([job(scenario, sd, days, **{name: value}) for sd in seeds])
-                n0 = res[0]["df"]["CancerCells"].iloc[0]
-                kept = sum(
-                    (r["n_cancer"] > 5 * n0) if ok == "escape" else (r["n_cancer"] == 0)
-                    for r in res
-                )
-                per_scenario.append(f"{kept}/{len(seeds)}")
-            cells.append(f"{per_scenario[0]} / {per_scenario[1]}")
-        holds = all(int(c.split("/")[0]) >= 2 and int(c.split("/")[2].strip()) >= 2 for c in cells)
-        values = list(
-            dict.fromkeys(
-                scenario_params(sc).get(name, p.default) for sc in ("escape", "elimination")
-            )
-        )
+            value = _scaled(name, values[name], factor)
+            lines += ["", f'[arms."{name} x{factor:g}"]', f"{name} = {value!r}"]
+    return "\n".join(lines) + "\n"
+
+
+def calib_all():
+    """Every modelling-choice default halved and doubled, one at a time: does `escape` still
+    escape (``abm.analysis.outcomes.classify``) at day 21 and `elimination` still clear at day
+    15?"""
+    from abm.params import PARAMS, resolve
+
+    kept: dict[str, list[int]] = {}
+    for scenario, days, ok in CALIB_ALL:
+        name = f"calib_all_{scenario}"
+        for arm, runs in sweep(name, calib_all_spec(scenario, days)).items():
+            kept.setdefault(arm, []).append(sum(r.summary["outcome"] == ok for r in runs))
+    n = len(CALIB_ALL_SEEDS)
+    rows = []
+    for name in calib_all_names():
+        cells = [" / ".join(f"{k}/{n}" for k in kept[f"{name} x{f:g}"]) for f in (0.5, 2.0)]
+        holds = all(k >= 2 for f in (0.5, 2.0) for k in kept[f"{name} x{f:g}"])
+        values = list(dict.fromkeys(resolve(sc)[name] for sc, _, _ in CALIB_ALL))
         rows.append(
             (
                 f"`{name}`",
-                " / ".join(f"{v:g}" for v in values) + f" {p.unit}",
+                " / ".join(f"{v:g}" for v in values) + f" {PARAMS[name].unit}",
                 cells[0],
                 cells[1],
                 "yes" if holds else "**no**",
@@ -1127,20 +1023,26 @@ FACTS = {
     "8c": fact8c,
     "pheno": phenotypes,
     "size": size_threshold,
-    "calib": _calib,
-    "calib_all": _calib_all,
+    "calib": calib,
+    "calib_all": calib_all,
 }
 
 
-def main(argv):
-    wanted = argv or list(FACTS)
-    for name in wanted:
-        if name == "calib":
-            out = _calib(21, [0, 1, 2])
-        else:
-            out = FACTS[name]()
+def main(argv: list[str] | None = None) -> None:
+    global WORKERS
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("facts", nargs="*", choices=[*FACTS, []], metavar="FACT",
+                        help=f"what to run (default: all): {', '.join(FACTS)}")
+    parser.add_argument("--workers", type=int, default=WORKERS,
+                        help=f"processes per sweep (default {WORKERS})")
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error(f"--workers {args.workers}: expected an integer >= 1")
+    WORKERS = args.workers
+    for name in args.facts or list(FACTS):
+        out = FACTS[name]()
         print(f"\n### Fact {name}\n\n{out['table']}\n", flush=True)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()
