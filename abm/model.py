@@ -1,6 +1,6 @@
 """TumorModel: the grid, the fields, the step order and the data collected.
 
-One step is one hour; one site is about 15 um and holds one cell (DESIGN.md section 2).
+One step is one hour; one site is about 15 um and holds one cell (docs/design.md section 2).
 
 Step order (fixed):
 

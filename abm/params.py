@@ -4,7 +4,7 @@ This module is the single source of truth (PhysiCell's settings file is the mode
 model's keyword arguments and their validation, the CLI's ``--set`` options, the dashboard's
 controls, the sweep bounds and the parameter table in the docs are all generated from ``PARAMS``.
 
-Scales (DESIGN.md section 2): one grid site is about 15 um (one cell; Kather et al. 2017 used
+Scales (docs/design.md section 2): one grid site is about 15 um (one cell; Kather et al. 2017 used
 14.9 um voxels) and one model step is one hour.
 
 A value "modelling choice" in ``source`` means no portable literature value exists; the
@@ -140,9 +140,11 @@ _MC = "modelling choice"
 _LIST: list[Param] = [
     # --- domain -------------------------------------------------------------------------------
     _p("width", 100, "sites (15 um)", int, 10, 1000, "grid width",
-       "DESIGN.md: 100x100 (1.5 mm) for class, 200x200 for research", "Domain"),
+       "modelling choice: 100x100 (1.5 mm) for class, 200x200 for research (docs/design.md)",
+       "Domain"),
     _p("height", 100, "sites (15 um)", int, 10, 1000, "grid height",
-       "DESIGN.md: 100x100 (1.5 mm) for class, 200x200 for research", "Domain"),
+       "modelling choice: 100x100 (1.5 mm) for class, 200x200 for research (docs/design.md)",
+       "Domain"),
     _p("initial_tumor_cells", 200, "cells", int, 1, 1_000_000,
        "founder tumour, seeded as a compact disc at the centre", _MC, "Domain"),
     _p("vessel_density", 0.004, "vessels per site", float, 0.0, 0.1,

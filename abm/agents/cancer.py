@@ -9,7 +9,7 @@ from abm.agents.base import Kind, TissueCell
 if TYPE_CHECKING:
     from mesa.discrete_space import Cell
 
-N_ANTIGENS = 8  # antigen bitmask width: a small repertoire is enough (DESIGN.md section 3)
+N_ANTIGENS = 8  # antigen bitmask width: a small repertoire is enough (docs/design.md section 3)
 
 # What a mutation does; each has a relative weight ``mutation_weight_<name>`` in abm.params
 # (the model keeps them as ``model.mutation_weights``, in this order). Without selection these
