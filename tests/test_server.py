@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import importlib
 import io
+import re
 import time
 
 import ipyvuetify as v
@@ -20,11 +21,13 @@ from solara.components.echarts import EchartsWidget
 
 from abm import params as P
 from abm.agents import TREATMENTS, Kind
+from abm.dashboard import labels as L
 from abm.dashboard import render as R
-from abm.dashboard.app import Dashboard, Page
+from abm.dashboard import serving as S
+from abm.dashboard.app import Dashboard, Page, lesson_markdown
 from abm.dashboard.charts import chart_options, clone_chart
 from abm.dashboard.controls import control_kind, tooltip
-from abm.dashboard.live import TissueWidget
+from abm.dashboard.live import TissueWidget, colourbar_html
 from abm.dashboard.session import DEFAULT_SCENARIO, Session, scenario_values, session_from_query
 from abm.model import TumorModel
 from abm.scenarios import SCENARIOS
@@ -39,6 +42,12 @@ def small_session(scenario: str = DEFAULT_SCENARIO, seed: int = 5) -> Session:
 def render(session: Session):
     box, rc = solara.render(Dashboard(session=session), handle_error=False)
     rc.root = box  # for ``walk``: rc.find stops at the first match, not below it
+    return rc
+
+
+def render_query(query: str):
+    box, rc = solara.render(Dashboard(query=query), handle_error=False)
+    rc.root = box
     return rc
 
 
@@ -59,9 +68,13 @@ def by_class(rc, cls: str, kind=v.Sheet) -> list:
             and cls in (getattr(w, "class_", None) or "").split()]
 
 
+def widgets(rc, kind) -> list:
+    return [w for w in walk(rc.root) if isinstance(w, kind)]
+
+
 def button(rc, label: str) -> v.Btn:
-    found = [w for w in rc.find(v.Btn).widgets if label in [c for c in w.children
-                                                            if isinstance(c, str)]]
+    found = [w for w in widgets(rc, v.Btn) if label in [c for c in w.children
+                                                        if isinstance(c, str)]]
     assert len(found) == 1, f"expected one {label!r} button, found {len(found)}"
     return found[0]
 
@@ -75,7 +88,7 @@ def _texts(widget) -> list[str]:
 
 def text_of(rc, cls: str) -> str:
     """All text inside the (first) element with this CSS class."""
-    found = [w for kind in (v.Html, v.Alert) for w in rc.find(kind).widgets
+    found = [w for kind in (v.Html, v.Alert) for w in widgets(rc, kind)
              if cls in (w.class_ or "").split()]
     assert found, f"no element with class {cls!r}"
     return " ".join(_texts(found[0]))
@@ -83,13 +96,13 @@ def text_of(rc, cls: str) -> str:
 
 def errors(rc) -> list[str]:
     """The texts of the error messages on the page (``Message`` renders a ``v.Alert``)."""
-    return [" ".join(_texts(w)) for w in rc.find(v.Alert).widgets
+    return [" ".join(_texts(w)) for w in widgets(rc, v.Alert)
             if "abm-message-error" in (w.class_ or "").split()]
 
 
 def html_of(rc, cls: str) -> str:
     """The inner HTML of a ``solara.HTML`` element with this class."""
-    found = [w for w in rc.find(solara.widgets.HTML).widgets
+    found = [w for w in widgets(rc, solara.widgets.HTML)
              if cls in w.attributes.get("class", "").split()]
     assert len(found) == 1, f"expected one element with class {cls!r}, found {len(found)}"
     return found[0].unsafe_innerHTML or ""
@@ -105,11 +118,13 @@ def slider_in(rc, cls: str) -> v.Slider:
 
 
 def tissue(rc) -> TissueWidget:
-    return rc.find(TissueWidget).widget
+    found = widgets(rc, TissueWidget)
+    assert len(found) == 1
+    return found[0]
 
 
 def text_field(rc, label_start: str) -> v.TextField:
-    found = [w for w in rc.find(v.TextField).widgets if (w.label or "").startswith(label_start)]
+    found = [w for w in widgets(rc, v.TextField) if (w.label or "").startswith(label_start)]
     assert len(found) == 1, f"expected one text field {label_start!r}, found {len(found)}"
     return found[0]
 
@@ -133,7 +148,7 @@ def test_page_builds_with_tissue_image_status_charts_and_lesson():
     assert image.shape == (30, 30, 3)
     assert "hour 0" in text_of(rc, "abm-status")
     assert f"seed {session.model.seed}" in text_of(rc, "abm-status")
-    charts = [w.attributes["class"] for w in rc.find(EchartsWidget).widgets]
+    charts = [w.attributes["class"] for w in widgets(rc, EchartsWidget)]
     assert sorted(charts) == sorted(f"abm-chart abm-chart-{k}"
                                     for k in ("populations", "clones", "traits", "kills"))
     assert SCENARIOS[DEFAULT_SCENARIO]["summary"] in html_of(rc, "abm-info")
@@ -143,8 +158,8 @@ def test_page_builds_with_tissue_image_status_charts_and_lesson():
 
 
 def test_page_without_a_session_makes_its_own_per_render():
-    _, rc1 = solara.render(Dashboard(query="width=30&height=30&seed=1"), handle_error=False)
-    _, rc2 = solara.render(Dashboard(query="width=30&height=30&seed=1"), handle_error=False)
+    rc1 = render_query("width=30&height=30&seed=1")
+    rc2 = render_query("width=30&height=30&seed=1")
     button(rc1, "Step").click()
     assert "hour 1" in text_of(rc1, "abm-status")
     assert "hour 0" in text_of(rc2, "abm-status")
@@ -212,7 +227,7 @@ def test_a_bad_value_shows_a_message_and_keeps_the_model():
     model = session.model
     field = text_field(rc, "width")
     enter(field, "wide")
-    assert field.error_messages or rc.find(v.TextField, label=field.label).widget.error
+    assert field.error_messages or field.error
     button(rc, "Reset").click()
     assert session.model is model
     assert "width" in text_of(rc, "abm-message")
@@ -239,7 +254,7 @@ def test_scenario_picker_loads_the_scenario_and_its_lesson():
     session = small_session()
     rc = render(session)
     other = next(name for name in SCENARIOS if name != DEFAULT_SCENARIO)
-    select = [w for w in rc.find(v.Select).widgets if w.label == "scenario"][0]
+    select = [w for w in widgets(rc, v.Select) if w.label == "scenario"][0]
     select.v_model = other
     for name, value in SCENARIOS[other]["params"].items():
         assert session.model.p[name] == value
@@ -374,3 +389,319 @@ def test_serve_prints_the_url_and_warns_for_an_open_host(monkeypatch):
     assert "warning" in result.output and "anyone on this network" in result.output
     result = runner.invoke(abm.cli.app, ["serve", "--port", "70000"])
     assert result.exit_code == 2 and "error: --port" in result.output
+
+
+# --- the classroom: controls, views, lessons, sessions ----------------------------------
+def basic_slider(rc, name: str) -> v.Slider:
+    found = [w for w in by_class(rc, f"abm-param-{name}") if _in_basic(rc, w)]
+    assert len(found) == 1, f"expected one basic control for {name}, found {len(found)}"
+    return next(w for w in walk(found[0]) if isinstance(w, v.Slider))
+
+
+def _in_basic(rc, widget) -> bool:
+    (basic,) = by_class(rc, "abm-basic", v.Card)
+    return any(w is widget for w in walk(basic))
+
+
+def shown_value(rc, name: str) -> str:
+    (control,) = [w for w in by_class(rc, f"abm-param-{name}") if _in_basic(rc, w)]
+    values = [w for w in walk(control) if isinstance(w, v.Html)
+              and "abm-param-value" in (w.class_ or "").split()]
+    return " ".join(_texts(values[0]))
+
+
+def test_a_slider_changes_only_its_parameter_keeps_its_place_and_shows_its_value():
+    session = small_session()
+    rc = render(session)
+    sliders = {name: basic_slider(rc, name) for name in L.BASIC_BY_NAME}
+    before = {name: s.v_model for name, s in sliders.items()}
+    assert shown_value(rc, "mutation_rate") == f"{session.model.p['mutation_rate']:g}"
+    for i in range(1, 6):  # five presses of the arrow key, one step each
+        sliders["mutation_rate"].v_model = round(before["mutation_rate"] + i * 0.001, 6)
+    after = {name: basic_slider(rc, name) for name in L.BASIC_BY_NAME}
+    # the same widgets in the same places: the browser keeps focus on the slider it was on
+    assert all(after[name] is sliders[name] for name in sliders)
+    assert shown_value(rc, "mutation_rate") == f"{before['mutation_rate'] + 0.005:g}"
+    assert {n: s.v_model for n, s in after.items() if n != "mutation_rate"} == \
+        {n: v_ for n, v_ in before.items() if n != "mutation_rate"}
+    assert by_class(rc, "abm-pending")  # "press Reset to apply them"
+    button(rc, "Reset").click()
+    assert session.model.p["mutation_rate"] == pytest.approx(before["mutation_rate"] + 0.005)
+    assert session.model.p["founder_pdl1"] == scenario_values(DEFAULT_SCENARIO)["founder_pdl1"]
+
+
+def test_basic_controls_are_plain_words_with_ranges_that_hold_every_preset():
+    for b in L.BASIC:
+        p = P.PARAMS[b.name]  # keyed by the model's parameter names
+        assert "_" not in b.label and b.label[0].isupper()
+        assert control_kind(p).startswith("slider")
+        assert (b.high - b.low) / b.step <= 400, f"{b.name}: too many positions to set by hand"
+        for spec in SCENARIOS.values():
+            value = spec["params"].get(b.name, p.default)
+            low, high = b.span(value)
+            assert low <= value <= high
+    session = small_session()
+    rc = render(session)
+    labels = " ".join(c for w in walk(by_class(rc, "abm-basic", v.Card)[0])
+                      if isinstance(w, v.Html) for c in w.children if isinstance(c, str))
+    assert "Mutation rate (per division)" in labels and "T-cell arrival (cells/h)" in labels
+
+
+def test_every_slider_shows_its_value():
+    rc = render(small_session())
+    for css in ("abm-speed", "abm-hours", "abm-dose"):
+        (control,) = by_class(rc, css)
+        values = [w for w in walk(control) if isinstance(w, v.Html)
+                  and "abm-slider-value" in (w.class_ or "").split()]
+        slider = next(w for w in walk(control) if isinstance(w, v.Slider))
+        assert values and f"{slider.v_model:g}" in " ".join(_texts(values[0]))
+
+
+def test_a_teacher_link_shows_the_basic_controls_only():
+    rc = render_query("teacher=1&width=30&height=30&seed=1")
+    assert by_class(rc, "abm-basic", v.Card)
+    assert not [w for w in widgets(rc, v.Select) if w.label == "group"]  # no advanced panel
+    assert not [w for w in widgets(rc, v.TextField) if (w.label or "").startswith("width")]
+    button(rc, "Step").click()
+    assert "hour 1" in text_of(rc, "abm-status")
+
+
+@pytest.mark.parametrize("key", ["chemokine", "ifng", "tgfb"])
+def test_a_field_overlay_never_changes_the_colour_of_a_cell(key):
+    model = TumorModel(rng=2, **SMALL, tcell_influx=20.0)
+    for _ in range(60):
+        model.step()
+    plain = R.tissue_rgb(model).rgb
+    frame = R.tissue_rgb(model, "antigenicity", key)
+    rows = model.kind.T[::-1]  # image orientation
+    cells = rows != Kind.EMPTY
+    assert (frame.rgb[cells] == plain[cells]).all()  # the legend's colours, untinted
+    stroma = ~cells & (frame.rgb != R.VESSEL_RGB).any(axis=2)
+    assert (frame.rgb[stroma] != R.EMPTY_RGB).any(axis=1).mean() > 0.5  # the field is shown
+    hidden = R.tissue_rgb(model, "antigenicity", key, show_cells=False).rgb
+    assert not (hidden == R.KIND_RGB[Kind.TCELL]).all(axis=2).any()
+    labels = [label for label, _ in R.legend("antigenicity", key)]
+    assert any("overlay" in label for label in labels)
+
+
+def test_the_pdl1_overlay_colours_cancer_cells_on_a_usable_scale():
+    model = TumorModel(rng=2, **{**SMALL, "initial_tumor_cells": 200}, tcell_influx=5.0)
+    for _ in range(72):
+        model.step()
+    frame = R.tissue_rgb(model, "antigenicity", "pdl1")
+    pdl1 = model.pdl1_map()[model.kind == Kind.CANCER]
+    assert frame.vmax == pytest.approx(np.ceil(pdl1.max() * 10 - 1e-9) / 10)
+    colours = frame.rgb[(model.kind.T[::-1] == Kind.CANCER)]
+    assert len(np.unique(colours, axis=0)) >= min(5, len(np.unique(pdl1.round(2))))
+    text = colourbar_html(frame)
+    assert text.startswith("PD-L1 on cancer cells: 0 <img") and "(0-1 scale)" in text
+    assert "pd1_occupancy" not in R.overlays(model)  # well-mixed: it would be one flat colour
+
+
+def test_colour_by_car_target_shows_the_antigen_negative_cells():
+    model = TumorModel(rng=3, **SMALL, initial_antigen_negative_fraction=0.3)
+    rgb = R.tissue_rgb(model, "CAR target").rgb
+    negative = (model.kind == Kind.CANCER) & model.car_negative
+    assert negative.any()
+    drawn = (rgb == R.CAR_NEGATIVE_RGB).all(axis=2)
+    assert (drawn == negative.T[::-1]).all()
+    rc = render(small_session("cart_antigen_loss"))
+    assert "CAR target lost" in html_of(rc, "abm-legend")
+
+
+def test_after_clearance_the_means_have_no_point_instead_of_zero():
+    snapshot = {"vars": {"Day": [0, 1, 2], "CancerCells": [10, 3, 0], "TCells": [1, 2, 2],
+                         "CARTCells": [0, 0, 0], "Tregs": [0, 0, 0], "MDSCs": [0, 0, 0],
+                         "MeanAntigenicity": [0.8, 0.7, 0.0], "MeanPDL1": [0.1, 0.2, 0.0],
+                         "PD1Occupancy": [0, 0, 0], "AntigenNegativeFraction": [0, 0, 0],
+                         "Kills": [0, 7, 10], "ExhaustedFraction": [0, 0.5, 1]},
+                "clones": [(0, {0: 10}), (1, {0: 3}), (2, {})], "doses": []}
+    rows = chart_options(snapshot)["traits"]["dataset"]["source"]
+    assert rows[-1][1] is None and rows[-1][2] is None  # mean antigenicity, mean PD-L1
+    assert rows[1][1] == 0.7
+
+
+def test_the_hover_line_follows_the_model_and_clears_when_the_mouse_leaves():
+    session = small_session()
+    rc = render(session)
+    x, y = (int(c) for c in np.argwhere(session.model.kind == Kind.CANCER)[0])
+    tissue(rc).vue_hover({"column": x, "row": session.model.height - 1 - y})
+    assert text_of(rc, "abm-hover") == session.describe(x, y)
+    for _ in range(5):
+        button(rc, "Step").click()
+        assert text_of(rc, "abm-hover") == session.describe(x, y)  # not the old hour's
+    tissue(rc).vue_hover(None)
+    assert text_of(rc, "abm-hover").startswith("Hover over the tissue")
+
+
+def test_messages_go_when_they_no_longer_apply():
+    session = small_session()
+    rc = render(session)
+    button(rc, "anti-PD-1").click()
+    assert "given on day" in text_of(rc, "abm-message")
+    for _ in range(25):  # a dose message goes after a model day
+        button(rc, "Step").click()
+    assert not [w for w in widgets(rc, v.Alert) if "abm-message" in (w.class_ or "")]
+    enter(text_field(rc, "width"), "wide")
+    button(rc, "Reset").click()
+    assert errors(rc)
+    enter(text_field(rc, "width"), "30")  # fixed: the complaint goes
+    assert not errors(rc)
+
+
+def test_a_cleared_tumour_shows_one_message():
+    session = Session("elimination", {**scenario_values("elimination"), "width": 24,
+                                      "height": 24, "initial_tumor_cells": 5,
+                                      "tcell_influx": 30.0}, 1)
+    rc = render(session)
+    button(rc, "Play").click()
+    deadline = time.time() + 60
+    while session.model.running and time.time() < deadline:
+        time.sleep(0.1)
+    assert not session.model.running, "the small tumour was not cleared"
+    time.sleep(0.5)
+    button(rc, "Step").click()
+    button(rc, "Play").click()
+    assert len(by_class(rc, "abm-cleared", v.Alert)) == 1
+    assert not [w for w in widgets(rc, v.Alert) if "abm-message" in (w.class_ or "")]
+
+
+def test_run_to_day_plays_until_that_day_and_stops():
+    session = small_session()
+    rc = render(session)
+    day_field = [w for w in widgets(rc, v.TextField) if w.label == "day"][0]
+    assert day_field.v_model == str(SCENARIOS[DEFAULT_SCENARIO]["watch_days"])
+    enter(day_field, "1.5")
+    button(rc, "Run to day 1.5").click()
+    deadline = time.time() + 30
+    while session.model.steps < 36 and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert session.model.steps == 36  # exactly day 1.5, then paused
+    assert "day 1.5 reached" in text_of(rc, "abm-message")
+    button(rc, "Run to day 1.5").click()  # already there
+    assert "already at day 1.5" in errors(rc)[0]
+
+
+def test_every_lesson_has_days_to_watch_and_steps():
+    for name, spec in SCENARIOS.items():
+        assert 1 <= spec["watch_days"] <= 60 and len(spec["steps"]) >= 2
+        text = lesson_markdown(name)
+        assert f"Run to day {spec['watch_days']}" in text and spec["steps"][0] in text
+
+
+def test_play_stops_when_no_page_is_connected():
+    session = small_session()
+    rc = render(session)
+    tab_alive = {"alive": True}
+    tab = rc_tab(rc)
+    tab.alive = lambda: tab_alive["alive"]
+    button(rc, "Play").click()
+    deadline = time.time() + 20
+    while session.model.steps < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    tab_alive["alive"] = False  # the websocket went away
+    time.sleep(0.5)
+    steps = session.model.steps
+    time.sleep(0.5)
+    assert session.model.steps == steps and not tab.playing.value
+
+
+def rc_tab(rc):
+    """The ``Tab`` behind a rendered page (the tissue widget's hover handler holds it)."""
+    from abm.dashboard.tab import Tab
+
+    found = {id(t): t for t in _tabs}
+    assert found, "no Tab was made"
+    tab = list(found.values())[-1]
+    assert isinstance(tab, Tab)
+    return tab
+
+
+_tabs: list = []
+
+
+@pytest.fixture(autouse=True)
+def _record_tabs(monkeypatch):
+    from abm.dashboard import tab as tab_module
+
+    original = tab_module.Tab.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        _tabs.append(self)
+
+    monkeypatch.setattr(tab_module.Tab, "__init__", init)
+    yield
+    _tabs.clear()
+
+
+def test_client_alive_follows_the_page_status(monkeypatch):
+    from solara.server import kernel_context
+
+    from abm.dashboard.tab import client_alive
+
+    class Context:
+        closed_event = __import__("threading").Event()
+        page_status = {"p1": kernel_context.PageStatus.CONNECTED}
+
+    monkeypatch.setattr(kernel_context, "get_current_context", lambda: Context)
+    alive = client_alive()
+    assert alive()
+    Context.page_status["p1"] = kernel_context.PageStatus.DISCONNECTED
+    assert not alive()
+    Context.page_status["p2"] = kernel_context.PageStatus.CONNECTED  # a second tab, or a reload
+    assert alive()
+    Context.closed_event.set()
+    assert not alive()
+
+
+# --- serving a class ---------------------------------------------------------------------
+def test_a_network_served_dashboard_caps_the_grid(monkeypatch):
+    monkeypatch.delenv(S.ENV_MAX_SITES, raising=False)
+    monkeypatch.setenv(S.ENV_HOST, "127.0.0.1")
+    assert S.max_sites() is None
+    monkeypatch.setenv(S.ENV_HOST, "0.0.0.0")
+    assert S.max_sites() == S.NETWORK_MAX_SITES == 250_000
+    session, problem = session_from_query("width=1000&height=1000")
+    assert problem and "1000 x 1000" in problem and "250,000" in problem
+    assert session.model.width == 100
+    monkeypatch.setenv(S.ENV_MAX_SITES, "900")
+    rc = render(small_session())  # 30 x 30 = 900: allowed
+    enter(text_field(rc, "width"), "31")
+    button(rc, "Reset").click()
+    assert "31 x 30" in errors(rc)[0] and "900" in errors(rc)[0]
+    monkeypatch.setenv(S.ENV_MAX_SITES, "0")
+    assert S.max_sites() is None
+    assert S.serve_environment("0.0.0.0", 1000) == {S.ENV_HOST: "0.0.0.0", S.ENV_MAX_SITES: "1000"}
+    with pytest.raises(ValueError, match="--max-sites -1"):
+        S.serve_environment("0.0.0.0", -1)
+    monkeypatch.delenv(S.ENV_HOST)
+    monkeypatch.delenv(S.ENV_MAX_SITES)
+    monkeypatch.setattr("sys.argv", ["solara", "run", "abm.server", "--host", "0.0.0.0"])
+    assert S.max_sites() == 250_000  # read from the server's command line
+
+
+def test_a_fixed_port_with_a_fallback_and_addresses_students_can_type():
+    import socket
+
+    port = S.pick_port("127.0.0.1", 0)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        assert S.pick_port("127.0.0.1", port) != port
+    assert S.pick_port("127.0.0.1", port) == port  # free again
+    urls = S.urls("0.0.0.0", 8765)
+    assert urls[-1] == "http://127.0.0.1:8765"
+    assert all(re.match(r"http://\d+\.\d+\.\d+\.\d+:8765$", u) for u in urls)
+    assert S.urls("127.0.0.1", 8765) == ["http://127.0.0.1:8765"]
+
+
+def test_the_server_entry_point_sets_solara_up_for_a_class(monkeypatch):
+    import solara.server.settings as settings
+
+    monkeypatch.delenv("SOLARA_KERNEL_CULL_TIMEOUT", raising=False)
+    monkeypatch.setattr(settings.theme, "show_banner", True)
+    monkeypatch.setattr(settings.kernel, "cull_timeout", "24h")
+    S.configure_solara()
+    assert settings.theme.show_banner is False
+    assert solara.util.parse_timedelta(settings.kernel.cull_timeout) <= 120

@@ -142,26 +142,26 @@ def Message(tab: Tab):
         solara.v.Html(tag="span", children=[text])
 
 
-# The layout, as CSS (flex-wrap and media queries cannot be expressed by the components alone):
-# a projector (1280 x 720) shows the tissue, sized to the viewport's height, beside the
-# population chart; a phone (412 px) puts the main column first, full width.
+# The layout, as CSS (a grid with named areas: the components alone cannot reorder for a
+# phone). A projector (1280 x 720) shows the tissue, sized to the viewport's height, beside the
+# population chart, with the run controls on the left; a phone (412 px) stacks the run
+# controls, then the tissue and charts, then everything else, each full width.
 CSS = """
-.abm-sidebar { flex: 0 0 320px; max-width: 100%; }
-.abm-main { flex: 1 1 560px; min-width: min(100%, 340px); }
-.abm-tissue-col { flex: 0 1 min(620px, calc(100vh - 240px)); min-width: min(100%, 260px); }
+.abm-grid { display: grid; grid-template-columns: 320px minmax(0, 1fr);
+            grid-template-rows: auto 1fr; grid-template-areas: "run main" "rest main";
+            gap: 12px; align-items: start; padding: 8px; }
+.abm-run { grid-area: run; } .abm-rest { grid-area: rest; } .abm-main { grid-area: main; }
+.abm-tissue-col { flex: 0 1 min(620px, calc(100vh - 250px)); min-width: min(100%, 260px); }
 .abm-side-col { flex: 1 1 320px; min-width: min(100%, 280px); }
-.abm-param .v-slider { margin: 0; }
-@media (max-width: 760px) { .abm-main { order: -1; } .abm-sidebar { flex: 1 1 100%; } }
+@media (max-width: 760px) {
+  .abm-grid { grid-template-columns: minmax(0, 1fr); grid-template-areas: "run" "main" "rest"; }
+}
 """
-
-
-ROW_STYLE = {"flex-wrap": "wrap", "align-items": "flex-start", "padding": "8px"}
+ROW_STYLE = {"flex-wrap": "wrap", "align-items": "flex-start"}
 
 
 @solara.component
 def Sidebar(tab: Tab):
-    with solara.Card("Run", margin=0):
-        RunControls(tab)
     with solara.Card("Scenario", margin=0):
         ScenarioPicker(tab)
         SeedControls(tab)
@@ -185,16 +185,18 @@ def Dashboard(session: Session | None = None, query: str | None = None):
     solara.Style(CSS)
     with solara.AppBar():
         solara.AppBarTitle("abm · tumour microenvironment")
-    # our own columns rather than solara.Sidebar: always visible on a projector, and the
+    # our own grid rather than solara.Sidebar: always visible on a projector, and the
     # same widget tree in the component tests as in the browser
-    with solara.Row(classes=["abm-layout"], gap="12px", style=ROW_STYLE):
-        with solara.Column(gap="8px", classes=["abm-sidebar"]):
+    with solara.Div(classes=["abm-grid"]):
+        with solara.Column(gap="8px", classes=["abm-run"]):
+            with solara.Card("Run", margin=0):
+                RunControls(tab)
+        with solara.Column(gap="8px", classes=["abm-rest"]):
             Sidebar(tab)
         with solara.Column(gap="8px", classes=["abm-main"]):
             Message(tab)
             StatusBar(tab)
-            with solara.Row(classes=["abm-layout"], gap="12px",
-                            style={**ROW_STYLE, "padding": "0"}):
+            with solara.Row(gap="12px", style=ROW_STYLE):
                 with solara.Column(gap="4px", classes=["abm-tissue-col"]):
                     ViewControls(tab)
                     TissueView(tab)

@@ -222,13 +222,13 @@ def ViewControls(tab: Tab):
     choices = R.overlays(tab.session.model)
     labels = {spec.label: key for key, spec in choices.items()}
     current = choices.get(tab.overlay.value, choices["none"]).label
-    with solara.Row(gap="12px", style={"align-items": "center", "flex-wrap": "wrap"}):
+    with solara.Row(gap="8px", style={"align-items": "center", "flex-wrap": "wrap"}):
         solara.ToggleButtonsSingle(value=tab.colour_by.value, values=list(R.COLOUR_BY),
                                    on_value=tab.guard(lambda c: tab.set_view(colour_by=c)),
                                    dense=True)
         solara.Select("overlay", values=list(labels), value=current,
                       on_value=tab.guard(lambda label: tab.set_view(overlay=labels[label])),
-                      style={"max-width": "260px"}, dense=True)
+                      style={"max-width": "190px"}, dense=True)
         if tab.overlay.value not in ("none", "pdl1"):
             solara.Checkbox(label="cells", value=tab.show_cells.value,
                             on_value=tab.guard(lambda on: tab.set_view(show_cells=on)))
