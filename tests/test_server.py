@@ -705,3 +705,27 @@ def test_the_server_entry_point_sets_solara_up_for_a_class(monkeypatch):
     S.configure_solara()
     assert settings.theme.show_banner is False
     assert solara.util.parse_timedelta(settings.kernel.cull_timeout) <= 120
+
+
+def test_compare_runs_an_untreated_twin_beside_the_run():
+    rc = render_query("scenario=checkpoint&compare=1&width=30&height=30&seed=4")
+    twins = widgets(rc, TissueWidget)
+    assert [t.testid for t in twins] == ["tissue", "twin"]
+    tab = rc_tab(rc)
+    session = tab.session
+    assert session.twin.p["anti_pd1_start_day"] is None  # the scenario's schedule, untreated
+    for _ in range(3):
+        button(rc, "Step").click()
+    assert twins[0].src == twins[1].src  # same seed and parameters: the same tissue so far
+    button(rc, "CAR-T").click()
+    button(rc, "Step").click()
+    assert twins[0].src != twins[1].src
+    assert session.twin.steps == session.model.steps == 4 and not session.twin.dose_log
+    series = chart_options(session.snapshot())["populations"]["series"]
+    assert series[-1]["name"] == "cancer, untreated twin"
+    # turning it on mid-run catches the twin up to the same hour
+    switch = [w for w in widgets(rc, v.Switch) if w.label.startswith("Compare")][0]
+    switch.v_model = False
+    assert session.twin is None and len(widgets(rc, TissueWidget)) == 1
+    switch.v_model = True
+    assert session.twin.steps == session.model.steps == 4

@@ -93,7 +93,15 @@ def Legend(tab: Tab):
 
 @solara.component
 def TissueView(tab: Tab):
-    solara.Column(children=[tab.live.tissue], gap="0px")
+    if tab.compare.value:  # the run and its untreated twin, side by side
+        with solara.Row(gap="6px"):
+            for title, widget in (("your run", tab.live.tissue),
+                                  ("untreated twin (same seed, no treatment)", tab.live.twin)):
+                with solara.Column(gap="0px", style={"flex": "1 1 0", "min-width": "0"}):
+                    solara.Text(title, style={"font-size": "12px", "font-weight": "500"})
+                    solara.Column(children=[widget], gap="0px")
+    else:
+        solara.Column(children=[tab.live.tissue], gap="0px")
     Legend(tab)
     solara.Column(children=[tab.live.colourbar, tab.live.picked_text, tab.live.hover_text],
                   gap="2px")
@@ -153,6 +161,7 @@ CSS = """
 .abm-run { grid-area: run; } .abm-rest { grid-area: rest; } .abm-main { grid-area: main; }
 .abm-tissue-col { flex: 0 1 min(620px, calc(100vh - 250px)); min-width: min(100%, 260px); }
 .abm-side-col { flex: 1 1 320px; min-width: min(100%, 280px); }
+.abm-tissue-col.abm-comparing { flex: 1 1 min(900px, calc(2 * (100vh - 270px))); }
 @media (max-width: 760px) {
   .abm-grid { grid-template-columns: minmax(0, 1fr); grid-template-areas: "run" "main" "rest"; }
 }
@@ -197,11 +206,12 @@ def Dashboard(session: Session | None = None, query: str | None = None):
             Message(tab)
             StatusBar(tab)
             with solara.Row(gap="12px", style=ROW_STYLE):
-                with solara.Column(gap="4px", classes=["abm-tissue-col"]):
-                    ViewControls(tab)
+                comparing = ["abm-comparing"] if tab.compare.value else []
+                with solara.Column(gap="4px", classes=["abm-tissue-col", *comparing]):
                     TissueView(tab)
                     DoseLog(tab)
                 with solara.Column(gap="8px", classes=["abm-side-col"]):
+                    ViewControls(tab)  # here, so the tissue and its legend fit a projector
                     Charts(tab, ("populations",))
                     InfoPanel(tab)
             Charts(tab, tuple(k for k in CHARTS if k != "populations"))

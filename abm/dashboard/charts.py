@@ -95,6 +95,15 @@ def chart_options(snapshot: dict[str, Any]) -> dict[str, dict]:
          "MDSCs": (col("MDSCs"), c[kinds.MDSC], 1)},
         doses, [{"name": "cancer cells"}, {"name": "immune cells", "splitLine": {"show": False}}],
     )
+    if snapshot.get("twin_cancer") is not None:  # Compare: the untreated twin, dashed
+        twin = np.asarray(snapshot["twin_cancer"], dtype=object)[idx].tolist()
+        for row, value in zip(populations["dataset"]["source"], twin, strict=True):
+            row.append(value)
+        populations["series"].append(
+            {"name": "cancer, untreated twin", "type": "line", "showSymbol": False,
+             "encode": {"x": 0, "y": len(populations["series"]) + 1}, "yAxisIndex": 0,
+             "lineStyle": {"width": 2, "type": "dashed"},
+             "itemStyle": {"color": R.css(R.CANCER_HIDDEN_RGB)}})
     traits = _line_chart(
         "Visibility and checkpoint", days,
         {"mean antigenicity": (_without_tumour(col("MeanAntigenicity"), cancer),

@@ -96,6 +96,8 @@ def TreatmentButtons(tab: Tab):
         for name, cls in TREATMENTS.items():
             solara.Button(cls.label, on_click=tab.guard(lambda name=name: tab.treat(name)),
                           color="deep-orange", dark=True, small=True, classes=["abm-treat"])
+    solara.Switch(label="Compare with an untreated twin", value=tab.compare.value,
+                  on_value=tab.guard(tab.set_compare), classes=["abm-compare"])
     LabelledSlider("Dose (x standard)", tab.dose_scale.value, 0.25, 4.0, 0.25,
                    lambda x: tab.dose_scale.set(float(x)), "abm-dose", "x")
     solara.Text("Each button gives one dose now (CAR-T: one infusion). The standard doses are "

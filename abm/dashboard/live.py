@@ -22,7 +22,7 @@ from abm.dashboard.session import Session
 TISSUE_TEMPLATE = """
 <template>
   <div class="abm-tissue" style="line-height: 0">
-    <img :src="src" alt="tissue" data-testid="tissue" :data-frame="frame"
+    <img :src="src" :alt="testid" :data-testid="testid" :data-frame="frame"
          :style="'width: 100%; max-width: ' + max_width + 'px; aspect-ratio: ' + cols + ' / ' +
                  rows + '; image-rendering: pixelated; cursor: crosshair; border: 1px solid #bbb;' +
                  ' display: block'"
@@ -51,7 +51,7 @@ module.exports = {
     pick(e) { this.select(this.site(e)); },
     loaded() {
       // frames shown in this browser tab (read by the benchmark and the browser tests)
-      window.abmFrames = (window.abmFrames || 0) + 1;
+      if (this.testid === 'tissue') window.abmFrames = (window.abmFrames || 0) + 1;
     },
   },
 };
@@ -68,6 +68,7 @@ class TissueWidget(v.VuetifyTemplate):
     rows = traitlets.Int(100).tag(sync=True)
     frame = traitlets.Int(0).tag(sync=True)
     max_width = traitlets.Int(620).tag(sync=True)
+    testid = traitlets.Unicode("tissue").tag(sync=True)  # "twin" for the untreated twin
     on_hover = traitlets.Callable(None, allow_none=True)
     on_select = traitlets.Callable(None, allow_none=True)
 
@@ -85,6 +86,7 @@ class LiveView:
 
     def __init__(self, on_hover: Callable[[dict], None], on_select: Callable[[dict], None]):
         self.tissue = TissueWidget(on_hover=on_hover, on_select=on_select)
+        self.twin = TissueWidget(testid="twin")  # Compare: the untreated twin
         self.status = v.Html(tag="span", children=[""], class_="abm-status",
                              style_="font-weight: 500")
         self.perf = v.Html(tag="span", children=[""], class_="abm-perf",
@@ -106,7 +108,7 @@ class LiveView:
         }
 
     def widgets(self) -> list:
-        return [self.tissue, self.status, self.perf, self.colourbar, self.picked_text,
+        return [self.tissue, self.twin, self.status, self.perf, self.colourbar, self.picked_text,
                 self.hover_text, *self.charts.values()]
 
     def close(self) -> None:
@@ -122,6 +124,11 @@ class LiveView:
         self.tissue.src = src
         self.tissue.cols, self.tissue.rows = model.width, model.height
         self.tissue.frame += 1
+        twin = session.draw_twin(colour_by, overlay, show_cells)
+        if twin is not None:
+            self.twin.src = twin
+            self.twin.cols, self.twin.rows = model.width, model.height
+            self.twin.frame += 1
         status, perf = status_text(session)
         self.status.children = [status]
         self.perf.children = [perf]

@@ -75,6 +75,8 @@ class Session:
         self.lock = threading.RLock()
         self.generation = 0
         self.scenario = scenario
+        self.compare = False  # run an untreated twin beside the model (``twin``)
+        self.twin: TumorModel | None = None
         self.build(values if values is not None else scenario_values(scenario),
                    new_seed() if seed is None else seed)
 
@@ -83,8 +85,10 @@ class Session:
         values = P.resolve(self.scenario, values)  # names a bad parameter or value
         check_grid(values["width"], values["height"])  # before the memory is taken
         model = TumorModel(rng=seed, **values)  # outside the lock: a big grid takes a while
+        twin = TumorModel(rng=seed, **untreated(values)) if self.compare else None
         with self.lock:
             self.model = model
+            self.twin = twin
             self.values = dict(values)
             self.generation += 1
             self.clone_history: list[tuple[float, dict[int, int]]] = [
@@ -101,13 +105,37 @@ class Session:
             if not model.running:
                 return False
             start = time.perf_counter()
+            twin = self.twin
             for _ in range(steps):
                 model.step()
+                if twin is not None and twin.running:
+                    twin.step()
                 if not model.running:
                     break
             self.timing.model(time.perf_counter() - start, steps)
             self.clone_history.append((model.day, R.clone_counts(model)))
             return True
+
+    def set_compare(self, on: bool) -> None:
+        """Start (or stop) the untreated twin: the same seed and parameters without any
+        treatment, caught up to the model's hour, so each dose's effect is seen beside it."""
+        with self.lock:
+            self.compare = bool(on)
+            if not on:
+                self.twin = None
+                return
+            model = self.model
+            twin = TumorModel(rng=model.seed, **untreated(self.values))
+            while twin.steps < model.steps and twin.running:
+                twin.step()
+            self.twin = twin
+
+    def draw_twin(self, colour_by: str, overlay: str, show_cells: bool = True) -> str | None:
+        """The twin's tissue as a PNG data URL (None without a twin)."""
+        with self.lock:
+            if self.twin is None:
+                return None
+            return R.data_url(R.tissue_rgb(self.twin, colour_by, overlay, show_cells).rgb)
 
     def draw(self, colour_by: str, overlay: str, show_cells: bool = True) -> tuple[str, R.Frame]:
         """The tissue image as a PNG data URL, and the drawn frame (for the colour bar)."""
@@ -139,11 +167,23 @@ class Session:
         with self.lock:
             cols = R.model_vars(self.model)
             n = min(len(c) for c in cols.values())
+            twin = None
+            if self.twin is not None:
+                twin_cols = R.model_vars(self.twin)
+                twin = list(twin_cols["CancerCells"][:n])
+                twin += [None] * (n - len(twin))  # a cleared twin stops recording
             return {
                 "vars": {k: list(c[:n]) for k, c in cols.items()},
                 "clones": list(self.clone_history),
                 "doses": list(self.model.dose_log),
+                "twin_cancer": twin,
             }
+
+
+def untreated(values: dict[str, Any]) -> dict[str, Any]:
+    """The same parameters with no scheduled treatment (every therapy's start day blank)."""
+    return {k: (None if k.endswith("_start_day") and P.PARAMS[k].optional else v)
+            for k, v in values.items()}
 
 
 def new_seed() -> int:

@@ -93,6 +93,7 @@ class Tab:
         self.hover_site: tuple[int, int] | None = None  # redrawn every frame: never stale
         self.closed = False
         self.alive = client_alive()
+        self.compare = solara.reactive(session.compare)  # the untreated twin is shown
         self.dose_scale = solara.reactive(1.0)  # treatment buttons give this x the standard dose
         self.picked: solara.Reactive[tuple[int, int] | None] = solara.reactive(None)
         self.live = LiveView(on_hover=self.guard(lambda d: self.site(d, False)),
@@ -218,6 +219,12 @@ class Tab:
             self.show_cells.set(show_cells)
         self.push(charts=False)
 
+    def set_compare(self, on: bool) -> None:
+        """Show (or hide) the untreated twin beside the run."""
+        self.session.set_compare(on)
+        self.compare.set(bool(on))
+        self.changed()
+
     def treat(self, therapy: str) -> None:
         text = self.session.administer(therapy, self.dose_scale.value)
         self.info(text)
@@ -292,9 +299,10 @@ def use_tab(session: Session | None, query: str | None = None) -> Tab:
 
     def make() -> Tab:
         options = page_options(query)
-        if session is not None:
-            return Tab(session, teacher=options["teacher"])
-        return Tab(*session_from_query(query), teacher=options["teacher"])
+        made = (session, None) if session is not None else session_from_query(query)
+        if options["compare"]:
+            made[0].set_compare(True)
+        return Tab(*made, teacher=options["teacher"])
 
     tab = solara.use_memo(make, [])
     solara.use_effect(lambda: tab.close, [])  # close the live widgets with the page
