@@ -1,4 +1,4 @@
-"""Every use of Mesa's private internals, in one place.
+"""Every use of private internals of Mesa (and of the standard library), in one place.
 
 Mesa is pinned to 3.5.* (``pyproject.toml``). The model reads two private attributes because the
 public API copies or checks on every call, and these reads are the hottest lines of the model:
@@ -9,6 +9,9 @@ public API copies or checks on every call, and these reads are the hottest lines
 
 On a Mesa upgrade, check these against Mesa's source (``mesa/discrete_space/cell.py`` and
 ``grid.py``) and run ``tests/test_tissue.py`` and ``tests/test_model.py``.
+
+From the standard library: ``ProcessPoolExecutor._processes`` (:func:`pool_processes`), the only
+way to terminate a pool's workers at once.
 """
 
 from __future__ import annotations
@@ -57,3 +60,10 @@ class AgentLookup:
         except (TypeError, KeyError):  # e.g. a numpy array, or floats like (3.0, 4.0)
             agents = self._cells[tuple(int(i) for i in site)]._agents
         return agents[0] if agents else None
+
+
+def pool_processes(pool: Any) -> list[Any]:
+    """The worker processes of a ``concurrent.futures.ProcessPoolExecutor`` (its private
+    ``_processes``; empty if there are none or the attribute is gone): the standard library
+    offers no public way to terminate them."""
+    return list((getattr(pool, "_processes", None) or {}).values())

@@ -152,3 +152,17 @@ def test_a_full_site_is_refused_and_nothing_changes():
     assert not intruder.alive
     intruder.remove()  # it never entered the tissue: drop it from the model
     assert_layers_agree(model)
+
+
+def test_pool_processes_lists_the_workers_of_a_process_pool():
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from abm.compat import pool_processes
+
+    spawn = multiprocessing.get_context("spawn")  # no fork of a multi-threaded test process
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+        assert pool.submit(abs, -3).result() == 3
+        workers = pool_processes(pool)
+        assert len(workers) == 1 and workers[0].is_alive()
+    assert pool_processes(object()) == []
