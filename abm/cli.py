@@ -1,12 +1,16 @@
 """Command line: ``abm run | scenarios | params | serve | sweep | report | export``.
 
 Every command builds the model the same way, from ``abm.params`` and ``abm.scenarios``. Bad
-input gives one clear line and exit code 2, never a traceback.
+input gives one clear line and exit code 2, never a traceback; output paths are checked before
+any work starts, and a file-system error is one line naming the path.
 """
 
 from __future__ import annotations
 
+import math
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +23,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+# `abm run` refuses more than this without --force (10 years of simulated time), or a run
+# estimated to take longer than MAX_RUN_HOURS: most likely a typo (--days 1e9)
+MAX_RUN_DAYS = 3650
+MAX_RUN_HOURS = 24
+
 
 def fail(message: str) -> None:
     """Print one line to stderr and exit 2 (bad input)."""
@@ -26,59 +35,163 @@ def fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+@contextmanager
+def file_errors() -> Iterator[None]:
+    """A file-system error (full disk, permissions, a read-only file system) as one line naming
+    the path, exit 2, instead of a traceback."""
+    from abm.sweep.storage import os_error_text
+
+    try:
+        yield
+    except OSError as err:
+        fail(os_error_text(err))
+
+
 def parse_sets(items: list[str]) -> dict[str, str]:
-    """``--set name=value`` pairs into a dict (values stay strings; the model validates)."""
-    out = {}
+    """``--set name=value`` pairs into a dict (values stay strings; the model validates). A
+    parameter given twice (also under its old name) is refused: which value wins is not
+    obvious."""
+    from abm.params import canonical
+
+    out: dict[str, str] = {}
     for item in items:
         if "=" not in item:
             fail(f"--set {item!r}: expected name=value, e.g. --set mutation_rate=0.02")
-        name, value = item.split("=", 1)
-        out[name.strip()] = value.strip()
+        name, value = (part.strip() for part in item.split("=", 1))
+        for other in out:
+            if canonical(other) == canonical(name):
+                fail(f"--set {name}: given twice ({other}={out[other]} and {name}={value}); "
+                     "give each parameter once")
+        out[name] = value
     return out
+
+
+def check_output_file(path: Path, option: str = "--out") -> bool:
+    """Check before any work that ``path`` can be written; return whether it exists (and will be
+    replaced). The parent of a relative path is created; an absolute path's parent must exist
+    (a typo must not create directories at the file system's root)."""
+    if path.is_dir():
+        fail(f"{option} {path}: is a directory; give a file name")
+    check_output_dir(path.parent, option, path)
+    return path.exists()
+
+
+def check_output_dir(directory: Path, option: str = "--out", shown: Path | None = None) -> None:
+    """Check before any work that files can be written in ``directory`` (created if missing,
+    unless it is absolute and its parent is missing too)."""
+    import tempfile
+
+    shown = directory if shown is None else shown
+    if directory.exists() and not directory.is_dir():
+        fail(f"{option} {shown}: {directory} exists and is not a directory")
+    if not directory.exists():
+        if directory.is_absolute() and not directory.parent.is_dir():
+            fail(f"{option} {shown}: directory {directory.parent} does not exist; create it "
+                 "first (or check the path)")
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            fail(f"{option} {shown}: cannot create {directory} ({err.strerror or err})")
+    try:
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".abm-write-check.")
+    except OSError as err:
+        fail(f"{option} {shown}: cannot write in {directory} ({err.strerror or err})")
+    import os
+
+    os.close(fd)
+    Path(probe).unlink(missing_ok=True)
+
+
+def _steps(days: float | None, steps: int | None) -> int:
+    if days is not None and steps is not None:
+        fail("give --days or --steps, not both")
+    if days is not None:
+        if not (math.isfinite(days) and days > 0):
+            fail(f"--days {days}: expected a positive finite number of days")
+        if round(days * 24) < 1:
+            fail(f"--days {days}: less than one step (1 h); give at least --days 0.05")
+        return round(days * 24)
+    if steps is not None and steps <= 0:
+        fail(f"--steps {steps}: expected a positive number of hours")
+    return steps if steps is not None else 30 * 24
 
 
 @app.command()
 def run(
-    scenario: Annotated[str | None, typer.Option(help="Named scenario (see `abm scenarios`).")]
-    = None,
-    days: Annotated[float | None, typer.Option(help="Simulated days (24 steps each).")] = None,
-    steps: Annotated[int | None, typer.Option(help="Simulated hours (instead of --days).")]
-    = None,
-    rng: Annotated[str | None, typer.Option(help="Seed (an integer).")] = None,
+    scenario: Annotated[
+        str | None,
+        typer.Option(help="Named scenario (see `abm scenarios`).", show_default="the defaults"),
+    ] = None,
+    days: Annotated[
+        float | None, typer.Option(help="Simulated days (24 steps each).", show_default="30")
+    ] = None,
+    steps: Annotated[
+        int | None,
+        typer.Option(help="Simulated hours (instead of --days).", show_default="720"),
+    ] = None,
+    rng: Annotated[
+        str | None,
+        typer.Option(help="Seed (an integer).",
+                     show_default="a random seed, printed and recorded"),
+    ] = None,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="Override a parameter: --set name=value (repeatable)."),
+        typer.Option("--set", help="Override a parameter: --set name=value (repeatable).",
+                     show_default="none"),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option(help="Write the time series here (.parquet or .csv).")
+        Path | None,
+        typer.Option(help="Write the time series here (.parquet or .csv), and the run's "
+                     "parameters, seed and versions to OUT.json.",
+                     show_default="nothing written"),
     ] = None,
     record_every: Annotated[int, typer.Option(help="Keep every Nth step in the output.")] = 1,
+    force: Annotated[
+        bool, typer.Option(help=f"Run even above {MAX_RUN_DAYS} days or {MAX_RUN_HOURS} h "
+                           "estimated.")
+    ] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Run one simulation headless and write its per-step time series.
 
     Example: abm run --scenario escape --days 30 --rng 3 --out run.parquet
     """
+    import secrets
+
     from abm.params import validate
     from abm.run import build_params, provenance, simulate, write_json, write_table
+    from abm.sweep.spec import duration, estimate_seconds
 
-    if days is not None and steps is not None:
-        fail("give --days or --steps, not both")
-    if days is not None and not days > 0:
-        fail(f"--days {days}: expected a positive number of days")
-    if steps is not None and steps <= 0:
-        fail(f"--steps {steps}: expected a positive number of hours")
+    n_steps = _steps(days, steps)
     if record_every < 1:
         fail(f"--record-every {record_every}: expected an integer >= 1")
     if out is not None and out.suffix.lower() not in (".parquet", ".csv"):
         fail(f"--out {str(out)!r}: expected a .parquet or .csv file name")
-    n_steps = steps if steps is not None else round((days if days is not None else 30) * 24)
+    overrides = parse_sets(set_ or [])
+    if "rng" in overrides:
+        fail("give the seed with --rng, not --set rng=...")
+    drawn = rng is None
+    # no seed given: draw one from the system's entropy and record it, so the run can be
+    # repeated (a model seeded from entropy by itself could not be)
+    overrides["rng"] = secrets.randbelow(2**32) if drawn else rng
     try:
-        overrides = parse_sets(set_ or [])
-        if rng is not None:
-            overrides["rng"] = rng
-        params = build_params(scenario, overrides)
-        params = validate(params)
+        params = validate(build_params(scenario, overrides))
+    except ValueError as err:
+        fail(str(err))
+    estimate = estimate_seconds(n_steps, params["width"] * params["height"])
+    if not force and (n_steps > MAX_RUN_DAYS * 24 or estimate > MAX_RUN_HOURS * 3600):
+        fail(f"{n_steps} steps ({n_steps / 24:g} days) on {params['width']} x "
+             f"{params['height']} sites would take {duration(estimate)} or more: more than "
+             f"{MAX_RUN_DAYS} days or {MAX_RUN_HOURS} h, probably a mistake; add --force to "
+             "run it anyway")
+    replaced = []
+    if out is not None:
+        sidecar = out.with_name(out.name + ".json")
+        replaced = [p for p in (out, sidecar) if check_output_file(p)]
+    if drawn:
+        typer.echo(f"seed {params['rng']} (drawn at random; --rng {params['rng']} repeats "
+                   "this run)")
+    try:
         df, model = simulate(params, n_steps, record_every=record_every, progress=not quiet)
     except ValueError as err:
         fail(str(err))
@@ -89,16 +202,22 @@ def run(
         f"{int(last['Kills'])} kills, mean antigenicity {last['MeanAntigenicity']:.2f}"
         + ("  (tumour eliminated)" if not model.running else "")
     )
-    if out is not None:
-        write_table(df, out)
-        sidecar = out.with_name(out.name + ".json")
+    if out is None:
+        typer.echo("nothing written (give --out FILE.parquet or FILE.csv to keep the time "
+                   "series)")
+        return
+    from abm.report import csv_ready
+
+    with file_errors():
+        write_table(csv_ready(df) if out.suffix.lower() == ".csv" else df, out)
         write_json(
             {"scenario": scenario, "steps_requested": n_steps, "steps_run": int(model.steps),
-             "seed": model.seed, "parameters": model.p, "doses": model.dose_log,
-             **provenance()},
+             "seed": model.seed, "seed_drawn": drawn, "parameters": model.p,
+             "doses": model.dose_log, **provenance()},
             sidecar,
         )
-        typer.echo(f"wrote {out} ({len(df)} rows) and {sidecar}")
+    note = f" (replaced the existing {' and '.join(p.name for p in replaced)})" if replaced else ""
+    typer.echo(f"wrote {out} ({len(df)} rows) and {sidecar}{note}")
 
 
 @app.command()
@@ -115,32 +234,47 @@ def scenarios() -> None:
 def params(
     markdown: Annotated[bool, typer.Option(help="Print the Markdown table for the docs.")] = False,
 ) -> None:
-    """List every parameter with default, unit, range and source."""
+    """List every parameter with default, unit, range, description and source."""
     from abm.params import PARAMS, markdown_table
 
     if markdown:
         typer.echo(markdown_table())
         return
     for p in PARAMS.values():
-        typer.echo(f"{p.name} = {p.default!r} [{p.unit}] {p.allowed()}: {p.description}")
+        typer.echo(f"{p.name} = {p.default!r} [{p.unit}] {p.allowed()}: {p.description} "
+                   f"(source: {p.source})")
 
 
 @app.command()
 def sweep(
     spec: Annotated[Path, typer.Argument(help="Sweep spec (TOML); see docs/sweeps.md.")],
-    out: Annotated[Path, typer.Option(help="Sweep directory (created; rerun to resume).")],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Sweep directory (created; rerun to resume). Required unless "
+                     "--dry-run.", show_default=False),
+    ] = None,
     workers: Annotated[
-        int | None, typer.Option(help="Worker processes (default: all local cores).")
+        int | None, typer.Option(help="Worker processes.", show_default="all local cores")
     ] = None,
     backend: Annotated[
-        str | None, typer.Option(help="serial | process | dask (default: process).")
+        str | None, typer.Option(help="serial | process | dask.", show_default="process")
     ] = None,
     scheduler: Annotated[
         str | None,
-        typer.Option(help="Run on an existing Dask cluster, e.g. tcp://HOST:8786."),
+        typer.Option(help="Run on an existing Dask cluster, e.g. tcp://HOST:8786 or "
+                     "tls://HOST:8786 (see docs/sweeps.md to secure it).",
+                     show_default="a local cluster"),
+    ] = None,
+    dask_dashboard: Annotated[
+        str | None,
+        typer.Option(help="Serve the local Dask cluster's dashboard here, e.g. "
+                     "127.0.0.1:8787.", show_default="off"),
     ] = None,
     dry_run: Annotated[
-        bool, typer.Option(help="Check the spec and list the runs; run nothing.")
+        bool, typer.Option(help="Check the spec, print its size and first runs; run nothing.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option(help="Accept a sweep above the size limits (docs/sweeps.md).")
     ] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
@@ -149,7 +283,20 @@ def sweep(
     Rerunning the same command after a crash or Ctrl-C runs only what is missing.
     Example: abm sweep experiments/checkpoint_timing.toml --out sweeps/checkpoint
     """
-    from abm.sweep import BACKENDS, RunFailed, SpecError, SweepError, expand, load_spec, run_sweep
+    import itertools
+
+    from abm.sweep import (
+        BACKENDS,
+        RunFailed,
+        SpecError,
+        SweepError,
+        iter_runs,
+        load_spec,
+        read_spec_text,
+        run_sweep,
+        size_line,
+    )
+    from abm.sweep.runner import check_scheduler
 
     if backend is not None and backend not in BACKENDS:
         fail(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)}")
@@ -157,28 +304,35 @@ def sweep(
         fail(f"--scheduler sends runs to Dask; it cannot be combined with --backend {backend}")
     if workers is not None and workers < 1:
         fail(f"--workers {workers}: expected an integer >= 1")
+    if out is None and not dry_run:
+        fail("--out DIR: required (the sweep directory; rerun the command to resume)")
     try:
-        parsed = load_spec(spec)
-    except SpecError as err:
+        if scheduler:
+            check_scheduler(scheduler)
+        parsed = load_spec(spec, force=force)
+        spec_text = read_spec_text(spec)
+    except (SpecError, SweepError) as err:
         fail(str(err))
     if dry_run:
-        runs = expand(parsed)
-        typer.echo(
-            f"{spec}: ok: {parsed.n_points} points x {parsed.replicates} replicates = "
-            f"{len(runs)} runs of {parsed.steps} steps; varied: {', '.join(parsed.varied) or '-'}"
-        )
-        for run in runs[:20]:
+        typer.echo(f"{spec}: ok: {size_line(parsed)}; varied: {', '.join(parsed.varied) or '-'}")
+        for run in itertools.islice(iter_runs(parsed), 20):
             values = ", ".join(f"{k}={v}" for k, v in run.varied.items())
             typer.echo(f"  {run.run_id}  seed={run.seed}  {values}")
-        if len(runs) > 20:
-            typer.echo(f"  ... {len(runs) - 20} more")
+        if parsed.n_runs > 20:
+            typer.echo(f"  ... {parsed.n_runs - 20} more")
         return
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out}: exists and is not a directory")
+    existed = out.exists()
+    check_output_dir(out)
     try:
         result = run_sweep(
             parsed, out, backend=backend or "process", workers=workers, scheduler=scheduler,
-            progress=not quiet, spec_text=spec.read_text(encoding="utf-8"), log=typer.echo,
+            progress=not quiet, spec_text=spec_text, log=typer.echo, dashboard=dask_dashboard,
         )
     except SweepError as err:
+        if not existed:
+            _remove_empty(out)
         fail(str(err))
     except RunFailed as err:
         typer.echo(f"error: {err}; finished runs are kept in {out}", err=True)
@@ -194,6 +348,14 @@ def sweep(
     )
 
 
+def _remove_empty(directory: Path) -> None:
+    """Remove a directory this command created if nothing was written in it."""
+    try:
+        directory.rmdir()
+    except OSError:
+        pass
+
+
 @app.command()
 def report(
     directory: Annotated[Path, typer.Argument(help="A sweep directory (from `abm sweep`).")],
@@ -204,38 +366,54 @@ def report(
         str, typer.Option(help="Time-series column for the per-point plot.")
     ] = "CancerCells",
     out: Annotated[
-        Path | None, typer.Option(help="Where to write (default: DIR/report).")
+        Path | None, typer.Option(help="Where to write.", show_default="DIR/report")
     ] = None,
 ) -> None:
     """Plots (PNG) and a Markdown summary of a finished sweep."""
-    from abm.report import ReportError, write_report
+    from abm.report import ReportError, Sweep, check_choices, write_report
 
+    target = out if out is not None else directory / "report"
     try:
-        path = write_report(directory, outcome=outcome, series=series, out=out)
+        check_choices(Sweep(directory), outcome=outcome, series=series)
     except ReportError as err:
         fail(str(err))
-    typer.echo(f"wrote {path}")
+    replacing = (target / "report.md").exists()
+    check_output_dir(target)
+    try:
+        with file_errors():
+            path = write_report(directory, outcome=outcome, series=series, out=target)
+    except ReportError as err:
+        fail(str(err))
+    typer.echo(f"wrote {path}" + (" (replaced the earlier report)" if replacing else ""))
 
 
 @app.command()
 def export(
     directory: Annotated[Path, typer.Argument(help="A sweep directory (from `abm sweep`).")],
-    csv: Annotated[bool, typer.Option("--csv", help="Write CSV files.")] = False,
+    csv: Annotated[
+        bool, typer.Option("--csv", help="Write CSV files (the default and only format).")
+    ] = True,
     out: Annotated[
-        Path | None, typer.Option(help="Where to write (default: DIR/export).")
+        Path | None, typer.Option(help="Where to write.", show_default="DIR/export")
     ] = None,
 ) -> None:
     """Export a sweep for spreadsheets: summary.csv and timeseries.csv (all runs)."""
-    from abm.report import ReportError, export_csv
+    from abm.report import ReportError, Sweep, export_csv
 
-    if not csv:
-        fail("choose a format: --csv (the only one so far; the sweep itself is Parquet)")
+    target = out if out is not None else directory / "export"
     try:
-        paths = export_csv(directory, out=out)
+        Sweep(directory)
+    except ReportError as err:
+        fail(str(err))
+    replacing = [n for n in ("summary.csv", "timeseries.csv") if (target / n).exists()]
+    check_output_dir(target)
+    try:
+        with file_errors():
+            paths = export_csv(directory, out=target)
     except ReportError as err:
         fail(str(err))
     for path in paths:
-        typer.echo(f"wrote {path}")
+        typer.echo(f"wrote {path}" + (" (replaced)" if path.name in replacing else ""))
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from abm.sweep import ARM, ID_COLUMNS, SweepError, load_sweep, run_path
+from abm.sweep import ARM, ID_COLUMNS, SweepError, load_sweep, read_run_table, run_path
 
 OUTCOME_CLASSES = ("eliminated", "controlled", "escape")
 CLASS_COLOURS = {"eliminated": "#1b9e77", "controlled": "#7570b3", "escape": "#d95f02"}
@@ -106,6 +106,64 @@ def _check_outcome(sweep: Sweep, outcome: str) -> None:
         raise ReportError(f"--outcome {outcome!r}: expected one of {', '.join(options)}")
 
 
+def series_columns(sweep: Sweep) -> list[str]:
+    """The time-series columns that can be plotted: the numeric model columns of the run files
+    (not ids, varied parameters, Step or Day). Read from the first run's schema only."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = run_path(sweep.dir, sweep.summary["run_id"].iloc[0])
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, pa.ArrowException) as err:
+        raise ReportError(str(_broken(path, err))) from None
+    skip = {*ID_COLUMNS, *sweep.varied, "Step", "Day"}
+    return [
+        f.name for f in schema
+        if f.name not in skip and (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
+    ]
+
+
+def check_choices(sweep: Sweep, *, outcome: str, series: str) -> None:
+    """``ReportError`` (one line, listing what is allowed) for an unknown outcome or series,
+    before any plot is made."""
+    _check_outcome(sweep, outcome)
+    options = series_columns(sweep)
+    if series not in options:
+        raise ReportError(f"--series {series!r}: expected one of {', '.join(options)}")
+
+
+def _broken(path: Path, err: BaseException) -> SweepError:
+    from abm.sweep.storage import broken
+
+    return broken(path, err)
+
+
+def _read_run(sweep: Sweep, run_id: str, columns: list[str] | None = None) -> pd.DataFrame:
+    try:
+        return read_run_table(run_path(sweep.dir, run_id), columns)
+    except SweepError as err:
+        raise ReportError(str(err)) from None
+
+
+def csv_ready(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` for a CSV file without float32 noise: a float that is a float32 value printed in
+    float64 (``0.05000000074505806``, from the model's float32 arrays) is written as the
+    7-significant-digit number it stands for (``0.05``). A value is rounded only when that
+    leaves its float32 value unchanged, so large or exact numbers keep every digit."""
+    out = df.copy()
+    for column in out.columns:
+        values = out[column]
+        if not pd.api.types.is_float_dtype(values):
+            continue
+        raw = values.to_numpy(dtype=float)
+        rounded = np.array([float(f"{v:.7g}") for v in raw])
+        with np.errstate(over="ignore", invalid="ignore"):
+            same = rounded.astype(np.float32) == raw.astype(np.float32)
+        out[column] = np.where(same, rounded, raw)
+    return out
+
+
 # --- the report -------------------------------------------------------------------------------
 
 
@@ -120,7 +178,7 @@ def write_report(
     from abm.run import atomic_write_bytes
 
     sweep = Sweep(directory)
-    _check_outcome(sweep, outcome)
+    check_choices(sweep, outcome=outcome, series=series)
     out = Path(out) if out is not None else sweep.dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     figures = {
@@ -293,7 +351,7 @@ def load_series(sweep: Sweep, series: str) -> pd.DataFrame:
     steps, every = sweep.spec["sweep"]["steps"], sweep.spec["sweep"]["record_every"]
     frames = []
     for run_id in sweep.summary["run_id"]:
-        df = pd.read_parquet(run_path(sweep.dir, run_id), columns=["Step", "Day", series])
+        df = _read_run(sweep, run_id, ["Step", "Day", series])
         df = df[(df["Step"] % every == 0) | (df["Step"] == steps)]
         frames.append(pd.Series(df[series].to_numpy(), index=df["Day"].to_numpy(), name=run_id))
     table = pd.concat(frames, axis=1).T.sort_index(axis=1)
@@ -515,7 +573,7 @@ def _markdown(sweep: Sweep, outcome: str, series: str, sobol: list | None, figur
         ]
     lines += [
         f"Time series plotted: `{series}`. Data: `summary.parquet` (one row per run), "
-        "`runs/*.parquet` (time series); `abm export DIR --csv` for spreadsheets.",
+        "`runs/*.parquet` (time series); `abm export DIR` (CSV) for spreadsheets.",
         "",
     ]
     return "\n".join(lines)
@@ -533,12 +591,11 @@ def export_csv(directory: str | Path, *, out: str | Path | None = None) -> list[
     out = Path(out) if out is not None else sweep.dir / "export"
     out.mkdir(parents=True, exist_ok=True)
     summary = sweep.summary.drop(columns=[_class_column(c) for c in OUTCOME_CLASSES])
-    write_table(summary, out / "summary.csv")
     path = out / "timeseries.csv"
     with _atomic_text(path) as fh:
         for i, run_id in enumerate(summary["run_id"]):
-            df = pd.read_parquet(run_path(sweep.dir, run_id))
-            df.to_csv(fh, index=False, header=i == 0)
+            csv_ready(_read_run(sweep, run_id)).to_csv(fh, index=False, header=i == 0)
+    write_table(csv_ready(summary), out / "summary.csv")
     return [out / "summary.csv", path]
 
 
@@ -558,9 +615,12 @@ class _atomic_text:  # noqa: N801 - used as a context manager
 
     def __exit__(self, exc_type: Any, *rest: Any) -> None:
         if exc_type is None:
+            from abm.run import current_umask
+
             self.fh.flush()
             os.fsync(self.fh.fileno())
             self.fh.close()
+            os.chmod(self.tmp, 0o666 & ~current_umask())  # as atomic_write_bytes
             os.replace(self.tmp, self.path)
         else:
             self.fh.close()
@@ -571,4 +631,4 @@ def iter_runs(directory: str | Path) -> Iterator[pd.DataFrame]:
     """Each finished run's time series in run order (one in memory at a time)."""
     sweep = Sweep(directory)
     for run_id in sweep.summary["run_id"]:
-        yield pd.read_parquet(run_path(sweep.dir, run_id))
+        yield _read_run(sweep, run_id)

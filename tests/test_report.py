@@ -163,6 +163,11 @@ def test_export_csv_writes_the_summary_and_every_run(grid):
     assert list(series["run_id"].unique()) == list(summary["run_id"])
 
 
-def test_export_needs_a_format(grid):
-    result = runner.invoke(app, ["export", str(grid)])
-    assert result.exit_code == 2 and "--csv" in result.output
+def test_export_defaults_to_csv_and_says_what_it_replaced(grid, tmp_path):
+    out = tmp_path / "csv"
+    first = runner.invoke(app, ["export", str(grid), "--out", str(out)])
+    assert first.exit_code == 0, first.output
+    assert (out / "summary.csv").exists() and (out / "timeseries.csv").exists()
+    assert "replaced" not in first.output
+    again = runner.invoke(app, ["export", str(grid), "--out", str(out)])
+    assert again.exit_code == 0 and again.output.count("(replaced)") == 2

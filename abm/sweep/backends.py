@@ -179,22 +179,68 @@ def _stop_pool(pool: Any) -> None:
         proc.join(timeout=5)
 
 
+CONNECT_TIMEOUT = "20s"  # to an existing scheduler (--scheduler)
+
+
+def local_cluster(workers: int | None, dashboard: str | None = None) -> Any:
+    """A Dask ``LocalCluster`` of ``workers`` single-threaded processes that only this process
+    can use: TLS with temporary credentials (``Security.temporary()``: a fresh key and
+    certificate held in memory, never written), so another local user who finds the port can
+    neither connect nor run code on a worker. The scheduler's HTTP dashboard is off unless
+    ``dashboard`` gives an address (e.g. ``127.0.0.1:8787``)."""
+    from dask.distributed import LocalCluster
+
+    try:
+        from distributed.security import Security
+
+        security = Security.temporary()
+    except ImportError as err:  # Security.temporary needs the cryptography package
+        from abm.sweep.storage import SweepError
+
+        raise SweepError(
+            f"the local Dask cluster uses TLS, which needs the cryptography package ({err}); "
+            "install it (pip install cryptography) or use --backend process"
+        ) from None
+    return LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, protocol="tls://",
+        security=security, dashboard_address=dashboard,
+    )
+
+
+def connect(scheduler: str) -> Any:
+    """A client of an existing scheduler; ``SweepError`` (one line) if it cannot be reached. TLS
+    settings come from Dask's configuration (``docs/sweeps.md``: securing a cluster)."""
+    from dask.distributed import Client
+
+    from abm.sweep.storage import SweepError
+
+    try:
+        return Client(scheduler, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError, ValueError, TypeError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise SweepError(f"--scheduler {scheduler}: cannot connect ({reason})") from None
+
+
 def run_dask(
-    tasks: Iterable[dict[str, Any]], workers: int | None, scheduler: str | None, key_prefix: str
+    tasks: Iterable[dict[str, Any]],
+    workers: int | None,
+    scheduler: str | None,
+    key_prefix: str,
+    *,
+    dashboard: str | None = None,
 ) -> Iterator[Result]:
     """Runs on Dask: an existing cluster (``scheduler`` = ``tcp://host:8786``) or a
-    ``LocalCluster`` of ``workers`` single-threaded processes. One task per run returns the run's
-    data to the runner, which writes it; a lost worker makes Dask reschedule the run elsewhere,
-    and a failed task is retried once."""
-    from dask.distributed import Client, LocalCluster, as_completed
+    ``LocalCluster`` of ``workers`` single-threaded processes (``local_cluster``: TLS, no
+    dashboard unless asked for). One task per run returns the run's data to the runner, which
+    writes it; a lost worker makes Dask reschedule the run elsewhere, and a failed task is
+    retried once."""
+    from dask.distributed import Client, as_completed
 
     cluster = None
     if scheduler:
-        client = Client(scheduler, timeout="30s")
+        client = connect(scheduler)
     else:
-        cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-        )
+        cluster = local_cluster(workers, dashboard)
         client = Client(cluster)
     try:
         pending = _TaskQueue(tasks)

@@ -100,14 +100,18 @@ def iter_points(spec: Spec) -> Iterator[dict[str, Any]]:
                 yield {**arm, **dict(zip(spec.factors, combo, strict=True)), **sampled}
 
 
-def expand(spec: Spec) -> list[Run]:
-    """The run list, deterministic from the spec. Run ids are ``p<point>-r<replicate>``."""
+def iter_runs(spec: Spec) -> Iterator[Run]:
+    """The runs one at a time, in run-list order (``expand`` without the list: a dry run lists
+    the first few of any size at once)."""
     seeds = list(spec.seeds) if spec.seeds else replicate_seeds(spec.seed, spec.replicates)
-    runs = []
     for point_id, point in enumerate(iter_points(spec)):
         for k, seed in enumerate(seeds):
-            runs.append(Run(f"p{point_id:05d}-r{k:03d}", point_id, k, seed, point))
-    return runs
+            yield Run(f"p{point_id:05d}-r{k:03d}", point_id, k, seed, point)
+
+
+def expand(spec: Spec) -> list[Run]:
+    """The run list, deterministic from the spec. Run ids are ``p<point>-r<replicate>``."""
+    return list(iter_runs(spec))
 
 
 def make_task(spec: Spec, run: Run) -> dict[str, Any]:

@@ -10,7 +10,13 @@ from typing import Any
 import pandas as pd
 
 from abm.sweep.spec import ARM
-from abm.sweep.storage import build_summary, read_manifest, read_run_probes, run_path
+from abm.sweep.storage import (
+    build_summary,
+    read_manifest,
+    read_run_probes,
+    read_run_table,
+    run_path,
+)
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,7 @@ class RunRecord:
 
     def series(self, columns: list[str] | None = None) -> pd.DataFrame:
         """The run's time series (with its id and varied-parameter columns)."""
-        return pd.read_parquet(self.path, columns=columns)
+        return read_run_table(self.path, columns)
 
     def probes(self) -> dict[str, Any]:
         """``{probe name: result}`` (``read_run_probes``)."""
@@ -88,7 +94,10 @@ def load_sweep(out: str | Path) -> SweepData:
     done = [r for r in runs if r.path.exists()]
     path = out / "summary.parquet"
     if len(done) == len(runs) and path.exists():
-        summary = pd.read_parquet(path)
+        try:
+            summary = pd.read_parquet(path)
+        except (OSError, ValueError):  # broken (ArrowInvalid is a ValueError): the run files
+            summary = build_summary(out, [r.run_id for r in done])
     else:
         summary = build_summary(out, [r.run_id for r in done])
     return SweepData(out, manifest, summary, done)

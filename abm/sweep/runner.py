@@ -26,7 +26,10 @@ from abm.sweep.storage import (
     SweepError,
     build_summary,
     check_existing,
+    check_run_file,
     make_manifest,
+    os_error_text,
+    run_path,
     write_run,
 )
 
@@ -85,6 +88,7 @@ def run_sweep(
     progress: bool = True,
     spec_text: str | None = None,
     log: Callable[[str], None] = print,
+    dashboard: str | None = None,
 ) -> SweepOutcome:
     """Run every missing run of ``spec`` into ``out`` and (re)build ``summary.parquet``.
 
@@ -97,24 +101,88 @@ def run_sweep(
         progress: show a progress bar (runs done, rate, time left).
         spec_text: the spec file's text, kept in the manifest for the record.
         log: where one-line messages go.
-    """
-    from abm.run import provenance, write_json, write_table
+        dashboard: address for the Dask dashboard of a local cluster (e.g. ``127.0.0.1:8787``);
+            default: none (off).
 
+    A file-system error (``OSError``) becomes a ``SweepError`` naming the path. A new sweep that
+    fails before its first run leaves nothing behind.
+    """
     backend = "dask" if scheduler else backend
     if backend not in BACKENDS:
         raise SweepError(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")
     if workers is not None and workers < 1:
         raise SweepError(f"workers = {workers}: expected an integer >= 1")
+    if scheduler:
+        check_scheduler(scheduler)
     workers = workers or os.cpu_count() or 1
     out = Path(out)
-    runs = expand(spec)
-    manifest = make_manifest(spec, runs, spec_text)
     if out.exists() and not out.is_dir():
         raise SweepError(f"--out {out}: exists and is not a directory")
+    created = _new_dirs(out)
+    fresh = not (out / "manifest.json").exists()
+    try:
+        return _run(spec, out, backend, workers, scheduler, progress, spec_text, log, dashboard)
+    except OSError as err:
+        raise SweepError(os_error_text(err)) from None
+    finally:
+        # a new sweep that failed before its first run leaves nothing behind (no manifest,
+        # lock or directories), so the same command can simply be run again
+        if fresh and not any((out / "runs").glob("*.parquet")) and not _completed(out):
+            _remove_new(out, created)
+
+
+def _new_dirs(out: Path) -> list[Path]:
+    """The directories that creating ``out`` makes (outermost first)."""
+    missing = []
+    for path in [out, *out.parents]:
+        if path.exists():
+            break
+        missing.append(path)
+    return missing[::-1]
+
+
+def _completed(out: Path) -> bool:
+    return (out / "summary.parquet").exists()
+
+
+def _remove_new(out: Path, created: list[Path]) -> None:
+    for name in ("manifest.json", ".lock"):
+        (out / name).unlink(missing_ok=True)
+    for tmp in (out / "runs").glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+    for path in [out / "runs", *created[::-1]]:
+        try:
+            path.rmdir()  # only if empty: nothing of the user's is removed
+        except OSError:
+            pass
+
+
+def check_scheduler(address: str) -> None:
+    """A Dask scheduler address: ``tcp://HOST:PORT`` or ``tls://HOST:PORT`` (``HOST:PORT`` is
+    taken as tcp); ``SweepError`` otherwise, before anything is created."""
+    import re
+
+    match = re.fullmatch(r"(?:(tcp|tls)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})",
+                         address.strip())
+    if not match or not 0 < int(match.group(3)) < 65536:
+        raise SweepError(
+            f"--scheduler {address!r}: expected a Dask scheduler address such as "
+            "tcp://HOST:8786 or tls://HOST:8786"
+        )
+
+
+def _run(
+    spec: Spec, out: Path, backend: str, workers: int, scheduler: str | None, progress: bool,
+    spec_text: str | None, log: Callable[[str], None], dashboard: str | None,
+) -> SweepOutcome:
+    from abm.run import provenance, write_json, write_table
+
+    runs = expand(spec)
+    manifest = make_manifest(spec, runs, spec_text)
     out.mkdir(parents=True, exist_ok=True)
     with _DirLock(out):
         old = _open(out, manifest, log)
-        missing = _missing(out, runs)
+        missing = _missing(out, runs, log)
         already = len(runs) - len(missing)
         if missing:
             resumed = f" ({already} already done)" if already else ""
@@ -128,7 +196,8 @@ def run_sweep(
         elif backend == "process":
             results = run_process(tasks, min(workers, len(missing)), log=log)
         else:
-            results = run_dask(tasks, workers, scheduler, f"abm-{manifest['content_hash'][:12]}")
+            results = run_dask(tasks, workers, scheduler, f"abm-{manifest['content_hash'][:12]}",
+                               dashboard=dashboard)
         _write_all(out, results, spec.name, len(runs), already, progress and bool(missing))
         summary = build_summary(out, [r.run_id for r in runs])
         write_table(summary, out / "summary.parquet")
@@ -158,14 +227,26 @@ def _open(out: Path, manifest: dict[str, Any], log: Callable[[str], None]) -> di
     return old
 
 
-def _missing(out: Path, runs: list[Run]) -> list[Run]:
-    """The runs without a file, in run-list order (temporary files of a killed runner go)."""
+def _missing(out: Path, runs: list[Run], log: Callable[[str], None] = print) -> list[Run]:
+    """The runs without a sound file, in run-list order. Each existing run file is checked (its
+    Parquet footer and stored summary); a broken one (truncated, empty, another run's) is
+    removed, named, and run again. Temporary files of a killed runner go."""
     runs_dir = out / "runs"
     runs_dir.mkdir(exist_ok=True)
     for tmp in runs_dir.glob(".*.tmp"):  # left by a runner killed mid-write
         tmp.unlink(missing_ok=True)
     done = {p.stem for p in runs_dir.glob("*.parquet")}
-    return [r for r in runs if r.run_id not in done]
+    missing = []
+    for run in runs:
+        if run.run_id in done:
+            path = run_path(out, run.run_id)
+            problem = check_run_file(path, run.run_id)
+            if problem is None:
+                continue
+            log(f"warning: {path} is broken ({problem}); running {run.run_id} again")
+            path.unlink()
+        missing.append(run)
+    return missing
 
 
 def _where(backend: str, workers: int, scheduler: str | None) -> str:

@@ -9,6 +9,7 @@ varied) are in :mod:`abm.sweep.spec`; a parameter's name and value are checked b
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -59,9 +60,13 @@ def integer(low: int, what: str) -> Callable[[Any], int]:
     return check
 
 
+def _finite(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
 def positive(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise Invalid(f"expected a positive number, got {show(value)}")
+    if not _finite(value) or not value > 0:
+        raise Invalid(f"expected a positive finite number, got {show(value)}")
     return float(value)
 
 
@@ -73,8 +78,8 @@ def fraction(value: Any) -> float:
 
 
 def days(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise Invalid(f"expected a positive number of days, got {show(value)}")
+    if not _finite(value) or not value > 0:
+        raise Invalid(f"expected a positive finite number of days, got {show(value)}")
     if round(value * 24) < 1:
         raise Invalid(f"{value} days is less than one step (1 h)")
     return value

@@ -142,22 +142,39 @@ def spec_hash(spec: Spec) -> str:
     return hashlib.sha256(canonical_json(spec.normalised())).hexdigest()
 
 
-def load_spec(path: str | Path) -> Spec:
-    """Read and validate a TOML sweep spec; raise ``SpecError`` naming the file and the key."""
+def read_spec_text(path: str | Path) -> str:
+    """A spec file's text: UTF-8, a leading byte-order mark dropped (Windows editors add one);
+    ``SpecError`` naming the file when it cannot be read or is not UTF-8."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as err:
         raise SpecError(f"{path}: cannot read the spec ({err.strerror or err})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise SpecError(
+            f"{path}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}); "
+            "save the spec as UTF-8"
+        ) from None
+    return text.removeprefix("\ufeff")
+
+
+def load_spec(path: str | Path, *, force: bool = False) -> Spec:
+    """Read and validate a TOML sweep spec; raise ``SpecError`` naming the file and the key.
+    ``force``: accept sizes above ``LIMITS`` (see ``check_size``)."""
+    path = Path(path)
+    text = read_spec_text(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise SpecError(f"{path}: not valid TOML: {err}") from None
-    return parse_spec(data, source=str(path))
+    return parse_spec(data, source=str(path), force=force)
 
 
-def parse_spec(data: dict[str, Any], source: str = "spec") -> Spec:
-    """Validate a spec given as data (the parsed TOML); raise ``SpecError`` naming the key."""
+def parse_spec(data: dict[str, Any], source: str = "spec", *, force: bool = False) -> Spec:
+    """Validate a spec given as data (the parsed TOML); raise ``SpecError`` naming the key.
+    Sizes above ``LIMITS`` are refused unless ``force`` (checked before anything is expanded)."""
 
     def error(key: str, message: str) -> SpecError:
         return SpecError(f"{source}: {key}: {message}")
@@ -200,8 +217,69 @@ def parse_spec(data: dict[str, Any], source: str = "spec") -> Spec:
                    for a, arm in arms.items()},
         probes=_parse_probes(tables["probes"], error),
     )
+    if not force:
+        check_size(spec, error)
     _check_domains(spec, error)
     return spec
+
+
+# Sizes above these are refused unless forced (``--force``, ``force=True``): far beyond every
+# sweep in experiments/ (at most 120 days, 20 replicates, a few hundred runs), so most likely a
+# typo, and a sweep of 10^6 runs writes a manifest of hundreds of MB before its first run.
+LIMITS = {"days": 3650, "replicates": 1000, "sample.n": 10_000, "runs": 100_000}
+MAX_CPU_HOURS = 24 * 7  # estimated CPU time of the whole sweep
+# measured: ~3 ms per step on the default 100 x 100 grid early in a run (a crowded grid is
+# slower), so estimates are a lower bound
+SECONDS_PER_SITE_STEP = 3e-7
+
+
+def estimate_seconds(steps: int, sites: int, runs: int = 1) -> float:
+    """A rough lower bound of the CPU time of ``runs`` runs of ``steps`` on ``sites`` sites."""
+    return float(runs) * steps * sites * SECONDS_PER_SITE_STEP
+
+
+def duration(seconds: float) -> str:
+    """A duration for people: ``"about 3 min"``, ``"about 40 h"``, ``"about 2.3 years"``."""
+    if seconds < 60:
+        return f"about {max(seconds, 1):.0f} s"
+    for unit, size in (("years", 365 * 86400), ("days", 86400), ("h", 3600)):
+        if seconds >= 2 * size:
+            return f"about {seconds / size:.3g} {unit}"
+    return f"about {seconds / 60:.0f} min" if seconds < 7200 else f"about {seconds / 3600:.0f} h"
+
+
+def sweep_sites(spec: Spec) -> int:
+    """Grid sites of a run (the largest base when arms differ; varied sizes are not counted)."""
+    bases = list(spec.arm_bases.values()) or [spec.base]
+    return max(b["width"] * b["height"] for b in bases)
+
+
+def size_line(spec: Spec) -> str:
+    """The sweep's size and estimated CPU time, one line."""
+    cpu = estimate_seconds(spec.steps, sweep_sites(spec), spec.n_runs)
+    return (
+        f"{spec.n_points} points x {spec.replicates} replicates = {spec.n_runs} runs of "
+        f"{spec.steps} steps, {duration(cpu)} of CPU time"
+    )
+
+
+def check_size(spec: Spec, error: Error) -> None:
+    """Refuse a sweep above ``LIMITS`` (or ``MAX_CPU_HOURS``) with its size and estimated time.
+    Arithmetic only: nothing is expanded, so it is fast at any size."""
+    cpu_hours = estimate_seconds(spec.steps, sweep_sites(spec), spec.n_runs) / 3600
+    checks = [
+        ("sweep.days", spec.steps / 24, LIMITS["days"], "days per run"),
+        ("sweep.replicates", spec.replicates, LIMITS["replicates"], "replicates"),
+        ("sample.n", spec.sample.n if spec.sample else 0, LIMITS["sample.n"], "sample points"),
+        ("sweep", spec.n_runs, LIMITS["runs"], "runs"),
+        ("sweep", cpu_hours, MAX_CPU_HOURS, "hours of CPU time"),
+    ]
+    for key, value, limit, what in checks:
+        if value > limit:
+            raise error(
+                key, f"{size_line(spec)}: more than {limit:g} {what}, probably a mistake; "
+                "if you mean it, add --force (force=True from Python)"
+            )
 
 
 def _steps(sweep: dict[str, Any], error: Error) -> int:
@@ -312,25 +390,44 @@ def _parse_probes(table: dict[str, Any], error: Error) -> dict[str, dict[str, An
     return {probe: dict(options) for probe, options in table.items()}
 
 
+def _domain_problem(values: dict[str, Any]) -> bool:
+    """Whether ``TumorModel`` would refuse these values across parameters (the founder tumour
+    must fit the grid; the mutation weights cannot all be 0): a cheap mirror of its checks,
+    so that every point is checked without building a model for each."""
+    weights = [v for k, v in values.items() if k.startswith("mutation_weight_")]
+    return values["initial_tumor_cells"] > values["width"] * values["height"] or (
+        bool(weights) and not sum(weights) > 0
+    )
+
+
 def _check_domains(spec: Spec, error: Error) -> None:
-    """Cross-parameter checks the model makes at construction (e.g. the founder tumour must fit
-    the grid): build one model for each distinct domain among the points, before any run."""
+    """Cross-parameter checks the model makes at construction, for every point before any run:
+    a real model is built for the first few distinct domains (any check the model makes), and
+    every distinct domain among all the points is checked with ``_domain_problem``; where that
+    flags one, a model is built there for the model's own message."""
     from abm.model import TumorModel
     from abm.sweep.expansion import iter_points
 
-    names = ("width", "height", "initial_tumor_cells")
-    varied = [n for n in names if n in spec.varied]
-    seen = set()
+    names = [
+        n for n in P.PARAMS
+        if n in ("width", "height", "initial_tumor_cells") or n.startswith("mutation_weight_")
+    ]
+    varied = [n for n in spec.varied if canonical(n) in names]
+    built = 0
+    seen: set[tuple] = set()
     for point in iter_points(spec) if varied or spec.arms else [{}]:
-        params = spec.params_for(point)
-        domain = tuple(params[n] for n in names)
+        base = spec.arm_bases[point[ARM]] if spec.arms else spec.base
+        values = {n: base[n] for n in names}
+        values.update({canonical(n): point[n] for n in varied})
+        domain = (point.get(ARM), *values.values())
         if domain in seen:
             continue
         seen.add(domain)
-        if len(seen) > 20:  # a sampled domain: the per-parameter ranges were checked already
-            return
+        if built >= 4 and not _domain_problem(values):
+            continue
+        built += 1
         try:
-            TumorModel(rng=0, **params)
+            TumorModel(rng=0, **spec.params_for(point))
         except ValueError as err:
             if spec.arms and not varied:
                 raise error(f"arms.{point[ARM]}", str(err)) from None

@@ -39,6 +39,13 @@ class SweepError(RuntimeError):
     """A sweep that cannot start or continue (e.g. a changed spec in an existing directory)."""
 
 
+def os_error_text(err: OSError) -> str:
+    """An ``OSError`` as one line naming the path: ``PATH: Permission denied``."""
+    reason = err.strerror or str(err) or type(err).__name__
+    paths = [str(f) for f in (err.filename, err.filename2) if f is not None]
+    return f"{' -> '.join(paths)}: {reason}" if paths else reason
+
+
 def run_path(out: Path, run_id: str) -> Path:
     return Path(out) / "runs" / f"{run_id}.parquet"
 
@@ -65,13 +72,55 @@ def write_run(
     return path
 
 
+def broken(path: Path, err: BaseException) -> SweepError:
+    """The error for a run file that cannot be read (truncated, empty, not Parquet)."""
+    reason = getattr(err, "strerror", None) or str(err).splitlines()[0] or type(err).__name__
+    return SweepError(
+        f"{path}: broken run file ({reason}); rerun the same `abm sweep` command to run it again"
+    )
+
+
 def _run_metadata(path: Path) -> dict[bytes, bytes]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    meta = pq.read_metadata(path).metadata or {}  # the footer only (read_schema keeps ~25 kB)
+    try:
+        meta = pq.read_metadata(path).metadata or {}  # the footer only (read_schema: ~25 kB)
+    except (OSError, pa.ArrowException, ValueError) as err:
+        raise broken(path, err) from None
     if RUN_META_KEY not in meta:
         raise SweepError(f"{path}: not a run file of an abm sweep (no run summary in it)")
     return meta
+
+
+def read_run_table(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """A run file's time series; ``SweepError`` naming the file if it is broken."""
+    import pyarrow as pa
+
+    try:
+        return pd.read_parquet(path, columns=columns)
+    except (OSError, pa.ArrowException) as err:
+        raise broken(path, err) from None
+
+
+def check_run_file(path: Path, run_id: str) -> str | None:
+    """Why the run file at ``path`` cannot be trusted (``None`` if it can): it must have a
+    Parquet footer, rows, and the summary row of this run. Reads the footer only."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        footer = pq.read_metadata(path)
+        row = json.loads((footer.metadata or {})[RUN_META_KEY])
+    except KeyError:
+        return "no run summary in it"
+    except (OSError, pa.ArrowException, ValueError) as err:
+        return getattr(err, "strerror", None) or str(err).splitlines()[0] or type(err).__name__
+    if footer.num_rows < 1:
+        return "no rows"
+    if not isinstance(row, dict) or row.get("run_id") != run_id or "outcome" not in row:
+        return f"its stored summary is not run {run_id}'s"
+    return None
 
 
 def read_run_summary(path: Path) -> dict[str, Any]:
@@ -138,7 +187,13 @@ def read_manifest(out: Path) -> dict[str, Any]:
     path = Path(out) / "manifest.json"
     if not path.exists():
         raise SweepError(f"{out}: not a sweep directory (no manifest.json)")
-    return json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise SweepError(f"{path}: unreadable ({getattr(err, 'strerror', None) or err})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise SweepError(f"{path}: not the manifest of an abm sweep of this version")
+    return manifest
 
 
 def make_manifest(spec: Spec, runs: list[Run], spec_text: str | None) -> dict[str, Any]:
