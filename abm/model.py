@@ -27,7 +27,7 @@ from typing import Any
 
 import mesa
 import numpy as np
-from mesa.discrete_space import OrthogonalMooreGrid
+from mesa.discrete_space import Cell, OrthogonalMooreGrid
 from scipy import ndimage
 
 from abm import params as P
@@ -156,9 +156,9 @@ class TumorModel(mesa.Model):
             if not car_target:
                 negative = self.new_clone_id() if negative is None else negative
                 clone, parent = negative, founder
-            cell = CancerCell(self, antigens, p["founder_mhc"], p["founder_pdl1"], car_target,
-                              clone, parent)
-            cell.place(self.grid[(x, y)])
+            founder_cell = CancerCell(self, antigens, p["founder_mhc"], p["founder_pdl1"],
+                                      car_target, clone, parent)
+            founder_cell.place(self.grid[(x, y)])
 
     def _place_vessels(self) -> list[tuple[int, int]]:
         """Vessel sites (where immune cells enter), scattered outside the founder tumour."""
@@ -205,8 +205,9 @@ class TumorModel(mesa.Model):
         """Clone id of the cancer cell at each site (-1 where none)."""
         return self.tissue.clone
 
-    def entry_site(self):
-        """A free site at or next to a random vessel (or the domain edge if there are none)."""
+    def entry_site(self) -> Cell | None:
+        """A free grid site at or next to a random vessel (or the domain edge if there are
+        none); None if none was found in 20 tries."""
         for _ in range(20):
             if self.vessels:
                 x, y = self.vessels[self.random.randrange(len(self.vessels))]
@@ -217,10 +218,10 @@ class TumorModel(mesa.Model):
                     x, y = self.random.choice((0, w)), self.random.randint(0, h)
                 else:
                     x, y = self.random.randint(0, w), self.random.choice((0, h))
-            cell = self.grid[(x, y)]
-            if cell.is_empty:
-                return cell
-            free = [c for c in cell.connections.values() if c.is_empty]
+            site = self.grid[(x, y)]
+            if site.is_empty:
+                return site
+            free = [c for c in site.connections.values() if c.is_empty]
             if free:
                 return self.random.choice(free)
         return None

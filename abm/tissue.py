@@ -64,6 +64,11 @@ class Tissue:
     # --- the only ways a cell occupies, leaves or changes its site ---------------------------
     def place(self, agent: TissueCell, site: Cell) -> None:
         """Put ``agent`` (not on the grid yet) on the empty ``site``."""
+        if agent.cell is not None:
+            raise ValueError(
+                f"{type(agent).__name__} {agent.unique_id} is already at {agent.cell.coordinate}:"
+                " a cell on the grid moves (move_to), it is not placed again"
+            )
         agent.cell = site  # Mesa raises if the site is full
         x, y = site.coordinate
         self.kind[x, y] = agent.KIND

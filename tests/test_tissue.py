@@ -151,6 +151,8 @@ def test_a_full_site_is_refused_and_nothing_changes():
         intruder.place(cancer.site)
     assert not intruder.alive
     intruder.remove()  # it never entered the tissue: drop it from the model
+    with pytest.raises(ValueError, match="already at .*move_to"):
+        cancer.place(cancer.free_neighbours()[0])
     assert_layers_agree(model)
 
 
