@@ -455,7 +455,10 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
                 FutureWarning,
                 stacklevel=3,
             )
-            out[new] = PARAMS[new].validate(value)
+            try:
+                out[new] = PARAMS[new].validate(value)
+            except ValueError as err:
+                raise ValueError(f"{err} (given as {name!r}, its deprecated name)") from None
             continue
         if name not in PARAMS:
             import difflib

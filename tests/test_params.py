@@ -138,6 +138,9 @@ def test_giving_an_old_and_a_new_name_together_is_refused():
         validate({"ctla4_dose": 1.0, "anti_ctla4_dose": 2.0})
     with pytest.raises(ValueError, match="'pd1_ec50' and 'anti_pd1_ec50'"):
         TumorModel(pd1_ec50=0.2, anti_pd1_ec50=0.2)
+    with pytest.warns(FutureWarning), pytest.raises(
+            ValueError, match=r"'anti_pd1_dose' = -1 .*given as 'checkpoint_dose'"):
+        validate({"checkpoint_dose": -1})
 
 
 def test_the_parameter_list_shows_only_the_new_names():
