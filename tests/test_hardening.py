@@ -21,3 +21,455 @@ def test_written_files_get_the_mode_the_umask_allows(tmp_path):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "a.bin").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "b.bin").stat().st_mode) == 0o600
+
+
+# --- shared -----------------------------------------------------------------------------------
+
+import json  # noqa: E402
+import socket  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from abm.cli import app  # noqa: E402
+from abm.sweep import SpecError, load_spec, parse_spec, run_sweep  # noqa: E402
+
+runner = CliRunner()
+TINY_SETS = ["--set", "width=12", "--set", "height=12", "--set", "initial_tumor_cells=10"]
+SPEC = """\
+[sweep]
+name = "hard"
+days = 1
+replicates = 2
+seed = 5
+record_every = 6
+
+[parameters]
+width = 20
+height = 20
+initial_tumor_cells = 20
+
+[factors]
+tcell_influx = [0.5, 2.0]
+"""
+
+
+def cli(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def one_clean_error(result, fragment: str = "") -> str:
+    """Exit 2, no traceback, exactly one `error:` line (containing ``fragment``); return it."""
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.output
+    assert fragment in errors[0], errors[0]
+    return errors[0]
+
+
+def write(tmp_path: Path, text: str = SPEC, name: str = "spec.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def no_simulation(monkeypatch):
+    """Fail the test if a simulation starts (the check must come before the work)."""
+    import abm.run
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("simulated before the output path was checked")
+
+    monkeypatch.setattr(abm.run, "simulate", forbidden)
+
+
+# --- crashes and lost work: `abm run` -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--days", "inf"], "--days inf: expected a positive finite number"),
+        (["--days", "nan"], "--days nan"),
+        (["--days", "0.01"], "less than one step"),
+        (["--days", "1e9"], "--force"),
+        (["--steps", str(10**23)], "--force"),
+        (["--set", "width=12"], "--set width: given twice"),
+        (["--set", "checkpoint_start_day=3", "--set", "anti_pd1_start_day=4"], "given twice"),
+        (["--set", "rng=3"], "--rng"),
+    ],
+)
+def test_run_refuses_mistakes_in_one_line_before_simulating(no_simulation, args, fragment):
+    one_clean_error(cli("run", "--quiet", *TINY_SETS, *args), fragment)
+
+
+def test_a_huge_run_is_refused_with_its_estimate_and_force_lets_it_start(monkeypatch):
+    line = one_clean_error(cli("run", "--quiet", "--days", "4000", *TINY_SETS), "--force")
+    assert "96000 steps (4000 days)" in line and "about" in line
+    seen = []
+    import abm.run
+
+    def fake(params, steps, **kwargs):
+        seen.append(steps)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(abm.run, "simulate", fake)
+    one_clean_error(cli("run", "--quiet", "--days", "4000", "--force", *TINY_SETS), "stop here")
+    assert seen == [96000]
+
+
+@pytest.mark.parametrize("where", ["proc", "directory", "absolute_missing"])
+def test_run_checks_the_output_path_before_simulating(no_simulation, tmp_path, where):
+    if where == "proc":
+        out = Path("/proc/abm-x.parquet")
+    elif where == "directory":
+        out = tmp_path / "run.parquet"
+        out.mkdir()
+    else:
+        out = Path(f"/abm-nonexistent-{os.getpid()}/dir/run.csv")
+    line = one_clean_error(cli("run", "--quiet", "--steps", "2", *TINY_SETS, "--out", str(out)))
+    assert str(out) in line
+    if where == "absolute_missing":
+        assert not out.parent.parent.exists()  # nothing created at the file system's root
+
+
+def test_the_parent_of_a_relative_output_path_is_created(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = cli("run", "--quiet", "--steps", "2", "--rng", "1", *TINY_SETS,
+                 "--out", "new/dir/run.csv")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "new" / "dir" / "run.csv").exists()
+
+
+def test_a_file_system_error_while_writing_is_one_line_naming_the_path(tmp_path, monkeypatch):
+    import abm.run
+
+    def denied(obj, path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(abm.run, "write_json", denied)
+    out = tmp_path / "run.parquet"
+    line = one_clean_error(cli("run", "--quiet", "--steps", "2", "--rng", "1", *TINY_SETS,
+                               "--out", str(out)))
+    assert line == f"error: {out}.json: Permission denied"
+
+
+# --- reproducibility and files ------------------------------------------------------------------
+
+
+def test_a_run_without_rng_draws_prints_and_records_a_seed_that_repeats_it(tmp_path):
+    first = tmp_path / "a.csv"
+    result = cli("run", "--quiet", "--steps", "6", *TINY_SETS, "--out", str(first))
+    assert result.exit_code == 0, result.output
+    meta = json.loads((tmp_path / "a.csv.json").read_text())
+    seed = meta["seed"]
+    assert isinstance(seed, int) and meta["seed_drawn"] is True
+    assert f"seed {seed} (drawn at random; --rng {seed} repeats this run)" in result.output
+    again = tmp_path / "b.csv"
+    cli("run", "--quiet", "--steps", "6", "--rng", str(seed), *TINY_SETS, "--out", str(again))
+    assert again.read_text() == first.read_text()
+    assert json.loads((tmp_path / "b.csv.json").read_text())["seed_drawn"] is False
+
+
+def test_replacing_a_file_is_said_and_no_out_says_nothing_was_written(tmp_path):
+    out = tmp_path / "run.parquet"
+    args = ["run", "--quiet", "--steps", "2", "--rng", "1", *TINY_SETS]
+    assert "replaced" not in cli(*args, "--out", str(out)).output
+    assert "(replaced the existing run.parquet and run.parquet.json)" in cli(
+        *args, "--out", str(out)
+    ).output
+    assert "nothing written (give --out" in cli(*args).output
+
+
+def test_csv_has_no_float32_noise(tmp_path):
+    csv, parquet = tmp_path / "run.csv", tmp_path / "run.parquet"
+    for out in (csv, parquet):
+        cli("run", "--quiet", "--steps", "3", "--rng", "1", *TINY_SETS, "--out", str(out))
+    text = csv.read_text()
+    assert "0.05000000074505806" not in text and ",0.05," in text
+    exact = pd.read_parquet(parquet)
+    assert "0.05000000074505806" in exact.to_csv()  # the noise is real in the exact values
+    read = pd.read_csv(csv)
+    pd.testing.assert_frame_equal(read, exact, check_dtype=False, rtol=1e-6)
+
+
+def test_help_shows_defaults_and_params_shows_sources():
+    wide = {"COLUMNS": "250"}
+    text = runner.invoke(app, ["run", "--help"], env=wide).output
+    for default in ("[default: (30)]", "[default: (a random seed", "[default: (nothing written)]"):
+        assert default in text
+    assert "[default: (all local cores)]" in runner.invoke(app, ["sweep", "--help"],
+                                                          env=wide).output
+    lines = cli("params").output.splitlines()
+    assert lines and all("(source: " in line for line in lines)
+    assert any("(source: modelling choice)" in line for line in lines)
+
+
+# --- sweep specs ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "old, new, fragment",
+    [
+        ("days = 1", "days = inf", "sweep.days: expected a positive finite number of days"),
+        ("days = 1", "days = nan", "sweep.days"),
+        ("record_every = 6", "record_every = 6\n[outcome]\nescape_multiple = inf",
+         "outcome.escape_multiple: expected a positive finite number"),
+    ],
+)
+def test_infinite_values_in_a_spec_are_refused_even_in_a_dry_run(tmp_path, old, new, fragment):
+    path = write(tmp_path, SPEC.replace(old, new))
+    with pytest.raises(SpecError, match=fragment):
+        load_spec(path)
+    one_clean_error(cli("sweep", str(path), "--dry-run"), fragment)
+
+
+def test_a_spec_that_is_not_utf8_is_named(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(SPEC.replace('"hard"', '"d\xe9j\xe0"').encode("latin-1"))
+    one_clean_error(cli("sweep", str(path), "--dry-run"), f"{path}: not UTF-8 text (byte 0xe9")
+
+
+def test_a_spec_with_a_byte_order_mark_reads(tmp_path):
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + SPEC.encode())
+    assert load_spec(path).name == "hard"
+    assert cli("sweep", str(path), "--dry-run").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "edit, fragment",
+    [
+        (("replicates = 2", "replicates = 1000000"), "sweep.replicates"),
+        (("days = 1", "days = 36500"), "sweep.days"),
+        (("[factors]", "[sample]\nmethod = 'lhs'\nn = 100000000\n[sample.bounds]\n"
+          "mutation_rate = [0.0, 0.1]\n[factors]"), "sample.n"),
+        (("tcell_influx = [0.5, 2.0]", "tcell_influx = [" + ", ".join(
+            f"{i / 100:g}" for i in range(1000)) + "]\nmutation_rate = [" + ", ".join(
+            f"{i / 10000:g}" for i in range(200)) + "]"), "400000 runs"),
+    ],
+)
+def test_a_clearly_mistaken_size_is_refused_fast_with_count_time_and_force(tmp_path, edit,
+                                                                            fragment):
+    path = write(tmp_path, SPEC.replace(*edit))
+    start = time.monotonic()
+    line = one_clean_error(cli("sweep", str(path), "--out", str(tmp_path / "o")), fragment)
+    assert time.monotonic() - start < 10
+    assert "runs of" in line and "of CPU time" in line and "--force" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_dry_run_of_a_million_runs_with_force_is_fast(tmp_path):
+    values = ", ".join(f"{i / 100:g}" for i in range(1000))
+    path = write(tmp_path, SPEC.replace("replicates = 2", "replicates = 1000").replace(
+        "tcell_influx = [0.5, 2.0]", f"tcell_influx = [{values}]"))
+    start = time.monotonic()
+    result = cli("sweep", str(path), "--dry-run", "--force")
+    assert result.exit_code == 0, result.output
+    assert time.monotonic() - start < 15
+    assert "1000 points x 1000 replicates = 1000000 runs of 24 steps" in result.output
+    assert "... 999980 more" in result.output
+
+
+def test_every_grid_size_is_checked_not_only_the_first_20():
+    # 25 valid widths, then one whose grid (14 x 10) cannot hold the 150 founder cells
+    widths = list(range(40, 15, -1)) + [14]
+    data = {
+        "sweep": {"name": "sizes", "steps": 2},
+        "parameters": {"height": 10, "initial_tumor_cells": 150},
+        "factors": {"width": widths},
+    }
+    with pytest.raises(SpecError, match=r"factors: at width = 14: .*initial_tumor_cells"):
+        parse_spec(data)
+
+
+def test_the_cheap_domain_check_agrees_with_the_model():
+    from abm.model import TumorModel
+    from abm.params import resolve
+    from abm.sweep.spec import _domain_problem
+
+    cases = [
+        {"width": 10, "height": 10, "initial_tumor_cells": 100},
+        {"width": 10, "height": 10, "initial_tumor_cells": 101},
+        {"width": 10, "height": 10, "initial_tumor_cells": 5, "mutation_weight_lose_antigen": 0,
+         "mutation_weight_gain_antigen": 0, "mutation_weight_lower_mhc": 0,
+         "mutation_weight_raise_pdl1": 0},
+    ]
+    for case in cases:
+        values = resolve(None, case)
+        try:
+            TumorModel(rng=0, **values)
+            refused = False
+        except ValueError:
+            refused = True
+        assert _domain_problem(values) == refused, case
+
+
+# --- sweeps: scheduler, output, resume ----------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("address", ["notaurl", "tcp://host", "http://x:80", "tcp://h:99999"])
+def test_a_bad_scheduler_address_is_refused_and_nothing_is_created(tmp_path, address):
+    out = tmp_path / "sweep"
+    one_clean_error(cli("sweep", str(write(tmp_path)), "--out", str(out), "--scheduler", address),
+                    "--scheduler")
+    assert not out.exists()
+
+
+def test_an_unreachable_scheduler_is_one_line_and_leaves_nothing_behind(tmp_path, monkeypatch):
+    import abm.sweep.backends
+
+    monkeypatch.setattr(abm.sweep.backends, "CONNECT_TIMEOUT", "1s")
+    out = tmp_path / "sweep"
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    one_clean_error(cli("sweep", str(write(tmp_path)), "--out", str(out), "--scheduler", address,
+                        "--quiet"), f"--scheduler {address}: cannot connect")
+    assert not out.exists()  # no .lock, no manifest.json, no directory
+
+
+@pytest.mark.parametrize("where", ["proc", "file", "absolute_missing"])
+def test_sweep_report_and_export_check_their_output_before_working(tmp_path, where, resumed):
+    spec = write(tmp_path)
+    if where == "proc":
+        out = Path("/proc/abm-sweep")
+    elif where == "file":
+        out = tmp_path / "a-file"
+        out.write_text("x")
+    else:
+        out = Path(f"/abm-nonexistent-{os.getpid()}/sweep")
+    one_clean_error(cli("sweep", str(spec), "--out", str(out), "--backend", "serial"), str(out))
+    one_clean_error(cli("report", str(resumed), "--out", str(out)), str(out))
+    one_clean_error(cli("export", str(resumed), "--out", str(out)), str(out))
+    assert not Path(f"/abm-nonexistent-{os.getpid()}").exists()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("ref")
+    out = tmp / "ref"
+    run_sweep(load_spec(write(tmp)), out, backend="serial", progress=False, log=lambda m: 0)
+    return out
+
+
+@pytest.fixture(scope="module")
+def resumed(tmp_path_factory, reference) -> Path:
+    """The reference sweep with one run file truncated and one emptied, as a crash or a full
+    disk leaves them."""
+    import shutil
+
+    out = tmp_path_factory.mktemp("broken") / "sweep"
+    shutil.copytree(reference, out)
+    return out
+
+
+def _break(out: Path) -> tuple[Path, Path]:
+    truncated, empty = out / "runs" / "p00000-r001.parquet", out / "runs" / "p00001-r000.parquet"
+    truncated.write_bytes(truncated.read_bytes()[:300])
+    empty.write_bytes(b"")
+    (out / "summary.parquet").unlink()  # as after a crash mid-sweep
+    return truncated, empty
+
+
+def test_report_and_export_name_a_broken_run_file(tmp_path, reference):
+    import shutil
+
+    out = tmp_path / "sweep"
+    shutil.copytree(reference, out)
+    truncated, empty = _break(out)
+    for command in ("report", "export"):
+        line = one_clean_error(cli(command, str(out)), "broken run file")
+        assert str(truncated) in line or str(empty) in line
+        assert "rerun the same `abm sweep` command" in line
+
+
+def test_resume_reruns_broken_run_files_and_says_so(tmp_path, reference):
+    import shutil
+
+    out = tmp_path / "sweep"
+    shutil.copytree(reference, out)
+    truncated, empty = _break(out)
+    messages = []
+    outcome = run_sweep(load_spec(write(tmp_path)), out, backend="serial", progress=False,
+                        log=messages.append)
+    assert outcome.ran == 2 and outcome.already_done == 2
+    assert any(str(truncated) in m and "broken" in m for m in messages), messages
+    assert any(str(empty) in m and "broken" in m for m in messages), messages
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "summary.parquet"),
+                                  pd.read_parquet(reference / "summary.parquet"))
+    for name in (truncated.name, empty.name):
+        pd.testing.assert_frame_equal(pd.read_parquet(out / "runs" / name),
+                                      pd.read_parquet(reference / "runs" / name))
+
+
+def test_a_run_file_of_another_run_is_not_trusted(tmp_path, reference):
+    import shutil
+
+    out = tmp_path / "sweep"
+    shutil.copytree(reference, out)
+    runs = out / "runs"
+    shutil.copy(runs / "p00000-r000.parquet", runs / "p00001-r001.parquet")
+    messages = []
+    outcome = run_sweep(load_spec(write(tmp_path)), out, backend="serial", progress=False,
+                        log=messages.append)
+    assert outcome.ran == 1 and any("is not run p00001-r001's" in m for m in messages)
+
+
+@pytest.mark.parametrize("series, fragment", [
+    ("run_id", "--series 'run_id': expected one of"),
+    ("bogus", "--series 'bogus': expected one of"),
+])
+def test_report_refuses_an_unknown_series_in_one_line(reference, tmp_path, series, fragment):
+    line = one_clean_error(cli("report", str(reference), "--series", series,
+                               "--out", str(tmp_path / "r")), fragment)
+    assert "CancerCells" in line and "pyarrow" not in line
+    assert not (tmp_path / "r").exists()
+
+
+def test_export_csv_has_no_float32_noise(reference, tmp_path):
+    result = cli("export", str(reference), "--out", str(tmp_path / "x"))
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "x" / "timeseries.csv").read_text()
+    assert "0.05000000074505806" not in text and ",0.05," in text
+
+
+# --- security: the Dask cluster abm starts ------------------------------------------------------
+
+
+def test_the_local_dask_cluster_uses_tls_and_refuses_other_clients():
+    from dask.distributed import Client
+    from distributed.security import Security
+
+    from abm.sweep.backends import local_cluster
+
+    cluster = local_cluster(1)
+    try:
+        assert cluster.scheduler_address.startswith("tls://")
+        # the scheduler's HTTP server serves nothing: no dashboard, no worker or task info
+        import urllib.error
+        import urllib.request
+
+        port = cluster.scheduler.http_server.port
+        for page in ("status", "info/main/workers.html", "json/counts.json", "health"):
+            with pytest.raises(urllib.error.HTTPError, match="404"):
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/{page}", timeout=10)
+        with Client(cluster) as ours:
+            assert ours.submit(sum, [1, 2]).result(timeout=60) == 3
+        plain = cluster.scheduler_address.replace("tls://", "tcp://")
+        for address, security in ((plain, None), (cluster.scheduler_address,
+                                                  Security.temporary())):
+            with pytest.raises((OSError, TimeoutError, TypeError)):
+                Client(address, security=security, timeout="3s")
+    finally:
+        cluster.close()

@@ -201,10 +201,18 @@ def local_cluster(workers: int | None, dashboard: str | None = None) -> Any:
             f"the local Dask cluster uses TLS, which needs the cryptography package ({err}); "
             "install it (pip install cryptography) or use --backend process"
         ) from None
-    return LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, protocol="tls://",
-        security=security, dashboard_address=dashboard,
-    )
+    import dask
+
+    # without a dashboard the scheduler (and each worker) still listens on HTTP, serving worker
+    # and task information with no authentication: serve no routes there at all
+    quiet_http = {} if dashboard else {
+        "distributed.scheduler.http.routes": [], "distributed.worker.http.routes": []
+    }
+    with dask.config.set(quiet_http):
+        return LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, protocol="tls://",
+            security=security, dashboard_address=dashboard,
+        )
 
 
 def connect(scheduler: str) -> Any:
