@@ -281,6 +281,7 @@ def test_rapid_clicks_and_bad_values_never_break_the_page(dashboard):
     d.button("Reset").click()
     d.wait_for_status(r"hour 0\b")
     assert not d.errors()
+    page.get_by_text("Advanced: every parameter").click()  # the full set, by code name
     width = page.get_by_label(re.compile(r"^width"))
     width.fill("wide")
     width.press("Enter")
