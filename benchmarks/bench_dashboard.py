@@ -1,6 +1,6 @@
 """Dashboard speed: frames per second while playing, measured in a real browser.
 
-    .venv/bin/python benchmarks/bench_dashboard.py            # both sizes, ~1.5 minutes
+    .venv/bin/python benchmarks/bench_dashboard.py            # all three, ~2 minutes
     .venv/bin/python benchmarks/bench_dashboard.py --seconds 30 --json out.json
 
 For each configuration it starts ``abm serve`` on 127.0.0.1 (stopped by process id), opens the
@@ -17,8 +17,9 @@ Where the time goes is reported separately, so a slow model is not hidden by a f
   the middle of the measuring window (charts: building the four chart options once);
 - frame: the whole server-side frame (model + draw + sending widgets + charts every 0.5 s).
 
-Configurations: the classroom default (100 x 100, escape scenario, 200 founder cells), and
-200 x 200 with a grown tumour (8000 founder cells, a disc ~1.5 mm across), warmed up for a
+Configurations: the classroom default (100 x 100, escape scenario, 200 founder cells), the
+same with Compare on (the untreated twin is stepped and drawn too), and 200 x 200 with a grown
+tumour (8000 founder cells, a disc ~1.5 mm across), warmed up for a
 few seconds of play before measuring so that T cells have arrived.
 """
 
@@ -46,9 +47,12 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-sync"]
 CONFIGS = {
     "100x100": {"width": 100, "height": 100, "seed": 1},
+    "100x100 compare": {"width": 100, "height": 100, "seed": 1, "compare": 1},
     "200x200 grown": {"width": 200, "height": 200, "initial_tumor_cells": 8000, "seed": 1},
 }
-TARGET_FPS = {"100x100": 10.0, "200x200 grown": 4.0}
+# on a quiet machine; "compare" also steps and draws the untreated twin every frame
+TARGET_FPS = {"100x100": 20.0, "100x100 compare": 10.0, "200x200 grown": 4.0}
+PAGE_KEYS = ("seed", "compare")  # link keys that are not model parameters
 
 
 def start_server() -> tuple[subprocess.Popen, str]:
@@ -132,8 +136,10 @@ def in_process(config: dict, warmup_steps: int, steps: int) -> dict:
     from abm.dashboard.charts import chart_options
     from abm.dashboard.session import Session, scenario_values
 
-    values = {**scenario_values("escape"), **{k: v for k, v in config.items() if k != "seed"}}
+    values = {**scenario_values("escape"),
+              **{k: v for k, v in config.items() if k not in PAGE_KEYS}}
     session = Session("escape", values, config["seed"])
+    session.set_compare(bool(config.get("compare")))
     for _ in range(warmup_steps):
         session.advance(1)
     model_t, draw_t, chart_t = [], [], []
@@ -143,6 +149,7 @@ def in_process(config: dict, warmup_steps: int, steps: int) -> dict:
         model_t.append(time.perf_counter() - t)
         t = time.perf_counter()
         session.draw("antigenicity", "none")
+        session.draw_twin("antigenicity", "none")  # None (no work) without Compare
         draw_t.append(time.perf_counter() - t)
         t = time.perf_counter()
         chart_options(session.snapshot())

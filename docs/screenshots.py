@@ -1,6 +1,6 @@
 """Regenerate the dashboard screenshots used by the README and docs/dashboard.md.
 
-    .venv/bin/python docs/screenshots.py                  # writes docs/img/dashboard*.png
+    .venv/bin/python docs/screenshots.py                  # writes docs/img/dashboard*.png (3)
     .venv/bin/python docs/screenshots.py --out /tmp/shots  # somewhere else, to compare first
 
 Starts ``abm serve --port 0`` on 127.0.0.1 (the command users run), drives Debian's Chromium
@@ -29,7 +29,7 @@ CHROMIUM = os.environ.get("ABM_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
-VIEWPORT = {"width": 1440, "height": 1560}  # tall enough for the page with its four charts
+VIEWPORT = {"width": 1280, "height": 720}  # a classroom projector
 TIMEOUT_MS = 120_000
 
 
@@ -112,18 +112,25 @@ def main() -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
-                # the escape scenario (the default) after three days
+                # the escape scenario (the default) after twenty days, as on a projector
                 page = open_dashboard(browser, url, "?seed=7")
-                play_until(page, 72)
+                play_until(page, 480)
                 save(page, args.out / "dashboard.png")
                 page.close()
-                # one day, then the IFN-γ overlay with its colour bar
-                page = open_dashboard(browser, url, "?seed=5")
-                play_until(page, 24)
+                # the checkpoint lesson on day 9 with the IFN-γ overlay and its colour bar
+                page = open_dashboard(browser, url, "?scenario=checkpoint&seed=4")
+                play_until(page, 216)
                 page.locator(".v-select:has(label:text-is('overlay')) .v-select__slot").click()
                 page.get_by_role("option", name="IFN-γ").click()
                 page.get_by_text(re.compile(r"IFN-γ: 0")).wait_for()
                 save(page, args.out / "dashboard-overlay.png")
+                page.close()
+                # Compare: anti-PD-1 on day 3, then to day 7, beside the untreated twin
+                page = open_dashboard(browser, url, "?seed=4&compare=1")
+                play_until(page, 72)
+                page.get_by_role("button", name="anti-PD-1", exact=True).click()
+                play_until(page, 168)
+                save(page, args.out / "dashboard-compare.png")
                 page.close()
             finally:
                 browser.close()

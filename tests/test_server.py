@@ -729,3 +729,27 @@ def test_compare_runs_an_untreated_twin_beside_the_run():
     assert session.twin is None and len(widgets(rc, TissueWidget)) == 1
     switch.v_model = True
     assert session.twin.steps == session.model.steps == 4
+
+
+def test_serve_settings_give_abm_serve_its_port_environment_and_lines():
+    import socket
+
+    with socket.socket() as taken:  # the fixed default port, or the next free one
+        try:
+            taken.bind(("127.0.0.1", S.DEFAULT_PORT))
+        except OSError:
+            pass  # someone has it already: just as good
+        settings = S.serve_settings("127.0.0.1")
+        assert S.DEFAULT_PORT < settings.port < S.DEFAULT_PORT + 20
+        with pytest.raises(ValueError, match=f"--port {S.DEFAULT_PORT}: already in use"):
+            S.serve_settings("127.0.0.1", S.DEFAULT_PORT)
+    assert settings.lines == [f"abm dashboard: http://127.0.0.1:{settings.port}  (Ctrl-C to stop)"]
+    assert settings.warning is None and settings.env == {S.ENV_HOST: "127.0.0.1"}
+    open_ = S.serve_settings("0.0.0.0", 0)
+    assert "anyone on this network" in open_.warning and "250,000 sites" in open_.warning
+    assert not any(socket.gethostname() + ":" in line for line in open_.lines)
+    assert open_.lines[-1].strip().startswith("http://127.0.0.1:") or len(open_.lines) == 1
+    with pytest.raises(ValueError, match="--port 70000"):
+        S.serve_settings("127.0.0.1", 70000)
+    with pytest.raises(ValueError, match="--max-sites -5"):
+        S.serve_settings("0.0.0.0", 0, -5)

@@ -144,7 +144,7 @@ def Message(tab: Tab):
         return
     kind, text = msg
     with solara.v.Alert(type="error" if kind == "error" else "info", dense=True, text=True,
-                        outlined=True, class_=f"abm-message abm-message-{kind}",
+                        outlined=True, class_=f"abm-message abm-message-{kind} ma-0",
                         dismissible=True, v_model=True,
                         on_v_model=lambda shown: None if shown else tab.message.set(None)):
         solara.v.Html(tag="span", children=[text])
@@ -161,7 +161,7 @@ CSS = """
 .abm-run { grid-area: run; } .abm-rest { grid-area: rest; } .abm-main { grid-area: main; }
 .abm-tissue-col { flex: 0 1 min(620px, calc(100vh - 250px)); min-width: min(100%, 260px); }
 .abm-side-col { flex: 1 1 320px; min-width: min(100%, 280px); }
-.abm-tissue-col.abm-comparing { flex: 1 1 min(900px, calc(2 * (100vh - 270px))); }
+.abm-tissue-col.abm-comparing { flex: 1 1 min(560px, calc(2 * (100vh - 270px))); }
 @media (max-width: 760px) {
   .abm-grid { grid-template-columns: minmax(0, 1fr); grid-template-areas: "run" "main" "rest"; }
 }

@@ -29,7 +29,7 @@ def Player(tab: Tab):
 def RunControls(tab: Tab):
     playing = tab.playing.value
     Player(tab)
-    with solara.Row(gap="6px"):
+    with solara.Row(gap="4px", style={"flex-wrap": "wrap"}):
         solara.Button("Step", icon_name="mdi-step-forward", on_click=tab.guard(tab.step),
                       disabled=playing, color="primary", outlined=True)
         solara.Button("Pause" if playing else "Play",

@@ -14,6 +14,7 @@ import os
 import socket
 import sys
 import warnings
+from dataclasses import dataclass
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 DEFAULT_PORT = 8765  # a fixed port a teacher can bookmark; the next free one if it is taken
@@ -116,6 +117,44 @@ def urls(host: str, port: int) -> list[str]:
     if host in ("0.0.0.0", "::"):
         return [f"http://{a}:{port}" for a in network_addresses()] + [f"http://127.0.0.1:{port}"]
     return [f"http://{host}:{port}"]
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """What ``abm serve`` needs to start the server: the port, the environment for the server
+    process, and the lines to print (the URLs students type, a warning when open)."""
+
+    host: str
+    port: int
+    env: dict[str, str]
+    lines: list[str]
+    warning: str | None
+
+
+def serve_settings(host: str = "127.0.0.1", port: int | None = None,
+                   max_sites: int | None = None) -> ServeSettings:
+    """Settings for ``abm serve``: ``port`` None means the fixed ``DEFAULT_PORT`` (or the next
+    free one), 0 any free port; ``max_sites`` None means the default for the host (no cap on
+    127.0.0.1, ``NETWORK_MAX_SITES`` beyond it), 0 no cap. Raises ``ValueError`` naming a bad
+    option."""
+    if port is not None and not 0 <= port <= 65535:
+        raise ValueError(f"--port {port}: expected 0 (any free port) or 1-65535")
+    chosen = pick_port(host, DEFAULT_PORT if port is None else port, 20 if port is None else 1)
+    if port not in (None, 0) and chosen != port:
+        raise ValueError(f"--port {port}: already in use; leave --port out to take the next "
+                         "free one")
+    env = serve_environment(host, max_sites)
+    links = urls(host, chosen)
+    lines = [f"abm dashboard: {links[0]}  (Ctrl-C to stop)"]
+    lines += [f"               {link}" for link in links[1:]]
+    warning = None
+    if host not in LOOPBACK_HOSTS:
+        limit = max_sites if max_sites is not None else NETWORK_MAX_SITES
+        cap = f"grids up to {limit:,} sites" if limit else "any grid size"
+        warning = (f"warning: --host {host} lets anyone on this network open the dashboard and "
+                   f"run models on this machine ({cap}); use it only on a network you trust "
+                   "(a classroom), and the default 127.0.0.1 otherwise.")
+    return ServeSettings(host, chosen, env, lines, warning)
 
 
 def configure_solara() -> None:
