@@ -1,56 +1,136 @@
 """Model speed and memory (not a timed test; numbers go into docs/performance.md).
 
-1. 200x200 with a 20,000-cell tumour and a few hundred immune cells: steps per second.
-2. 100x100 `escape` for 30 days (720 steps): wall time and peak memory.
+1. 200x200 with a 20,000-cell tumour and a few hundred immune cells, raised influx: steps per
+   second over an early window (days 3-5) and over the whole 30-day run (the per-step cost grows
+   as exhausted T cells pile up, so the early window alone flatters the model).
+2. 100x100 `escape` for 30 days (720 steps): wall and CPU time, the cost per 5-day window, and
+   peak memory.
 
-Run: .venv/bin/python benchmarks/bench_model.py  (one process, so one core)
+Run:
+    .venv/bin/python benchmarks/bench_model.py                     # this source tree
+    .venv/bin/python benchmarks/bench_model.py --compare OLD_TREE   # and another checkout of
+        # the project (e.g. `git worktree add /tmp/before <commit>`), alternating runs of the two
+        # so that machine load affects both alike; CPU times are the fairer comparison
+
+One process per measurement, so one core.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import resource
+import statistics
+import subprocess
+import sys
 import time
 import tracemalloc
+from pathlib import Path
 
-from abm import TumorModel
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def large_tumour(steps: int = 50) -> dict:
+def large_tumour(days: int = 30) -> dict:
+    from abm import TumorModel
+
     model = TumorModel(rng=1, width=200, height=200, initial_tumor_cells=20_000,
                        tcell_influx=5.0, treg_influx=0.5, mdsc_influx=0.5)
-    for _ in range(72):  # let a few hundred immune cells arrive
+    per_step = []
+    for _ in range(days * 24):
+        start = time.process_time()
         model.step()
-    immune = model.n_tcells + model.n_tregs + model.n_mdscs
-    start = time.perf_counter()
-    for _ in range(steps):
-        model.step()
-    elapsed = time.perf_counter() - start
-    return {"steps_per_s": steps / elapsed, "cancer": model.n_cancer, "immune": immune}
+        per_step.append(time.process_time() - start)
+    early = per_step[72:120]  # days 3-5
+    return {
+        "early_steps_per_s": len(early) / sum(early),
+        "whole_steps_per_s": len(per_step) / sum(per_step),
+        "cancer": model.n_cancer,
+        "immune": model.n_tcells + model.n_tregs + model.n_mdscs,
+    }
 
 
 def escape_30_days(trace_memory: bool = False) -> dict:
     """Timed without tracing; a second run traces Python allocations (which slows it)."""
+    from abm import TumorModel
+
     if trace_memory:
         tracemalloc.start()
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     model = TumorModel.from_scenario("escape", rng=1)
-    for _ in range(720):
-        model.step()
-    elapsed = time.perf_counter() - start
-    peak = tracemalloc.get_traced_memory()[1] if trace_memory else 0
-    tracemalloc.stop()
-    return {"seconds": elapsed, "peak_traced_MB": peak / 2**20, "cancer": model.n_cancer,
-            "tcells": model.n_tcells}
+    windows = []
+    for day in range(30):
+        if day % 5 == 0:
+            windows.append(0.0)
+        start = time.process_time()
+        model.run_for(24)
+        windows[-1] += time.process_time() - start
+    out = {
+        "seconds": time.perf_counter() - wall,
+        "cpu_seconds": time.process_time() - cpu,
+        "window_cpu_s": windows,
+        "cancer": model.n_cancer,
+        "tcells": model.n_tcells,
+    }
+    if trace_memory:
+        out["peak_traced_MB"] = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+    return out
+
+
+def measure() -> dict:
+    return {
+        "large": large_tumour(),
+        "escape": escape_30_days(),
+        "escape_traced": escape_30_days(trace_memory=True),
+        "max_rss_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def measure_tree(tree: Path) -> dict:
+    """``measure()`` in a fresh process importing ``abm`` from ``tree``."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    code = (f"import sys, json; sys.path.insert(0, {str(tree)!r}); "
+            f"sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); "
+            "import bench_model; print(json.dumps(bench_model.measure()))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True, cwd=tree)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def describe(label: str, runs: list[dict]) -> None:
+    def med(f) -> float:
+        return statistics.median(f(r) for r in runs)
+
+    r = runs[0]
+    print(f"{label}:")
+    print(f"  200x200 ({r['large']['cancer']} cancer cells at day 30): "
+          f"{med(lambda r: r['large']['early_steps_per_s']):.1f} steps/s (CPU) on days 3-5, "
+          f"{med(lambda r: r['large']['whole_steps_per_s']):.1f} over the whole 30 days")
+    windows = [med(lambda r, i=i: r['escape']['window_cpu_s'][i]) for i in range(6)]
+    print(f"  100x100 escape, 30 days: {med(lambda r: r['escape']['seconds']):.2f} s wall, "
+          f"{med(lambda r: r['escape']['cpu_seconds']):.2f} s CPU; CPU per 5-day window "
+          + ", ".join(f"{w:.2f}" for w in windows) + " s"
+          + f" (ends with {r['escape']['cancer']} cancer, {r['escape']['tcells']} T cells)")
+    print(f"  peak traced Python memory {med(lambda r: r['escape_traced']['peak_traced_MB']):.0f}"
+          f" MB; max RSS {med(lambda r: r['max_rss_MB']):.0f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--compare", type=Path, help="another source tree of the project")
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    trees = {"this tree": ROOT}
+    if args.compare:
+        trees = {f"other ({args.compare})": args.compare.resolve(), "this tree": ROOT}
+    results: dict[str, list[dict]] = {label: [] for label in trees}
+    for _ in range(args.repeats):  # alternate, so load drifts affect both trees alike
+        for label, tree in trees.items():
+            results[label].append(measure_tree(tree))
+    for label, runs in results.items():
+        describe(label, runs)
 
 
 if __name__ == "__main__":
-    a = large_tumour()
-    print(f"200x200, {a['cancer']} cancer cells, {a['immune']} immune cells: "
-          f"{a['steps_per_s']:.1f} steps/s")
-    b = escape_30_days()
-    print(f"100x100 escape, 30 days: {b['seconds']:.1f} s (ends with {b['cancer']} cancer, "
-          f"{b['tcells']} T cells)")
-    c = escape_30_days(trace_memory=True)
-    print(f"100x100 escape, 30 days: peak traced Python memory {c['peak_traced_MB']:.0f} MB")
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"max RSS of this process: {rss_mb:.0f} MB")
+    main()
