@@ -108,6 +108,8 @@ def _steps(days: float | None, steps: int | None) -> int:
     if days is not None:
         if not (math.isfinite(days) and days > 0):
             fail(f"--days {days}: expected a positive finite number of days")
+        if not math.isfinite(days * 24):
+            fail(f"--days {days}: too large")
         if round(days * 24) < 1:
             fail(f"--days {days}: less than one step (1 h); give at least --days 0.05")
         return round(days * 24)

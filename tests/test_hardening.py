@@ -473,3 +473,179 @@ def test_the_local_dask_cluster_uses_tls_and_refuses_other_clients():
                 Client(address, security=security, timeout="3s")
     finally:
         cluster.close()
+
+
+# --- property-based: random and hostile values ----------------------------------------------------
+
+from hypothesis import HealthCheck, event, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from abm import params as P  # noqa: E402
+
+# deterministic (same examples every run: a failure is reproducible), and few examples: the
+# CLI examples each build a model
+PROPERTY = settings(
+    max_examples=60, deadline=None, derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+HOSTILE_TEXT = st.sampled_from([
+    "", " ", "nan", "NaN", "inf", "-inf", "1e400", "-1e400", "1e-400", "0x10", "1_000", "None",
+    "none", "true", "yes", "2", "-0", "0.5", "1/2", "١٢", "∞", "\x00", "${HOME}", "$(id)",
+    "__import__('os')", "9" * 400, "1e9", "-1", "3.0", "0b1", " 7 ", "1,5", "NULL",
+])
+NUMBERS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),  # TOML's integers
+    st.booleans(),
+)
+VALUES = st.one_of(HOSTILE_TEXT, st.text(max_size=12), NUMBERS, st.none(),
+                   st.lists(st.integers(0, 3), max_size=2), st.dictionaries(st.text(max_size=3),
+                                                                           st.integers(),
+                                                                           max_size=1))
+
+
+@PROPERTY
+@given(name=st.sampled_from(sorted(P.PARAMS)), value=VALUES)
+def test_parameter_validation_accepts_in_range_values_or_names_the_parameter(name, value):
+    param = P.PARAMS[name]
+    try:
+        checked = P.validate({name: value})[name]
+    except ValueError as err:
+        assert f"{name!r}" in str(err) and "\n" not in str(err)
+        return
+    if checked is None:
+        assert param.optional
+        return
+    assert type(checked) is param.kind
+    if param.kind is not bool:
+        assert param.low is None or checked >= param.low
+        assert param.high is None or checked <= param.high
+        assert checked == checked and abs(checked) != float("inf")
+
+
+@PROPERTY
+@given(value=VALUES)
+def test_seed_validation_accepts_a_non_negative_integer_or_says_what_is_allowed(value):
+    try:
+        seed = P.validate_rng(value)
+    except ValueError as err:
+        assert "'rng'" in str(err)
+        return
+    assert seed is None or (type(seed) is int and seed >= 0)
+
+
+SET_KEYS = st.sampled_from([
+    "mutation_rate", "tcell_influx", "initial_tumor_cells", "tcell_kill_prob",
+    "anti_pd1_start_day", "checkpoint_start_day", "vaccine_start_day",
+    "mutation_weight_gain_antigen",
+    "bogus", "", "rng", "width ", "MUTATION_RATE",
+])
+PLAIN = st.sampled_from(["0", "0.1", "0.5", "1", "3", "none", " 2 "])  # often valid
+DAYS = st.one_of(
+    st.sampled_from(["inf", "-inf", "nan", "0", "-1", "0.001", "0.02", "1e9", "1e308", "4000",
+                     "abc", "", "1e-320", "0x1"]),
+    st.floats(min_value=0.05, max_value=0.25).map(str),
+)
+RNG = st.one_of(st.integers(min_value=-5, max_value=2**70).map(str), HOSTILE_TEXT)
+
+
+@PROPERTY
+@given(sets=st.lists(st.tuples(SET_KEYS, st.one_of(PLAIN, HOSTILE_TEXT, NUMBERS.map(str))),
+                    max_size=2),
+       days=st.one_of(st.none(), st.none(), DAYS), rng=st.one_of(st.none(), RNG),
+       fmt=st.sampled_from([".csv", ".parquet"]))
+def test_abm_run_with_hostile_options_is_a_run_or_one_clean_error(tmp_path_factory, sets, days,
+                                                                 rng, fmt):
+    out = tmp_path_factory.mktemp("prop") / f"run{fmt}"
+    args = ["run", "--quiet", "--set", "width=10", "--set", "height=10",
+            "--set", "initial_tumor_cells=8", "--out", str(out)]
+    for key, value in sets:
+        args += ["--set", f"{key}={value}"]
+    args += ["--days", days] if days is not None else ["--steps", "3"]
+    args += ["--rng", rng] if rng is not None else []
+    result = runner.invoke(app, args)
+    event(f"exit code {result.exit_code}")
+    assert "Traceback" not in result.output
+    if result.exit_code == 0:
+        df = pd.read_parquet(out) if fmt == ".parquet" else pd.read_csv(out)
+        meta = json.loads(out.with_name(out.name + ".json").read_text())
+        assert len(df) == meta["steps_run"] + 1 and isinstance(meta["seed"], int)
+        return
+    if "Invalid value for '--days'" in result.output:  # not a number: Click's usage error
+        assert result.exit_code == 2 and result.exception is None or isinstance(
+            result.exception, SystemExit)
+    else:
+        one_clean_error(result)
+    assert not out.exists() and not out.with_name(out.name + ".json").exists()  # no partial output
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temporary files
+
+
+SPEC_KEYS = {
+    "sweep": ["name", "days", "steps", "replicates", "seed", "seeds", "record_every", "scenario",
+              "description", "bogus"],
+    "parameters": ["mutation_rate", "tcell_influx", "width", "initial_tumor_cells", "rng", "x"],
+    "factors": ["mutation_rate", "tcell_influx", "width", "anti_pd1_start_day", "rng"],
+    "sample": ["method", "n", "seed", "bounds"],
+    "outcome": ["escape_multiple", "escape_fraction", "other"],
+    "probes": ["snapshot", "contacts", "bogus"],
+    "bogus": ["a"],
+}
+SPEC_VALUES = st.one_of(
+    st.sampled_from([0.1, 2, 3, "none", [0.1, 0.2], [1, 2], [0.5, 0.5], [], "x"]),
+    NUMBERS, HOSTILE_TEXT, st.sampled_from(["lhs", "sobol", "escape", "t"]),
+    st.lists(st.one_of(NUMBERS, HOSTILE_TEXT), max_size=3),
+    st.dictionaries(st.sampled_from(["mutation_rate", "day", "every", "width", "q"]),
+                    st.one_of(NUMBERS, st.lists(NUMBERS, max_size=3)), max_size=2),
+)
+
+
+@st.composite
+def spec_data(draw):
+    """A spec as parsed TOML: mostly the valid small spec with a few keys replaced by hostile
+    values, sometimes tables of random keys."""
+    import tomllib
+
+    data = tomllib.loads(SPEC.replace("days = 1", "steps = 3"))
+    for _ in range(draw(st.integers(0, 2))):
+        table = draw(st.sampled_from(sorted(SPEC_KEYS)))
+        key = draw(st.sampled_from(SPEC_KEYS[table]))
+        value = draw(SPEC_VALUES)
+        if draw(st.booleans()) and table != "sweep":
+            data[table] = value if draw(st.integers(0, 9)) == 0 else {key: value}
+        else:
+            data.setdefault(table, {})
+            if isinstance(data[table], dict):
+                data[table][key] = value
+    return data
+
+
+@PROPERTY
+@given(data=spec_data())
+def test_the_spec_parser_gives_a_spec_or_one_line_naming_the_key(data):
+    try:
+        spec = parse_spec(data, source="hostile.toml")
+    except SpecError as err:
+        event("refused")
+        assert str(err).startswith("hostile.toml: ") and "\n" not in str(err), str(err)
+        return
+    event("a valid spec")
+    assert spec.n_runs >= 1 and spec.steps >= 1
+
+
+@PROPERTY
+@given(raw=st.one_of(st.binary(max_size=200), st.text(max_size=200).map(str.encode),
+                     st.sampled_from([b"\xef\xbb\xbf", b"\xff\xfe[\x00",
+                                      b"[sweep]\nname=\"x\"\n"])))
+def test_any_file_as_a_spec_gives_a_spec_or_one_clean_line(tmp_path_factory, raw):
+    path = tmp_path_factory.mktemp("spec") / "hostile.toml"
+    path.write_bytes(raw)
+    result = runner.invoke(app, ["sweep", str(path), "--dry-run"])
+    assert "Traceback" not in result.output
+    if result.exit_code != 0:
+        one_clean_error(result, f"{path}: ")
+
+
+def test_an_integer_too_large_for_a_float_in_a_spec_is_named():
+    data = {"sweep": {"name": "big", "steps": 2}, "parameters": {"tcell_influx": 10**400}}
+    with pytest.raises(SpecError, match="parameters.tcell_influx: .* is too large"):
+        parse_spec(data)
