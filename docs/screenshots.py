@@ -125,11 +125,11 @@ def main() -> None:
                 page.get_by_text(re.compile(r"IFN-γ: 0")).wait_for()
                 save(page, args.out / "dashboard-overlay.png")
                 page.close()
-                # Compare: anti-PD-1 on day 3, then to day 7, beside the untreated twin
+                # Compare: anti-PD-1 on day 3, then to day 5, beside the untreated twin
                 page = open_dashboard(browser, url, "?seed=4&compare=1")
                 play_until(page, 72)
                 page.get_by_role("button", name="anti-PD-1", exact=True).click()
-                play_until(page, 168)
+                play_until(page, 120)
                 save(page, args.out / "dashboard-compare.png")
                 page.close()
             finally:

@@ -573,14 +573,21 @@ def test_run_to_day_plays_until_that_day_and_stops():
     assert day_field.v_model == str(SCENARIOS[DEFAULT_SCENARIO]["watch_days"])
     enter(day_field, "1.5")
     button(rc, "Run to day 1.5").click()
-    deadline = time.time() + 30
-    while session.model.steps < 36 and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)
+    tab = rc_tab(rc)
+    eventually(lambda: not tab.playing.value and session.model.steps >= 36, 30)
     assert session.model.steps == 36  # exactly day 1.5, then paused
-    assert "day 1.5 reached" in text_of(rc, "abm-message")
+    eventually(lambda: "day 1.5 reached" in text_of(rc, "abm-message"))
     button(rc, "Run to day 1.5").click()  # already there
-    assert "already at day 1.5" in errors(rc)[0]
+    # the page re-renders once the play thread's last render is done
+    eventually(lambda: "already at day 1.5" in " ".join(errors(rc)))
+
+
+def eventually(condition, seconds: float = 5.0) -> None:
+    """Wait for ``condition()`` (state set by the play thread reaches the page)."""
+    deadline = time.time() + seconds
+    while not condition():
+        assert time.time() < deadline, "condition not met in time"
+        time.sleep(0.05)
 
 
 def test_every_lesson_has_days_to_watch_and_steps():
@@ -722,7 +729,7 @@ def test_compare_runs_an_untreated_twin_beside_the_run():
     assert twins[0].src != twins[1].src
     assert session.twin.steps == session.model.steps == 4 and not session.twin.dose_log
     series = chart_options(session.snapshot())["populations"]["series"]
-    assert series[-1]["name"] == "cancer, untreated twin"
+    assert series[-1]["name"] == "untreated twin"
     # turning it on mid-run catches the twin up to the same hour
     switch = [w for w in widgets(rc, v.Switch) if w.label.startswith("Compare")][0]
     switch.v_model = False

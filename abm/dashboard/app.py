@@ -155,13 +155,13 @@ def Message(tab: Tab):
 # population chart, with the run controls on the left; a phone (412 px) stacks the run
 # controls, then the tissue and charts, then everything else, each full width.
 CSS = """
-.abm-grid { display: grid; grid-template-columns: 320px minmax(0, 1fr);
+.abm-grid { display: grid; grid-template-columns: 340px minmax(0, 1fr);
             grid-template-rows: auto 1fr; grid-template-areas: "run main" "rest main";
             gap: 12px; align-items: start; padding: 8px; }
 .abm-run { grid-area: run; } .abm-rest { grid-area: rest; } .abm-main { grid-area: main; }
 .abm-tissue-col { flex: 0 1 min(620px, calc(100vh - 250px)); min-width: min(100%, 260px); }
 .abm-side-col { flex: 1 1 320px; min-width: min(100%, 280px); }
-.abm-tissue-col.abm-comparing { flex: 1 1 min(560px, calc(2 * (100vh - 270px))); }
+.abm-tissue-col.abm-comparing { flex: 1 1 min(540px, calc(2 * (100vh - 270px))); }
 @media (max-width: 760px) {
   .abm-grid { grid-template-columns: minmax(0, 1fr); grid-template-areas: "run" "main" "rest"; }
 }

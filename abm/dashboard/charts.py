@@ -38,7 +38,7 @@ def _dose_marks(doses: list[dict]) -> dict:
 
 
 X_AXIS = {"type": "value", "name": "day", "nameLocation": "middle", "nameGap": 22, "min": 0}
-GRID = {"top": 64, "left": 52, "right": 52, "bottom": 42}  # room for "day" under the axis
+GRID = {"top": 80, "left": 52, "right": 52, "bottom": 42}  # two legend lines; "day" below
 
 
 def _line_chart(title: str, days: list, series: dict[str, tuple], doses: list,
@@ -88,19 +88,21 @@ def chart_options(snapshot: dict[str, Any]) -> dict[str, dict]:
     # of cancer cells would be a flat line at zero
     populations = _line_chart(
         "Populations", days,
-        {"cancer (left axis)": (cancer, R.css(R.CANCER_VISIBLE_RGB)),
+        {"cancer": (cancer, R.css(R.CANCER_VISIBLE_RGB)),
          "T cells": (col("TCells"), c[kinds.TCELL], 1),
          "CAR-T": (col("CARTCells"), c[kinds.CART], 1),
          "Tregs": (col("Tregs"), c[kinds.TREG], 1),
          "MDSCs": (col("MDSCs"), c[kinds.MDSC], 1)},
-        doses, [{"name": "cancer cells"}, {"name": "immune cells", "splitLine": {"show": False}}],
+        doses, [{"name": "cancer cells", "nameTextStyle": {"color": R.css(R.CANCER_VISIBLE_RGB)},
+                 "axisLabel": {"color": R.css(R.CANCER_VISIBLE_RGB)}},
+                {"name": "immune cells", "splitLine": {"show": False}}],
     )
     if snapshot.get("twin_cancer") is not None:  # Compare: the untreated twin, dashed
         twin = np.asarray(snapshot["twin_cancer"], dtype=object)[idx].tolist()
         for row, value in zip(populations["dataset"]["source"], twin, strict=True):
             row.append(value)
         populations["series"].append(
-            {"name": "cancer, untreated twin", "type": "line", "showSymbol": False,
+            {"name": "untreated twin", "type": "line", "showSymbol": False,
              "encode": {"x": 0, "y": len(populations["series"]) + 1}, "yAxisIndex": 0,
              "lineStyle": {"width": 2, "type": "dashed"},
              "itemStyle": {"color": R.css(R.CANCER_HIDDEN_RGB)}})
@@ -116,11 +118,12 @@ def chart_options(snapshot: dict[str, Any]) -> dict[str, dict]:
     )
     kills = _line_chart(
         "Kills (cumulative) and exhaustion", days,
-        {"kills (left axis)": (col("Kills"), "#333333"),
+        {"kills": (col("Kills"), "#333333"),
          "exhausted T cells, %": (
              (np.asarray(col("ExhaustedFraction")) * 100).round(2).tolist(), "#7f9fd8", 1)},
         doses, [{"name": "kills"},
-                {"name": "% exhausted", "min": 0, "max": 100, "splitLine": {"show": False}}],
+                {"name": "% exhausted", "min": 0, "max": 100, "splitLine": {"show": False},
+                 "nameTextStyle": {"color": "#7f9fd8"}, "axisLabel": {"color": "#7f9fd8"}}],
     )
     return {"populations": populations, "traits": traits, "clones": clone_chart(snapshot),
             "kills": kills}
@@ -157,7 +160,7 @@ def clone_chart(snapshot: dict[str, Any]) -> dict:
         "tooltip": {"trigger": "axis"},
         # a plain legend wraps onto a second line; "scroll" paged and truncated it
         "legend": {"top": 22, "textStyle": {"fontSize": 10}, "itemWidth": 12, "itemGap": 6},
-        "grid": {**GRID, "top": 78, "right": 18},
+        "grid": {**GRID, "right": 18},
         "xAxis": X_AXIS,
         "yAxis": {"type": "value", "name": "cancer cells"},
         "series": series,

@@ -101,7 +101,7 @@ class LiveView:
         self.charts = {
             key: EchartsWidget(
                 option={}, responsive=True,
-                attributes={"style": "height: 280px; width: 100%",
+                attributes={"style": "height: 300px; width: 100%",
                             "class": f"abm-chart abm-chart-{key}"},
             )
             for key in CHARTS

@@ -275,9 +275,9 @@ class Tab:
                     self.target_day.set(None)
                     break  # the status line says the tumour is gone
                 if target is not None and session.model.day >= target - 1e-9:
-                    self.playing.set(False)
+                    self.info(f"day {target:g} reached")  # before the pause shows
                     self.target_day.set(None)
-                    self.info(f"day {target:g} reached")
+                    self.playing.set(False)
                     break
                 wait = 1.0 / max(1, self.speed.value) - (time.perf_counter() - start)
                 if wait > 0:
