@@ -1,4 +1,4 @@
-"""``abm report`` and ``abm export`` (issue 5): the files they promise exist and hold what the
+"""``abm report`` and ``abm export``: the files they promise exist and hold what the
 sweep holds. Sweeps are tiny (40x40 grid, 1-2 days) and run serially."""
 
 from __future__ import annotations

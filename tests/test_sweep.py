@@ -1,4 +1,4 @@
-"""Batch sweeps (issue 5): spec validation, deterministic expansion, identical results on every
+"""Batch sweeps: spec validation, deterministic expansion, identical results on every
 backend (serial, process pool, Dask LocalCluster, Dask scheduler + worker processes), and resume
 after ``kill -9``. Runs are tiny (40x40 grid, 50 cells, 2 days) so the file runs in well under a
 minute on two cores; backends are compared with each other, never with hard-coded numbers."""
@@ -589,7 +589,7 @@ def test_run_files_and_summary_carry_ids_and_varied_parameters(reference):
 
 
 def test_a_finished_run_leaves_no_model_in_memory(tmp_path):
-    """The runner's memory must not grow with the number of runs (issue 5)."""
+    """The runner's memory must not grow with the number of runs."""
     import gc
 
     from abm.model import TumorModel
