@@ -358,7 +358,10 @@ def test_a_bad_link_gives_the_default_session_and_a_message():
 
 def test_every_parameter_has_a_control_with_unit_and_tooltip():
     for p in P.PARAMS.values():
-        assert control_kind(p) in ("checkbox", "slider_float", "slider_int", "text")
+        kind = control_kind(p)
+        assert kind in ("checkbox", "slider_float", "slider_int", "text")
+        if kind.startswith("slider"):  # a slider a hand can set: not a million positions
+            assert (p.high - p.low) / L.slider_step(p) <= 1000, p.name
         tip = tooltip(p)
         assert p.unit in tip and p.source in tip and p.description in tip
 
@@ -434,7 +437,7 @@ def test_basic_controls_are_plain_words_with_ranges_that_hold_every_preset():
     for b in L.BASIC:
         p = P.PARAMS[b.name]  # keyed by the model's parameter names
         assert "_" not in b.label and b.label[0].isupper()
-        assert control_kind(p).startswith("slider")
+        assert control_kind(p, basic=True).startswith("slider")
         assert (b.high - b.low) / b.step <= 400, f"{b.name}: too many positions to set by hand"
         for spec in SCENARIOS.values():
             value = spec["params"].get(b.name, p.default)

@@ -105,11 +105,12 @@ def TreatmentButtons(tab: Tab):
                 style={"font-size": "12px", "color": "#666"})
 
 
-def control_kind(p: P.Param) -> str:
-    """How a parameter is edited: checkbox, slider or a validated text field."""
+def control_kind(p: P.Param, basic: bool = False) -> str:
+    """How a parameter is edited: checkbox, slider or a validated text field (a basic control
+    is always a slider, over its classroom range)."""
     if p.kind is bool:
         return "checkbox"
-    if p.name in L.BASIC_BY_NAME:
+    if basic and p.name in L.BASIC_BY_NAME:
         return "slider_int" if p.kind is int else "slider_float"
     if p.optional or p.low is None or p.high is None:
         return "text"
@@ -129,7 +130,7 @@ def tooltip(p: P.Param) -> str:
 def ParamControl(p: P.Param, value: Any, on_value: Callable[[Any], None], basic: bool = False):
     """One parameter: its label and current value on one line, the control under it (full
     width: a slider squeezed beside its label was 87 px wide)."""
-    kind = control_kind(p)
+    kind = control_kind(p, basic)
     label = L.plain_label(p.name) if basic else f"{p.name} [{p.unit}]"
     error: str | bool = False
     if kind == "text":
