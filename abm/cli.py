@@ -72,13 +72,16 @@ def check_output_file(path: Path, option: str = "--out") -> bool:
     (a typo must not create directories at the file system's root)."""
     if path.is_dir():
         fail(f"{option} {path}: is a directory; give a file name")
+    if path.is_absolute() and not path.parent.exists():
+        fail(f"{option} {path}: directory {path.parent} does not exist; create it first (or "
+             "check the path)")
     check_output_dir(path.parent, option, path)
     return path.exists()
 
 
 def check_output_dir(directory: Path, option: str = "--out", shown: Path | None = None) -> None:
-    """Check before any work that files can be written in ``directory`` (created if missing,
-    unless it is absolute and its parent is missing too)."""
+    """Check before any work that files can be written in ``directory``: created if missing
+    (with its parents when relative; an absolute one's parent must exist)."""
     import tempfile
 
     shown = directory if shown is None else shown
@@ -306,6 +309,9 @@ def sweep(
         fail(f"--scheduler sends runs to Dask; it cannot be combined with --backend {backend}")
     if workers is not None and workers < 1:
         fail(f"--workers {workers}: expected an integer >= 1")
+    if dask_dashboard and (scheduler or backend != "dask"):
+        fail("--dask-dashboard is for the local Dask cluster (--backend dask without "
+             "--scheduler); an external cluster has its own")
     if out is None and not dry_run:
         fail("--out DIR: required (the sweep directory; rerun the command to resume)")
     try:

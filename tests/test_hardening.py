@@ -649,3 +649,18 @@ def test_an_integer_too_large_for_a_float_in_a_spec_is_named():
     data = {"sweep": {"name": "big", "steps": 2}, "parameters": {"tcell_influx": 10**400}}
     with pytest.raises(SpecError, match="parameters.tcell_influx: .* is too large"):
         parse_spec(data)
+
+
+def test_an_absolute_output_path_needs_its_directory(no_simulation, tmp_path):
+    out = tmp_path / "missing" / "run.csv"
+    one_clean_error(cli("run", "--quiet", "--steps", "2", *TINY_SETS, "--out", str(out)),
+                    f"directory {out.parent} does not exist")
+    assert not out.parent.exists()
+
+
+def test_the_dask_dashboard_option_is_for_the_local_cluster_only(tmp_path):
+    spec = str(write(tmp_path))
+    for extra in (["--backend", "process"], ["--scheduler", "tcp://127.0.0.1:8786"]):
+        one_clean_error(cli("sweep", spec, "--out", str(tmp_path / "o"), "--dask-dashboard",
+                            "127.0.0.1:8787", *extra), "--dask-dashboard")
+    assert not (tmp_path / "o").exists()
