@@ -1,4 +1,4 @@
-"""Sweep benchmarks (issue 5): overhead per run, runner memory vs number of runs, and parallel
+"""Sweep benchmarks: overhead per run, runner memory vs number of runs, and parallel
 efficiency. Not a test: prints a Markdown table for docs/sweeps.md.
 
     .venv/bin/python benchmarks/bench_sweep.py            # all three, a few minutes on 2 cores
