@@ -76,20 +76,10 @@ class TumorModel(mesa.Model):
     def __init__(self, rng: int | str | None = None, **params: Any) -> None:
         values = P.resolve(None, params)
         seed = P.validate_rng(rng)
+        P.check_together(values)
         width, height = values["width"], values["height"]
-        if values["initial_tumor_cells"] > width * height:
-            raise ValueError(
-                f"parameter 'initial_tumor_cells' = {values['initial_tumor_cells']} is not "
-                f"allowed: expected at most width x height = {width * height} sites"
-            )
         # relative weights of what a mutation does, in the order of cancer.MUTATIONS
         self.mutation_weights = tuple(values[f"mutation_weight_{m}"] for m in MUTATIONS)
-        if not sum(self.mutation_weights) > 0:
-            raise ValueError(
-                "parameters " + ", ".join(f"'mutation_weight_{m}'" for m in MUTATIONS)
-                + " are all 0, which is not allowed: expected at least one > 0 (they are "
-                "relative weights of what a mutation does)"
-            )
         super().__init__(rng=seed)
         self.seed = seed
         self.p = values

@@ -100,7 +100,10 @@ class Param:
                     raise bad
                 value = int(value)
         else:
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:  # an int too large for a float (e.g. 10**400)
+                raise bad from None
             if not math.isfinite(value):
                 raise bad
         if (self.low is not None and value < self.low) or (
@@ -486,6 +489,26 @@ def resolve(scenario: str | None = None, *overrides: dict[str, Any]) -> dict[str
     for changes in overrides:
         values.update(validate(changes))
     return values
+
+
+def check_together(values: dict[str, Any]) -> None:
+    """The rules that span several parameters, for a full set of resolved ``values``: the founder
+    tumour must fit the grid, and the mutation weights cannot all be 0. ``ValueError`` names the
+    parameters. The model checks these at construction; the sweep runner checks every point of a
+    sweep with the same function before any run."""
+    width, height = values["width"], values["height"]
+    if values["initial_tumor_cells"] > width * height:
+        raise ValueError(
+            f"parameter 'initial_tumor_cells' = {values['initial_tumor_cells']} is not "
+            f"allowed: expected at most width x height = {width * height} sites"
+        )
+    weights = [name for name in PARAMS if name.startswith("mutation_weight_")]
+    if not sum(values[name] for name in weights) > 0:
+        raise ValueError(
+            "parameters " + ", ".join(f"'{name}'" for name in weights)
+            + " are all 0, which is not allowed: expected at least one > 0 (they are "
+            "relative weights of what a mutation does)"
+        )
 
 
 def markdown_table() -> str:

@@ -149,3 +149,8 @@ def test_the_parameter_list_shows_only_the_new_names():
     table = markdown_table()
     assert "`anti_pd1_start_day`" in table and "`anti_ctla4_ec50`" in table
     assert not any(f"`{old}`" in table for old in ALIASES)
+
+
+def test_an_integer_too_large_for_a_float_is_a_clear_error():
+    with pytest.raises(ValueError, match="'tcell_influx' = 1000.* is not allowed"):
+        validate({"tcell_influx": 10**400})

@@ -254,8 +254,6 @@ def check_param(pname: str, value: Any, error: Error, key: str) -> Any:
     check_name(pname, error, key)
     try:
         checked = P.validate({pname: value})
-    except ValueError as err:
+    except ValueError as err:  # (also an integer too large for a float: abm.params says so)
         raise error(key, str(err)) from None
-    except OverflowError:  # an integer too large for a float (from Python; TOML's are 64-bit)
-        raise error(key, f"{value!r} is too large for {pname!r}") from None
     return checked.get(pname, *checked.values())  # (a deprecated name may come back renamed)

@@ -390,22 +390,10 @@ def _parse_probes(table: dict[str, Any], error: Error) -> dict[str, dict[str, An
     return {probe: dict(options) for probe, options in table.items()}
 
 
-def _domain_problem(values: dict[str, Any]) -> bool:
-    """Whether ``TumorModel`` would refuse these values across parameters (the founder tumour
-    must fit the grid; the mutation weights cannot all be 0): a cheap mirror of its checks,
-    so that every point is checked without building a model for each."""
-    weights = [v for k, v in values.items() if k.startswith("mutation_weight_")]
-    return values["initial_tumor_cells"] > values["width"] * values["height"] or (
-        bool(weights) and not sum(weights) > 0
-    )
-
-
 def _check_domains(spec: Spec, error: Error) -> None:
-    """Cross-parameter checks the model makes at construction, for every point before any run:
-    a real model is built for the first few distinct domains (any check the model makes), and
-    every distinct domain among all the points is checked with ``_domain_problem``; where that
-    flags one, a model is built there for the model's own message."""
-    from abm.model import TumorModel
+    """The rules across parameters (``abm.params.check_together``, the model's own check), for
+    every distinct combination of the parameters they read among all the points, before any
+    run."""
     from abm.sweep.expansion import iter_points
 
     names = [
@@ -413,7 +401,6 @@ def _check_domains(spec: Spec, error: Error) -> None:
         if n in ("width", "height", "initial_tumor_cells") or n.startswith("mutation_weight_")
     ]
     varied = [n for n in spec.varied if canonical(n) in names]
-    built = 0
     seen: set[tuple] = set()
     for point in iter_points(spec) if varied or spec.arms else [{}]:
         base = spec.arm_bases[point[ARM]] if spec.arms else spec.base
@@ -423,11 +410,8 @@ def _check_domains(spec: Spec, error: Error) -> None:
         if domain in seen:
             continue
         seen.add(domain)
-        if built >= 4 and not _domain_problem(values):
-            continue
-        built += 1
         try:
-            TumorModel(rng=0, **spec.params_for(point))
+            P.check_together(values)
         except ValueError as err:
             if spec.arms and not varied:
                 raise error(f"arms.{point[ARM]}", str(err)) from None
