@@ -763,3 +763,22 @@ def test_serve_settings_give_abm_serve_its_port_environment_and_lines():
         S.serve_settings("127.0.0.1", 70000)
     with pytest.raises(ValueError, match="--max-sites -5"):
         S.serve_settings("0.0.0.0", 0, -5)
+
+
+def test_charts_read_on_a_projector():
+    session = small_session()
+    session.administer("anti_pd1")
+    for _ in range(3):
+        session.advance(1)
+    options = chart_options(session.snapshot())
+    for key, option in options.items():
+        assert option["xAxis"]["nameLocation"] == "middle", key  # "day" under the axis
+        assert option["legend"].get("type", "plain") == "plain", key  # not paged
+        assert option["grid"]["bottom"] >= 40 and option["grid"]["top"] >= 78, key
+        marks = option["series"][0]["markLine"]
+        assert marks["label"]["position"] == "insideEndTop", key  # not into the legend
+    axis = {s["name"]: s["yAxisIndex"] for s in options["populations"]["series"]}
+    assert axis["cancer"] == 0 and axis["Tregs"] == axis["T cells"] == 1  # Tregs not flat
+    kills = {s["name"]: s["yAxisIndex"] for s in options["kills"]["series"]}
+    assert kills["kills"] == 0 and kills["exhausted T cells, %"] == 1
+    assert options["kills"]["yAxis"][1]["max"] == 100
