@@ -28,7 +28,13 @@ from abm.dashboard.app import Dashboard, Page, lesson_markdown
 from abm.dashboard.charts import chart_options, clone_chart
 from abm.dashboard.controls import control_kind, tooltip
 from abm.dashboard.live import TissueWidget, colourbar_html
-from abm.dashboard.session import DEFAULT_SCENARIO, Session, scenario_values, session_from_query
+from abm.dashboard.session import (
+    DEFAULT_SCENARIO,
+    Session,
+    page_options,
+    scenario_values,
+    session_from_query,
+)
 from abm.model import TumorModel
 from abm.scenarios import SCENARIOS
 
@@ -774,7 +780,7 @@ def test_charts_read_on_a_projector():
     for key, option in options.items():
         assert option["xAxis"]["nameLocation"] == "middle", key  # "day" under the axis
         assert option["legend"].get("type", "plain") == "plain", key  # not paged
-        assert option["grid"]["bottom"] >= 40 and option["grid"]["top"] >= 78, key
+        assert option["grid"]["bottom"] >= 40 and option["grid"]["top"] >= 80, key
         marks = option["series"][0]["markLine"]
         assert marks["label"]["position"] == "insideEndTop", key  # not into the legend
     axis = {s["name"]: s["yAxisIndex"] for s in options["populations"]["series"]}
@@ -782,3 +788,14 @@ def test_charts_read_on_a_projector():
     kills = {s["name"]: s["yAxisIndex"] for s in options["kills"]["series"]}
     assert kills["kills"] == 0 and kills["exhausted T cells, %"] == 1
     assert options["kills"]["yAxis"][1]["max"] == 100
+
+
+def test_a_link_for_the_class_opens_this_lesson_with_basic_controls_only():
+    session = small_session("checkpoint", seed=12)
+    rc = render(session)
+    assert 'href="?scenario=checkpoint&amp;seed=12&amp;teacher=1"' in html_of(rc, "abm-class-link")
+    assert page_options("scenario=checkpoint&seed=12&teacher=1") == {"teacher": True,
+                                                                     "compare": False}
+    rc = render_query("scenario=checkpoint&seed=12&teacher=1&width=30&height=30")
+    assert not [w for w in widgets(rc, solara.widgets.HTML)
+                if "abm-class-link" in w.attributes.get("class", "")]

@@ -38,7 +38,7 @@ def _dose_marks(doses: list[dict]) -> dict:
 
 
 X_AXIS = {"type": "value", "name": "day", "nameLocation": "middle", "nameGap": 22, "min": 0}
-GRID = {"top": 80, "left": 52, "right": 52, "bottom": 42}  # two legend lines; "day" below
+GRID = {"top": 86, "left": 52, "right": 52, "bottom": 42}  # two legend lines; "day" below
 
 
 def _line_chart(title: str, days: list, series: dict[str, tuple], doses: list,

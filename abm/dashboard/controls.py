@@ -5,8 +5,10 @@ tissue. Each calls an action of the ``Tab`` through ``tab.guard``.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import solara
 
@@ -88,6 +90,26 @@ def SeedControls(tab: Tab):
                       text=True)
     solara.Text("The seed is used on Reset; the same seed and parameters give the same run.",
                 style={"font-size": "12px", "color": "#666"})
+    if not tab.teacher:
+        ClassLink(tab)
+
+
+def class_link(scenario: str, seed: str, compare: bool) -> str:
+    """The link (a query string) that opens this scenario and seed with the basic controls
+    only, for a class."""
+    query = urlencode({"scenario": scenario, "seed": seed, "teacher": 1}
+                      | ({"compare": 1} if compare else {}))
+    return f"?{query}"
+
+
+@solara.component
+def ClassLink(tab: Tab):
+    tab.frame.value  # noqa: B018 - subscribe: the seed changes on Reset
+    href = class_link(tab.scenario.value, str(tab.session.model.seed), tab.compare.value)
+    solara.HTML("div", unsafe_innerHTML=(
+        f'<a href="{html.escape(href)}" target="_blank">Link for the class</a>: this scenario '
+        "and seed with the basic controls only (copy it from the address bar)"),
+        classes=["abm-class-link"], style="font-size: 12px")
 
 
 @solara.component
