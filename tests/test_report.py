@@ -99,7 +99,7 @@ def test_report_treats_arms_as_a_categorical_factor(tmp_path):
     out = sweep(
         tmp_path,
         "arms",
-        arms={"untreated": {"checkpoint_start_day": "none"}, "treated": {}},
+        arms={"untreated": {"anti_pd1_start_day": "none"}, "treated": {}},
         factors={"tcell_influx": [0.0, 3.0]},
         sweep={"scenario": "checkpoint"},
     )

@@ -48,7 +48,7 @@ initial_tumor_cells = 50
 
 [factors]
 tcell_influx = [0.5, 3.0]
-checkpoint_start_day = ["none", 1]
+anti_pd1_start_day = ["none", 1]
 """
 
 runner = CliRunner()
@@ -245,10 +245,10 @@ def test_expansion_is_deterministic_and_pairs_replicate_seeds_across_points(tmp_
         assert run.seed == seeds[run.replicate]  # replicate k: same seed at every point
     # first factor varies slowest; "none" means the therapy is not given
     assert [r.varied for r in runs[::2]] == [
-        {"tcell_influx": 0.5, "checkpoint_start_day": None},
-        {"tcell_influx": 0.5, "checkpoint_start_day": 1.0},
-        {"tcell_influx": 3.0, "checkpoint_start_day": None},
-        {"tcell_influx": 3.0, "checkpoint_start_day": 1.0},
+        {"tcell_influx": 0.5, "anti_pd1_start_day": None},
+        {"tcell_influx": 0.5, "anti_pd1_start_day": 1.0},
+        {"tcell_influx": 3.0, "anti_pd1_start_day": None},
+        {"tcell_influx": 3.0, "anti_pd1_start_day": 1.0},
     ]
 
 
@@ -308,18 +308,17 @@ width = 30
 [arms.plain]
 
 [factors]
-checkpoint_start_day = ["none", 0.5]
+anti_pd1_start_day = ["none", 0.5]
 """
 
 
 def test_arms_expand_slowest_with_their_own_scenario_and_overrides(tmp_path):
     from abm.scenarios import scenario_params
-    from abm.sweep.schema import canonical
 
-    start_day = canonical("checkpoint_start_day")  # the model's name for it (old names work)
+    start_day = "anti_pd1_start_day"
     spec = load_spec(write_spec(tmp_path, ARMS))
     runs = expand(spec)
-    assert spec.varied == ["arm", "checkpoint_start_day"]
+    assert spec.varied == ["arm", "anti_pd1_start_day"]
     assert len(runs) == spec.n_runs == 3 * 2 * 2
     assert [r.varied["arm"] for r in runs[::4]] == ["hot", "cold", "plain"]
     assert [r.seed for r in runs[:2]] == [7, 3]  # listed seeds, in order, at every point
@@ -335,7 +334,7 @@ def test_arms_expand_slowest_with_their_own_scenario_and_overrides(tmp_path):
                 assert params[name] == value, (run.run_id, name)
         # [parameters] apply to every arm; an arm's own override wins; factors win over both
         assert params["width"] == (30 if run.varied["arm"] == "cold" else 40)
-        assert params[start_day] == run.varied["checkpoint_start_day"]
+        assert params[start_day] == run.varied["anti_pd1_start_day"]
     normal = load_spec(write_spec(tmp_path, TINY, "tiny.toml")).normalised()
     assert "arms" not in normal and "seeds" not in normal["sweep"]  # older sweeps keep their hash
 
@@ -345,7 +344,7 @@ def test_arms_expand_slowest_with_their_own_scenario_and_overrides(tmp_path):
     [
         (('scenario = "checkpoint"\n', 'scenario = "chekpoint"\n'), ["arms.hot.scenario"]),
         (("width = 30", "width = 3"), ["arms.cold.width", "[10, 1000]"]),
-        (("width = 30", "checkpoint_start_day = 2"), ["factors.checkpoint_start_day", "arms.cold"]),
+        (("width = 30", "anti_pd1_start_day = 2"), ["factors.anti_pd1_start_day", "arms.cold"]),
         (("width = 30", "rng = 4"), ["arms.cold.rng", "sweep.seed"]),
         (("seeds = [7, 3]", "seeds = [7, 7]"), ["sweep.seeds", "repeat"]),
         (("seeds = [7, 3]", "seeds = []"), ["sweep.seeds", "non-empty"]),
@@ -374,21 +373,20 @@ def test_an_arm_run_equals_the_same_run_made_by_hand(tmp_path):
     """Each run of an arms sweep is the simulation its arm describes, with its listed seed."""
     from abm.run import simulate
     from abm.scenarios import scenario_params
-    from abm.sweep.schema import canonical
 
     out = tmp_path / "out"
     run_sweep(load_spec(write_spec(tmp_path, ARMS)), out, backend="serial", progress=False)
     table = summary(out)
     assert list(table["arm"].unique()) == ["hot", "cold", "plain"]
     row = table[(table["arm"] == "cold") & (table["replicate"] == 1)].iloc[1]
-    assert row["seed"] == 3 and row["checkpoint_start_day"] == 0.5
+    assert row["seed"] == 3 and row["anti_pd1_start_day"] == 0.5
     params = {**scenario_params("checkpoint_cold"), "width": 30, "height": 40}
-    params.update({"initial_tumor_cells": 50, canonical("checkpoint_start_day"): 0.5, "rng": 3})
+    params.update({"initial_tumor_cells": 50, "anti_pd1_start_day": 0.5, "rng": 3})
     df, _ = simulate(params, 24, record_every=6)
     run = pd.read_parquet(out / "runs" / f"{row['run_id']}.parquet")
     pd.testing.assert_frame_equal(
         run.drop(
-            columns=["run_id", "point_id", "replicate", "seed", "arm", "checkpoint_start_day"]
+            columns=["run_id", "point_id", "replicate", "seed", "arm", "anti_pd1_start_day"]
         ).reset_index(drop=True),
         df.reset_index(drop=True),
         check_dtype=False,
@@ -570,7 +568,7 @@ def test_run_files_and_summary_carry_ids_and_varied_parameters(reference):
         "replicate",
         "seed",
         "tcell_influx",
-        "checkpoint_start_day",
+        "anti_pd1_start_day",
     ]
     assert set(s["outcome"]) <= {"eliminated", "controlled", "escape"}
     assert (s["peak_burden"] >= s["final_burden"]).all()
@@ -581,7 +579,7 @@ def test_run_files_and_summary_carry_ids_and_varied_parameters(reference):
         "replicate",
         "seed",
         "tcell_influx",
-        "checkpoint_start_day",
+        "anti_pd1_start_day",
         "Day",
         "CancerCells",
     } <= set(run.columns)
@@ -725,7 +723,7 @@ def test_a_probed_sweep_has_the_same_series_and_stores_the_probes_in_each_run(
     assert sweep.complete and len(sweep.runs) == 8 and sweep.manifest["spec"]["probes"]
     pd.testing.assert_frame_equal(sweep.summary, summary(out))
     record = sweep.run("p00002-r001")
-    assert record.varied == {"tcell_influx": 3.0, "checkpoint_start_day": None}
+    assert record.varied == {"tcell_influx": 3.0, "anti_pd1_start_day": None}
     pd.testing.assert_frame_equal(record.series(), pd.read_parquet(record.path))
     snap = record.probes()["snapshot"]
     assert set(sweep.probes("snapshot")) == {r.run_id for r in sweep.runs}
