@@ -184,8 +184,9 @@ def test_a_browser_killed_while_playing_stops_using_the_server_cpu(capped_server
             "() => +/hour (\\d+)/.exec(document.querySelector('.abm-status')"
             ".textContent)[1] >= 24")
         playing = _cpu_seconds(proc.pid)
-        time.sleep(2)
-        assert _cpu_seconds(proc.pid) - playing > 0.3, "the server was not busy playing"
+        time.sleep(3)
+        busy = _cpu_seconds(proc.pid) - playing  # CPU seconds in 3 s of play (a loaded machine
+        assert busy > 0.25, f"the server was not busy playing ({busy:.2f} s)"  # gives less)
         os.killpg(chromium.pid, signal.SIGKILL)  # the whole browser, at once
         chromium.wait()
         killed = time.time()
@@ -194,7 +195,7 @@ def test_a_browser_killed_while_playing_stops_using_the_server_cpu(capped_server
             before = _cpu_seconds(proc.pid)
             time.sleep(3)
             used = _cpu_seconds(proc.pid) - before
-            if used < 0.15:  # idle: the play loop stopped
+            if used < min(0.1, busy / 4):  # idle: the play loop stopped
                 quiet_since = time.time() - killed
                 break
         assert quiet_since is not None, "the server kept using CPU for 2 minutes"
