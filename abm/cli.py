@@ -424,23 +424,6 @@ def export(
         typer.echo(f"wrote {path}" + (" (replaced)" if path.name in replacing else ""))
 
 
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-
-def _free_port(host: str, port: int) -> int:
-    """``port`` if it can be bound on ``host``; for 0, a free port chosen by the system."""
-    import socket
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError as err:
-            what = f"port {port} on {host}" if port else f"host {host!r}"
-            fail(f"cannot listen on {what}: {err.strerror or err}")
-        return sock.getsockname()[1]
-
-
 @app.command()
 def serve(
     host: Annotated[
@@ -448,7 +431,16 @@ def serve(
         typer.Option(help="Address to listen on. 0.0.0.0 opens it to the whole network "
                      "(a classroom); the default is this machine only."),
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port; 0 picks a free one.")] = 0,
+    port: Annotated[
+        int | None,
+        typer.Option(help="Port; default 8765 (a link a teacher can bookmark) or the next free "
+                     "one; 0 picks any free port."),
+    ] = None,
+    max_sites: Annotated[
+        int | None,
+        typer.Option("--max-sites", help="Largest width x height a tab may ask for; default "
+                     "no limit on 127.0.0.1 and 250000 beyond it; 0 means no limit."),
+    ] = None,
     open_browser: Annotated[
         bool, typer.Option("--open/--no-open", help="Open the dashboard in a browser.")
     ] = False,
@@ -462,23 +454,20 @@ def serve(
     Example: abm serve --host 0.0.0.0 --port 8765   (a classroom network)
     """
     import os
-    import socket
     import subprocess
 
-    if not 0 <= port <= 65535:
-        fail(f"--port {port}: expected 0 (any free port) or 1-65535")
-    port = _free_port(host, port)
-    if host in LOOPBACK_HOSTS:
-        typer.echo(f"abm dashboard: http://{host}:{port}  (Ctrl-C to stop)")
-    else:
-        typer.echo(f"abm dashboard: http://{socket.gethostname()}:{port} on the network, "
-                   f"http://127.0.0.1:{port} here  (Ctrl-C to stop)")
-        typer.echo(
-            f"warning: --host {host} lets anyone on this network open the dashboard and run "
-            "models on this machine; use it only on a network you trust (a classroom), and "
-            "the default 127.0.0.1 otherwise.",
-            err=True,
-        )
+    from abm.dashboard.serving import serve_settings
+
+    try:
+        settings = serve_settings(host, port, max_sites)
+    except (ValueError, OSError) as err:  # a bad option; a host or port that cannot be bound
+        fail(str(err))
+    for line in settings.lines:
+        typer.echo(line)
+    if settings.warning:
+        typer.echo(settings.warning, err=True)
+    os.environ.update(settings.env)
+    port = settings.port
     command = [sys.executable, "-m", "solara", "run", "abm.server", "--host", host,
                "--port", str(port), "--production", "--open" if open_browser else "--no-open",
                "--log-level", "warning"]

@@ -70,3 +70,18 @@ def test_scenarios_and_params_explain_themselves():
     assert "mutation_rate = 0.01 [per division]" in params
     assert "| `tcell_kill_prob` |" in runner.invoke(app, ["params", "--markdown"]).output
     assert "--scenario" in runner.invoke(app, ["run", "--help"]).output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--port", "99999"], "--port 99999: expected"),
+        (["--max-sites", "-5"], "--max-sites -5: expected"),
+        (["--host", "999.1.1.1"], "999.1.1.1"),
+    ],
+)
+def test_serve_refuses_bad_options_in_one_line_before_starting(args, message):
+    result = runner.invoke(app, ["serve", *args])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.output
