@@ -118,7 +118,7 @@ def pdl1_near_over_far(seed: int, **overrides) -> float:
         width=200,
         height=200,
         initial_tumor_cells=8000,
-        checkpoint_start_day=None,
+        anti_pd1_start_day=None,
         **overrides,
     )
     model.run_for(7 * 24)
@@ -149,7 +149,7 @@ def test_a_cancer_cell_is_more_likely_killed_the_more_ctls_surround_it():
     0.044 with 3 or more)."""
     exposed, killed = np.zeros((3, 9)), np.zeros((3, 9))
     for seed in (0, 1, 2):
-        model = TumorModel.from_scenario("checkpoint", rng=seed, checkpoint_start_day=None)
+        model = TumorModel.from_scenario("checkpoint", rng=seed, anti_pd1_start_day=None)
         contacts = Contacts(days=[7, 10])
         for _ in range(10 * 24):
             contacts.before_step(model)
@@ -168,7 +168,7 @@ def ctl_density(seed: int, **overrides) -> dict[str, float]:
     """CTL densities (inside the outline, core deeper than 150 um, 150 um band around it) of an
     untreated hot tumour on day 10, and its number of CTLs."""
     model = TumorModel.from_scenario(
-        "checkpoint", rng=seed, checkpoint_start_day=None, **overrides
+        "checkpoint", rng=seed, anti_pd1_start_day=None, **overrides
     )
     model.run_for(10 * 24)
     return ctl_density_by_region(model.kind, depth_um=150.0)

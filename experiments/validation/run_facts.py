@@ -517,7 +517,7 @@ def fact3s():
 
 # --- fact 4: anti-CTLA-4 earlier is better ----
 def fact4():
-    g = sweep("fact4_ctla4_timing")  # keyed by ctla4_start_day (None = untreated)
+    g = sweep("fact4_ctla4_timing")  # keyed by anti_ctla4_start_day (None = untreated)
     starts = list(g)
     rows, med = [], []
     for d in starts[1:]:
