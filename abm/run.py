@@ -69,6 +69,25 @@ def git_commit() -> str | None:
         return None
 
 
+# what does not change a simulation's results: the views and the command line
+_NOT_MODEL_CODE = ("dashboard/", "server.py", "cli.py", "report.py")
+
+
+def model_code_hash() -> str:
+    """SHA-256 over the sources that make results (``abm/**/*.py`` as they are on disk, minus
+    the dashboard, CLI and report code), so any change to the model, committed or not, gives a
+    new hash: sweeps refuse to mix runs made by different model code."""
+    import hashlib
+
+    pkg = Path(__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(pkg.rglob("*.py")):
+        name = path.relative_to(pkg).as_posix()
+        if not name.startswith(_NOT_MODEL_CODE):
+            digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def provenance() -> dict[str, Any]:
     """Package versions and the git commit, for sidecars and sweep manifests."""
     import mesa
@@ -83,6 +102,7 @@ def provenance() -> dict[str, Any]:
         "pandas": pd.__version__,
         "python": platform.python_version(),
         "git_commit": git_commit(),
+        "model_code": model_code_hash(),
     }
 
 

@@ -551,6 +551,21 @@ def test_a_changed_spec_into_the_same_directory_is_refused(reference, tmp_path):
         run_sweep(load_spec(spec), reference, backend="serial", progress=False)
 
 
+def test_runs_made_by_other_model_code_are_not_resumed(reference, tmp_path):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(reference, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["provenance"]["model_code"]  # a hash of the model's sources
+    manifest["provenance"]["model_code"] = "0" * 64  # as if the model had changed since
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    result = runner.invoke(app, ["sweep", str(write_spec(tmp_path)), "--out", str(out)])
+    assert result.exit_code == 2
+    assert "made by other model code" in result.output and "new --out" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
 def test_manifest_records_spec_runs_versions_and_commit(reference):
     manifest = json.loads((reference / "manifest.json").read_text())
     assert manifest["spec"]["sweep"]["name"] == "tiny"

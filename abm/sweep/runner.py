@@ -23,6 +23,7 @@ from abm.sweep.execute import Result
 from abm.sweep.expansion import Run, expand, make_task
 from abm.sweep.spec import Spec
 from abm.sweep.storage import (
+    StaleSweep,
     SweepError,
     build_summary,
     check_existing,
@@ -210,19 +211,28 @@ def _run(
 
 def _open(out: Path, manifest: dict[str, Any], log: Callable[[str], None]) -> dict | None:
     """Write the manifest of a new sweep, or check that ``out`` holds this one (then return
-    its manifest, and warn if the code changed since it started)."""
+    its manifest). Runs made by other model code (``provenance.model_code``) are refused."""
     from abm.run import write_json
 
     old = check_existing(out, manifest)
     if old is None:
         write_json(manifest, out / "manifest.json")
         return None
-    before = (old.get("provenance") or {}).get("git_commit")
-    now = manifest["provenance"]["git_commit"]
-    if before and now and before != now:
+    made_by = old.get("provenance") or {}
+    before, now = made_by.get("model_code"), manifest["provenance"]["model_code"]
+    if before and before != now:  # (manifests written before this check have no hash)
+        commit = made_by.get("git_commit")
+        raise StaleSweep(
+            f"{out}: its runs were made by other model code (git "
+            f"{str(commit)[:8] if commit else 'unknown'}; abm/ has changed since), and resuming "
+            "would mix results of two models: sweep into a new --out directory, or delete this "
+            "one to rerun it"
+        )
+    commit_before, commit_now = made_by.get("git_commit"), manifest["provenance"]["git_commit"]
+    if before is None and commit_before and commit_now and commit_before != commit_now:
         log(
-            f"warning: the code changed since this sweep started (git {before[:8]} -> "
-            f"{now[:8]}); finished runs are kept as they are"
+            f"warning: the code changed since this sweep started (git {commit_before[:8]} -> "
+            f"{commit_now[:8]}); finished runs are kept as they are"
         )
     return old
 

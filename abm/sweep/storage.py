@@ -39,6 +39,11 @@ class SweepError(RuntimeError):
     """A sweep that cannot start or continue (e.g. a changed spec in an existing directory)."""
 
 
+class StaleSweep(SweepError):
+    """The directory holds another sweep, or this one made by other model code or defaults:
+    resuming would mix results (the message says what differs)."""
+
+
 def os_error_text(err: OSError) -> str:
     """An ``OSError`` as one line naming the path: ``PATH: Permission denied``."""
     reason = err.strerror or str(err) or type(err).__name__
@@ -248,7 +253,7 @@ def check_existing(out: Path, manifest: dict[str, Any]) -> dict[str, Any] | None
     fix = "use a new --out directory, or delete this one to start over"
     if old["spec_hash"] != manifest["spec_hash"]:
         changed = _diff(old.get("spec"), manifest["spec"])
-        raise SweepError(
+        raise StaleSweep(
             f"{out} holds a sweep with a different spec (changed: {', '.join(changed)}); {fix}"
         )
     if old["content_hash"] != manifest["content_hash"]:
@@ -258,5 +263,5 @@ def check_existing(out: Path, manifest: dict[str, Any]) -> dict[str, Any] | None
             if changed
             else "the expanded run list differs (a different SciPy/SALib sampler?)"
         )
-        raise SweepError(f"{out}: same spec, but {what}; {fix}")
+        raise StaleSweep(f"{out}: same spec, but {what}; {fix}")
     return old

@@ -16,16 +16,15 @@ reads those sweep directories (``abm.sweep.load_sweep``) and measures with ``abm
 prints each fact's Markdown table and writes its figures to ``docs/img/``. Fact 8 reads the runs
 of facts 2 and 3.
 
-A sweep directory is reused only if it was made by the same model code: run_facts stamps it with
-a hash of the ``abm`` package's source (``model_code.json``) and deletes and reruns it when the
-stamp, or the spec, differs (uncommitted edits count). Delete ``runs/`` to rerun everything.
+A sweep directory is reused only if it holds the same spec run by the same model code: the sweep
+runner records a hash of the model's sources in its manifest and refuses to resume otherwise
+(``StaleSweep``; uncommitted edits count), and then this script deletes the directory and reruns
+it. Delete ``runs/`` to rerun everything.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import shutil
 import statistics
 import tomllib
@@ -60,28 +59,16 @@ from abm.analysis.spatial import (  # noqa: E402
     mean_by_distance,
     pdl1_colocalisation,
 )
-from abm.sweep import load_spec, load_sweep, parse_spec, run_sweep, spec_hash  # noqa: E402
+from abm.sweep import StaleSweep, load_spec, load_sweep, parse_spec, run_sweep  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 IMG = ROOT / "docs" / "img"
 RUNS = HERE / "runs"  # one sweep directory per spec (git-ignored)
-STAMP = "model_code.json"  # in a sweep directory: the hash of the code that made its runs
 WORKERS = 2  # processes per sweep (--workers)
 
 
 # --- the runs: sweep directories ----
-
-
-def model_code_hash() -> str:
-    """SHA-256 over the ``abm`` package's Python sources (paths and contents, working tree), so
-    any change of model code, committed or not, gives a new hash."""
-    pkg = ROOT / "abm"
-    digest = hashlib.sha256()
-    for path in sorted(pkg.rglob("*.py")):
-        digest.update(path.relative_to(pkg).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes() + b"\0")
-    return digest.hexdigest()
 
 
 _SWEEPS: dict[str, dict] = {}  # spec name -> its runs, so a spec is read once per invocation
@@ -96,36 +83,14 @@ def sweep(name: str, spec_text: str | None = None) -> dict[Any, list[Run]]:
     text = spec_text if spec_text is not None else (HERE / f"{name}.toml").read_text()
     spec = parse_spec(tomllib.loads(text), source=f"{name}.toml")
     out = RUNS / name
-    code = model_code_hash()
-    stale = _stale(out, spec, code)
-    if stale:
-        print(f"{out.relative_to(ROOT)}: {stale}; rerunning it", flush=True)
+    try:
+        run_sweep(spec, out, workers=WORKERS, spec_text=text, progress=False)
+    except StaleSweep as err:  # another spec version, or runs made by other model code
+        print(f"{err}\n-> deleting {out.relative_to(ROOT)} and rerunning it", flush=True)
         shutil.rmtree(out)
-    if not (out / STAMP).exists():
-        out.mkdir(parents=True, exist_ok=True)
-        (out / STAMP).write_text(json.dumps({"abm_source_sha256": code}) + "\n")
-    run_sweep(spec, out, workers=WORKERS, spec_text=text, progress=False)
+        run_sweep(spec, out, workers=WORKERS, spec_text=text, progress=False)
     _SWEEPS[name] = by_point(load_sweep(out))
     return _SWEEPS[name]
-
-
-def _stale(out: Path, spec, code: str) -> str | None:
-    """Why the sweep directory ``out`` cannot be reused (None if it can, or does not exist)."""
-    if not out.exists():
-        return None
-    manifest_path, stamp_path = out / "manifest.json", out / STAMP
-    if not stamp_path.exists():
-        return "not made by run_facts (no model_code.json)"
-    if json.loads(stamp_path.read_text()).get("abm_source_sha256") != code:
-        made = None
-        if manifest_path.exists():
-            made = (json.loads(manifest_path.read_text()).get("provenance") or {}).get("git_commit")
-        return f"made by other model code (abm/ changed since git {str(made)[:8]})"
-    if manifest_path.exists() and json.loads(manifest_path.read_text())["spec_hash"] != spec_hash(
-        spec
-    ):
-        return "made from another version of the spec"
-    return None
 
 
 def spec_factors(name: str) -> dict[str, list]:
