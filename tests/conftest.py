@@ -10,7 +10,14 @@ import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-SMALL = {"width": 40, "height": 40, "initial_tumor_cells": 60}
+# Small domains for fast tests, shared so that every file means the same by "small"
+SMALL = {"width": 40, "height": 40, "initial_tumor_cells": 60}  # a model that still grows
+TINY = {"width": 30, "height": 30, "initial_tumor_cells": 40}  # component and CLI tests
+
+
+def set_args(params: dict) -> list[str]:
+    """``params`` as ``abm run`` options: ``--set name=value`` for each."""
+    return [arg for name, value in params.items() for arg in ("--set", f"{name}={value}")]
 
 
 @pytest.fixture

@@ -8,13 +8,14 @@ import sys
 
 import pandas as pd
 import pytest
+from conftest import TINY, set_args
 from typer.testing import CliRunner
 
 from abm.cli import app
 from abm.scenarios import SCENARIOS
 
 runner = CliRunner()
-SMALL = ["--set", "width=30", "--set", "height=30", "--set", "initial_tumor_cells=30"]
+SMALL = set_args(TINY)
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv"])

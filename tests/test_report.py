@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import SMALL
 from typer.testing import CliRunner
 
 from abm.cli import app
@@ -16,7 +17,6 @@ from abm.sweep import parse_spec, run_sweep
 
 runner = CliRunner()
 PNG = b"\x89PNG\r\n\x1a\n"
-TINY = {"width": 40, "height": 40, "initial_tumor_cells": 50}
 
 
 def sweep(tmp: Path, name: str, sweep: dict | None = None, **tables) -> Path:
@@ -31,7 +31,7 @@ def sweep(tmp: Path, name: str, sweep: dict | None = None, **tables) -> Path:
             "record_every": 6,
             **(sweep or {}),
         },
-        "parameters": dict(TINY),
+        "parameters": dict(SMALL),
         **tables,
     }
     data["sweep"] = {k: v for k, v in data["sweep"].items() if v is not None}  # None: left out

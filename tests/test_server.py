@@ -16,6 +16,7 @@ import ipyvuetify as v
 import numpy as np
 import pytest
 import solara
+from conftest import TINY
 from PIL import Image
 from solara.components.echarts import EchartsWidget
 
@@ -38,11 +39,9 @@ from abm.dashboard.session import (
 from abm.model import TumorModel
 from abm.scenarios import SCENARIOS
 
-SMALL = {"width": 30, "height": 30, "initial_tumor_cells": 40}
-
 
 def small_session(scenario: str = DEFAULT_SCENARIO, seed: int = 5) -> Session:
-    return Session(scenario, {**scenario_values(scenario), **SMALL}, seed)
+    return Session(scenario, {**scenario_values(scenario), **TINY}, seed)
 
 
 def render(session: Session):
@@ -290,7 +289,7 @@ def test_play_runs_in_a_thread_and_survives_reset_and_step_while_playing():
 
 # --- pieces ------------------------------------------------------------------------------
 def test_tissue_image_colours_each_cell_type():
-    model = TumorModel(rng=1, **SMALL)
+    model = TumorModel(rng=1, **TINY)
     for _ in range(30):
         model.step()
     frame = R.tissue_rgb(model)
@@ -307,7 +306,7 @@ def test_tissue_image_colours_each_cell_type():
 
 @pytest.mark.parametrize("key", ["chemokine", "ifng", "tgfb", "pdl1"])
 def test_every_overlay_draws_with_a_colour_bar_scale(key):
-    model = TumorModel(rng=2, **SMALL)
+    model = TumorModel(rng=2, **TINY)
     for _ in range(5):
         model.step()
     frame = R.tissue_rgb(model, "clone", key)
@@ -316,7 +315,7 @@ def test_every_overlay_draws_with_a_colour_bar_scale(key):
 
 
 def test_describe_site_says_what_is_there():
-    model = TumorModel(rng=3, **SMALL)
+    model = TumorModel(rng=3, **TINY)
     x, y = (int(c) for c in np.argwhere(model.kind == Kind.CANCER)[0])
     text = R.describe_site(model, x, y)
     assert text.startswith(f"({x}, {y}): cancer cell, clone") and "PD-L1" in text
@@ -324,7 +323,7 @@ def test_describe_site_says_what_is_there():
 
 
 def test_exports_are_a_csv_time_series_and_a_png():
-    model = TumorModel(rng=4, **SMALL)
+    model = TumorModel(rng=4, **TINY)
     for _ in range(3):
         model.step()
     csv = R.timeseries_csv(model).splitlines()
@@ -477,7 +476,7 @@ def test_a_teacher_link_shows_the_basic_controls_only():
 
 @pytest.mark.parametrize("key", ["chemokine", "ifng", "tgfb"])
 def test_a_field_overlay_never_changes_the_colour_of_a_cell(key):
-    model = TumorModel(rng=2, **SMALL, tcell_influx=20.0)
+    model = TumorModel(rng=2, **TINY, tcell_influx=20.0)
     for _ in range(60):
         model.step()
     plain = R.tissue_rgb(model).rgb
@@ -494,7 +493,7 @@ def test_a_field_overlay_never_changes_the_colour_of_a_cell(key):
 
 
 def test_the_pdl1_overlay_colours_cancer_cells_on_a_usable_scale():
-    model = TumorModel(rng=2, **{**SMALL, "initial_tumor_cells": 200}, tcell_influx=5.0)
+    model = TumorModel(rng=2, **{**TINY, "initial_tumor_cells": 200}, tcell_influx=5.0)
     for _ in range(72):
         model.step()
     frame = R.tissue_rgb(model, "antigenicity", "pdl1")
@@ -508,7 +507,7 @@ def test_the_pdl1_overlay_colours_cancer_cells_on_a_usable_scale():
 
 
 def test_colour_by_car_target_shows_the_antigen_negative_cells():
-    model = TumorModel(rng=3, **SMALL, initial_antigen_negative_fraction=0.3)
+    model = TumorModel(rng=3, **TINY, initial_antigen_negative_fraction=0.3)
     rgb = R.tissue_rgb(model, "CAR target").rgb
     negative = (model.kind == Kind.CANCER) & model.car_negative
     assert negative.any()
