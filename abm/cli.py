@@ -204,8 +204,10 @@ def run(
     typer.echo(
         f"day {last['Day']:.1f}: {int(last['CancerCells'])} cancer cells, "
         f"{int(last['TCells'])} T cells, {int(last['CARTCells'])} CAR-T, "
-        f"{int(last['Kills'])} kills, mean antigenicity {last['MeanAntigenicity']:.2f}"
-        + ("  (tumour eliminated)" if not model.running else "")
+        f"{int(last['Kills'])} kills, "
+        # with no cancer cell left there is no mean: 0 would read as complete immunoediting
+        + (f"mean antigenicity {last['MeanAntigenicity']:.2f}" if last["CancerCells"] else
+           "tumour eliminated (no mean antigenicity)")
     )
     if out is None:
         typer.echo("nothing written (give --out FILE.parquet or FILE.csv to keep the time "

@@ -86,3 +86,11 @@ def test_serve_refuses_bad_options_in_one_line_before_starting(args, message):
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.output
+
+
+def test_a_cleared_tumour_reports_no_mean_antigenicity():
+    result = runner.invoke(app, ["run", "--scenario", "elimination", "--days", "10", "--rng", "1",
+                                 "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "tumour eliminated (no mean antigenicity)" in result.output
+    assert "mean antigenicity 0.00" not in result.output
