@@ -29,22 +29,18 @@ import argparse
 import json
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-CHROMIUM = os.environ.get("ABM_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
+from abm.dashboard.launch import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server  # noqa: E402
+
 CONFIGS = {
     "100x100": {"width": 100, "height": 100, "seed": 1},
     "100x100 compare": {"width": 100, "height": 100, "seed": 1, "compare": 1},
@@ -55,38 +51,14 @@ TARGET_FPS = {"100x100": 20.0, "100x100 compare": 10.0, "200x200 grown": 4.0}
 PAGE_KEYS = ("seed", "compare")  # link keys that are not model parameters
 
 
-def start_server() -> tuple[subprocess.Popen, str]:
-    # output to a file: a pipe nobody reads could fill up and stall the server
-    log = tempfile.NamedTemporaryFile("w+", prefix="abm-serve-", suffix=".log", delete=False)
-    proc = subprocess.Popen([sys.executable, "-m", "abm.cli", "serve", "--port", "0"],
-                            stdout=log, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
-    log.close()
-    deadline = time.time() + 90
-    url = None
-    while time.time() < deadline and proc.poll() is None:
-        if url is None:
-            match = re.search(r"http://127\.0\.0\.1:\d+", Path(log.name).read_text())
-            url = match.group(0) + "/" if match else None
-        if url is not None:
-            try:
-                with urllib.request.urlopen(url, timeout=5):
-                    return proc, url
-            except OSError:
-                pass
-        time.sleep(0.5)
-    stop_server(proc)
-    raise SystemExit(f"the server did not come up; its log: {log.name}")
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    os.kill(proc.pid, signal.SIGTERM)
+def start() -> tuple[subprocess.Popen, str]:
+    """`abm serve --port 0` on 127.0.0.1 (abm.dashboard.launch); its process and URL."""
+    with tempfile.NamedTemporaryFile(prefix="abm-serve-", suffix=".log", delete=False) as log:
+        log_path = Path(log.name)
     try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        return start_server(log_path, cwd=ROOT)
+    except RuntimeError as err:
+        raise SystemExit(str(err)) from None
 
 
 def parse_perf(text: str) -> dict[str, float]:
@@ -175,7 +147,7 @@ def main() -> None:
     if not args.no_browser:
         from playwright.sync_api import sync_playwright
 
-        proc, url = start_server()
+        proc, url = start()
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

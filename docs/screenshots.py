@@ -13,61 +13,30 @@ runs). Run it when the page's look changed on purpose; the tests never write int
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = os.environ.get("ABM_CHROMIUM", "/usr/bin/chromium")
-# the same flags as tests/test_browser.py: no sandbox (containers), and no background requests
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
+sys.path.insert(0, str(ROOT))
+
+from abm.dashboard.launch import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server  # noqa: E402
+
 VIEWPORT = {"width": 1280, "height": 720}  # a classroom projector
 TIMEOUT_MS = 120_000
 
 
-def start_server() -> tuple[subprocess.Popen, str, Path]:
+def start() -> tuple[subprocess.Popen, str, Path]:
     """`abm serve --port 0` on 127.0.0.1; returns the process, its URL and its log file."""
-    # output to a file: a pipe nobody reads could fill up and stall the server
-    with tempfile.NamedTemporaryFile("w", prefix="abm-serve-", suffix=".log",
-                                     delete=False) as log:
-        proc = subprocess.Popen([sys.executable, "-m", "abm.cli", "serve", "--port", "0"],
-                                stdout=log, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
-    log_path = Path(log.name)
-    deadline = time.time() + 90
-    url = None
-    while time.time() < deadline and proc.poll() is None:
-        if url is None:
-            match = re.search(r"http://127\.0\.0\.1:\d+", log_path.read_text())
-            url = match.group(0) + "/" if match else None
-        if url is not None:
-            try:
-                with urllib.request.urlopen(url, timeout=5):
-                    return proc, url, log_path
-            except OSError:
-                pass
-        time.sleep(0.5)
-    stop_server(proc)
-    raise SystemExit(f"the server did not come up; its log: {log_path}")
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    """Stop the server this script started, by its process id."""
-    if proc.poll() is not None:
-        return
-    os.kill(proc.pid, signal.SIGTERM)
+    with tempfile.NamedTemporaryFile(prefix="abm-serve-", suffix=".log", delete=False) as log:
+        log_path = Path(log.name)
     try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        proc, url = start_server(log_path, cwd=ROOT)
+    except RuntimeError as err:
+        raise SystemExit(str(err)) from None
+    return proc, url, log_path
 
 
 def open_dashboard(browser, url: str, query: str):
@@ -107,7 +76,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     args.out.mkdir(parents=True, exist_ok=True)
-    proc, url, log_path = start_server()
+    proc, url, log_path = start()
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

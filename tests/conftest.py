@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 
 import pytest
@@ -28,11 +27,6 @@ def small_params() -> dict:
 
 def stop_process(proc: subprocess.Popen) -> None:
     """Stop a server a test started, by its process id: SIGTERM, then SIGKILL after 15 s."""
-    if proc.poll() is not None:
-        return
-    os.kill(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+    from abm.dashboard.launch import stop_server
+
+    stop_server(proc)

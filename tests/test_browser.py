@@ -13,25 +13,18 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from conftest import stop_process
 
+from abm.dashboard.launch import CHROMIUM, CHROMIUM_ARGS, start_server
+
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = os.environ.get("ABM_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
 TIMEOUT_MS = 60_000
 
 if not Path(CHROMIUM).exists():
@@ -46,30 +39,14 @@ def server(tmp_path_factory):
     traceback in it fails the module at teardown.
     """
     log_path = tmp_path_factory.mktemp("server") / "serve.log"
-    log = open(log_path, "w")  # noqa: SIM115 - closed in the finally below
-    proc = subprocess.Popen([sys.executable, "-m", "abm.cli", "serve", "--port", "0"],
-                            stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.time() + 90
-        url = None
-        while True:
-            assert proc.poll() is None, f"the server exited: {log_path.read_text()[-2000:]}"
-            assert time.time() < deadline, "the server did not come up within 90 s"
-            if url is None:
-                match = re.search(r"http://127\.0\.0\.1:(\d+)", log_path.read_text())
-                url = match.group(0) + "/" if match else None
-            if url is not None:
-                try:
-                    with urllib.request.urlopen(url, timeout=5) as response:
-                        if response.status == 200:
-                            break
-                except OSError:
-                    pass
-            time.sleep(0.5)
+        proc, url = start_server(log_path)
+    except RuntimeError as err:
+        pytest.fail(str(err))
+    try:
         yield url
     finally:
         stop_process(proc)
-        log.close()
     text = log_path.read_text()
     if "Traceback" in text:
         pytest.fail(f"the server logged an exception:\n{text[-3000:]}")

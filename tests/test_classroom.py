@@ -12,42 +12,17 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from conftest import stop_process
 from test_browser import CHROMIUM, CHROMIUM_ARGS, Dashboard, browser, server
 
+from abm.dashboard.launch import start_server
+
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(400)]
 __all__ = ["browser", "server"]  # fixtures used here
-
-
-def start_server(log_path: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen,
-                                                                               str]:
-    """`abm serve --port 0` on 127.0.0.1 with extra environment; returns it and its URL."""
-    log = open(log_path, "w")  # noqa: SIM115 - the process keeps it; closed with the process
-    proc = subprocess.Popen([sys.executable, "-m", "abm.cli", "serve", "--port", "0"],
-                            stdout=log, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, **(env or {})})
-    deadline = time.time() + 90
-    url = None
-    while True:
-        assert proc.poll() is None, f"the server exited: {log_path.read_text()[-2000:]}"
-        assert time.time() < deadline, "the server did not come up within 90 s"
-        if url is None:
-            match = re.search(r"http://127\.0\.0\.1:(\d+)", log_path.read_text())
-            url = match.group(0) + "/" if match else None
-        if url is not None:
-            try:
-                with urllib.request.urlopen(url, timeout=5) as response:
-                    if response.status == 200:
-                        return proc, url
-            except OSError:
-                pass
-        time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
