@@ -10,13 +10,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON ?= $(shell command -v pyenv >/dev/null 2>&1 && pyenv which python3.12 2>/dev/null || command -v python3.12 || echo python3)
 
-.PHONY: setup serve test check baseline chromium bench lint
+.PHONY: setup serve test check baseline screenshots chromium bench lint
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 12), "Python 3.12+ is needed (Mesa 3.5)"'
+	@echo "setting up $(VENV): installing the pinned packages (about 2 minutes the first time)..."
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	@echo "set up."
 	touch $@
 
 setup: $(VENV)/.installed
@@ -31,6 +33,9 @@ chromium:
 
 test: setup chromium
 	$(VENV)/bin/pytest -q
+
+screenshots: setup chromium
+	$(PY) docs/screenshots.py
 
 check: setup
 	$(VENV)/bin/ruff check abm tests benchmarks experiments
