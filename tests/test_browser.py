@@ -269,3 +269,13 @@ def test_rapid_clicks_and_bad_values_never_break_the_page(dashboard):
     width.fill("100")
     width.press("Enter")
     d.step()  # still alive
+
+
+def test_the_server_does_not_publish_its_statistics(server):
+    """Solara's /resourcez shows thread, kernel and websocket counts to anyone who can reach a
+    network-served dashboard; abm's server removes the route."""
+    import urllib.error
+
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(server + "resourcez", timeout=10)
+    assert err.value.code == 404

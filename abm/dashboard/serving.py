@@ -163,7 +163,10 @@ def configure_solara() -> None:
     - no "This website runs on Solara" badge (it covered the charts);
     - a tab gone without closing is culled after ``CULL_TIMEOUT`` (Solara keeps it 24 h by
       default, playing; ``SOLARA_KERNEL_CULL_TIMEOUT`` still overrides);
-    - no 13-line warning about cookies over plain http on the first page load.
+    - no 13-line warning about cookies over plain http on the first page load;
+    - no ``/resourcez``: it shows the server's statistics (threads, kernels, websockets, memory)
+      as JSON to anyone who can reach the page, which a dashboard served to a classroom network
+      should not.
     """
     import solara.server.settings as settings
 
@@ -171,3 +174,14 @@ def configure_solara() -> None:
     if "SOLARA_KERNEL_CULL_TIMEOUT" not in os.environ:
         settings.kernel.cull_timeout = CULL_TIMEOUT
     warnings.filterwarnings("ignore", message="Cookies with samesite=none require https")
+    _drop_route("/resourcez")
+
+
+def _drop_route(path: str) -> None:
+    """Remove a route of the running Solara server (only in the server process: where
+    ``solara.server.starlette`` was imported by ``solara run``)."""
+    server_app = sys.modules.get("solara.server.starlette")
+    if server_app is None:
+        return
+    routes = server_app.app.router.routes
+    routes[:] = [route for route in routes if getattr(route, "path", None) != path]
