@@ -13,6 +13,8 @@ Used alike by the sweep runner's summary, the validation analyses in
 - :mod:`abm.analysis.spatial`: measurements on the site layers (distance to CTLs, PD-L1 by
   distance band and near/far, PD-L1/CTL co-localisation, tumour outline, CTL densities by
   region and the inflamed/excluded ratio, contacts);
+- :mod:`abm.analysis.response`: RECIST-like responses of a cohort's runs (lesion diameter,
+  CR / PR / SD / PD, best % change, progression-free time) and Wilson intervals;
 - :mod:`abm.analysis.runs`: a sweep directory's runs grouped by point (arm, factor values), in
   seed order, with their summary rows, time series and probe results;
 - :mod:`abm.analysis.probes`: measurements taken *during* a run (``snapshot``: the site layers

@@ -10,6 +10,9 @@ A sweep is described by a TOML file (data only, never code; see ``docs/sweeps.md
     [outcome]     escape_multiple, escape_fraction (how runs are classified)
     [probes.NAME] optional measurements during each run (``abm.analysis.probes``), e.g.
                   [probes.snapshot] day = 14; stored in each run's file
+    [patients]    a virtual-patient cohort (``docs/cohorts.md``): n, seed, and
+                  [patients.lognormal|uniform|choice] name = [...]; every patient in every arm
+    [response]    baseline_day, stratify, bins: RECIST-like responses (``abm.analysis.response``)
 
 The package, one concern per module, in the order a sweep goes through them:
 
@@ -31,6 +34,8 @@ A sweep directory holds::
                              replicate, seed and every varied parameter as columns; the run's
                              summary row and probe results travel in the file's metadata
     summary.parquet          one row per run, rebuilt from runs/ when the sweep finishes
+    patients.parquet         a cohort only: one row per patient and arm with its response and
+                             sampled parameters, rebuilt from runs/ like the summary
 """
 
 from abm.sweep.backends import BACKENDS, RunFailed, run_dask, run_process, run_serial
@@ -41,16 +46,21 @@ from abm.sweep.expansion import (
     iter_points,
     iter_runs,
     make_task,
+    patient_points,
+    patient_seeds,
     replicate_seeds,
     salib_problem,
     sample_points,
 )
-from abm.sweep.results import RunRecord, SweepData, load_sweep
+from abm.sweep.results import PATIENT_COLUMNS, RunRecord, SweepData, load_sweep, patients_table
 from abm.sweep.runner import SweepOutcome, run_sweep
 from abm.sweep.schema import SAMPLE_METHODS, SpecError
 from abm.sweep.spec import (
     ARM,
     LIMITS,
+    PATIENT,
+    Patients,
+    Response,
     Sample,
     Spec,
     check_size,
@@ -87,6 +97,10 @@ __all__ = [
     "FORMAT",
     "ID_COLUMNS",
     "LIMITS",
+    "PATIENT",
+    "PATIENT_COLUMNS",
+    "Patients",
+    "Response",
     "PROBES_META_KEY",
     "RUN_META_KEY",
     "SAMPLE_METHODS",
@@ -116,6 +130,9 @@ __all__ = [
     "load_sweep",
     "make_task",
     "parse_spec",
+    "patient_points",
+    "patient_seeds",
+    "patients_table",
     "read_manifest",
     "read_run_probes",
     "read_run_summary",

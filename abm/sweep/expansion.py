@@ -16,7 +16,7 @@ import numpy as np
 
 from abm import params as P
 from abm.sweep.schema import canonical
-from abm.sweep.spec import ARM, Sample, Spec
+from abm.sweep.spec import ARM, PATIENT, Patients, Sample, Spec
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,46 @@ def sample_points(sample: Sample) -> list[dict[str, Any]]:
     return points
 
 
+def patient_points(patients: Patients) -> list[dict[str, Any]]:
+    """Each patient's drawn parameters, in patient order, reproducible from ``patients.seed``.
+
+    One ``numpy`` Generator (from ``SeedSequence(seed)``'s first child) draws each parameter
+    for all patients in turn, in the order the spec lists them; the patients' run seeds come
+    from the second child (``patient_seeds``), so adding patients keeps the first ones' seeds.
+    Integer parameters are rounded; a truncated lognormal is drawn by inverting its CDF.
+    """
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(np.random.SeedSequence(patients.seed).spawn(2)[0])
+    n = patients.n
+    columns = {}
+    for name, (kind, args) in patients.draws.items():
+        if kind == "choice":
+            values = [args[i] for i in rng.integers(0, len(args), size=n)]
+        elif kind == "uniform":
+            values = rng.uniform(args[0], args[1], size=n).tolist()
+        elif len(args) == 2:
+            values = (args[0] * np.exp(args[1] * rng.standard_normal(n))).tolist()
+        else:
+            median, sigma, low, high = args
+            mu = np.log(median)
+            cdf = [norm.cdf((np.log(b) - mu) / sigma) if b > 0 else 0.0 for b in (low, high)]
+            u = rng.uniform(cdf[0], cdf[1], size=n)
+            values = np.clip(np.exp(mu + sigma * norm.ppf(u)), low, high).tolist()
+        param = P.PARAMS[canonical(name)]
+        if kind != "choice" and param.kind is int:
+            values = [round(v) for v in values]
+        columns[name] = [param.validate(v) for v in values]
+    return [{PATIENT: i, **{k: v[i] for k, v in columns.items()}} for i in range(n)]
+
+
+def patient_seeds(patients: Patients) -> list[int]:
+    """One run seed per patient, the same in every arm (the second child of the patients'
+    ``SeedSequence``)."""
+    child = np.random.SeedSequence(patients.seed).spawn(2)[1]
+    return [int(s.generate_state(1)[0]) for s in child.spawn(patients.n)]
+
+
 def _saltelli(sample: Sample) -> np.ndarray:
     import warnings
 
@@ -93,6 +133,8 @@ def iter_points(spec: Spec) -> Iterator[dict[str, Any]]:
     """Points in a fixed order: every arm (slowest), each with every combination of the factors
     (first factor slowest), each with every sample point."""
     samples = sample_points(spec.sample) if spec.sample else [{}]
+    if spec.patients:  # (a cohort has no factors or sample: its points are its patients)
+        samples = patient_points(spec.patients)
     arms = [{ARM: name} for name in spec.arms] or [{}]
     for arm in arms:
         for combo in itertools.product(*spec.factors.values()):
@@ -104,6 +146,11 @@ def iter_runs(spec: Spec) -> Iterator[Run]:
     """The runs one at a time, in run-list order (``expand`` without the list: a dry run lists
     the first few of any size at once)."""
     seeds = list(spec.seeds) if spec.seeds else replicate_seeds(spec.seed, spec.replicates)
+    if spec.patients:  # one run per patient and arm, with the patient's own seed in every arm
+        by_patient = patient_seeds(spec.patients)
+        for point_id, point in enumerate(iter_points(spec)):
+            yield Run(f"p{point_id:05d}-r000", point_id, 0, by_patient[point[PATIENT]], point)
+        return
     for point_id, point in enumerate(iter_points(spec)):
         for k, seed in enumerate(seeds):
             yield Run(f"p{point_id:05d}-r{k:03d}", point_id, k, seed, point)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from abm.sweep.spec import ARM
+from abm.sweep.spec import ARM, PATIENT
 from abm.sweep.storage import (
     build_summary,
     read_manifest,
@@ -101,3 +101,31 @@ def load_sweep(out: str | Path) -> SweepData:
     else:
         summary = build_summary(out, [r.run_id for r in done])
     return SweepData(out, manifest, summary, done)
+
+
+PATIENT_COLUMNS = [PATIENT, ARM, "best_response", "best_change_pct", "pfs_days", "progressed"]
+
+
+def patients_table(data: SweepData) -> pd.DataFrame:
+    """A cohort's ``patients.parquet``: one row per finished run (patient and arm), with the
+    response by ``abm.analysis.response.assess`` and the patient's sampled parameters. Empty
+    (no rows) for a sweep without ``[patients]``."""
+    import pyarrow.parquet as pq
+
+    from abm.analysis.response import NECROTIC, assess
+
+    spec = data.spec
+    if "patients" not in spec:
+        return pd.DataFrame(columns=PATIENT_COLUMNS)
+    baseline = (spec.get("response") or {}).get("baseline_day", 0.0)
+    end_day = spec["sweep"]["steps"] / 24
+    drawn = [name for name, _, _ in spec["patients"]["draws"]]
+    rows = []
+    for record in data.runs:
+        names = pq.read_schema(record.path).names
+        series = record.series(["Day", "CancerCells", *([NECROTIC] if NECROTIC in names else [])])
+        row = {PATIENT: record.varied[PATIENT], ARM: record.arm or "all"}
+        row.update(assess(series, baseline, end_day))
+        row.update({name: record.varied[name] for name in drawn})
+        rows.append(row)
+    return pd.DataFrame(rows, columns=[*PATIENT_COLUMNS, *drawn])

@@ -202,6 +202,10 @@ def _run(
         _write_all(out, results, spec.name, len(runs), already, progress and bool(missing))
         summary = build_summary(out, [r.run_id for r in runs])
         write_table(summary, out / "summary.parquet")
+        if spec.patients:  # a cohort: one row per patient and arm, with its response
+            from abm.sweep.results import load_sweep, patients_table
+
+            write_table(patients_table(load_sweep(out)), out / "patients.parquet")
         manifest = old or manifest
         manifest["completed"] = datetime.now(UTC).isoformat(timespec="seconds")
         manifest["completed_with"] = {**provenance(), "backend": backend}

@@ -154,6 +154,8 @@ TABLES = {
     "sample": "a space-filling sample: method, n, seed, [sample.bounds]",
     "outcome": "how runs are classified",
     "probes": "measurements during each run: [probes.NAME] with the probe's options",
+    "patients": "a virtual-patient cohort: n, seed, [patients.lognormal|uniform|choice]",
+    "response": "RECIST-like responses of a cohort: baseline_day, stratify, bins",
 }
 
 SWEEP = {
@@ -188,6 +190,41 @@ OUTCOME = {
                            ESCAPE_MULTIPLE),
     "escape_fraction": Key("fraction of the grid at which a tumour has escaped", fraction,
                            ESCAPE_FRACTION),
+}
+
+
+DISTRIBUTIONS = ("lognormal", "uniform", "choice")
+PATIENTS = {
+    "n": Key("the number of patients", integer(1, "an integer >= 1 (patients)"),
+             required="required: the number of patients, e.g. n = 200"),
+    "seed": Key("the patients' seed (default: the master seed)",
+                integer(0, "a non-negative integer"), None),
+    "lognormal": Key("name = [median, sigma of the log] or [median, sigma, low, high] "
+                     "(truncated to [low, high])", table("expected a table of name = [...]"), {}),
+    "uniform": Key("name = [low, high]", table("expected a table of name = [low, high]"), {}),
+    "choice": Key("name = [value, ...], drawn with equal chances",
+                  table("expected a table of name = [value, ...]"), {}),
+}
+
+
+def bins(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+        raise Invalid(f"expected an integer >= 2 (quantile bins), got {show(value)}")
+    return value
+
+
+def baseline_day(value: Any) -> float:
+    if not _finite(value) or value < 0:
+        raise Invalid(f"expected a day >= 0, got {show(value)}")
+    return float(value)
+
+
+RESPONSE = {
+    "baseline_day": Key("the day responses are measured from (when treatment starts)",
+                        baseline_day, required="required: the baseline day, e.g. 14"),
+    "stratify": Key("a sampled parameter to give response rates per value (or per bin)", text,
+                    None),
+    "bins": Key("stratify by this many quantile bins instead of by value", bins, None),
 }
 
 

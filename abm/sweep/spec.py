@@ -20,6 +20,26 @@ from abm.sweep import schema as S
 from abm.sweep.schema import Error, SpecError, canonical, check_name, check_param, show
 
 ARM = "arm"  # the column naming a run's arm
+PATIENT = "patient"  # the column naming a run's patient (a cohort's point within an arm)
+
+
+@dataclass(frozen=True)
+class Patients:
+    """A virtual-patient cohort: ``n`` draws of the parameters in ``draws`` (name -> (the
+    distribution, its arguments)), reproducible from ``seed`` (``abm.sweep.expansion``)."""
+
+    n: int
+    seed: int
+    draws: dict[str, tuple[str, tuple[Any, ...]]]
+
+
+@dataclass(frozen=True)
+class Response:
+    """How a cohort's responses are read (``abm.analysis.response``)."""
+
+    baseline_day: float
+    stratify: str | None = None
+    bins: int | None = None
 
 
 @dataclass(frozen=True)
@@ -61,12 +81,16 @@ class Spec:
     arm_bases: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
     # probe name -> options, as given in [probes.NAME] (checked by abm.analysis.probes)
     probes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    patients: Patients | None = None
+    response: Response | None = None
 
     @property
     def varied(self) -> list[str]:
-        """Names of what differs between points (``arm`` first when there are arms)."""
+        """Names of what differs between points (``arm`` first when there are arms, then
+        ``patient`` and the patients' parameters in a cohort)."""
         return (
             ([ARM] if self.arms else [])
+            + ([PATIENT, *self.patients.draws] if self.patients else [])
             + list(self.factors)
             + (list(self.sample.bounds) if self.sample else [])
         )
@@ -74,6 +98,7 @@ class Spec:
     @property
     def n_points(self) -> int:
         grid = math.prod(len(v) for v in self.factors.values()) * max(len(self.arms), 1)
+        grid *= self.patients.n if self.patients else 1
         return grid * (self.sample.n_points if self.sample else 1)
 
     @property
@@ -87,7 +112,7 @@ class Spec:
 
     def params_for(self, point: dict[str, Any]) -> dict[str, Any]:
         """The model's keyword arguments at one point (without ``rng``)."""
-        rest = {canonical(k): v for k, v in point.items() if k != ARM}
+        rest = {canonical(k): v for k, v in point.items() if k not in (ARM, PATIENT)}
         base = self.arm_bases[point[ARM]] if self.arms else self.base
         return {**base, **rest}
 
@@ -121,6 +146,18 @@ class Spec:
         if self.probes:
             out["probes"] = {
                 name: dict(sorted(options.items())) for name, options in sorted(self.probes.items())
+            }
+        if self.patients:
+            out["patients"] = {
+                "n": self.patients.n,
+                "seed": self.patients.seed,
+                "draws": [[k, kind, list(args)] for k, (kind, args) in self.patients.draws.items()],
+            }
+        if self.response:
+            out["response"] = {
+                "baseline_day": self.response.baseline_day,
+                "stratify": self.response.stratify,
+                "bins": self.response.bins,
             }
         if self.sample:
             out["sample"] = {
@@ -197,6 +234,11 @@ def parse_spec(data: dict[str, Any], source: str = "spec", *, force: bool = Fals
     if "sample" in data:
         sample = _parse_sample(tables["sample"], sweep["seed"], error)
         _check_not_fixed(sample.bounds, "sample.bounds", {**fixed, "a factor": factors}, error)
+    patients = response = None
+    if "patients" in data:
+        patients = _parse_patients(tables["patients"], sweep, fixed, factors, sample, error)
+    if "response" in data:
+        response = _parse_response(tables["response"], patients, steps, error)
     spec = Spec(
         name=sweep["name"],
         description=sweep["description"],
@@ -216,6 +258,8 @@ def parse_spec(data: dict[str, Any], source: str = "spec", *, force: bool = Fals
         arm_bases={a: P.resolve(arm["scenario"], parameters, arm["parameters"])
                    for a, arm in arms.items()},
         probes=_parse_probes(tables["probes"], error),
+        patients=patients,
+        response=response,
     )
     if not force:
         check_size(spec, error)
@@ -378,6 +422,106 @@ def _parse_sample(table: dict[str, Any], master_seed: int, error: Error) -> Samp
     return Sample(method=sample["method"], n=n, seed=seed, bounds=bounds)
 
 
+def _parse_patients(
+    table: dict[str, Any], sweep: dict[str, Any], fixed: dict[str, dict[str, Any]],
+    factors: dict[str, Any], sample: Sample | None, error: Error,
+) -> Patients:
+    """``[patients]``: n, seed and the distributions, each checked against the parameter's
+    allowed range over the distribution's whole support (so no draw can be refused later)."""
+    for key in table:
+        if key not in S.PATIENTS and isinstance(table[key], dict):
+            raise error(
+                f"patients.{key}", "unknown distribution; expected one of "
+                + ", ".join(S.DISTRIBUTIONS)
+            )
+    patients = S.read_table(table, S.PATIENTS, "patients", error)
+    if factors or sample:
+        raise error("patients", "a cohort's points are its patients: use [arms] with "
+                    "[patients], not [factors] or [sample]")
+    if sweep["replicates"] != 1:
+        raise error("sweep.replicates", f"{sweep['replicates']}: a cohort has one run per "
+                    "patient and arm (each patient has its own seed); leave replicates out")
+    draws: dict[str, tuple[str, tuple[Any, ...]]] = {}
+    for kind in S.DISTRIBUTIONS:
+        for pname, args in patients[kind].items():
+            key = f"patients.{kind}.{pname}"
+            check_name(pname, error, key)
+            if any(canonical(other) == canonical(pname) for other in draws):
+                raise error(key, "drawn twice (under two distributions or two names)")
+            draws[pname] = (kind, _check_draw(kind, pname, args, error, key))
+    if not draws:
+        raise error("patients", "no parameter to draw: add [patients.lognormal], "
+                    "[patients.uniform] or [patients.choice]")
+    _check_not_fixed(draws, "patients", fixed, error)
+    seed = sweep["seed"] if patients["seed"] is None else patients["seed"]
+    return Patients(n=patients["n"], seed=seed, draws=draws)
+
+
+def _check_draw(kind: str, pname: str, args: Any, error: Error, key: str) -> tuple[Any, ...]:
+    param = P.PARAMS[canonical(pname)]
+    allowed = f"{pname} allows {param.allowed()}"
+    if param.kind is bool and kind != "choice":
+        raise error(key, "a true/false parameter can only be drawn from [patients.choice]")
+    if kind == "choice":
+        if not isinstance(args, list) or not args:
+            raise error(key, f"expected a non-empty list of values, got {show(args)}")
+        values = [check_param(pname, v, error, f"{key}[{i}]") for i, v in enumerate(args)]
+        if any(v is None for v in values):
+            raise error(key, "none (not given) cannot be drawn; use an arm for it")
+        return tuple(values)
+    if not isinstance(args, list) or not all(S._finite(a) for a in args):
+        want = ("[low, high]" if kind == "uniform"
+                else "[median, sigma] or [median, sigma, low, high]")
+        raise error(key, f"expected {want} (numbers), got {show(args)}")
+    if kind == "uniform":
+        if len(args) != 2 or not args[0] < args[1]:
+            raise error(key, f"expected [low, high] with low < high, got {args}")
+        for i, bound in enumerate(args):
+            _inside(param, bound, error, f"{key}[{i}]", f"the bound {bound} is outside: {allowed}")
+        return (float(args[0]), float(args[1]))
+    if len(args) not in (2, 4) or not args[0] > 0 or not args[1] > 0:
+        raise error(key, f"expected [median > 0, sigma > 0] or [median, sigma, low, high], "
+                    f"got {args}")
+    if len(args) == 2:
+        if (param.low is not None and param.low > 0) or param.high is not None:
+            raise error(key, f"a lognormal's support (0, inf) leaves the allowed range "
+                        f"({allowed}); truncate it: [median, sigma, low, high] with low and "
+                        "high in range")
+        return (float(args[0]), float(args[1]))
+    low, high = args[2], args[3]
+    if not 0 <= low < high:
+        raise error(key, f"expected 0 <= low < high for the truncation, got [{low}, {high}]")
+    _inside(param, low, error, f"{key}[2]", f"the truncation's low {low} is outside: {allowed}")
+    _inside(param, high, error, f"{key}[3]", f"the truncation's high {high} is outside: {allowed}")
+    return tuple(float(a) for a in args)
+
+
+def _inside(param: P.Param, value: float, error: Error, key: str, message: str) -> None:
+    if (param.low is not None and value < param.low) or (
+        param.high is not None and value > param.high
+    ):
+        raise error(key, message)
+
+
+def _parse_response(
+    table: dict[str, Any], patients: Patients | None, steps: int, error: Error
+) -> Response:
+    if patients is None:
+        raise error("response", "[response] needs a cohort: add [patients]")
+    response = S.read_table(table, S.RESPONSE, "response", error)
+    day = response["baseline_day"]
+    if day >= steps / 24:
+        raise error("response.baseline_day", f"{day:g} is outside the run (0 to "
+                    f"{steps / 24:g} days, and responses need days after the baseline)")
+    stratify = response["stratify"]
+    if stratify is not None and stratify not in patients.draws:
+        raise error("response.stratify", f"{stratify!r}: expected one of the patients' "
+                    f"parameters ({', '.join(patients.draws)})")
+    if response["bins"] is not None and stratify is None:
+        raise error("response.bins", "bins need response.stratify (the parameter to bin)")
+    return Response(day, stratify, response["bins"])
+
+
 def _parse_probes(table: dict[str, Any], error: Error) -> dict[str, dict[str, Any]]:
     """``[probes.NAME]`` tables, checked by building the probes once (``make_probes``)."""
     from abm.analysis.probes import make_probes
@@ -418,5 +562,6 @@ def _check_domains(spec: Spec, error: Error) -> None:
             if not varied:
                 raise error("parameters", str(err)) from None
             where = ", ".join(f"{n} = {point[n]}" for n in varied)
-            key = "factors" if varied[0] in spec.factors else "sample.bounds"
+            key = ("factors" if varied[0] in spec.factors
+                   else "patients" if spec.patients else "sample.bounds")
             raise error(key, f"at {where}: {err}") from None

@@ -1,0 +1,131 @@
+"""RECIST 1.1 adapted to a 2-D lesion: a run's best overall response, best % change of the
+lesion's diameter from baseline, and progression-free time, written once (used by the sweep
+runner for ``patients.parquet``, by ``abm report`` and by the tests).
+
+The rule (``docs/cohorts.md`` states it for users):
+
+- *Lesion.* Its area is the cancer cells plus, when the model reports them (``NecroticSites``),
+  the necrotic sites, as a radiologist measures a necrotic mass whole. Its diameter is that of
+  the disc of the same area, ``2 sqrt(area / pi)`` sites, times the site size
+  (``abm.params.SITE_UM``, 15 um).
+- *Assessments* are the recorded rows after the baseline day (every ``record_every`` steps of the
+  sweep; daily by default), not RECIST's 6-8 weeks: a simulation measures without cost.
+- *Per assessment:* CR when no living cancer cell is left; PD when the diameter is at least 20%
+  above the nadir (the smallest diameter so far, baseline included) *and* at least one site
+  (15 um) above it; PR when at least 30% below baseline; SD otherwise. RECIST's absolute floor of
+  +5 mm guards against the measuring error of a CT scan and is larger than the whole grid here
+  (100 sites = 1.5 mm), so the floor is the model's own resolution, one site, which keeps a
+  1-cell residue that becomes 2 cells from counting as progression.
+- *Best overall response:* the best of CR > PR > SD > PD over the assessments up to and
+  including the first PD (after progression a patient leaves the trial); no confirmation and no
+  minimum SD duration. A lesion already absent at baseline is ``NE`` (not evaluable).
+- *Progression-free time:* days from baseline to the first PD; without PD, censored at the end
+  of the run (a run that stopped early because the tumour was cleared is censored at its
+  planned end: it stays cleared).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from abm.params import SITE_UM
+
+RESPONSES = ("CR", "PR", "SD", "PD", "NE")  # best first; NE: not evaluable
+RESPONSE_COLOURS = {"CR": "#1b9e77", "PR": "#66a61e", "SD": "#7570b3", "PD": "#d95f02",
+                    "NE": "#999999"}
+PR_CHANGE = -30.0  # % from baseline (RECIST 1.1, Eisenhauer et al. 2009, Eur J Cancer 45:228)
+PD_CHANGE = 20.0  # % over the nadir (RECIST 1.1)
+PD_MIN_UM = SITE_UM  # absolute floor of progression: one site (see the module docstring)
+NECROTIC = "NecroticSites"
+
+
+def lesion_area(series: pd.DataFrame) -> np.ndarray:
+    """The lesion's area in sites per row: cancer cells, plus necrotic sites when reported."""
+    area = series["CancerCells"].to_numpy(dtype=float)
+    if NECROTIC in series.columns:
+        area = area + series[NECROTIC].fillna(0).to_numpy(dtype=float)
+    return area
+
+
+def diameter_um(area_sites: Any) -> np.ndarray:
+    """The diameter (um) of the disc whose area is ``area_sites`` grid sites."""
+    return 2.0 * np.sqrt(np.asarray(area_sites, dtype=float) / math.pi) * SITE_UM
+
+
+def change_pct(series: pd.DataFrame, baseline_day: float) -> pd.DataFrame:
+    """Day and % change of the diameter from baseline, for the rows from the baseline on (the
+    spider plot's lines). Baseline: the last row at or before ``baseline_day``."""
+    days = series["Day"].to_numpy(dtype=float)
+    diam = diameter_um(lesion_area(series))
+    start = _baseline_index(days, baseline_day)
+    base = diam[start]
+    pct = (diam[start:] / base - 1.0) * 100.0 if base > 0 else np.full(len(days) - start, np.nan)
+    return pd.DataFrame({"day": days[start:] - days[start], "change_pct": pct})
+
+
+def _baseline_index(days: np.ndarray, baseline_day: float) -> int:
+    before = np.flatnonzero(days <= baseline_day + 1e-9)
+    if not len(before):
+        raise ValueError(f"no row at or before the baseline day {baseline_day:g}")
+    return int(before[-1])
+
+
+def assess(
+    series: pd.DataFrame, baseline_day: float, end_day: float | None = None
+) -> dict[str, Any]:
+    """A run's response: ``best_response`` (CR / PR / SD / PD / NE), ``best_change_pct`` (the
+    smallest % change of diameter from baseline, over the assessments counted), ``pfs_days``
+    and ``progressed`` (False: censored at the end of the run, or at ``end_day`` if later).
+
+    ``series`` needs ``Day``, ``CancerCells`` and, when the model has it, ``NecroticSites``.
+    """
+    days = series["Day"].to_numpy(dtype=float)
+    cancer = series["CancerCells"].to_numpy(dtype=float)
+    diam = diameter_um(lesion_area(series))
+    start = _baseline_index(days, baseline_day)
+    last = max(days[-1], end_day if end_day is not None else days[-1])
+    censored = {"pfs_days": float(last - days[start]), "progressed": False}
+    base = diam[start]
+    if base <= 0 or cancer[start] <= 0:
+        return {"best_response": "NE", "best_change_pct": math.nan, **censored}
+    best, best_change, nadir = "PD", math.inf, base
+    for i in range(start + 1, len(days)):
+        change = (diam[i] / base - 1.0) * 100.0
+        if cancer[i] <= 0:
+            now = "CR"
+        elif diam[i] >= nadir * (1 + PD_CHANGE / 100) and diam[i] - nadir >= PD_MIN_UM:
+            now = "PD"
+        elif change <= PR_CHANGE:
+            now = "PR"
+        else:
+            now = "SD"
+        best_change = min(best_change, change)
+        if RESPONSES.index(now) < RESPONSES.index(best):
+            best = now
+        if now == "PD":
+            return {"best_response": best, "best_change_pct": best_change,
+                    "pfs_days": float(days[i] - days[start]), "progressed": True}
+        nadir = min(nadir, diam[i])
+    if not math.isfinite(best_change):  # no assessment after baseline
+        return {"best_response": "NE", "best_change_pct": math.nan, **censored}
+    return {"best_response": best, "best_change_pct": best_change, **censored}
+
+
+def objective_response(responses: Any) -> np.ndarray:
+    """1 for CR or PR, 0 otherwise (NE counts as no response: every patient is in the
+    denominator, as in an intention-to-treat analysis)."""
+    return np.isin(np.asarray(responses, dtype=object), ["CR", "PR"]).astype(int)
+
+
+def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (``scipy.stats.binomtest``)."""
+    from scipy.stats import binomtest
+
+    if n < 1:
+        return (math.nan, math.nan)
+    ci = binomtest(int(successes), int(n)).proportion_ci(confidence_level=level, method="wilson")
+    return (float(ci.low), float(ci.high))
