@@ -13,6 +13,17 @@
   with their 95% confidence intervals;
 * ``report.md``: the question, the setup, a table per point, and the Sobol indices.
 
+A cohort (a sweep with ``[patients]``, ``docs/cohorts.md``) gets instead:
+
+* ``waterfall.png``: each patient's best % change of lesion diameter from baseline, sorted,
+  coloured by best overall response, one panel per arm;
+* ``spider.png``: each patient's % change over time from baseline, one panel per arm;
+* ``km.png``: progression-free survival per arm (lifelines' Kaplan-Meier estimate with its 95%
+  confidence band);
+* ``report.md``: best overall responses per arm, the objective response rate per arm and per
+  stratum with 95% Wilson intervals, the paired difference of each treated arm against the
+  untreated one (the same patients), and the median progression-free time.
+
 Derived outcomes: besides the numeric columns of ``summary.parquet``, ``escaped``,
 ``eliminated`` and ``controlled`` are 0/1 per run, so their mean over replicates is a fraction
 (e.g. ``--outcome escaped`` gives the probability of escape at each point).
@@ -30,7 +41,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from abm.sweep import ARM, ID_COLUMNS, SweepError, load_sweep, read_run_table, run_path
+from abm.sweep import (
+    ARM,
+    ID_COLUMNS,
+    PATIENT,
+    SweepError,
+    load_sweep,
+    read_run_table,
+    run_path,
+)
 
 OUTCOME_CLASSES = ("eliminated", "controlled", "escape")
 CLASS_COLOURS = {"eliminated": "#1b9e77", "controlled": "#7570b3", "escape": "#d95f02"}
@@ -178,8 +197,10 @@ def write_report(
     from abm.run import atomic_write_bytes
 
     sweep = Sweep(directory)
-    check_choices(sweep, outcome=outcome, series=series)
     out = Path(out) if out is not None else sweep.dir / "report"
+    if "patients" in sweep.spec:
+        return write_cohort_report(sweep, out)
+    check_choices(sweep, outcome=outcome, series=series)
     out.mkdir(parents=True, exist_ok=True)
     figures = {
         "outcome_by_parameter.png": plot_outcome_by_parameter(sweep, outcome),
@@ -577,6 +598,271 @@ def _markdown(sweep: Sweep, outcome: str, series: str, sobol: list | None, figur
         "",
     ]
     return "\n".join(lines)
+
+
+# --- cohorts ----------------------------------------------------------------------------------
+
+
+def cohort_patients(sweep: Sweep) -> pd.DataFrame:
+    """The cohort's ``patients.parquet`` (rebuilt from the run files while the cohort is not
+    finished, so a partial report reads the runs done so far)."""
+    from abm.sweep import load_sweep, patients_table
+
+    path = sweep.dir / "patients.parquet"
+    if sweep.complete and path.exists():
+        return pd.read_parquet(path)
+    try:
+        return patients_table(load_sweep(sweep.dir))
+    except SweepError as err:
+        raise ReportError(str(err)) from None
+
+
+def _arms(patients: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(patients[ARM]))
+
+
+def reference_arm(arms: list[str]) -> str | None:
+    """The untreated arm the others are compared with: one named like ``untreated``,
+    ``control`` or ``placebo``, else the first arm; None with a single arm."""
+    if len(arms) < 2:
+        return None
+    for arm in arms:
+        if any(word in arm.lower() for word in ("untreated", "control", "placebo")):
+            return arm
+    return arms[0]
+
+
+def plot_waterfall(patients: pd.DataFrame) -> Any:
+    from abm.analysis.response import PD_CHANGE, PR_CHANGE, RESPONSE_COLOURS, RESPONSES
+
+    arms = _arms(patients)
+    fig, axes = _figure(len(arms), width=5.5, height=3.8)
+    for ax, arm in zip(axes, arms, strict=True):
+        rows = patients[(patients[ARM] == arm) & patients["best_change_pct"].notna()]
+        rows = rows.sort_values("best_change_pct", ascending=False)
+        x = np.arange(len(rows))
+        ax.bar(x, rows["best_change_pct"], width=1.0,
+               color=[RESPONSE_COLOURS[r] for r in rows["best_response"]])
+        ax.axhline(PD_CHANGE, color="grey", ls="--", lw=0.8)
+        ax.axhline(PR_CHANGE, color="grey", ls=":", lw=0.8)
+        ax.axhline(0, color="black", lw=0.6)
+        n_ne = int((patients[ARM] == arm).sum() - len(rows))
+        ax.set(title=f"{arm} ({len(rows)} patients" + (f", {n_ne} NE)" if n_ne else ")"),
+               xlabel="patient (sorted)", ylabel="best % change of diameter from baseline")
+        ax.set_xticks([])
+    from matplotlib.patches import Patch
+
+    shown = [r for r in RESPONSES if (patients["best_response"] == r).any() and r != "NE"]
+    axes[-1].legend([Patch(color=RESPONSE_COLOURS[r]) for r in shown], shown, fontsize="small",
+                    loc="upper left", bbox_to_anchor=(1, 1))
+    return fig
+
+
+def plot_spider(sweep: Sweep, patients: pd.DataFrame) -> Any:
+    from abm.analysis.response import NECROTIC, RESPONSE_COLOURS, change_pct
+
+    baseline = sweep.spec["response"]["baseline_day"] if sweep.spec.get("response") else 0.0
+    arms = _arms(patients)
+    fig, axes = _figure(len(arms), width=5.5, height=3.8)
+    names = set(series_columns(sweep))
+    columns = ["Day", "CancerCells", *([NECROTIC] if NECROTIC in names else [])]
+    run_of = {
+        (p[PATIENT], p.get(ARM, "all")): r["run_id"]
+        for r in sweep.manifest["runs"] for p in [r["parameters"]]
+    }
+    done = set(sweep.summary["run_id"])
+    for ax, arm in zip(axes, arms, strict=True):
+        rows = patients[patients[ARM] == arm]
+        for patient, response in zip(rows[PATIENT], rows["best_response"], strict=True):
+            run_id = run_of.get((patient, arm))
+            if run_id not in done:
+                continue
+            track = change_pct(_read_run(sweep, run_id, columns), baseline)
+            ax.plot(track["day"], track["change_pct"], color=RESPONSE_COLOURS[response],
+                    lw=0.7, alpha=0.6)
+        ax.axhline(0, color="black", lw=0.6)
+        ax.set(title=arm, xlabel="days from baseline", ylabel="% change of diameter",
+               ylim=(-105, None))
+    return fig
+
+
+def plot_km(patients: pd.DataFrame) -> Any:
+    from lifelines import KaplanMeierFitter
+
+    fig, (ax,) = _figure(width=6.5, height=4.2)
+    for colour, arm in zip(_colours(len(_arms(patients))), _arms(patients), strict=True):
+        rows = patients[patients[ARM] == arm]
+        kmf = KaplanMeierFitter(label=f"{arm} (n={len(rows)})")
+        kmf.fit(rows["pfs_days"], event_observed=rows["progressed"].astype(bool))
+        kmf.plot_survival_function(ax=ax, ci_show=True, color=colour)
+    ax.set(xlabel="days from baseline", ylabel="progression-free (fraction)", ylim=(0, 1.02),
+           title="progression-free survival (Kaplan-Meier, 95% band)")
+    return fig
+
+
+def median_pfs(rows: pd.DataFrame) -> tuple[float, float, float]:
+    """Median progression-free time (days) and its 95% interval (lifelines); ``inf`` when
+    fewer than half progress."""
+    from lifelines import KaplanMeierFitter
+    from lifelines.utils import median_survival_times
+
+    kmf = KaplanMeierFitter().fit(rows["pfs_days"], rows["progressed"].astype(bool))
+    ci = median_survival_times(kmf.confidence_interval_).to_numpy().ravel()
+    return float(kmf.median_survival_time_), float(ci[0]), float(ci[1])
+
+
+def strata(patients: pd.DataFrame, name: str, bins: int | None) -> pd.Series:
+    """Each row's stratum: the parameter's value, or its quantile bin (``[low, high]``)."""
+    if not bins:
+        return patients[name].map(_fmt)
+    labels = pd.qcut(patients[name], bins, duplicates="drop")
+    return labels.map(lambda iv: f"[{iv.left:.3g}, {iv.right:.3g}]").astype(str)
+
+
+def paired_difference(patients: pd.DataFrame, treated: str, control: str) -> dict[str, Any]:
+    """Objective response, treated minus control, over the patients in both arms: the
+    difference, its 95% interval (Wald, for paired proportions), the discordant counts and the
+    exact McNemar p-value (binomial test of the discordant pairs)."""
+    from scipy.stats import binomtest
+
+    from abm.analysis.response import objective_response
+
+    wide = patients.pivot(index=PATIENT, columns=ARM, values="best_response")[
+        [treated, control]
+    ].dropna()
+    t, c = objective_response(wide[treated]), objective_response(wide[control])
+    n = len(wide)
+    only_t, only_c = int(((t == 1) & (c == 0)).sum()), int(((t == 0) & (c == 1)).sum())
+    diff = (only_t - only_c) / n if n else math.nan
+    se = math.sqrt(max(only_t + only_c - n * diff**2, 0.0)) / n if n else math.nan
+    p = binomtest(only_t, only_t + only_c).pvalue if only_t + only_c else 1.0
+    return {"n": n, "diff": diff, "low": diff - 1.96 * se, "high": diff + 1.96 * se,
+            "only_treated": only_t, "only_control": only_c, "p": p}
+
+
+def _orr_cell(responses: pd.Series) -> str:
+    from abm.analysis.response import objective_response, wilson_interval
+
+    hits, n = int(objective_response(responses).sum()), len(responses)
+    low, high = wilson_interval(hits, n)
+    return f"{hits}/{n} = {100 * hits / n:.0f}% [{100 * low:.0f}, {100 * high:.0f}]"
+
+
+def _cohort_markdown(sweep: Sweep, patients: pd.DataFrame, figures: list[str]) -> str:
+    from abm.analysis.response import NECROTIC, RESPONSES
+
+    spec = sweep.spec["sweep"]
+    cohort = sweep.spec["patients"]
+    response = sweep.spec.get("response") or {"baseline_day": 0.0, "stratify": None, "bins": None}
+    prov = sweep.manifest.get("provenance", {})
+    arms = _arms(patients)
+    necrotic = NECROTIC in series_columns(sweep)
+    draws = ", ".join(f"`{name}` {kind} {args}" for name, kind, args in cohort["draws"])
+    lines = [f"# Cohort report: {spec['name']}", ""]
+    if spec.get("description"):
+        lines += [f"**Question.** {spec['description']}", ""]
+    lines += [
+        f"- scenario: `{spec['scenario'] or 'defaults'}`; {spec['steps'] / 24:g} days per run, "
+        f"rows (assessments) every {spec['record_every']} steps",
+        f"- {cohort['n']} patients (seed {cohort['seed']}) x {len(arms)} arms "
+        f"({', '.join(arms)}); every patient in every arm with the same parameters and seed",
+        f"- drawn: {draws}",
+        f"- baseline: day {response['baseline_day']:g}; lesion = cancer cells"
+        + (" + necrotic sites" if necrotic else " (the model reports no necrotic sites)")
+        + "; RECIST-like rule of `abm.analysis.response` (docs/cohorts.md)",
+        f"- abm {prov.get('abm')}, mesa {prov.get('mesa')}, git {prov.get('git_commit')}",
+        "",
+    ]
+    if not sweep.complete:
+        lines += [f"> **Partial:** {len(sweep.summary)} of {sweep.n_runs} runs finished.", ""]
+    for name in figures:
+        lines += [f"![{name}]({name})", ""]
+    rows = []
+    for arm in arms:
+        sub = patients[patients[ARM] == arm]
+        counts = sub["best_response"].value_counts()
+        med, low, high = median_pfs(sub)
+        rows.append([arm, str(len(sub)), *[str(counts.get(r, 0)) for r in RESPONSES],
+                     _orr_cell(sub["best_response"]),
+                     f"{_days(med)} [{_days(low)}, {_days(high)}]"])
+    lines += [
+        "## Responses per arm",
+        "",
+        "ORR: objective response rate, CR + PR over all patients of the arm (NE counts as no "
+        "response), with its 95% Wilson interval. Median PFS: days from baseline, with its 95% "
+        "interval (Kaplan-Meier, lifelines; 'not reached' when fewer than half progress).",
+        "",
+        _table(["arm", "n", *RESPONSES, "ORR [95% CI]", "median PFS [95% CI]"], rows),
+        "",
+    ]
+    control = reference_arm(arms)
+    if control:
+        rows = []
+        for arm in arms:
+            if arm == control:
+                continue
+            d = paired_difference(patients, arm, control)
+            rows.append([f"{arm} - {control}", str(d["n"]),
+                         f"{100 * d['diff']:+.0f} [{100 * d['low']:+.0f}, {100 * d['high']:+.0f}]",
+                         str(d["only_treated"]), str(d["only_control"]), f"{d['p']:.3g}"])
+        lines += [
+            "## Paired difference (the same patients)",
+            "",
+            "Each patient is its own control: the difference of objective response in points, "
+            "with a 95% Wald interval for paired proportions; the discordant patients (respond "
+            "in one arm only) and the exact McNemar p-value.",
+            "",
+            _table(["arms", "patients", "ORR difference [95% CI]", "respond only treated",
+                    f"respond only in {control}", "McNemar p"], rows),
+            "",
+        ]
+    if response.get("stratify"):
+        name, bins = response["stratify"], response.get("bins")
+        stratum = strata(patients, name, bins)
+        order = list(dict.fromkeys(sorted(stratum, key=_stratum_key)))
+        rows = [[value, *[_orr_cell(patients.loc[(stratum == value) & (patients[ARM] == arm),
+                                                  "best_response"])
+                          for arm in arms]]
+                for value in order]
+        how = f"{bins} quantile bins" if bins else "value"
+        lines += [f"## Objective response by `{name}` ({how})", "",
+                  _table([name, *arms], rows), ""]
+    lines += ["Data: `patients.parquet` (one row per patient and arm), `summary.parquet`, "
+              "`runs/*.parquet`.", ""]
+    return "\n".join(lines)
+
+
+def _stratum_key(value: str) -> Any:
+    try:
+        return (0, float(value.strip("[").split(",")[0]))
+    except ValueError:
+        return (1, value)
+
+
+def _days(value: float) -> str:
+    if math.isnan(value):
+        return "-"
+    return "not reached" if math.isinf(value) else f"{value:.3g}"
+
+
+def write_cohort_report(sweep: Sweep, out: Path) -> Path:
+    """A cohort's plots (waterfall, spider, Kaplan-Meier) and ``report.md``."""
+    from abm.run import atomic_write_bytes
+
+    patients = cohort_patients(sweep)
+    if patients.empty:
+        raise ReportError(f"{sweep.dir}: no finished runs of the cohort yet")
+    out.mkdir(parents=True, exist_ok=True)
+    figures = {
+        "waterfall.png": plot_waterfall(patients),
+        "spider.png": plot_spider(sweep, patients),
+        "km.png": plot_km(patients),
+    }
+    for name, fig in figures.items():
+        _save(fig, out / name)
+    path = out / "report.md"
+    atomic_write_bytes(path, _cohort_markdown(sweep, patients, list(figures)).encode())
+    return path
 
 
 # --- export -----------------------------------------------------------------------------------
