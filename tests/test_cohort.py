@@ -1,0 +1,329 @@
+"""Virtual-patient cohorts: the RECIST-like rule on hand-made series, patients drawn
+reproducibly and identical across arms, arms identical before the baseline day, bad specs
+refused naming the key, ``patients.parquet`` and the cohort report. Runs are tiny (30x30 grid,
+40 cells, a few days, a few patients)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from abm.analysis.response import (
+    PD_MIN_UM,
+    assess,
+    change_pct,
+    diameter_um,
+    objective_response,
+    wilson_interval,
+)
+from abm.params import SITE_UM
+from abm.report import paired_difference, write_report
+from abm.sweep import (
+    PATIENT_COLUMNS,
+    SpecError,
+    expand,
+    parse_spec,
+    patient_points,
+    run_sweep,
+)
+
+
+def cohort(**changes) -> dict:
+    """A tiny cohort spec as data; ``changes``: table -> replacement (None drops the table)."""
+    spec = {
+        "sweep": {"name": "tiny-cohort", "scenario": "escape", "days": 3, "record_every": 1},
+        "parameters": {"width": 30, "height": 30, "initial_tumor_cells": 40},
+        "patients": {
+            "n": 3,
+            "seed": 11,
+            "lognormal": {"tcell_influx": [3.0, 0.5, 0.5, 20.0]},
+            "uniform": {"founder_mhc": [0.5, 1.0]},
+            "choice": {"founder_antigens": [1, 2, 3, 4]},
+        },
+        "arms": {"untreated": {}, "anti_pd1": {"anti_pd1_start_day": 1}},
+        "response": {"baseline_day": 1, "stratify": "founder_antigens"},
+    }
+    for table, value in changes.items():
+        if value is None:
+            spec.pop(table)
+        else:
+            spec[table] = value
+    return spec
+
+
+def series(days: list[float], cells: list[float], necrotic: list[float] | None = None):
+    df = pd.DataFrame({"Day": days, "CancerCells": cells})
+    if necrotic is not None:
+        df["NecroticSites"] = necrotic
+    return df
+
+
+def cells_for(diameter_ratio: float, base_cells: float = 1000.0) -> float:
+    """Cells whose lesion diameter is ``diameter_ratio`` x that of ``base_cells``."""
+    return base_cells * diameter_ratio**2
+
+
+# --- the response rule ------------------------------------------------------------------------
+
+
+def test_diameter_of_a_disc():
+    # a disc of 100 sites: 2 sqrt(100 / pi) sites across, 15 um each
+    assert diameter_um(100) == pytest.approx(2 * math.sqrt(100 / math.pi) * SITE_UM)
+
+
+def test_complete_response_when_no_cancer_cell_is_left():
+    out = assess(series([0, 1, 2, 3], [900, 1000, 200, 0]), baseline_day=1, end_day=10)
+    assert out["best_response"] == "CR"
+    assert out["best_change_pct"] == pytest.approx(-100.0)
+    # cleared tumours stop their run early: censored at the planned end, not the last row
+    assert out["progressed"] is False and out["pfs_days"] == pytest.approx(9.0)
+
+
+def test_partial_response_at_minus_30_percent():
+    out = assess(series([0, 1, 2, 3], [1000, 1000, cells_for(0.69), cells_for(0.8)]), 0)
+    assert out["best_response"] == "PR"
+    assert out["best_change_pct"] == pytest.approx(-31.0)
+    # -29%: not yet a PR
+    out = assess(series([0, 1, 2], [1000, cells_for(0.71), cells_for(0.75)]), 0)
+    assert out["best_response"] == "SD"
+
+
+def test_stable_disease_and_censoring():
+    # 0.9 -> 1.05 of baseline is +17% over the nadir: still SD
+    cells = [1000, cells_for(1.1), cells_for(0.9), cells_for(1.05)]
+    out = assess(series([0, 1, 2, 3], cells), 0)
+    assert out["best_response"] == "SD"
+    assert out["best_change_pct"] == pytest.approx(-10.0)
+    assert out["progressed"] is False and out["pfs_days"] == pytest.approx(3.0)
+
+
+def test_progression_at_the_first_assessment():
+    out = assess(series([0, 1, 2], [1000, cells_for(1.25), cells_for(1.6)]), 0, end_day=5)
+    assert out["best_response"] == "PD"
+    assert out["progressed"] is True and out["pfs_days"] == pytest.approx(1.0)
+
+
+def test_progression_is_measured_from_the_nadir_not_from_baseline():
+    # shrinks to 0.6 of baseline (PR), then regrows to 0.75: +25% over the nadir, still 25%
+    # below baseline, and progression
+    cells = [1000, cells_for(0.6), cells_for(0.75), cells_for(1.0)]
+    out = assess(series([0, 1, 2, 3], cells), 0)
+    assert out["best_response"] == "PR"
+    assert out["progressed"] is True and out["pfs_days"] == pytest.approx(2.0)
+    assert out["best_change_pct"] == pytest.approx(-40.0)
+
+
+def test_progression_needs_one_site_of_growth():
+    # 1 cell -> 1.5 cells is +22% of a tiny diameter but less than one site (15 um)
+    grown = diameter_um(1.5) - diameter_um(1)
+    assert grown < PD_MIN_UM
+    out = assess(series([0, 1, 2], [20, 1, 1.5]), 0)
+    assert out["best_response"] == "PR" and out["progressed"] is False
+
+
+def test_responses_after_progression_do_not_count():
+    # PD on day 1, then (e.g. a late response) a CR: the patient left the trial at PD
+    out = assess(series([0, 1, 2], [1000, cells_for(1.3), 0]), 0)
+    assert out["best_response"] == "PD"
+
+
+def test_necrotic_sites_count_in_the_lesion():
+    # 60% of the living cells die, but the necrotic core keeps the mass the same size: SD, not
+    # the PR (-37% of diameter) that counting living cells alone would give
+    days, cells = [0, 1, 2], [1000, 600, 400]
+    assert assess(series(days, cells), 0)["best_response"] == "PR"
+    assert assess(series(days, cells, [0, 400, 600]), 0)["best_response"] == "SD"
+    track = change_pct(series(days, cells, [0, 400, 600]), 0)
+    assert track["change_pct"].tolist() == pytest.approx([0.0, 0.0, 0.0])
+
+
+def test_a_lesion_absent_at_baseline_is_not_evaluable():
+    out = assess(series([0, 1, 2], [100, 0, 0]), 1)
+    assert out["best_response"] == "NE" and math.isnan(out["best_change_pct"])
+
+
+def test_objective_response_counts_cr_and_pr_only():
+    assert objective_response(["CR", "PR", "SD", "PD", "NE"]).tolist() == [1, 1, 0, 0, 0]
+
+
+def test_wilson_interval_against_the_formula():
+    # 8 of 20: Wilson score interval 0.2188 - 0.6134 (z = 1.96)
+    low, high = wilson_interval(8, 20)
+    assert low == pytest.approx(0.2188, abs=1e-4) and high == pytest.approx(0.6134, abs=1e-4)
+    z, p, n = 1.959963984540054, 0.4, 20
+    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
+    assert (low, high) == pytest.approx((centre - half, centre + half))
+
+
+def test_paired_difference_counts_discordant_patients():
+    rows = []
+    for patient, (t, c) in enumerate([("PR", "SD"), ("CR", "PD"), ("SD", "SD"), ("PR", "PR")]):
+        rows += [{"patient": patient, "arm": "anti_pd1", "best_response": t},
+                 {"patient": patient, "arm": "untreated", "best_response": c}]
+    d = paired_difference(pd.DataFrame(rows), "anti_pd1", "untreated")
+    assert (d["n"], d["only_treated"], d["only_control"]) == (4, 2, 0)
+    assert d["diff"] == pytest.approx(0.5)
+    assert d["low"] < 0.5 < d["high"]
+
+
+# --- patients -----------------------------------------------------------------------------------
+
+
+def test_patients_reproducible_from_the_seed():
+    a, b = parse_spec(cohort()), parse_spec(cohort())
+    assert [r.as_dict() for r in expand(a)] == [r.as_dict() for r in expand(b)]
+    other = cohort()
+    other["patients"] = {**other["patients"], "seed": 12}
+    assert patient_points(parse_spec(other).patients) != patient_points(a.patients)
+
+
+def test_each_patient_is_in_every_arm_with_the_same_parameters_and_seed():
+    spec = parse_spec(cohort())
+    runs = expand(spec)
+    assert len(runs) == 2 * 3
+    by_arm = {}
+    for run in runs:
+        by_arm.setdefault(run.varied["arm"], {})[run.varied["patient"]] = run
+    assert set(by_arm) == {"untreated", "anti_pd1"}
+    for patient in range(3):
+        u, t = by_arm["untreated"][patient], by_arm["anti_pd1"][patient]
+        assert u.seed == t.seed
+        assert {k: v for k, v in u.varied.items() if k != "arm"} == {
+            k: v for k, v in t.varied.items() if k != "arm"
+        }
+    # and the patients differ from each other
+    assert len({r.seed for r in runs}) == 3
+    assert len({r.varied["founder_mhc"] for r in runs}) == 3
+
+
+def test_draws_stay_inside_their_distributions():
+    spec = cohort()
+    spec["patients"] = {"n": 2000, "seed": 1,
+                        "lognormal": {"tcell_influx": [2.0, 0.5, 0.5, 100.0]},
+                        "uniform": {"founder_mhc": [0.5, 0.7]},
+                        "choice": {"founder_antigens": [1, 4]}}
+    spec["response"] = {"baseline_day": 1}
+    points = pd.DataFrame(patient_points(parse_spec(spec, force=True).patients))
+    assert points["tcell_influx"].between(0.5, 100.0).all()
+    # truncation at 0.5 (2.8 sigma below) barely moves the median
+    assert points["tcell_influx"].median() == pytest.approx(2.0, rel=0.05)
+    assert points["founder_mhc"].between(0.5, 0.7).all()
+    assert set(points["founder_antigens"]) == {1, 4}
+
+
+@pytest.mark.parametrize(
+    ("table", "value", "key"),
+    [
+        ("patients", {"n": 3, "normal": {"tcell_influx": [1, 2]}}, "patients.normal"),
+        ("patients", {"n": 3, "lognormal": {"tcell_influx": [20.0, 0.5]}},
+         "patients.lognormal.tcell_influx"),
+        ("patients", {"n": 3, "lognormal": {"tcell_influx": [20.0, 0.5, 1.0, 200.0]}},
+         "patients.lognormal.tcell_influx[3]"),
+        ("patients", {"n": 3, "uniform": {"founder_mhc": [0.5, 1.5]}},
+         "patients.uniform.founder_mhc[1]"),
+        ("patients", {"n": 3, "uniform": {"founder_mhc": [0.9, 0.5]}},
+         "patients.uniform.founder_mhc"),
+        ("patients", {"n": 3, "choice": {"founder_antigens": [1, 9]}},
+         "patients.choice.founder_antigens[1]"),
+        ("patients", {"n": 0, "choice": {"founder_antigens": [1, 2]}}, "patients.n"),
+        ("patients", {"n": 3}, "patients"),
+        ("patients", {"n": 3, "choice": {"no_such_parameter": [1, 2]}},
+         "patients.choice.no_such_parameter"),
+        ("response", {"baseline_day": 3}, "response.baseline_day"),
+        ("response", {"baseline_day": -1}, "response.baseline_day"),
+        ("response", {"baseline_day": 1, "stratify": "width"}, "response.stratify"),
+        ("response", {"baseline_day": 1, "bins": 3}, "response.bins"),
+    ],
+)
+def test_bad_specs_are_refused_naming_the_key(table, value, key):
+    with pytest.raises(SpecError) as err:
+        parse_spec(cohort(**{table: value}))
+    assert f"spec: {key}: " in str(err.value)
+
+
+def test_a_drawn_parameter_cannot_also_be_fixed_or_replicated():
+    spec = cohort()
+    spec["arms"] = {"untreated": {"founder_mhc": 0.5}, "anti_pd1": {"anti_pd1_start_day": 1}}
+    with pytest.raises(SpecError, match="patients.founder_mhc: also set in"):
+        parse_spec(spec)
+    spec = cohort()
+    spec["sweep"] = {**spec["sweep"], "replicates": 2}
+    with pytest.raises(SpecError, match="sweep.replicates"):
+        parse_spec(spec)
+    with pytest.raises(SpecError, match="spec: patients: a cohort's points"):
+        parse_spec(cohort(factors={"mutation_rate": [0.01, 0.02]}))
+
+
+# --- running a cohort -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cohort") / "out"
+    run_sweep(parse_spec(cohort()), out, backend="serial", progress=False, log=lambda _: None)
+    return out
+
+
+def test_arms_are_identical_step_for_step_before_the_baseline_day(ran):
+    from abm.sweep import load_sweep
+
+    data = load_sweep(ran)
+    runs = {(r.varied["patient"], r.arm): r for r in data.runs}
+    differ_later = 0
+    for patient in range(3):
+        u = runs[(patient, "untreated")].series().drop(columns=["run_id", "point_id", "arm"])
+        t = runs[(patient, "anti_pd1")].series().drop(columns=["run_id", "point_id", "arm"])
+        before = 24  # the first dose is given on day 1 (step 24)
+        assert (u["Step"] < before).sum() == before
+        pd.testing.assert_frame_equal(u[u["Step"] < before], t[t["Step"] < before])
+        n = min(len(u), len(t))
+        differ_later += not u.iloc[:n].equals(t.iloc[:n])
+    assert differ_later > 0  # treatment changes something, so the comparison can fail
+
+
+def test_patients_parquet(ran):
+    patients = pd.read_parquet(ran / "patients.parquet")
+    assert list(patients.columns) == [*PATIENT_COLUMNS, "tcell_influx", "founder_mhc",
+                                      "founder_antigens"]
+    assert len(patients) == 6
+    assert sorted(patients["arm"].unique()) == ["anti_pd1", "untreated"]
+    assert set(patients["best_response"]) <= {"CR", "PR", "SD", "PD", "NE"}
+    assert patients["pfs_days"].between(0, 2).all()
+    # the sampled parameters are the patient's, the same in both arms
+    wide = patients.pivot(index="patient", columns="arm", values="founder_mhc")
+    assert (wide["anti_pd1"] == wide["untreated"]).all()
+
+
+def test_resumed_cohort_equals_the_uninterrupted_one(ran, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(ran, copy)
+    (copy / "runs" / "p00004-r000.parquet").unlink()
+    (copy / "patients.parquet").unlink()
+    outcome = run_sweep(parse_spec(cohort()), copy, backend="serial", progress=False,
+                        log=lambda _: None)
+    assert outcome.ran == 1
+    pd.testing.assert_frame_equal(pd.read_parquet(copy / "patients.parquet"),
+                                  pd.read_parquet(ran / "patients.parquet"))
+
+
+def test_cohort_report_files(ran, tmp_path):
+    path = write_report(ran, out=tmp_path / "report")
+    for name in ("waterfall.png", "spider.png", "km.png", "report.md"):
+        assert (tmp_path / "report" / name).stat().st_size > 1000 or name == "report.md"
+    text = path.read_text()
+    assert "## Responses per arm" in text
+    assert "## Paired difference" in text and "anti_pd1 - untreated" in text
+    assert "## Objective response by `founder_antigens` (value)" in text
+    patients = pd.read_parquet(ran / "patients.parquet")
+    hits = int(objective_response(patients.loc[patients["arm"] == "anti_pd1",
+                                               "best_response"]).sum())
+    low, high = wilson_interval(hits, 3)
+    assert f"{hits}/3 = {100 * hits / 3:.0f}% [{100 * low:.0f}, {100 * high:.0f}]" in text
+    assert np.isfinite(low)
