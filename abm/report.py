@@ -769,7 +769,8 @@ def _cohort_markdown(sweep: Sweep, patients: pd.DataFrame, figures: list[str]) -
         f"- drawn: {draws}",
         f"- baseline: day {response['baseline_day']:g}; lesion = cancer cells"
         + (" + necrotic sites" if necrotic else " (the model reports no necrotic sites)")
-        + "; RECIST-like rule of `abm.analysis.response` (docs/cohorts.md)",
+        + f"; SD counts after {_min_sd(response):g} days; RECIST-like rule of "
+        "`abm.analysis.response` (docs/cohorts.md)",
         f"- abm {prov.get('abm')}, mesa {prov.get('mesa')}, git {prov.get('git_commit')}",
         "",
     ]
@@ -830,6 +831,13 @@ def _cohort_markdown(sweep: Sweep, patients: pd.DataFrame, figures: list[str]) -
     lines += ["Data: `patients.parquet` (one row per patient and arm), `summary.parquet`, "
               "`runs/*.parquet`.", ""]
     return "\n".join(lines)
+
+
+def _min_sd(response: dict[str, Any]) -> float:
+    from abm.analysis.response import MIN_SD_DAYS
+
+    value = response.get("min_sd_days")
+    return MIN_SD_DAYS if value is None else value
 
 
 def _stratum_key(value: str) -> Any:

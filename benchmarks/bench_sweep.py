@@ -1,8 +1,10 @@
-"""Sweep benchmarks: overhead per run, runner memory vs number of runs, and parallel
-efficiency. Not a test: prints a Markdown table for docs/sweeps.md.
+"""Sweep benchmarks: overhead per run, runner memory vs number of runs, parallel
+efficiency, and a virtual-patient cohort. Not a test: prints a Markdown table for
+docs/sweeps.md.
 
-    .venv/bin/python benchmarks/bench_sweep.py            # all three, a few minutes on 2 cores
+    .venv/bin/python benchmarks/bench_sweep.py            # the first three, minutes on 2 cores
     .venv/bin/python benchmarks/bench_sweep.py overhead   # one of: overhead, memory, parallel
+    .venv/bin/python benchmarks/bench_sweep.py cohort --patients 200 --days 42 --size 100
 
 * overhead: the same runs through ``simulate()`` in a plain loop (the model itself) and through
   ``abm sweep --backend serial`` (spec, manifest, id columns, run summary, one atomic Parquet
@@ -11,6 +13,10 @@ efficiency. Not a test: prints a Markdown table for docs/sweeps.md.
   serial (the model runs inside the runner) and process (the runner only collects and writes).
 * parallel: wall time of the same sweep serially and with the process and Dask backends on
   2 workers; efficiency = serial time / (2 x parallel time), with and without pool start-up.
+* cohort: a 2-arm cohort (untreated / anti-PD-1 from day 14, ``experiments/cohorts/``-like
+  patients) on all local cores through ``run_sweep``, then ``abm report``; wall and CPU time,
+  per run, and the same scaled linearly to 200 patients (only the runs scale; model time grows
+  with the tumour, so a shorter cohort underestimates a longer one).
 """
 
 from __future__ import annotations
@@ -230,6 +236,42 @@ def bench_parallel(runs: int = 16, size: int = 60, days: float = 10, repeats: in
     return rows
 
 
+def cohort_data(patients: int, days: float, size: int) -> dict:
+    return {
+        "sweep": {"name": "bench-cohort", "scenario": "escape", "days": days, "seed": 1,
+                  "record_every": 24},
+        "parameters": {"width": size, "height": size},
+        "patients": {
+            "n": patients,
+            "seed": 15,
+            "lognormal": {"tcell_influx": [1.5, 0.5, 0.2, 10.0]},
+            "uniform": {"founder_mhc": [0.4, 1.0]},
+            "choice": {"founder_antigens": [1, 2, 3, 4, 5]},
+        },
+        "arms": {"untreated": {}, "anti_pd1": {"anti_pd1_start_day": min(14, days / 3)}},
+        "response": {"baseline_day": min(14, days / 3), "stratify": "founder_antigens"},
+    }
+
+
+def bench_cohort(patients: int = 20, days: float = 42, size: int = 100) -> dict:
+    """Wall and CPU time of a 2-arm cohort on every local core, and of its report."""
+    from abm.report import write_report
+
+    spec = parse_spec(cohort_data(patients, days, size), force=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        cpu0, t0 = _cpu_seconds(), time.perf_counter()
+        run_sweep(spec, Path(tmp) / "c", backend="process", progress=False, log=quiet)
+        wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
+        t1 = time.perf_counter()
+        write_report(Path(tmp) / "c")
+        report = time.perf_counter() - t1
+    runs = 2 * patients
+    return {"patients": patients, "runs": runs, "days": days, "grid": f"{size}x{size}",
+            "workers": os.cpu_count(), "wall_s": wall, "cpu_s": cpu, "report_s": report,
+            "wall_per_run_s": wall / runs, "cpu_per_run_s": cpu / runs,
+            "wall_200_min": wall / runs * 400 / 60}
+
+
 def _cpu_seconds() -> float:
     """CPU time of this process and of its finished children (pool and Dask workers)."""
     import resource
@@ -242,6 +284,9 @@ def _cpu_seconds() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("which", nargs="*", default=["overhead", "memory", "parallel"])
+    parser.add_argument("--patients", type=int, default=20, help="cohort: patients")
+    parser.add_argument("--days", type=float, default=42, help="cohort: days per run")
+    parser.add_argument("--size", type=int, default=100, help="cohort: grid side (sites)")
     args = parser.parse_args()
     load = os.getloadavg()[0]
     print(f"cores: {os.cpu_count()}, load average before: {load:.2f}\n")
@@ -287,6 +332,18 @@ def main() -> None:
                 f"{r['efficiency_after_startup']:.2f} | {r['cpu_s']:.1f} | {r['cpu_ratio']:.2f} |"
             )
         print()
+    if "cohort" in args.which:
+        r = bench_cohort(args.patients, args.days, args.size)
+        print(
+            "| cohort | runs | grid | days | workers | wall (s) | CPU (s) | wall / run (s) | "
+            "CPU / run (s) | report (s) | wall for 200 patients (min, scaled) |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|"
+        )
+        print(
+            f"| {r['patients']} patients x 2 arms | {r['runs']} | {r['grid']} | {r['days']:g} | "
+            f"{r['workers']} | {r['wall_s']:.0f} | {r['cpu_s']:.0f} | {r['wall_per_run_s']:.2f} | "
+            f"{r['cpu_per_run_s']:.2f} | {r['report_s']:.1f} | {r['wall_200_min']:.1f} |\n"
+        )
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

@@ -88,14 +88,14 @@ def test_partial_response_at_minus_30_percent():
     assert out["best_response"] == "PR"
     assert out["best_change_pct"] == pytest.approx(-31.0)
     # -29%: not yet a PR
-    out = assess(series([0, 1, 2], [1000, cells_for(0.71), cells_for(0.75)]), 0)
+    out = assess(series([0, 1, 2], [1000, cells_for(0.71), cells_for(0.75)]), 0, min_sd_days=2)
     assert out["best_response"] == "SD"
 
 
 def test_stable_disease_and_censoring():
     # 0.9 -> 1.05 of baseline is +17% over the nadir: still SD
     cells = [1000, cells_for(1.1), cells_for(0.9), cells_for(1.05)]
-    out = assess(series([0, 1, 2, 3], cells), 0)
+    out = assess(series([0, 1, 2, 3], cells), 0, min_sd_days=3)
     assert out["best_response"] == "SD"
     assert out["best_change_pct"] == pytest.approx(-10.0)
     assert out["progressed"] is False and out["pfs_days"] == pytest.approx(3.0)
@@ -105,6 +105,19 @@ def test_progression_at_the_first_assessment():
     out = assess(series([0, 1, 2], [1000, cells_for(1.25), cells_for(1.6)]), 0, end_day=5)
     assert out["best_response"] == "PD"
     assert out["progressed"] is True and out["pfs_days"] == pytest.approx(1.0)
+
+
+def test_stable_disease_must_last_min_sd_days():
+    # SD on days 1-3, then PD on day 4: SD had not lasted a week, so the best response is PD
+    cells = [1000, cells_for(1.05), cells_for(1.1), cells_for(1.15), cells_for(1.4)]
+    out = assess(series([0, 1, 2, 3, 4], cells), 0, min_sd_days=7)
+    assert out["best_response"] == "PD" and out["pfs_days"] == pytest.approx(4.0)
+    # the same growth assessed weekly: SD lasted 7 days before PD on day 14
+    out = assess(series([0, 7, 14], [1000, cells_for(1.1), cells_for(1.4)]), 0, min_sd_days=7)
+    assert out["best_response"] == "SD" and out["progressed"] is True
+    # SD for 3 days and the run ends: not evaluable (neither SD long enough nor PD)
+    out = assess(series([0, 1, 2, 3], [1000, 1000, 1000, 1000]), 0, min_sd_days=7)
+    assert out["best_response"] == "NE" and out["progressed"] is False
 
 
 def test_progression_is_measured_from_the_nadir_not_from_baseline():
@@ -136,7 +149,8 @@ def test_necrotic_sites_count_in_the_lesion():
     # the PR (-37% of diameter) that counting living cells alone would give
     days, cells = [0, 1, 2], [1000, 600, 400]
     assert assess(series(days, cells), 0)["best_response"] == "PR"
-    assert assess(series(days, cells, [0, 400, 600]), 0)["best_response"] == "SD"
+    out = assess(series(days, cells, [0, 400, 600]), 0, min_sd_days=2)
+    assert out["best_response"] == "SD"
     track = change_pct(series(days, cells, [0, 400, 600]), 0)
     assert track["change_pct"].tolist() == pytest.approx([0.0, 0.0, 0.0])
 

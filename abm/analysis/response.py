@@ -17,8 +17,11 @@ The rule (``docs/cohorts.md`` states it for users):
   (100 sites = 1.5 mm), so the floor is the model's own resolution, one site, which keeps a
   1-cell residue that becomes 2 cells from counting as progression.
 - *Best overall response:* the best of CR > PR > SD > PD over the assessments up to and
-  including the first PD (after progression a patient leaves the trial); no confirmation and no
-  minimum SD duration. A lesion already absent at baseline is ``NE`` (not evaluable).
+  including the first PD (after progression a patient leaves the trial), no confirmation of CR or
+  PR; SD counts only once it has lasted ``min_sd_days`` from baseline (RECIST's minimum SD
+  duration: without it, daily assessments would make almost every growing tumour "SD" on its
+  first day). Progression before that is PD; neither by the end of the run is ``NE``, as is a
+  lesion already absent at baseline.
 - *Progression-free time:* days from baseline to the first PD; without PD, censored at the end
   of the run (a run that stopped early because the tumour was cleared is censored at its
   planned end: it stays cleared).
@@ -41,6 +44,10 @@ PR_CHANGE = -30.0  # % from baseline (RECIST 1.1, Eisenhauer et al. 2009, Eur J 
 PD_CHANGE = 20.0  # % over the nadir (RECIST 1.1)
 PD_MIN_UM = SITE_UM  # absolute floor of progression: one site (see the module docstring)
 NECROTIC = "NecroticSites"
+# Minimum duration of SD (days from baseline). RECIST 1.1 leaves it to the protocol (commonly
+# 6-8 weeks, the first scan, in human trials); the model's tumours grow at mouse pace, doubling
+# in days, so a week: modelling choice, set per cohort with [response] min_sd_days.
+MIN_SD_DAYS = 7.0
 
 
 def lesion_area(series: pd.DataFrame) -> np.ndarray:
@@ -75,7 +82,8 @@ def _baseline_index(days: np.ndarray, baseline_day: float) -> int:
 
 
 def assess(
-    series: pd.DataFrame, baseline_day: float, end_day: float | None = None
+    series: pd.DataFrame, baseline_day: float, end_day: float | None = None,
+    min_sd_days: float = MIN_SD_DAYS,
 ) -> dict[str, Any]:
     """A run's response: ``best_response`` (CR / PR / SD / PD / NE), ``best_change_pct`` (the
     smallest % change of diameter from baseline, over the assessments counted), ``pfs_days``
@@ -92,7 +100,7 @@ def assess(
     base = diam[start]
     if base <= 0 or cancer[start] <= 0:
         return {"best_response": "NE", "best_change_pct": math.nan, **censored}
-    best, best_change, nadir = "PD", math.inf, base
+    best, best_change, nadir, sd_lasted = "NE", math.inf, base, False
     for i in range(start + 1, len(days)):
         change = (diam[i] / base - 1.0) * 100.0
         if cancer[i] <= 0:
@@ -104,15 +112,26 @@ def assess(
         else:
             now = "SD"
         best_change = min(best_change, change)
-        if RESPONSES.index(now) < RESPONSES.index(best):
+        if now in ("CR", "PR") and RESPONSES.index(now) < RESPONSES.index(best):
             best = now
+        sd_lasted = sd_lasted or (
+            now != "PD" and days[i] - days[start] >= min_sd_days - 1e-9
+        )
         if now == "PD":
-            return {"best_response": best, "best_change_pct": best_change,
+            return {"best_response": _best(best, sd_lasted, "PD"), "best_change_pct": best_change,
                     "pfs_days": float(days[i] - days[start]), "progressed": True}
         nadir = min(nadir, diam[i])
     if not math.isfinite(best_change):  # no assessment after baseline
         return {"best_response": "NE", "best_change_pct": math.nan, **censored}
-    return {"best_response": best, "best_change_pct": best_change, **censored}
+    return {"best_response": _best(best, sd_lasted, "NE"), "best_change_pct": best_change,
+            **censored}
+
+
+def _best(best: str, sd_lasted: bool, otherwise: str) -> str:
+    """CR or PR if reached, else SD if it lasted long enough, else ``otherwise``."""
+    if best in ("CR", "PR"):
+        return best
+    return "SD" if sd_lasted else otherwise
 
 
 def objective_response(responses: Any) -> np.ndarray:

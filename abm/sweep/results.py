@@ -112,12 +112,15 @@ def patients_table(data: SweepData) -> pd.DataFrame:
     (no rows) for a sweep without ``[patients]``."""
     import pyarrow.parquet as pq
 
-    from abm.analysis.response import NECROTIC, assess
+    from abm.analysis.response import MIN_SD_DAYS, NECROTIC, assess
 
     spec = data.spec
     if "patients" not in spec:
         return pd.DataFrame(columns=PATIENT_COLUMNS)
-    baseline = (spec.get("response") or {}).get("baseline_day", 0.0)
+    response = spec.get("response") or {}
+    baseline = response.get("baseline_day", 0.0)
+    min_sd = response.get("min_sd_days")
+    min_sd = MIN_SD_DAYS if min_sd is None else min_sd
     end_day = spec["sweep"]["steps"] / 24
     drawn = [name for name, _, _ in spec["patients"]["draws"]]
     rows = []
@@ -125,7 +128,7 @@ def patients_table(data: SweepData) -> pd.DataFrame:
         names = pq.read_schema(record.path).names
         series = record.series(["Day", "CancerCells", *([NECROTIC] if NECROTIC in names else [])])
         row = {PATIENT: record.varied[PATIENT], ARM: record.arm or "all"}
-        row.update(assess(series, baseline, end_day))
+        row.update(assess(series, baseline, end_day, min_sd))
         row.update({name: record.varied[name] for name in drawn})
         rows.append(row)
     return pd.DataFrame(rows, columns=[*PATIENT_COLUMNS, *drawn])

@@ -225,6 +225,8 @@ RESPONSE = {
     "stratify": Key("a sampled parameter to give response rates per value (or per bin)", text,
                     None),
     "bins": Key("stratify by this many quantile bins instead of by value", bins, None),
+    "min_sd_days": Key("days from baseline stable disease must last to count as SD",
+                       baseline_day, None),
 }
 
 

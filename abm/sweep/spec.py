@@ -40,6 +40,7 @@ class Response:
     baseline_day: float
     stratify: str | None = None
     bins: int | None = None
+    min_sd_days: float | None = None  # None: abm.analysis.response.MIN_SD_DAYS
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,8 @@ class Spec:
                 "stratify": self.response.stratify,
                 "bins": self.response.bins,
             }
+            if self.response.min_sd_days is not None:
+                out["response"]["min_sd_days"] = self.response.min_sd_days
         if self.sample:
             out["sample"] = {
                 "method": self.sample.method,
@@ -519,7 +522,7 @@ def _parse_response(
                     f"parameters ({', '.join(patients.draws)})")
     if response["bins"] is not None and stratify is None:
         raise error("response.bins", "bins need response.stratify (the parameter to bin)")
-    return Response(day, stratify, response["bins"])
+    return Response(day, stratify, response["bins"], response["min_sd_days"])
 
 
 def _parse_probes(table: dict[str, Any], error: Error) -> dict[str, dict[str, Any]]:
