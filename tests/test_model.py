@@ -14,6 +14,7 @@ CONTRACT_COLUMNS = [
     "AntigenNegativeFraction", "MeanPDL1", "CloneCount", "ExhaustedFraction",
 ]
 NO_IMMUNE = {"tcell_influx": 0.0, "treg_influx": 0.0, "mdsc_influx": 0.0}
+NO_DEATH = {"apoptosis_rate": 0.0, "oxygen_uptake": 0.0}  # no apoptosis, no hypoxia
 
 
 def run(model, hours):
@@ -58,10 +59,13 @@ def test_same_seed_same_series_different_seed_different(small_params):
 
 
 def test_cells_divide_only_into_free_sites():
-    """A grid packed with cancer cells cannot grow; a half-empty one can only fill up."""
-    full = TumorModel(rng=1, width=10, height=10, initial_tumor_cells=100, **NO_IMMUNE)
+    """A grid packed with cancer cells cannot grow; a half-empty one can only fill up.
+    (Without cell death: apoptosis frees sites and hypoxia kills, which is tested elsewhere.)"""
+    full = TumorModel(rng=1, width=10, height=10, initial_tumor_cells=100, **NO_IMMUNE,
+                      **NO_DEATH)
     assert run(full, 48)["CancerCells"].eq(100).all()
-    model = TumorModel(rng=1, width=12, height=12, initial_tumor_cells=20, **NO_IMMUNE)
+    model = TumorModel(rng=1, width=12, height=12, initial_tumor_cells=20, **NO_IMMUNE,
+                       **NO_DEATH)
     df = run(model, 24 * 12)
     assert df["CancerCells"].is_monotonic_increasing
     assert df["CancerCells"].max() <= 144
