@@ -72,15 +72,25 @@ def test_cells_divide_only_into_free_sites():
     assert_layers_match_grid(model)
 
 
-def test_interior_cells_are_not_stepped(monkeypatch):
+def test_interior_cells_do_not_divide(monkeypatch):
+    """Division is drawn only for cells with a free neighbour (the rim, and cells next to
+    sites freed by apoptosis): interior cells are skipped. Every cell asked to divide has room."""
     model = TumorModel(rng=1, width=30, height=30, initial_tumor_cells=400, **NO_IMMUNE)
-    stepped = []
-    monkeypatch.setattr(CancerCell, "step", lambda self: stepped.append(self))
-    model.step()
-    rim = {id(a) for a in stepped}
-    # all stepped cells have a free neighbour; interior cells (none free) were skipped
-    assert 0 < len(rim) < 400 * 0.5
-    assert all(a.free_neighbours() for a in stepped)
+    asked = []
+    monkeypatch.setattr(CancerCell, "divide_if_room",
+                        lambda self: asked.append((self, bool(self.free_neighbours()))))
+    for _ in range(10):
+        model.step()
+    assert 0 < len(asked) < 400 * 0.1
+    assert all(room for _, room in asked)
+
+
+def test_division_map_matches_each_cells_probability():
+    model = TumorModel(rng=3, width=40, height=40, initial_tumor_cells=600)
+    model.run_for(30)
+    probs = model.division_probability_map()
+    for cell in list(model.agents_by_type[CancerCell])[:50]:
+        assert probs[cell.site.coordinate] == pytest.approx(cell.division_probability())
 
 
 def place_pair(model, antigens, tcell_antigen, mhc=1.0, pdl1=0.0):

@@ -72,9 +72,15 @@ class CancerCell(TissueCell):
 
     # --- behaviour ------------------------------------------------------------------------
     def step(self) -> None:
+        """One hour of this cell on its own: divide with ``division_probability``. (The model
+        draws the decision for all cells at once and calls ``divide_if_room``.)"""
+        if self.free_neighbours() and self.random.random() < self.division_probability():
+            self.divide_if_room()
+
+    def divide_if_room(self) -> CancerCell | None:
+        """Divide into a random free neighbouring site, if there is one."""
         free = self.free_neighbours()
-        if free and self.random.random() < self.division_probability():
-            self.divide(self.random.choice(free))
+        return self.divide(self.random.choice(free)) if free else None
 
     def division_probability(self) -> float:
         """Per-hour division probability: oxygen below saturation slows it (PhysiCell: linear
