@@ -19,6 +19,10 @@ from typing import Any
 
 SITE_UM = 15.0  # grid spacing, micrometres (Kather et al. 2017: 14.9 um voxels)
 STEP_H = 1.0  # one model step, hours
+# spQSP-IO's IFN-gamma release (7.64e-10 ng/s per engaged T cell) into one 15 um site
+# (3.375e-9 mL), in the model's unit ng/mL per h: 815. Not the default of ifng_secretion (see
+# its source); give ifng_secretion=SPQSP_IFNG_SECRETION to run with it.
+SPQSP_IFNG_SECRETION = 7.64e-10 * 3600.0 / (SITE_UM * 1e-4) ** 3
 
 
 @dataclass(frozen=True)
@@ -251,10 +255,12 @@ _LIST: list[Param] = [
        "time constant of PD-L1 induction and loss (half-life x 1/ln 2)",
        "spQSP-IO PD-L1 half-life 0.1 d = 2.4 h, time constant 2.4 h / ln 2 = 3.46 h (in-vitro "
        "onset: mRNA at 14 h, protein at 48 h, J Immunother Cancer 2019 7:305)", "Fields"),
-    _p("ifng_secretion", 815.0, "ng/mL per h per engaged CTL", float, 0.0, 1e5,
+    _p("ifng_secretion", 5.0, "ng/mL per h per engaged CTL", float, 0.0, 1e5,
        "IFN-gamma released into the site of an engaged CTL",
-       "spQSP-IO 7.64e-10 ng/s per engaged T cell = 2.75e-6 ng/h, into one 15 um site "
-       "(3.375e-9 mL): 815 ng/mL per h", "Fields"),
+       "modelling choice: spQSP-IO's 7.64e-10 ng/s per T cell into one 15 um site (3.375e-9 "
+       "mL) is 815 ng/mL per h, which holds IFN-gamma 10-25x above PD-L1's half-max across "
+       "the whole tumour (PD-L1 near/far CTLs 1.00, elimination fails): docs/validation.md, "
+       "Tissue biology", "Fields"),
     _p("ifng_uptake", 1e-3, "1/s per cancer cell", float, 0.0, 1.0,
        "IFN-gamma taken up (receptor-bound and internalised) by a cancer cell, as a loss rate "
        "of the concentration at its site", "spQSP-IO (1e-3 /s)", "Fields"),
@@ -302,9 +308,11 @@ _LIST: list[Param] = [
     _p("oxygen_proliferation_threshold", 5.0, "mmHg", float, 0.0, 160.0,
        "oxygen below which cancer cells do not divide (division rises linearly above it)",
        "PhysiCell default o2_proliferation_threshold (5 mmHg)", "Oxygen and death"),
-    _p("oxygen_proliferation_saturation", 38.0, "mmHg", float, 0.0, 160.0,
+    _p("oxygen_proliferation_saturation", 15.0, "mmHg", float, 0.0, 160.0,
        "oxygen at and above which division runs at the full rate (division_time_h)",
-       "PhysiCell cancer_immune o2_proliferation_saturation = o2_reference = 38 mmHg",
+       "modelling choice: full rate in non-hypoxic cells (the 15 mmHg hypoxic threshold), so "
+       "division_time_h stays the in-tumour rate; PhysiCell cancer_immune uses 38 mmHg, which "
+       "slows untreated growth ~5x by day 30 here (docs/validation.md, Tissue biology)",
        "Oxygen and death"),
     _p("hypoxic_threshold", 15.0, "mmHg", float, 0.0, 160.0,
        "oxygen below which a cancer cell is hypoxic (reported, HypoxicFraction)",

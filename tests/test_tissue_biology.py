@@ -173,7 +173,9 @@ def test_debris_blocks_division_and_is_cleared_at_its_rate():
 def test_division_slows_with_oxygen_below_saturation():
     model = _packed(4)
     model.oxygen.data[...] = 38.0
-    model.oxygen.data[0, 0] = 21.5  # halfway between 5 and 38 mmHg
+    low = model.p["oxygen_proliferation_threshold"]
+    high = model.p["oxygen_proliferation_saturation"]
+    model.oxygen.data[0, 0] = (low + high) / 2
     model.oxygen.data[0, 1] = 4.0  # below the proliferation threshold
     model._update_oxygen_effects()
     full = model.agent_at[1, 1].division_probability()
@@ -195,13 +197,17 @@ def test_bad_tissue_parameters_are_refused_by_name(params, name):
 
 # --- IFN-gamma as spQSP-IO ----------------------------------------------------------------
 def test_ifng_release_and_uptake_are_spqsp_io_values_in_model_units():
-    from abm.params import PARAMS
+    from abm.params import PARAMS, SPQSP_IFNG_SECRETION
 
     site_ml = (SITE_UM * 1e-4) ** 3  # cm^3 = mL
-    assert PARAMS["ifng_secretion"].default == pytest.approx(7.64e-10 * 3600 / site_ml, rel=1e-3)
-    assert PARAMS["ifng_uptake"].default == 1e-3
+    assert SPQSP_IFNG_SECRETION == pytest.approx(7.64e-10 * 3600 / site_ml)
+    assert SPQSP_IFNG_SECRETION == pytest.approx(815.0, rel=1e-3)
+    assert PARAMS["ifng_uptake"].default == 1e-3  # 1/s, spQSP-IO
     # PD-L1 half-life 0.1 d: time constant 2.4 h / ln 2
     assert PARAMS["pdl1_induction_time_h"].default == pytest.approx(2.4 / math.log(2), rel=1e-3)
+    # the sourced release is accepted by the model
+    TumorModel(rng=1, width=20, height=20, initial_tumor_cells=10,
+               ifng_secretion=SPQSP_IFNG_SECRETION)
 
 
 def test_cancer_cells_shorten_the_reach_of_ifng():
