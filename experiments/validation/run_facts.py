@@ -1033,7 +1033,8 @@ def tissue_onset():
             if j == 0:  # oxygen against depth below the tumour's surface
                 from scipy import ndimage
 
-                depth = ndimage.distance_transform_edt(tumour) * 15.0
+                # depth below the outer surface (apoptosis leaves holes inside: fill them)
+                depth = ndimage.distance_transform_edt(ndimage.binary_fill_holes(tumour)) * 15.0
                 bins = np.arange(0, r0 + 30, 15.0)
                 idx = np.digitize(depth[tumour], bins)
                 prof = [o2[tumour][idx == i].mean() if (idx == i).any() else np.nan
