@@ -208,10 +208,13 @@ def test_inflamed_excluded_and_desert_tumours_all_arise():
 def test_small_tumours_are_cleared_where_large_ones_persist():
     """The spatial counterpart of Kuznetsov's size threshold (docs/validation_kuznetsov.md):
     with the elimination scenario's T cells at 3 CTL/h on a 120 x 120 field, a 300-cell founder
-    is cleared within 20 days in seeds 0-1 (measured: days 6 and 13), while a 4,000-cell
-    founder is still there at more than half its size (measured: 0.88x and 1.17x). Without
-    oxygen consumption (NO_HYPOXIA): with it, the 4,000-cell founder (no vessel inside) loses
-    its core to necrosis whatever the T cells do (245 living cells at day 20 in seed 0)."""
+    is cleared within 20 days in seeds 0-1 (measured: days 11 and 9), while a 4,000-cell
+    founder is still there at day 20. Before cancer cells died by apoptosis and PD-L1 decayed
+    with its 0.1 d half-life, the large founder held its size (0.88x and 1.17x); now T cells
+    shrink it steadily (0.18x and 0.04x at day 20; an 8,000-cell founder to 0.26x and 0.36x),
+    so only "not cleared within 20 days" is asserted (docs/validation.md, What changed). Without
+    oxygen consumption (NO_HYPOXIA): with it, the large founder (no vessel inside) also loses
+    its core to necrosis whatever the T cells do."""
     for seed in (0, 1):
         for n0, cleared in ((300, True), (4000, False)):
             model = TumorModel.from_scenario(
@@ -225,4 +228,4 @@ def test_small_tumours_are_cleared_where_large_ones_persist():
             if cleared:
                 assert model.n_cancer == 0, (seed, n0, model.n_cancer)
             else:
-                assert model.n_cancer > 0.5 * n0, (seed, n0, model.n_cancer)
+                assert model.n_cancer > 0, (seed, n0, model.n_cancer)
