@@ -395,10 +395,12 @@ class TumorModel(mesa.Model):
                                           (u[dies] < apoptosis).tolist(), strict=True):
                 cell = self.agent_at[x, y]
                 if by_apoptosis:
+                    cell.fate = "apoptosis"
                     cell.die()
                     self.apoptoses += 1
                 else:
                     site = cell.site
+                    cell.fate = "necrosis"
                     cell.die()
                     Debris(self).place(site)
                     self.necroses += 1

@@ -44,6 +44,7 @@ class CancerCell(TissueCell):
         self.car_target = car_target
         self.clone = clone
         self.parent_clone = parent_clone
+        self.fate: str | None = None  # how it left: "killed", "apoptosis" or "necrosis"
 
     # --- traits seen by T cells ---------------------------------------------------------
     @property

@@ -70,9 +70,9 @@ def _window(name: str, days: Any) -> tuple[float, float]:
 
 
 def killed(cell) -> bool:
-    """Whether a cancer cell seen before a step was removed from the grid during it (killed:
-    cancer cells leave the grid only by dying)."""
-    return not cell.alive
+    """Whether a cancer cell seen before a step was killed by a CTL or CAR-T cell during it (not
+    dead by apoptosis or necrosis: ``cell.fate``)."""
+    return not cell.alive and cell.fate == "killed"
 
 
 class Snapshot(Probe):
