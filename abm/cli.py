@@ -199,7 +199,8 @@ def run(
     typer.echo(
         f"day {last['Day']:.1f}: {int(last['CancerCells'])} cancer cells, "
         f"{int(last['TCells'])} T cells, {int(last['CARTCells'])} CAR-T, "
-        f"{int(last['Kills'])} kills, mean antigenicity {last['MeanAntigenicity']:.2f}"
+        f"{int(last['Kills'])} kills, mean antigenicity {last['MeanAntigenicity']:.2f}; "
+        f"{last['HypoxicFraction']:.0%} hypoxic, {int(last['NecroticSites'])} necrotic sites"
         + ("  (tumour eliminated)" if not model.running else "")
     )
     if out is None:
