@@ -114,6 +114,7 @@ class ReactionField:
     """
 
     _PENALTY = 1e9  # 1/h: a pinned site follows its level to 1e-4 relative even next to D*4
+    MAX_WOODBURY = 600  # pinned sites up to which the exact correction is kept (memory n^2)
 
     def __init__(
         self,
@@ -157,13 +158,15 @@ class ReactionField:
         self._pinned = np.array(sorted(set(pinned or [])), dtype=np.intp).reshape(-1, 2)
         self.pinned_level = pinned_level
         self._pin_mask = np.zeros(shape, dtype=bool)
+        self._cap = None
         if len(self._pinned):
             self._pin_mask[tuple(self._pinned.T)] = True
+        if 0 < len(self._pinned) <= self.MAX_WOODBURY:
             # Woodbury: (M0 + P E E^T)^-1 = M0^-1 - M0^-1 E C^-1 E^T M0^-1, C = I/P + E^T M0^-1 E
             n = len(self._pinned)
             g = np.empty((n, n))
-            for start in range(0, n, 64):  # batches keep the temporary array small
-                rows = self._pinned[start:start + 64]
+            for start in range(0, n, 32):  # batches keep the temporary array small
+                rows = self._pinned[start:start + 32]
                 delta = np.zeros((len(rows), *shape))
                 delta[np.arange(len(rows)), rows[:, 0], rows[:, 1]] = 1.0
                 solved = self._spectral_solve(delta, axes=(1, 2))
@@ -180,8 +183,15 @@ class ReactionField:
                          type=2, axes=axes, norm="ortho")
 
     def _precondition(self, r: np.ndarray) -> np.ndarray:
+        if len(self._pinned) and self._cap is None:
+            # many pinned sites: block-diagonal (pinned sites alone, the rest by the spectral
+            # solve); symmetric positive definite, only slower to converge than Woodbury
+            free = ~self._pin_mask
+            z = self._spectral_solve(r * free) * free
+            z[self._pin_mask] = r[self._pin_mask] / (self._PENALTY + 4.0 * self.d)
+            return z
         z = self._spectral_solve(r)
-        if len(self._pinned):
+        if self._cap is not None:
             y = self._cap @ z[self._pinned[:, 0], self._pinned[:, 1]]
             e = np.zeros(self.shape)
             e[self._pinned[:, 0], self._pinned[:, 1]] = y
