@@ -208,6 +208,7 @@ def run(
         # with no cancer cell left there is no mean: 0 would read as complete immunoediting
         + (f"mean antigenicity {last['MeanAntigenicity']:.2f}" if last["CancerCells"] else
            "tumour eliminated (no mean antigenicity)")
+        + f"; {last['HypoxicFraction']:.0%} hypoxic, {int(last['NecroticSites'])} necrotic sites"
     )
     if out is None:
         typer.echo("nothing written (give --out FILE.parquet or FILE.csv to keep the time "

@@ -5,9 +5,12 @@ One step is one hour; one site is about 15 um and holds one cell (docs/design.md
 Step order (fixed):
 
 1. treatments: scheduled doses are given; drugs decay and write their effects;
-2. fields: IFN-gamma, chemokine and suppressive factor diffuse, decay and take up this hour's
-   sources; IFN-gamma induces PD-L1 on cancer cells;
-3. cancer cells: only cells with a free neighbour can act (contact inhibition), in random order;
+2. fields: oxygen (quasi-steady: supplied at vessels and the domain's edge, taken up by living
+   cells), IFN-gamma (taken up by cancer cells), chemokine and suppressive factor diffuse, decay
+   and take up this hour's sources; IFN-gamma induces PD-L1 on cancer cells;
+3. cancer cells: apoptosis (every cell) and necrosis (cells below the necrosis threshold, which
+   leave debris) are drawn for all cells at once, debris is cleared at its rate; then cells with
+   a free neighbour can divide (contact inhibition), in random order;
 4. T cells and CAR-T cells: recruitment at vessels, then each cell acts, in random order;
 5. suppressors: Treg and MDSC recruitment, then each acts, in random order;
 6. data collection (one row per step) and the stop condition (the tumour is gone).
@@ -32,9 +35,9 @@ from scipy import ndimage
 
 from abm import params as P
 from abm.agents import TREATMENTS, CancerCell, CARTCell, Kind, TCell
-from abm.agents.cancer import MUTATIONS, N_ANTIGENS
+from abm.agents.cancer import MUTATIONS, N_ANTIGENS, Debris
 from abm.agents.suppressors import MDSC, Treg
-from abm.fields import Field
+from abm.fields import Field, ReactionField
 from abm.tissue import Tissue
 
 # model reporters: column -> attribute (names, not lambdas, so runs pickle across processes)
@@ -56,6 +59,10 @@ REPORTERS = {
     "PD1Occupancy": "pd1_occupancy",
     "CTLA4Occupancy": "ctla4_occupancy",
     "VaccineResponse": "vaccine_response",
+    "NecroticSites": "n_necrotic",
+    "HypoxicFraction": "hypoxic_fraction",
+    "Apoptoses": "apoptoses",
+    "Necroses": "necroses",
 }
 
 def _neighbourhood(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -93,17 +100,24 @@ class TumorModel(mesa.Model):
 
         self.chemokine = Field("chemokine", shape, values["chemokine_diffusion"],
                                values["chemokine_half_life_h"])
-        self.ifng = Field("IFN-gamma", shape, values["ifng_diffusion"],
-                          values["ifng_half_life_h"], unit="ng/mL")
+        # IFN-gamma is lost by decay everywhere and by uptake at cancer cells (spQSP-IO), so its
+        # loss varies by site: an implicit solver (abm.fields.ReactionField), closed edges
+        self._ifng_decay_h = np.log(2) / values["ifng_half_life_h"]
+        self._ifng_uptake_h = values["ifng_uptake"] * 3600.0
+        self.ifng = ReactionField(
+            "IFN-gamma", shape, values["ifng_diffusion"], unit="ng/mL", tol=1e-5,
+            k_ref_per_h=float(np.sqrt(self._ifng_decay_h * (self._ifng_decay_h
+                                                            + self._ifng_uptake_h))) or 1.0)
         self.tgfb = Field("suppressive factor", shape, values["tgfb_diffusion"],
                           values["tgfb_half_life_h"])
-        self.fields = {"chemokine": self.chemokine, "ifng": self.ifng, "tgfb": self.tgfb}
         self.ifng_source = np.zeros(shape)  # filled by engaged CTLs during the step
         self.treg_near = np.zeros(shape, dtype=bool)
         self.mdsc_near = np.zeros(shape, dtype=bool)
         self.ifng_hill = np.zeros(shape)  # cells' response to local IFN-gamma, 0-1
 
         self.kills = 0
+        self.apoptoses = 0
+        self.necroses = 0
         self.dose_log: list[dict[str, Any]] = []
         self._next_clone = 0
         self.effects: dict[str, Any] = {}
@@ -111,6 +125,9 @@ class TumorModel(mesa.Model):
 
         self._seed_tumour()
         self.vessels = self._place_vessels()
+        self._setup_oxygen()
+        self.fields = {"oxygen": self.oxygen, "chemokine": self.chemokine, "ifng": self.ifng,
+                       "tgfb": self.tgfb}
         self.treatments = {name: cls(self) for name, cls in TREATMENTS.items()}
 
         self.datacollector = mesa.DataCollector(model_reporters=REPORTERS)
@@ -158,6 +175,40 @@ class TumorModel(mesa.Model):
             return []
         chosen = self.rng.choice(candidates, size=min(n, candidates.size), replace=False)
         return [divmod(int(f), self.height) for f in chosen]
+
+    def _setup_oxygen(self) -> None:
+        """The oxygen field (mmHg): held at ``oxygen_supply`` at vessels and at the domain's
+        edge, taken up by living cells, lost slowly elsewhere. D = 1e5 um^2/min on 15 um sites
+        is 26,700 sites^2 per hour and uptake 10 /min is 600 per hour: the profile settles in
+        seconds, so each hour's solve is the quasi-steady profile for that hour's cells (the
+        diffusion length sqrt(D/k) is 100 um, 6.7 sites, in a tumour)."""
+        p = self.p
+        per_h = 60.0
+        self._o2_background = p["oxygen_decay"] * per_h
+        self._o2_uptake = np.zeros(len(Kind))  # loss rate per hour by what occupies the site
+        self._o2_uptake[Kind.CANCER] = p["oxygen_uptake"] * per_h
+        for k in (Kind.TCELL, Kind.CART, Kind.TREG, Kind.MDSC):
+            self._o2_uptake[k] = p["oxygen_uptake"] * p["oxygen_immune_relative_uptake"] * per_h
+        self._o2_uptake += self._o2_background
+        # preconditioner level between the background and a cancer cell's loss
+        k_ref = float(np.sqrt((self._o2_background + 1.0) * (self._o2_uptake[Kind.CANCER] + 1.0)))
+        supply = p["oxygen_supply"]
+        self.oxygen = ReactionField(
+            "oxygen", (self.width, self.height), p["oxygen_diffusion"] / 60.0, k_ref,
+            boundary_level=supply, pinned=self.vessels, pinned_level=supply, unit="mmHg",
+            tol=1e-3 * max(supply, 1e-3), max_iter=500)
+        self.oxygen.data[...] = supply
+        self.oxygen.step(self._o2_uptake[self.kind])
+        self._update_oxygen_effects()
+
+    def _update_oxygen_effects(self) -> None:
+        """Per-site division factor (0-1) and necrosis probability this hour, from oxygen."""
+        p, o2 = self.p, self.oxygen.data
+        low, high = p["oxygen_proliferation_threshold"], p["oxygen_proliferation_saturation"]
+        self.oxygen_growth = np.clip((o2 - low) / (high - low), 0.0, 1.0)
+        thr, worst = p["necrosis_threshold"], p["necrosis_max"]
+        rate = np.clip((thr - o2) / (thr - worst), 0.0, 1.0) / p["necrosis_time_h"]
+        self._necrosis_prob = -np.expm1(-rate)
 
     # --- the per-site layers, owned by the tissue (read them here; write through the tissue) --
     @property
@@ -288,8 +339,11 @@ class TumorModel(mesa.Model):
 
     def _update_fields(self) -> None:
         p = self.p
-        cancer = self.kind == Kind.CANCER
-        self.ifng.step(self.ifng_source)
+        kind = self.kind
+        cancer = kind == Kind.CANCER
+        self.oxygen.step(self._o2_uptake[kind])
+        self._update_oxygen_effects()
+        self.ifng.step(self._ifng_decay_h + self._ifng_uptake_h * cancer, self.ifng_source)
         self.ifng_source[...] = 0.0
         hill = self.ifng_hill = self.ifng_response()
         self.chemokine.step(
@@ -308,16 +362,66 @@ class TumorModel(mesa.Model):
         c = self.ifng.data**n
         return c / (c + self.p["pdl1_ifng_half_max"] ** n)
 
+    def _cancer_deaths(self) -> None:
+        """Apoptosis (every cancer cell, ``apoptosis_rate``: the site is freed) and necrosis
+        (below ``necrosis_threshold``: the cell becomes debris), drawn for all cancer cells at
+        once; then debris is cleared at 1 / ``debris_clearance_days``."""
+        p = self.p
+        xs, ys = np.nonzero(self.kind == Kind.CANCER)
+        if xs.size:
+            apoptosis = -np.expm1(-p["apoptosis_rate"] * 60.0)
+            u = self.rng.random(xs.size)
+            # one draw per cell: [0, apoptosis) apoptosis, then necrosis with its probability
+            necrosis = self._necrosis_prob[xs, ys]
+            dies = u < apoptosis + (1.0 - apoptosis) * necrosis
+            for x, y, by_apoptosis in zip(xs[dies].tolist(), ys[dies].tolist(),
+                                          (u[dies] < apoptosis).tolist(), strict=True):
+                cell = self.agent_at[x, y]
+                if by_apoptosis:
+                    cell.fate = "apoptosis"
+                    cell.die()
+                    self.apoptoses += 1
+                else:
+                    site = cell.site
+                    cell.fate = "necrosis"
+                    cell.die()
+                    Debris(self).place(site)
+                    self.necroses += 1
+        xs, ys = np.nonzero(self.kind == Kind.NECROTIC)
+        if xs.size:
+            cleared = self.rng.random(xs.size) < -np.expm1(-1.0 / (p["debris_clearance_days"]
+                                                                  * 24.0))
+            for x, y in zip(xs[cleared].tolist(), ys[cleared].tolist(), strict=True):
+                self.agent_at[x, y].die()
+
     def _step_cancer_cells(self) -> None:
-        """Only cells with a free neighbour can divide; the rest are quiescent and skipped."""
+        """Death first (every cell); then division. Only cells with a free neighbour can divide
+        (contact inhibition); whether each divides this hour is drawn for all of them at once
+        from ``division_probability_map`` (apoptosis leaves holes all through a tumour, so
+        stepping every cell next to one in Python would cost more than the rest of the hour),
+        and the dividers divide in random order, each into a neighbour still free at its turn."""
+        self._cancer_deaths()
         self.mdsc_near = _neighbourhood(self.kind == Kind.MDSC, self.p["suppression_radius_sites"])
         free = ndimage.convolve((self.kind == Kind.EMPTY).view(np.int8), np.ones((3, 3), np.int8),
                                 mode="constant", cval=0)
         xs, ys = np.nonzero((self.kind == Kind.CANCER) & (free > 0))
-        active = [self.agent_at[site] for site in zip(xs.tolist(), ys.tolist(), strict=True)]
-        self.random.shuffle(active)
-        for cell in active:
-            cell.step()
+        if not xs.size:
+            return
+        divides = self.rng.random(xs.size) < self.division_probability_map()[xs, ys]
+        dividers = [self.agent_at[site]
+                    for site in zip(xs[divides].tolist(), ys[divides].tolist(), strict=True)]
+        self.random.shuffle(dividers)
+        for cell in dividers:
+            cell.divide_if_room()
+
+    def division_probability_map(self) -> np.ndarray:
+        """Per-hour division probability of a cancer cell at each site with room (the same as
+        ``CancerCell.division_probability``, for every site at once)."""
+        p = self.p
+        prob = self.oxygen_growth / p["division_time_h"]
+        prob = prob * (1.0 - p["ifng_cytostasis"] * self.ifng_hill)
+        prob = np.where(self.mdsc_near, prob * (1.0 + p["mdsc_growth_boost"]), prob)
+        return np.minimum(prob, 1.0)
 
     def _step_in_random_order(self, *types: type) -> None:
         agents = [a for t in types for a in self.agents_by_type.get(t, ())]
@@ -372,6 +476,14 @@ class TumorModel(mesa.Model):
         total = np.minimum(1.0, self.pdl1_base + self.p["pdl1_induction"] * self.pdl1_induced)
         return np.where(self.kind == Kind.CANCER, total, 0.0)
 
+    def necrotic_map(self) -> np.ndarray:
+        """True where a site holds necrotic debris (grid-shaped bool, like ``pdl1_map()``)."""
+        return self.kind == Kind.NECROTIC
+
+    def hypoxic_map(self) -> np.ndarray:
+        """True where a living cancer cell is hypoxic (below ``hypoxic_threshold``)."""
+        return (self.kind == Kind.CANCER) & (self.oxygen.data < self.p["hypoxic_threshold"])
+
     def ctl_contacts(self) -> np.ndarray:
         """Number of CTLs on each site's 8 neighbouring sites (int array, grid-shaped)."""
         ctl = (self.kind == Kind.TCELL).view(np.int8)
@@ -386,7 +498,10 @@ class TumorModel(mesa.Model):
         self.n_cart = int((kind == Kind.CART).sum())
         self.n_tregs = int((kind == Kind.TREG).sum())
         self.n_mdscs = int((kind == Kind.MDSC).sum())
+        self.n_necrotic = int((kind == Kind.NECROTIC).sum())
         if self.n_cancer:
+            self.hypoxic_fraction = float(
+                (self.oxygen.data[cancer] < self.p["hypoxic_threshold"]).mean())
             self.mean_antigenicity = float(self.antigenicity[cancer].mean())
             self.antigen_negative_fraction = float(self.car_negative[cancer].mean())
             self.mean_pdl1 = float(self.pdl1_map()[cancer].mean())
@@ -397,6 +512,7 @@ class TumorModel(mesa.Model):
             )
         else:
             self.mean_antigenicity = self.antigen_negative_fraction = self.mean_pdl1 = 0.0
+            self.hypoxic_fraction = 0.0
             self.clone_count = 0
             self.antigen_counts = np.zeros(N_ANTIGENS, dtype=int)
         killers = [a for t in (TCell, CARTCell) for a in self.agents_by_type.get(t, ())]

@@ -19,6 +19,10 @@ from typing import Any
 
 SITE_UM = 15.0  # grid spacing, micrometres (Kather et al. 2017: 14.9 um voxels)
 STEP_H = 1.0  # one model step, hours
+# spQSP-IO's IFN-gamma release (7.64e-10 ng/s per engaged T cell) into one 15 um site
+# (3.375e-9 mL), in the model's unit ng/mL per h: 815. Not the default of ifng_secretion (see
+# its source); give ifng_secretion=SPQSP_IFNG_SECRETION to run with it.
+SPQSP_IFNG_SECRETION = 7.64e-10 * 3600.0 / (SITE_UM * 1e-4) ** 3
 
 
 @dataclass(frozen=True)
@@ -230,7 +234,8 @@ _LIST: list[Param] = [
        "modelling choice (exhausted cells are barely motile)", "T cells"),
     _p("tcell_max_divisions", 5, "divisions", int, 0, 20,
        "times a CTL lineage can divide after kills",
-       "Kather et al. 2017 (5); spQSP-IO (7)", "T cells"),
+       "Kather et al. 2018 3-D model (5); the Kather et al. 2017 code (immunoABM IMpmax) has 10; "
+       "spQSP-IO 7", "T cells"),
     _p("tcell_proliferation_prob", 0.5, "per kill", float, 0.0, 1.0,
        "probability a CTL divides after a kill (if it has divisions left)", _MC, "T cells"),
     _p("tcell_lifespan_days", 10.0, "day", float, 0.1, 365.0,
@@ -249,11 +254,19 @@ _LIST: list[Param] = [
     _p("pdl1_ifng_hill", 1.26, "1", float, 0.1, 10.0,
        "Hill coefficient of the cell response to IFN-gamma (PD-L1 induction and cytostasis)",
        "spQSP-IO (Hill 1.26)", "Fields"),
-    _p("pdl1_induction_time_h", 24.0, "h", float, 0.1, 500.0,
-       "time constant of PD-L1 induction and loss",
-       "in vitro mRNA at 14 h, protein at 48 h (J Immunother Cancer 2019 7:305)", "Fields"),
-    _p("ifng_secretion", 5.0, "ng/mL per h per engaged CTL", float, 0.0, 100.0,
-       "IFN-gamma released at the site of an engaged CTL", _MC, "Fields"),
+    _p("pdl1_induction_time_h", 3.46, "h", float, 0.1, 500.0,
+       "time constant of PD-L1 induction and loss (half-life x 1/ln 2)",
+       "spQSP-IO PD-L1 half-life 0.1 d = 2.4 h, time constant 2.4 h / ln 2 = 3.46 h (in-vitro "
+       "onset: mRNA at 14 h, protein at 48 h, J Immunother Cancer 2019 7:305)", "Fields"),
+    _p("ifng_secretion", 5.0, "ng/mL per h per engaged CTL", float, 0.0, 1e5,
+       "IFN-gamma released into the site of an engaged CTL",
+       "modelling choice: spQSP-IO's 7.64e-10 ng/s per T cell into one 15 um site (3.375e-9 "
+       "mL) is 815 ng/mL per h, which holds IFN-gamma 10-25x above PD-L1's half-max across "
+       "the whole tumour (PD-L1 near/far CTLs 1.00, elimination fails): docs/validation.md, "
+       "Tissue biology", "Fields"),
+    _p("ifng_uptake", 1e-3, "1/s per cancer cell", float, 0.0, 1.0,
+       "IFN-gamma taken up (receptor-bound and internalised) by a cancer cell, as a loss rate "
+       "of the concentration at its site", "spQSP-IO (1e-3 /s)", "Fields"),
     _p("ifng_diffusion", 100.0, "um^2/s", float, 0.0, 1e4,
        "IFN-gamma diffusion coefficient", "spQSP-IO (1e-6 cm^2/s)", "Fields"),
     _p("ifng_half_life_h", 3.0, "h", float, 0.01, 1000.0, "IFN-gamma half-life",
@@ -278,6 +291,53 @@ _LIST: list[Param] = [
        "TGF-beta decay 14.3/day (popellab SPQSP_PDAC)", "Fields"),
     _p("tgfb_half_max", 0.1, "a.u.", float, 1e-6, 1e3,
        "suppressive factor at half-maximal suppression of CTL killing", _MC, "Fields"),
+    # --- oxygen, hypoxia and cell death ------------------------------------------------------
+    _p("oxygen_supply", 38.0, "mmHg", float, 0.0, 160.0,
+       "oxygen at vessels and at the domain's edge (the tissue beyond is perfused)",
+       "PhysiCell cancer_immune: Dirichlet boundary 38 mmHg (5% O2, physioxia)",
+       "Oxygen and death"),
+    _p("oxygen_diffusion", 1e5, "um^2/min", float, 1.0, 1e7, "oxygen diffusion coefficient",
+       "PhysiCell cancer_immune (1e5 um^2/min)", "Oxygen and death"),
+    _p("oxygen_decay", 0.1, "1/min", float, 0.0, 100.0,
+       "oxygen loss in tissue without a living model cell (stroma, debris)",
+       "PhysiCell cancer_immune oxygen decay (0.1 /min)", "Oxygen and death"),
+    _p("oxygen_uptake", 10.0, "1/min per cancer cell", float, 0.0, 1000.0,
+       "oxygen uptake by a cancer cell, as a loss rate of the concentration at its site (one "
+       "cell fills its site; 0 disables hypoxia and necrosis)",
+       "PhysiCell cancer_immune (10 /min)", "Oxygen and death"),
+    _p("oxygen_immune_relative_uptake", 0.1, "1 (fraction of a cancer cell's)", float, 0.0,
+       10.0, "oxygen uptake of an immune cell relative to a cancer cell",
+       "PhysiCell cancer_immune immune_o2_relative_uptake (0.1)", "Oxygen and death"),
+    _p("oxygen_proliferation_threshold", 5.0, "mmHg", float, 0.0, 160.0,
+       "oxygen below which cancer cells do not divide (division rises linearly above it)",
+       "PhysiCell default o2_proliferation_threshold (5 mmHg)", "Oxygen and death"),
+    _p("oxygen_proliferation_saturation", 15.0, "mmHg", float, 0.0, 160.0,
+       "oxygen at and above which division runs at the full rate (division_time_h)",
+       "modelling choice: full rate in non-hypoxic cells (the 15 mmHg hypoxic threshold), so "
+       "division_time_h stays the in-tumour rate; PhysiCell cancer_immune uses 38 mmHg, which "
+       "slows untreated growth ~5x by day 30 here (docs/validation.md, Tissue biology)",
+       "Oxygen and death"),
+    _p("hypoxic_threshold", 15.0, "mmHg", float, 0.0, 160.0,
+       "oxygen below which a cancer cell is hypoxic (reported, HypoxicFraction)",
+       "PhysiCell default o2_hypoxic_threshold (15 mmHg; HIF-1a half-max near 1.5-2% O2)",
+       "Oxygen and death"),
+    _p("necrosis_threshold", 5.0, "mmHg", float, 0.0, 160.0,
+       "oxygen below which cancer cells start to die by necrosis",
+       "PhysiCell default o2_necrosis_threshold (5 mmHg)", "Oxygen and death"),
+    _p("necrosis_max", 2.5, "mmHg", float, 0.0, 160.0,
+       "oxygen at and below which necrosis runs at its maximum rate (linear in between)",
+       "PhysiCell default o2_necrosis_max (2.5 mmHg)", "Oxygen and death"),
+    _p("necrosis_time_h", 6.0, "h", float, 0.1, 1000.0,
+       "mean survival of a cancer cell at or below necrosis_max (1 / maximum necrosis rate)",
+       "PhysiCell default max_necrosis_rate 1/(6 x 60) /min: cells survive 6 h in very low "
+       "oxygen", "Oxygen and death"),
+    _p("debris_clearance_days", 60.0, "day", float, 0.1, 10_000.0,
+       "mean time a necrotic site stays as debris (blocks division and migration) until cleared",
+       "PhysiCell necrosis model: a lysed necrotic cell is removed after 60 d (fixed there; an "
+       "exponential time with that mean here)", "Oxygen and death"),
+    _p("apoptosis_rate", 5.31667e-5, "1/min", float, 0.0, 0.1,
+       "cancer-cell apoptosis rate, independent of immunity and oxygen (the site is freed at "
+       "once)", "PhysiCell template default (5.31667e-5 /min, mean 13 d)", "Oxygen and death"),
     # --- suppressor cells ---------------------------------------------------------------------
     _p("treg_influx", 0.2, "Treg per h", float, 0.0, 100.0,
        "Treg recruitment at saturating tumour burden (0 disables Tregs)", _MC, "Suppressors"),
@@ -353,9 +413,10 @@ _LIST: list[Param] = [
        "effector peak after up to 7-8 days of expansion (Nat Immunol 2002 3:619)", "Vaccine"),
     _p("vaccine_influx", 2.0, "CTL per h per dose", float, 0.0, 100.0,
        "extra recruitment of vaccine-specific CTLs at the response peak", _MC, "Vaccine"),
-    _p("vaccine_response_half_life_days", 7.0, "day", float, 0.1, 365.0,
+    _p("vaccine_response_half_life_days", 3.5, "day", float, 0.1, 365.0,
        "decay of the vaccine response after its peak (contraction)",
-       "90-95% contraction after the peak (Nat Immunol 2002 3:619)", "Vaccine"),
+       "90-95% contraction within 1-2 weeks of the peak (Badovinac et al. 2002 Nat Immunol "
+       "3:619): a half-life of 3-4 d; 3.5 d", "Vaccine"),
     # --- CAR-T --------------------------------------------------------------------------------
     _p("cart_start_day", None, "day", float, 0.0, 10_000.0,
        "CAR-T infusion day (None = not given)", _MC, "CAR-T", optional=True),
@@ -491,9 +552,17 @@ def resolve(scenario: str | None = None, *overrides: dict[str, Any]) -> dict[str
     return values
 
 
+def checked_together() -> list[str]:
+    """The parameters ``check_together`` reads (the sweep checks every combination of them)."""
+    return ["width", "height", "initial_tumor_cells", "necrosis_max", "necrosis_threshold",
+            "oxygen_proliferation_threshold", "oxygen_proliferation_saturation",
+            *(name for name in PARAMS if name.startswith("mutation_weight_"))]
+
+
 def check_together(values: dict[str, Any]) -> None:
     """The rules that span several parameters, for a full set of resolved ``values``: the founder
-    tumour must fit the grid, and the mutation weights cannot all be 0. ``ValueError`` names the
+    tumour must fit the grid, the oxygen thresholds must be in order, and the mutation weights
+    cannot all be 0. ``ValueError`` names the
     parameters. The model checks these at construction; the sweep runner checks every point of a
     sweep with the same function before any run."""
     width, height = values["width"], values["height"]
@@ -502,6 +571,13 @@ def check_together(values: dict[str, Any]) -> None:
             f"parameter 'initial_tumor_cells' = {values['initial_tumor_cells']} is not "
             f"allowed: expected at most width x height = {width * height} sites"
         )
+    for low, high in (("necrosis_max", "necrosis_threshold"),
+                      ("oxygen_proliferation_threshold", "oxygen_proliferation_saturation")):
+        if not values[low] < values[high]:
+            raise ValueError(
+                f"parameters {low!r} = {values[low]} and {high!r} = {values[high]} are not "
+                f"allowed: expected {low} < {high} (mmHg)"
+            )
     weights = [name for name in PARAMS if name.startswith("mutation_weight_")]
     if not sum(values[name] for name in weights) > 0:
         raise ValueError(

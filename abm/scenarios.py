@@ -61,7 +61,9 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             "give anti-PD-1 (elimination). Caveat: over months this state drifts slowly upward "
             "(about 2x in 4 weeks); it is control, not true dormancy."
         ),
-        "params": {"founder_antigens": 3, "mutation_rate": 0.0, "tcell_influx": 20.0,
+        # tcell_influx 15 (was 20 before cancer cells died by apoptosis and PD-L1 decayed with
+        # its 0.1 d half-life: at 20 the tumour was cleared by day 15-21 in 3 of 4 seeds)
+        "params": {"founder_antigens": 3, "mutation_rate": 0.0, "tcell_influx": 15.0,
                    "recruitment_half_saturation": 20000, "initial_tumor_cells": 500,
                    "treg_influx": 0.1, "mdsc_influx": 0.1},
     },

@@ -83,7 +83,12 @@ def test_contacts_count_every_cancer_cell_hour_and_every_kill_in_the_window():
     # hour was not there to be watched, so a few kills are not counted
     assert 0.8 * sum(kills) <= out["died"].sum() <= sum(kills)
     assert sum(kills) > 10
-    assert out["died"][0] == 0  # no CTL around, no kill
+    # with no CTL around at the start of the hour a cell is killed only if a CTL arrives and
+    # kills within that hour (they move, then attack): rare, far below the rate with CTLs around
+    # (it was 0 for this seed before the tissue biology changed the run; now 2)
+    rate_alone = out["died"][0] / out["exposed"][0]
+    rate_near = out["died"][1:].sum() / out["exposed"][1:].sum()
+    assert rate_alone < 0.1 * rate_near, (rate_alone, rate_near)
     assert out["days"] == [1.0, 2.0]
 
 

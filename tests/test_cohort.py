@@ -21,7 +21,7 @@ from abm.analysis.response import (
     wilson_interval,
 )
 from abm.params import SITE_UM
-from abm.report import paired_difference, write_report
+from abm.report import paired_difference, reference_arm, strata, write_report
 from abm.sweep import (
     PATIENT_COLUMNS,
     SpecError,
@@ -183,6 +183,21 @@ def test_paired_difference_counts_discordant_patients():
     assert (d["n"], d["only_treated"], d["only_control"]) == (4, 2, 0)
     assert d["diff"] == pytest.approx(0.5)
     assert d["low"] < 0.5 < d["high"]
+
+
+def test_strata_by_value_and_by_quantile_bins():
+    rows = pd.DataFrame({"founder_mhc": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], "founder_antigens":
+                         [1, 1, 2, 2, 3, 3]})
+    assert strata(rows, "founder_antigens", None).tolist() == ["1", "1", "2", "2", "3", "3"]
+    bins = strata(rows, "founder_mhc", 3)
+    assert bins.nunique() == 3 and (bins.value_counts() == 2).all()
+    assert bins.iloc[0] != bins.iloc[-1] and bins.iloc[0] == bins.iloc[1]
+
+
+def test_the_untreated_arm_is_the_reference():
+    assert reference_arm(["anti_pd1", "untreated"]) == "untreated"
+    assert reference_arm(["a", "b"]) == "a"
+    assert reference_arm(["only"]) is None
 
 
 # --- patients -----------------------------------------------------------------------------------

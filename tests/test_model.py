@@ -14,6 +14,7 @@ CONTRACT_COLUMNS = [
     "AntigenNegativeFraction", "MeanPDL1", "CloneCount", "ExhaustedFraction",
 ]
 NO_IMMUNE = {"tcell_influx": 0.0, "treg_influx": 0.0, "mdsc_influx": 0.0}
+NO_DEATH = {"apoptosis_rate": 0.0, "oxygen_uptake": 0.0}  # no apoptosis, no hypoxia
 
 
 def run(model, hours):
@@ -58,25 +59,38 @@ def test_same_seed_same_series_different_seed_different(small_params):
 
 
 def test_cells_divide_only_into_free_sites():
-    """A grid packed with cancer cells cannot grow; a half-empty one can only fill up."""
-    full = TumorModel(rng=1, width=10, height=10, initial_tumor_cells=100, **NO_IMMUNE)
+    """A grid packed with cancer cells cannot grow; a half-empty one can only fill up.
+    (Without cell death: apoptosis frees sites and hypoxia kills, which is tested elsewhere.)"""
+    full = TumorModel(rng=1, width=10, height=10, initial_tumor_cells=100, **NO_IMMUNE,
+                      **NO_DEATH)
     assert run(full, 48)["CancerCells"].eq(100).all()
-    model = TumorModel(rng=1, width=12, height=12, initial_tumor_cells=20, **NO_IMMUNE)
+    model = TumorModel(rng=1, width=12, height=12, initial_tumor_cells=20, **NO_IMMUNE,
+                       **NO_DEATH)
     df = run(model, 24 * 12)
     assert df["CancerCells"].is_monotonic_increasing
     assert df["CancerCells"].max() <= 144
     assert_layers_match_grid(model)
 
 
-def test_interior_cells_are_not_stepped(monkeypatch):
+def test_interior_cells_do_not_divide(monkeypatch):
+    """Division is drawn only for cells with a free neighbour (the rim, and cells next to
+    sites freed by apoptosis): interior cells are skipped. Every cell asked to divide has room."""
     model = TumorModel(rng=1, width=30, height=30, initial_tumor_cells=400, **NO_IMMUNE)
-    stepped = []
-    monkeypatch.setattr(CancerCell, "step", lambda self: stepped.append(self))
-    model.step()
-    rim = {id(a) for a in stepped}
-    # all stepped cells have a free neighbour; interior cells (none free) were skipped
-    assert 0 < len(rim) < 400 * 0.5
-    assert all(a.free_neighbours() for a in stepped)
+    asked = []
+    monkeypatch.setattr(CancerCell, "divide_if_room",
+                        lambda self: asked.append((self, bool(self.free_neighbours()))))
+    for _ in range(10):
+        model.step()
+    assert 0 < len(asked) < 400 * 0.1
+    assert all(room for _, room in asked)
+
+
+def test_division_map_matches_each_cells_probability():
+    model = TumorModel(rng=3, width=40, height=40, initial_tumor_cells=600)
+    model.run_for(30)
+    probs = model.division_probability_map()
+    for cell in list(model.agents_by_type[CancerCell])[:50]:
+        assert probs[cell.site.coordinate] == pytest.approx(cell.division_probability())
 
 
 def place_pair(model, antigens, tcell_antigen, mhc=1.0, pdl1=0.0):

@@ -24,6 +24,7 @@ class Kind(IntEnum):
     CART = 3
     TREG = 4
     MDSC = 5
+    NECROTIC = 6  # debris of a cancer cell that died of necrosis, until cleared
 
 
 class TissueCell(CellAgent):

@@ -28,8 +28,10 @@ class CancerCell(TissueCell):
     ``pdl1_induced`` layer (``model.tissue``).
 
     A cell divides into a free neighbouring site with probability 1/``division_time_h`` per
-    hour (PhysiCell cancer_immune: mean 23.1 h); a cell with no free neighbour is quiescent
-    (contact inhibition), so the model only steps the rim.
+    hour (PhysiCell cancer_immune: mean 23.1 h) times its oxygen factor; a cell with no free
+    neighbour is quiescent (contact inhibition), so the model only steps the rim. Apoptosis and
+    necrosis strike every cell, rim or core; the model draws them for all cells at once
+    (``TumorModel._cancer_deaths``).
     """
 
     KIND = Kind.CANCER
@@ -42,6 +44,7 @@ class CancerCell(TissueCell):
         self.car_target = car_target
         self.clone = clone
         self.parent_clone = parent_clone
+        self.fate: str | None = None  # how it left: "killed", "apoptosis" or "necrosis"
 
     # --- traits seen by T cells ---------------------------------------------------------
     @property
@@ -58,17 +61,34 @@ class CancerCell(TissueCell):
         induced = self.model.tissue.pdl1_induced[self.site.coordinate]
         return min(1.0, self.pdl1_base + self.model.p["pdl1_induction"] * induced)
 
+    @property
+    def oxygen(self) -> float:
+        """Oxygen at its site, mmHg."""
+        return float(self.model.oxygen.data[self.site.coordinate])
+
+    @property
+    def hypoxic(self) -> bool:
+        """Below ``hypoxic_threshold`` (15 mmHg, PhysiCell): a state the cell reports."""
+        return self.oxygen < self.model.p["hypoxic_threshold"]
+
     # --- behaviour ------------------------------------------------------------------------
     def step(self) -> None:
+        """One hour of this cell on its own: divide with ``division_probability``. (The model
+        draws the decision for all cells at once and calls ``divide_if_room``.)"""
+        if self.free_neighbours() and self.random.random() < self.division_probability():
+            self.divide_if_room()
+
+    def divide_if_room(self) -> CancerCell | None:
+        """Divide into a random free neighbouring site, if there is one."""
         free = self.free_neighbours()
-        if free and self.random.random() < self.division_probability():
-            self.divide(self.random.choice(free))
+        return self.divide(self.random.choice(free)) if free else None
 
     def division_probability(self) -> float:
-        """Per-hour division probability: IFN-gamma slows it (cytostasis); MDSCs nearby make a
-        pro-growth niche."""
+        """Per-hour division probability: oxygen below saturation slows it (PhysiCell: linear
+        between the proliferation threshold and saturation); IFN-gamma slows it (cytostasis);
+        MDSCs nearby make a pro-growth niche."""
         site = self.site.coordinate
-        p = 1.0 / self.model.p["division_time_h"]
+        p = self.model.oxygen_growth[site] / self.model.p["division_time_h"]
         p *= 1.0 - self.model.p["ifng_cytostasis"] * self.model.ifng_hill[site]
         if self.model.mdsc_near[site]:
             p *= 1.0 + self.model.p["mdsc_growth_boost"]
@@ -113,3 +133,12 @@ class CancerCell(TissueCell):
         if changed:
             self.parent_clone = parent.clone
             self.clone = self.model.new_clone_id()
+
+
+class Debris(TissueCell):
+    """What a cancer cell that died of necrosis leaves on its site: dead tissue that takes no
+    oxygen, blocks division and migration into the site, and is cleared after
+    ``debris_clearance_days`` on average (PhysiCell removes lysed necrotic cells after 60 d).
+    It does not act; the model clears debris for all sites at once."""
+
+    KIND = Kind.NECROTIC

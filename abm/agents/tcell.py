@@ -98,6 +98,7 @@ class TCell(ImmuneCell):
             self.exhaustion += 1  # PD-1 signalling pushes the cell toward exhaustion
             return
         if self.random.random() < self.kill_probability():
+            target.fate = "killed"
             target.die()
             model.kills += 1
             self.kills += 1

@@ -70,14 +70,15 @@ def _window(name: str, days: Any) -> tuple[float, float]:
 
 
 def killed(cell) -> bool:
-    """Whether a cancer cell seen before a step was removed from the grid during it (killed:
-    cancer cells leave the grid only by dying)."""
-    return not cell.alive
+    """Whether a cancer cell seen before a step was killed by a CTL or CAR-T cell during it (not
+    dead by apoptosis or necrosis: ``cell.fate``)."""
+    return not cell.alive and cell.fate == "killed"
 
 
 class Snapshot(Probe):
     """The site layers at the end of ``day``: what occupies each site (``kind``, ``abm.agents.Kind``
-    values), total PD-L1 (``pdl1``, 0-1) and IFN-gamma (``ifng``, ng/mL). Empty if the run ended
+    values), total PD-L1 (``pdl1``, 0-1), IFN-gamma (``ifng``, ng/mL), oxygen (``oxygen``, mmHg)
+    and the vessel sites (``vessels``, n x 2). Empty if the run ended
     (tumour cleared) before that day."""
 
     name = "snapshot"
@@ -94,6 +95,8 @@ class Snapshot(Probe):
                 "kind": model.kind.copy(),
                 "pdl1": np.asarray(model.pdl1_map(), dtype=float),
                 "ifng": model.ifng.data.copy(),
+                "oxygen": model.oxygen.data.copy(),
+                "vessels": np.array(model.vessels, dtype=np.int64).reshape(-1, 2),
             }
 
     def result(self, model) -> dict[str, Any]:

@@ -26,7 +26,9 @@ def distance_to_ctl_um(kind: np.ndarray) -> np.ndarray:
 def tumour_outline(kind: np.ndarray) -> np.ndarray:
     """The tumour's area: the cancer mask, closed (2 sites) and with its holes filled, so sites
     inside the tumour held by T cells or left empty by kills count as tumour."""
-    return ndimage.binary_fill_holes(ndimage.binary_closing(kind == Kind.CANCER, iterations=2))
+    # necrotic debris is dead tumour tissue: part of the tumour's outline
+    mass = (kind == Kind.CANCER) | (kind == Kind.NECROTIC)
+    return ndimage.binary_fill_holes(ndimage.binary_closing(mass, iterations=2))
 
 
 def ctl_density_by_region(

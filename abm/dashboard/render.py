@@ -31,6 +31,7 @@ KIND_RGB = {
     Kind.CART: (0, 188, 212),
     Kind.TREG: (245, 166, 0),
     Kind.MDSC: (46, 160, 67),
+    Kind.NECROTIC: (92, 64, 51),  # debris of necrotic cancer cells: dark brown
 }
 EXHAUSTED_T_RGB = (160, 184, 232)
 CANCER_HIDDEN_RGB = np.array((128, 116, 138), dtype=np.float32)  # antigenicity 0
@@ -89,6 +90,7 @@ def legend(colour_by: str = "antigenicity", overlay: str = "none",
         ("CAR-T cell", css(KIND_RGB[Kind.CART])),
         ("Treg", css(KIND_RGB[Kind.TREG])),
         ("MDSC", css(KIND_RGB[Kind.MDSC])),
+        ("necrotic (debris)", css(KIND_RGB[Kind.NECROTIC])),
         ("vessel", css(VESSEL_RGB)),
         stroma,
     ]
@@ -114,7 +116,9 @@ def overlays(model: TumorModel) -> dict[str, Overlay]:
     for key, field in model.fields.items():
         unit = getattr(field, "unit", "") or "a.u."
         label = {"ifng": "IFN-γ", "tgfb": "suppressive factor (TGF-β)"}.get(key, field.name)
-        out[key] = Overlay(key, label, unit, "viridis")
+        # oxygen on a fixed scale from 0 to the supply level: hypoxia reads the same every frame
+        top = model.p["oxygen_supply"] if key == "oxygen" else None
+        out[key] = Overlay(key, label, unit, "viridis", top)
     out["pdl1"] = Overlay("pdl1", "PD-L1 on cancer cells", "(0-1 scale)", PDL1_CMAP)
     return out
 
@@ -265,7 +269,10 @@ def describe_site(model: TumorModel, x: int, y: int) -> str:
             + f"; antigens {{{', '.join(antigens) or 'none'}}}, MHC-I {agent.mhc:.2f}, "
             f"antigenicity {agent.antigenicity:.2f}, PD-L1 {agent.pdl1:.2f}, "
             f"CAR target {'yes' if agent.car_target else 'no'}"
+            + ("; hypoxic" if agent.hypoxic else "")
         )
+    elif kind == Kind.NECROTIC:
+        what = "necrotic debris"
     elif kind in (Kind.TCELL, Kind.CART):
         name = "CAR-T cell" if kind == Kind.CART else f"T cell (antigen {agent.antigen})"
         what = (

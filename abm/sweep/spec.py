@@ -543,10 +543,7 @@ def _check_domains(spec: Spec, error: Error) -> None:
     run."""
     from abm.sweep.expansion import iter_points
 
-    names = [
-        n for n in P.PARAMS
-        if n in ("width", "height", "initial_tumor_cells") or n.startswith("mutation_weight_")
-    ]
+    names = P.checked_together()
     varied = [n for n in spec.varied if canonical(n) in names]
     seen: set[tuple] = set()
     for point in iter_points(spec) if varied or spec.arms else [{}]:

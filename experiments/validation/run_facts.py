@@ -972,6 +972,139 @@ def calib_all():
     }
 
 
+# --- tissue biology: necrosis onset, viable rim, growth with oxygen, PD-L1 near vs far ----
+def _disc_radius_um(n_sites: float) -> float:
+    return float(np.sqrt(n_sites / np.pi) * 15.0)
+
+
+def tissue_onset():
+    """Necrotic core vs founder-disc radius, and the viable rim, on the day-2 snapshot."""
+    sizes = spec_factors("tissue_necrosis_onset")["initial_tumor_cells"]
+    g = sweep("tissue_necrosis_onset")
+    rows, radii, fractions, rims = [], [], [], []
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for n0 in sizes:
+        runs = g[n0]
+        r0 = _disc_radius_um(n0)
+        necrotic = [int(r.final("NecroticSites")) for r in runs]
+        hypoxic = [r.final("HypoxicFraction") for r in runs]
+        rim = []
+        for j, r in enumerate(runs):
+            snap = r.snapshot
+            kind, o2 = snap["kind"], snap["oxygen"]
+            tumour = (kind == Kind.CANCER) | (kind == Kind.NECROTIC)
+            if necrotic[j] > 0.05 * n0:
+                rim.append(_disc_radius_um(tumour.sum()) - _disc_radius_um(necrotic[j]))
+            if j == 0:  # oxygen against depth below the tumour's surface
+                from scipy import ndimage
+
+                # depth below the outer surface (apoptosis leaves holes inside: fill them)
+                depth = ndimage.distance_transform_edt(ndimage.binary_fill_holes(tumour)) * 15.0
+                bins = np.arange(0, r0 + 30, 15.0)
+                idx = np.digitize(depth[tumour], bins)
+                prof = [o2[tumour][idx == i].mean() if (idx == i).any() else np.nan
+                        for i in range(1, len(bins))]
+                a.plot(bins[:-1], prof, lw=1.2, label=f"R = {r0:.0f} um")
+        radii.append(r0)
+        fractions.append(np.median(necrotic) / n0)
+        rims += rim
+        rows.append((f"{r0:.0f}", n0, med_range(necrotic, "{:.0f}"),
+                     med_range(hypoxic, "{:.2f}"), med_range(rim, "{:.0f}") if rim else "-"))
+    for level, name in ((15, "hypoxic"), (5, "necrosis")):
+        a.axhline(level, color="grey", ls=":", lw=1)
+        a.text(2, level + 0.5, name, fontsize=7, color="grey")
+    a.set(xlabel="depth below the tumour surface (um)", ylabel="oxygen (mmHg)",
+          title="oxygen vs depth, day 2 (seed 1)")
+    a.legend(fontsize=7)
+    b.plot(radii, fractions, "o-")
+    b.set(xlabel="founder disc radius (um)", ylabel="necrotic sites / founder cells",
+          title="necrotic core onset (median of 3)")
+    save(fig, "tissue_necrosis_onset.png")
+    return {
+        "rims": rims,
+        "table": table(rows, ("disc radius (um)", "cells", "necrotic sites, day 2",
+                              "hypoxic fraction", "viable rim (um)")),
+    }
+
+
+def doubling_time_days(days: np.ndarray, counts: np.ndarray, start: float, end: float) -> float:
+    """Mean doubling time over [start, end] days from the log growth between the two ends."""
+    i, j = np.searchsorted(days, start), np.searchsorted(days, end)
+    growth = np.log(counts[j] / counts[i])
+    return float((days[j] - days[i]) * np.log(2) / growth) if growth > 0 else float("inf")
+
+
+TISSUE_PHASES = ((0, 5), (5, 15), (15, 30), (30, 45), (45, 60))
+
+
+def tissue_growth():
+    """The untreated growth curve with oxygen and cell death (60 days)."""
+    (runs,) = sweep("tissue_growth").values()
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    doubling = {phase: [] for phase in TISSUE_PHASES}
+    slopes = {phase: [] for phase in TISSUE_PHASES[1:]}
+    ends = {"CancerCells": [], "NecroticSites": [], "HypoxicFraction": [], "Apoptoses": [],
+            "Necroses": []}
+    for r in runs:
+        d, n = series(r)
+        for phase in TISSUE_PHASES:
+            doubling[phase].append(doubling_time_days(d, n, *phase))
+        for lo, hi in TISSUE_PHASES[1:]:
+            i, j = np.searchsorted(d, lo), np.searchsorted(d, hi)
+            slopes[(lo, hi)].append(float(np.log(n[j] / n[i]) / np.log(d[j] / d[i])))
+        for col in ends:
+            ends[col].append(r.final(col))
+        a.plot(d, n, lw=1)
+        b.plot(d, r.df["HypoxicFraction"], lw=1, color="C1")
+        b.plot(d, r.df["NecroticSites"] / np.maximum(n, 1), lw=1, color="C3")
+    a.set(xlabel="day", ylabel="cancer cells", title="tumor_only, 200 founder cells, 1.5 mm")
+    b.set(xlabel="day", ylabel="fraction", title="hypoxic fraction (orange), necrotic/cancer (red)")
+    save(fig, "tissue_growth.png")
+    rows = [(f"days {lo}-{hi}", med_range(doubling[(lo, hi)], "{:.1f}"),
+             med_range(slopes[(lo, hi)]) if (lo, hi) in slopes else "-")
+            for lo, hi in TISSUE_PHASES]
+    tail = "; ".join(f"{col} {med_range(v, '{:.2f}' if col == 'HypoxicFraction' else '{:.0f}')}"
+                     for col, v in ends.items())
+    return {
+        "doubling": doubling,
+        "table": table(rows, ("phase", "doubling time (d)", "log-log slope"))
+        + f"\n\nDay 60: {tail}",
+    }
+
+
+def tissue_pdl1():
+    """PD-L1 of cancer cells touching a CTL vs > 60 um (4 sites) from any CTL, day-14 snapshots
+    (at the default scale no cancer cell is 150 um from a CTL by day 14)."""
+    from scipy import ndimage
+
+    (runs,) = sweep("tissue_pdl1").values()
+    rows = []
+    ratios = []
+    for r in runs:
+        snap = r.snapshot
+        if not snap:
+            rows.append((r.seed, "cleared", "-", "-", "-"))
+            continue
+        kind, pdl1, ifng = snap["kind"], snap["pdl1"], snap["ifng"]
+        cancer = kind == Kind.CANCER
+        ctl = kind == Kind.TCELL
+        contacts = ndimage.convolve(ctl.view(np.int8), np.ones((3, 3), np.int8), mode="constant")
+        touching = cancer & (contacts > 0)
+        far = cancer & (ndimage.distance_transform_edt(~ctl) * 15.0 > 60.0)
+        near_p = pdl1[touching].mean() if touching.any() else np.nan
+        far_p = pdl1[far].mean() if far.sum() >= 20 else np.nan
+        ratios.append(near_p / far_p)
+        rows.append((r.seed, f"{touching.sum()} / {far.sum()}", f"{near_p:.3f} / {far_p:.3f}",
+                     f"{ifng[touching].mean():.2f} / "
+                     + (f"{ifng[far].mean():.2f}" if far.any() else "-"),
+                     f"{near_p / far_p:.2f}"))
+    return {
+        "ratios": ratios,
+        "table": table(rows, ("seed", "cells touching / far", "PD-L1 touching / far",
+                              "IFN-g (ng/mL) touching / far", "ratio")),
+    }
+
+
 FACTS = {
     "1": fact1,
     "2": fact2,
@@ -990,6 +1123,9 @@ FACTS = {
     "size": size_threshold,
     "calib": calib,
     "calib_all": calib_all,
+    "tissue_onset": tissue_onset,
+    "tissue_growth": tissue_growth,
+    "tissue_pdl1": tissue_pdl1,
 }
 
 
