@@ -9,8 +9,9 @@ Step order (fixed):
    cells), IFN-gamma (taken up by cancer cells), chemokine and suppressive factor diffuse, decay
    and take up this hour's sources; IFN-gamma induces PD-L1 on cancer cells;
 3. cancer cells: apoptosis (every cell) and necrosis (cells below the necrosis threshold, which
-   leave debris) are drawn for all cells at once, debris is cleared at its rate; then cells with
-   a free neighbour can divide (contact inhibition), in random order;
+   leave debris) are drawn for all cells at once, debris is cleared at its rate; then, among
+   cells with a free neighbour (contact inhibition), who divides is drawn for all at once and
+   the dividers divide in random order, each into a neighbour still free at its turn;
 4. T cells and CAR-T cells: recruitment at vessels, then each cell acts, in random order;
 5. suppressors: Treg and MDSC recruitment, then each acts, in random order;
 6. data collection (one row per step) and the stop condition (the tumour is gone).
