@@ -855,16 +855,21 @@ def calib():
         g = sweep(name)
         base = g["baseline"]
         spec = load_spec(HERE / f"{name}.toml")
+        # a ratio to a cleared baseline (burden 0, as in `elimination`) means nothing: no column
+        paired = all(b.n_cancer > 0 for b in base)
         rows = []
         for k, runs in g.items():
             fold = [r.n_cancer / r.n0 for r in runs]
-            ratio = [r.n_cancer / max(b.n_cancer, 1) for r, b in zip(runs, base, strict=True)]
             outcome = ", ".join(r.summary["outcome"] for r in runs)  # abm.analysis.outcomes
-            rows.append((k, med_range(fold), med_range(ratio), outcome))
+            if paired:
+                ratio = [r.n_cancer / b.n_cancer for r, b in zip(runs, base, strict=True)]
+                rows.append((k, med_range(fold), med_range(ratio), outcome))
+            else:
+                rows.append((k, med_range(fold), outcome))
         header = (
             f"{spec.scenario} scenario, one change",
             f"N(day {spec.steps // 24})/N0",
-            "burden / baseline (paired)",
+            *(("burden / baseline (paired)",) if paired else ()),
             "outcome per seed (0,1,2)",
         )
         tables.append(table(rows, header))
