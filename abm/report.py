@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from abm.analysis.outcomes import OUTCOMES
 from abm.sweep import (
     ARM,
     ID_COLUMNS,
@@ -51,7 +52,7 @@ from abm.sweep import (
     run_path,
 )
 
-OUTCOME_CLASSES = ("eliminated", "controlled", "escape")
+OUTCOME_CLASSES = OUTCOMES  # the classes of abm.analysis.outcomes, in plotting order
 CLASS_COLOURS = {"eliminated": "#1b9e77", "controlled": "#7570b3", "escape": "#d95f02"}
 MAX_TABLE_POINTS = 100
 MAX_LINES = 12
