@@ -209,6 +209,8 @@ def run(
         + (f"mean antigenicity {last['MeanAntigenicity']:.2f}" if last["CancerCells"] else
            "tumour eliminated (no mean antigenicity)")
         + f"; {last['HypoxicFraction']:.0%} hypoxic, {int(last['NecroticSites'])} necrotic sites"
+        + f", {int(last['Vessels'])} of {len(model.vessels) + len(model.collapsed_vessels)} "
+        "vessels open"
     )
     if out is None:
         typer.echo("nothing written (give --out FILE.parquet or FILE.csv to keep the time "

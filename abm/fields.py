@@ -171,7 +171,25 @@ class ReactionField:
                 delta[np.arange(len(rows)), rows[:, 0], rows[:, 1]] = 1.0
                 solved = self._spectral_solve(delta, axes=(1, 2))
                 g[start:start + len(rows)] = solved[:, self._pinned[:, 0], self._pinned[:, 1]]
-            self._cap = np.linalg.inv(np.eye(n) / self._PENALTY + 0.5 * (g + g.T))
+            self._green = 0.5 * (g + g.T)  # kept: unpinning a site only drops rows
+            self._cap = np.linalg.inv(np.eye(n) / self._PENALTY + self._green)
+
+    def unpin(self, sites: list[tuple[int, int]]) -> None:
+        """Stop holding ``sites`` at the pinned level (a vessel that collapsed): from the next
+        step they follow the field's equation like any other site. The Woodbury correction is
+        rebuilt from the kept Green's matrix of the remaining pinned sites (no new solves)."""
+        drop = {tuple(int(v) for v in site) for site in sites}
+        keep = [i for i, site in enumerate(map(tuple, self._pinned.tolist())) if site not in drop]
+        if len(keep) == len(self._pinned):
+            return
+        self._pinned = self._pinned[keep].reshape(-1, 2)
+        self._pin_mask[...] = False
+        if len(self._pinned):
+            self._pin_mask[tuple(self._pinned.T)] = True
+        if self._cap is not None:
+            self._green = self._green[np.ix_(keep, keep)]
+            self._cap = (np.linalg.inv(np.eye(len(keep)) / self._PENALTY + self._green)
+                         if keep else None)
 
     # --- linear algebra ------------------------------------------------------------------
     def _spectral_solve(self, r: np.ndarray, axes: tuple[int, int] = (0, 1)) -> np.ndarray:

@@ -5,9 +5,10 @@ One step is one hour; one site is about 15 um and holds one cell (docs/design.md
 Step order (fixed):
 
 1. treatments: scheduled doses are given; drugs decay and write their effects;
-2. fields: oxygen (quasi-steady: supplied at vessels and the domain's edge, taken up by living
-   cells), IFN-gamma (taken up by cancer cells), chemokine and suppressive factor diffuse, decay
-   and take up this hour's sources; IFN-gamma induces PD-L1 on cancer cells;
+2. fields: vessels enclosed by tumour may collapse; oxygen (quasi-steady: supplied at the
+   functional vessels and the domain's edge, taken up by living cells), IFN-gamma (taken up by
+   cancer cells), chemokine and suppressive factor diffuse, decay and take up this hour's
+   sources; IFN-gamma induces PD-L1 on cancer cells;
 3. cancer cells: apoptosis (every cell) and necrosis (cells below the necrosis threshold, which
    leave debris) are drawn for all cells at once, debris is cleared at its rate; then, among
    cells with a free neighbour (contact inhibition), who divides is drawn for all at once and
@@ -64,6 +65,7 @@ REPORTERS = {
     "HypoxicFraction": "hypoxic_fraction",
     "Apoptoses": "apoptoses",
     "Necroses": "necroses",
+    "Vessels": "n_vessels",
 }
 
 def _neighbourhood(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -125,7 +127,8 @@ class TumorModel(mesa.Model):
         self._reset_effects()
 
         self._seed_tumour()
-        self.vessels = self._place_vessels()
+        self.vessels = self._place_vessels()  # functional vessels: oxygen supply and entry
+        self.collapsed_vessels: list[tuple[int, int]] = []
         self._setup_oxygen()
         self.fields = {"oxygen": self.oxygen, "chemokine": self.chemokine, "ifng": self.ifng,
                        "tgfb": self.tgfb}
@@ -338,8 +341,31 @@ class TumorModel(mesa.Model):
         if self.n_cancer == 0:
             self.running = False
 
+    def _collapse_vessels(self) -> None:
+        """Vessels enclosed by tumour (all 8 neighbours cancer cells or debris: compressed,
+        Padera et al. 2004; regressing, Holash et al. 1999) collapse at 1 /
+        ``vessel_collapse_days``: they stop supplying oxygen and admitting immune cells."""
+        days = self.p["vessel_collapse_days"]
+        if days is None or not self.vessels:
+            return
+        kind = self.kind
+        solid = ((kind == Kind.CANCER) | (kind == Kind.NECROTIC)).view(np.int8)
+        around = ndimage.convolve(solid, np.ones((3, 3), np.int8), mode="constant", cval=0)
+        around -= solid
+        xs, ys = np.array(self.vessels).T
+        enclosed = np.flatnonzero(around[xs, ys] == 8)
+        if not enclosed.size:
+            return
+        collapses = self.rng.random(enclosed.size) < -np.expm1(-1.0 / (days * 24.0))
+        gone = [self.vessels[i] for i in enclosed[collapses].tolist()]
+        if gone:
+            self.vessels = [v for v in self.vessels if v not in set(gone)]
+            self.collapsed_vessels += gone
+            self.oxygen.unpin(gone)
+
     def _update_fields(self) -> None:
         p = self.p
+        self._collapse_vessels()
         kind = self.kind
         cancer = kind == Kind.CANCER
         self.oxygen.step(self._o2_uptake[kind])
@@ -500,6 +526,7 @@ class TumorModel(mesa.Model):
         self.n_tregs = int((kind == Kind.TREG).sum())
         self.n_mdscs = int((kind == Kind.MDSC).sum())
         self.n_necrotic = int((kind == Kind.NECROTIC).sum())
+        self.n_vessels = len(self.vessels)
         if self.n_cancer:
             self.hypoxic_fraction = float(
                 (self.oxygen.data[cancer] < self.p["hypoxic_threshold"]).mean())

@@ -157,6 +157,13 @@ _LIST: list[Param] = [
     _p("vessel_density", 0.004, "vessels per site", float, 0.0, 0.1,
        "fraction of sites that are vessels where immune cells enter (about one per 240 um)",
        "modelling choice (tumour intervessel distances of 100-300 um)", "Domain"),
+    _p("vessel_collapse_days", 14.0, "day", float, 0.1, 3650.0,
+       "mean time for a vessel enclosed by tumour (all 8 neighbours cancer cells or debris) "
+       "to collapse: it then supplies no oxygen and admits no immune cells (None = never)",
+       "within the time course of Holash et al. 1999 (co-opted vessels regress inside the "
+       "tumour within 1-4 weeks, leaving necrosis) and Padera et al. 2004 (proliferating "
+       "cancer cells compress intratumour vessels); the value is a modelling choice",
+       "Domain", optional=True),
     # --- cancer cells -------------------------------------------------------------------------
     _p("division_time_h", 23.0, "h", float, 4.0, 1000.0,
        "mean time between divisions of a cancer cell with a free neighbour",
@@ -260,10 +267,11 @@ _LIST: list[Param] = [
        "onset: mRNA at 14 h, protein at 48 h, J Immunother Cancer 2019 7:305)", "Fields"),
     _p("ifng_secretion", 5.0, "ng/mL per h per engaged CTL", float, 0.0, 1e5,
        "IFN-gamma released into the site of an engaged CTL",
-       "modelling choice: spQSP-IO's 7.64e-10 ng/s per T cell into one 15 um site (3.375e-9 "
-       "mL) is 815 ng/mL per h, which holds IFN-gamma 10-25x above PD-L1's half-max across "
-       "the whole tumour (PD-L1 near/far CTLs 1.00, elimination fails): docs/validation.md, "
-       "Tissue biology", "Fields"),
+       "modelling choice between spQSP-IO's own two settings files: 7.64e-10 ng/s per T cell "
+       "(NSCLC_single, NSCLC_sim) into one 15 um site (3.375e-9 mL) is 815 ng/mL per h, and "
+       "holds IFN-gamma 10-25x above PD-L1's half-max across the whole tumour (PD-L1 near/far "
+       "CTLs 1.00, elimination fails); 4.31e-13 ng/s (NSCLC_multi) is 0.46 ng/mL per h: "
+       "docs/validation.md, Tissue biology", "Fields"),
     _p("ifng_uptake", 1e-3, "1/s per cancer cell", float, 0.0, 1.0,
        "IFN-gamma taken up (receptor-bound and internalised) by a cancer cell, as a loss rate "
        "of the concentration at its site", "spQSP-IO (1e-3 /s)", "Fields"),

@@ -12,17 +12,22 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "tumor_only": {
         "watch_days": 30,  # the lesson's time span (dashboard: "Run to day")
         "steps": (
-            'Press Play (one hour per frame): the disc grows only at its rim.',
-            'At day 30 the colony nearly fills the tissue; on the Populations chart the count '
-            'curves up like t², not like an explosion.',
+            'Press Play (one hour per frame): the disc grows mostly at its rim.',
+            'Around day 15 choose the oxygen overlay: the inside of the tumour is hypoxic; '
+            'vessels it has swallowed turn pale (collapsed) and stop supplying oxygen.',
+            'By day 30 a dark-brown necrotic core has formed in the middle, and the Populations '
+            'chart bends: growth slows as the tumour fills the tissue.',
             'Lower the division time under Parameters, press Reset and run to day 30 again.',
         ),
-        "summary": "No immune system: the colony grows compactly from its rim.",
+        "summary": "No immune system: the colony grows from its rim and forms a necrotic core.",
         "lesson": (
-            "With no T cells or suppressors the tumour grows as a compact disc. Only cells on "
-            "the rim have room to divide (contact inhibition), so the count grows about "
-            "quadratically in time, not exponentially. Notice: the interior never changes. "
-            "Try: shorten the division time, or turn T cells back on."
+            "With no T cells or suppressors the tumour grows as a compact disc. Only cells with "
+            "room divide (contact inhibition), so the count grows far slower than exponentially. "
+            "Inside, cancer cells use up the oxygen: cells more than ~0.2 mm from a working "
+            "vessel are hypoxic and stop dividing; vessels enclosed by tumour collapse within "
+            "about two weeks (Padera 2004; Holash 1999), and cells starved below 5 mmHg die by "
+            "necrosis, leaving debris: a necrotic core. Try: shorten the division time, raise "
+            "the vessel density, or turn T cells back on."
         ),
         "params": {"tcell_influx": 0.0, "treg_influx": 0.0, "mdsc_influx": 0.0},
     },

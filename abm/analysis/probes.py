@@ -78,8 +78,8 @@ def killed(cell) -> bool:
 class Snapshot(Probe):
     """The site layers at the end of ``day``: what occupies each site (``kind``, ``abm.agents.Kind``
     values), total PD-L1 (``pdl1``, 0-1), IFN-gamma (``ifng``, ng/mL), oxygen (``oxygen``, mmHg)
-    and the vessel sites (``vessels``, n x 2). Empty if the run ended
-    (tumour cleared) before that day."""
+    and the vessel sites (``vessels``, n x 2; ``collapsed_vessels``, those that collapsed).
+    Empty if the run ended (tumour cleared) before that day."""
 
     name = "snapshot"
 
@@ -97,6 +97,8 @@ class Snapshot(Probe):
                 "ifng": model.ifng.data.copy(),
                 "oxygen": model.oxygen.data.copy(),
                 "vessels": np.array(model.vessels, dtype=np.int64).reshape(-1, 2),
+                "collapsed_vessels": np.array(model.collapsed_vessels,
+                                              dtype=np.int64).reshape(-1, 2),
             }
 
     def result(self, model) -> dict[str, Any]:

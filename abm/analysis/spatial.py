@@ -133,3 +133,23 @@ def inside_over_band(density: dict[str, Any], min_ctls: int = 50) -> float:
     if density["ctl"] < min_ctls:
         return float("nan")
     return float(density["inside"] / density["band"])
+
+
+def necrotic_core(kind: np.ndarray) -> dict[str, float]:
+    """Where the debris is: the necrotic share of the sites within half the tumour's radius of
+    its centre of mass (``inner``) and of the tumour's outer ring (``ring``, the tumour's sites
+    beyond that), with the tumour's equivalent radius (``radius_um``, from the area of its
+    outline). A necrotic core shows as ``inner`` well above ``ring``."""
+    mass = tumour_outline(kind)
+    if not mass.any():
+        return {"inner": float("nan"), "ring": float("nan"), "radius_um": 0.0}
+    cx, cy = ndimage.center_of_mass(mass)
+    xs, ys = np.indices(kind.shape)
+    r = np.hypot(xs - cx, ys - cy)
+    radius = float(np.sqrt(mass.sum() / np.pi))
+    necrotic = kind == Kind.NECROTIC
+    inner = mass & (r < radius / 2)
+    ring = mass & ~inner
+    return {"inner": float(necrotic[inner].mean()) if inner.any() else float("nan"),
+            "ring": float(necrotic[ring].mean()) if ring.any() else float("nan"),
+            "radius_um": radius * SITE_UM}

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 # --- colours -------------------------------------------------------------------------------
 EMPTY_RGB = (238, 234, 228)  # tissue stroma
 VESSEL_RGB = (90, 90, 90)
+COLLAPSED_VESSEL_RGB = (176, 150, 150)  # a vessel that collapsed inside the tumour: no supply
 KIND_RGB = {
     Kind.TCELL: (31, 97, 226),
     Kind.CART: (0, 188, 212),
@@ -92,6 +93,7 @@ def legend(colour_by: str = "antigenicity", overlay: str = "none",
         ("MDSC", css(KIND_RGB[Kind.MDSC])),
         ("necrotic (debris)", css(KIND_RGB[Kind.NECROTIC])),
         ("vessel", css(VESSEL_RGB)),
+        ("collapsed vessel", css(COLLAPSED_VESSEL_RGB)),
         stroma,
     ]
 
@@ -198,9 +200,12 @@ def tissue_rgb(model: TumorModel, colour_by: str = "antigenicity",
         if overlay != "pdl1":
             rgb[...] = lut(spec.cmap)[idx]
 
-    for x, y in model.vessels:  # over the overlay: where immune cells enter stays visible
-        if kind[x, y] == Kind.EMPTY or not show_cells:
-            rgb[x, y] = VESSEL_RGB
+    # over the overlay: where immune cells enter (and where vessels collapsed) stays visible
+    for vessels, colour in ((model.vessels, VESSEL_RGB),
+                            (model.collapsed_vessels, COLLAPSED_VESSEL_RGB)):
+        for x, y in vessels:
+            if kind[x, y] == Kind.EMPTY or not show_cells:
+                rgb[x, y] = colour
     if not show_cells:
         return Frame(np.ascontiguousarray(rgb.transpose(1, 0, 2)[::-1]), spec, vmax)
 
@@ -260,7 +265,8 @@ def describe_site(model: TumorModel, x: int, y: int) -> str:
     agent = model.agent_at[x, y]
     kind = Kind(int(model.kind[x, y]))
     if agent is None or kind == Kind.EMPTY:
-        what = "vessel" if (x, y) in set(model.vessels) else "empty stroma"
+        what = ("vessel" if (x, y) in set(model.vessels) else
+                "collapsed vessel" if (x, y) in set(model.collapsed_vessels) else "empty stroma")
     elif kind == Kind.CANCER:
         antigens = [str(b) for b in range(8) if agent.antigens >> b & 1]
         what = (

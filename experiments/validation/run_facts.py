@@ -57,6 +57,7 @@ from abm.analysis.spatial import (  # noqa: E402
     inside_over_band,
     local_ctl_density,
     mean_by_distance,
+    necrotic_core,
     pdl1_colocalisation,
 )
 from abm.sweep import StaleSweep, load_spec, load_sweep, parse_spec, run_sweep  # noqa: E402
@@ -1065,6 +1066,10 @@ def tissue_growth():
     a.set(xlabel="day", ylabel="cancer cells", title="tumor_only, 200 founder cells, 1.5 mm")
     b.set(xlabel="day", ylabel="fraction", title="hypoxic fraction (orange), necrotic/cancer (red)")
     save(fig, "tissue_growth.png")
+    cores = [necrotic_core(r.probes["snapshot"]["kind"]) for r in runs]
+    core_rows = [(r.seed, f"{c['radius_um']:.0f}", f"{c['inner']:.2f}", f"{c['ring']:.3f}",
+                  len(r.probes["snapshot"]["collapsed_vessels"]))
+                 for r, c in zip(runs, cores, strict=True)]
     rows = [(f"days {lo}-{hi}", med_range(doubling[(lo, hi)], "{:.1f}"),
              med_range(slopes[(lo, hi)]) if (lo, hi) in slopes else "-")
             for lo, hi in TISSUE_PHASES]
@@ -1073,7 +1078,9 @@ def tissue_growth():
     return {
         "doubling": doubling,
         "table": table(rows, ("phase", "doubling time (d)", "log-log slope"))
-        + f"\n\nDay 60: {tail}",
+        + f"\n\nDay 60: {tail}\n\nDay 30, where the debris is:\n\n"
+        + table(core_rows, ("seed", "tumour radius (um)", "necrotic share, inner half-radius",
+                            "necrotic share, outer ring", "collapsed vessels")),
     }
 
 
