@@ -292,6 +292,7 @@ class TumorModel(mesa.Model):
             "macrophage_recruitment": 1.0,  # anti-CSF-1R lowers it
             "macrophage_depletion": 0.0,  # extra macrophage death probability per hour
             "macrophage_repolarisation": 0.0,  # extra M2 -> M1 probability per hour
+            "macrophage_arrival_m2": 1.0,  # chance a new macrophage arrives M2-like (CSF-1)
         }
 
     @property

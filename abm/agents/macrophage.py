@@ -7,7 +7,8 @@ the signals at its site and may switch state.
   the tumour's burden signal (CSF-1 / CCL2 from the tumour, like the Treg and MDSC influx), and
   by anti-CSF-1R (``effects["macrophage_recruitment"]``); they arrive M2-like (monocytes
   differentiated by CSF-1, the tumour's signal, are M2-like: Hamilton 2008 Nat Rev Immunol
-  8:533; Verreck et al. 2004 PNAS 101:4560) and drift up the chemokine gradient, squeezing
+  8:533; Verreck et al. 2004 PNAS 101:4560; under anti-CSF-1R a share equal to the occupancy
+  arrives M1 instead) and drift up the chemokine gradient, squeezing
   past cancer cells with ``tcell_infiltration`` when boxed in, so they reach the tumour's core.
 - **Polarisation** (``macrophage_polarisation_time_h``): toward M2 with hypoxia (oxygen below
   ``hypoxic_threshold``; hypoxia drives TAMs to a pro-angiogenic, M2-like state, Murdoch et al.
@@ -40,9 +41,11 @@ class Macrophage(ImmuneCell):
 
     KIND = Kind.MACROPHAGE
 
-    def __init__(self, model, m2: bool = True):
+    def __init__(self, model, m2: bool | None = None):
         super().__init__(model)
         p = model.p
+        if m2 is None:  # a new arrival: M2-like unless CSF-1R is blocked
+            m2 = self.random.random() < model.effects["macrophage_arrival_m2"]
         self.m2 = m2
         self.speed = p["suppressor_speed"]
         self.lifespan_h = p["macrophage_lifespan_days"] * 24.0

@@ -254,7 +254,7 @@ class AntiCSF1R(Antibody):
     macrophage recruitment (``anti_csf1r_recruitment_block``), raises their death rate
     (``anti_csf1r_depletion_rate``: Ries et al. 2014, TAM depletion) and repolarises the
     survivors toward M1 (``anti_csf1r_repolarisation``: Pyonteck et al. 2013, BLZ945 in
-    glioma)."""
+    glioma); new arrivals are M2-like only in the unblocked share (1 - occupancy)."""
 
     name = "anti_csf1r"
     label = "anti-CSF-1R"
@@ -264,6 +264,7 @@ class AntiCSF1R(Antibody):
         effects["macrophage_recruitment"] *= 1.0 - p["anti_csf1r_recruitment_block"] * occupancy
         death = -math.expm1(-p["anti_csf1r_depletion_rate"] * occupancy / 24.0)
         effects["macrophage_depletion"] = max(effects["macrophage_depletion"], death)
+        effects["macrophage_arrival_m2"] = min(effects["macrophage_arrival_m2"], 1.0 - occupancy)
         effects["macrophage_repolarisation"] = max(
             effects["macrophage_repolarisation"], p["anti_csf1r_repolarisation"] * occupancy)
 
