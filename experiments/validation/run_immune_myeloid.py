@@ -25,8 +25,8 @@ import argparse
 import statistics
 
 import numpy as np
-
 import run_facts as F  # noqa: E402  (same directory)
+
 from abm import TumorModel
 from abm.agents import Macrophage
 from abm.analysis.paired import med_range, relative_benefits
