@@ -15,6 +15,8 @@ Step order (fixed):
    the dividers divide in random order, each into a neighbour still free at its turn;
 4. T cells and CAR-T cells: recruitment at vessels, then each cell acts, in random order;
 5. suppressors: Treg and MDSC recruitment, then each acts, in random order;
+5b. innate cells: macrophage and NK recruitment, then each acts, in random order
+   (``abm.agents.macrophage``, ``abm.agents.nk``);
 6. data collection (one row per step) and the stop condition (the tumour is gone).
 
 Besides Mesa's grid there are a few numpy layers per site (what occupies it, and the traits of
@@ -38,6 +40,8 @@ from scipy import ndimage
 from abm import params as P
 from abm.agents import TREATMENTS, CancerCell, CARTCell, Kind, TCell
 from abm.agents.cancer import MUTATIONS, N_ANTIGENS, Debris
+from abm.agents.macrophage import Macrophage
+from abm.agents.nk import NKCell
 from abm.agents.suppressors import MDSC, Treg
 from abm.fields import Field, ReactionField
 from abm.tissue import Tissue
@@ -66,6 +70,13 @@ REPORTERS = {
     "Apoptoses": "apoptoses",
     "Necroses": "necroses",
     "Vessels": "n_vessels",
+    "Macrophages": "n_macrophages",
+    "M2Fraction": "m2_fraction",
+    "NKCells": "n_nk",
+    "MeanMHC": "mean_mhc",
+    "MacrophageKills": "macrophage_kills",
+    "NKKills": "nk_kills",
+    "CSF1ROccupancy": "csf1r_occupancy",
 }
 
 def _neighbourhood(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -116,9 +127,12 @@ class TumorModel(mesa.Model):
         self.ifng_source = np.zeros(shape)  # filled by engaged CTLs during the step
         self.treg_near = np.zeros(shape, dtype=bool)
         self.mdsc_near = np.zeros(shape, dtype=bool)
+        self.m2_near = np.zeros(shape, dtype=bool)  # within suppression_radius_sites of an M2
         self.ifng_hill = np.zeros(shape)  # cells' response to local IFN-gamma, 0-1
 
-        self.kills = 0
+        self.kills = 0  # by CTLs and CAR-T cells
+        self.macrophage_kills = 0
+        self.nk_kills = 0
         self.apoptoses = 0
         self.necroses = 0
         self.dose_log: list[dict[str, Any]] = []
@@ -191,7 +205,7 @@ class TumorModel(mesa.Model):
         self._o2_background = p["oxygen_decay"] * per_h
         self._o2_uptake = np.zeros(len(Kind))  # loss rate per hour by what occupies the site
         self._o2_uptake[Kind.CANCER] = p["oxygen_uptake"] * per_h
-        for k in (Kind.TCELL, Kind.CART, Kind.TREG, Kind.MDSC):
+        for k in (Kind.TCELL, Kind.CART, Kind.TREG, Kind.MDSC, Kind.MACROPHAGE, Kind.NK):
             self._o2_uptake[k] = p["oxygen_uptake"] * p["oxygen_immune_relative_uptake"] * per_h
         self._o2_uptake += self._o2_background
         # preconditioner level between the background and a cancer cell's loss
@@ -278,6 +292,10 @@ class TumorModel(mesa.Model):
             "tcell_recruitment": 1.0,
             "treg_recruitment": 1.0,
             "specific_influx": [],  # (CTL per hour, antigens) from vaccines
+            "macrophage_recruitment": 1.0,  # anti-CSF-1R lowers it
+            "macrophage_depletion": 0.0,  # extra macrophage death probability per hour
+            "macrophage_repolarisation": 0.0,  # extra M2 -> M1 probability per hour
+            "macrophage_arrival_m2": 1.0,  # chance a new macrophage arrives M2-like (CSF-1)
         }
 
     @property
@@ -286,7 +304,8 @@ class TumorModel(mesa.Model):
         return self.effects["pd1_occupancy"]
 
     def administer(self, therapy: str, dose: float | None = None, *, scheduled: bool = False):
-        """Give a therapy now: ``"anti_pd1"``, ``"anti_ctla4"``, ``"vaccine"`` or ``"cart"``.
+        """Give a therapy now: ``"anti_pd1"``, ``"anti_ctla4"``, ``"vaccine"``, ``"cart"`` or
+        ``"anti_csf1r"``.
 
         ``dose`` defaults to the therapy's dose parameter (standard doses, or cells for CAR-T).
         The dose acts from the next step on, exactly as a scheduled dose on that day would.
@@ -336,6 +355,10 @@ class TumorModel(mesa.Model):
         self._recruit(Treg, self.p["treg_influx"] * self.effects["treg_recruitment"])
         self._recruit(MDSC, self.p["mdsc_influx"])
         self._step_in_random_order(Treg, MDSC)
+        self._recruit(Macrophage,
+                      self.p["macrophage_influx"] * self.effects["macrophage_recruitment"])
+        self._recruit(NKCell, self.p["nk_influx"])
+        self._step_in_random_order(Macrophage, NKCell)
         self._census()
         self.datacollector.collect(self)
         if self.n_cancer == 0:
@@ -378,6 +401,7 @@ class TumorModel(mesa.Model):
         )
         self.tgfb.step(
             cancer * p["tgfb_secretion_tumor"] + (self.kind == Kind.MDSC) * p["tgfb_secretion_mdsc"]
+            + self.m2_map() * p["tgfb_secretion_m2"]
         )
         # PD-L1 induction relaxes toward the IFN-gamma response with its time constant
         rate = 1.0 - np.exp(-1.0 / p["pdl1_induction_time_h"])
@@ -429,6 +453,7 @@ class TumorModel(mesa.Model):
         and the dividers divide in random order, each into a neighbour still free at its turn."""
         self._cancer_deaths()
         self.mdsc_near = _neighbourhood(self.kind == Kind.MDSC, self.p["suppression_radius_sites"])
+        self.m2_near = _neighbourhood(self.m2_map(), self.p["suppression_radius_sites"])
         free = ndimage.convolve((self.kind == Kind.EMPTY).view(np.int8), np.ones((3, 3), np.int8),
                                 mode="constant", cval=0)
         xs, ys = np.nonzero((self.kind == Kind.CANCER) & (free > 0))
@@ -448,6 +473,7 @@ class TumorModel(mesa.Model):
         prob = self.oxygen_growth / p["division_time_h"]
         prob = prob * (1.0 - p["ifng_cytostasis"] * self.ifng_hill)
         prob = np.where(self.mdsc_near, prob * (1.0 + p["mdsc_growth_boost"]), prob)
+        prob = np.where(self.m2_near, prob * (1.0 + p["m2_growth_boost"]), prob)
         return np.minimum(prob, 1.0)
 
     def _step_in_random_order(self, *types: type) -> None:
@@ -511,6 +537,14 @@ class TumorModel(mesa.Model):
         """True where a living cancer cell is hypoxic (below ``hypoxic_threshold``)."""
         return (self.kind == Kind.CANCER) & (self.oxygen.data < self.p["hypoxic_threshold"])
 
+    def m2_map(self) -> np.ndarray:
+        """True where an M2 macrophage is (grid-shaped bool)."""
+        out = np.zeros((self.width, self.height), dtype=bool)
+        for m in self.agents_by_type.get(Macrophage, ()):
+            if m.m2:
+                out[m.site.coordinate] = True
+        return out
+
     def ctl_contacts(self) -> np.ndarray:
         """Number of CTLs on each site's 8 neighbouring sites (int array, grid-shaped)."""
         ctl = (self.kind == Kind.TCELL).view(np.int8)
@@ -527,6 +561,12 @@ class TumorModel(mesa.Model):
         self.n_mdscs = int((kind == Kind.MDSC).sum())
         self.n_necrotic = int((kind == Kind.NECROTIC).sum())
         self.n_vessels = len(self.vessels)
+        macrophages = self.agents_by_type.get(Macrophage, ())
+        self.n_macrophages = len(macrophages)
+        self.m2_fraction = (sum(m.m2 for m in macrophages) / self.n_macrophages
+                            if self.n_macrophages else 0.0)
+        self.n_nk = int((kind == Kind.NK).sum())
+        self.mean_mhc = float(self.tissue.mhc[cancer].mean()) if self.n_cancer else 0.0
         if self.n_cancer:
             self.hypoxic_fraction = float(
                 (self.oxygen.data[cancer] < self.p["hypoxic_threshold"]).mean())

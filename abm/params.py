@@ -441,6 +441,93 @@ _LIST: list[Param] = [
        "CARCADE MAX_ANTIGEN_BINDING = 10", "CAR-T"),
     _p("cart_max_divisions", 10, "divisions", int, 0, 30,
        "times a CAR-T lineage can divide after kills", "CARCADE (10)", "CAR-T"),
+    # --- macrophages ---------------------------------------------------------------------------
+    _p("macrophage_influx", 0.2, "macrophages per h", float, 0.0, 100.0,
+       "macrophage (monocyte) recruitment at saturating tumour burden, driven by the tumour's "
+       "CSF-1 / CCL2 (0 disables macrophages)",
+       "modelling choice: as mdsc_influx (0.2); TAMs are the most abundant immune cells of many "
+       "solid tumours (Mantovani et al. 2017 Nat Rev Clin Oncol 14:399), which the longer "
+       "lifespan gives", "Macrophages"),
+    _p("macrophage_lifespan_days", 14.0, "day", float, 0.1, 365.0,
+       "mean lifespan of a macrophage in the tumour",
+       "modelling choice: monocyte-derived TAMs are replenished from blood monocytes over "
+       "weeks (Movahedi et al. 2010 Cancer Res 70:5728); 2 weeks", "Macrophages"),
+    _p("macrophage_polarisation_time_h", 24.0, "h", float, 1.0, 1000.0,
+       "mean time for a macrophage to switch between M1 and M2 under a full signal",
+       "modelling choice: M1/M2 marker programmes are set within about a day of IFN-gamma or "
+       "IL-4 stimulation in vitro (Murray et al. 2014 Immunity 41:14); 24 h", "Macrophages"),
+    _p("macrophage_kill_prob", 0.005, "per h of contact", float, 0.0, 1.0,
+       "probability an M1 macrophage kills (phagocytoses) a neighbouring cancer cell in one hour",
+       "modelling choice: macrophage tumoricidal activity is slow next to CTLs' (about 6 h per "
+       "kill, Breart 2008); about 8 days of contact per kill", "Macrophages"),
+    _p("macrophage_ifng_secretion", 1.0, "ng/mL per h per engaged M1", float, 0.0, 1e5,
+       "IFN-gamma (and IL-12-driven IFN-gamma) released into the site of an M1 macrophage in "
+       "contact with a cancer cell",
+       "modelling choice: a fifth of an engaged CTL's ifng_secretion (5); M1 macrophages "
+       "amplify the type-1 response through IL-12 (Mantovani et al. 2017)", "Macrophages"),
+    _p("m2_growth_boost", 0.5, "1 (fractional increase)", float, 0.0, 5.0,
+       "extra division probability of a cancer cell within suppression_radius_sites of an M2 "
+       "macrophage (growth factors such as EGF)",
+       "modelling choice: as mdsc_growth_boost (0.5); M2 TAMs supply EGF and other growth "
+       "factors (Wyckoff et al. 2004 Cancer Res 64:7022)", "Macrophages"),
+    _p("tgfb_secretion_m2", 0.5, "a.u. per h per M2 macrophage", float, 0.0, 100.0,
+       "suppressive factor (TGF-beta / IL-10-like) released by an M2 macrophage",
+       "modelling choice: as tgfb_secretion_mdsc (0.5)", "Macrophages"),
+    # --- NK cells -----------------------------------------------------------------------------
+    _p("nk_influx", 0.2, "NK cells per h", float, 0.0, 100.0,
+       "NK cell recruitment at saturating tumour burden (0 disables NK cells)",
+       "modelling choice: as mdsc_influx (0.2); NK cells are a small share of the immune "
+       "infiltrate of most solid tumours (Melaiu et al. 2020 Front Immunol 10:3038)",
+       "NK cells"),
+    _p("nk_kill_prob", 0.2, "per h of contact", float, 0.0, 1.0,
+       "probability an NK cell kills a neighbouring cancer cell without MHC-I in one hour "
+       "(scaled by 1 - MHC-I: missing self)",
+       "modelling choice: NK cells kill a susceptible target within tens of minutes to a few "
+       "hours in vitro (Prager et al. 2019 J Exp Med 216:2113); slower in tissue, as CTLs "
+       "(tcell_kill_prob 0.17)", "NK cells"),
+    _p("nk_kill_limit", 5, "kills", int, 1, 100,
+       "kills after which an NK cell is spent (serial-killing limit)",
+       "Bhat & Watzl 2007 PLoS One 2:e326 (up to about 4 targets per NK cell); Prager et al. "
+       "2019 J Exp Med 216:2113 (up to about 6, then exhausted); 5", "NK cells"),
+    _p("nk_lifespan_days", 10.0, "day", float, 0.1, 365.0, "mean NK cell lifespan in the tumour",
+       "in vivo labelling gives human NK cells a mean lifespan of about 10 days (Zhang et al. "
+       "2007 Immunology 121:258)", "NK cells"),
+    _p("nk_tgfb_suppression", 0.5, "1 (0-1)", float, 0.0, 1.0,
+       "maximum fraction of NK killing blocked by the suppressive factor",
+       "modelling choice: as mdsc_suppression (0.5) for CTLs; TGF-beta down-regulates "
+       "NKG2D/NKp30 and NK cytotoxicity (Castriconi et al. 2003 PNAS 100:4120; Viel et al. "
+       "2016 Sci Signal 9:ra19)", "NK cells"),
+    # --- anti-CSF-1R --------------------------------------------------------------------------
+    _p("anti_csf1r_start_day", None, "day", float, 0.0, 10_000.0,
+       "first anti-CSF-1R dose (None = not given)", _MC, "Anti-CSF-1R", optional=True),
+    _p("anti_csf1r_interval_days", 14.0, "day", float, 0.5, 365.0,
+       "days between anti-CSF-1R doses",
+       "emactuzumab every 2 weeks (Ries et al. 2014 Cancer Cell 25:846; Cassier et al. 2015 "
+       "Lancet Oncol 16:949)", "Anti-CSF-1R"),
+    _p("anti_csf1r_doses", 4, "doses", int, 1, 1000, "number of scheduled anti-CSF-1R doses",
+       _MC, "Anti-CSF-1R"),
+    _p("anti_csf1r_dose", 1.0, "standard doses", float, 0.0, 100.0,
+       "anti-CSF-1R amount per dose (1 = one standard infusion)", _MC, "Anti-CSF-1R"),
+    _p("anti_csf1r_half_life_days", 4.0, "day", float, 0.1, 1000.0,
+       "anti-CSF-1R antibody half-life",
+       "emactuzumab elimination half-life 1.5-9 d, rising with dose (target-mediated "
+       "clearance; Ries et al. 2014); 4 d", "Anti-CSF-1R"),
+    _p("anti_csf1r_ec50", 0.1, "standard doses", float, 1e-6, 100.0,
+       "antibody level at half-maximal CSF-1R occupancy",
+       "modelling choice: as anti_pd1_ec50 (0.1)", "Anti-CSF-1R"),
+    _p("anti_csf1r_depletion_rate", 0.5, "1/day", float, 0.0, 50.0,
+       "extra death rate of macrophages at full CSF-1R occupancy",
+       "modelling choice: CSF-1R blockade depletes most TAMs within about a week in mouse "
+       "tumours and patients (Ries et al. 2014 Cancer Cell 25:846); 0.5/day halves them in "
+       "1.4 d", "Anti-CSF-1R"),
+    _p("anti_csf1r_recruitment_block", 0.9, "1 (0-1)", float, 0.0, 1.0,
+       "fraction of macrophage recruitment blocked at full CSF-1R occupancy",
+       "modelling choice: monocyte-to-macrophage differentiation needs CSF-1R signalling "
+       "(Ries et al. 2014)", "Anti-CSF-1R"),
+    _p("anti_csf1r_repolarisation", 0.02, "per h", float, 0.0, 1.0,
+       "extra probability per hour that an M2 macrophage turns M1 at full CSF-1R occupancy",
+       "modelling choice: BLZ945 did not deplete glioma TAMs but lowered their M2 markers "
+       "within a week (Pyonteck et al. 2013 Nat Med 19:1264); about 2 days", "Anti-CSF-1R"),
 ]
 
 PARAMS: dict[str, Param] = {p.name: p for p in _LIST}

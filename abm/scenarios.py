@@ -29,7 +29,8 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             "necrosis, leaving debris: a necrotic core. Try: shorten the division time, raise "
             "the vessel density, or turn T cells back on."
         ),
-        "params": {"tcell_influx": 0.0, "treg_influx": 0.0, "mdsc_influx": 0.0},
+        "params": {"tcell_influx": 0.0, "treg_influx": 0.0, "mdsc_influx": 0.0,
+                   "macrophage_influx": 0.0, "nk_influx": 0.0},
     },
     "elimination": {
         "watch_days": 6,  # the lesson's time span (dashboard: "Run to day")
@@ -70,7 +71,11 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         # its 0.1 d half-life: at 20 the tumour was cleared by day 15-21 in 3 of 4 seeds)
         "params": {"founder_antigens": 3, "mutation_rate": 0.0, "tcell_influx": 15.0,
                    "recruitment_half_saturation": 20000, "initial_tumor_cells": 500,
-                   "treg_influx": 0.1, "mdsc_influx": 0.1},
+                   "treg_influx": 0.1, "mdsc_influx": 0.1,
+                   # halved like the Tregs and MDSCs (at the defaults, 0.2, seed 1 of the
+                   # 60-day fact test resurged to its peak on day 60: a different random path,
+                   # with 2-3 macrophages present, not a macrophage effect)
+                   "macrophage_influx": 0.1, "nk_influx": 0.1},
     },
     "escape": {
         "watch_days": 40,  # the lesson's time span (dashboard: "Run to day")
@@ -194,6 +199,46 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "params": {"founder_antigens": 1, "founder_mhc": 0.3, "tcell_influx": 0.3,
                    "mutation_rate": 0.01, "antigen_loss_rate": 0.01, "cart_start_day": 5.0,
                    "cart_dose": 300},
+    },
+    "macrophage_niche": {
+        "watch_days": 25,  # the lesson's time span (dashboard: "Run to day")
+        "steps": (
+            'Run to day 8: macrophages arrive at the vessels and drift into the tumour; in its '
+            'hypoxic core (Oxygen overlay) they turn pink (M2), near T cells purple (M1).',
+            'Press anti-CSF-1R on day 8: macrophages die out and the survivors turn M1.',
+            'Reset with Compare on and run to day 25: the treated tumour is smaller than its '
+            'untreated twin; or set macrophage arrival to 0.',
+        ),
+        "summary": "A hypoxic tumour recruits macrophages that turn M2 and support it.",
+        "lesson": (
+            "Tumour-associated macrophages are recruited by the tumour's CSF-1 and CCL2. In "
+            "hypoxia and in the suppressive (TGF-beta-like) factor they polarise to M2: "
+            "cancer cells next to them divide faster and the factor they release weakens "
+            "T cells. IFN-gamma from T cells turns them M1, which kill slowly and amplify the "
+            "type-1 response. Notice: the pink M2 niche in the oxygen-poor core; the M2 share "
+            "on the status line. Try: anti-CSF-1R (Ries et al. 2014: depletes TAMs; Pyonteck "
+            "et al. 2013: repolarises them), or macrophage arrival 0."
+        ),
+        "params": {"initial_tumor_cells": 1000, "tcell_influx": 2.0, "macrophage_influx": 1.0},
+    },
+    "nk_surveillance": {
+        "watch_days": 30,  # the lesson's time span (dashboard: "Run to day")
+        "steps": (
+            'Run to day 30: mutants that lower MHC-I hide from T cells, but yellow NK cells '
+            'kill them ("missing self").',
+            'Watch mean MHC-I on the status of a cancer cell (hover) and the NK kills.',
+            'Set NK-cell arrival to 0, press Reset and run again: MHC-I falls much further.',
+        ),
+        "summary": "NK cells make MHC-I loss costly: the tumour must balance two killers.",
+        "lesson": (
+            "Losing MHC-I hides a cancer cell from T cells, which see antigen only on MHC-I. "
+            "NK cells do the opposite: their inhibitory receptors read MHC-I, so a cell that "
+            "lost it is killed (missing self, Ljunggren & Kaerre 1990). Mutation here often "
+            "lowers MHC-I. Notice: with NK cells the surviving cells keep more MHC-I (MeanMHC "
+            "in the CSV). Try: NK-cell arrival 0, or more T cells."
+        ),
+        "params": {"founder_antigens": 3, "mutation_rate": 0.05, "tcell_influx": 1.5,
+                   "mutation_weight_lower_mhc": 0.7, "nk_influx": 1.0},
     },
 }
 

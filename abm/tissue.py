@@ -38,7 +38,8 @@ class Tissue:
 
     - ``kind``: what occupies each site (``Kind``);
     - traits of the cancer cell at each site: ``antigens`` (bitmask), ``antigenicity``,
-      ``pdl1_base``, ``car_negative`` (lacks the CAR-T target), ``clone`` (-1 = none), and
+      ``pdl1_base``, ``mhc`` (MHC-I presentation, 0-1), ``car_negative`` (lacks the CAR-T
+      target), ``clone`` (-1 = none), and
       ``pdl1_induced`` (its IFN-gamma-induced PD-L1 state, 0-1: a state of the cell, not a
       heritable trait, so it lives only here).
 
@@ -52,13 +53,14 @@ class Tissue:
         self.antigens = np.zeros(shape, dtype=np.uint8)
         self.antigenicity = np.zeros(shape, dtype=np.float32)
         self.pdl1_base = np.zeros(shape, dtype=np.float32)
+        self.mhc = np.zeros(shape, dtype=np.float32)
         self.pdl1_induced = np.zeros(shape, dtype=np.float64)
         self.car_negative = np.zeros(shape, dtype=bool)
         self.clone = np.full(shape, -1, dtype=np.int32)
         # the layers that travel with a cancer cell, and their value where there is none
         self._traits = (self.antigens, self.antigenicity, self.pdl1_base, self.pdl1_induced,
-                        self.car_negative, self.clone)
-        self._none = (0, 0.0, 0.0, 0.0, False, -1)
+                        self.car_negative, self.clone, self.mhc)
+        self._none = (0, 0.0, 0.0, 0.0, False, -1, 0.0)
         self.agent_at = AgentLookup(grid)
 
     # --- the only ways a cell occupies, leaves or changes its site ---------------------------
@@ -126,6 +128,7 @@ class Tissue:
         self.antigens[x, y] = cell.antigens
         self.antigenicity[x, y] = cell.antigenicity
         self.pdl1_base[x, y] = cell.pdl1_base
+        self.mhc[x, y] = cell.mhc
         self.car_negative[x, y] = not cell.car_target
         self.clone[x, y] = cell.clone
 

@@ -46,6 +46,8 @@ def test_tumour_without_immunity_grows_quadratically_from_its_rim(seed):
         tcell_influx=0.0,
         treg_influx=0.0,
         mdsc_influx=0.0,
+        macrophage_influx=0.0,
+        nk_influx=0.0,
     )
     slope = loglog_slope(np.arange(len(counts)) / 24.0, counts, from_day=10)
     assert 1.7 <= slope <= 2.3, slope

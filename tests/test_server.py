@@ -520,6 +520,7 @@ def test_colour_by_car_target_shows_the_antigen_negative_cells():
 def test_after_clearance_the_means_have_no_point_instead_of_zero():
     snapshot = {"vars": {"Day": [0, 1, 2], "CancerCells": [10, 3, 0], "TCells": [1, 2, 2],
                          "CARTCells": [0, 0, 0], "Tregs": [0, 0, 0], "MDSCs": [0, 0, 0],
+                         "Macrophages": [0, 0, 0], "NKCells": [0, 0, 0],
                          "MeanAntigenicity": [0.8, 0.7, 0.0], "MeanPDL1": [0.1, 0.2, 0.0],
                          "PD1Occupancy": [0, 0, 0], "AntigenNegativeFraction": [0, 0, 0],
                          "Kills": [0, 7, 10], "ExhaustedFraction": [0, 0.5, 1]},

@@ -17,7 +17,7 @@ from abm.agents import MDSC, CancerCell, CARTCell, Kind, TCell, Treg
 from abm.agents.base import TissueCell
 
 EMPTY_VALUES = {"antigens": 0, "antigenicity": 0.0, "pdl1_base": 0.0, "pdl1_induced": 0.0,
-                "car_negative": False, "clone": -1}
+                "car_negative": False, "clone": -1, "mhc": 0.0}
 
 
 def assert_layers_agree(model: TumorModel) -> None:
@@ -37,6 +37,7 @@ def assert_layers_agree(model: TumorModel) -> None:
             assert tissue.pdl1_base[x, y] == np.float32(agent.pdl1_base)
             assert tissue.car_negative[x, y] == (not agent.car_target)
             assert tissue.clone[x, y] == agent.clone
+            assert tissue.mhc[x, y] == np.float32(agent.mhc)
         else:
             for name, value in EMPTY_VALUES.items():
                 assert getattr(tissue, name)[x, y] == value, (name, x, y, agent)

@@ -72,7 +72,7 @@ def test_administer_validates_names_and_doses():
         model.administer("cart", "lots")
 
 
-@pytest.mark.parametrize("therapy", ["anti_pd1", "anti_ctla4", "vaccine", "cart"])
+@pytest.mark.parametrize("therapy", ["anti_pd1", "anti_ctla4", "vaccine", "cart", "anti_csf1r"])
 def test_live_dose_equals_scheduled_dose_on_the_same_day(therapy):
     """A dose given by hand between steps on day 2 and the same dose scheduled for day 2 give
     the same run, followed for 12 days after the dose: past the vaccine's 7-day priming delay,

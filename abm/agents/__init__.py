@@ -2,9 +2,11 @@
 
 from abm.agents.base import Kind
 from abm.agents.cancer import CancerCell, Debris
+from abm.agents.macrophage import Macrophage
+from abm.agents.nk import NKCell
 from abm.agents.suppressors import MDSC, Treg
 from abm.agents.tcell import CARTCell, TCell
 from abm.agents.treatments import TREATMENTS, Schedule, Treatment
 
 __all__ = ["Kind", "CancerCell", "Debris", "TCell", "CARTCell", "Treg", "MDSC", "Schedule",
-           "Treatment", "TREATMENTS"]
+           "Treatment", "TREATMENTS", "Macrophage", "NKCell"]

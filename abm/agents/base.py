@@ -25,6 +25,8 @@ class Kind(IntEnum):
     TREG = 4
     MDSC = 5
     NECROTIC = 6  # debris of a cancer cell that died of necrosis, until cleared
+    MACROPHAGE = 7  # tumour-associated macrophage (M1 or M2: abm.agents.macrophage)
+    NK = 8  # natural killer cell (abm.agents.nk)
 
 
 class TissueCell(CellAgent):

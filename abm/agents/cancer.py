@@ -44,7 +44,9 @@ class CancerCell(TissueCell):
         self.car_target = car_target
         self.clone = clone
         self.parent_clone = parent_clone
-        self.fate: str | None = None  # how it left: "killed", "apoptosis" or "necrosis"
+        # how it left: "killed" (by a CTL or CAR-T cell), "apoptosis", "necrosis",
+        # "phagocytosed" (by an M1 macrophage) or "nk_killed" (by an NK cell)
+        self.fate: str | None = None
 
     # --- traits seen by T cells ---------------------------------------------------------
     @property
@@ -86,12 +88,14 @@ class CancerCell(TissueCell):
     def division_probability(self) -> float:
         """Per-hour division probability: oxygen below saturation slows it (PhysiCell: linear
         between the proliferation threshold and saturation); IFN-gamma slows it (cytostasis);
-        MDSCs nearby make a pro-growth niche."""
+        MDSCs and M2 macrophages nearby make a pro-growth niche."""
         site = self.site.coordinate
         p = self.model.oxygen_growth[site] / self.model.p["division_time_h"]
         p *= 1.0 - self.model.p["ifng_cytostasis"] * self.model.ifng_hill[site]
         if self.model.mdsc_near[site]:
             p *= 1.0 + self.model.p["mdsc_growth_boost"]
+        if self.model.m2_near[site]:
+            p *= 1.0 + self.model.p["m2_growth_boost"]
         return min(p, 1.0)
 
     def divide(self, site: Cell) -> CancerCell:

@@ -1,4 +1,4 @@
-"""Therapies: anti-PD-1, anti-CTLA-4, a cancer vaccine and CAR-T infusions.
+"""Therapies: anti-PD-1, anti-CTLA-4, a cancer vaccine, CAR-T infusions and anti-CSF-1R.
 
 Each therapy is two separate things, as starsim separates delivery from product:
 
@@ -248,6 +248,30 @@ class CART(Treatment):
             CARTCell(self.model).place(site)
 
 
+class AntiCSF1R(Antibody):
+    """CSF-1R blockade (emactuzumab/RG7155, t1/2 1.5-9 d; BLZ945, PLX3397): macrophages need
+    CSF-1R signalling to differentiate and survive, so in proportion to occupancy it blocks
+    macrophage recruitment (``anti_csf1r_recruitment_block``), raises their death rate
+    (``anti_csf1r_depletion_rate``: Ries et al. 2014, TAM depletion) and repolarises the
+    survivors toward M1 (``anti_csf1r_repolarisation``: Pyonteck et al. 2013, BLZ945 in
+    glioma); new arrivals are M2-like only in the unblocked share (1 - occupancy)."""
+
+    name = "anti_csf1r"
+    label = "anti-CSF-1R"
+
+    def apply(self, occupancy: float) -> None:
+        p, effects = self.model.p, self.model.effects
+        effects["macrophage_recruitment"] *= 1.0 - p["anti_csf1r_recruitment_block"] * occupancy
+        death = -math.expm1(-p["anti_csf1r_depletion_rate"] * occupancy / 24.0)
+        effects["macrophage_depletion"] = max(effects["macrophage_depletion"], death)
+        effects["macrophage_arrival_m2"] = min(effects["macrophage_arrival_m2"], 1.0 - occupancy)
+        effects["macrophage_repolarisation"] = max(
+            effects["macrophage_repolarisation"], p["anti_csf1r_repolarisation"] * occupancy)
+
+    def census(self) -> dict[str, float]:
+        return {"csf1r_occupancy": self.occupancy}
+
+
 TREATMENTS: dict[str, type[Treatment]] = {
-    cls.name: cls for cls in (AntiPD1, AntiCTLA4, Vaccine, CART)
+    cls.name: cls for cls in (AntiPD1, AntiCTLA4, Vaccine, CART, AntiCSF1R)
 }

@@ -66,6 +66,11 @@ def _line_chart(title: str, days: list, series: dict[str, tuple], doses: list,
     }
 
 
+def _positive(values: list) -> list:
+    """None (no point) where a count is 0: a log axis has no 0."""
+    return [v if v > 0 else None for v in values]
+
+
 def _without_tumour(values: list, cancer: list) -> list:
     """None (no point) where there are no cancer cells: a mean over no cells is not 0."""
     return [None if n == 0 else v for v, n in zip(values, cancer, strict=True)]
@@ -85,17 +90,21 @@ def chart_options(snapshot: dict[str, Any]) -> dict[str, dict]:
     c = {k: R.css(rgb) for k, rgb in R.KIND_RGB.items()}
     kinds = R.Kind
     # cancer cells on the left axis, immune cells on the right: ten Tregs next to thousands
-    # of cancer cells would be a flat line at zero
+    # of cancer cells would be a flat line at zero. The immune axis is logarithmic, so ten
+    # Tregs stay visible next to hundreds of T cells or macrophages (0 is no point on it).
     populations = _line_chart(
         "Populations", days,
         {"cancer": (cancer, R.css(R.CANCER_VISIBLE_RGB)),
-         "T cells": (col("TCells"), c[kinds.TCELL], 1),
-         "CAR-T": (col("CARTCells"), c[kinds.CART], 1),
-         "Tregs": (col("Tregs"), c[kinds.TREG], 1),
-         "MDSCs": (col("MDSCs"), c[kinds.MDSC], 1)},
+         "T cells": (_positive(col("TCells")), c[kinds.TCELL], 1),
+         "CAR-T": (_positive(col("CARTCells")), c[kinds.CART], 1),
+         "Tregs": (_positive(col("Tregs")), c[kinds.TREG], 1),
+         "MDSCs": (_positive(col("MDSCs")), c[kinds.MDSC], 1),
+         "macrophages": (_positive(col("Macrophages")), c[kinds.MACROPHAGE], 1),
+         "NK cells": (_positive(col("NKCells")), "#c9b800", 1)},
         doses, [{"name": "cancer cells", "nameTextStyle": {"color": R.css(R.CANCER_VISIBLE_RGB)},
                  "axisLabel": {"color": R.css(R.CANCER_VISIBLE_RGB)}},
-                {"name": "immune cells", "splitLine": {"show": False}}],
+                {"name": "immune cells (log)", "type": "log", "logBase": 10, "min": 1,
+                 "splitLine": {"show": False}}],
     )
     if snapshot.get("twin_cancer") is not None:  # Compare: the untreated twin, dashed
         twin = np.asarray(snapshot["twin_cancer"], dtype=object)[idx].tolist()

@@ -123,7 +123,8 @@ def TreatmentButtons(tab: Tab):
     LabelledSlider("Dose (x standard)", tab.dose_scale.value, 0.25, 4.0, 0.25,
                    lambda x: tab.dose_scale.set(float(x)), "abm-dose", "x")
     solara.Text("Each button gives one dose now (CAR-T: one infusion). The standard doses are "
-                "the dose parameters (anti_pd1_dose, anti_ctla4_dose, vaccine_dose, cart_dose).",
+                "the dose parameters (anti_pd1_dose, anti_ctla4_dose, vaccine_dose, cart_dose, "
+                "anti_csf1r_dose).",
                 style={"font-size": "12px", "color": "#666"})
 
 

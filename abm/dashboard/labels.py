@@ -39,6 +39,8 @@ BASIC: tuple[Basic, ...] = (
     Basic("tcell_kill_prob", "T-cell kill chance (per hour of contact)", 0.0, 1.0, 0.01),
     Basic("treg_influx", "Treg arrival (cells/h)", 0.0, 2.0, 0.05),
     Basic("mdsc_influx", "MDSC arrival (cells/h)", 0.0, 2.0, 0.05),
+    Basic("macrophage_influx", "Macrophage arrival (cells/h)", 0.0, 2.0, 0.05),
+    Basic("nk_influx", "NK-cell arrival (cells/h)", 0.0, 2.0, 0.05),
     Basic("founder_pdl1", "PD-L1 of the first tumour cells (0-1)", 0.0, 1.0, 0.01),
     Basic("division_time_h", "Cancer-cell division time (hours)", 6.0, 72.0, 1.0),
     Basic("initial_tumor_cells", "Starting tumour (cells)", 10, 3000, 10),

@@ -158,7 +158,8 @@ def status_text(session: Session) -> tuple[str, str]:
     status = (
         f"day {model.day:.1f} · hour {model.steps} · cancer {model.n_cancer} · "
         f"T {model.n_tcells} · CAR-T {model.n_cart} · Tregs {model.n_tregs} · "
-        f"MDSCs {model.n_mdscs} · kills {model.kills} · PD-1 occupancy "
+        f"MDSCs {model.n_mdscs} · macrophages {model.n_macrophages} "
+        f"(M2 {model.m2_fraction:.0%}) · NK {model.n_nk} · kills {model.kills} · PD-1 occupancy "
         f"{model.pd1_occupancy:.2f} · seed {model.seed}"
     )
     perf = (

@@ -33,7 +33,10 @@ KIND_RGB = {
     Kind.TREG: (245, 166, 0),
     Kind.MDSC: (46, 160, 67),
     Kind.NECROTIC: (92, 64, 51),  # debris of necrotic cancer cells: dark brown
+    Kind.MACROPHAGE: (84, 39, 143),  # an M1 macrophage: dark purple (M2: M2_RGB)
+    Kind.NK: (255, 237, 0),  # NK cell: yellow
 }
+M2_RGB = (240, 2, 127)  # an M2 (pro-tumour) macrophage: pink
 EXHAUSTED_T_RGB = (160, 184, 232)
 CANCER_HIDDEN_RGB = np.array((128, 116, 138), dtype=np.float32)  # antigenicity 0
 CANCER_VISIBLE_RGB = np.array((214, 39, 40), dtype=np.float32)  # antigenicity 1
@@ -91,6 +94,9 @@ def legend(colour_by: str = "antigenicity", overlay: str = "none",
         ("CAR-T cell", css(KIND_RGB[Kind.CART])),
         ("Treg", css(KIND_RGB[Kind.TREG])),
         ("MDSC", css(KIND_RGB[Kind.MDSC])),
+        ("macrophage M1", css(KIND_RGB[Kind.MACROPHAGE])),
+        ("macrophage M2", css(M2_RGB)),
+        ("NK cell", css(KIND_RGB[Kind.NK])),
         ("necrotic (debris)", css(KIND_RGB[Kind.NECROTIC])),
         ("vessel", css(VESSEL_RGB)),
         ("collapsed vessel", css(COLLAPSED_VESSEL_RGB)),
@@ -183,7 +189,8 @@ def tissue_rgb(model: TumorModel, colour_by: str = "antigenicity",
     between the cells (with ``show_cells`` False, everywhere), and the PD-L1 overlay colours
     the cancer cells on its own scale; no colour is blended with another (a red cancer cell
     over yellow IFN-γ turned Treg-amber). Vectorised over the model's layers; only T cells are
-    visited one by one (to mark the exhausted ones), which is a few hundred agents.
+    visited one by one (to mark the exhausted ones), and macrophages (to mark the M2 ones),
+    which is a few hundred agents.
     """
     kind = model.kind
     w, h = kind.shape
@@ -229,6 +236,9 @@ def tissue_rgb(model: TumorModel, colour_by: str = "antigenicity",
     for agent in _killers(model):
         if agent.exhausted and agent.cell is not None:
             rgb[agent.cell.coordinate] = EXHAUSTED_T_RGB
+    for agent in _macrophages(model):
+        if agent.m2 and agent.cell is not None:
+            rgb[agent.cell.coordinate] = M2_RGB
     # (x, y) -> (row, column) with y up
     return Frame(np.ascontiguousarray(rgb.transpose(1, 0, 2)[::-1]), spec, vmax)
 
@@ -237,6 +247,12 @@ def _killers(model: TumorModel):
     from abm.agents import TCell
 
     return model.agents_by_type.get(TCell, ())
+
+
+def _macrophages(model: TumorModel):
+    from abm.agents import Macrophage
+
+    return model.agents_by_type.get(Macrophage, ())
 
 
 def site_from_pixel(model: TumorModel, column: int, row: int) -> tuple[int, int]:
@@ -285,6 +301,12 @@ def describe_site(model: TumorModel, x: int, y: int) -> str:
             f"{name}; kills {agent.kills}, exhaustion {agent.exhaustion}/"
             f"{agent.exhaustion_limit}{' (exhausted)' if agent.exhausted else ''}"
         )
+    elif kind == Kind.MACROPHAGE:
+        what = (f"macrophage, {agent.state} ({'pro-tumour' if agent.m2 else 'anti-tumour'}); "
+                f"kills {agent.kills}")
+    elif kind == Kind.NK:
+        what = (f"NK cell; kills {agent.kills}/{agent.kill_limit}"
+                + (" (spent)" if agent.spent else ""))
     else:
         what = "Treg" if kind == Kind.TREG else "MDSC"
     fields = ", ".join(
