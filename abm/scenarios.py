@@ -71,11 +71,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         # its 0.1 d half-life: at 20 the tumour was cleared by day 15-21 in 3 of 4 seeds)
         "params": {"founder_antigens": 3, "mutation_rate": 0.0, "tcell_influx": 15.0,
                    "recruitment_half_saturation": 20000, "initial_tumor_cells": 500,
-                   "treg_influx": 0.1, "mdsc_influx": 0.1,
-                   # halved like the Tregs and MDSCs (at the defaults, 0.2, seed 1 of the
-                   # 60-day fact test resurged to its peak on day 60: a different random path,
-                   # with 2-3 macrophages present, not a macrophage effect)
-                   "macrophage_influx": 0.1, "nk_influx": 0.1},
+                   "treg_influx": 0.1, "mdsc_influx": 0.1},
     },
     "escape": {
         "watch_days": 40,  # the lesson's time span (dashboard: "Run to day")

@@ -101,7 +101,9 @@ def m2_by_oxygen(seed: int, days: int = 35, start: int = 10, **params) -> tuple[
 
 def part_b():
     rows = []
-    for label, params in (("default", {}), ("macrophage_niche", _niche_params())):
+    # the default tumour with the innate cells on (off by default: influx 0), as in (a)
+    innate = {"macrophage_influx": 0.2, "nk_influx": 0.2}
+    for label, params in (("default", innate), ("macrophage_niche", _niche_params())):
         per_seed = [m2_by_oxygen(s, days=35 if label == "default" else 25, **params)
                     for s in SEEDS]
         hyp = [np.mean(h) if h else float("nan") for h, _ in per_seed]
