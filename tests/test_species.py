@@ -175,3 +175,11 @@ def test_mc38_like_responds_to_anti_pd1_and_b16f10_like_does_not():
     assert max(ratios["mc38_like"]) < 0.5, ratios
     assert min(ratios["b16f10_like"]) > 0.8, ratios
     assert all(h < c for h, c in zip(ratios["mc38_like"], ratios["b16f10_like"], strict=True))
+
+
+def test_docs_clinical_species_table_is_the_generated_one():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "clinical.md").read_text()
+    block = text.split("<!-- species table: begin -->\n")[1].split("<!-- species table: end -->")[0]
+    assert block.strip() == species_table().strip(), "regenerate with abm.species.species_table()"
