@@ -134,6 +134,12 @@ def run(
         int | None,
         typer.Option(help="Simulated hours (instead of --days).", show_default="720"),
     ] = None,
+    species: Annotated[
+        str | None,
+        typer.Option(help="Species preset: mouse (twice-weekly rodent antibodies) or human "
+                     "(clinical labels); applied before the scenario and --set.",
+                     show_default="the scenario's, else none"),
+    ] = None,
     rng: Annotated[
         str | None,
         typer.Option(help="Seed (an integer).",
@@ -165,6 +171,7 @@ def run(
 
     from abm.params import validate
     from abm.run import build_params, provenance, simulate, write_json, write_table
+    from abm.species import effective_species
     from abm.sweep.spec import duration, estimate_seconds
 
     n_steps = _steps(days, steps)
@@ -180,7 +187,7 @@ def run(
     # repeated (a model seeded from entropy by itself could not be)
     overrides["rng"] = secrets.randbelow(2**32) if drawn else rng
     try:
-        params = validate(build_params(scenario, overrides))
+        params = validate(build_params(scenario, overrides, species=species))
     except ValueError as err:
         fail(str(err))
     estimate = estimate_seconds(n_steps, params["width"] * params["height"])
@@ -221,7 +228,8 @@ def run(
     with file_errors():
         write_table(csv_ready(df) if out.suffix.lower() == ".csv" else df, out)
         write_json(
-            {"scenario": scenario, "steps_requested": n_steps, "steps_run": int(model.steps),
+            {"scenario": scenario, "species": effective_species(scenario, species),
+             "steps_requested": n_steps, "steps_run": int(model.steps),
              "seed": model.seed, "seed_drawn": drawn, "parameters": model.p,
              "doses": model.dose_log, **provenance()},
             sidecar,

@@ -632,17 +632,25 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def resolve(scenario: str | None = None, *overrides: dict[str, Any]) -> dict[str, Any]:
-    """Every model parameter, validated: the defaults, then the scenario's presets (if any), then
-    each ``overrides`` dict in order (later ones win).
+def resolve(scenario: str | None = None, *overrides: dict[str, Any],
+            species: str | None = None) -> dict[str, Any]:
+    """Every model parameter, validated: the defaults, then the species preset (``species``, else
+    the scenario's ``"species"``, else none; ``abm.species``), then the scenario's presets (if
+    any), then each ``overrides`` dict in order (later ones win).
 
     The one way the CLI, the sweep runner, the dashboard and ``TumorModel.from_scenario`` turn
-    "a scenario plus some changes" into parameters. A bad scenario, name or value raises
+    "a scenario plus some changes" into parameters. A bad scenario, species, name or value raises
     ``ValueError`` naming it.
     """
     from abm.scenarios import scenario_params
+    from abm.species import effective_species, species_params
 
     values = defaults()
+    if scenario is not None:
+        scenario_params(scenario)  # an unknown scenario is named before a species is looked up
+    chosen = effective_species(scenario, species)
+    if chosen is not None:
+        values.update(validate(species_params(chosen)))
     if scenario is not None:
         values.update(validate(scenario_params(scenario)))
     for changes in overrides:

@@ -16,10 +16,12 @@ from abm.model import TumorModel
 from abm.params import resolve
 
 
-def build_params(scenario: str | None, overrides: dict[str, Any]) -> dict[str, Any]:
-    """Every parameter, validated: :func:`abm.params.resolve` (defaults, the scenario if any,
-    then ``overrides``, which may hold ``rng``). Kept for the CLI and the sweep runner."""
-    return resolve(scenario, overrides)
+def build_params(scenario: str | None, overrides: dict[str, Any],
+                 species: str | None = None) -> dict[str, Any]:
+    """Every parameter, validated: :func:`abm.params.resolve` (defaults, the species preset if
+    any, the scenario if any, then ``overrides``, which may hold ``rng``). Kept for the CLI and
+    the sweep runner."""
+    return resolve(scenario, overrides, species=species)
 
 
 def simulate(

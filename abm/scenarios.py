@@ -236,6 +236,52 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "params": {"founder_antigens": 3, "mutation_rate": 0.05, "tcell_influx": 1.5,
                    "mutation_weight_lower_mhc": 0.7, "nk_influx": 1.0},
     },
+    "mc38_like": {
+        "watch_days": 21,  # the lesson's time span (dashboard: "Run to day")
+        "species": "mouse",  # abm.species: rodent antibodies twice weekly, half-life 4.5 d
+        "steps": (
+            'Run to day 21; anti-PD-1 is given on days 7, 10.5, 14 and 17.5 (dashed lines).',
+            'Many antigens and full MHC-I: T cells crowd in, PD-L1 rises around them, then the '
+            'drug releases the brake and the burden falls.',
+            'Set anti_pd1_start_day to None, Reset with Compare on: the untreated twin grows.',
+        ),
+        "summary": "MC38-like hot mouse tumour: antigenic, infiltrated, responds to anti-PD-1.",
+        "lesson": (
+            "A mouse study, modelled on MC38 colon carcinoma: a highly mutated tumour with many "
+            "neoantigens and full MHC-I, well infiltrated by CD8 T cells, that responds to "
+            "anti-PD-1 (Mosely et al. 2017). The species preset is the mouse one: a rodent "
+            "antibody twice weekly for four doses with a half-life of days, not the 3-weekly "
+            "human schedule. Notice: T cells arrive early and PD-L1 rises where they are; "
+            "after the first dose kills rise. Try: the B16F10-like cold tumour, or start the "
+            "drug later (a bigger tumour)."
+        ),
+        # tcell_influx 0.8: at 1.5 the untreated tumour was held near 1100-1500 cells at day
+        # 21 and anti-PD-1 cleared it by day 12-14 in every seed (T/C 0)
+        "params": {"founder_antigens": 4, "founder_mhc": 1.0, "mutation_rate": 0.01,
+                   "tcell_influx": 0.8, "treg_influx": 0.2, "mdsc_influx": 0.2,
+                   "anti_pd1_start_day": 7.0},
+    },
+    "b16f10_like": {
+        "watch_days": 21,  # the lesson's time span (dashboard: "Run to day")
+        "species": "mouse",  # abm.species: rodent antibodies twice weekly, half-life 4.5 d
+        "steps": (
+            'Run to day 21; anti-PD-1 is given on days 7, 10.5, 14 and 17.5, as for mc38_like.',
+            'Few T cells find the tumour and fewer recognise it (low MHC-I): the drug has '
+            'little to release and the tumour grows on.',
+            'Give a vaccine on day 0, or raise founder_mhc to 1, and compare.',
+        ),
+        "summary": "B16F10-like cold mouse tumour: low MHC-I, few T cells, resists anti-PD-1.",
+        "lesson": (
+            "A mouse study, modelled on B16F10 melanoma: few presented antigens and very low "
+            "MHC-I, a non-inflamed infiltrate dominated by suppressive cells, and no response "
+            "to anti-PD-1 alone (Mosely et al. 2017). Same mouse schedule as mc38_like. "
+            "Notice: few T cells, little IFN-gamma and PD-L1, the dose lines pass with no "
+            "change. Try: a vaccine, or anti-CTLA-4 (which in mice also depletes Tregs)."
+        ),
+        "params": {"founder_antigens": 1, "founder_mhc": 0.2, "mutation_rate": 0.01,
+                   "tcell_influx": 0.5, "treg_influx": 0.3, "mdsc_influx": 0.4,
+                   "anti_pd1_start_day": 7.0},
+    },
 }
 
 

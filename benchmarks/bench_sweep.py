@@ -253,23 +253,26 @@ def cohort_data(patients: int, days: float, size: int) -> dict:
     }
 
 
-def bench_cohort(patients: int = 20, days: float = 42, size: int = 100) -> dict:
-    """Wall and CPU time of a 2-arm cohort on every local core, and of its report."""
+def bench_cohort(patients: int = 20, days: float = 42, size: int = 100,
+                 workers: int | None = None) -> dict:
+    """Wall and CPU time of a 2-arm cohort on ``workers`` processes (default: every local core;
+    1: serially in this process), and of its report."""
     from abm.report import write_report
 
     spec = parse_spec(cohort_data(patients, days, size), force=True)
     with tempfile.TemporaryDirectory() as tmp:
         cpu0, t0 = _cpu_seconds(), time.perf_counter()
-        run_sweep(spec, Path(tmp) / "c", backend="process", progress=False, log=quiet)
+        run_sweep(spec, Path(tmp) / "c", backend="serial" if workers == 1 else "process",
+                  workers=workers, progress=False, log=quiet)
         wall, cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
         t1 = time.perf_counter()
         write_report(Path(tmp) / "c")
         report = time.perf_counter() - t1
     runs = 2 * patients
     return {"patients": patients, "runs": runs, "days": days, "grid": f"{size}x{size}",
-            "workers": os.cpu_count(), "wall_s": wall, "cpu_s": cpu, "report_s": report,
+            "workers": workers or os.cpu_count(), "wall_s": wall, "cpu_s": cpu, "report_s": report,
             "wall_per_run_s": wall / runs, "cpu_per_run_s": cpu / runs,
-            "wall_200_min": wall / runs * 400 / 60}
+            "wall_200_min": wall / runs * 400 / 60, "cpu_200_min": cpu / runs * 400 / 60}
 
 
 def _cpu_seconds() -> float:
@@ -287,6 +290,8 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=20, help="cohort: patients")
     parser.add_argument("--days", type=float, default=42, help="cohort: days per run")
     parser.add_argument("--size", type=int, default=100, help="cohort: grid side (sites)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="cohort: processes (default: all cores; 1: serial)")
     args = parser.parse_args()
     load = os.getloadavg()[0]
     print(f"cores: {os.cpu_count()}, load average before: {load:.2f}\n")
@@ -333,16 +338,18 @@ def main() -> None:
             )
         print()
     if "cohort" in args.which:
-        r = bench_cohort(args.patients, args.days, args.size)
+        r = bench_cohort(args.patients, args.days, args.size, args.workers)
         print(
             "| cohort | runs | grid | days | workers | wall (s) | CPU (s) | wall / run (s) | "
-            "CPU / run (s) | report (s) | wall for 200 patients (min, scaled) |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|"
+            "CPU / run (s) | report (s) | wall for 200 patients (min, scaled) | "
+            "CPU for 200 patients (min, scaled) |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"
         )
         print(
             f"| {r['patients']} patients x 2 arms | {r['runs']} | {r['grid']} | {r['days']:g} | "
             f"{r['workers']} | {r['wall_s']:.0f} | {r['cpu_s']:.0f} | {r['wall_per_run_s']:.2f} | "
-            f"{r['cpu_per_run_s']:.2f} | {r['report_s']:.1f} | {r['wall_200_min']:.1f} |\n"
+            f"{r['cpu_per_run_s']:.2f} | {r['report_s']:.1f} | {r['wall_200_min']:.1f} | "
+            f"{r['cpu_200_min']:.1f} |\n"
         )
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 

@@ -356,3 +356,25 @@ def test_cohort_report_files(ran, tmp_path):
     low, high = wilson_interval(hits, 3)
     assert f"{hits}/3 = {100 * hits / 3:.0f}% [{100 * low:.0f}, {100 * high:.0f}]" in text
     assert np.isfinite(low)
+
+
+def test_dry_run_of_a_cohort_counts_patients_and_arms(tmp_path):
+    import tomllib
+
+    from typer.testing import CliRunner
+
+    from abm.cli import app
+    from abm.sweep import size_line
+
+    spec = parse_spec(cohort())
+    assert size_line(spec).startswith("3 patients x 2 arms = 6 runs of 72 steps")
+    single = parse_spec(cohort(arms=None))
+    assert size_line(single).startswith("3 patients x 1 arm = 3 runs")
+    path = Path(__file__).resolve().parents[1] / "experiments" / "cohorts" / "pd1_tmb.toml"
+    n = tomllib.loads(path.read_text())["patients"]["n"]
+    result = CliRunner().invoke(app, ["sweep", str(path), "--out", str(tmp_path / "o"),
+                                      "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert f"{n} patients x 2 arms = {2 * n} runs" in result.output
+    assert "points x" not in result.output.split("\n")[0]
+    assert not (tmp_path / "o").exists()

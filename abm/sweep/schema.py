@@ -115,6 +115,18 @@ def scenario(value: Any) -> str | None:
     return value
 
 
+def species(value: Any) -> str | None:
+    """A species preset name from ``abm.species``, or None."""
+    if value is None:
+        return None
+    from abm.species import check_species
+
+    try:
+        return check_species(value)
+    except ValueError as err:
+        raise Invalid(str(err)) from None
+
+
 def seed_list(value: Any) -> tuple[int, ...]:
     if not isinstance(value, list) or not value:
         raise Invalid(f"expected a non-empty list of seeds, got {show(value)}")
@@ -162,6 +174,8 @@ SWEEP = {
     "name": Key("a short name for the sweep", name, required=NAME_HINT),
     "description": Key("the question the sweep answers (free text)", text, ""),
     "scenario": Key("a base scenario from abm.scenarios", scenario, None),
+    "species": Key('a species preset from abm.species ("mouse" or "human"), applied before the '
+                   "scenario (default: the scenario's, else none)", species, None),
     "days": Key("simulated days per run", days),
     "steps": Key("simulated hours per run (instead of days)",
                  integer(1, "a positive number of hours")),

@@ -84,6 +84,7 @@ class Spec:
     probes: dict[str, dict[str, Any]] = field(default_factory=dict)
     patients: Patients | None = None
     response: Response | None = None
+    species: str | None = None  # [sweep] species: abm.species preset, before the scenario
 
     @property
     def varied(self) -> list[str]:
@@ -138,6 +139,8 @@ class Spec:
         # only when used, so sweeps started before arms, seed lists and probes keep their hash
         if self.seeds is not None:
             out["sweep"]["seeds"] = list(self.seeds)
+        if self.species is not None:
+            out["sweep"]["species"] = self.species
         if self.arms:
             out["arms"] = [
                 [name, {"scenario": arm["scenario"],
@@ -254,15 +257,17 @@ def parse_spec(data: dict[str, Any], source: str = "spec", *, force: bool = Fals
         factors=factors,
         sample=sample,
         outcome=S.read_table(tables["outcome"], S.OUTCOME, "outcome", error),
-        base=P.resolve(sweep["scenario"], parameters),
+        base=P.resolve(sweep["scenario"], parameters, species=sweep["species"]),
         seeds=sweep.get("seeds"),
         arms=arms,
         # the arm's scenario (else the sweep's), [parameters], then the arm's own
-        arm_bases={a: P.resolve(arm["scenario"], parameters, arm["parameters"])
+        arm_bases={a: P.resolve(arm["scenario"], parameters, arm["parameters"],
+                                species=sweep["species"])
                    for a, arm in arms.items()},
         probes=_parse_probes(tables["probes"], error),
         patients=patients,
         response=response,
+        species=sweep["species"],
     )
     if not force:
         check_size(spec, error)
@@ -304,6 +309,14 @@ def sweep_sites(spec: Spec) -> int:
 def size_line(spec: Spec) -> str:
     """The sweep's size and estimated CPU time, one line."""
     cpu = estimate_seconds(spec.steps, sweep_sites(spec), spec.n_runs)
+    if spec.patients is not None:
+        arms = max(len(spec.arms), 1)
+        others = spec.n_points // (spec.patients.n * arms)
+        extra = f" x {others} points" if others != 1 else ""
+        return (
+            f"{spec.patients.n} patients x {arms} arm{'s' if arms != 1 else ''}{extra} = "
+            f"{spec.n_runs} runs of {spec.steps} steps, {duration(cpu)} of CPU time"
+        )
     return (
         f"{spec.n_points} points x {spec.replicates} replicates = {spec.n_runs} runs of "
         f"{spec.steps} steps, {duration(cpu)} of CPU time"

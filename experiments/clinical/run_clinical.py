@@ -1,0 +1,232 @@
+"""The clinical and preclinical comparisons of docs/clinical.md, in one command.
+
+    PYTHONPATH=. python experiments/clinical/run_clinical.py                 # all four
+    PYTHONPATH=. python experiments/clinical/run_clinical.py --only mouse,cart --workers 2
+    PYTHONPATH=. python experiments/clinical/run_clinical.py --patients 12   # a quick pilot
+
+Each comparison is a spec in this directory, run with ``run_sweep`` (as ``abm sweep``) into
+``experiments/clinical/runs/NAME`` (git-ignored; finished runs are reused, a spec or model change
+reruns them). The script prints the Markdown tables of docs/clinical.md with the commit that
+measured them; paste them there after a rerun. ``--patients N`` overrides every cohort's size
+(into ``runs/NAME-nN``), for pilots; the documented numbers use the specs' own sizes.
+
+- mouse: mouse_pair.toml, MC38-like vs B16F10-like, treated/control at day 21 (paired seeds).
+- tmb: tmb_pd1.toml, ORR under anti-PD-1 by founder antigens (the TMB proxy).
+- checkmate: checkmate067.toml, ORR of nivolumab, ipilimumab and both.
+- cart: cart_relapse.toml, the share of antigen-negative relapses by burden at infusion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from abm.analysis.response import lesion_area, objective_response, wilson_interval
+from abm.sweep import load_sweep, parse_spec, run_sweep
+from abm.sweep.storage import StaleSweep
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+RUNS = HERE / "runs"
+SPECS = {"mouse": "mouse_pair", "tmb": "tmb_pd1", "checkmate": "checkmate067",
+         "cart": "cart_relapse"}
+PUBLISHED_CHECKMATE = {"nivo_ipi": 57.6, "nivolumab": 43.7, "ipilimumab": 19.0}
+PUBLISHED_TMB = {"low": 20.0, "high": 58.0}  # Goodman et al. 2017 (ORR %, low / high TMB)
+PUBLISHED_CART_NEG = 41.0  # % of relapses antigen-negative (Blood Adv 2023 7:575)
+TOLERANCE = 15.0  # points: the goal of docs/clinical.md
+
+
+def commit() -> str:
+    """The commit measured (with ``+dirty`` when the work tree differs from it)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout
+
+    head = git("rev-parse", "--short", "HEAD").strip() or "unknown"
+    dirty = bool(git("status", "--porcelain", "--", "abm").strip())
+    return head + ("+dirty" if dirty else "")
+
+
+def run(name: str, *, patients: int | None, workers: int) -> Any:
+    """Run (or reuse) spec ``name`` and return the loaded sweep."""
+    text = (HERE / f"{name}.toml").read_text()
+    data = tomllib.loads(text)
+    out = RUNS / name
+    if patients is not None and "patients" in data:
+        data["patients"]["n"] = patients
+        out = RUNS / f"{name}-n{patients}"
+    spec = parse_spec(data, source=f"{name}.toml")
+    backend = "serial" if workers == 1 else "process"
+    try:
+        run_sweep(spec, out, backend=backend, workers=workers, spec_text=text, progress=False,
+                  log=lambda msg: print(f"  [{name}] {msg}", file=sys.stderr, flush=True))
+    except StaleSweep as err:  # another spec version, or runs made by other model code
+        print(f"  [{name}] {err}: deleting {out} and rerunning", file=sys.stderr, flush=True)
+        shutil.rmtree(out)
+        run_sweep(spec, out, backend=backend, workers=workers, spec_text=text, progress=False)
+    return load_sweep(out)
+
+
+def pct(k: int, n: int) -> str:
+    """``k/n = x% [low, high]`` with the 95% Wilson interval."""
+    if n == 0:
+        return "- (n = 0)"
+    low, high = wilson_interval(k, n)
+    return f"{k}/{n} = {100 * k / n:.0f}% [{100 * low:.0f}, {100 * high:.0f}]"
+
+
+def verdict(measured: float, published: float) -> str:
+    gap = measured - published
+    return f"{'within' if abs(gap) <= TOLERANCE else 'outside'} 15 points ({gap:+.0f})"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def patients(sweep: Any) -> pd.DataFrame:
+    return pd.read_parquet(sweep.dir / "patients.parquet")
+
+
+def orr(rows: pd.DataFrame) -> tuple[int, int]:
+    evaluable = rows[rows["best_response"] != "NE"]
+    return int(objective_response(evaluable["best_response"]).sum()), len(evaluable)
+
+
+# --- mouse: MC38-like vs B16F10-like ----------------------------------------------------------
+def mouse(sweep: Any) -> str:
+    final: dict[str, dict[int, float]] = {}
+    for record in sweep.runs:
+        series = record.series(["Day", "CancerCells", "NecroticSites"])
+        final.setdefault(record.arm, {})[record.seed] = float(lesion_area(series)[-1])
+    rows = []
+    for tumour in ("mc38", "b16f10"):
+        ctl, trt = final[f"{tumour}_control"], final[f"{tumour}_anti_pd1"]
+        seeds = sorted(ctl)
+        area_tc = [trt[s] / max(ctl[s], 1.0) for s in seeds]
+        vol_tc = [(trt[s] / max(ctl[s], 1.0)) ** 1.5 for s in seeds]
+        group = np.mean([trt[s] for s in seeds]) / max(np.mean([ctl[s] for s in seeds]), 1.0)
+        cleared = sum(trt[s] == 0 for s in seeds)
+        rows.append([
+            f"{tumour}_like", ", ".join(str(s) for s in seeds),
+            f"{np.mean([ctl[s] for s in seeds]):.0f}", f"{np.mean([trt[s] for s in seeds]):.0f}",
+            f"{group:.2f}", f"{group ** 1.5:.2f} (TGI {100 * (1 - group ** 1.5):.0f}%)",
+            f"{np.median(area_tc):.2f} [{min(area_tc):.2f}, {max(area_tc):.2f}]",
+            f"{np.median(vol_tc):.2f}", f"{cleared}/{len(seeds)}",
+        ])
+    return table(["tumour", "seeds", "control lesion (sites)", "treated lesion (sites)",
+                  "T/C area (group means)", "T/C volume-equivalent", "T/C area per seed",
+                  "T/C volume per seed (median)", "cleared"], rows)
+
+
+# --- TMB -------------------------------------------------------------------------------------
+def tmb(sweep: Any) -> str:
+    pts = patients(sweep)
+    treated = pts[pts["arm"] == "anti_pd1"]
+    untreated = pts[pts["arm"] == "untreated"]
+    rows = []
+    for value in sorted(treated["founder_antigens"].unique()):
+        k, n = orr(treated[treated["founder_antigens"] == value])
+        rows.append([f"founder_antigens = {value}", pct(k, n), "", ""])
+    for label, sel, key in (("low TMB (1 antigen)", [1], "low"),
+                            ("high TMB (4-5 antigens)", [4, 5], "high")):
+        k, n = orr(treated[treated["founder_antigens"].isin(sel)])
+        rows.append([f"**{label}**", pct(k, n), f"{PUBLISHED_TMB[key]:.0f}%",
+                     verdict(100 * k / max(n, 1), PUBLISHED_TMB[key])])
+    k, n = orr(treated)
+    rows.append(["all, anti-PD-1", pct(k, n), "", ""])
+    k, n = orr(untreated)
+    rows.append(["all, untreated (own counterfactual)", pct(k, n), "", ""])
+    return table(["stratum (anti-PD-1 arm)", "ORR, 95% Wilson", "published", "verdict"], rows)
+
+
+# --- CheckMate 067 ---------------------------------------------------------------------------
+def checkmate(sweep: Any) -> str:
+    pts = patients(sweep)
+    rows, measured = [], {}
+    for arm, published in PUBLISHED_CHECKMATE.items():
+        k, n = orr(pts[pts["arm"] == arm])
+        measured[arm] = k / max(n, 1)
+        rows.append([arm, pct(k, n), f"{published}%", verdict(100 * k / max(n, 1), published)])
+    order = sorted(measured, key=measured.get, reverse=True)
+    same = order == list(PUBLISHED_CHECKMATE)
+    return table(["arm", "ORR, 95% Wilson", "published (Larkin 2015)", "verdict"], rows) + (
+        f"\n\nOrdering measured: {' > '.join(order)} "
+        f"({'the published ordering' if same else 'NOT the published ordering'})."
+    )
+
+
+# --- CAR-T relapse ---------------------------------------------------------------------------
+def cart(sweep: Any) -> str:
+    recs = []
+    for record in sweep.runs:
+        s = record.series(["Day", "CancerCells", "AntigenNegativeFraction"])
+        start = float(record.varied["cart_start_day"])
+        at = s[s["Day"] >= start]
+        burden = float(at["CancerCells"].iloc[0]) if len(at) else float("nan")
+        nadir = float(at["CancerCells"].min()) if len(at) else float("nan")
+        final = float(s["CancerCells"].iloc[-1])
+        responded = nadir <= 0.5 * burden
+        relapsed = responded and final > 0
+        recs.append({"burden": burden, "responded": responded, "relapsed": relapsed,
+                     "refractory": not responded,
+                     "negative": relapsed and s["AntigenNegativeFraction"].iloc[-1] >= 0.5,
+                     "lifespan": record.varied.get("cart_lifespan_days")})
+    df = pd.DataFrame(recs)
+    median = df["burden"].median()
+    rows = []
+    for label, sel in (("all", df), (f"burden at infusion <= {median:.0f} cells",
+                                      df[df["burden"] <= median]),
+                       (f"burden at infusion > {median:.0f} cells", df[df["burden"] > median])):
+        rel = sel[sel["relapsed"]]
+        rows.append([label, len(sel), int(sel["refractory"].sum()),
+                     int((sel["responded"] & ~sel["relapsed"]).sum()), len(rel),
+                     pct(int(rel["negative"].sum()), len(rel))])
+    rel = df[df["relapsed"]]
+    k = int(rel["negative"].sum())
+    pos = rel[~rel["negative"]]
+    neg = rel[rel["negative"]]
+    note = (f"\n\nAntigen-negative share of relapses: {pct(k, len(rel))}; published "
+            f"{PUBLISHED_CART_NEG:.0f}%: {verdict(100 * k / max(len(rel), 1), PUBLISHED_CART_NEG)}."
+            f" Median CAR-T lifespan drawn: antigen-positive relapses "
+            f"{pos['lifespan'].median():.1f} d, antigen-negative relapses "
+            f"{neg['lifespan'].median():.1f} d, no relapse "
+            f"{df[~df['relapsed']]['lifespan'].median():.1f} d.")
+    return table(["patients", "n", "refractory (never halved)", "in remission at day 35",
+                  "relapsed", "antigen-negative relapses, 95% Wilson"], rows) + note
+
+
+SECTIONS = {"mouse": mouse, "tmb": tmb, "checkmate": checkmate, "cart": cart}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help="comma-separated: " + ", ".join(SECTIONS))
+    parser.add_argument("--patients", type=int, default=None,
+                        help="override every cohort's size (a pilot; runs/NAME-nN)")
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args(argv)
+    chosen = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = [s for s in chosen if s not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s) {unknown}: expected {', '.join(SECTIONS)}")
+    print(f"Measured at commit {commit()} (experiments/clinical/run_clinical.py"
+          + (f" --patients {args.patients}" if args.patients else "") + ").\n")
+    for name in chosen:
+        sweep = run(SPECS[name], patients=args.patients, workers=args.workers)
+        print(f"### {name} ({SPECS[name]}.toml)\n")
+        print(SECTIONS[name](sweep) + "\n", flush=True)
+
+
+if __name__ == "__main__":
+    main()
