@@ -103,3 +103,33 @@ class ImmuneCell(TissueCell):
             if site is None:
                 return
             self.move_to(site)
+
+    # --- killers (CTLs, CAR-T and NK cells): seek a target, then attack it ------------------
+    # A subclass that calls ``hunt`` defines ``find_target()`` (a neighbouring cancer cell it
+    # would attack, or None) and ``attack(target)``.
+    def hunt(self) -> None:
+        """Look for a target here; otherwise move up to ``speed`` times, stopping as soon as one
+        is found (killers arrest on their target, Boissonnas 2007), then attack it."""
+        target = self.find_target()
+        moves = 0
+        while target is None and moves < self.speed:
+            if not self.advance():
+                break
+            moves += 1
+            target = self.find_target()
+        if target is not None:
+            self.attack(target)
+
+    def advance(self) -> bool:
+        """One move; squeeze past a cancer cell (``tcell_infiltration``) if boxed in. False if
+        the cell cannot move."""
+        site = self.next_site()
+        if site is not None:
+            self.move_to(site)
+            return True
+        if self.random.random() < self.model.p["tcell_infiltration"]:
+            blockers = [a for a in compat.neighbour_agents(self.cell) if a.KIND == Kind.CANCER]
+            if blockers:
+                self.model.tissue.swap(self, self.random.choice(blockers))
+                return True
+        return False

@@ -71,7 +71,7 @@ class Macrophage(ImmuneCell):
                 self.engaged = True
                 self.attack(self.random.choice(targets))
                 return  # held by its target this hour
-        self.advance()
+        self.roam()
 
     def signals(self) -> tuple[float, float]:
         """(toward M2, toward M1) at its site, each 0-1."""
@@ -103,17 +103,9 @@ class Macrophage(ImmuneCell):
             model.macrophage_kills += 1
             self.kills += 1
 
-    def advance(self) -> None:
+    def roam(self) -> None:
         """Up to ``speed`` moves up the chemokine gradient, squeezing past a cancer cell with
-        ``tcell_infiltration`` when boxed in (as CTLs do)."""
+        ``tcell_infiltration`` when boxed in (``ImmuneCell.advance``, as CTLs do)."""
         for _ in range(self.speed):
-            site = self.next_site()
-            if site is not None:
-                self.move_to(site)
-                continue
-            if self.random.random() < self.model.p["tcell_infiltration"]:
-                blockers = [a for a in neighbour_agents(self.cell) if a.KIND == Kind.CANCER]
-                if blockers:
-                    self.model.tissue.swap(self, self.random.choice(blockers))
-                    continue
-            return
+            if not self.advance():
+                return

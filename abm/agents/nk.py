@@ -63,15 +63,7 @@ class NKCell(ImmuneCell):
         if self.spent:
             self.migrate(self.model.p["tcell_exhausted_speed"])
             return
-        target = self.find_target()
-        moves = 0
-        while target is None and moves < self.speed:
-            if not self.advance():
-                break
-            moves += 1
-            target = self.find_target()
-        if target is not None:
-            self.attack(target)
+        self.hunt()
 
     def find_target(self):
         candidates = [a for a in neighbour_agents(self.cell)
@@ -80,19 +72,6 @@ class NKCell(ImmuneCell):
             return None
         weights = [self.activation(a) for a in candidates]
         return self.random.choices(candidates, weights=weights)[0]
-
-    def advance(self) -> bool:
-        """One move; squeeze past a cancer cell if boxed in. False if the cell cannot move."""
-        site = self.next_site()
-        if site is not None:
-            self.move_to(site)
-            return True
-        if self.random.random() < self.model.p["tcell_infiltration"]:
-            blockers = [a for a in neighbour_agents(self.cell) if a.KIND == Kind.CANCER]
-            if blockers:
-                self.model.tissue.swap(self, self.random.choice(blockers))
-                return True
-        return False
 
     def attack(self, target) -> None:
         model = self.model

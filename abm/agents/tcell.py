@@ -58,34 +58,13 @@ class TCell(ImmuneCell):
             # exhausted cells linger, barely motile, and no longer kill
             self.migrate(self.model.p["tcell_exhausted_speed"])
             return
-        target = self.find_target()
-        moves = 0
-        while target is None and moves < self.speed:
-            if not self.advance():
-                break
-            moves += 1
-            target = self.find_target()
-        if target is not None:
-            self.attack(target)
+        self.hunt()
 
     def find_target(self) -> CancerCell | None:
         candidates = [
             a for a in neighbour_agents(self.cell) if a.KIND == Kind.CANCER and self.recognises(a)
         ]
         return self.random.choice(candidates) if candidates else None
-
-    def advance(self) -> bool:
-        """One move; squeeze past a cancer cell if boxed in. False if the cell cannot move."""
-        site = self.next_site()
-        if site is not None:
-            self.move_to(site)
-            return True
-        if self.random.random() < self.model.p["tcell_infiltration"]:
-            blockers = [a for a in neighbour_agents(self.cell) if a.KIND == Kind.CANCER]
-            if blockers:
-                self.model.tissue.swap(self, self.random.choice(blockers))
-                return True
-        return False
 
     def attack(self, target: CancerCell) -> None:
         model = self.model
