@@ -382,7 +382,8 @@ class TumorModel(mesa.Model):
         collapses = self.rng.random(enclosed.size) < -np.expm1(-1.0 / (days * 24.0))
         gone = [self.vessels[i] for i in enclosed[collapses].tolist()]
         if gone:
-            self.vessels = [v for v in self.vessels if v not in set(gone)]
+            gone_set = set(gone)
+            self.vessels = [v for v in self.vessels if v not in gone_set]
             self.collapsed_vessels += gone
             self.oxygen.unpin(gone)
 
