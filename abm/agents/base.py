@@ -81,6 +81,12 @@ class ImmuneCell(TissueCell):
     speed: int  # moves per hour
     lifespan_h: float
 
+    def tgfb_response(self) -> float:
+        """Response to the suppressive (TGF-beta-like) factor at its site, 0-1: c / (c +
+        ``tgfb_half_max``). CTLs and NK cells kill less, and macrophages turn M2, with it."""
+        tgfb = self.model.tgfb.data[self.site.coordinate]
+        return tgfb / (tgfb + self.model.p["tgfb_half_max"])
+
     def outlived(self) -> bool:
         """Random death with the mean lifespan (an exponential lifetime)."""
         return self.random.random() < 1.0 / self.lifespan_h

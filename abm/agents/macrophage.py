@@ -77,9 +77,8 @@ class Macrophage(ImmuneCell):
         """(toward M2, toward M1) at its site, each 0-1."""
         model, p = self.model, self.model.p
         site = self.site.coordinate
-        tgfb = model.tgfb.data[site]
         hypoxic = 1.0 if model.oxygen.data[site] < p["hypoxic_threshold"] else 0.0
-        to_m2 = max(hypoxic, tgfb / (tgfb + p["tgfb_half_max"]))
+        to_m2 = max(hypoxic, self.tgfb_response())
         return to_m2, float(model.ifng_hill[site])
 
     def polarise(self) -> None:

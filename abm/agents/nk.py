@@ -50,9 +50,8 @@ class NKCell(ImmuneCell):
 
     def kill_probability(self, cell) -> float:
         """Per-hour kill probability of ``cell`` after suppression by the suppressive field."""
-        model, p = self.model, self.model.p
-        tgfb = model.tgfb.data[self.site.coordinate]
-        suppression = p["nk_tgfb_suppression"] * tgfb / (tgfb + p["tgfb_half_max"])
+        p = self.model.p
+        suppression = p["nk_tgfb_suppression"] * self.tgfb_response()
         return p["nk_kill_prob"] * self.activation(cell) * (1.0 - suppression)
 
     def step(self) -> None:

@@ -91,8 +91,7 @@ class TCell(ImmuneCell):
         prob = self.base_kill_prob()
         if model.treg_near[site]:
             prob *= 1.0 - p["treg_suppression"]
-        tgfb = model.tgfb.data[site]
-        prob *= 1.0 - p["mdsc_suppression"] * tgfb / (tgfb + p["tgfb_half_max"])
+        prob *= 1.0 - p["mdsc_suppression"] * self.tgfb_response()
         return prob
 
     def base_kill_prob(self) -> float:
