@@ -392,10 +392,14 @@ _LIST: list[Param] = [
        "used before it had its own, so results are unchanged", "Anti-CTLA-4"),
     _p("anti_ctla4_treg_depletion", 0.8, "1 (0-1)", float, 0.0, 1.0,
        "fraction of Tregs depleted per standard dose, and of Treg recruitment blocked at full "
-       "occupancy", "modelling choice (Fc-mediated Treg depletion; Onizuka 1999 for timing)",
+       "occupancy (a species-dependent option: 0 for ipilimumab in human tumours)",
+       "modelling choice (Fc-gamma-R-dependent Treg depletion in mice, Simpson et al. 2013 J "
+       "Exp Med 210:1695; Onizuka 1999 for timing); reportedly absent with ipilimumab in human "
+       "tumours (Sharma et al. 2019 Clin Cancer Res 25:1233)",
        "Anti-CTLA-4"),
     _p("anti_ctla4_priming_boost", 1.0, "1 (fractional increase)", float, 0.0, 20.0,
-       "increase of CTL recruitment at full anti-CTLA-4 occupancy", _MC, "Anti-CTLA-4"),
+       "increase of CTL priming in the lymph node at full anti-CTLA-4 occupancy (the extra CTLs "
+       "arrive after ln_priming_delay_days)", _MC, "Anti-CTLA-4"),
     # --- vaccine ------------------------------------------------------------------------------
     _p("vaccine_start_day", None, "day", float, 0.0, 10_000.0,
        "first vaccine dose (None = not given)", _MC, "Vaccine", optional=True),
@@ -433,6 +437,50 @@ _LIST: list[Param] = [
        "CARCADE MAX_ANTIGEN_BINDING = 10", "CAR-T"),
     _p("cart_max_divisions", 10, "divisions", int, 0, 30,
        "times a CAR-T lineage can divide after kills", "CARCADE (10)", "CAR-T"),
+    # --- T-cell states and lymph-node priming (abm/agents/tcell.py, abm/lymphnode.py) ---------
+    _p("tcell_progenitor_fraction", 0.5, "1 (0-1)", float, 0.0, 1.0,
+       "share of newly primed CTLs that arrive as progenitor-exhausted (TCF-1+, stem-like) "
+       "cells, which divide on antigen and give rise to effectors but do not kill (0 = none)",
+       "modelling choice tuned to the share of progenitor-exhausted (TCF-1+ / SLAMF6+) cells "
+       "among tumour PD-1+ CD8 T cells, about 10-30% (effectors expand by killing, so an "
+       "arrival share of 0.5 gives 4-10% in the default tumour, see docs/validation_tcells.md; "
+       "Miller et al. 2019 Nat Immunol 20:326; "
+       "Siddiqui et al. 2019 Immunity 50:195; CXCR5+ subset in chronic LCMV, Im et al. 2016 "
+       "Nature 537:417)", "T-cell states and priming"),
+    _p("tcell_progenitor_division_prob", 0.1, "per h of antigen contact", float, 0.0, 1.0,
+       "probability a progenitor-exhausted CTL in contact with its antigen divides in one hour "
+       "(self-renewal plus one effector daughter), unless PD-1 signalling blocks it",
+       "modelling choice: one division per 10 h of antigen contact (activated CD8 T cells "
+       "divide every 6-12 h); progenitors are the "
+       "cells that proliferate after PD-1 blockade (Im et al. 2016 Nature 537:417)",
+       "T-cell states and priming"),
+    _p("tcell_progenitor_pd1_inhibition", 1.0, "1 (0-1)", float, 0.0, 1.0,
+       "probability PD-L1 = 1 on the contacted cell blocks a progenitor's division in an hour "
+       "(scales with PD-L1 and with 1 - PD-1 occupancy)",
+       "modelling choice; PD-1 signalling shuts off the CD28 co-stimulation that the "
+       "proliferative burst after PD-1 blockade needs (Kamphorst et al. 2017 Science 355:1423; "
+       "Hui et al. 2017 Science 355:1428)", "T-cell states and priming"),
+    _p("ln_priming_delay_days", 5.0, "day", float, 0.0, 30.0,
+       "delay from priming of a CTL clone in the draining lymph node to its arrival at the "
+       "tumour's vessels (DC contacts, clonal expansion, egress)",
+       "Mempel et al. 2004 Nature 427:154 (stable T cell-DC contacts 8-20 h after entry, "
+       "proliferation from day 2); expansion over about 16 generations (spQSP-IO n_aT_prolif); "
+       "effector peak day 7-8 (Badovinac et al. 2002 Nat Immunol 3:619): 5 d",
+       "T-cell states and priming"),
+    _p("ln_antigen_half_life_days", 4.17, "day", float, 0.01, 365.0,
+       "half-life of tumour antigen presented in the draining lymph node",
+       "spQSP-IO param_all.xml: peptide-MHC degradation on mature APCs k_deg_p_M = 0.1663 "
+       "/day (half-life 4.17 d)", "T-cell states and priming"),
+    _p("ln_shedding", 0.01, "dying-cell equivalents per living cell per h", float, 0.0, 10.0,
+       "antigen a living cancer cell sheds toward the lymph node each hour, relative to the "
+       "antigen released by one cell killed by a CTL (the untreated tumour's priming)",
+       "modelling choice: a kill releases as much antigen as 100 h of shedding by one cell, so "
+       "killing dominates priming in a tumour under attack", "T-cell states and priming"),
+    _p("ln_necrotic_release", 1.0, "dying-cell equivalents", float, 0.0, 10.0,
+       "antigen released toward the lymph node by a cell dying of necrosis, relative to one "
+       "killed by a CTL (apoptotic cells release none: tolerogenic death)",
+       "modelling choice; necrosis is immunogenic (DAMPs), apoptosis tolerogenic (Green et al. "
+       "2009 Nat Rev Immunol 9:353)", "T-cell states and priming"),
 ]
 
 PARAMS: dict[str, Param] = {p.name: p for p in _LIST}
