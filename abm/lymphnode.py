@@ -13,8 +13,11 @@ is over. Each hour (``step``, called by the model before CTL recruitment):
      carries, a necrotic cell adds ``ln_necrotic_release``; apoptotic cells add nothing
      (apoptosis is the tolerogenic, "silent" death: Green et al. 2009 Nat Rev Immunol 9:353);
    - constitutive shedding: ``ln_shedding`` per living carrier per hour (so that an untreated
-     tumour is primed at all; the model starts with the presentation at its steady state for
-     the founder tumour, which existed before day 0).
+     tumour is primed at all). The founder tumour existed before day 0: the node starts with
+     the presentation at its steady state for the founder tumour and, if
+     ``ln_primed_before_start`` (default), with the clones primed during the delay before day 0
+     already on their way (so CTLs arrive from day 0 at the founder tumour's rate; set it
+     False to start from a naive node, where no CTL arrives before the delay).
 2. **Priming.** Per antigen, the stimulus is ``S = A / (A + K)`` with ``K`` the presentation a
    tumour of ``recruitment_half_saturation`` carriers keeps up by shedding alone, so an
    untreated tumour's priming follows the same burden curve as the old recruitment. The
@@ -85,6 +88,13 @@ class LymphNode:
         self._vaccine_doses: list[tuple[int, float]] = []
         # hour of arrival -> CTLs per antigen due then (endogenous and vaccine-primed)
         self._due: dict[int, np.ndarray] = {}
+        if p["ln_primed_before_start"] and self.delay_h > 0:
+            # the founder tumour existed before day 0: the clones primed in the delay before it
+            # (at the steady presentation) are on their way and arrive in the first days
+            rates = self.priming_rates()
+            if rates.any():
+                for hour in range(-self.delay_h, 0):
+                    self._schedule(hour + self.delay_h, model.rng.poisson(rates))
 
     # --- inputs ---------------------------------------------------------------------------
     def release(self, antigens: int, fate: str | None) -> None:

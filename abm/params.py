@@ -467,6 +467,12 @@ _LIST: list[Param] = [
        "proliferation from day 2); expansion over about 16 generations (spQSP-IO n_aT_prolif); "
        "effector peak day 7-8 (Badovinac et al. 2002 Nat Immunol 3:619): 5 d",
        "T-cell states and priming"),
+    _p("ln_primed_before_start", True, "1 (true/false)", bool, None, None,
+       "the founder tumour was primed against before day 0: CTL clones primed in the delay "
+       "before day 0 arrive during the first ln_priming_delay_days (False: a naive lymph node, "
+       "no CTL before the delay)",
+       "modelling choice: the founder tumour (200 cells) existed before the simulation "
+       "starts; keeps the early immune response of the scenarios", "T-cell states and priming"),
     _p("ln_antigen_half_life_days", 4.17, "day", float, 0.01, 365.0,
        "half-life of tumour antigen presented in the draining lymph node",
        "spQSP-IO param_all.xml: peptide-MHC degradation on mature APCs k_deg_p_M = 0.1663 "

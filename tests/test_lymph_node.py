@@ -16,7 +16,8 @@ SEEDS = range(3)
 
 def test_no_primed_ctl_arrives_before_the_delay():
     for seed in SEEDS:
-        model = TumorModel(rng=seed, **BASE, tcell_influx=10.0, ln_priming_delay_days=2.0)
+        model = TumorModel(rng=seed, **BASE, tcell_influx=10.0, ln_priming_delay_days=2.0,
+                           ln_primed_before_start=False)
         for _ in range(48):
             model.step()
         assert model.n_tcells == 0 and model.primed_ctls > 0  # primed, still expanding
@@ -24,6 +25,24 @@ def test_no_primed_ctl_arrives_before_the_delay():
         for _ in range(24):
             model.step()
         assert model.n_tcells > 0
+
+
+def test_a_new_antigen_is_primed_but_arrives_only_after_the_delay():
+    for seed in SEEDS:
+        model = TumorModel(rng=seed, **BASE, tcell_influx=10.0, founder_antigens=1,
+                           ln_priming_delay_days=2.0)
+        assert model.primed_antigens == 1  # the founder's antigen, primed before day 0
+        for _ in range(10):
+            for _ in range(200):
+                model.lymph_node.release(0b1000, "killed")  # antigen 3, from hour 0
+            model.step()
+        for _ in range(38):
+            model.step()
+            assert all(a.antigen == 0 for a in model.agents_by_type.get(TCell, []))
+        assert model.n_tcells > 0 and model.lymph_node.primed_total[3] > 0
+        for _ in range(24):
+            model.step()
+        assert model.lymph_node.arrived_total[3] > 0
 
 
 def test_antigens_of_killed_cells_are_primed_and_absent_antigens_are_not():

@@ -114,7 +114,8 @@ def test_arrival_share_of_progenitors_follows_the_parameter():
         for seed in range(2):
             model = TumorModel(rng=seed, width=40, height=40, initial_tumor_cells=150,
                                tcell_influx=50.0, ln_priming_delay_days=0.5,
-                               tcell_progenitor_fraction=share, treg_influx=0.0)
+                               tcell_progenitor_fraction=share, treg_influx=0.0,
+                               ln_primed_before_start=False)
             for _ in range(16):
                 model.step()
             states += [a.state for a in model.agents_by_type.get(TCell, [])]
