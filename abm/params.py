@@ -454,12 +454,13 @@ _LIST: list[Param] = [
        "divide every 6-12 h); progenitors are the "
        "cells that proliferate after PD-1 blockade (Im et al. 2016 Nature 537:417)",
        "T-cell states and priming"),
-    _p("tcell_progenitor_pd1_inhibition", 1.0, "1 (0-1)", float, 0.0, 1.0,
-       "probability PD-L1 = 1 on the contacted cell blocks a progenitor's division in an hour "
-       "(scales with PD-L1 and with 1 - PD-1 occupancy)",
-       "modelling choice; PD-1 signalling shuts off the CD28 co-stimulation that the "
-       "proliferative burst after PD-1 blockade needs (Kamphorst et al. 2017 Science 355:1423; "
-       "Hui et al. 2017 Science 355:1428)", "T-cell states and priming"),
+    _p("tcell_progenitor_pd1_inhibition", 3.0, "1 (per unit PD-L1)", float, 0.0, 10.0,
+       "strength of PD-1 inhibition of a progenitor's division: blocked with probability "
+       "min(1, this x PD-L1 of the contacted cell x (1 - PD-1 occupancy)) each hour",
+       "modelling choice tuned so that anti-PD-1 multiplies progenitor divisions severalfold "
+       "at the PD-L1 of a hot tumour (the proliferative burst of Im et al. 2016 Nature 537:417); "
+       "PD-1 signalling shuts off the CD28 co-stimulation the burst needs (Kamphorst et al. "
+       "2017 Science 355:1423; Hui et al. 2017 Science 355:1428)", "T-cell states and priming"),
     _p("ln_priming_delay_days", 5.0, "day", float, 0.0, 30.0,
        "delay from priming of a CTL clone in the draining lymph node to its arrival at the "
        "tumour's vessels (DC contacts, clonal expansion, egress)",

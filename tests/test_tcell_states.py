@@ -86,7 +86,7 @@ def test_anti_pd1_raises_progenitor_divisions_on_pdl1_high_targets():
         total = 0
         for seed in SEEDS:
             model, _, tcell = pair(seed, pdl1=0.8, tcell_progenitor_division_prob=0.2,
-                                   tcell_progenitor_pd1_inhibition=1.0)
+                                   tcell_progenitor_pd1_inhibition=1.0)  # block = PD-L1
             model.effects["pd1_occupancy"] = occupancy
             total += len(run_hours(model, tcell, 100))
         return total
@@ -133,6 +133,7 @@ def test_cart_cells_are_effectors():
 @pytest.mark.parametrize("name, value", [
     ("tcell_progenitor_fraction", 1.5), ("tcell_progenitor_fraction", -0.1),
     ("tcell_progenitor_division_prob", 2.0), ("tcell_progenitor_pd1_inhibition", -1.0),
+    ("tcell_progenitor_pd1_inhibition", 11.0),
 ])
 def test_bad_state_parameters_are_rejected(name, value):
     with pytest.raises(ValueError, match=f"'{name}' = .* is not allowed"):

@@ -32,7 +32,7 @@ class TCell(ImmuneCell):
     - ``"progenitor"`` (progenitor-exhausted, TCF-1+, stem-like): homes to and arrests on its
       antigen like an effector but does not kill; each hour of antigen contact it divides with
       ``tcell_progenitor_division_prob`` unless PD-1 signalling blocks it (probability
-      ``tcell_progenitor_pd1_inhibition`` x the target's PD-L1 x (1 - PD-1 occupancy), as
+      min(1, ``tcell_progenitor_pd1_inhibition`` x the target's PD-L1 x (1 - PD-1 occupancy)), as
       ``pd1_inhibition`` blocks a kill attempt), self-renewing and giving rise to an effector
       daughter (with the full ``tcell_max_divisions``). So anti-PD-1 causes a proliferative
       burst from progenitors.
@@ -115,8 +115,8 @@ class TCell(ImmuneCell):
         x, y = self.site.coordinate
         self.engaged = True
         model.ifng_source[x, y] += p["ifng_secretion"]
-        block = (p["tcell_progenitor_pd1_inhibition"] * target.pdl1
-                 * (1.0 - model.pd1_occupancy))
+        block = min(1.0, p["tcell_progenitor_pd1_inhibition"] * target.pdl1
+                    * (1.0 - model.pd1_occupancy))
         if self.random.random() < block:
             return
         if model.treg_near[x, y] or self.random.random() >= p["tcell_progenitor_division_prob"]:
