@@ -107,7 +107,7 @@ def part_c() -> str:
             for _ in range(24 * days):
                 model.step()
                 carrier_days += float(model.antigen_counts[other].sum()) / 24.0
-            
+
             node = model.lymph_node
             res["primed_other"].append(int(node.primed_total[other].sum()))
             res["antigens_other"].append(int(np.count_nonzero(node.primed_total[other])))
