@@ -20,11 +20,13 @@ is over. Each hour (``step``, called by the model before CTL recruitment):
      False to start from a naive node, where no CTL arrives before the delay).
 2. **Priming.** Per antigen, the stimulus is ``S = A / (A + K)`` with ``K`` the presentation a
    tumour of ``recruitment_half_saturation`` carriers keeps up by shedding alone, so an
-   untreated tumour's priming follows the same burden curve as the old recruitment. The
-   repertoire sees antigen ``b`` with probability ``antigen_visibility x S_b``; CTL clones are
-   primed at ``tcell_influx x (1 - prod_b (1 - v S_b))`` per hour in total (at most
-   ``tcell_influx``: the parameter keeps its meaning, CTLs per hour at saturation), shared among
-   antigens in proportion to ``v S_b``, times the priming factor (anti-CTLA-4). An antigen that
+   untreated tumour's priming follows the same burden curve as the old recruitment. CTL clones
+   are primed at ``tcell_influx x S_max x (1 - (1 - v)^n)`` per hour in total, with
+   ``v = antigen_visibility`` and ``n = sum_b S_b / S_max`` the number of antigens presented
+   (weighted by stimulus), shared among antigens in proportion to ``S_b``, times the priming
+   factor (anti-CTLA-4). At most ``tcell_influx`` (the parameter keeps its meaning, CTLs per
+   hour at saturation); for the founder tumour (every antigen at the same S) it is the old
+   recruitment, ``tcell_influx`` x burden signal x antigenicity at full MHC-I. An antigen that
    no cell carries and no dying cell released is never primed: a tumour that lost its
    antigens recruits few CTLs.
 3. **Delay.** Primed CTLs arrive ``ln_priming_delay_days`` later (5 d: Mempel et al. 2004, stable
@@ -132,14 +134,18 @@ class LymphNode:
         return self.presented / (self.presented + self.half_max)
 
     def priming_rates(self, factor: float = 1.0) -> np.ndarray:
-        """Endogenous CTLs primed per hour per antigen now."""
+        """Endogenous CTLs primed per hour per antigen now: in total ``tcell_influx`` x S_max x
+        (1 - (1 - v)^n) with n = sum(S) / S_max the antigens presented (weighted by their
+        stimulus), shared in proportion to S_b; with every antigen at the same stimulus S this
+        is the old recruitment, ``tcell_influx`` x S x the antigenicity of n antigens."""
         p = self.model.p
-        seen = p["antigen_visibility"] * self.stimulus()
-        total_seen = float(seen.sum())
-        if total_seen <= 0 or p["tcell_influx"] <= 0:
+        stimulus = self.stimulus()
+        top = float(stimulus.max())
+        if top <= 0 or p["tcell_influx"] <= 0:
             return np.zeros(N_ANTIGENS)
-        total = p["tcell_influx"] * (1.0 - float(np.prod(1.0 - seen))) * factor
-        return total * seen / total_seen
+        n = float(stimulus.sum()) / top
+        total = p["tcell_influx"] * top * (1.0 - (1.0 - p["antigen_visibility"]) ** n) * factor
+        return total * stimulus / float(stimulus.sum())
 
     def step(self) -> np.ndarray:
         """One hour: presentation, priming, and the CTLs per antigen that arrive this hour."""

@@ -478,11 +478,12 @@ _LIST: list[Param] = [
        "half-life of tumour antigen presented in the draining lymph node",
        "spQSP-IO param_all.xml: peptide-MHC degradation on mature APCs k_deg_p_M = 0.1663 "
        "/day (half-life 4.17 d)", "T-cell states and priming"),
-    _p("ln_shedding", 0.01, "dying-cell equivalents per living cell per h", float, 0.0, 10.0,
+    _p("ln_shedding", 0.05, "dying-cell equivalents per living cell per h", float, 0.0, 10.0,
        "antigen a living cancer cell sheds toward the lymph node each hour, relative to the "
        "antigen released by one cell killed by a CTL (the untreated tumour's priming)",
-       "modelling choice: a kill releases as much antigen as 100 h of shedding by one cell, so "
-       "killing dominates priming in a tumour under attack", "T-cell states and priming"),
+       "modelling choice: a kill releases as much antigen as 20 h of shedding by one cell; "
+       "tuned so that killing feeds priming without doubling the recruitment of the hot "
+       "scenarios (see docs/validation_tcells.md)", "T-cell states and priming"),
     _p("ln_necrotic_release", 1.0, "dying-cell equivalents", float, 0.0, 10.0,
        "antigen released toward the lymph node by a cell dying of necrosis, relative to one "
        "killed by a CTL (apoptotic cells release none: tolerogenic death)",
