@@ -50,8 +50,9 @@ def test_antigens_of_killed_cells_are_primed_and_absent_antigens_are_not():
         model = TumorModel(rng=seed, **BASE, tcell_influx=10.0, founder_antigens=1)
         node = model.lymph_node
         for _ in range(20):
-            node.release(0b10000, "killed")  # antigen 4: killed cells only
-            node.release(0b100000, "apoptosis")  # antigen 5: apoptotic cells (tolerogenic)
+            for _ in range(200):
+                node.release(0b10000, "killed")  # antigen 4: killed cells only
+                node.release(0b100000, "apoptosis")  # antigen 5: apoptotic (tolerogenic)
             model.step()
         for _ in range(100):
             model.step()
@@ -81,7 +82,8 @@ def test_anti_ctla4_raises_priming():
     def primed(**extra):
         totals = []
         for seed in SEEDS:
-            model = TumorModel(rng=seed, **BASE, tcell_influx=5.0, **extra)
+            model = TumorModel(rng=seed, **BASE, tcell_influx=5.0, ln_primed_before_start=False,
+                               **extra)
             for _ in range(72):  # before any arrival: priming only, no feedback from killing
                 model.step()
             totals.append(model.primed_ctls)
