@@ -447,6 +447,12 @@ _LIST: list[Param] = [
        "Miller et al. 2019 Nat Immunol 20:326; "
        "Siddiqui et al. 2019 Immunity 50:195; CXCR5+ subset in chronic LCMV, Im et al. 2016 "
        "Nature 537:417)", "T-cell states and priming"),
+    _p("tcell_progenitor_lifespan_days", 30.0, "day", float, 0.1, 365.0,
+       "mean lifespan of a progenitor-exhausted CTL in the tumour (effectors: "
+       "tcell_lifespan_days)",
+       "modelling choice: TCF-1+ progenitors are long-lived and self-renewing, sustaining the "
+       "response in chronic infection (Utzschneider et al. 2016 Immunity 45:415; Im et al. "
+       "2016 Nature 537:417); 3 x the effector lifespan", "T-cell states and priming"),
     _p("tcell_progenitor_division_prob", 0.1, "per h of antigen contact", float, 0.0, 1.0,
        "probability a progenitor-exhausted CTL in contact with its antigen divides in one hour "
        "(self-renewal plus one effector daughter), unless PD-1 signalling blocks it",

@@ -36,7 +36,8 @@ class TCell(ImmuneCell):
       ``pd1_inhibition`` blocks a kill attempt), self-renewing and giving rise to an effector
       daughter (with the full ``tcell_max_divisions``). So anti-PD-1 causes a proliferative
       burst from progenitors.
-      Tregs nearby block the division (as for effectors). It never becomes exhausted itself.
+      Tregs nearby block the division (as for effectors). It never becomes exhausted itself,
+      and lives ``tcell_progenitor_lifespan_days`` (long-lived, self-renewing).
     - ``"effector"`` (effector / transitory): kills, as described above; kills and PD-1 blocks
       push it toward terminal exhaustion.
     - terminally exhausted (``exhausted`` is True: an effector that reached
@@ -57,6 +58,8 @@ class TCell(ImmuneCell):
         self.antigen = antigen
         self.speed = p["tcell_speed"]
         self.lifespan_h = p["tcell_lifespan_days"] * 24.0
+        if progenitor:
+            self.lifespan_h = p["tcell_progenitor_lifespan_days"] * 24.0
         self.exhaustion_limit = p["tcell_exhaustion_limit"]
         self.divisions_left = p["tcell_max_divisions"] if divisions_left is None else divisions_left
         self.exhaustion = 0  # kills + PD-1-blocked engagements so far
