@@ -44,6 +44,7 @@ from abm.agents.macrophage import Macrophage
 from abm.agents.nk import NKCell
 from abm.agents.suppressors import MDSC, Treg
 from abm.fields import Field, ReactionField
+from abm.lymphnode import LymphNode
 from abm.tissue import Tissue
 
 # model reporters: column -> attribute (names, not lambdas, so runs pickle across processes)
@@ -77,6 +78,10 @@ REPORTERS = {
     "MacrophageKills": "macrophage_kills",
     "NKKills": "nk_kills",
     "CSF1ROccupancy": "csf1r_occupancy",
+    "ProgenitorFraction": "progenitor_fraction",
+    "ProgenitorDivisions": "progenitor_divisions",
+    "PrimedAntigens": "primed_antigens",
+    "PrimedCTLs": "primed_ctls",
 }
 
 def _neighbourhood(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -135,6 +140,7 @@ class TumorModel(mesa.Model):
         self.nk_kills = 0
         self.apoptoses = 0
         self.necroses = 0
+        self.progenitor_divisions = 0  # divisions of progenitor-exhausted CTLs so far
         self.dose_log: list[dict[str, Any]] = []
         self._next_clone = 0
         self.effects: dict[str, Any] = {}
@@ -147,6 +153,8 @@ class TumorModel(mesa.Model):
         self.fields = {"oxygen": self.oxygen, "chemokine": self.chemokine, "ifng": self.ifng,
                        "tgfb": self.tgfb}
         self.treatments = {name: cls(self) for name, cls in TREATMENTS.items()}
+        self._census()  # the antigen counts the lymph node starts from
+        self.lymph_node = LymphNode(self)  # priming of CTL clones (abm.lymphnode)
 
         self.datacollector = mesa.DataCollector(model_reporters=REPORTERS)
         self._census()
@@ -296,6 +304,7 @@ class TumorModel(mesa.Model):
             "macrophage_depletion": 0.0,  # extra macrophage death probability per hour
             "macrophage_repolarisation": 0.0,  # extra M2 -> M1 probability per hour
             "macrophage_arrival_m2": 1.0,  # chance a new macrophage arrives M2-like (CSF-1)
+            "priming": 1.0,  # factor on lymph-node priming (anti-CTLA-4)
         }
 
     @property
@@ -505,18 +514,27 @@ class TumorModel(mesa.Model):
         return self._admit(n, lambda: kind(self))
 
     def _recruit_ctls(self) -> None:
-        """Endogenous CTLs are primed against the antigens the tumour shows now (cross-priming
-        in proportion to how many cells carry each), so recruitment scales with mean
-        antigenicity: a tumour that lost its antigens recruits few CTLs (a "desert").
-        Vaccine-primed CTLs arrive at their own rate, specific for the vaccine's antigens."""
-        p = self.p
-        rate = p["tcell_influx"] * self.mean_antigenicity * self.effects["tcell_recruitment"]
-        n = self._poisson(rate * self.burden_signal())
-        self._admit(n, lambda: TCell(self, self._primed_antigen()))
+        """Endogenous CTLs arrive from the draining lymph node (``abm.lymphnode``): clones
+        primed ``ln_priming_delay_days`` earlier against antigen released by dying cancer cells
+        (and shed by living ones), and vaccine-primed clones. Each arrives as a progenitor-
+        exhausted cell with probability ``tcell_progenitor_fraction``, else as an effector. A
+        tumour that lost its antigens primes (so recruits) few CTLs (a "desert"). Any other
+        CTL-per-hour rates in ``effects["specific_influx"]`` arrive at once, as before."""
+        arriving = self.lymph_node.step()
+        factor = self.effects["tcell_recruitment"]
+        if factor != 1.0:
+            arriving = self.rng.binomial(arriving, min(factor, 1.0)) if factor < 1.0 else \
+                arriving + self.rng.poisson(arriving * (factor - 1.0))
+        share = self.p["tcell_progenitor_fraction"]
+        for antigen in range(N_ANTIGENS):
+            self._admit(int(arriving[antigen]), lambda a=antigen: TCell(
+                self, a, progenitor=self.random.random() < share))
         for rate, antigens in self.effects["specific_influx"]:
             self._admit(self._poisson(rate), lambda a=antigens: TCell(self, self.random.choice(a)))
 
     def _primed_antigen(self) -> int:
+        """An antigen drawn in proportion to how many living cancer cells carry it (kept for
+        callers of the old immediate recruitment; the lymph node primes by antigen now)."""
         counts = self.antigen_counts
         total = int(counts.sum())
         if total == 0:
@@ -588,6 +606,13 @@ class TumorModel(mesa.Model):
         self.exhausted_fraction = (
             sum(a.exhausted for a in killers) / len(killers) if killers else 0.0
         )
+        ctls = self.agents_by_type.get(TCell, ())
+        self.progenitor_fraction = (
+            sum(a.state == "progenitor" for a in ctls) / len(ctls) if ctls else 0.0
+        )
+        node = getattr(self, "lymph_node", None)
+        self.primed_antigens = node.primed_antigens if node is not None else 0
+        self.primed_ctls = int(node.primed_total.sum()) if node is not None else 0
         for treatment in self.treatments.values():
             for name, value in treatment.census().items():
                 setattr(self, name, value)

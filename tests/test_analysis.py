@@ -25,7 +25,10 @@ from abm.analysis.spatial import (
 )
 from abm.params import SITE_UM
 
-HOT = {"width": 40, "height": 40, "initial_tumor_cells": 150, "tcell_influx": 3.0}
+# CTLs primed in the lymph node arrive after ln_priming_delay_days (5 d by default); these tests
+# watch kills in the first two days, so priming is immediate here
+HOT = {"width": 40, "height": 40, "initial_tumor_cells": 150, "tcell_influx": 3.0,
+       "ln_priming_delay_days": 0.0}
 
 
 def observe(model: TumorModel, hours: int, probes: list) -> None:

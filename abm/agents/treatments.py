@@ -163,8 +163,16 @@ class AntiPD1(Antibody):
 
 
 class AntiCTLA4(Antibody):
-    """Anti-CTLA-4 (ipilimumab, t1/2 about 15 d): depletes Tregs at each dose, blocks Treg
-    recruitment and boosts CTL priming in proportion to occupancy."""
+    """Anti-CTLA-4 (ipilimumab, t1/2 about 15 d).
+
+    Its main effect is where CTLA-4 acts, on priming in the lymph node: priming of new CTL
+    clones (endogenous and vaccine-primed) rises by ``anti_ctla4_priming_boost`` x occupancy,
+    so the extra CTLs arrive after the priming delay (``abm.lymphnode``). Treg depletion is a
+    separate, species-dependent option, ``anti_ctla4_treg_depletion`` (Tregs killed at each
+    dose, Treg recruitment reduced in proportion to occupancy): Fc-gamma-R-dependent depletion
+    of intratumoural Tregs is seen in mice (Simpson et al. 2013 J Exp Med 210:1695) and
+    reportedly not with ipilimumab in human tumours (Sharma et al. 2019 Clin Cancer Res
+    25:1233); set it to 0 for the human case."""
 
     name = "anti_ctla4"
     label = "anti-CTLA-4"
@@ -180,7 +188,7 @@ class AntiCTLA4(Antibody):
 
     def apply(self, occupancy: float) -> None:
         p, effects = self.model.p, self.model.effects
-        effects["tcell_recruitment"] *= 1.0 + p["anti_ctla4_priming_boost"] * occupancy
+        effects["priming"] *= 1.0 + p["anti_ctla4_priming_boost"] * occupancy
         effects["treg_recruitment"] *= 1.0 - p["anti_ctla4_treg_depletion"] * occupancy
 
     def census(self) -> dict[str, float]:
@@ -190,9 +198,13 @@ class AntiCTLA4(Antibody):
 class Vaccine(Treatment):
     """A cancer vaccine against ``vaccine_antigens`` (default: the founder clone's antigens).
 
-    After a priming delay (about a week of clonal expansion), vaccine-specific CTLs enter at
-    up to ``vaccine_influx`` per hour per dose; the response then contracts with
-    ``vaccine_response_half_life_days``. Clones that lost the vaccine antigens are not touched.
+    Each dose presents the vaccine's antigens in the draining lymph node (``model.lymph_node``):
+    the presentation decays with ``vaccine_response_half_life_days`` and primes up to
+    ``vaccine_influx`` vaccine-specific CTLs per hour per dose, which arrive after
+    ``vaccine_priming_delay_days`` of clonal expansion; so the arrivals rise a week after a dose
+    and contract with that half-life, as before. Clones that lost the vaccine antigens are not
+    touched by these CTLs; but the cells they kill release all their antigens into the node,
+    which primes CTLs against antigens the vaccine lacks (antigen spreading).
     """
 
     name = "vaccine"
@@ -207,10 +219,13 @@ class Vaccine(Treatment):
 
     def give(self, dose: float, hour: int) -> None:
         self.doses_given.append((hour, dose))
+        if self.antigens:
+            self.model.lymph_node.vaccinate(self.antigens, dose, hour)
 
     def response(self) -> float:
         """The response in the hour being simulated (``steps - 1``: the step that simulates
-        hour h runs with ``steps`` = h + 1), in doses at peak strength."""
+        hour h runs with ``steps`` = h + 1), in doses at peak strength: the lymph node's
+        vaccine presentation ``vaccine_priming_delay_days`` earlier, whose clones arrive now."""
         p = self.model.p
         delay = p["vaccine_priming_delay_days"] * 24.0
         half_life = p["vaccine_response_half_life_days"] * 24.0
@@ -221,11 +236,6 @@ class Vaccine(Treatment):
             if since_peak >= 0:
                 total += dose * 0.5 ** (since_peak / half_life)
         return total
-
-    def act(self) -> None:
-        if self.antigens and self.doses_given:
-            rate = self.model.p["vaccine_influx"] * self.response()
-            self.model.effects["specific_influx"].append((rate, self.antigens))
 
     def census(self) -> dict[str, float]:
         return {"vaccine_response": self.response()}
