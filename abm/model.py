@@ -44,6 +44,7 @@ from abm.agents.macrophage import Macrophage
 from abm.agents.nk import NKCell
 from abm.agents.suppressors import MDSC, Treg
 from abm.fields import Field, ReactionField
+from abm.lymphnode import LymphNode
 from abm.tissue import Tissue
 
 # model reporters: column -> attribute (names, not lambdas, so runs pickle across processes)
@@ -77,6 +78,10 @@ REPORTERS = {
     "MacrophageKills": "macrophage_kills",
     "NKKills": "nk_kills",
     "CSF1ROccupancy": "csf1r_occupancy",
+    "ProgenitorFraction": "progenitor_fraction",
+    "ProgenitorDivisions": "progenitor_divisions",
+    "PrimedAntigens": "primed_antigens",
+    "PrimedCTLs": "primed_ctls",
 }
 
 def _neighbourhood(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -135,6 +140,7 @@ class TumorModel(mesa.Model):
         self.nk_kills = 0
         self.apoptoses = 0
         self.necroses = 0
+        self.progenitor_divisions = 0  # divisions of progenitor-exhausted CTLs so far
         self.dose_log: list[dict[str, Any]] = []
         self._next_clone = 0
         self.effects: dict[str, Any] = {}
@@ -147,6 +153,12 @@ class TumorModel(mesa.Model):
         self.fields = {"oxygen": self.oxygen, "chemokine": self.chemokine, "ifng": self.ifng,
                        "tgfb": self.tgfb}
         self.treatments = {name: cls(self) for name, cls in TREATMENTS.items()}
+        # CTLs recruited so far per antigen (immediate recruitment; the lymph node keeps its own)
+        self.primed_by_antigen = np.zeros(N_ANTIGENS, dtype=np.int64)
+        self.lymph_node: LymphNode | None = None
+        if self.p["lymph_node_priming"]:
+            self._census()  # the antigen counts the lymph node starts from
+            self.lymph_node = LymphNode(self)  # priming of CTL clones (abm.lymphnode)
 
         self.datacollector = mesa.DataCollector(model_reporters=REPORTERS)
         self._census()
@@ -289,13 +301,13 @@ class TumorModel(mesa.Model):
     def _reset_effects(self) -> None:
         self.effects = {
             "pd1_occupancy": 0.0,
-            "tcell_recruitment": 1.0,
             "treg_recruitment": 1.0,
             "specific_influx": [],  # (CTL per hour, antigens) from vaccines
             "macrophage_recruitment": 1.0,  # anti-CSF-1R lowers it
             "macrophage_depletion": 0.0,  # extra macrophage death probability per hour
             "macrophage_repolarisation": 0.0,  # extra M2 -> M1 probability per hour
             "macrophage_arrival_m2": 1.0,  # chance a new macrophage arrives M2-like (CSF-1)
+            "priming": 1.0,  # factor on CTL priming (anti-CTLA-4)
         }
 
     @property
@@ -506,18 +518,44 @@ class TumorModel(mesa.Model):
         return self._admit(n, lambda: kind(self))
 
     def _recruit_ctls(self) -> None:
-        """Endogenous CTLs are primed against the antigens the tumour shows now (cross-priming
-        in proportion to how many cells carry each), so recruitment scales with mean
-        antigenicity: a tumour that lost its antigens recruits few CTLs (a "desert").
-        Vaccine-primed CTLs arrive at their own rate, specific for the vaccine's antigens."""
-        p = self.p
-        rate = p["tcell_influx"] * self.mean_antigenicity * self.effects["tcell_recruitment"]
-        n = self._poisson(rate * self.burden_signal())
-        self._admit(n, lambda: TCell(self, self._primed_antigen()))
+        """New CTLs enter at vessels, each as a progenitor-exhausted cell with probability
+        ``tcell_progenitor_fraction``, else as an effector. Where they are primed depends on
+        ``lymph_node_priming``:
+
+        - False (default): primed against the antigens the tumour shows now (cross-priming in
+          proportion to how many cells carry each) and recruited at once, so recruitment scales
+          with mean antigenicity: a tumour that lost its antigens recruits few CTLs (a
+          "desert"); vaccine-primed CTLs arrive at their own rate (``effects["specific_influx"]``).
+        - True: clones primed in the draining lymph node ``ln_priming_delay_days`` earlier, from
+          antigen released by dying cancer cells and shed by living ones, and vaccine-primed
+          clones (``abm.lymphnode``).
+
+        Anti-CTLA-4 multiplies priming (``effects["priming"]``) in both."""
+        if self.lymph_node is not None:
+            arriving = self.lymph_node.step()
+            for antigen in range(N_ANTIGENS):
+                self._admit(int(arriving[antigen]), lambda a=antigen: self._new_ctl(a))
+        else:
+            rate = self.p["tcell_influx"] * self.mean_antigenicity * self.effects["priming"]
+            n = self._poisson(rate * self.burden_signal())
+            self._admit(n, lambda: self._new_ctl(self._primed_antigen(), count=True))
         for rate, antigens in self.effects["specific_influx"]:
-            self._admit(self._poisson(rate), lambda a=antigens: TCell(self, self.random.choice(a)))
+            self._admit(self._poisson(rate),
+                        lambda a=antigens: self._new_ctl(self.random.choice(a), count=True))
+
+    def _new_ctl(self, antigen: int, count: bool = False) -> TCell:
+        """A CTL specific for ``antigen``, a progenitor with probability
+        ``tcell_progenitor_fraction`` (no random draw when it is 0, so runs without T-cell
+        states keep their random stream). ``count``: record it as primed now (immediate
+        recruitment; the lymph node counts its clones when it primes them)."""
+        share = self.p["tcell_progenitor_fraction"]
+        if count:
+            self.primed_by_antigen[antigen] += 1
+        return TCell(self, antigen, progenitor=share > 0 and self.random.random() < share)
 
     def _primed_antigen(self) -> int:
+        """An antigen drawn in proportion to how many living cancer cells carry it (kept for
+        callers of the old immediate recruitment; the lymph node primes by antigen now)."""
         counts = self.antigen_counts
         total = int(counts.sum())
         if total == 0:
@@ -589,6 +627,14 @@ class TumorModel(mesa.Model):
         self.exhausted_fraction = (
             sum(a.exhausted for a in killers) / len(killers) if killers else 0.0
         )
+        ctls = self.agents_by_type.get(TCell, ())
+        self.progenitor_fraction = (
+            sum(a.state == "progenitor" for a in ctls) / len(ctls) if ctls else 0.0
+        )
+        node = getattr(self, "lymph_node", None)
+        primed = node.primed_total if node is not None else self.primed_by_antigen
+        self.primed_antigens = int(np.count_nonzero(primed))
+        self.primed_ctls = int(primed.sum())
         for treatment in self.treatments.values():
             for name, value in treatment.census().items():
                 setattr(self, name, value)

@@ -400,10 +400,14 @@ _LIST: list[Param] = [
        "used before it had its own, so results are unchanged", "Anti-CTLA-4"),
     _p("anti_ctla4_treg_depletion", 0.8, "1 (0-1)", float, 0.0, 1.0,
        "fraction of Tregs depleted per standard dose, and of Treg recruitment blocked at full "
-       "occupancy", "modelling choice (Fc-mediated Treg depletion; Onizuka 1999 for timing)",
+       "occupancy (a species-dependent option: 0 for ipilimumab in human tumours)",
+       "modelling choice (Fc-gamma-R-dependent Treg depletion in mice, Simpson et al. 2013 J "
+       "Exp Med 210:1695; Onizuka 1999 for timing); reportedly absent with ipilimumab in human "
+       "tumours (Sharma et al. 2019 Clin Cancer Res 25:1233)",
        "Anti-CTLA-4"),
     _p("anti_ctla4_priming_boost", 1.0, "1 (fractional increase)", float, 0.0, 20.0,
-       "increase of CTL recruitment at full anti-CTLA-4 occupancy", _MC, "Anti-CTLA-4"),
+       "increase of CTL priming in the lymph node at full anti-CTLA-4 occupancy (the extra CTLs "
+       "arrive after ln_priming_delay_days)", _MC, "Anti-CTLA-4"),
     # --- vaccine ------------------------------------------------------------------------------
     _p("vaccine_start_day", None, "day", float, 0.0, 10_000.0,
        "first vaccine dose (None = not given)", _MC, "Vaccine", optional=True),
@@ -531,6 +535,75 @@ _LIST: list[Param] = [
        "extra probability per hour that an M2 macrophage turns M1 at full CSF-1R occupancy",
        "modelling choice: BLZ945 did not deplete glioma TAMs but lowered their M2 markers "
        "within a week (Pyonteck et al. 2013 Nat Med 19:1264); about 2 days", "Anti-CSF-1R"),
+    # --- T-cell states and lymph-node priming (abm/agents/tcell.py, abm/lymphnode.py) ---------
+    _p("tcell_progenitor_fraction", 0.0, "1 (0-1)", float, 0.0, 1.0,
+       "share of newly primed CTLs that arrive as progenitor-exhausted (TCF-1+, stem-like) "
+       "cells, which divide on antigen and give rise to effectors but do not kill (0 = none: "
+       "every CTL arrives as an effector, the model without T-cell states)",
+       "modelling choice. 0 by default: with states on, the stylized facts were re-measured and "
+       "four do not hold without re-tuning the scenario presets (docs/validation_tcells.md). "
+       "0.5, used in docs/validation_tcells.md, gives 4-10% progenitors among the tumour's CTLs "
+       "in a hot tumour (effectors expand by killing), against about 10-30% progenitor-"
+       "exhausted (TCF-1+ / SLAMF6+) cells among tumour PD-1+ CD8 T cells (Miller et al. 2019 "
+       "Nat Immunol 20:326; Siddiqui et al. 2019 Immunity 50:195; CXCR5+ subset in chronic "
+       "LCMV, Im et al. 2016 Nature 537:417)", "T-cell states and priming"),
+    _p("lymph_node_priming", False, "1 (true/false)", bool, None, None,
+       "prime CTL clones in the draining lymph node (abm.lymphnode): from antigen released by "
+       "dying cancer cells and shed by living ones, arriving ln_priming_delay_days later; "
+       "anti-CTLA-4 and vaccines act there. False: CTLs are recruited at once, primed against "
+       "the antigens the tumour shows now",
+       "modelling choice. False by default: with the node the kill -> antigen -> priming loop "
+       "and the delay make the equilibrium scenario bistable (cleared or 9-11x within 60 d) "
+       "and several stylized facts fail without re-tuning the presets "
+       "(docs/validation_tcells.md)", "T-cell states and priming"),
+    _p("tcell_progenitor_lifespan_days", 30.0, "day", float, 0.1, 365.0,
+       "mean lifespan of a progenitor-exhausted CTL in the tumour (effectors: "
+       "tcell_lifespan_days)",
+       "modelling choice: TCF-1+ progenitors are long-lived and self-renewing, sustaining the "
+       "response in chronic infection (Utzschneider et al. 2016 Immunity 45:415; Im et al. "
+       "2016 Nature 537:417); 3 x the effector lifespan", "T-cell states and priming"),
+    _p("tcell_progenitor_division_prob", 0.1, "per h of antigen contact", float, 0.0, 1.0,
+       "probability a progenitor-exhausted CTL in contact with its antigen divides in one hour "
+       "(self-renewal plus one effector daughter), unless PD-1 signalling blocks it",
+       "modelling choice: one division per 10 h of antigen contact (activated CD8 T cells "
+       "divide every 6-12 h); progenitors are the "
+       "cells that proliferate after PD-1 blockade (Im et al. 2016 Nature 537:417)",
+       "T-cell states and priming"),
+    _p("tcell_progenitor_pd1_inhibition", 3.0, "1 (per unit PD-L1)", float, 0.0, 10.0,
+       "strength of PD-1 inhibition of a progenitor's division: blocked with probability "
+       "min(1, this x PD-L1 of the contacted cell x (1 - PD-1 occupancy)) each hour",
+       "modelling choice tuned so that anti-PD-1 multiplies progenitor divisions severalfold "
+       "at the PD-L1 of a hot tumour (the proliferative burst of Im et al. 2016 Nature 537:417); "
+       "PD-1 signalling shuts off the CD28 co-stimulation the burst needs (Kamphorst et al. "
+       "2017 Science 355:1423; Hui et al. 2017 Science 355:1428)", "T-cell states and priming"),
+    _p("ln_priming_delay_days", 5.0, "day", float, 0.0, 30.0,
+       "delay from priming of a CTL clone in the draining lymph node to its arrival at the "
+       "tumour's vessels (DC contacts, clonal expansion, egress)",
+       "Mempel et al. 2004 Nature 427:154 (stable T cell-DC contacts 8-20 h after entry, "
+       "proliferation from day 2); expansion over about 16 generations (spQSP-IO n_aT_prolif); "
+       "effector peak day 7-8 (Badovinac et al. 2002 Nat Immunol 3:619): 5 d",
+       "T-cell states and priming"),
+    _p("ln_primed_before_start", True, "1 (true/false)", bool, None, None,
+       "the founder tumour was primed against before day 0: CTL clones primed in the delay "
+       "before day 0 arrive during the first ln_priming_delay_days (False: a naive lymph node, "
+       "no CTL before the delay)",
+       "modelling choice: the founder tumour (200 cells) existed before the simulation "
+       "starts; keeps the early immune response of the scenarios", "T-cell states and priming"),
+    _p("ln_antigen_half_life_days", 4.17, "day", float, 0.01, 365.0,
+       "half-life of tumour antigen presented in the draining lymph node",
+       "spQSP-IO param_all.xml: peptide-MHC degradation on mature APCs k_deg_p_M = 0.1663 "
+       "/day (half-life 4.17 d)", "T-cell states and priming"),
+    _p("ln_shedding", 0.05, "dying-cell equivalents per living cell per h", float, 0.0, 10.0,
+       "antigen a living cancer cell sheds toward the lymph node each hour, relative to the "
+       "antigen released by one cell killed by a CTL (the untreated tumour's priming)",
+       "modelling choice: a kill releases as much antigen as 20 h of shedding by one cell; "
+       "tuned so that killing feeds priming without doubling the recruitment of the hot "
+       "scenarios (see docs/validation_tcells.md)", "T-cell states and priming"),
+    _p("ln_necrotic_release", 1.0, "dying-cell equivalents", float, 0.0, 10.0,
+       "antigen released toward the lymph node by a cell dying of necrosis, relative to one "
+       "killed by a CTL (apoptotic cells release none: tolerogenic death)",
+       "modelling choice; necrosis is immunogenic (DAMPs), apoptosis tolerogenic (Green et al. "
+       "2009 Nat Rev Immunol 9:353)", "T-cell states and priming"),
 ]
 
 PARAMS: dict[str, Param] = {p.name: p for p in _LIST}

@@ -26,6 +26,7 @@ COLUMNS = [
     "CancerCells", "TCells", "CARTCells", "Tregs", "MDSCs", "Kills", "MeanAntigenicity",
     "AntigenNegativeFraction", "MeanPDL1", "CloneCount", "ExhaustedFraction", "EngagedTCells",
     "PD1Occupancy", "CTLA4Occupancy", "VaccineResponse",
+    "ProgenitorFraction", "PrimedAntigens", "PrimedCTLs",
 ]
 
 

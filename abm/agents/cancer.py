@@ -73,6 +73,14 @@ class CancerCell(TissueCell):
         """Below ``hypoxic_threshold`` (15 mmHg, PhysiCell): a state the cell reports."""
         return self.oxygen < self.model.p["hypoxic_threshold"]
 
+    def die(self) -> None:
+        """Leave the tissue; an immunogenic death (killed, necrosis) releases the cell's
+        antigens toward the draining lymph node (``abm.lymphnode``), an apoptotic one does not."""
+        node = getattr(self.model, "lymph_node", None)
+        if node is not None:
+            node.release(self.antigens, self.fate)
+        super().die()
+
     # --- behaviour ------------------------------------------------------------------------
     def step(self) -> None:
         """One hour of this cell on its own: divide with ``division_probability``. (The model

@@ -24,16 +24,42 @@ class TCell(ImmuneCell):
     kills with ``tcell_kill_prob`` per hour (about 6 h per kill in vivo, Breart 2008), reduced by
     Tregs and the suppressive field. Kills and PD-1 blocks count toward exhaustion (Kather 2017:
     5); a kill may trigger a division (limited, Kather 2017: 5).
+
+    Differentiation states (``state``; Im et al. 2016 Nature 537:417, Utzschneider et al. 2016
+    Immunity 45:415, Siddiqui et al. 2019 Immunity 50:195, Miller et al. 2019 Nat Immunol
+    20:326):
+
+    - ``"progenitor"`` (progenitor-exhausted, TCF-1+, stem-like): homes to and arrests on its
+      antigen like an effector but does not kill; each hour of antigen contact it divides with
+      ``tcell_progenitor_division_prob`` unless PD-1 signalling blocks it (probability
+      min(1, ``tcell_progenitor_pd1_inhibition`` x the target's PD-L1 x (1 - PD-1 occupancy)), as
+      ``pd1_inhibition`` blocks a kill attempt), self-renewing and giving rise to an effector
+      daughter (with the full ``tcell_max_divisions``). So anti-PD-1 causes a proliferative
+      burst from progenitors.
+      Tregs nearby block the division (as for effectors). It never becomes exhausted itself,
+      and lives ``tcell_progenitor_lifespan_days`` (long-lived, self-renewing).
+    - ``"effector"`` (effector / transitory): kills, as described above; kills and PD-1 blocks
+      push it toward terminal exhaustion.
+    - terminally exhausted (``exhausted`` is True: an effector that reached
+      ``tcell_exhaustion_limit``): neither kills nor divides, and anti-PD-1 does nothing for it.
+
+    Newly primed CTLs arrive from the lymph node as progenitors with probability
+    ``tcell_progenitor_fraction`` (``abm.lymphnode``). CAR-T cells are always effectors.
     """
 
     KIND = Kind.TCELL
 
-    def __init__(self, model, antigen: int | None, divisions_left: int | None = None):
+    def __init__(self, model, antigen: int | None, divisions_left: int | None = None,
+                 progenitor: bool = False):
         super().__init__(model)
+        self.state = "progenitor" if progenitor else "effector"
+        self.progenitor_divisions = 0  # divisions as a progenitor (each gives an effector)
         p = model.p
         self.antigen = antigen
         self.speed = p["tcell_speed"]
         self.lifespan_h = p["tcell_lifespan_days"] * 24.0
+        if progenitor:
+            self.lifespan_h = p["tcell_progenitor_lifespan_days"] * 24.0
         self.exhaustion_limit = p["tcell_exhaustion_limit"]
         self.divisions_left = p["tcell_max_divisions"] if divisions_left is None else divisions_left
         self.exhaustion = 0  # kills + PD-1-blocked engagements so far
@@ -42,7 +68,13 @@ class TCell(ImmuneCell):
 
     @property
     def exhausted(self) -> bool:
-        return self.exhaustion >= self.exhaustion_limit
+        """Terminally exhausted: an effector that reached its exhaustion limit."""
+        return self.state == "effector" and self.exhaustion >= self.exhaustion_limit
+
+    @property
+    def progenitor(self) -> bool:
+        """Progenitor-exhausted (TCF-1+, stem-like) state."""
+        return self.state == "progenitor"
 
     def recognises(self, cell: CancerCell) -> bool:
         """Antigen-specific, MHC-I-restricted recognition."""
@@ -58,7 +90,34 @@ class TCell(ImmuneCell):
             # exhausted cells linger, barely motile, and no longer kill
             self.migrate(self.model.p["tcell_exhausted_speed"])
             return
-        self.hunt()
+        self.hunt()  # attack() dispatches a progenitor to expand()
+
+    def pd1_block(self, target: CancerCell) -> float:
+        """Probability PD-1 signalling from ``target`` blocks this hour's response (a kill
+        attempt of an effector, a division of a progenitor)."""
+        p = self.model.p
+        return p["pd1_inhibition"] * target.pdl1 * (1.0 - self.model.pd1_occupancy)
+
+    def expand(self, target: CancerCell) -> None:
+        """A progenitor on its antigen: IFN-gamma, and a division unless PD-1 blocks it;
+        the daughter is an effector, the progenitor self-renews."""
+        model = self.model
+        p = model.p
+        x, y = self.site.coordinate
+        self.engaged = True
+        model.ifng_source[x, y] += p["ifng_secretion"]
+        block = min(1.0, p["tcell_progenitor_pd1_inhibition"] * target.pdl1
+                    * (1.0 - model.pd1_occupancy))
+        if self.random.random() < block:
+            return
+        if model.treg_near[x, y] or self.random.random() >= p["tcell_progenitor_division_prob"]:
+            return
+        free = self.free_neighbours()
+        if free:
+            child = TCell(model, self.antigen)
+            model.tissue.add_daughter(self, child, self.random.choice(free))
+            self.progenitor_divisions += 1
+            model.progenitor_divisions += 1
 
     def find_target(self) -> CancerCell | None:
         candidates = [
@@ -67,13 +126,17 @@ class TCell(ImmuneCell):
         return self.random.choice(candidates) if candidates else None
 
     def attack(self, target: CancerCell) -> None:
+        """An effector's hour on its target: IFN-gamma, then a kill attempt unless PD-1
+        blocks it. A progenitor expands on its antigen instead (``expand``)."""
+        if self.state == "progenitor":
+            self.expand(target)
+            return
         model = self.model
         p = model.p
         x, y = self.site.coordinate
         self.engaged = True
         model.ifng_source[x, y] += p["ifng_secretion"]
-        blocked = p["pd1_inhibition"] * target.pdl1 * (1.0 - model.pd1_occupancy)
-        if self.random.random() < blocked:
+        if self.random.random() < self.pd1_block(target):
             self.exhaustion += 1  # PD-1 signalling pushes the cell toward exhaustion
             return
         if self.random.random() < self.kill_probability():

@@ -163,8 +163,18 @@ class AntiPD1(Antibody):
 
 
 class AntiCTLA4(Antibody):
-    """Anti-CTLA-4 (ipilimumab, t1/2 about 15 d): depletes Tregs at each dose, blocks Treg
-    recruitment and boosts CTL priming in proportion to occupancy."""
+    """Anti-CTLA-4 (ipilimumab, t1/2 about 15 d).
+
+    Its main effect is where CTLA-4 acts, on priming: priming of new CTL clones rises by
+    ``anti_ctla4_priming_boost`` x occupancy. Without the lymph node the extra endogenous CTLs
+    arrive at once; with ``lymph_node_priming`` the boost acts in the node on endogenous and
+    vaccine-primed clones, so the extra CTLs arrive after the priming delay
+    (``abm.lymphnode``). Treg depletion is a
+    separate, species-dependent option, ``anti_ctla4_treg_depletion`` (Tregs killed at each
+    dose, Treg recruitment reduced in proportion to occupancy): Fc-gamma-R-dependent depletion
+    of intratumoural Tregs is seen in mice (Simpson et al. 2013 J Exp Med 210:1695) and
+    reportedly not with ipilimumab in human tumours (Sharma et al. 2019 Clin Cancer Res
+    25:1233); set it to 0 for the human case."""
 
     name = "anti_ctla4"
     label = "anti-CTLA-4"
@@ -180,7 +190,7 @@ class AntiCTLA4(Antibody):
 
     def apply(self, occupancy: float) -> None:
         p, effects = self.model.p, self.model.effects
-        effects["tcell_recruitment"] *= 1.0 + p["anti_ctla4_priming_boost"] * occupancy
+        effects["priming"] *= 1.0 + p["anti_ctla4_priming_boost"] * occupancy
         effects["treg_recruitment"] *= 1.0 - p["anti_ctla4_treg_depletion"] * occupancy
 
     def census(self) -> dict[str, float]:
@@ -190,9 +200,15 @@ class AntiCTLA4(Antibody):
 class Vaccine(Treatment):
     """A cancer vaccine against ``vaccine_antigens`` (default: the founder clone's antigens).
 
-    After a priming delay (about a week of clonal expansion), vaccine-specific CTLs enter at
-    up to ``vaccine_influx`` per hour per dose; the response then contracts with
-    ``vaccine_response_half_life_days``. Clones that lost the vaccine antigens are not touched.
+    After a priming delay (``vaccine_priming_delay_days``, about a week of clonal expansion),
+    vaccine-specific CTLs enter at up to ``vaccine_influx`` per hour per dose; the response then
+    contracts with ``vaccine_response_half_life_days``. Clones that lost the vaccine antigens
+    are not touched by these CTLs.
+
+    With ``lymph_node_priming``, each dose instead presents the vaccine's antigens in the
+    draining lymph node (``model.lymph_node``), which primes the same curve of vaccine-specific
+    CTLs; and the cells they kill release all their antigens into the node, which primes CTLs
+    against antigens the vaccine lacks (antigen spreading).
     """
 
     name = "vaccine"
@@ -207,10 +223,21 @@ class Vaccine(Treatment):
 
     def give(self, dose: float, hour: int) -> None:
         self.doses_given.append((hour, dose))
+        node = self.model.lymph_node
+        if self.antigens and node is not None:
+            node.vaccinate(self.antigens, dose, hour)
+
+    def act(self) -> None:
+        """Without the lymph node: the vaccine-primed CTLs arriving this hour."""
+        if self.antigens and self.doses_given and self.model.lymph_node is None:
+            rate = self.model.p["vaccine_influx"] * self.response()
+            self.model.effects["specific_influx"].append((rate, self.antigens))
 
     def response(self) -> float:
         """The response in the hour being simulated (``steps - 1``: the step that simulates
-        hour h runs with ``steps`` = h + 1), in doses at peak strength."""
+        hour h runs with ``steps`` = h + 1), in doses at peak strength (with the lymph node:
+        its vaccine presentation ``vaccine_priming_delay_days`` earlier, whose clones arrive
+        now)."""
         p = self.model.p
         delay = p["vaccine_priming_delay_days"] * 24.0
         half_life = p["vaccine_response_half_life_days"] * 24.0
@@ -221,11 +248,6 @@ class Vaccine(Treatment):
             if since_peak >= 0:
                 total += dose * 0.5 ** (since_peak / half_life)
         return total
-
-    def act(self) -> None:
-        if self.antigens and self.doses_given:
-            rate = self.model.p["vaccine_influx"] * self.response()
-            self.model.effects["specific_influx"].append((rate, self.antigens))
 
     def census(self) -> dict[str, float]:
         return {"vaccine_response": self.response()}

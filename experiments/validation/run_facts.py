@@ -6,6 +6,7 @@ Run from the repository root:
     .venv/bin/python experiments/validation/run_facts.py            # all facts + calibration
     .venv/bin/python experiments/validation/run_facts.py 1 3 calib  # a subset
     .venv/bin/python experiments/validation/run_facts.py --workers 4 7
+    .venv/bin/python experiments/validation/run_facts.py 2 7 --set lymph_node_priming=true
 
 Every experiment is a sweep spec: ``factN_*.toml``, ``phenotypes.toml``, ``size_threshold.toml``
 and ``calib_*.toml`` next to this file (``calib_all`` builds its two specs from the parameter
@@ -20,11 +21,17 @@ A sweep directory is reused only if it holds the same spec run by the same model
 runner records a hash of the model's sources in its manifest and refuses to resume otherwise
 (``StaleSweep``; uncommitted edits count), and then this script deletes the directory and reruns
 it. Delete ``runs/`` to rerun everything.
+
+``--set NAME=VALUE`` (repeatable; VALUE in TOML syntax) adds a parameter to every spec's
+``[parameters]``, to measure the facts with a rule switched on that is off by default (e.g. the
+T-cell states and the lymph node, docs/validation_tcells.md). Those runs go to
+``runs-set/<spec>/`` and their figures to ``runs-set/img/``, so docs/img is not touched.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import statistics
 import tomllib
@@ -67,6 +74,7 @@ ROOT = HERE.parents[1]
 IMG = ROOT / "docs" / "img"
 RUNS = HERE / "runs"  # one sweep directory per spec (git-ignored)
 WORKERS = 2  # processes per sweep (--workers)
+EXTRA: dict[str, str] = {}  # --set NAME=VALUE: added to every spec's [parameters] (TOML values)
 
 
 # --- the runs: sweep directories ----
@@ -82,6 +90,7 @@ def sweep(name: str, spec_text: str | None = None) -> dict[Any, list[Run]]:
     if name in _SWEEPS:
         return _SWEEPS[name]
     text = spec_text if spec_text is not None else (HERE / f"{name}.toml").read_text()
+    text = with_parameters(text, EXTRA)
     spec = parse_spec(tomllib.loads(text), source=f"{name}.toml")
     out = RUNS / name
     try:
@@ -92,6 +101,27 @@ def sweep(name: str, spec_text: str | None = None) -> dict[Any, list[Run]]:
         run_sweep(spec, out, workers=WORKERS, spec_text=text, progress=False)
     _SWEEPS[name] = by_point(load_sweep(out))
     return _SWEEPS[name]
+
+
+def with_parameters(text: str, extra: dict[str, str]) -> str:
+    """Spec ``text`` with ``extra`` (name -> TOML value) added to its ``[parameters]`` table
+    (created before the first other table if the spec has none). A parameter the spec already
+    sets is an error: the spec's own value would be silently replaced."""
+    if not extra:
+        return text
+    own = tomllib.loads(text)
+    for table in ("parameters", "factors"):
+        clash = sorted(set(extra) & set(own.get(table, {})))
+        if clash:
+            raise SystemExit(f"--set {clash[0]}: the spec already sets it in [{table}]")
+    lines = "".join(f"{k} = {v}\n" for k, v in extra.items())
+    found = re.search(r"^\[parameters\][^\n]*\n", text, flags=re.M)
+    if found:
+        return text[:found.end()] + lines + text[found.end():]
+    header = text.index("[sweep]")
+    nxt = re.search(r"^\[", text[header + 1:], flags=re.M)
+    at = header + 1 + nxt.start() if nxt else len(text)
+    return f"{text[:at]}[parameters]\n{lines}\n{text[at:]}"
 
 
 def spec_factors(name: str) -> dict[str, list]:
@@ -1142,16 +1172,31 @@ FACTS = {
 
 
 def main(argv: list[str] | None = None) -> None:
-    global WORKERS
+    global WORKERS, RUNS, IMG
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("facts", nargs="*", choices=[*FACTS, []], metavar="FACT",
                         help=f"what to run (default: all): {', '.join(FACTS)}")
     parser.add_argument("--workers", type=int, default=WORKERS,
                         help=f"processes per sweep (default {WORKERS})")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="add a parameter to every spec (TOML value); runs go to runs-set/")
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error(f"--workers {args.workers}: expected an integer >= 1")
     WORKERS = args.workers
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        try:
+            tomllib.loads(f"{key.strip()} = {value.strip()}")
+        except tomllib.TOMLDecodeError:
+            sep = ""
+        if not sep or not key.strip():
+            parser.error(f"--set {item!r}: expected NAME=VALUE with a TOML value, "
+                         "e.g. lymph_node_priming=true")
+        EXTRA[key.strip()] = value.strip()
+    if EXTRA:
+        RUNS = HERE / "runs-set"
+        IMG = RUNS / "img"
     for name in args.facts or list(FACTS):
         out = FACTS[name]()
         print(f"\n### Fact {name}\n\n{out['table']}\n", flush=True)
