@@ -236,6 +236,31 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "params": {"founder_antigens": 3, "mutation_rate": 0.05, "tcell_influx": 1.5,
                    "mutation_weight_lower_mhc": 0.7, "nk_influx": 1.0},
     },
+    "progenitor_burst": {
+        "watch_days": 14,  # the lesson's time span (dashboard: "Run to day")
+        "steps": (
+            'Run to day 7: T cells are primed in the lymph node and arrive days later; the navy '
+            'ones are progenitors, which divide on their antigen but do not kill.',
+            'Anti-PD-1 on day 7 releases the brake on the progenitors: they divide and their '
+            'blue effector daughters kill. Watch "progenitor T cells, %" and the kills.',
+            'Set tcell_progenitor_fraction to 0 and tcell_exhaustion_limit to 1 (every T cell '
+            'ends terminally exhausted), Reset: the drug no longer helps.',
+        ),
+        "summary": "T-cell states and lymph-node priming: anti-PD-1 acts through progenitors.",
+        "lesson": (
+            "In chronic stimulation CD8 T cells become exhausted in two steps: stem-like "
+            "progenitors (TCF-1+) keep dividing and supply effectors, which exhaust for good "
+            "after repeated stimulation (Miller et al. 2019). PD-1 blockade works through the "
+            "progenitors: they proliferate and their daughters kill (Im et al. 2016); "
+            "terminally exhausted cells do not respond. Here new T cells are primed in the "
+            "lymph node from the antigen of dying cancer cells and arrive after 5 days; half "
+            "arrive as progenitors. Notice: the kills climb after the dose. Try: no progenitors "
+            "and an exhaustion limit of 1."
+        ),
+        "params": {"founder_antigens": 3, "mutation_rate": 0.01, "tcell_influx": 1.5,
+                   "anti_pd1_start_day": 7.0, "lymph_node_priming": True,
+                   "tcell_progenitor_fraction": 0.5},
+    },
     "mc38_like": {
         "watch_days": 21,  # the lesson's time span (dashboard: "Run to day")
         "species": "mouse",  # abm.species: rodent antibodies twice weekly, half-life 4.5 d

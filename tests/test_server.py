@@ -523,7 +523,8 @@ def test_after_clearance_the_means_have_no_point_instead_of_zero():
                          "Macrophages": [0, 0, 0], "NKCells": [0, 0, 0],
                          "MeanAntigenicity": [0.8, 0.7, 0.0], "MeanPDL1": [0.1, 0.2, 0.0],
                          "PD1Occupancy": [0, 0, 0], "AntigenNegativeFraction": [0, 0, 0],
-                         "Kills": [0, 7, 10], "ExhaustedFraction": [0, 0.5, 1]},
+                         "Kills": [0, 7, 10], "ExhaustedFraction": [0, 0.5, 1],
+                         "ProgenitorFraction": [0, 0.25, 0]},
                 "clones": [(0, {0: 10}), (1, {0: 3}), (2, {})], "doses": []}
     rows = chart_options(snapshot)["traits"]["dataset"]["source"]
     assert rows[-1][1] is None and rows[-1][2] is None  # mean antigenicity, mean PD-L1

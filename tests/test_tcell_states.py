@@ -140,3 +140,27 @@ def test_cart_cells_are_effectors():
 def test_bad_state_parameters_are_rejected(name, value):
     with pytest.raises(ValueError, match=f"'{name}' = .* is not allowed"):
         TumorModel(rng=0, width=12, height=12, initial_tumor_cells=1, **{name: value})
+
+
+def test_dashboard_draws_progenitors_navy_with_a_legend_entry():
+    from abm.dashboard import render as R
+
+    model = TumorModel.from_scenario("progenitor_burst", rng=0, width=40, height=40,
+                                     initial_tumor_cells=150, ln_priming_delay_days=0.5,
+                                     tcell_influx=20.0)
+    for _ in range(48):
+        model.step()
+    rgb = R.tissue_rgb(model).rgb
+    states = {"progenitor": [], "effector": []}
+    for t in model.agents_by_type.get(TCell, []):
+        if not t.exhausted:
+            x, y = t.site.coordinate
+            states[t.state].append(tuple(rgb[model.height - 1 - y, x]))
+    assert states["progenitor"] and states["effector"]
+    assert set(states["progenitor"]) == {R.PROGENITOR_T_RGB}
+    assert set(states["effector"]) == {R.KIND_RGB[R.Kind.TCELL]}
+    assert "progenitor T cell" in [label for label, _ in R.legend(
+        progenitors=R.has_progenitors(model))]
+    plain = TumorModel(rng=0, width=12, height=12, initial_tumor_cells=1)
+    assert "progenitor T cell" not in [label for label, _ in R.legend(
+        progenitors=R.has_progenitors(plain))]

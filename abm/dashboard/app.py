@@ -80,14 +80,15 @@ def InfoPanel(tab: Tab):
 
 @solara.component
 def Legend(tab: Tab):
-    entries = R.legend(tab.colour_by.value, tab.overlay.value, tab.show_cells.value)
+    entries = R.legend(tab.colour_by.value, tab.overlay.value, tab.show_cells.value,
+                       R.has_progenitors(tab.session.model))
     items = "".join(
         f'<span style="margin-right:8px;white-space:nowrap"><span style="display:inline-block;'
         f'width:10px;height:10px;background:{colour};border:1px solid #888;'
         f'vertical-align:middle"></span> {label}</span>'
         for label, colour in entries
     )
-    # 14 entries: three compact rows under the tissue keep it on a 1280x720 projector screen
+    # 14-15 entries: three compact rows under the tissue keep it on a 1280x720 projector screen
     solara.HTML("div", unsafe_innerHTML=items, style="font-size: 11.5px; line-height: 1.55",
                 classes=["abm-legend"])
 

@@ -126,12 +126,16 @@ def chart_options(snapshot: dict[str, Any]) -> dict[str, dict]:
         doses, [{"name": "0-1", "min": 0, "max": 1}],
     )
     kills = _line_chart(
-        "Kills (cumulative) and exhaustion", days,
+        "Kills (cumulative) and T-cell states", days,
         {"kills": (col("Kills"), "#333333"),
          "exhausted T cells, %": (
-             (np.asarray(col("ExhaustedFraction")) * 100).round(2).tolist(), "#7f9fd8", 1)},
+             (np.asarray(col("ExhaustedFraction")) * 100).round(2).tolist(), "#7f9fd8", 1),
+         # 0 throughout unless T-cell states are on (tcell_progenitor_fraction > 0)
+         "progenitor T cells, %": (
+             (np.asarray(col("ProgenitorFraction")) * 100).round(2).tolist(),
+             R.css(R.PROGENITOR_T_RGB), 1)},
         doses, [{"name": "kills"},
-                {"name": "% exhausted", "min": 0, "max": 100, "splitLine": {"show": False},
+                {"name": "% of T cells", "min": 0, "max": 100, "splitLine": {"show": False},
                  "nameTextStyle": {"color": "#7f9fd8"}, "axisLabel": {"color": "#7f9fd8"}}],
     )
     return {"populations": populations, "traits": traits, "clones": clone_chart(snapshot),

@@ -38,6 +38,7 @@ KIND_RGB = {
 }
 M2_RGB = (240, 2, 127)  # an M2 (pro-tumour) macrophage: pink
 EXHAUSTED_T_RGB = (160, 184, 232)
+PROGENITOR_T_RGB = (8, 29, 88)  # a progenitor-exhausted (stem-like) CTL: navy
 CANCER_HIDDEN_RGB = np.array((128, 116, 138), dtype=np.float32)  # antigenicity 0
 CANCER_VISIBLE_RGB = np.array((214, 39, 40), dtype=np.float32)  # antigenicity 1
 CAR_NEGATIVE_RGB = (25, 25, 25)  # a cancer cell without the CAR-T target (colour by CAR target)
@@ -69,9 +70,10 @@ def css(rgb) -> str:
 
 
 def legend(colour_by: str = "antigenicity", overlay: str = "none",
-           show_cells: bool = True) -> list[tuple[str, str]]:
+           show_cells: bool = True, progenitors: bool = False) -> list[tuple[str, str]]:
     """(label, CSS colour) pairs for the legend under the tissue image, matching what
-    ``tissue_rgb`` draws with the same view settings."""
+    ``tissue_rgb`` draws with the same view settings; ``progenitors``: the model has T-cell
+    states (``tcell_progenitor_fraction`` > 0), so progenitor CTLs get an entry."""
     if not show_cells:
         return [("cells hidden: only the overlay", css(EMPTY_RGB)), ("vessel", css(VESSEL_RGB))]
     if overlay == "pdl1":
@@ -90,6 +92,7 @@ def legend(colour_by: str = "antigenicity", overlay: str = "none",
         stroma = ("stroma: colour = overlay (colour bar)", css(lut("viridis")[128]))
     return cancer + [
         ("T cell", css(KIND_RGB[Kind.TCELL])),
+        *([("progenitor T cell", css(PROGENITOR_T_RGB))] if progenitors else []),
         ("exhausted T cell", css(EXHAUSTED_T_RGB)),
         ("CAR-T cell", css(KIND_RGB[Kind.CART])),
         ("Treg", css(KIND_RGB[Kind.TREG])),
@@ -234,13 +237,22 @@ def tissue_rgb(model: TumorModel, colour_by: str = "antigenicity",
     for k, colour in KIND_RGB.items():
         rgb[kind == k] = colour
     for agent in _killers(model):
-        if agent.exhausted and agent.cell is not None:
+        if agent.cell is None:
+            continue
+        if agent.exhausted:
             rgb[agent.cell.coordinate] = EXHAUSTED_T_RGB
+        elif agent.progenitor:
+            rgb[agent.cell.coordinate] = PROGENITOR_T_RGB
     for agent in _macrophages(model):
         if agent.m2 and agent.cell is not None:
             rgb[agent.cell.coordinate] = M2_RGB
     # (x, y) -> (row, column) with y up
     return Frame(np.ascontiguousarray(rgb.transpose(1, 0, 2)[::-1]), spec, vmax)
+
+
+def has_progenitors(model: TumorModel) -> bool:
+    """Whether new CTLs can arrive as progenitors (the legend then shows them)."""
+    return model.p["tcell_progenitor_fraction"] > 0
 
 
 def _killers(model: TumorModel):
@@ -296,7 +308,8 @@ def describe_site(model: TumorModel, x: int, y: int) -> str:
     elif kind == Kind.NECROTIC:
         what = "necrotic debris"
     elif kind in (Kind.TCELL, Kind.CART):
-        name = "CAR-T cell" if kind == Kind.CART else f"T cell (antigen {agent.antigen})"
+        name = ("CAR-T cell" if kind == Kind.CART else
+                f"{'progenitor ' if agent.progenitor else ''}T cell (antigen {agent.antigen})")
         what = (
             f"{name}; kills {agent.kills}, exhaustion {agent.exhaustion}/"
             f"{agent.exhaustion_limit}{' (exhausted)' if agent.exhausted else ''}"
@@ -337,7 +350,7 @@ def export_png(model: TumorModel, colour_by: str = "antigenicity", overlay: str 
     frame = tissue_rgb(model, colour_by, overlay, show_cells)
     scale = max(1, 600 // max(model.width, model.height))
     tissue = Image.open(io.BytesIO(png_bytes(frame.rgb, scale)))
-    entries = legend(colour_by, overlay, show_cells)
+    entries = legend(colour_by, overlay, show_cells, has_progenitors(model))
     pad, line = 10, 18
     legend_w = 230
     height = max(tissue.height, len(entries) * line + 80) + 2 * pad + 24
