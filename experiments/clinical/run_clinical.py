@@ -1,6 +1,6 @@
 """The clinical and preclinical comparisons of docs/clinical.md, in one command.
 
-    PYTHONPATH=. python experiments/clinical/run_clinical.py                 # all four
+    PYTHONPATH=. python experiments/clinical/run_clinical.py                 # all six
     PYTHONPATH=. python experiments/clinical/run_clinical.py --only mouse,cart --workers 2
     PYTHONPATH=. python experiments/clinical/run_clinical.py --patients 12   # a quick pilot
 
@@ -14,6 +14,8 @@ measured them; paste them there after a rerun. ``--patients N`` overrides every 
 - tmb: tmb_pd1.toml, ORR under anti-PD-1 by founder antigens (the TMB proxy).
 - checkmate: checkmate067.toml, ORR of nivolumab, ipilimumab and both.
 - cart: cart_relapse.toml, the share of antigen-negative relapses by burden at infusion.
+- tmb_node, checkmate_node: tmb_pd1_node.toml, checkmate067_node.toml, the same cohorts with
+  lymph-node priming and T-cell states switched on (off by default).
 """
 
 from __future__ import annotations
@@ -37,7 +39,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 RUNS = HERE / "runs"
 SPECS = {"mouse": "mouse_pair", "tmb": "tmb_pd1", "checkmate": "checkmate067",
-         "cart": "cart_relapse"}
+         "cart": "cart_relapse",
+         # the same cohorts with lymph-node priming and T-cell states switched on
+         "tmb_node": "tmb_pd1_node", "checkmate_node": "checkmate067_node"}
 PUBLISHED_CHECKMATE = {"nivo_ipi": 57.6, "nivolumab": 43.7, "ipilimumab": 19.0}
 PUBLISHED_TMB = {"low": 20.0, "high": 58.0}  # Goodman et al. 2017 (ORR %, low / high TMB)
 PUBLISHED_CART_NEG = 41.0  # % of relapses antigen-negative (Blood Adv 2023 7:575)
@@ -205,7 +209,8 @@ def cart(sweep: Any) -> str:
                   "relapsed", "antigen-negative relapses, 95% Wilson"], rows) + note
 
 
-SECTIONS = {"mouse": mouse, "tmb": tmb, "checkmate": checkmate, "cart": cart}
+SECTIONS = {"mouse": mouse, "tmb": tmb, "checkmate": checkmate, "cart": cart,
+            "tmb_node": tmb, "checkmate_node": checkmate}
 
 
 def main(argv: list[str] | None = None) -> None:
