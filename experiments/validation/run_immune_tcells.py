@@ -1,7 +1,8 @@
 """The analyses behind docs/validation_tcells.md: T-cell exhaustion states and priming in the
 lymph node (abm/agents/tcell.py, abm/lymphnode.py).
 
-Run from the repository root (small sweeps: 100x100, seeds 0-3, <= 24 days):
+Run from the repository root (small sweeps: 100x100, seeds 0-3 (a, b) or 0-7 (c, d), <= 24
+days):
 
     .venv/bin/python experiments/validation/run_immune_tcells.py          # a b c d
     .venv/bin/python experiments/validation/run_immune_tcells.py a c --workers 1
@@ -129,7 +130,7 @@ def part_c() -> str:
         more_per = sum(a > b for a, b in zip(v["per_carrier"], c["per_carrier"], strict=True))
         rows.append((f"vaccinated > control{suffix} (seeds)", f"{more} of {len(spec.seeds)}",
                      "-", "-", "-", f"{more_per} of {len(spec.seeds)}", "-"))
-    return rf.table(rows, ("arm (vaccine scenario, seeds 0-3, day 24)",
+    return rf.table(rows, (f"arm (vaccine scenario, seeds {spec.seeds[0]}-{spec.seeds[-1]}, day 24)",
                            "CTLs primed vs non-vaccine antigens (total)",
                            "non-vaccine antigens primed", "CTLs vs non-vaccine antigens in tissue",
                            "carriers of non-vaccine antigens day 24 (cells x antigens)",
