@@ -152,3 +152,33 @@ def test_the_design_and_references_pages_exist_and_keep_their_section_numbers():
     references = (ROOT / "docs" / "references.md").read_text(encoding="utf-8")
     for number in range(1, 7):
         assert re.search(rf"^## {number}\. ", references, re.MULTILINE), f"section {number}"
+
+
+def table_problems(text: str) -> list[str]:
+    """Markdown tables that do not render: a separator row (|---|---|) not directly under a
+    header row, or a separator with a different number of columns than its header."""
+    problems = []
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        cells = line.strip().strip("|").split("|")
+        if "|" not in line or not all(re.fullmatch(r"\s*:?-{3,}:?\s*", c) for c in cells):
+            continue
+        header = lines[i - 1].strip() if i else ""
+        if not header.startswith("|"):
+            problems.append(f"line {i + 1}: a table separator without a header row above it")
+        elif len(header.strip("|").split("|")) != len(cells):
+            problems.append(f"line {i + 1}: the separator has {len(cells)} columns, "
+                            f"its header {len(header.strip('|').split('|'))}")
+    return problems
+
+
+def test_table_check_catches_a_headless_table():
+    good = "| a | b |\n|---|---|\n| 1 | 2 |\n"
+    assert table_problems(good) == []
+    assert table_problems("text\n\n---|---|\n| 1 | 2 |\n")  # the broken summary it caught
+    assert table_problems("| a | b |\n|---|---|---|\n")
+
+
+@pytest.mark.parametrize("doc", markdown_docs(), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_markdown_tables_have_headers(doc: Path):
+    assert table_problems(doc.read_text()) == []
