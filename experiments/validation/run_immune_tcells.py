@@ -124,7 +124,7 @@ def part_c() -> str:
              med_range(r["ctl_other"], "{:.0f}"), med_range(r["carriers_other"], "{:.0f}"),
              med_range(r["per_carrier"], "{:.1f}"), med_range(r["burden"], "{:.0f}"))
             for arm, r in results.items()]
-    for suffix in ("", ", shedding 0.01", ", shedding 0.002"):
+    for suffix in ("", ", shedding 0.01", ", shedding 0.002", ", founder antigens 0-3"):
         v, c = results[f"vaccine day 0{suffix}"], results[f"no vaccine{suffix}"]
         more = sum(a > b for a, b in zip(v["primed_other"], c["primed_other"], strict=True))
         more_per = sum(a > b for a, b in zip(v["per_carrier"], c["per_carrier"], strict=True))
