@@ -311,3 +311,37 @@ def test_equivalent_to_mesa():
         print(scenario, {k: round(v, 4) for k, v in pvalues.items()})
         failures += [f"{scenario}: {k} p = {v:.2g}" for k, v in pvalues.items() if v < alpha]
     assert not failures, f"the engines differ (level {alpha:.2g} per test): {failures}"
+
+
+# --- selecting the engine -------------------------------------------------------------------
+def test_sweep_engine_key_is_checked_and_recorded():
+    from abm.sweep.spec import SpecError, parse_spec
+    from abm.sweep.storage import make_manifest
+
+    base = {"sweep": {"name": "e", "days": 1, "engine": "fast"},
+            "parameters": {"width": 30, "height": 30}}
+    spec = parse_spec(base)
+    assert spec.engine == "fast" and spec.normalised()["sweep"]["engine"] == "fast"
+    assert make_manifest(spec, [], None)["engine"] == "fast"
+    default = parse_spec({"sweep": {"name": "e", "days": 1}})
+    assert default.engine == "mesa" and "engine" not in default.normalised()["sweep"]
+    with pytest.raises(SpecError, match=r"sweep\.engine: expected one of 'mesa', 'fast'"):
+        parse_spec({"sweep": {"name": "e", "days": 1, "engine": "turbo"}})
+    with pytest.raises(SpecError, match=r"sweep\.engine: nk_influx = 1\.0: the fast engine"):
+        parse_spec({**base, "factors": {"nk_influx": [0.0, 1.0]}})
+
+
+def test_cli_run_engine_fast(tmp_path):
+    from typer.testing import CliRunner
+
+    from abm.cli import app
+
+    out = tmp_path / "run.csv"
+    result = CliRunner().invoke(app, ["run", "--engine", "fast", "--days", "1", "--rng", "3",
+                                      "--set", "width=30", "--set", "height=30", "--quiet",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.with_name(out.name + ".json").read_text())["engine"] == "fast"
+    bad = CliRunner().invoke(app, ["run", "--engine", "fast", "--days", "1", "--quiet",
+                                   "--set", "macrophage_influx=0.5"])
+    assert bad.exit_code != 0 and "macrophage_influx = 0.5" in bad.output
