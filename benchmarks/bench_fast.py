@@ -5,10 +5,12 @@ docs/performance.md and docs/engines.md).
    directory), and the load time with the cache warm: each in its own process.
 2. 100x100 `escape` for 30 days (720 steps), both engines, the same seeds: CPU time per run,
    and where the fast engine's time goes (fields, kernels, the rest).
-3. Per agent actually stepped: agents whose own rule ran that hour (dividing cancer cells, CTLs,
+3. The agent-heavy case of ``bench_model.py`` (200x200, 20,000-cell founder, raised influx):
+   steps per second over the first 5 days, both engines.
+4. Per agent actually stepped: agents whose own rule ran that hour (dividing cancer cells, CTLs,
    CAR-T cells, Tregs, MDSCs), counted in a separate untimed run of each engine; CPU time per
    agent-step for the whole step, and for the fast engine's kernels alone.
-4. A 1000x1000 FastTumorModel with 300,000 cancer cells: construction time, memory (peak
+5. A 1000x1000 FastTumorModel with 300,000 cancer cells: construction time, memory (peak
    traced Python/numpy allocations) and the CPU time of a few steps.
 
 Run:
@@ -145,6 +147,21 @@ def fast_breakdown(seed: int, days: int = 30) -> dict:
             "rest_s": total - sum(spent.values())}
 
 
+def crowded(engine: str, days: int = 5) -> dict:
+    """``bench_model.py``'s agent-heavy case: 200x200, a 20,000-cell founder, raised influx
+    (thousands of immune cells by day 5); CPU steps per second over the first ``days``."""
+    from abm.run import model_class
+
+    model = model_class(engine)(rng=1, width=200, height=200, initial_tumor_cells=20_000,
+                                tcell_influx=5.0, treg_influx=0.5, mdsc_influx=0.5)
+    start = time.process_time()
+    for _ in range(days * 24):
+        model.step()
+    cpu = time.process_time() - start
+    return {"steps_per_s": days * 24 / cpu, "cancer": model.n_cancer,
+            "immune": model.n_tcells + model.n_cart + model.n_tregs + model.n_mdscs}
+
+
 def large(steps: int = 5) -> dict:
     from abm.fast import FastTumorModel
 
@@ -192,6 +209,8 @@ def main() -> int:
         "fast_kernels_only": 1e6 * out["fast_breakdown"]["kernels_s"] / steps["fast"],
     }
     print(json.dumps({"agent_steps": steps, "us": out["us_per_agent_step"]}), flush=True)
+    out["crowded_200x200_5d"] = {e: crowded(e) for e in ("mesa", "fast")}
+    print(json.dumps(out["crowded_200x200_5d"]), flush=True)
     if not args.skip_large:
         out["large_1000x1000"] = large()
         print(json.dumps(out["large_1000x1000"]), flush=True)
