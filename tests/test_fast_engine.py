@@ -345,3 +345,32 @@ def test_cli_run_engine_fast(tmp_path):
     bad = CliRunner().invoke(app, ["run", "--engine", "fast", "--days", "1", "--quiet",
                                    "--set", "macrophage_influx=0.5"])
     assert bad.exit_code != 0 and "macrophage_influx = 0.5" in bad.output
+
+
+def test_mesa_rules_the_fast_engine_mirrors_are_unchanged():
+    """A change to a Mesa agent rule (code, not docs) fails here until the fast engine mirrors
+    it: update abm/fast/kernels.py or engine.py, then the table (``python -m
+    abm.fast.mirror``), and regenerate tests/fast_reference.json."""
+    from abm.fast import mirror
+
+    assert mirror.changed() == []
+    assert len(mirror.MIRRORED) >= 40
+
+
+def test_mirror_fingerprint_ignores_docstrings_but_not_code():
+    import ast
+
+    from abm.fast import mirror
+
+    src = 'def f(x):\n    """doc"""\n    return x + 1\n'
+    other_doc = 'def f(x):\n    """other"""\n    # a comment\n    return x + 1\n'
+    other_code = 'def f(x):\n    """doc"""\n    return x + 2\n'
+
+    def digest(text):
+        func = ast.parse(text).body[0]
+        func.body = func.body[1:]
+        return ast.dump(func)
+
+    assert digest(src) == digest(other_doc) != digest(other_code)
+    assert mirror.fingerprint("abm.agents.tcell.TCell.attack") == \
+        mirror.MIRRORED["abm.agents.tcell.TCell.attack"]
