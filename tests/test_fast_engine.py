@@ -357,20 +357,23 @@ def test_mesa_rules_the_fast_engine_mirrors_are_unchanged():
     assert len(mirror.MIRRORED) >= 40
 
 
-def test_mirror_fingerprint_ignores_docstrings_but_not_code():
-    import ast
+def test_mirror_fingerprint_ignores_docstrings_but_not_code(tmp_path, monkeypatch):
+    import importlib
+    import linecache
 
     from abm.fast import mirror
 
-    src = 'def f(x):\n    """doc"""\n    return x + 1\n'
-    other_doc = 'def f(x):\n    """other"""\n    # a comment\n    return x + 1\n'
-    other_code = 'def f(x):\n    """doc"""\n    return x + 2\n'
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = tmp_path / "mirror_probe.py"
 
-    def digest(text):
-        func = ast.parse(text).body[0]
-        func.body = func.body[1:]
-        return ast.dump(func)
+    def digest(body: str) -> str:
+        module.write_text("class C:\n    def f(self, x):\n" + body)
+        linecache.checkcache(str(module))
+        import mirror_probe
 
-    assert digest(src) == digest(other_doc) != digest(other_code)
-    assert mirror.fingerprint("abm.agents.tcell.TCell.attack") == \
-        mirror.MIRRORED["abm.agents.tcell.TCell.attack"]
+        importlib.reload(mirror_probe)
+        return mirror.fingerprint("mirror_probe.C.f")
+
+    base = digest('        """doc"""\n        return x + 1\n')
+    assert digest('        """other"""\n        # a comment\n        return x + 1\n') == base
+    assert digest('        """doc"""\n        return x + 2\n') != base
