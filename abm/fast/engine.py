@@ -394,10 +394,11 @@ class FastTumorModel(mesa.Model):
                        p["cart_exhaustion_limit"]], dtype=np.int64)
         return fp, ip
 
-    def _order(self, kinds: tuple[int, ...]) -> np.ndarray:
+    def _order(self, kinds: tuple[int, int]) -> np.ndarray:
         """The living cells of ``kinds`` in random order (Mesa's shuffled agent list)."""
         n = int(self.n_immune[0])
-        chosen = np.flatnonzero(self.alive[:n] & np.isin(self.ikind[:n], kinds))
+        kind = self.ikind[:n]
+        chosen = np.flatnonzero(self.alive[:n] & ((kind == kinds[0]) | (kind == kinds[1])))
         return chosen[self.rng.permutation(chosen.size)]
 
     def _step_killers(self) -> None:
