@@ -377,3 +377,17 @@ def test_mirror_fingerprint_ignores_docstrings_but_not_code(tmp_path, monkeypatc
     base = digest('        """doc"""\n        return x + 1\n')
     assert digest('        """other"""\n        # a comment\n        return x + 1\n') == base
     assert digest('        """doc"""\n        return x + 2\n') != base
+
+
+def test_every_parameter_therapy_and_kind_is_placed():
+    """A parameter, therapy or kind of cell added to the model fails here until the fast
+    engine models it or refuses it (abm/fast/mirror.py, abm/fast/engine.py ``unsupported``)."""
+    from abm.agents.treatments import TREATMENTS
+    from abm.fast import mirror
+    from abm.params import PARAMS
+
+    assert not mirror.HONOURED & mirror.REFUSED_FEATURES
+    new = set(PARAMS) - mirror.HONOURED - mirror.REFUSED_FEATURES
+    assert not new, f"parameters the fast engine neither models nor refuses: {sorted(new)}"
+    assert tuple(TREATMENTS) == mirror.THERAPIES
+    assert tuple(k.name for k in Kind) == mirror.KINDS

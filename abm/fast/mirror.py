@@ -60,6 +60,56 @@ MIRRORED = {
 }
 
 
+# Every parameter of abm.params is either honoured by the fast engine (HONOURED: read by its
+# kernels or by the code it shares with TumorModel) or read only by parts it refuses
+# (REFUSED_FEATURES: inert while ``unsupported`` lets a model through). A new parameter is in
+# neither, and tests/test_fast_engine.py fails until it is placed: a new rule cannot be ignored
+# by the fast engine without anyone deciding so.
+HONOURED = frozenset({
+    "width", "height", "initial_tumor_cells", "vessel_density", "vessel_collapse_days",
+    "division_time_h", "founder_antigens", "founder_mhc", "founder_pdl1", "mutation_rate",
+    "mhc_loss_factor", "pdl1_mutation_gain", "antigen_loss_rate",
+    "initial_antigen_negative_fraction", "ifng_cytostasis", "mdsc_growth_boost",
+    "antigen_visibility", "mutation_weight_lose_antigen", "mutation_weight_gain_antigen",
+    "mutation_weight_lower_mhc", "mutation_weight_raise_pdl1", "tcell_influx",
+    "recruitment_half_saturation", "tcell_speed", "chemotaxis_bias", "tcell_infiltration",
+    "tcell_kill_prob", "tcell_exhaustion_limit", "tcell_exhausted_speed",
+    "tcell_max_divisions", "tcell_proliferation_prob", "tcell_lifespan_days", "pd1_inhibition",
+    "pdl1_induction", "pdl1_ifng_half_max", "pdl1_ifng_hill", "pdl1_induction_time_h",
+    "ifng_secretion", "ifng_uptake", "ifng_diffusion", "ifng_half_life_h",
+    "chemokine_secretion", "chemokine_ifng_secretion", "chemokine_diffusion",
+    "chemokine_half_life_h", "tgfb_secretion_tumor", "tgfb_secretion_mdsc", "tgfb_diffusion",
+    "tgfb_half_life_h", "tgfb_half_max", "oxygen_supply", "oxygen_diffusion", "oxygen_decay",
+    "oxygen_uptake", "oxygen_immune_relative_uptake", "oxygen_proliferation_threshold",
+    "oxygen_proliferation_saturation", "hypoxic_threshold", "necrosis_threshold",
+    "necrosis_max", "necrosis_time_h", "debris_clearance_days", "apoptosis_rate",
+    "treg_influx", "treg_suppression", "treg_lifespan_days", "mdsc_influx", "mdsc_suppression",
+    "mdsc_lifespan_days", "suppressor_speed", "suppression_radius_sites", "anti_pd1_start_day",
+    "anti_pd1_interval_days", "anti_pd1_doses", "anti_pd1_dose", "anti_pd1_half_life_days",
+    "anti_pd1_ec50", "anti_ctla4_start_day", "anti_ctla4_interval_days", "anti_ctla4_doses",
+    "anti_ctla4_dose", "anti_ctla4_half_life_days", "anti_ctla4_ec50",
+    "anti_ctla4_treg_depletion", "anti_ctla4_priming_boost", "vaccine_start_day",
+    "vaccine_interval_days", "vaccine_doses", "vaccine_dose", "vaccine_antigens",
+    "vaccine_priming_delay_days", "vaccine_influx", "vaccine_response_half_life_days",
+    "cart_start_day", "cart_dose", "cart_doses", "cart_interval_days", "cart_lifespan_days",
+    "cart_exhaustion_limit", "cart_max_divisions"
+})
+REFUSED_FEATURES = frozenset({
+    "macrophage_influx", "macrophage_lifespan_days", "macrophage_polarisation_time_h",
+    "macrophage_kill_prob", "macrophage_ifng_secretion", "m2_growth_boost",
+    "tgfb_secretion_m2", "nk_influx", "nk_kill_prob", "nk_kill_limit", "nk_lifespan_days",
+    "nk_tgfb_suppression", "anti_csf1r_start_day", "anti_csf1r_interval_days",
+    "anti_csf1r_doses", "anti_csf1r_dose", "anti_csf1r_half_life_days", "anti_csf1r_ec50",
+    "anti_csf1r_depletion_rate", "anti_csf1r_recruitment_block", "anti_csf1r_repolarisation",
+    "tcell_progenitor_fraction", "lymph_node_priming", "tcell_progenitor_lifespan_days",
+    "tcell_progenitor_division_prob", "tcell_progenitor_pd1_inhibition",
+    "ln_priming_delay_days", "ln_primed_before_start", "ln_antigen_half_life_days",
+    "ln_shedding", "ln_necrotic_release"
+})
+# the therapies (abm.agents.treatments.TREATMENTS) and kinds of cell (abm.agents.Kind) it knows
+THERAPIES = ("anti_pd1", "anti_ctla4", "vaccine", "cart", "anti_csf1r")
+KINDS = ("EMPTY", "CANCER", "TCELL", "CART", "TREG", "MDSC", "NECROTIC", "MACROPHAGE", "NK")
+
 def _resolve(qualname: str):
     module, cls, attr = qualname.rsplit(".", 2)
     member = inspect.getattr_static(getattr(importlib.import_module(module), cls), attr)
