@@ -162,6 +162,10 @@ def run(
                            "estimated.")
     ] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    engine: Annotated[
+        str, typer.Option(help="mesa (the reference) or fast (compiled; no macrophages, NK "
+                          "cells, T-cell states or lymph node yet: docs/engines.md).")
+    ] = "mesa",
 ) -> None:
     """Run one simulation headless and write its per-step time series.
 
@@ -179,6 +183,10 @@ def run(
         fail(f"--record-every {record_every}: expected an integer >= 1")
     if out is not None and out.suffix.lower() not in (".parquet", ".csv"):
         fail(f"--out {str(out)!r}: expected a .parquet or .csv file name")
+    from abm.run import ENGINES
+
+    if engine not in ENGINES:
+        fail(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
     overrides = parse_sets(set_ or [])
     if "rng" in overrides:
         fail("give the seed with --rng, not --set rng=...")
@@ -204,7 +212,8 @@ def run(
         typer.echo(f"seed {params['rng']} (drawn at random; --rng {params['rng']} repeats "
                    "this run)")
     try:
-        df, model = simulate(params, n_steps, record_every=record_every, progress=not quiet)
+        df, model = simulate(params, n_steps, record_every=record_every, progress=not quiet,
+                             engine=engine)
     except ValueError as err:
         fail(str(err))
     last = df.iloc[-1]
@@ -229,7 +238,7 @@ def run(
         write_table(csv_ready(df) if out.suffix.lower() == ".csv" else df, out)
         write_json(
             {"scenario": scenario, "species": effective_species(scenario, species),
-             "steps_requested": n_steps, "steps_run": int(model.steps),
+             "engine": engine, "steps_requested": n_steps, "steps_run": int(model.steps),
              "seed": model.seed, "seed_drawn": drawn, "parameters": model.p,
              "doses": model.dose_log, **provenance()},
             sidecar,

@@ -348,6 +348,20 @@ class TumorModel(mesa.Model):
              "scheduled": scheduled}
         )
 
+    def deplete_tregs(self, kill: float) -> None:
+        """Each Treg dies with probability ``kill`` (anti-CTLA-4's depletion at a dose)."""
+        for treg in list(self.agents_by_type.get(Treg, [])):
+            if self.random.random() < kill:
+                treg.die()
+
+    def infuse_cart(self, n: int) -> None:
+        """Place up to ``n`` CAR-T cells at vessel entry sites (a CAR-T infusion)."""
+        for _ in range(n):
+            site = self.entry_site()
+            if site is None:
+                break
+            CARTCell(self).place(site)
+
     # --- the hour -------------------------------------------------------------------------
     @property
     def day(self) -> float:
@@ -430,33 +444,46 @@ class TumorModel(mesa.Model):
         """Apoptosis (every cancer cell, ``apoptosis_rate``: the site is freed) and necrosis
         (below ``necrosis_threshold``: the cell becomes debris), drawn for all cancer cells at
         once; then debris is cleared at 1 / ``debris_clearance_days``."""
+        xs, ys, apoptotic = self._draw_cancer_deaths()
+        for x, y, by_apoptosis in zip(xs.tolist(), ys.tolist(), apoptotic.tolist(), strict=True):
+            cell = self.agent_at[x, y]
+            if by_apoptosis:
+                cell.fate = "apoptosis"
+                cell.die()
+                self.apoptoses += 1
+            else:
+                site = cell.site
+                cell.fate = "necrosis"
+                cell.die()
+                Debris(self).place(site)
+                self.necroses += 1
+        xs, ys = self._draw_debris_clearance()
+        for x, y in zip(xs.tolist(), ys.tolist(), strict=True):
+            self.agent_at[x, y].die()
+
+    def _draw_cancer_deaths(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Which cancer cells die this hour, drawn for all at once: their sites ``xs``, ``ys``
+        and whether each dies by apoptosis (else necrosis). Shared with the fast engine
+        (``abm.fast``), which applies the deaths to its arrays."""
         p = self.p
         xs, ys = np.nonzero(self.kind == Kind.CANCER)
-        if xs.size:
-            apoptosis = -np.expm1(-p["apoptosis_rate"] * 60.0)
-            u = self.rng.random(xs.size)
-            # one draw per cell: [0, apoptosis) apoptosis, then necrosis with its probability
-            necrosis = self._necrosis_prob[xs, ys]
-            dies = u < apoptosis + (1.0 - apoptosis) * necrosis
-            for x, y, by_apoptosis in zip(xs[dies].tolist(), ys[dies].tolist(),
-                                          (u[dies] < apoptosis).tolist(), strict=True):
-                cell = self.agent_at[x, y]
-                if by_apoptosis:
-                    cell.fate = "apoptosis"
-                    cell.die()
-                    self.apoptoses += 1
-                else:
-                    site = cell.site
-                    cell.fate = "necrosis"
-                    cell.die()
-                    Debris(self).place(site)
-                    self.necroses += 1
+        if not xs.size:
+            return xs, ys, np.zeros(0, dtype=bool)
+        apoptosis = -np.expm1(-p["apoptosis_rate"] * 60.0)
+        u = self.rng.random(xs.size)
+        # one draw per cell: [0, apoptosis) apoptosis, then necrosis with its probability
+        necrosis = self._necrosis_prob[xs, ys]
+        dies = u < apoptosis + (1.0 - apoptosis) * necrosis
+        return xs[dies], ys[dies], u[dies] < apoptosis
+
+    def _draw_debris_clearance(self) -> tuple[np.ndarray, np.ndarray]:
+        """The debris sites cleared this hour (at 1 / ``debris_clearance_days``)."""
         xs, ys = np.nonzero(self.kind == Kind.NECROTIC)
-        if xs.size:
-            cleared = self.rng.random(xs.size) < -np.expm1(-1.0 / (p["debris_clearance_days"]
-                                                                  * 24.0))
-            for x, y in zip(xs[cleared].tolist(), ys[cleared].tolist(), strict=True):
-                self.agent_at[x, y].die()
+        if not xs.size:
+            return xs, ys
+        cleared = self.rng.random(xs.size) < -np.expm1(-1.0 / (self.p["debris_clearance_days"]
+                                                               * 24.0))
+        return xs[cleared], ys[cleared]
 
     def _step_cancer_cells(self) -> None:
         """Death first (every cell); then division. Only cells with a free neighbour can divide
@@ -465,19 +492,25 @@ class TumorModel(mesa.Model):
         stepping every cell next to one in Python would cost more than the rest of the hour),
         and the dividers divide in random order, each into a neighbour still free at its turn."""
         self._cancer_deaths()
+        xs, ys = self._draw_dividers()
+        dividers = [self.agent_at[site] for site in zip(xs.tolist(), ys.tolist(), strict=True)]
+        self.random.shuffle(dividers)
+        for cell in dividers:
+            cell.divide_if_room()
+
+    def _draw_dividers(self) -> tuple[np.ndarray, np.ndarray]:
+        """The sites of the cancer cells that divide this hour (before their random order):
+        the niche maps are updated, then among cells with a free neighbour who divides is drawn
+        from ``division_probability_map``. Shared with the fast engine (``abm.fast``)."""
         self.mdsc_near = _neighbourhood(self.kind == Kind.MDSC, self.p["suppression_radius_sites"])
         self.m2_near = _neighbourhood(self.m2_map(), self.p["suppression_radius_sites"])
         free = ndimage.convolve((self.kind == Kind.EMPTY).view(np.int8), np.ones((3, 3), np.int8),
                                 mode="constant", cval=0)
         xs, ys = np.nonzero((self.kind == Kind.CANCER) & (free > 0))
         if not xs.size:
-            return
+            return xs, ys
         divides = self.rng.random(xs.size) < self.division_probability_map()[xs, ys]
-        dividers = [self.agent_at[site]
-                    for site in zip(xs[divides].tolist(), ys[divides].tolist(), strict=True)]
-        self.random.shuffle(dividers)
-        for cell in dividers:
-            cell.divide_if_room()
+        return xs[divides], ys[divides]
 
     def division_probability_map(self) -> np.ndarray:
         """Per-hour division probability of a cancer cell at each site with room (the same as
@@ -622,6 +655,18 @@ class TumorModel(mesa.Model):
             self.hypoxic_fraction = 0.0
             self.clone_count = 0
             self.antigen_counts = np.zeros(N_ANTIGENS, dtype=int)
+        self._census_killers()
+        node = getattr(self, "lymph_node", None)
+        primed = node.primed_total if node is not None else self.primed_by_antigen
+        self.primed_antigens = int(np.count_nonzero(primed))
+        self.primed_ctls = int(primed.sum())
+        for treatment in self.treatments.values():
+            for name, value in treatment.census().items():
+                setattr(self, name, value)
+
+
+    def _census_killers(self) -> None:
+        """The CTL and CAR-T reporters: engaged cells, exhausted and progenitor fractions."""
         killers = [a for t in (TCell, CARTCell) for a in self.agents_by_type.get(t, ())]
         self.n_engaged = sum(a.engaged for a in killers)
         self.exhausted_fraction = (
@@ -631,14 +676,6 @@ class TumorModel(mesa.Model):
         self.progenitor_fraction = (
             sum(a.state == "progenitor" for a in ctls) / len(ctls) if ctls else 0.0
         )
-        node = getattr(self, "lymph_node", None)
-        primed = node.primed_total if node is not None else self.primed_by_antigen
-        self.primed_antigens = int(np.count_nonzero(primed))
-        self.primed_ctls = int(primed.sum())
-        for treatment in self.treatments.values():
-            for name, value in treatment.census().items():
-                setattr(self, name, value)
-
 
 def _signature() -> inspect.Signature:
     """Flat keyword arguments with defaults, generated from ``abm.params`` (for help(),

@@ -24,6 +24,22 @@ def build_params(scenario: str | None, overrides: dict[str, Any],
     return resolve(scenario, overrides, species=species)
 
 
+ENGINES = ("mesa", "fast")  # "mesa": TumorModel (the reference); "fast": abm.fast (numba)
+
+
+def model_class(engine: str = "mesa") -> type:
+    """The model class of ``engine``: ``"mesa"`` (``TumorModel``, the reference and default) or
+    ``"fast"`` (``abm.fast.FastTumorModel``: the same rules compiled, a subset of the cast;
+    docs/engines.md)."""
+    if engine == "mesa":
+        return TumorModel
+    if engine == "fast":
+        from abm.fast import FastTumorModel
+
+        return FastTumorModel
+    raise ValueError(f"engine {engine!r} is not allowed: expected one of {', '.join(ENGINES)}")
+
+
 def simulate(
     params: dict[str, Any],
     steps: int,
@@ -31,12 +47,14 @@ def simulate(
     record_every: int = 1,
     progress: bool = False,
     stop_when_cleared: bool = True,
+    engine: str = "mesa",
 ) -> tuple[pd.DataFrame, TumorModel]:
     """Run ``steps`` hours (fewer if the tumour is cleared) and return the time series.
 
     Rows are kept every ``record_every`` steps; the first and the final rows are always kept.
+    ``engine``: ``"mesa"`` (default) or ``"fast"`` (``model_class``).
     """
-    model = TumorModel(**params)
+    model = model_class(engine)(**params)
     bar = None
     if progress:
         from tqdm import tqdm

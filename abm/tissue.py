@@ -48,7 +48,12 @@ class Tissue:
 
     def __init__(self, grid: OrthogonalMooreGrid) -> None:
         self.grid = grid
-        shape = tuple(grid.dimensions)
+        self._allocate(tuple(grid.dimensions))
+        self.agent_at = AgentLookup(grid)
+
+    def _allocate(self, shape: tuple[int, int]) -> None:
+        """The layers, empty (the fast engine, ``abm.fast``, keeps the same layers without
+        Mesa's grid)."""
         self.kind = np.zeros(shape, dtype=np.int8)
         self.antigens = np.zeros(shape, dtype=np.uint8)
         self.antigenicity = np.zeros(shape, dtype=np.float32)
@@ -61,7 +66,6 @@ class Tissue:
         self._traits = (self.antigens, self.antigenicity, self.pdl1_base, self.pdl1_induced,
                         self.car_negative, self.clone, self.mhc)
         self._none = (0, 0.0, 0.0, 0.0, False, -1, 0.0)
-        self.agent_at = AgentLookup(grid)
 
     # --- the only ways a cell occupies, leaves or changes its site ---------------------------
     def place(self, agent: TissueCell, site: Cell) -> None:

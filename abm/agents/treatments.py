@@ -181,12 +181,8 @@ class AntiCTLA4(Antibody):
 
     def give(self, dose: float, hour: int) -> None:
         super().give(dose, hour)
-        from abm.agents.suppressors import Treg
-
         kill = 1.0 - (1.0 - self.model.p["anti_ctla4_treg_depletion"]) ** dose
-        for treg in list(self.model.agents_by_type.get(Treg, [])):
-            if self.random.random() < kill:
-                treg.die()
+        self.model.deplete_tregs(kill)  # each engine removes its Tregs
 
     def apply(self, occupancy: float) -> None:
         p, effects = self.model.p, self.model.effects
@@ -261,13 +257,7 @@ class CART(Treatment):
     dose_unit = "cells"
 
     def give(self, dose: float, hour: int) -> None:
-        from abm.agents.tcell import CARTCell
-
-        for _ in range(int(round(dose))):
-            site = self.model.entry_site()
-            if site is None:
-                break
-            CARTCell(self.model).place(site)
+        self.model.infuse_cart(int(round(dose)))  # each engine places its CAR-T cells
 
 
 class AntiCSF1R(Antibody):

@@ -25,7 +25,8 @@ def execute_run(task: dict[str, Any]) -> Result:
     if task.get("probes"):
         df, model, probed = _simulate_with_probes(task)
     else:
-        df, model = simulate(task["model"], task["steps"], record_every=task["record_every"])
+        df, model = simulate(task["model"], task["steps"], record_every=task["record_every"],
+                             engine=task.get("engine", "mesa"))
         probed = {}
     full = model.datacollector.get_model_vars_dataframe()
     columns = {name: task[name] for name in ID_COLUMNS}
@@ -41,10 +42,10 @@ def _simulate_with_probes(task: dict[str, Any]) -> tuple[pd.DataFrame, Any, dict
     """``abm.run.simulate`` with each probe's hooks called around every step. The probes only
     read the model, so the trajectory (and the time series) is the one ``simulate`` gives."""
     from abm.analysis.probes import make_probes
-    from abm.model import TumorModel
+    from abm.run import model_class
 
     probes = make_probes(task["probes"])
-    model = TumorModel(**task["model"])
+    model = model_class(task.get("engine", "mesa"))(**task["model"])
     for _ in range(task["steps"]):
         for probe in probes:
             probe.before_step(model)

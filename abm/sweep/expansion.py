@@ -172,4 +172,5 @@ def make_task(spec: Spec, run: Run) -> dict[str, Any]:
         "outcome": spec.outcome,
         "varied_names": spec.varied,
         "probes": spec.probes,
+        "engine": spec.engine,
     }

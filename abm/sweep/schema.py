@@ -127,6 +127,15 @@ def species(value: Any) -> str | None:
         raise Invalid(str(err)) from None
 
 
+def engine(value: Any) -> str:
+    """The engine that runs the sweep: ``"mesa"`` or ``"fast"`` (``abm.run.ENGINES``)."""
+    from abm.run import ENGINES
+
+    if value not in ENGINES:
+        raise Invalid(f"expected one of {', '.join(map(repr, ENGINES))}, got {show(value)}")
+    return value
+
+
 def seed_list(value: Any) -> tuple[int, ...]:
     if not isinstance(value, list) or not value:
         raise Invalid(f"expected a non-empty list of seeds, got {show(value)}")
@@ -185,6 +194,8 @@ SWEEP = {
     "seeds": Key("the replicate seeds themselves, instead of seed (e.g. [0, 1, 2, 3])", seed_list),
     "record_every": Key("steps between time-series rows",
                         integer(1, "an integer >= 1 (steps)"), 24),
+    "engine": Key('"mesa" (the reference) or "fast" (compiled, the same rules for a subset of '
+                  "the cast: docs/engines.md)", engine, "mesa"),
 }
 
 BOUNDS_HINT = "required: a table [sample.bounds] of name = [low, high]"

@@ -85,6 +85,7 @@ class Spec:
     patients: Patients | None = None
     response: Response | None = None
     species: str | None = None  # [sweep] species: abm.species preset, before the scenario
+    engine: str = "mesa"  # [sweep] engine: "mesa" or "fast" (abm.run.ENGINES)
 
     @property
     def varied(self) -> list[str]:
@@ -141,6 +142,8 @@ class Spec:
             out["sweep"]["seeds"] = list(self.seeds)
         if self.species is not None:
             out["sweep"]["species"] = self.species
+        if self.engine != "mesa":
+            out["sweep"]["engine"] = self.engine
         if self.arms:
             out["arms"] = [
                 [name, {"scenario": arm["scenario"],
@@ -268,11 +271,28 @@ def parse_spec(data: dict[str, Any], source: str = "spec", *, force: bool = Fals
         patients=patients,
         response=response,
         species=sweep["species"],
+        engine=sweep["engine"],
     )
     if not force:
         check_size(spec, error)
     _check_domains(spec, error)
+    _check_engine(spec, error)
     return spec
+
+
+def _check_engine(spec: Spec, error: Error) -> None:
+    """With ``engine = "fast"``, every point must use only what the fast engine models
+    (``abm.fast.unsupported``), checked before any run."""
+    if spec.engine != "fast":
+        return
+    from abm.fast import unsupported
+    from abm.sweep.expansion import iter_points
+
+    for point in iter_points(spec):
+        reason = unsupported(spec.params_for(point))
+        if reason is not None:
+            where = ", ".join(f"{k} = {v}" for k, v in point.items())
+            raise error("sweep.engine", f"{reason}" + (f" (at {where})" if where else ""))
 
 
 # Sizes above these are refused unless forced (``--force``, ``force=True``): far beyond every

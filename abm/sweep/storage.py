@@ -217,6 +217,7 @@ def make_manifest(spec: Spec, runs: list[Run], spec_text: str | None) -> dict[st
         "content_hash": hashlib.sha256(canonical_json(fingerprint)).hexdigest(),
         "spec": spec.normalised(),
         "spec_text": spec_text,
+        "engine": spec.engine,  # also in spec.sweep when not the default "mesa"
         "varied": spec.varied,
         "base_parameters": spec.base_parameters,
         "n_points": spec.n_points,

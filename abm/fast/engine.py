@@ -1,0 +1,472 @@
+"""FastTumorModel: the Mesa model's rules on numpy arrays, with numba kernels for the agents.
+
+The same constructor, step order, fields, therapies and reporters as ``abm.model.TumorModel``;
+what differs is where the cells live. There are no Mesa agents on a grid: every site has a
+``kind`` and an ``idx`` (the immune cell there), the cancer cells are only their trait layers
+(``abm.tissue.Tissue``'s layers, the same arrays the Mesa engine keeps beside its grid), and the
+immune cells are arrays of position, type and counters. The per-agent rules are numba kernels
+(``abm.fast.kernels``) that follow the Mesa agents' methods one to one.
+
+What is shared rather than copied: parameter validation (``abm.params.resolve``,
+``validate_rng``, ``check_together``); the fields (``abm.fields``); every vectorised part of the
+hour (vessel collapse, the field updates and PD-L1 induction, the oxygen effects, the draws of
+cancer-cell deaths, debris clearance and who divides, the census), which are ``TumorModel``'s
+own methods, used here unchanged; and the therapies (``abm.agents.treatments``: schedules,
+antibody kinetics, the vaccine's response), which touch the cells only through the hooks
+``deplete_tregs`` and ``infuse_cart`` that each engine implements.
+
+Not in the fast engine yet (the constructor refuses them, naming the parameter): macrophages,
+NK cells, anti-CSF-1R, T-cell states (``tcell_progenitor_fraction`` > 0) and lymph-node priming.
+Random streams differ from the Mesa engine's: the two engines agree in distribution
+(``tests/test_fast_engine.py``), and a seed gives the same run every time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mesa
+import numpy as np
+
+from abm import params as P
+from abm.agents.base import Kind
+from abm.agents.cancer import MUTATIONS, N_ANTIGENS
+from abm.agents.treatments import TREATMENTS
+from abm.fast import kernels as K
+from abm.model import REPORTERS, TumorModel, _neighbourhood, _signature
+from abm.tissue import Tissue
+
+_KILLERS = (int(Kind.TCELL), int(Kind.CART))
+_SUPPRESSORS = (int(Kind.TREG), int(Kind.MDSC))
+
+
+def unsupported(values: dict[str, Any]) -> str | None:
+    """Why the fast engine cannot run these (resolved) parameters, or None if it can."""
+    use_mesa = "use the Mesa engine (TumorModel, engine = \"mesa\")"
+    checks = (
+        ("macrophage_influx", values["macrophage_influx"] > 0, "does not model macrophages yet",
+         "set it to 0"),
+        ("nk_influx", values["nk_influx"] > 0, "does not model NK cells yet", "set it to 0"),
+        ("anti_csf1r_start_day", values["anti_csf1r_start_day"] is not None,
+         "does not model anti-CSF-1R (a macrophage therapy) yet", "set it to None"),
+        ("tcell_progenitor_fraction", values["tcell_progenitor_fraction"] > 0,
+         "does not model T-cell states (progenitor-exhausted CTLs) yet", "set it to 0"),
+        ("lymph_node_priming", values["lymph_node_priming"],
+         "does not model the draining lymph node yet", "set it to False"),
+    )
+    for name, refused, what, fix in checks:
+        if refused:
+            return (f"{name} = {values[name]!r}: the fast engine {what}; {use_mesa} or {fix}. "
+                    "The fast engine supports cancer cells, vessels, the four fields, CTLs, "
+                    "CAR-T cells, Tregs, MDSCs, anti-PD-1, anti-CTLA-4, the vaccine (without "
+                    "the lymph node) and CAR-T")
+    return None
+
+
+class _Layers(Tissue):
+    """The tissue's per-site layers without Mesa's grid (the fast engine's cancer cells):
+    ``kind`` and the trait layers, as ``abm.tissue.Tissue`` allocates them, and its
+    ``relax_pdl1``. Cells are written by the kernels, not by ``place``/``move``."""
+
+    def __init__(self, shape: tuple[int, int]) -> None:  # noqa: D107 - no grid
+        self.grid = None
+        self._allocate(shape)
+        self.agent_at = None
+
+
+class FastTumorModel(mesa.Model):
+    """``TumorModel``'s rules on arrays, with compiled agent kernels (see the module docstring).
+
+    Every keyword argument is a parameter from ``abm.params.PARAMS``; ``rng`` is the seed. A
+    wrong name, type or out-of-range value raises the same ``ValueError`` as ``TumorModel``;
+    settings the fast engine does not model yet raise ``ValueError`` naming the parameter.
+    """
+
+    engine = "fast"
+    _GROW = 256  # initial capacity of the immune-cell arrays
+
+    def __init__(self, rng: int | str | None = None, **params: Any) -> None:
+        values = P.resolve(None, params)
+        seed = P.validate_rng(rng)
+        P.check_together(values)
+        reason = unsupported(values)
+        if reason:
+            raise ValueError(reason)
+        width, height = values["width"], values["height"]
+        self.mutation_weights = tuple(values[f"mutation_weight_{m}"] for m in MUTATIONS)
+        super().__init__(rng=seed)
+        self.seed = seed
+        self.p = values
+        self.width, self.height = width, height
+        shape = (width, height)
+        self.tissue = _Layers(shape)
+        self.agent_at = None  # no agent objects: read the layers (kind, antigens, ...)
+        self.idx = np.full(shape, -1, dtype=np.int32)  # immune cell at each site
+        self._alloc_immune(self._GROW)
+        self.n_immune = np.zeros(1, dtype=np.int64)
+
+        # the fields and per-hour maps, exactly as TumorModel builds them
+        from abm.fields import Field, ReactionField
+
+        self.chemokine = Field("chemokine", shape, values["chemokine_diffusion"],
+                               values["chemokine_half_life_h"])
+        self._ifng_decay_h = np.log(2) / values["ifng_half_life_h"]
+        self._ifng_uptake_h = values["ifng_uptake"] * 3600.0
+        self.ifng = ReactionField(
+            "IFN-gamma", shape, values["ifng_diffusion"], unit="ng/mL", tol=1e-5,
+            k_ref_per_h=float(np.sqrt(self._ifng_decay_h * (self._ifng_decay_h
+                                                            + self._ifng_uptake_h))) or 1.0)
+        self.tgfb = Field("suppressive factor", shape, values["tgfb_diffusion"],
+                          values["tgfb_half_life_h"])
+        self.ifng_source = np.zeros(shape)
+        self.treg_near = np.zeros(shape, dtype=bool)
+        self.mdsc_near = np.zeros(shape, dtype=bool)
+        self.m2_near = np.zeros(shape, dtype=bool)
+        self.ifng_hill = np.zeros(shape)
+        self._no_m2 = np.zeros(shape, dtype=bool)
+
+        self.kills = 0
+        self.macrophage_kills = 0
+        self.nk_kills = 0
+        self.apoptoses = 0
+        self.necroses = 0
+        self.progenitor_divisions = 0
+        self.dose_log: list[dict[str, Any]] = []
+        self._next_clone = 0
+        self.effects: dict[str, Any] = {}
+        self._reset_effects()
+
+        self._seed_tumour()
+        self.vessels = self._place_vessels()
+        self.collapsed_vessels: list[tuple[int, int]] = []
+        self._setup_oxygen()
+        self.fields = {"oxygen": self.oxygen, "chemokine": self.chemokine, "ifng": self.ifng,
+                       "tgfb": self.tgfb}
+        self.treatments = {name: cls(self) for name, cls in TREATMENTS.items()}
+        self.primed_by_antigen = np.zeros(N_ANTIGENS, dtype=np.int64)
+        self.lymph_node = None
+
+        self.datacollector = mesa.DataCollector(model_reporters=REPORTERS)
+        self._census()
+        self.datacollector.collect(self)
+
+    from_scenario = classmethod(TumorModel.from_scenario.__func__)
+
+    # --- what is shared with TumorModel (its own functions, not copies) -------------------
+    kind = TumorModel.kind
+    antigens = TumorModel.antigens
+    antigenicity = TumorModel.antigenicity
+    pdl1_base = TumorModel.pdl1_base
+    pdl1_induced = TumorModel.pdl1_induced
+    car_negative = TumorModel.car_negative
+    clone = TumorModel.clone
+    pd1_occupancy = TumorModel.pd1_occupancy
+    day = TumorModel.day
+    new_clone_id = TumorModel.new_clone_id
+    _place_vessels = TumorModel._place_vessels
+    _setup_oxygen = TumorModel._setup_oxygen
+    _update_oxygen_effects = TumorModel._update_oxygen_effects
+    _reset_effects = TumorModel._reset_effects
+    _collapse_vessels = TumorModel._collapse_vessels
+    _update_fields = TumorModel._update_fields
+    ifng_response = TumorModel.ifng_response
+    _draw_cancer_deaths = TumorModel._draw_cancer_deaths
+    _draw_debris_clearance = TumorModel._draw_debris_clearance
+    _draw_dividers = TumorModel._draw_dividers
+    division_probability_map = TumorModel.division_probability_map
+    burden_signal = TumorModel.burden_signal
+    _poisson = TumorModel._poisson
+    pdl1_map = TumorModel.pdl1_map
+    necrotic_map = TumorModel.necrotic_map
+    hypoxic_map = TumorModel.hypoxic_map
+    ctl_contacts = TumorModel.ctl_contacts
+    _census = TumorModel._census
+
+    def m2_map(self) -> np.ndarray:
+        """True where an M2 macrophage is: nowhere (the fast engine has no macrophages)."""
+        return self._no_m2
+
+    def administer(self, therapy: str, dose: float | None = None, *, scheduled: bool = False):
+        """``TumorModel.administer`` (anti-CSF-1R refused: no macrophages here)."""
+        if therapy == "anti_csf1r":
+            raise ValueError(
+                "therapy 'anti_csf1r': the fast engine does not model macrophages yet; use the "
+                "Mesa engine (TumorModel)")
+        TumorModel.administer(self, therapy, dose, scheduled=scheduled)
+
+    # --- construction ---------------------------------------------------------------------
+    def _alloc_immune(self, capacity: int) -> None:
+        old = getattr(self, "ix", None)
+        arrays = {
+            "ix": np.int64, "iy": np.int64, "ikind": np.int8, "antigen": np.int64,
+            "exhaustion": np.int64, "ikills": np.int64, "divisions": np.int64,
+            "engaged": np.bool_, "alive": np.bool_,
+        }
+        for name, dtype in arrays.items():
+            new = np.zeros(capacity, dtype=dtype)
+            if old is not None:
+                cur = getattr(self, name)
+                new[: cur.size] = cur
+            setattr(self, name, new)
+
+    def _reserve(self, extra: int) -> None:
+        """Room for ``extra`` more immune cells."""
+        need = int(self.n_immune[0]) + extra
+        if need > self.ix.size:
+            self._alloc_immune(max(need, 2 * self.ix.size))
+
+    def _seed_tumour(self) -> None:
+        """``TumorModel._seed_tumour``: a compact disc of ``initial_tumor_cells`` at the centre
+        (the CAR-target draws made for all cells at once)."""
+        p = self.p
+        xs, ys = np.indices((self.width, self.height))
+        dist = np.hypot(xs - (self.width - 1) / 2, ys - (self.height - 1) / 2)
+        order = np.argsort(dist, axis=None, kind="stable")[: p["initial_tumor_cells"]]
+        x, y = np.divmod(order, self.height)
+        founder = self.new_clone_id()
+        car = self.rng.random(order.size) >= p["initial_antigen_negative_fraction"]
+        t = self.tissue
+        antigens = (1 << p["founder_antigens"]) - 1
+        t.kind[x, y] = Kind.CANCER
+        t.antigens[x, y] = antigens
+        t.mhc[x, y] = p["founder_mhc"]
+        t.pdl1_base[x, y] = p["founder_pdl1"]
+        t.antigenicity[x, y] = p["founder_mhc"] * (
+            1.0 - (1.0 - p["antigen_visibility"]) ** bin(antigens).count("1"))
+        t.car_negative[x, y] = ~car
+        t.clone[x, y] = founder
+        if not car.all():
+            t.clone[x[~car], y[~car]] = self.new_clone_id()
+
+    # --- immune cells entering --------------------------------------------------------------
+    def entry_site(self) -> tuple[int, int] | None:
+        """``TumorModel.entry_site``: a free site at or next to a random vessel (or the domain
+        edge if there are none); None if none was found in 20 tries."""
+        kind = self.tissue.kind
+        rng = self.rng
+        for _ in range(20):
+            if self.vessels:
+                x, y = self.vessels[int(rng.integers(len(self.vessels)))]
+            else:
+                w, h = self.width - 1, self.height - 1
+                if rng.integers(2):
+                    x, y = (0, w)[int(rng.integers(2))], int(rng.integers(h + 1))
+                else:
+                    x, y = int(rng.integers(w + 1)), (0, h)[int(rng.integers(2))]
+            if kind[x, y] == Kind.EMPTY:
+                return x, y
+            free = [(x + dx, y + dy) for dx, dy in zip(K.DX.tolist(), K.DY.tolist(), strict=True)
+                    if 0 <= x + dx < self.width and 0 <= y + dy < self.height
+                    and kind[x + dx, y + dy] == Kind.EMPTY]
+            if free:
+                return free[int(rng.integers(len(free)))]
+        return None
+
+    def _add(self, site: tuple[int, int], kind: int, antigen: int = -1, divisions: int = 0) -> None:
+        self._reserve(1)
+        i = int(self.n_immune[0])
+        self.n_immune[0] += 1
+        x, y = site
+        self.ix[i], self.iy[i], self.ikind[i] = x, y, kind
+        self.antigen[i], self.divisions[i] = antigen, divisions
+        self.exhaustion[i] = self.ikills[i] = 0
+        self.engaged[i], self.alive[i] = False, True
+        self.tissue.kind[x, y] = kind
+        self.idx[x, y] = i
+
+    def _admit(self, n: int, kind: int, antigen=None) -> int:
+        """``TumorModel._admit``: up to ``n`` new cells at entry sites. ``antigen``: a function
+        giving a CTL's antigen (called once the site is found, as the Mesa engine makes the
+        cell after finding its site)."""
+        divisions = {Kind.TCELL: self.p["tcell_max_divisions"],
+                     Kind.CART: self.p["cart_max_divisions"]}.get(kind, 0)
+        for entered in range(n):
+            site = self.entry_site()
+            if site is None:
+                return entered
+            self._add(site, kind, antigen() if antigen else -1, divisions)
+        return n
+
+    def _recruit(self, kind: int, rate_at_saturation: float) -> int:
+        """``TumorModel._recruit``: Poisson recruitment at vessels, scaled by the burden."""
+        return self._admit(self._poisson(rate_at_saturation * self.burden_signal()), kind)
+
+    def _recruit_ctls(self) -> None:
+        """``TumorModel._recruit_ctls`` without the lymph node: CTLs primed against the antigens
+        the tumour shows now, then the vaccine-primed ones."""
+        rate = self.p["tcell_influx"] * self.mean_antigenicity * self.effects["priming"]
+        n = self._poisson(rate * self.burden_signal())
+        self._admit(n, Kind.TCELL, lambda: self._count(self._primed_antigen()))
+        for rate, antigens in self.effects["specific_influx"]:
+            self._admit(self._poisson(rate), Kind.TCELL,
+                        lambda a=antigens: self._count(a[int(self.rng.integers(len(a)))]))
+
+    def _count(self, antigen: int) -> int:
+        self.primed_by_antigen[antigen] += 1
+        return int(antigen)
+
+    def _primed_antigen(self) -> int:
+        """``TumorModel._primed_antigen``: in proportion to the cells carrying each antigen."""
+        counts = self.antigen_counts
+        total = int(counts.sum())
+        if total == 0:
+            return int(self.rng.integers(N_ANTIGENS))
+        return int(self.rng.choice(N_ANTIGENS, p=counts / total))
+
+    # --- therapy hooks (abm.agents.treatments) ----------------------------------------------
+    def deplete_tregs(self, kill: float) -> None:
+        """``TumorModel.deplete_tregs``: each Treg dies with probability ``kill``."""
+        n = int(self.n_immune[0])
+        tregs = np.flatnonzero(self.alive[:n] & (self.ikind[:n] == Kind.TREG))
+        dead = tregs[self.rng.random(tregs.size) < kill]
+        self.tissue.kind[self.ix[dead], self.iy[dead]] = Kind.EMPTY
+        self.idx[self.ix[dead], self.iy[dead]] = -1
+        self.alive[dead] = False
+
+    def infuse_cart(self, n: int) -> None:
+        """``TumorModel.infuse_cart``: up to ``n`` CAR-T cells at vessel entry sites."""
+        self._admit(n, Kind.CART)
+
+    # --- the hour -------------------------------------------------------------------------
+    def _seed_kernels(self) -> None:
+        K.seed(int(self.rng.integers(2**32)))
+
+    def step(self) -> None:
+        """One hour, in ``TumorModel.step``'s order."""
+        self._reset_effects()
+        for treatment in self.treatments.values():
+            treatment.step()
+        self._update_fields()
+        self._step_cancer_cells()
+        self._recruit_ctls()
+        self.treg_near = _neighbourhood(self.kind == Kind.TREG,
+                                        self.p["suppression_radius_sites"])
+        self._step_killers()
+        self._recruit(Kind.TREG, self.p["treg_influx"] * self.effects["treg_recruitment"])
+        self._recruit(Kind.MDSC, self.p["mdsc_influx"])
+        self._step_suppressors()
+        self._compact()
+        self._census()
+        self.datacollector.collect(self)
+        if self.n_cancer == 0:
+            self.running = False
+
+    def _step_cancer_cells(self) -> None:
+        """``TumorModel._step_cancer_cells``: deaths and debris clearance (the Mesa engine's
+        draws), then the dividers in random order (``kernels.divide_cancer``)."""
+        t = self.tissue
+        xs, ys, apoptotic = self._draw_cancer_deaths()
+        if xs.size:
+            for layer, none in zip(t._traits, t._none, strict=True):
+                layer[xs, ys] = none
+            t.kind[xs, ys] = Kind.EMPTY
+            t.kind[xs[~apoptotic], ys[~apoptotic]] = Kind.NECROTIC
+            n_apoptotic = int(apoptotic.sum())
+            self.apoptoses += n_apoptotic
+            self.necroses += int(xs.size) - n_apoptotic
+        xs, ys = self._draw_debris_clearance()
+        t.kind[xs, ys] = Kind.EMPTY
+        xs, ys = self._draw_dividers()
+        if not xs.size:
+            return
+        order = self.rng.permutation(xs.size)
+        weights = np.cumsum(np.asarray(self.mutation_weights, dtype=np.float64))
+        next_clone = np.array([self._next_clone], dtype=np.int64)
+        p = self.p
+        self._seed_kernels()
+        K.divide_cancer(xs[order].astype(np.int64), ys[order].astype(np.int64), t.kind,
+                        t.antigens, t.antigenicity, t.pdl1_base, t.mhc, t.pdl1_induced,
+                        t.car_negative, t.clone, p["mutation_rate"], weights,
+                        p["mhc_loss_factor"], p["pdl1_mutation_gain"], p["antigen_loss_rate"],
+                        p["antigen_visibility"], next_clone)
+        self._next_clone = int(next_clone[0])
+
+    def _killer_params(self) -> tuple[np.ndarray, np.ndarray]:
+        p = self.p
+        fp = np.array([
+            p["chemotaxis_bias"], p["tcell_infiltration"], p["pd1_inhibition"],
+            p["pdl1_induction"], self.pd1_occupancy, p["ifng_secretion"], p["tcell_kill_prob"],
+            p["treg_suppression"], p["mdsc_suppression"], p["tgfb_half_max"],
+            p["tcell_proliferation_prob"], p["tcell_lifespan_days"] * 24.0,
+            p["cart_lifespan_days"] * 24.0,
+        ], dtype=np.float64)
+        ip = np.array([p["tcell_speed"], p["tcell_exhausted_speed"], p["tcell_exhaustion_limit"],
+                       p["cart_exhaustion_limit"]], dtype=np.int64)
+        return fp, ip
+
+    def _order(self, kinds: tuple[int, int]) -> np.ndarray:
+        """The living cells of ``kinds`` in random order (Mesa's shuffled agent list)."""
+        n = int(self.n_immune[0])
+        kind = self.ikind[:n]
+        chosen = np.flatnonzero(self.alive[:n] & ((kind == kinds[0]) | (kind == kinds[1])))
+        return chosen[self.rng.permutation(chosen.size)]
+
+    def _step_killers(self) -> None:
+        """CTLs and CAR-T cells in random order (``kernels.step_killers``)."""
+        order = self._order(_KILLERS)
+        if not order.size:
+            return
+        self._reserve(order.size)  # at most one daughter each
+        fp, ip = self._killer_params()
+        t = self.tissue
+        self._seed_kernels()
+        self.kills += K.step_killers(
+            order, self.ix, self.iy, self.ikind, self.antigen, self.exhaustion, self.ikills,
+            self.divisions, self.engaged, self.alive, self.n_immune, t.kind, self.idx,
+            t.antigens, t.antigenicity, t.pdl1_base, t.mhc, t.pdl1_induced, t.car_negative,
+            t.clone, self.chemokine.data, self.tgfb.data, self.ifng_source, self.treg_near, fp, ip)
+
+    def _step_suppressors(self) -> None:
+        """Tregs and MDSCs in random order (``kernels.step_suppressors``)."""
+        order = self._order(_SUPPRESSORS)
+        if not order.size:
+            return
+        p = self.p
+        self._seed_kernels()
+        K.step_suppressors(order, self.ix, self.iy, self.ikind, self.alive, self.tissue.kind,
+                           self.idx, self.chemokine.data, p["chemotaxis_bias"],
+                           p["suppressor_speed"], p["treg_lifespan_days"] * 24.0,
+                           p["mdsc_lifespan_days"] * 24.0)
+
+    def _compact(self) -> None:
+        """Drop the dead immune cells from the arrays (slots are reused; order kept)."""
+        n = int(self.n_immune[0])
+        keep = np.flatnonzero(self.alive[:n])
+        if keep.size == n:
+            return
+        for name in ("ix", "iy", "ikind", "antigen", "exhaustion", "ikills", "divisions",
+                     "engaged", "alive"):
+            arr = getattr(self, name)
+            arr[: keep.size] = arr[keep]
+        self.alive[keep.size:n] = False
+        self.n_immune[0] = keep.size
+        self.idx[...] = -1
+        self.idx[self.ix[: keep.size], self.iy[: keep.size]] = np.arange(keep.size,
+                                                                       dtype=np.int32)
+
+    # --- observation ----------------------------------------------------------------------
+    def _census_killers(self) -> None:
+        """``TumorModel._census_killers`` on the arrays."""
+        n = int(self.n_immune[0])
+        alive, kind = self.alive[:n], self.ikind[:n]
+        killers = alive & np.isin(kind, _KILLERS)
+        self.n_engaged = int(self.engaged[:n][killers].sum())
+        limit = np.where(kind == Kind.CART, self.p["cart_exhaustion_limit"],
+                         self.p["tcell_exhaustion_limit"])
+        n_killers = int(killers.sum())
+        exhausted = int((killers & (self.exhaustion[:n] >= limit)).sum())
+        self.exhausted_fraction = exhausted / n_killers if n_killers else 0.0
+        self.progenitor_fraction = 0.0
+
+    def immune_cells(self) -> dict[str, np.ndarray]:
+        """The living immune cells as arrays (x, y, kind, antigen, exhaustion, kills,
+        divisions left, engaged this hour): the fast engine's view of its agents."""
+        n = int(self.n_immune[0])
+        alive = self.alive[:n]
+        return {"x": self.ix[:n][alive], "y": self.iy[:n][alive], "kind": self.ikind[:n][alive],
+                "antigen": self.antigen[:n][alive], "exhaustion": self.exhaustion[:n][alive],
+                "kills": self.ikills[:n][alive], "divisions": self.divisions[:n][alive],
+                "engaged": self.engaged[:n][alive]}
+
+
+FastTumorModel.__init__.__signature__ = _signature()

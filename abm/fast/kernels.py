@@ -1,0 +1,405 @@
+"""The per-agent rules of the fast engine: numba kernels over the engine's arrays.
+
+Each kernel follows one Mesa method one to one (named in its docstring): the same decisions, in
+the same order, with the same probabilities. The Mesa agents (``abm.agents``) stay the readable
+specification; a change there must be made here too (``tests/test_fast_engine.py`` compares the
+two engines as distributions).
+
+Layout (structure of arrays, ``abm.fast.engine``):
+
+- per site: ``kind`` (``abm.agents.Kind``), ``idx`` (index of the immune cell there, -1 if none)
+  and the cancer-trait layers of ``abm.tissue.Tissue`` (``antigens``, ``antigenicity``,
+  ``pdl1_base``, ``mhc``, ``pdl1_induced``, ``car_negative``, ``clone``);
+- per immune cell ``i``: ``ix[i], iy[i]`` (site), ``ikind[i]`` (``Kind``), ``antigen[i]``
+  (bit index; -1 for CAR-T and suppressors), ``exhaustion[i]``, ``kills[i]``,
+  ``divisions[i]`` (divisions left), ``engaged[i]``, ``alive[i]``. ``n[0]`` is the number of
+  slots in use; new cells go to slot ``n[0]``.
+
+Randomness: each kernel seeds numba's generator from a seed the engine draws from its numpy
+``Generator`` (``model.rng``) just before the call, so a run is a function of its seed.
+
+Neighbours are visited in Mesa's order for ``OrthogonalMooreGrid`` (the offsets below), so
+"the first neighbour with the most chemokine" is the same site as ``max(free, key=...)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# Kind values (abm.agents.base.Kind), as plain ints for the kernels
+EMPTY, CANCER, TCELL, CART, TREG, MDSC, NECROTIC = 0, 1, 2, 3, 4, 5, 6
+
+# Mesa's neighbour order for OrthogonalMooreGrid (mesa.discrete_space.grid)
+DX = np.array([-1, -1, -1, 0, 0, 1, 1, 1], dtype=np.int64)
+DY = np.array([-1, 0, 1, -1, 1, -1, 0, 1], dtype=np.int64)
+
+# indices into the float parameter vector of step_killers (see engine._killer_params)
+(F_BIAS, F_INFILTRATION, F_PD1_INHIBITION, F_PDL1_INDUCTION, F_PD1_OCCUPANCY, F_IFNG_SECRETION,
+ F_KILL_PROB, F_TREG_SUPPRESSION, F_MDSC_SUPPRESSION, F_TGFB_HALF_MAX, F_PROLIFERATION_PROB,
+ F_TCELL_LIFESPAN_H, F_CART_LIFESPAN_H) = range(13)
+# indices into the int parameter vector
+I_SPEED, I_EXHAUSTED_SPEED, I_TCELL_EXHAUSTION_LIMIT, I_CART_EXHAUSTION_LIMIT = range(4)
+
+
+@njit(cache=True)
+def seed(value):
+    """Seed numba's generator (used by every kernel)."""
+    np.random.seed(value)
+
+
+@njit(cache=True)
+def _free_neighbours(kind, x, y, fx, fy):
+    """Empty sites of the Moore neighbourhood, in Mesa's order, into ``fx``/``fy``; their number
+    (``abm.compat.free_neighbours``)."""
+    w, h = kind.shape
+    n = 0
+    for k in range(8):
+        nx = x + DX[k]
+        ny = y + DY[k]
+        if 0 <= nx < w and 0 <= ny < h and kind[nx, ny] == EMPTY:
+            fx[n] = nx
+            fy[n] = ny
+            n += 1
+    return n
+
+
+@njit(cache=True)
+def _antigenicity(antigens, mhc, visibility):
+    """``CancerCell.antigenicity``: MHC-I x (1 - (1 - v)^number of antigens)."""
+    bits = 0
+    a = int(antigens)
+    while a:
+        bits += a & 1
+        a >>= 1
+    return mhc * (1.0 - (1.0 - visibility) ** bits)
+
+
+@njit(cache=True)
+def _clear_cancer(x, y, kind, antigens, antigenicity, pdl1_base, mhc, pdl1_induced, car_negative,
+                  clone):
+    """A cancer cell leaves its site (``Tissue.remove``): the layers get their empty values."""
+    kind[x, y] = EMPTY
+    antigens[x, y] = 0
+    antigenicity[x, y] = 0.0
+    pdl1_base[x, y] = 0.0
+    mhc[x, y] = 0.0
+    pdl1_induced[x, y] = 0.0
+    car_negative[x, y] = False
+    clone[x, y] = -1
+
+
+@njit(cache=True)
+def divide_cancer(xs, ys, kind, antigens, antigenicity, pdl1_base, mhc, pdl1_induced,
+                  car_negative, clone, mutation_rate, cum_weights, mhc_loss_factor,
+                  pdl1_mutation_gain, antigen_loss_rate, visibility, next_clone):
+    """The dividers, in the given (random) order: ``CancerCell.divide_if_room``, ``divide`` and
+    ``mutate``. Each divides into a random neighbour still free at its turn; the daughter
+    inherits the traits and the IFN-gamma-induced PD-L1 state, and may mutate (one of
+    ``MUTATIONS`` with ``mutation_rate``, chosen by ``cum_weights`` as ``random.choices``
+    does; the CAR target lost with ``antigen_loss_rate``), each change making a new clone
+    (``next_clone[0]``). Returns the number of daughters."""
+    fx = np.empty(8, dtype=np.int64)
+    fy = np.empty(8, dtype=np.int64)
+    total = cum_weights[-1]
+    born = 0
+    for i in range(xs.shape[0]):
+        x = xs[i]
+        y = ys[i]
+        nfree = _free_neighbours(kind, x, y, fx, fy)
+        if nfree == 0:
+            continue
+        j = np.random.randint(0, nfree)
+        nx = fx[j]
+        ny = fy[j]
+        a = int(antigens[x, y])
+        m = float(mhc[x, y])
+        pb = float(pdl1_base[x, y])
+        car = not car_negative[x, y]
+        cl = clone[x, y]
+        changed = False
+        if np.random.random() < mutation_rate:
+            u = np.random.random() * total
+            which = 0
+            while which < 3 and cum_weights[which] <= u:  # bisect_right, as random.choices
+                which += 1
+            if which == 0:  # lose_antigen
+                if a:
+                    carried = 0
+                    for b in range(8):
+                        carried += (a >> b) & 1
+                    pick = np.random.randint(0, carried)
+                    for b in range(8):
+                        if (a >> b) & 1:
+                            if pick == 0:
+                                a &= ~(1 << b)
+                                break
+                            pick -= 1
+            elif which == 1:  # gain_antigen
+                if a != 255:
+                    absent = 0
+                    for b in range(8):
+                        absent += 1 - ((a >> b) & 1)
+                    pick = np.random.randint(0, absent)
+                    for b in range(8):
+                        if not (a >> b) & 1:
+                            if pick == 0:
+                                a |= 1 << b
+                                break
+                            pick -= 1
+            elif which == 2:  # lower_mhc
+                m *= mhc_loss_factor
+            else:  # raise_pdl1
+                pb = min(1.0, pb + pdl1_mutation_gain)
+            changed = True
+        if car and np.random.random() < antigen_loss_rate:
+            car = False
+            changed = True
+        if changed:
+            cl = next_clone[0]
+            next_clone[0] += 1
+        kind[nx, ny] = CANCER
+        antigens[nx, ny] = a
+        mhc[nx, ny] = m
+        pdl1_base[nx, ny] = pb
+        car_negative[nx, ny] = not car
+        clone[nx, ny] = cl
+        antigenicity[nx, ny] = _antigenicity(a, m, visibility)
+        pdl1_induced[nx, ny] = pdl1_induced[x, y]
+        born += 1
+    return born
+
+
+@njit(cache=True)
+def _next_site(i, ix, iy, kind, chemokine, bias, fx, fy):
+    """``ImmuneCell.next_site``: with probability ``bias`` the free neighbour with the most
+    chemokine if that is more than here, else a random free neighbour; -1 if none is free.
+    Returns the index into ``fx``/``fy``."""
+    x = ix[i]
+    y = iy[i]
+    nfree = _free_neighbours(kind, x, y, fx, fy)
+    if nfree == 0:
+        return -1
+    if np.random.random() < bias:
+        best = 0
+        for k in range(1, nfree):
+            if chemokine[fx[k], fy[k]] > chemokine[fx[best], fy[best]]:
+                best = k
+        if chemokine[fx[best], fy[best]] > chemokine[x, y]:
+            return best
+    return np.random.randint(0, nfree)
+
+
+@njit(cache=True)
+def _move(i, nx, ny, ix, iy, ikind, kind, idx):
+    """``Tissue.move`` of immune cell ``i`` to the empty site (nx, ny)."""
+    kind[ix[i], iy[i]] = EMPTY
+    idx[ix[i], iy[i]] = -1
+    kind[nx, ny] = ikind[i]
+    idx[nx, ny] = i
+    ix[i] = nx
+    iy[i] = ny
+
+
+@njit(cache=True)
+def _die(i, ix, iy, kind, idx, alive):
+    """``TissueCell.die`` of immune cell ``i``."""
+    kind[ix[i], iy[i]] = EMPTY
+    idx[ix[i], iy[i]] = -1
+    alive[i] = False
+
+
+@njit(cache=True)
+def _migrate(i, moves, ix, iy, ikind, kind, idx, chemokine, bias, fx, fy):
+    """``ImmuneCell.migrate``: up to ``moves`` moves, stopping when boxed in."""
+    for _ in range(moves):
+        k = _next_site(i, ix, iy, kind, chemokine, bias, fx, fy)
+        if k < 0:
+            return
+        _move(i, fx[k], fy[k], ix, iy, ikind, kind, idx)
+
+
+@njit(cache=True)
+def _find_target(i, ix, iy, ikind, antigen, kind, antigens, mhc, car_negative, tx, ty):
+    """``TCell.find_target`` / ``CARTCell.recognises``: a random neighbouring cancer cell it
+    recognises (a CTL: carries its antigen, seen with probability MHC-I; a CAR-T cell: carries
+    the CAR target), as a flat index x * height + y, or -1."""
+    w, h = kind.shape
+    x = ix[i]
+    y = iy[i]
+    n = 0
+    car = ikind[i] == CART
+    for k in range(8):
+        nx = x + DX[k]
+        ny = y + DY[k]
+        if 0 <= nx < w and 0 <= ny < h and kind[nx, ny] == CANCER:
+            if car:
+                seen = not car_negative[nx, ny]
+            else:
+                seen = ((int(antigens[nx, ny]) >> antigen[i]) & 1) == 1 \
+                    and np.random.random() < mhc[nx, ny]
+            if seen:
+                tx[n] = nx
+                ty[n] = ny
+                n += 1
+    if n == 0:
+        return -1
+    j = np.random.randint(0, n)
+    return tx[j] * h + ty[j]
+
+
+@njit(cache=True)
+def _advance(i, ix, iy, ikind, kind, idx, chemokine, bias, infiltration, antigens, antigenicity,
+             pdl1_base, mhc, pdl1_induced, car_negative, clone, fx, fy):
+    """``ImmuneCell.advance``: one move; if boxed in, squeeze past a neighbouring cancer cell
+    with probability ``infiltration`` (``Tissue.swap``: the cells exchange sites, the cancer
+    cell's traits go with it). False if the cell cannot move."""
+    k = _next_site(i, ix, iy, kind, chemokine, bias, fx, fy)
+    if k >= 0:
+        _move(i, fx[k], fy[k], ix, iy, ikind, kind, idx)
+        return True
+    if np.random.random() < infiltration:
+        w, h = kind.shape
+        x = ix[i]
+        y = iy[i]
+        n = 0
+        for d in range(8):
+            nx = x + DX[d]
+            ny = y + DY[d]
+            if 0 <= nx < w and 0 <= ny < h and kind[nx, ny] == CANCER:
+                fx[n] = nx
+                fy[n] = ny
+                n += 1
+        if n > 0:
+            j = np.random.randint(0, n)
+            bx = fx[j]
+            by = fy[j]
+            kind[x, y] = CANCER
+            antigens[x, y] = antigens[bx, by]
+            antigenicity[x, y] = antigenicity[bx, by]
+            pdl1_base[x, y] = pdl1_base[bx, by]
+            mhc[x, y] = mhc[bx, by]
+            pdl1_induced[x, y] = pdl1_induced[bx, by]
+            car_negative[x, y] = car_negative[bx, by]
+            clone[x, y] = clone[bx, by]
+            idx[x, y] = -1
+            antigens[bx, by] = 0
+            antigenicity[bx, by] = 0.0
+            pdl1_base[bx, by] = 0.0
+            mhc[bx, by] = 0.0
+            pdl1_induced[bx, by] = 0.0
+            car_negative[bx, by] = False
+            clone[bx, by] = -1
+            kind[bx, by] = ikind[i]
+            idx[bx, by] = i
+            ix[i] = bx
+            iy[i] = by
+            return True
+    return False
+
+
+@njit(cache=True)
+def step_killers(order, ix, iy, ikind, antigen, exhaustion, kills, divisions, engaged, alive, n,
+                 kind, idx, antigens, antigenicity, pdl1_base, mhc, pdl1_induced, car_negative,
+                 clone, chemokine, tgfb, ifng_source, treg_near, fp, ip):
+    """CTLs and CAR-T cells in the given (random) order: ``TCell.step`` (``CARTCell`` inherits
+    it), with ``ImmuneCell.outlived``, ``migrate`` and ``hunt``, and ``TCell.find_target``,
+    ``attack``, ``pd1_block``, ``kill_probability``, ``proliferate`` and ``daughter``.
+    Daughters are new slots from ``n[0]`` (the caller leaves room for one per cell); they do
+    not act this hour (Mesa steps the cells that were there when the hour's order was drawn).
+    Returns the number of kills."""
+    fx = np.empty(8, dtype=np.int64)
+    fy = np.empty(8, dtype=np.int64)
+    tx = np.empty(8, dtype=np.int64)
+    ty = np.empty(8, dtype=np.int64)
+    h = kind.shape[1]
+    bias = fp[F_BIAS]
+    total_kills = 0
+    for oi in range(order.shape[0]):
+        i = order[oi]
+        engaged[i] = False
+        car = ikind[i] == CART
+        lifespan = fp[F_CART_LIFESPAN_H] if car else fp[F_TCELL_LIFESPAN_H]
+        if np.random.random() < 1.0 / lifespan:  # outlived
+            _die(i, ix, iy, kind, idx, alive)
+            continue
+        limit = ip[I_CART_EXHAUSTION_LIMIT] if car else ip[I_TCELL_EXHAUSTION_LIMIT]
+        if exhaustion[i] >= limit:  # exhausted: linger, barely motile
+            _migrate(i, ip[I_EXHAUSTED_SPEED], ix, iy, ikind, kind, idx, chemokine, bias, fx, fy)
+            continue
+        # hunt
+        target = _find_target(i, ix, iy, ikind, antigen, kind, antigens, mhc, car_negative, tx,
+                              ty)
+        moves = 0
+        while target < 0 and moves < ip[I_SPEED]:
+            if not _advance(i, ix, iy, ikind, kind, idx, chemokine, bias, fp[F_INFILTRATION],
+                            antigens, antigenicity, pdl1_base, mhc, pdl1_induced, car_negative,
+                            clone, fx, fy):
+                break
+            moves += 1
+            target = _find_target(i, ix, iy, ikind, antigen, kind, antigens, mhc, car_negative,
+                                  tx, ty)
+        if target < 0:
+            continue
+        # attack
+        tgx = target // h
+        tgy = target % h
+        x = ix[i]
+        y = iy[i]
+        engaged[i] = True
+        ifng_source[x, y] += fp[F_IFNG_SECRETION]
+        pdl1 = min(1.0, pdl1_base[tgx, tgy] + fp[F_PDL1_INDUCTION] * pdl1_induced[tgx, tgy])
+        block = fp[F_PD1_INHIBITION] * pdl1 * (1.0 - fp[F_PD1_OCCUPANCY])
+        if np.random.random() < block:
+            exhaustion[i] += 1
+            continue
+        prob = fp[F_KILL_PROB]
+        if treg_near[x, y]:
+            prob *= 1.0 - fp[F_TREG_SUPPRESSION]
+        c = tgfb[x, y]
+        prob *= 1.0 - fp[F_MDSC_SUPPRESSION] * (c / (c + fp[F_TGFB_HALF_MAX]))
+        if np.random.random() < prob:
+            _clear_cancer(tgx, tgy, kind, antigens, antigenicity, pdl1_base, mhc, pdl1_induced,
+                          car_negative, clone)
+            total_kills += 1
+            kills[i] += 1
+            exhaustion[i] += 1
+            # proliferate
+            if divisions[i] <= 0 or treg_near[x, y]:
+                continue
+            if np.random.random() >= fp[F_PROLIFERATION_PROB]:
+                continue
+            nfree = _free_neighbours(kind, x, y, fx, fy)
+            if nfree:
+                divisions[i] -= 1
+                j = np.random.randint(0, nfree)
+                c_i = n[0]
+                n[0] += 1
+                ix[c_i] = fx[j]
+                iy[c_i] = fy[j]
+                ikind[c_i] = ikind[i]
+                antigen[c_i] = antigen[i]
+                exhaustion[c_i] = 0
+                kills[c_i] = 0
+                divisions[c_i] = divisions[i]
+                engaged[c_i] = False
+                alive[c_i] = True
+                kind[fx[j], fy[j]] = ikind[i]
+                idx[fx[j], fy[j]] = c_i
+    return total_kills
+
+
+@njit(cache=True)
+def step_suppressors(order, ix, iy, ikind, alive, kind, idx, chemokine, bias, speed,
+                     treg_lifespan_h, mdsc_lifespan_h):
+    """Tregs and MDSCs in the given (random) order: ``Suppressor.step`` (die with the
+    lifespan, else ``migrate`` ``suppressor_speed`` moves)."""
+    fx = np.empty(8, dtype=np.int64)
+    fy = np.empty(8, dtype=np.int64)
+    for oi in range(order.shape[0]):
+        i = order[oi]
+        lifespan = treg_lifespan_h if ikind[i] == TREG else mdsc_lifespan_h
+        if np.random.random() < 1.0 / lifespan:
+            _die(i, ix, iy, kind, idx, alive)
+            continue
+        _migrate(i, speed, ix, iy, ikind, kind, idx, chemokine, bias, fx, fy)

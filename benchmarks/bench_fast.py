@@ -1,0 +1,222 @@
+"""The fast engine against the Mesa engine, in one run on one machine (numbers go into
+docs/performance.md and docs/engines.md).
+
+1. First-run compile time of the numba kernels (a fresh on-disk cache in a temporary
+   directory), and the load time with the cache warm: each in its own process.
+2. 100x100 `escape` for 30 days (720 steps), both engines, the same seeds: CPU time per run,
+   and where the fast engine's time goes (fields, kernels, the rest).
+3. The agent-heavy case of ``bench_model.py`` (200x200, 20,000-cell founder, raised influx):
+   steps per second over the first 5 days, both engines.
+4. Per agent actually stepped: agents whose own rule ran that hour (dividing cancer cells, CTLs,
+   CAR-T cells, Tregs, MDSCs), counted in a separate untimed run of each engine; CPU time per
+   agent-step for the whole step, and for the fast engine's kernels alone.
+5. A 1000x1000 FastTumorModel with 300,000 cancer cells: construction time, memory (peak
+   traced Python/numpy allocations) and the CPU time of a few steps.
+
+Run:
+    .venv/bin/python benchmarks/bench_fast.py [--seeds 3] [--skip-large]
+
+Each measurement runs in this process (one core) except the compile times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPILE = """
+import time
+start = time.perf_counter()
+from abm import FastTumorModel
+m = FastTumorModel.from_scenario("cart", rng=0, width=30, height=30)
+m.administer("cart")
+for _ in range(3):
+    m.step()
+print(time.perf_counter() - start)
+"""
+
+
+def compile_times() -> dict:
+    """Seconds to import, build and step a small model: cold cache (compiles), warm cache."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache, "PYTHONPATH": str(ROOT)}
+        out = {}
+        for label in ("cold_cache_s", "warm_cache_s"):
+            done = subprocess.run([sys.executable, "-c", COMPILE], env=env, capture_output=True,
+                                  text=True, check=True)
+            out[label] = float(done.stdout.strip().splitlines()[-1])
+    return out
+
+
+def run_escape(engine: str, seed: int, days: int = 30) -> tuple[float, object]:
+    from abm.run import model_class
+
+    start = time.process_time()
+    model = model_class(engine).from_scenario("escape", rng=seed)
+    for _ in range(days * 24):
+        model.step()
+    return time.process_time() - start, model
+
+
+def count_agent_steps(engine: str, seed: int, days: int = 30) -> int:
+    """Agents whose own rule ran, summed over the hours (an instrumented, untimed run)."""
+    count = [0]
+    if engine == "mesa":
+        from abm.agents.cancer import CancerCell
+        from abm.agents.suppressors import Suppressor
+        from abm.agents.tcell import TCell
+
+        originals = {cls: cls.__dict__[name] for cls, name in
+                     ((CancerCell, "divide_if_room"), (TCell, "step"), (Suppressor, "step"))}
+
+        def counted(fn):
+            def wrapper(self, *a, **k):
+                count[0] += 1
+                return fn(self, *a, **k)
+            return wrapper
+
+        CancerCell.divide_if_room = counted(originals[CancerCell])
+        TCell.step = counted(originals[TCell])
+        Suppressor.step = counted(originals[Suppressor])
+        try:
+            run_escape("mesa", seed, days)
+        finally:
+            CancerCell.divide_if_room = originals[CancerCell]
+            TCell.step = originals[TCell]
+            Suppressor.step = originals[Suppressor]
+    else:
+        from abm.fast import kernels as K
+
+        originals = {name: getattr(K, name)
+                     for name in ("divide_cancer", "step_killers", "step_suppressors")}
+
+        def counted(fn):
+            def wrapper(order, *a, **k):
+                count[0] += len(order)
+                return fn(order, *a, **k)
+            return wrapper
+
+        for name, fn in originals.items():
+            setattr(K, name, counted(fn))
+        try:
+            run_escape("fast", seed, days)
+        finally:
+            for name, fn in originals.items():
+                setattr(K, name, fn)
+    return count[0]
+
+
+def fast_breakdown(seed: int, days: int = 30) -> dict:
+    """CPU seconds of the fast engine's run spent in the field updates, the kernels, and the
+    rest (the vectorised draws, census, recruitment, data collection)."""
+    from abm.fast import FastTumorModel
+    from abm.fast import kernels as K
+
+    spent = {"fields": 0.0, "kernels": 0.0}
+
+    def timed(fn, key):
+        def wrapper(*a, **k):
+            start = time.process_time()
+            try:
+                return fn(*a, **k)
+            finally:
+                spent[key] += time.process_time() - start
+        return wrapper
+
+    kernels = {name: getattr(K, name)
+               for name in ("divide_cancer", "step_killers", "step_suppressors")}
+    fields = FastTumorModel._update_fields
+    for name, fn in kernels.items():
+        setattr(K, name, timed(fn, "kernels"))
+    FastTumorModel._update_fields = timed(fields, "fields")
+    try:
+        total, _ = run_escape("fast", seed, days)
+    finally:
+        for name, fn in kernels.items():
+            setattr(K, name, fn)
+        FastTumorModel._update_fields = fields
+    return {"total_s": total, **{f"{k}_s": v for k, v in spent.items()},
+            "rest_s": total - sum(spent.values())}
+
+
+def crowded(engine: str, days: int = 5) -> dict:
+    """``bench_model.py``'s agent-heavy case: 200x200, a 20,000-cell founder, raised influx
+    (thousands of immune cells by day 5); CPU steps per second over the first ``days``."""
+    from abm.run import model_class
+
+    model = model_class(engine)(rng=1, width=200, height=200, initial_tumor_cells=20_000,
+                                tcell_influx=5.0, treg_influx=0.5, mdsc_influx=0.5)
+    start = time.process_time()
+    for _ in range(days * 24):
+        model.step()
+    cpu = time.process_time() - start
+    return {"steps_per_s": days * 24 / cpu, "cancer": model.n_cancer,
+            "immune": model.n_tcells + model.n_cart + model.n_tregs + model.n_mdscs}
+
+
+def large(steps: int = 5) -> dict:
+    from abm.fast import FastTumorModel
+
+    tracemalloc.start()
+    start, cpu = time.perf_counter(), time.process_time()
+    model = FastTumorModel(rng=1, width=1000, height=1000, initial_tumor_cells=300_000)
+    build = {"construction_wall_s": time.perf_counter() - start,
+             "construction_cpu_s": time.process_time() - cpu}
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    per_step = []
+    for _ in range(steps):
+        t = time.process_time()
+        model.step()
+        per_step.append(time.process_time() - t)
+    return {**build, "construction_peak_traced_mb": peak / 2**20,
+            "steps_per_s": len(per_step) / sum(per_step), "cancer": model.n_cancer,
+            "immune": int(model.n_immune[0])}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--skip-large", action="store_true")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    out: dict = {"compile": compile_times()}
+    print(json.dumps(out["compile"]), flush=True)
+    run_escape("fast", 0, 1)  # load the cached kernels before timing
+    times: dict[str, list[float]] = {"mesa": [], "fast": []}
+    for seed in range(args.seeds):  # alternate, so machine load affects both alike
+        for engine in ("mesa", "fast"):
+            times[engine].append(run_escape(engine, seed)[0])
+    out["escape_100x100_30d_cpu_s"] = times
+    mesa, fast = (sum(times[e]) / len(times[e]) for e in ("mesa", "fast"))
+    out["speedup"] = mesa / fast
+    print(json.dumps({"escape": times, "speedup": out["speedup"]}), flush=True)
+    out["fast_breakdown"] = fast_breakdown(0)
+    print(json.dumps(out["fast_breakdown"]), flush=True)
+    steps = {e: count_agent_steps(e, 0) for e in ("mesa", "fast")}
+    out["agent_steps_seed0"] = steps
+    out["us_per_agent_step"] = {
+        "mesa_whole_step": 1e6 * times["mesa"][0] / steps["mesa"],
+        "fast_whole_step": 1e6 * times["fast"][0] / steps["fast"],
+        "fast_kernels_only": 1e6 * out["fast_breakdown"]["kernels_s"] / steps["fast"],
+    }
+    print(json.dumps({"agent_steps": steps, "us": out["us_per_agent_step"]}), flush=True)
+    out["crowded_200x200_5d"] = {e: crowded(e) for e in ("mesa", "fast")}
+    print(json.dumps(out["crowded_200x200_5d"]), flush=True)
+    if not args.skip_large:
+        out["large_1000x1000"] = large()
+        print(json.dumps(out["large_1000x1000"]), flush=True)
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""The Mesa engine's side of the engine-equivalence test (``tests/test_fast_engine.py``).
+
+For every named scenario the fast engine supports, ``SEEDS`` runs of the Mesa engine
+(``TumorModel``) on a ``SIZE`` x ``SIZE`` grid for ``DAYS`` days, stopped when the tumour is
+cleared (as ``abm.run.simulate``), summarised by ``abm.analysis.outcomes.summarise``: the outcome
+class, final burden, kills and mean antigenicity of each seed. Computing them takes a few
+minutes, so they are stored in ``tests/fast_reference.json``; the test runs the fast engine on
+the same scenarios and seeds and compares the two samples.
+
+When the Mesa engine's results change (a rule, a default, a scenario), regenerate the file:
+
+    .venv/bin/python tests/fast_reference.py
+
+``tests/test_fast_engine.py`` fails while the file is stale: it reruns the Mesa engine for the
+first seed of every scenario and requires the stored numbers.
+
+The file also records, for each scenario and metric, the power of the comparison: the smallest
+shift of the fast engine's values, relative to the Mesa median, that the test would detect
+80% of the time (resampling the Mesa values themselves; see ``detectable_shift``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from abm.analysis.outcomes import summarise
+from abm.params import resolve
+from abm.scenarios import SCENARIOS
+
+PATH = Path(__file__).with_name("fast_reference.json")
+SIZE = 50  # sites per side: small enough that 20 seeds x 13 scenarios run in about a minute
+DAYS = 10
+SEEDS = 20
+METRICS = ("final_burden", "total_kills", "final_mean_antigenicity")
+# the level of each two-sample test: 0.05 shared (Bonferroni) among the scenario's tests
+# (3 metrics and the outcome classes) and the scenarios
+TESTS_PER_SCENARIO = len(METRICS) + 1
+
+
+def supported_scenarios() -> list[str]:
+    """The named scenarios the fast engine runs (the others need phase-2 features)."""
+    from abm.fast import unsupported
+
+    return [name for name in SCENARIOS if unsupported(resolve(name, {})) is None]
+
+
+def unsupported_scenarios() -> dict[str, str]:
+    """The named scenarios the fast engine refuses, with why."""
+    from abm.fast import unsupported
+
+    out = {}
+    for name in SCENARIOS:
+        reason = unsupported(resolve(name, {}))
+        if reason is not None:
+            out[name] = reason.split(":")[0]
+    return out
+
+
+def run(engine: str, scenario: str, seed: int, size: int = SIZE, days: int = DAYS) -> dict:
+    """One run's summary (``summarise``) with the ``engine`` (``"mesa"`` or ``"fast"``)."""
+    from abm.run import simulate
+
+    params = resolve(scenario, {"rng": seed, "width": size, "height": size})
+    df, _ = simulate(params, days * 24, engine=engine)
+    row = summarise(df, sites=size * size)
+    return {"outcome": row["outcome"], **{m: row[m] for m in METRICS}}
+
+
+def detectable_shift(values: list[float], alpha: float, power: float = 0.8,
+                     draws: int = 200) -> float | None:
+    """The smallest relative shift (of the median) of a second sample of the same size that a
+    two-sided Mann-Whitney test at ``alpha`` detects with probability ``power``: both samples
+    are resampled from ``values`` and the second is multiplied by (1 + shift). None when the
+    values are all 0 (a scenario cleared in every run: nothing to shift)."""
+    from scipy.stats import mannwhitneyu
+
+    x = np.asarray(values, dtype=float)
+    if not np.any(x):
+        return None
+    rng = np.random.default_rng(0)
+    for shift in np.arange(0.05, 2.01, 0.05):
+        hits = 0
+        for _ in range(draws):
+            a = rng.choice(x, x.size)
+            b = rng.choice(x, x.size) * (1.0 + shift)
+            if np.ptp(np.concatenate([a, b])) == 0:
+                continue
+            hits += mannwhitneyu(a, b, alternative="two-sided").pvalue < alpha
+        if hits >= power * draws:
+            return round(float(shift), 2)
+    return None
+
+
+def compute() -> dict:
+    scenarios = supported_scenarios()
+    alpha = 0.05 / (TESTS_PER_SCENARIO * len(scenarios))
+    out: dict = {"size": SIZE, "days": DAYS, "seeds": SEEDS, "alpha_per_test": alpha,
+                 "unsupported": unsupported_scenarios(), "scenarios": {}}
+    for name in scenarios:
+        start = time.process_time()
+        runs = [run("mesa", name, seed) for seed in range(SEEDS)]
+        out["scenarios"][name] = {
+            "outcome": [r["outcome"] for r in runs],
+            **{m: [r[m] for r in runs] for m in METRICS},
+            "detectable_shift": {m: detectable_shift([r[m] for r in runs], alpha)
+                                 for m in METRICS},
+        }
+        print(f"{name}: {time.process_time() - start:.1f} s CPU", file=sys.stderr)
+    return out
+
+
+def main() -> int:
+    data = compute()
+    PATH.write_text(json.dumps(data, indent=1) + "\n")
+    print(f"wrote {PATH}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

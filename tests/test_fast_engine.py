@@ -1,0 +1,393 @@
+"""The fast engine (``abm.fast.FastTumorModel``) against the Mesa engine (``TumorModel``).
+
+- Kernels against the Mesa rules on hand-made situations (a kill, contact inhibition,
+  chemotaxis, squeezing past cancer cells, Treg depletion, CAR-T infusion).
+- The same surface: constructor errors identical to ``TumorModel``'s (the same validation
+  code), the same reporter columns, settings the fast engine does not model refused by name.
+- Same seed, same run.
+- Equivalence (``test_equivalent_to_mesa``, slow): for every named scenario the fast engine
+  supports, 20 seeds of each engine on a 50 x 50 grid for 10 days (the Mesa side precomputed in
+  ``tests/fast_reference.json`` by ``tests/fast_reference.py``). Per scenario, the outcome
+  classes (a permutation chi-square test) and the final burden, kills and mean antigenicity
+  (two-sided Mann-Whitney U tests) must not differ at the level ``alpha_per_test`` = 0.05 /
+  (4 tests x the number of scenarios), a Bonferroni share of 0.05 for the whole suite: the
+  suite fails by chance on at most 5% of seed sets when the engines are equivalent. Its power
+  is in the reference file (``detectable_shift``: the shift of a metric's median, relative to
+  the Mesa median, detected 80% of the time at that level with 20 seeds per engine; e.g. about
+  15-20% for the final burden of the growing tumours, more for the noisy kill counts of the
+  scenarios that clear). docs/engines.md lists them.
+"""
+
+from __future__ import annotations
+
+import json
+
+import fast_reference as ref
+import numpy as np
+import pytest
+
+from abm import FastTumorModel, TumorModel
+from abm.agents import Kind
+from abm.fast import kernels as K
+from abm.model import REPORTERS
+
+SMALL = {"width": 15, "height": 15, "initial_tumor_cells": 1, "vessel_density": 0.0,
+         "tcell_influx": 0.0, "treg_influx": 0.0, "mdsc_influx": 0.0}
+
+
+def _killer(model: FastTumorModel, site, kind=Kind.TCELL, antigen=0, divisions=5):
+    model._add(site, int(kind), antigen, divisions)
+    return int(model.n_immune[0]) - 1
+
+
+# --- kernels against the Mesa rules ------------------------------------------------------
+def test_ctl_next_to_a_cancer_cell_kills_it_with_kill_probability_1():
+    """``TCell.attack``: no PD-1 block, kill probability 1, no suppression: the neighbouring
+    cancer cell it recognises dies, the kill is counted and pushes exhaustion up."""
+    params = dict(SMALL, tcell_kill_prob=1.0, pd1_inhibition=0.0, mdsc_suppression=0.0,
+                  tcell_lifespan_days=365, tcell_proliferation_prob=0.0)
+    for seed in range(5):
+        model = FastTumorModel(rng=seed, **params)
+        (cx,), (cy,) = np.nonzero(model.kind == Kind.CANCER)
+        i = _killer(model, (cx + 1, cy))
+        model._step_killers()
+        assert model.kind[cx, cy] == Kind.EMPTY and model.clone[cx, cy] == -1
+        assert model.kills == 1 and model.ikills[i] == 1 and model.exhaustion[i] == 1
+        assert model.engaged[i]
+        assert model.ifng_source[cx + 1, cy] == params.get("ifng_secretion", 5.0)
+
+
+def test_ctl_ignores_a_cell_without_its_antigen_and_car_t_ignores_target_negative():
+    params = dict(SMALL, tcell_kill_prob=1.0, pd1_inhibition=0.0, tcell_speed=0,
+                  tcell_lifespan_days=365, cart_lifespan_days=365,
+                  initial_antigen_negative_fraction=1.0)
+    model = FastTumorModel(rng=1, **params)
+    (cx,), (cy,) = np.nonzero(model.kind == Kind.CANCER)
+    _killer(model, (cx + 1, cy), antigen=5)  # the founder carries antigens 0-2
+    _killer(model, (cx - 1, cy), kind=Kind.CART, antigen=-1)
+    model._step_killers()
+    assert model.kind[cx, cy] == Kind.CANCER and model.kills == 0
+
+
+def test_pd1_block_with_full_pdl1_counts_toward_exhaustion():
+    """``TCell.attack``: PD-L1 1 and ``pd1_inhibition`` 1: every attempt is blocked."""
+    params = dict(SMALL, founder_pdl1=1.0, pd1_inhibition=1.0, tcell_kill_prob=1.0,
+                  tcell_speed=0, tcell_lifespan_days=365)
+    model = FastTumorModel(rng=2, **params)
+    (cx,), (cy,) = np.nonzero(model.kind == Kind.CANCER)
+    i = _killer(model, (cx, cy + 1))
+    for _ in range(3):
+        model._step_killers()
+    assert model.kills == 0 and model.exhaustion[i] == 3
+
+
+def test_contact_inhibition_a_surrounded_cell_does_not_divide():
+    """``CancerCell.divide_if_room``: no free neighbour, no daughter; one free, it goes there."""
+    model = FastTumorModel(rng=0, **dict(SMALL, initial_tumor_cells=9))
+    t = model.tissue
+    (xs, ys) = np.nonzero(model.kind == Kind.CANCER)
+    cx, cy = int(np.median(xs)), int(np.median(ys))  # the middle of the 3 x 3 block
+    assert (model.kind[cx - 1:cx + 2, cy - 1:cy + 2] == Kind.CANCER).all()
+    args = (t.kind, t.antigens, t.antigenicity, t.pdl1_base, t.mhc, t.pdl1_induced,
+            t.car_negative, t.clone, 0.0, np.array([1.0, 2.0, 3.0, 4.0]), 0.5, 0.2, 0.0, 0.5,
+            np.array([1], dtype=np.int64))
+    K.seed(0)
+    assert K.divide_cancer(np.array([cx]), np.array([cy]), *args) == 0
+    t.kind[cx + 1, cy + 1] = Kind.EMPTY
+    assert K.divide_cancer(np.array([cx]), np.array([cy]), *args) == 1
+    assert t.kind[cx + 1, cy + 1] == Kind.CANCER
+    assert t.antigens[cx + 1, cy + 1] == t.antigens[cx, cy]
+    assert t.antigenicity[cx + 1, cy + 1] == pytest.approx(t.antigenicity[cx, cy])
+
+
+def test_mutation_makes_a_new_clone_and_lowers_mhc():
+    """``CancerCell.mutate`` with mutation_rate 1 and only the lower-MHC weight."""
+    model = FastTumorModel(rng=0, **SMALL)
+    t = model.tissue
+    (cx,), (cy,) = np.nonzero(model.kind == Kind.CANCER)
+    nxt = np.array([5], dtype=np.int64)
+    K.seed(3)
+    K.divide_cancer(np.array([cx]), np.array([cy]), t.kind, t.antigens, t.antigenicity,
+                    t.pdl1_base, t.mhc, t.pdl1_induced, t.car_negative, t.clone, 1.0,
+                    np.array([0.0, 0.0, 1.0, 1.0]), 0.5, 0.2, 0.0, 0.5, nxt)
+    daughters = (model.kind == Kind.CANCER) & (t.clone == 5)
+    assert daughters.sum() == 1 and nxt[0] == 6
+    assert t.mhc[daughters][0] == pytest.approx(0.5 * t.mhc[cx, cy])
+
+
+def test_chemotaxis_goes_up_the_gradient():
+    """``ImmuneCell.next_site`` with ``chemotaxis_bias`` 1: every move is to the free
+    neighbour with the most chemokine, so on a gradient along x a CTL without a target walks
+    ``tcell_speed`` sites up it."""
+    params = dict(SMALL, initial_tumor_cells=1, chemotaxis_bias=1.0, tcell_speed=4,
+                  tcell_lifespan_days=365)
+    model = FastTumorModel(rng=0, **params)
+    model.chemokine.data[...] = np.arange(15, dtype=float)[:, None]
+    i = _killer(model, (2, 2), antigen=7)
+    model._step_killers()
+    assert model.ix[i] == 2 + 4  # every move one site up the gradient
+
+
+def test_boxed_in_ctl_squeezes_past_a_cancer_cell():
+    """``ImmuneCell.advance``: with ``tcell_infiltration`` 1 a CTL with no free neighbour swaps
+    with a neighbouring cancer cell, whose traits go with it."""
+    model = FastTumorModel(rng=0, **dict(SMALL, initial_tumor_cells=25, tcell_infiltration=1.0,
+                                         tcell_speed=1, tcell_lifespan_days=365))
+    t = model.tissue
+    xs, ys = np.nonzero(model.kind == Kind.CANCER)
+    cx, cy = int(np.median(xs)), int(np.median(ys))
+    clone_before = t.clone.copy()
+    t.clone[cx, cy] = -1
+    t.kind[cx, cy] = Kind.EMPTY
+    for layer, none in zip(t._traits, t._none, strict=True):
+        layer[cx, cy] = none
+    i = _killer(model, (cx, cy), antigen=7)  # recognises nothing
+    n_before = int((model.kind == Kind.CANCER).sum())
+    model._step_killers()
+    assert (model.ix[i], model.iy[i]) != (cx, cy)
+    assert model.kind[cx, cy] == Kind.CANCER and model.idx[cx, cy] == -1
+    assert model.idx[model.ix[i], model.iy[i]] == i
+    assert t.clone[cx, cy] == clone_before[model.ix[i], model.iy[i]]
+    assert int((model.kind == Kind.CANCER).sum()) == n_before
+
+
+def test_treg_depletion_and_car_t_infusion_hooks():
+    model = FastTumorModel(rng=4, **dict(SMALL, vessel_density=0.02))
+    for _ in range(10):
+        model._admit(1, Kind.TREG)
+    assert (model.kind == Kind.TREG).sum() == 10
+    model.deplete_tregs(1.0)
+    assert (model.kind == Kind.TREG).sum() == 0
+    model.infuse_cart(7)
+    assert (model.kind == Kind.CART).sum() == 7
+    assert (model.divisions[: model.n_immune[0]][model.ikind[: model.n_immune[0]] == Kind.CART]
+            == model.p["cart_max_divisions"]).all()
+
+
+# --- the same surface ---------------------------------------------------------------------
+@pytest.mark.parametrize("bad", [
+    {"width": 0}, {"tcell_kill_prob": 1.5}, {"no_such_parameter": 1}, {"rng": -3},
+    {"rng": "abc"}, {"initial_tumor_cells": 10_001}, {"necrosis_max": 6.0},
+    {"mutation_weight_lose_antigen": 0, "mutation_weight_gain_antigen": 0,
+     "mutation_weight_lower_mhc": 0, "mutation_weight_raise_pdl1": 0},
+])
+def test_bad_input_raises_exactly_as_tumor_model(bad):
+    with pytest.raises(ValueError) as mesa_error:
+        TumorModel(**bad)
+    with pytest.raises(ValueError) as fast_error:
+        FastTumorModel(**bad)
+    assert str(fast_error.value) == str(mesa_error.value)
+
+
+@pytest.mark.parametrize("name, value", [
+    ("macrophage_influx", 0.2), ("nk_influx", 1.0), ("anti_csf1r_start_day", 3.0),
+    ("tcell_progenitor_fraction", 0.5), ("lymph_node_priming", True),
+])
+def test_unsupported_settings_are_refused_by_name(name, value):
+    with pytest.raises(ValueError, match=rf"^{name} = {value!r}: the fast engine") as err:
+        FastTumorModel(**{name: value})
+    assert "TumorModel" in str(err.value) and "supports" in str(err.value)
+    with pytest.raises(ValueError, match="anti_csf1r"):
+        FastTumorModel(width=20, height=20).administer("anti_csf1r")
+
+
+def test_same_columns_run_for_administer_and_scenarios():
+    model = FastTumorModel.from_scenario("escape", rng=3, width=30, height=30)
+    model.administer("anti_pd1")
+    model.run_for(30)
+    df = model.datacollector.get_model_vars_dataframe()
+    assert list(df.columns) == list(REPORTERS) and len(df) == 31
+    assert df["PD1Occupancy"].iloc[-1] > 0.5 and model.steps == 30
+    assert model.dose_log[0]["therapy"] == "anti_pd1"
+    with pytest.raises(ValueError, match="unknown therapy"):
+        model.administer("aspirin")
+
+
+def test_same_seed_same_run_and_seeds_differ():
+    def final(seed):
+        model = FastTumorModel.from_scenario("escape", rng=seed, width=30, height=30)
+        model.run_for(72)
+        return model.datacollector.get_model_vars_dataframe().drop(columns=[])
+
+    a, b, c = final(11), final(11), final(12)
+    assert a.equals(b)
+    assert not a.equals(c)
+
+
+def test_layers_and_immune_arrays_stay_consistent():
+    """After a busy run: ``idx`` points at each living immune cell's site, ``kind`` there is the
+    cell's kind, and the trait layers hold their empty values away from cancer cells."""
+    model = FastTumorModel.from_scenario("cart_antigen_loss", rng=5, width=40, height=40)
+    model.run_for(24 * 7)
+    cells = model.immune_cells()
+    assert (model.kind[cells["x"], cells["y"]] == cells["kind"]).all()
+    assert (model.idx[cells["x"], cells["y"]] >= 0).all()
+    assert (model.idx >= 0).sum() == cells["x"].size
+    immune = np.isin(model.kind, [Kind.TCELL, Kind.CART, Kind.TREG, Kind.MDSC])
+    assert immune.sum() == cells["x"].size
+    not_cancer = model.kind != Kind.CANCER
+    assert (model.clone[not_cancer] == -1).all() and (model.tissue.mhc[not_cancer] == 0).all()
+    assert model.n_cart > 0 and model.kills > 0
+
+
+# --- equivalence with the Mesa engine -------------------------------------------------------
+def _reference() -> dict:
+    return json.loads(ref.PATH.read_text())
+
+
+def test_reference_lists_the_supported_scenarios():
+    data = _reference()
+    assert list(data["scenarios"]) == ref.supported_scenarios()
+    assert set(data["unsupported"]) == {"macrophage_niche", "nk_surveillance",
+                                         "progenitor_burst"}
+    assert (data["size"], data["days"], data["seeds"]) == (ref.SIZE, ref.DAYS, ref.SEEDS)
+
+
+@pytest.mark.parametrize("scenario", ["escape", "cart_antigen_loss", "combination"])
+def test_reference_is_current(scenario):
+    """The stored Mesa results are what the Mesa engine gives now (seed 0); regenerate with
+    ``tests/fast_reference.py`` when it changes (the slow test checks every scenario)."""
+    stored = _reference()["scenarios"][scenario]
+    now = ref.run("mesa", scenario, 0)
+    assert now["outcome"] == stored["outcome"][0]
+    for metric in ref.METRICS:
+        assert now[metric] == pytest.approx(stored[metric][0], rel=1e-12), metric
+
+
+@pytest.mark.slow
+def test_reference_is_current_for_every_scenario():
+    data = _reference()
+    for scenario, stored in data["scenarios"].items():
+        now = ref.run("mesa", scenario, 0)
+        assert now == {"outcome": stored["outcome"][0],
+                       **{m: pytest.approx(stored[m][0], rel=1e-12) for m in ref.METRICS}}, \
+            scenario
+
+
+def _outcome_p(a: list[str], b: list[str], permutations: int = 4000) -> float:
+    """Permutation p-value of the chi-square statistic of the 2 x classes table."""
+    classes = sorted(set(a) | set(b))
+    labels = np.array([classes.index(x) for x in a + b])
+    n = len(a)
+
+    def chi2(lab):
+        table = np.array([np.bincount(lab[:n], minlength=len(classes)),
+                          np.bincount(lab[n:], minlength=len(classes))], dtype=float)
+        expected = table.sum(1, keepdims=True) * table.sum(0, keepdims=True) / table.sum()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return float(np.nansum((table - expected) ** 2 / expected))
+
+    observed = chi2(labels)
+    if len(classes) == 1:
+        return 1.0
+    rng = np.random.default_rng(0)
+    hits = sum(chi2(rng.permutation(labels)) >= observed - 1e-12 for _ in range(permutations))
+    return (hits + 1) / (permutations + 1)
+
+
+def compare(scenario: str, stored: dict) -> dict[str, float]:
+    """p-values of the four comparisons for one scenario (fast engine run here)."""
+    from scipy.stats import mannwhitneyu
+
+    runs = [ref.run("fast", scenario, seed) for seed in range(ref.SEEDS)]
+    out = {"outcome": _outcome_p(stored["outcome"], [r["outcome"] for r in runs])}
+    for metric in ref.METRICS:
+        a = np.asarray(stored[metric], dtype=float)
+        b = np.asarray([r[metric] for r in runs], dtype=float)
+        if np.ptp(np.concatenate([a, b])) == 0:
+            out[metric] = 1.0
+        else:
+            out[metric] = float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+    return out
+
+
+@pytest.mark.slow
+def test_equivalent_to_mesa():
+    data = _reference()
+    alpha = data["alpha_per_test"]
+    failures = []
+    for scenario, stored in data["scenarios"].items():
+        pvalues = compare(scenario, stored)
+        print(scenario, {k: round(v, 4) for k, v in pvalues.items()})
+        failures += [f"{scenario}: {k} p = {v:.2g}" for k, v in pvalues.items() if v < alpha]
+    assert not failures, f"the engines differ (level {alpha:.2g} per test): {failures}"
+
+
+# --- selecting the engine -------------------------------------------------------------------
+def test_sweep_engine_key_is_checked_and_recorded():
+    from abm.sweep.spec import SpecError, parse_spec
+    from abm.sweep.storage import make_manifest
+
+    base = {"sweep": {"name": "e", "days": 1, "engine": "fast"},
+            "parameters": {"width": 30, "height": 30}}
+    spec = parse_spec(base)
+    assert spec.engine == "fast" and spec.normalised()["sweep"]["engine"] == "fast"
+    assert make_manifest(spec, [], None)["engine"] == "fast"
+    default = parse_spec({"sweep": {"name": "e", "days": 1}})
+    assert default.engine == "mesa" and "engine" not in default.normalised()["sweep"]
+    with pytest.raises(SpecError, match=r"sweep\.engine: expected one of 'mesa', 'fast'"):
+        parse_spec({"sweep": {"name": "e", "days": 1, "engine": "turbo"}})
+    with pytest.raises(SpecError, match=r"sweep\.engine: nk_influx = 1\.0: the fast engine"):
+        parse_spec({**base, "factors": {"nk_influx": [0.0, 1.0]}})
+
+
+def test_cli_run_engine_fast(tmp_path):
+    from typer.testing import CliRunner
+
+    from abm.cli import app
+
+    out = tmp_path / "run.csv"
+    result = CliRunner().invoke(app, ["run", "--engine", "fast", "--days", "1", "--rng", "3",
+                                      "--set", "width=30", "--set", "height=30", "--quiet",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.with_name(out.name + ".json").read_text())["engine"] == "fast"
+    bad = CliRunner().invoke(app, ["run", "--engine", "fast", "--days", "1", "--quiet",
+                                   "--set", "macrophage_influx=0.5"])
+    assert bad.exit_code != 0 and "macrophage_influx = 0.5" in bad.output
+
+
+def test_mesa_rules_the_fast_engine_mirrors_are_unchanged():
+    """A change to a Mesa agent rule (code, not docs) fails here until the fast engine mirrors
+    it: update abm/fast/kernels.py or engine.py, then the table (``python -m
+    abm.fast.mirror``), and regenerate tests/fast_reference.json."""
+    from abm.fast import mirror
+
+    assert mirror.changed() == []
+    assert len(mirror.MIRRORED) >= 40
+
+
+def test_mirror_fingerprint_ignores_docstrings_but_not_code(tmp_path, monkeypatch):
+    import importlib
+    import linecache
+
+    from abm.fast import mirror
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = tmp_path / "mirror_probe.py"
+
+    def digest(body: str) -> str:
+        module.write_text("class C:\n    def f(self, x):\n" + body)
+        linecache.checkcache(str(module))
+        import mirror_probe
+
+        importlib.reload(mirror_probe)
+        return mirror.fingerprint("mirror_probe.C.f")
+
+    base = digest('        """doc"""\n        return x + 1\n')
+    assert digest('        """other"""\n        # a comment\n        return x + 1\n') == base
+    assert digest('        """doc"""\n        return x + 2\n') != base
+
+
+def test_every_parameter_therapy_and_kind_is_placed():
+    """A parameter, therapy or kind of cell added to the model fails here until the fast
+    engine models it or refuses it (abm/fast/mirror.py, abm/fast/engine.py ``unsupported``)."""
+    from abm.agents.treatments import TREATMENTS
+    from abm.fast import mirror
+    from abm.params import PARAMS
+
+    assert not mirror.HONOURED & mirror.REFUSED_FEATURES
+    new = set(PARAMS) - mirror.HONOURED - mirror.REFUSED_FEATURES
+    assert not new, f"parameters the fast engine neither models nor refuses: {sorted(new)}"
+    assert tuple(TREATMENTS) == mirror.THERAPIES
+    assert tuple(k.name for k in Kind) == mirror.KINDS
