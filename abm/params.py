@@ -540,8 +540,9 @@ _LIST: list[Param] = [
        "share of newly primed CTLs that arrive as progenitor-exhausted (TCF-1+, stem-like) "
        "cells, which divide on antigen and give rise to effectors but do not kill (0 = none: "
        "every CTL arrives as an effector, the model without T-cell states)",
-       "modelling choice. 0 by default: with states on, the stylized facts were re-measured and "
-       "four do not hold without re-tuning the scenario presets (docs/validation_tcells.md). "
+       "modelling choice. 0 by default: with states and the lymph node on, the stylized facts "
+       "were re-measured; two fail (bounded equilibrium; combination beats anti-PD-1 alone) and "
+       "several weaken without re-tuning the scenario presets (docs/validation_tcells.md). "
        "0.5, used in docs/validation_tcells.md, gives 4-10% progenitors among the tumour's CTLs "
        "in a hot tumour (effectors expand by killing), against about 10-30% progenitor-"
        "exhausted (TCF-1+ / SLAMF6+) cells among tumour PD-1+ CD8 T cells (Miller et al. 2019 "
@@ -552,9 +553,10 @@ _LIST: list[Param] = [
        "dying cancer cells and shed by living ones, arriving ln_priming_delay_days later; "
        "anti-CTLA-4 and vaccines act there. False: CTLs are recruited at once, primed against "
        "the antigens the tumour shows now",
-       "modelling choice. False by default: with the node the kill -> antigen -> priming loop "
-       "and the delay make the equilibrium scenario bistable (cleared or 9-11x within 60 d) "
-       "and several stylized facts fail without re-tuning the presets "
+       "modelling choice. False by default: with the node (and T-cell states) the delay and the "
+       "kill -> antigen -> priming loop make outcomes bistable; the equilibrium scenario grows "
+       "to fill the field (peak 12x in 120 d, 0 of 8 cleared) and anti-PD-1 alone clears the "
+       "combination tumour, so two stylized facts fail without re-tuning the presets "
        "(docs/validation_tcells.md)", "T-cell states and priming"),
     _p("tcell_progenitor_lifespan_days", 30.0, "day", float, 0.1, 365.0,
        "mean lifespan of a progenitor-exhausted CTL in the tumour (effectors: "
