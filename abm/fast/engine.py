@@ -77,7 +77,8 @@ class FastTumorModel(mesa.Model):
 
     Every keyword argument is a parameter from ``abm.params.PARAMS``; ``rng`` is the seed. A
     wrong name, type or out-of-range value raises the same ``ValueError`` as ``TumorModel``;
-    settings the fast engine does not model yet raise ``ValueError`` naming the parameter.
+    a setting the fast engine did not model would raise ``ValueError`` naming the parameter
+    (``unsupported``: none at present).
     """
 
     engine = "fast"
