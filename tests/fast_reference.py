@@ -42,6 +42,19 @@ EXTRA = {
     "macrophage_niche": ("MacrophageKills", "M2Fraction"),
     "nk_surveillance": ("NKKills", "MeanMHC"),
     "progenitor_burst": ("ProgenitorDivisions", "PrimedCTLs"),
+    "innate_probe": ("NKKills", "MacrophageKills", "M2Fraction", "MeanMHC"),
+}
+# configurations beyond the named scenarios, each made to exercise part of the cast strongly so
+# that its reporters are far from 0 and vary little between seeds: (scenario, overrides).
+# innate_probe: every cancer cell is an NK target (MHC-I 0.6), NK cells are not spent early,
+# macrophages arrive and phagocytose 10x as often, fewer CTLs (with 20 seeds a 15% lower
+# nk_kill_prob in one engine gives p = 0.0007 on the NK kills, half the macrophage_kill_prob
+# p = 3e-7 on the macrophage kills; in nk_surveillance and macrophage_niche halving them was
+# not detected)
+PROBES = {
+    "innate_probe": ("nk_surveillance", {"founder_mhc": 0.6, "nk_kill_limit": 50,
+                                         "macrophage_influx": 1.0,
+                                         "macrophage_kill_prob": 0.05, "tcell_influx": 0.5}),
 }
 # the level of each two-sample test: 0.05 shared (Bonferroni) among all the tests of the suite
 # (per scenario the outcome classes, the 3 metrics and its EXTRA reporters)
@@ -66,6 +79,11 @@ def supported_scenarios() -> list[str]:
     return [name for name in SCENARIOS if unsupported(resolve(name, {})) is None]
 
 
+def compared() -> list[str]:
+    """What the equivalence test compares: the supported named scenarios, then ``PROBES``."""
+    return supported_scenarios() + list(PROBES)
+
+
 def unsupported_scenarios() -> dict[str, str]:
     """The named scenarios the fast engine refuses, with why."""
     from abm.fast import unsupported
@@ -79,10 +97,12 @@ def unsupported_scenarios() -> dict[str, str]:
 
 
 def run(engine: str, scenario: str, seed: int, size: int = SIZE, days: int = DAYS) -> dict:
-    """One run's summary (``summarise``) with the ``engine`` (``"mesa"`` or ``"fast"``)."""
+    """One run's summary (``summarise``) with the ``engine`` (``"mesa"`` or ``"fast"``) of a
+    named scenario or a probe (``PROBES``)."""
     from abm.run import simulate
 
-    params = resolve(scenario, {"rng": seed, "width": size, "height": size})
+    name, overrides = PROBES.get(scenario, (scenario, {}))
+    params = resolve(name, {**overrides, "rng": seed, "width": size, "height": size})
     df, _ = simulate(params, days * 24, engine=engine)
     row = summarise(df, sites=size * size)
     return {"outcome": row["outcome"], **{m: row[m] for m in METRICS},
@@ -115,7 +135,7 @@ def detectable_shift(values: list[float], alpha: float, power: float = 0.8,
 
 
 def compute() -> dict:
-    scenarios = supported_scenarios()
+    scenarios = compared()
     alpha = 0.05 / n_tests(scenarios)
     out: dict = {"size": SIZE, "days": DAYS, "seeds": SEEDS, "alpha_per_test": alpha,
                  "unsupported": unsupported_scenarios(), "scenarios": {}}

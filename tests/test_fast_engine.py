@@ -8,15 +8,15 @@
 - The same surface: constructor errors identical to ``TumorModel``'s (the same validation
   code), the same reporter columns, every scenario accepted.
 - Same seed, same run.
-- Equivalence (``test_equivalent_to_mesa``, slow): for every named scenario the fast engine
-  supports, 20 seeds of each engine on a 50 x 50 grid for 10 days (the Mesa side precomputed in
-  ``tests/fast_reference.json`` by ``tests/fast_reference.py``). Per scenario, the outcome
-  classes (a permutation chi-square test) and the final burden, kills and mean antigenicity
-  (two-sided Mann-Whitney U tests), plus the reporters of the innate cells and T-cell states
-  where a scenario has them (``fast_reference.EXTRA``), must not differ at the level
-  ``alpha_per_test`` = 0.05 / (the number of tests), a Bonferroni share of 0.05 for the whole
-  suite: the
-  suite fails by chance on at most 5% of seed sets when the engines are equivalent. Its power
+- Equivalence (``test_equivalent_to_mesa``, slow): for every named scenario and the probes of
+  ``fast_reference.PROBES`` (which exercise the innate cells strongly), 20 seeds of each engine
+  on a 50 x 50 grid for 10 days (the Mesa side precomputed in ``tests/fast_reference.json`` by
+  ``tests/fast_reference.py``). Per scenario, the outcome classes (a permutation chi-square
+  test) and the final burden, kills and mean antigenicity (two-sided Mann-Whitney U tests),
+  plus the reporters of the innate cells and T-cell states where a scenario has them
+  (``fast_reference.EXTRA``), must not differ at the level ``alpha_per_test`` = 0.05 / (the
+  number of tests), a Bonferroni share of 0.05 for the whole suite: the suite fails by chance
+  on at most 5% of seed sets when the engines are equivalent. Its power
   is in the reference file (``detectable_shift``: the shift of a metric's median, relative to
   the Mesa median, detected 80% of the time at that level with 20 seeds per engine; e.g. about
   15-20% for the final burden of the growing tumours, more for the noisy kill counts of the
@@ -418,7 +418,7 @@ def _reference() -> dict:
 
 def test_reference_lists_the_supported_scenarios():
     data = _reference()
-    assert list(data["scenarios"]) == ref.supported_scenarios()
+    assert list(data["scenarios"]) == ref.compared()
     assert data["unsupported"] == {}
     assert (data["size"], data["days"], data["seeds"]) == (ref.SIZE, ref.DAYS, ref.SEEDS)
     assert data["alpha_per_test"] == pytest.approx(0.05 / ref.n_tests(list(data["scenarios"])))

@@ -163,6 +163,7 @@ class FastTumorModel(mesa.Model):
     clone = TumorModel.clone
     pd1_occupancy = TumorModel.pd1_occupancy
     day = TumorModel.day
+    administer = TumorModel.administer
     new_clone_id = TumorModel.new_clone_id
     _place_vessels = TumorModel._place_vessels
     _setup_oxygen = TumorModel._setup_oxygen
@@ -182,8 +183,6 @@ class FastTumorModel(mesa.Model):
     hypoxic_map = TumorModel.hypoxic_map
     ctl_contacts = TumorModel.ctl_contacts
     _census = TumorModel._census
-
-    administer = TumorModel.administer
 
     def m2_map(self) -> np.ndarray:
         """``TumorModel.m2_map``: True where an M2 macrophage is (grid-shaped bool)."""
