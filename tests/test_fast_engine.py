@@ -343,6 +343,40 @@ def test_nk_cell_kills_missing_self_and_spares_full_mhc_and_is_spent():
     assert model.nk_kills == 1 and not model.engaged[nk]
 
 
+def test_nk_target_is_chosen_with_weight_one_minus_mhc():
+    """``NKCell.find_target``: among missing-self neighbours, ``random.choices`` with weights
+    1 - MHC-I; a neighbour with full MHC-I is never chosen. MHC-I 0.25 and 0.75 (weights 0.75
+    and 0.25): the first is chosen 75% of the time (4000 draws, tolerance 3 points, 6 SE)."""
+    kind = np.zeros((5, 5), dtype=np.int8)
+    mhc = np.zeros((5, 5))
+    for (x, y), m in {(1, 1): 0.25, (3, 3): 0.75, (1, 3): 1.0}.items():
+        kind[x, y] = Kind.CANCER
+        mhc[x, y] = m
+    tx = np.empty(8, dtype=np.int64)
+    ty = np.empty(8, dtype=np.int64)
+    K.seed(0)
+    picks = [K._nk_target(2, 2, kind, mhc, tx, ty) for _ in range(4000)]
+    assert set(picks) == {1 * 5 + 1, 3 * 5 + 3}
+    assert abs(picks.count(1 * 5 + 1) / 4000 - 0.75) < 0.03
+    mhc[1, 1] = mhc[3, 3] = 1.0
+    assert K._nk_target(2, 2, kind, mhc, tx, ty) == -1
+
+
+def test_m2_macrophage_makes_the_growth_niche_and_secretes_tgfb():
+    """``TumorModel.m2_map`` on the arrays feeds the shared niche map (``m2_near``: faster
+    division within ``suppression_radius_sites``) and the suppressive-factor source."""
+    model = FastTumorModel(rng=8, **dict(SMALL, tgfb_secretion_tumor=0.0,
+                                         tgfb_secretion_m2=1.0))
+    cx, cy = _founder(model)
+    _innate(model, (cx + 2, cy), Kind.MACROPHAGE, state=1)
+    model._draw_dividers()
+    r = model.p["suppression_radius_sites"]
+    assert model.m2_near[cx + 2 - r: cx + 3 + r, cy - r: cy + r + 1].all()
+    assert model.m2_near.sum() == (2 * r + 1) ** 2
+    model._update_fields()
+    assert model.tgfb.data[cx + 2, cy] > 0
+
+
 # --- the same surface ---------------------------------------------------------------------
 @pytest.mark.parametrize("bad", [
     {"width": 0}, {"tcell_kill_prob": 1.5}, {"no_such_parameter": 1}, {"rng": -3},
