@@ -362,9 +362,10 @@ def _describe_arrays(model, x: int, y: int) -> str:
         mask = int(model.antigens[x, y])
         antigens = [str(b) for b in range(8) if mask >> b & 1]
         hypoxic = model.oxygen.data[x, y] < p["hypoxic_threshold"]
+        pdl1 = min(1.0, model.pdl1_base[x, y] + p["pdl1_induction"] * model.pdl1_induced[x, y])
         return (f"cancer cell, clone {int(model.clone[x, y])}; antigens "
                 f"{{{', '.join(antigens) or 'none'}}}, MHC-I {model.tissue.mhc[x, y]:.2f}, "
-                f"antigenicity {model.antigenicity[x, y]:.2f}, PD-L1 {model.pdl1_map()[x, y]:.2f}, "
+                f"antigenicity {model.antigenicity[x, y]:.2f}, PD-L1 {pdl1:.2f}, "
                 f"CAR target {'no' if model.car_negative[x, y] else 'yes'}"
                 + ("; hypoxic" if hypoxic else ""))
     if kind == Kind.NECROTIC:
