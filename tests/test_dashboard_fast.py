@@ -95,3 +95,13 @@ def test_engine_choice_in_the_dashboard_rebuilds_the_model():
     select[0].v_model = "fast"
     assert isinstance(session.model, FastTumorModel) and session.model.seed == 4
     assert session.model.p["width"] == TINY["width"]
+
+
+def test_a_cancer_cell_is_described_as_the_mesa_engine_describes_it():
+    """The same founder cell (no vessels, no randomness in it) gets the same description on
+    both engines, fields included."""
+    params = {"width": 15, "height": 15, "initial_tumor_cells": 9, "vessel_density": 0.0,
+              "founder_pdl1": 0.3, "founder_mhc": 0.7}
+    mesa, fast = TumorModel(rng=1, **params), FastTumorModel(rng=1, **params)
+    for site in ((7, 7), (7, 8), (0, 0)):
+        assert R.describe_site(fast, *site) == R.describe_site(mesa, *site)
