@@ -29,7 +29,7 @@ ENGINES = ("mesa", "fast")  # "mesa": TumorModel (the reference); "fast": abm.fa
 
 def model_class(engine: str = "mesa") -> type:
     """The model class of ``engine``: ``"mesa"`` (``TumorModel``, the reference and default) or
-    ``"fast"`` (``abm.fast.FastTumorModel``: the same rules compiled, a subset of the cast;
+    ``"fast"`` (``abm.fast.FastTumorModel``: the same rules compiled, the whole cast;
     docs/engines.md)."""
     if engine == "mesa":
         return TumorModel

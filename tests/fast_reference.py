@@ -37,16 +37,51 @@ SIZE = 50  # sites per side: small enough that 20 seeds x 13 scenarios run in ab
 DAYS = 10
 SEEDS = 20
 METRICS = ("final_burden", "total_kills", "final_mean_antigenicity")
-# the level of each two-sample test: 0.05 shared (Bonferroni) among the scenario's tests
-# (3 metrics and the outcome classes) and the scenarios
+# final values of reporters of rules only some scenarios exercise, compared there as well
+EXTRA = {
+    "macrophage_niche": ("MacrophageKills", "M2Fraction"),
+    "nk_surveillance": ("NKKills", "MeanMHC"),
+    "progenitor_burst": ("ProgenitorDivisions", "PrimedCTLs"),
+    "innate_probe": ("NKKills", "MacrophageKills", "M2Fraction", "MeanMHC"),
+}
+# configurations beyond the named scenarios, each made to exercise part of the cast strongly so
+# that its reporters are far from 0 and vary little between seeds: (scenario, overrides).
+# innate_probe: every cancer cell is an NK target (MHC-I 0.6), NK cells are not spent early,
+# macrophages arrive and phagocytose 10x as often, fewer CTLs (with 20 seeds a 15% lower
+# nk_kill_prob in one engine gives p = 0.0007 on the NK kills, half the macrophage_kill_prob
+# p = 3e-7 on the macrophage kills; in nk_surveillance and macrophage_niche halving them was
+# not detected)
+PROBES = {
+    "innate_probe": ("nk_surveillance", {"founder_mhc": 0.6, "nk_kill_limit": 50,
+                                         "macrophage_influx": 1.0,
+                                         "macrophage_kill_prob": 0.05, "tcell_influx": 0.5}),
+}
+# the level of each two-sample test: 0.05 shared (Bonferroni) among all the tests of the suite
+# (per scenario the outcome classes, the 3 metrics and its EXTRA reporters)
 TESTS_PER_SCENARIO = len(METRICS) + 1
 
 
+def metrics(scenario: str) -> tuple[str, ...]:
+    """The numbers compared for ``scenario``: ``METRICS`` and its ``EXTRA`` reporters."""
+    return METRICS + EXTRA.get(scenario, ())
+
+
+def n_tests(scenarios: list[str]) -> int:
+    """How many two-sample tests the suite makes over ``scenarios``."""
+    return sum(1 + len(metrics(name)) for name in scenarios)
+
+
 def supported_scenarios() -> list[str]:
-    """The named scenarios the fast engine runs (the others need phase-2 features)."""
+    """The named scenarios the fast engine runs (all of them while it mirrors the whole
+    model)."""
     from abm.fast import unsupported
 
     return [name for name in SCENARIOS if unsupported(resolve(name, {})) is None]
+
+
+def compared() -> list[str]:
+    """What the equivalence test compares: the supported named scenarios, then ``PROBES``."""
+    return supported_scenarios() + list(PROBES)
 
 
 def unsupported_scenarios() -> dict[str, str]:
@@ -62,13 +97,16 @@ def unsupported_scenarios() -> dict[str, str]:
 
 
 def run(engine: str, scenario: str, seed: int, size: int = SIZE, days: int = DAYS) -> dict:
-    """One run's summary (``summarise``) with the ``engine`` (``"mesa"`` or ``"fast"``)."""
+    """One run's summary (``summarise``) with the ``engine`` (``"mesa"`` or ``"fast"``) of a
+    named scenario or a probe (``PROBES``)."""
     from abm.run import simulate
 
-    params = resolve(scenario, {"rng": seed, "width": size, "height": size})
+    name, overrides = PROBES.get(scenario, (scenario, {}))
+    params = resolve(name, {**overrides, "rng": seed, "width": size, "height": size})
     df, _ = simulate(params, days * 24, engine=engine)
     row = summarise(df, sites=size * size)
-    return {"outcome": row["outcome"], **{m: row[m] for m in METRICS}}
+    return {"outcome": row["outcome"], **{m: row[m] for m in METRICS},
+            **{m: float(df[m].iloc[-1]) for m in EXTRA.get(scenario, ())}}
 
 
 def detectable_shift(values: list[float], alpha: float, power: float = 0.8,
@@ -97,8 +135,8 @@ def detectable_shift(values: list[float], alpha: float, power: float = 0.8,
 
 
 def compute() -> dict:
-    scenarios = supported_scenarios()
-    alpha = 0.05 / (TESTS_PER_SCENARIO * len(scenarios))
+    scenarios = compared()
+    alpha = 0.05 / n_tests(scenarios)
     out: dict = {"size": SIZE, "days": DAYS, "seeds": SEEDS, "alpha_per_test": alpha,
                  "unsupported": unsupported_scenarios(), "scenarios": {}}
     for name in scenarios:
@@ -106,9 +144,9 @@ def compute() -> dict:
         runs = [run("mesa", name, seed) for seed in range(SEEDS)]
         out["scenarios"][name] = {
             "outcome": [r["outcome"] for r in runs],
-            **{m: [r[m] for r in runs] for m in METRICS},
+            **{m: [r[m] for r in runs] for m in metrics(name)},
             "detectable_shift": {m: detectable_shift([r[m] for r in runs], alpha)
-                                 for m in METRICS},
+                                 for m in metrics(name)},
         }
         print(f"{name}: {time.process_time() - start:.1f} s CPU", file=sys.stderr)
     return out

@@ -17,6 +17,7 @@ from abm.agents import TREATMENTS
 from abm.dashboard import labels as L
 from abm.dashboard import render as R
 from abm.dashboard.tab import Tab
+from abm.run import ENGINES
 from abm.scenarios import SCENARIOS
 
 
@@ -91,7 +92,18 @@ def SeedControls(tab: Tab):
     solara.Text("The seed is used on Reset; the same seed and parameters give the same run.",
                 style={"font-size": "12px", "color": "#666"})
     if not tab.teacher:
+        EngineControl(tab)
         ClassLink(tab)
+
+
+@solara.component
+def EngineControl(tab: Tab):
+    tab.frame.value  # noqa: B018 - subscribe: the model is rebuilt on a switch
+    solara.Select(label="engine", value=tab.session.engine, values=list(ENGINES),
+                  on_value=tab.guard(tab.set_engine), classes=["abm-engine"])
+    solara.Text("mesa: the reference; fast: the same rules compiled, for large grids (the "
+                "two agree in distribution, not run by run). Switching rebuilds the model.",
+                style={"font-size": "12px", "color": "#666"})
 
 
 def class_link(scenario: str, seed: str, compare: bool) -> str:

@@ -236,16 +236,9 @@ def tissue_rgb(model: TumorModel, colour_by: str = "antigenicity",
 
     for k, colour in KIND_RGB.items():
         rgb[kind == k] = colour
-    for agent in _killers(model):
-        if agent.cell is None:
-            continue
-        if agent.exhausted:
-            rgb[agent.cell.coordinate] = EXHAUSTED_T_RGB
-        elif agent.progenitor:
-            rgb[agent.cell.coordinate] = PROGENITOR_T_RGB
-    for agent in _macrophages(model):
-        if agent.m2 and agent.cell is not None:
-            rgb[agent.cell.coordinate] = M2_RGB
+    for (xs, ys), colour in zip(cell_states(model), (EXHAUSTED_T_RGB, PROGENITOR_T_RGB, M2_RGB),
+                                strict=True):
+        rgb[xs, ys] = colour
     # (x, y) -> (row, column) with y up
     return Frame(np.ascontiguousarray(rgb.transpose(1, 0, 2)[::-1]), spec, vmax)
 
@@ -253,6 +246,36 @@ def tissue_rgb(model: TumorModel, colour_by: str = "antigenicity",
 def has_progenitors(model: TumorModel) -> bool:
     """Whether new CTLs can arrive as progenitors (the legend then shows them)."""
     return model.p["tcell_progenitor_fraction"] > 0
+
+
+def cell_states(model: TumorModel) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """The sites (xs, ys) of the exhausted CTLs, the progenitor CTLs and the M2 macrophages,
+    from the agents (Mesa engine) or from the immune-cell arrays (fast engine, which has no
+    agent objects: ``immune_cells()``)."""
+    if model.agent_at is None:  # the fast engine
+        cells = model.immune_cells()
+        ctl = cells["kind"] == Kind.TCELL
+        progenitor = ctl & (cells["state"] == 1)
+        exhausted = ctl & ~progenitor & (cells["exhaustion"] >= model.p["tcell_exhaustion_limit"])
+        m2 = (cells["kind"] == Kind.MACROPHAGE) & (cells["state"] == 1)
+        return tuple((cells["x"][m], cells["y"][m]) for m in (exhausted, progenitor, m2))
+    exhausted, progenitor = [], []
+    for agent in _killers(model):
+        if agent.cell is None:
+            continue
+        if agent.exhausted:
+            exhausted.append(agent.cell.coordinate)
+        elif agent.progenitor:
+            progenitor.append(agent.cell.coordinate)
+    m2 = [a.cell.coordinate for a in _macrophages(model) if a.m2 and a.cell is not None]
+    return tuple(_sites(sites) for sites in (exhausted, progenitor, m2))
+
+
+def _sites(sites: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    if not sites:
+        return np.zeros(0, dtype=int), np.zeros(0, dtype=int)
+    xs, ys = np.array(sites).T
+    return xs, ys
 
 
 def _killers(model: TumorModel):
@@ -290,6 +313,8 @@ def describe_site(model: TumorModel, x: int, y: int) -> str:
     """One line on what occupies site (x, y) and the fields there, for hover and click."""
     if not (0 <= x < model.width and 0 <= y < model.height):
         return ""
+    if model.agent_at is None:  # the fast engine: no agent objects
+        return _describe(model, x, y, _describe_arrays(model, x, y))
     agent = model.agent_at[x, y]
     kind = Kind(int(model.kind[x, y]))
     if agent is None or kind == Kind.EMPTY:
@@ -322,6 +347,50 @@ def describe_site(model: TumorModel, x: int, y: int) -> str:
                 + (" (spent)" if agent.spent else ""))
     else:
         what = "Treg" if kind == Kind.TREG else "MDSC"
+    return _describe(model, x, y, what)
+
+
+def _describe_arrays(model, x: int, y: int) -> str:
+    """``describe_site``'s description of the cell at (x, y) of the fast engine, read from
+    its layers and immune-cell arrays."""
+    kind = Kind(int(model.kind[x, y]))
+    p = model.p
+    if kind == Kind.EMPTY:
+        return ("vessel" if (x, y) in set(model.vessels) else
+                "collapsed vessel" if (x, y) in set(model.collapsed_vessels) else "empty stroma")
+    if kind == Kind.CANCER:
+        mask = int(model.antigens[x, y])
+        antigens = [str(b) for b in range(8) if mask >> b & 1]
+        hypoxic = model.oxygen.data[x, y] < p["hypoxic_threshold"]
+        pdl1 = min(1.0, model.pdl1_base[x, y] + p["pdl1_induction"] * model.pdl1_induced[x, y])
+        return (f"cancer cell, clone {int(model.clone[x, y])}; antigens "
+                f"{{{', '.join(antigens) or 'none'}}}, MHC-I {model.tissue.mhc[x, y]:.2f}, "
+                f"antigenicity {model.antigenicity[x, y]:.2f}, PD-L1 {pdl1:.2f}, "
+                f"CAR target {'no' if model.car_negative[x, y] else 'yes'}"
+                + ("; hypoxic" if hypoxic else ""))
+    if kind == Kind.NECROTIC:
+        return "necrotic debris"
+    if kind in (Kind.TREG, Kind.MDSC):
+        return "Treg" if kind == Kind.TREG else "MDSC"
+    i = int(model.idx[x, y])
+    kills, state = int(model.ikills[i]), int(model.state[i])
+    if kind in (Kind.TCELL, Kind.CART):
+        car = kind == Kind.CART
+        limit = p["cart_exhaustion_limit"] if car else p["tcell_exhaustion_limit"]
+        exhaustion = int(model.exhaustion[i])
+        name = ("CAR-T cell" if car else
+                f"{'progenitor ' if state else ''}T cell (antigen {int(model.antigen[i])})")
+        exhausted = not state and exhaustion >= limit
+        return (f"{name}; kills {kills}, exhaustion {exhaustion}/{limit}"
+                + (" (exhausted)" if exhausted else ""))
+    if kind == Kind.MACROPHAGE:
+        return (f"macrophage, {'M2' if state else 'M1'} "
+                f"({'pro-tumour' if state else 'anti-tumour'}); kills {kills}")
+    limit = p["nk_kill_limit"]
+    return f"NK cell; kills {kills}/{limit}" + (" (spent)" if kills >= limit else "")
+
+
+def _describe(model, x: int, y: int, what: str) -> str:
     fields = ", ".join(
         f"{overlays(model)[k].label.split(' (')[0]} {f.data[x, y]:.3g}"
         + (f" {f.unit}" if getattr(f, "unit", "") else "")

@@ -20,6 +20,7 @@ from abm.agents import TREATMENTS
 from abm.dashboard import render as R
 from abm.dashboard.serving import check_grid
 from abm.model import TumorModel
+from abm.run import model_class
 from abm.scenarios import SCENARIOS
 
 DEFAULT_SCENARIO = "escape" if "escape" in SCENARIOS else next(iter(SCENARIOS))
@@ -71,8 +72,10 @@ class Session:
     """One browser session's model and history. Model work happens under ``lock``."""
 
     def __init__(self, scenario: str = DEFAULT_SCENARIO, values: dict | None = None,
-                 seed: int | None = None):
+                 seed: int | None = None, engine: str = "mesa"):
         self.lock = threading.RLock()
+        self.engine = engine  # "mesa" (TumorModel) or "fast" (abm.fast, for large grids)
+        self.model_class = model_class(engine)  # raises ValueError naming a bad engine
         self.generation = 0
         self.scenario = scenario
         self.compare = False  # run an untreated twin beside the model (``twin``)
@@ -84,8 +87,9 @@ class Session:
         """(Re)build the model; raises ``ValueError`` for bad values, leaving the old one."""
         values = P.resolve(self.scenario, values)  # names a bad parameter or value
         check_grid(values["width"], values["height"])  # before the memory is taken
-        model = TumorModel(rng=seed, **values)  # outside the lock: a big grid takes a while
-        twin = TumorModel(rng=seed, **untreated(values)) if self.compare else None
+        cls = self.model_class
+        model = cls(rng=seed, **values)  # outside the lock: a big grid takes a while
+        twin = cls(rng=seed, **untreated(values)) if self.compare else None
         with self.lock:
             self.model = model
             self.twin = twin
@@ -125,10 +129,16 @@ class Session:
                 self.twin = None
                 return
             model = self.model
-            twin = TumorModel(rng=model.seed, **untreated(self.values))
+            twin = self.model_class(rng=model.seed, **untreated(self.values))
             while twin.steps < model.steps and twin.running:
                 twin.step()
             self.twin = twin
+
+    def set_engine(self, engine: str) -> None:
+        """Run the model on ``engine`` ("mesa" or "fast") from the next build (Reset)."""
+        cls = model_class(engine)  # raises ValueError naming a bad engine
+        with self.lock:
+            self.engine, self.model_class = engine, cls
 
     def draw_twin(self, colour_by: str, overlay: str, show_cells: bool = True) -> str | None:
         """The twin's tissue as a PNG data URL (None without a twin)."""
@@ -208,7 +218,9 @@ def session_from_query(search: str | None) -> tuple[Session, str | None]:
     try:
         scenario = query.pop("scenario", DEFAULT_SCENARIO)
         seed = query.pop("seed", query.pop("rng", None))
+        engine = query.pop("engine", "mesa")
         values = P.resolve(scenario, query)  # names the bad scenario, parameter or value
-        return Session(scenario, values, None if seed is None else P.validate_rng(seed)), None
+        return Session(scenario, values, None if seed is None else P.validate_rng(seed),
+                       engine), None
     except ValueError as err:
         return Session(), f"link ignored: {err}"

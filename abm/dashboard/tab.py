@@ -191,6 +191,12 @@ class Tab:
         values = P.resolve(self.scenario.value, self.raw.value)
         self.rebuild(values, P.validate_rng(self.seed_text.value))
 
+    def set_engine(self, engine: str) -> None:
+        """Run on ``engine`` ("mesa", or "fast" for large grids) and rebuild with the
+        parameters as entered and the seed."""
+        self.session.set_engine(engine)
+        self.reset()
+
     def fresh_seed(self) -> None:
         self.seed_text.set(str(new_seed()))
         self.reset()

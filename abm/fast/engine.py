@@ -15,8 +15,10 @@ own methods, used here unchanged; and the therapies (``abm.agents.treatments``: 
 antibody kinetics, the vaccine's response), which touch the cells only through the hooks
 ``deplete_tregs`` and ``infuse_cart`` that each engine implements.
 
-Not in the fast engine yet (the constructor refuses them, naming the parameter): macrophages,
-NK cells, anti-CSF-1R, T-cell states (``tcell_progenitor_fraction`` > 0) and lymph-node priming.
+The whole cast is mirrored: cancer cells, CTLs (effectors and progenitors) and CAR-T cells,
+Tregs and MDSCs, macrophages (M1/M2) and NK cells; the draining lymph node is
+``abm.lymphnode.LymphNode`` itself, fed with the antigens of the cells the kernels kill and of
+the necrotic ones (``LymphNode.release``, as ``CancerCell.die`` does).
 Random streams differ from the Mesa engine's: the two engines agree in distribution
 (``tests/test_fast_engine.py``), and a seed gives the same run every time.
 """
@@ -33,33 +35,29 @@ from abm.agents.base import Kind
 from abm.agents.cancer import MUTATIONS, N_ANTIGENS
 from abm.agents.treatments import TREATMENTS
 from abm.fast import kernels as K
+from abm.lymphnode import LymphNode
 from abm.model import REPORTERS, TumorModel, _neighbourhood, _signature
 from abm.tissue import Tissue
 
 _KILLERS = (int(Kind.TCELL), int(Kind.CART))
 _SUPPRESSORS = (int(Kind.TREG), int(Kind.MDSC))
+_INNATE = (int(Kind.MACROPHAGE), int(Kind.NK))
+_IMMUNE_ARRAYS = {
+    "ix": np.int64, "iy": np.int64, "ikind": np.int8, "antigen": np.int64,
+    "exhaustion": np.int64, "ikills": np.int64, "divisions": np.int64,
+    "engaged": np.bool_, "alive": np.bool_, "state": np.int8,
+}
 
 
 def unsupported(values: dict[str, Any]) -> str | None:
     """Why the fast engine cannot run these (resolved) parameters, or None if it can."""
     use_mesa = "use the Mesa engine (TumorModel, engine = \"mesa\")"
-    checks = (
-        ("macrophage_influx", values["macrophage_influx"] > 0, "does not model macrophages yet",
-         "set it to 0"),
-        ("nk_influx", values["nk_influx"] > 0, "does not model NK cells yet", "set it to 0"),
-        ("anti_csf1r_start_day", values["anti_csf1r_start_day"] is not None,
-         "does not model anti-CSF-1R (a macrophage therapy) yet", "set it to None"),
-        ("tcell_progenitor_fraction", values["tcell_progenitor_fraction"] > 0,
-         "does not model T-cell states (progenitor-exhausted CTLs) yet", "set it to 0"),
-        ("lymph_node_priming", values["lymph_node_priming"],
-         "does not model the draining lymph node yet", "set it to False"),
-    )
+    # (parameter, refused, what the engine lacks, the fix): empty while the fast engine
+    # mirrors the whole model; a rule added to the Mesa engine first is refused here by name
+    checks: tuple[tuple[str, bool, str, str], ...] = ()
     for name, refused, what, fix in checks:
         if refused:
-            return (f"{name} = {values[name]!r}: the fast engine {what}; {use_mesa} or {fix}. "
-                    "The fast engine supports cancer cells, vessels, the four fields, CTLs, "
-                    "CAR-T cells, Tregs, MDSCs, anti-PD-1, anti-CTLA-4, the vaccine (without "
-                    "the lymph node) and CAR-T")
+            return f"{name} = {values[name]!r}: the fast engine {what}; {use_mesa} or {fix}"
     return None
 
 
@@ -79,7 +77,8 @@ class FastTumorModel(mesa.Model):
 
     Every keyword argument is a parameter from ``abm.params.PARAMS``; ``rng`` is the seed. A
     wrong name, type or out-of-range value raises the same ``ValueError`` as ``TumorModel``;
-    settings the fast engine does not model yet raise ``ValueError`` naming the parameter.
+    a setting the fast engine did not model would raise ``ValueError`` naming the parameter
+    (``unsupported``: none at present).
     """
 
     engine = "fast"
@@ -123,7 +122,6 @@ class FastTumorModel(mesa.Model):
         self.mdsc_near = np.zeros(shape, dtype=bool)
         self.m2_near = np.zeros(shape, dtype=bool)
         self.ifng_hill = np.zeros(shape)
-        self._no_m2 = np.zeros(shape, dtype=bool)
 
         self.kills = 0
         self.macrophage_kills = 0
@@ -144,7 +142,10 @@ class FastTumorModel(mesa.Model):
                        "tgfb": self.tgfb}
         self.treatments = {name: cls(self) for name, cls in TREATMENTS.items()}
         self.primed_by_antigen = np.zeros(N_ANTIGENS, dtype=np.int64)
-        self.lymph_node = None
+        self.lymph_node: LymphNode | None = None
+        if self.p["lymph_node_priming"]:
+            self._census()  # the antigen counts the lymph node starts from
+            self.lymph_node = LymphNode(self)  # abm.lymphnode, unchanged
 
         self.datacollector = mesa.DataCollector(model_reporters=REPORTERS)
         self._census()
@@ -162,6 +163,7 @@ class FastTumorModel(mesa.Model):
     clone = TumorModel.clone
     pd1_occupancy = TumorModel.pd1_occupancy
     day = TumorModel.day
+    administer = TumorModel.administer
     new_clone_id = TumorModel.new_clone_id
     _place_vessels = TumorModel._place_vessels
     _setup_oxygen = TumorModel._setup_oxygen
@@ -183,26 +185,21 @@ class FastTumorModel(mesa.Model):
     _census = TumorModel._census
 
     def m2_map(self) -> np.ndarray:
-        """True where an M2 macrophage is: nowhere (the fast engine has no macrophages)."""
-        return self._no_m2
+        """``TumorModel.m2_map``: True where an M2 macrophage is (grid-shaped bool)."""
+        out = np.zeros((self.width, self.height), dtype=bool)
+        m2 = self._m2_cells()
+        out[self.ix[m2], self.iy[m2]] = True
+        return out
 
-    def administer(self, therapy: str, dose: float | None = None, *, scheduled: bool = False):
-        """``TumorModel.administer`` (anti-CSF-1R refused: no macrophages here)."""
-        if therapy == "anti_csf1r":
-            raise ValueError(
-                "therapy 'anti_csf1r': the fast engine does not model macrophages yet; use the "
-                "Mesa engine (TumorModel)")
-        TumorModel.administer(self, therapy, dose, scheduled=scheduled)
+    def _m2_cells(self) -> np.ndarray:
+        n = int(self.n_immune[0])
+        return np.flatnonzero(self.alive[:n] & (self.ikind[:n] == Kind.MACROPHAGE)
+                              & (self.state[:n] == 1))
 
     # --- construction ---------------------------------------------------------------------
     def _alloc_immune(self, capacity: int) -> None:
         old = getattr(self, "ix", None)
-        arrays = {
-            "ix": np.int64, "iy": np.int64, "ikind": np.int8, "antigen": np.int64,
-            "exhaustion": np.int64, "ikills": np.int64, "divisions": np.int64,
-            "engaged": np.bool_, "alive": np.bool_,
-        }
-        for name, dtype in arrays.items():
+        for name, dtype in _IMMUNE_ARRAYS.items():
             new = np.zeros(capacity, dtype=dtype)
             if old is not None:
                 cur = getattr(self, name)
@@ -262,7 +259,8 @@ class FastTumorModel(mesa.Model):
                 return free[int(rng.integers(len(free)))]
         return None
 
-    def _add(self, site: tuple[int, int], kind: int, antigen: int = -1, divisions: int = 0) -> None:
+    def _add(self, site: tuple[int, int], kind: int, antigen: int = -1, divisions: int = 0,
+             state: int = 0) -> None:
         self._reserve(1)
         i = int(self.n_immune[0])
         self.n_immune[0] += 1
@@ -271,39 +269,58 @@ class FastTumorModel(mesa.Model):
         self.antigen[i], self.divisions[i] = antigen, divisions
         self.exhaustion[i] = self.ikills[i] = 0
         self.engaged[i], self.alive[i] = False, True
+        self.state[i] = state
         self.tissue.kind[x, y] = kind
         self.idx[x, y] = i
 
-    def _admit(self, n: int, kind: int, antigen=None) -> int:
-        """``TumorModel._admit``: up to ``n`` new cells at entry sites. ``antigen``: a function
-        giving a CTL's antigen (called once the site is found, as the Mesa engine makes the
-        cell after finding its site)."""
+    def _admit(self, n: int, kind: int, make=None) -> int:
+        """``TumorModel._admit``: up to ``n`` new cells at entry sites. ``make``: a function
+        giving the new cell's (antigen, state), called once the site is found, as the Mesa
+        engine makes the cell after finding its site."""
         divisions = {Kind.TCELL: self.p["tcell_max_divisions"],
                      Kind.CART: self.p["cart_max_divisions"]}.get(kind, 0)
         for entered in range(n):
             site = self.entry_site()
             if site is None:
                 return entered
-            self._add(site, kind, antigen() if antigen else -1, divisions)
+            antigen, state = make() if make else (-1, 0)
+            self._add(site, kind, antigen, divisions, state)
         return n
 
     def _recruit(self, kind: int, rate_at_saturation: float) -> int:
-        """``TumorModel._recruit``: Poisson recruitment at vessels, scaled by the burden."""
-        return self._admit(self._poisson(rate_at_saturation * self.burden_signal()), kind)
+        """``TumorModel._recruit``: Poisson recruitment at vessels, scaled by the burden. A
+        macrophage arrives M2 with ``effects["macrophage_arrival_m2"]`` (``Macrophage``)."""
+        make = None
+        if kind == Kind.MACROPHAGE:
+            def make():
+                return -1, int(self.rng.random() < self.effects["macrophage_arrival_m2"])
+        return self._admit(self._poisson(rate_at_saturation * self.burden_signal()), kind, make)
 
     def _recruit_ctls(self) -> None:
-        """``TumorModel._recruit_ctls`` without the lymph node: CTLs primed against the antigens
-        the tumour shows now, then the vaccine-primed ones."""
-        rate = self.p["tcell_influx"] * self.mean_antigenicity * self.effects["priming"]
-        n = self._poisson(rate * self.burden_signal())
-        self._admit(n, Kind.TCELL, lambda: self._count(self._primed_antigen()))
+        """``TumorModel._recruit_ctls``: with the lymph node, the clones it primed that arrive
+        now; without, CTLs primed against the antigens the tumour shows now; then the
+        vaccine-primed ones (without the node)."""
+        if self.lymph_node is not None:
+            arriving = self.lymph_node.step()
+            for antigen in range(N_ANTIGENS):
+                self._admit(int(arriving[antigen]), Kind.TCELL,
+                            lambda a=antigen: self._new_ctl(a))
+        else:
+            rate = self.p["tcell_influx"] * self.mean_antigenicity * self.effects["priming"]
+            n = self._poisson(rate * self.burden_signal())
+            self._admit(n, Kind.TCELL, lambda: self._new_ctl(self._primed_antigen(), count=True))
         for rate, antigens in self.effects["specific_influx"]:
             self._admit(self._poisson(rate), Kind.TCELL,
-                        lambda a=antigens: self._count(a[int(self.rng.integers(len(a)))]))
+                        lambda a=antigens: self._new_ctl(a[int(self.rng.integers(len(a)))],
+                                                         count=True))
 
-    def _count(self, antigen: int) -> int:
-        self.primed_by_antigen[antigen] += 1
-        return int(antigen)
+    def _new_ctl(self, antigen: int, count: bool = False) -> tuple[int, int]:
+        """``TumorModel._new_ctl``: (antigen, state) of a new CTL, a progenitor (state 1) with
+        probability ``tcell_progenitor_fraction`` (no draw when it is 0)."""
+        share = self.p["tcell_progenitor_fraction"]
+        if count:
+            self.primed_by_antigen[antigen] += 1
+        return int(antigen), int(share > 0 and self.rng.random() < share)
 
     def _primed_antigen(self) -> int:
         """``TumorModel._primed_antigen``: in proportion to the cells carrying each antigen."""
@@ -345,6 +362,10 @@ class FastTumorModel(mesa.Model):
         self._recruit(Kind.TREG, self.p["treg_influx"] * self.effects["treg_recruitment"])
         self._recruit(Kind.MDSC, self.p["mdsc_influx"])
         self._step_suppressors()
+        self._recruit(Kind.MACROPHAGE,
+                      self.p["macrophage_influx"] * self.effects["macrophage_recruitment"])
+        self._recruit(Kind.NK, self.p["nk_influx"])
+        self._step_innate()
         self._compact()
         self._census()
         self.datacollector.collect(self)
@@ -357,11 +378,15 @@ class FastTumorModel(mesa.Model):
         t = self.tissue
         xs, ys, apoptotic = self._draw_cancer_deaths()
         if xs.size:
+            dead_antigens = t.antigens[xs, ys].copy()
             for layer, none in zip(t._traits, t._none, strict=True):
                 layer[xs, ys] = none
             t.kind[xs, ys] = Kind.EMPTY
             t.kind[xs[~apoptotic], ys[~apoptotic]] = Kind.NECROTIC
             n_apoptotic = int(apoptotic.sum())
+            if self.lymph_node is not None:  # CancerCell.die: necrosis releases antigen
+                for antigens in dead_antigens[~apoptotic].tolist():
+                    self.lymph_node.release(antigens, "necrosis")
             self.apoptoses += n_apoptotic
             self.necroses += int(xs.size) - n_apoptotic
         xs, ys = self._draw_debris_clearance()
@@ -388,11 +413,34 @@ class FastTumorModel(mesa.Model):
             p["pdl1_induction"], self.pd1_occupancy, p["ifng_secretion"], p["tcell_kill_prob"],
             p["treg_suppression"], p["mdsc_suppression"], p["tgfb_half_max"],
             p["tcell_proliferation_prob"], p["tcell_lifespan_days"] * 24.0,
-            p["cart_lifespan_days"] * 24.0,
+            p["cart_lifespan_days"] * 24.0, p["tcell_progenitor_lifespan_days"] * 24.0,
+            p["tcell_progenitor_pd1_inhibition"], p["tcell_progenitor_division_prob"],
         ], dtype=np.float64)
         ip = np.array([p["tcell_speed"], p["tcell_exhausted_speed"], p["tcell_exhaustion_limit"],
-                       p["cart_exhaustion_limit"]], dtype=np.int64)
+                       p["cart_exhaustion_limit"], p["tcell_max_divisions"]], dtype=np.int64)
         return fp, ip
+
+    def _innate_params(self) -> tuple[np.ndarray, np.ndarray]:
+        p, effects = self.p, self.effects
+        gp = np.array([
+            p["chemotaxis_bias"], p["tcell_infiltration"], p["macrophage_lifespan_days"] * 24.0,
+            effects["macrophage_depletion"], 1.0 / p["macrophage_polarisation_time_h"],
+            effects["macrophage_repolarisation"], p["hypoxic_threshold"], p["tgfb_half_max"],
+            p["macrophage_ifng_secretion"], p["macrophage_kill_prob"],
+            p["nk_lifespan_days"] * 24.0, p["ifng_secretion"], p["nk_kill_prob"],
+            p["nk_tgfb_suppression"],
+        ], dtype=np.float64)
+        jp = np.array([p["suppressor_speed"], p["tcell_speed"], p["tcell_exhausted_speed"],
+                       p["nk_kill_limit"]], dtype=np.int64)
+        return gp, jp
+
+    def _release(self, dead: np.ndarray, dead_fate: np.ndarray, counters: np.ndarray) -> None:
+        """The cancer cells a kernel killed, to the lymph node (``CancerCell.die``)."""
+        if self.lymph_node is None:
+            return
+        m = int(counters[K.C_DEAD])
+        for antigens, fate in zip(dead[:m].tolist(), dead_fate[:m].tolist(), strict=True):
+            self.lymph_node.release(antigens, K.FATES[fate])
 
     def _order(self, kinds: tuple[int, int]) -> np.ndarray:
         """The living cells of ``kinds`` in random order (Mesa's shuffled agent list)."""
@@ -409,12 +457,39 @@ class FastTumorModel(mesa.Model):
         self._reserve(order.size)  # at most one daughter each
         fp, ip = self._killer_params()
         t = self.tissue
+        dead = np.zeros(order.size, dtype=np.int64)
+        dead_fate = np.zeros(order.size, dtype=np.int8)
+        counters = np.zeros(2, dtype=np.int64)
         self._seed_kernels()
         self.kills += K.step_killers(
             order, self.ix, self.iy, self.ikind, self.antigen, self.exhaustion, self.ikills,
-            self.divisions, self.engaged, self.alive, self.n_immune, t.kind, self.idx,
-            t.antigens, t.antigenicity, t.pdl1_base, t.mhc, t.pdl1_induced, t.car_negative,
-            t.clone, self.chemokine.data, self.tgfb.data, self.ifng_source, self.treg_near, fp, ip)
+            self.divisions, self.engaged, self.alive, self.state, self.n_immune, t.kind,
+            self.idx, t.antigens, t.antigenicity, t.pdl1_base, t.mhc, t.pdl1_induced,
+            t.car_negative, t.clone, self.chemokine.data, self.tgfb.data, self.ifng_source,
+            self.treg_near, fp, ip, dead, dead_fate, counters)
+        self.progenitor_divisions += int(counters[K.C_PROGENITOR_DIVISIONS])
+        self._release(dead, dead_fate, counters)
+
+    def _step_innate(self) -> None:
+        """Macrophages and NK cells in random order (``kernels.step_innate``)."""
+        order = self._order(_INNATE)
+        if not order.size:
+            return
+        gp, jp = self._innate_params()
+        t = self.tissue
+        dead = np.zeros(order.size, dtype=np.int64)
+        dead_fate = np.zeros(order.size, dtype=np.int8)
+        counters = np.zeros(2, dtype=np.int64)
+        innate_kills = np.zeros(2, dtype=np.int64)
+        self._seed_kernels()
+        K.step_innate(order, self.ix, self.iy, self.ikind, self.ikills, self.engaged,
+                      self.alive, self.state, t.kind, self.idx, t.antigens, t.antigenicity,
+                      t.pdl1_base, t.mhc, t.pdl1_induced, t.car_negative, t.clone,
+                      self.chemokine.data, self.tgfb.data, self.oxygen.data, self.ifng_hill,
+                      self.ifng_source, gp, jp, dead, dead_fate, counters, innate_kills)
+        self.macrophage_kills += int(innate_kills[0])
+        self.nk_kills += int(innate_kills[1])
+        self._release(dead, dead_fate, counters)
 
     def _step_suppressors(self) -> None:
         """Tregs and MDSCs in random order (``kernels.step_suppressors``)."""
@@ -434,8 +509,7 @@ class FastTumorModel(mesa.Model):
         keep = np.flatnonzero(self.alive[:n])
         if keep.size == n:
             return
-        for name in ("ix", "iy", "ikind", "antigen", "exhaustion", "ikills", "divisions",
-                     "engaged", "alive"):
+        for name in _IMMUNE_ARRAYS:
             arr = getattr(self, name)
             arr[: keep.size] = arr[keep]
         self.alive[keep.size:n] = False
@@ -454,19 +528,28 @@ class FastTumorModel(mesa.Model):
         limit = np.where(kind == Kind.CART, self.p["cart_exhaustion_limit"],
                          self.p["tcell_exhaustion_limit"])
         n_killers = int(killers.sum())
-        exhausted = int((killers & (self.exhaustion[:n] >= limit)).sum())
+        state1 = self.state[:n] == 1  # a progenitor CTL, an M2 macrophage
+        exhausted = int((killers & ~state1 & (self.exhaustion[:n] >= limit)).sum())
         self.exhausted_fraction = exhausted / n_killers if n_killers else 0.0
-        self.progenitor_fraction = 0.0
+        ctls = alive & (kind == Kind.TCELL)
+        n_ctls = int(ctls.sum())
+        self.progenitor_fraction = int((ctls & state1).sum()) / n_ctls if n_ctls else 0.0
+        # TumorModel._census counts macrophages among its agents: here, from the arrays
+        macrophages = alive & (kind == Kind.MACROPHAGE)
+        self.n_macrophages = int(macrophages.sum())
+        self.m2_fraction = (int((macrophages & state1).sum()) / self.n_macrophages
+                            if self.n_macrophages else 0.0)
 
     def immune_cells(self) -> dict[str, np.ndarray]:
         """The living immune cells as arrays (x, y, kind, antigen, exhaustion, kills,
-        divisions left, engaged this hour): the fast engine's view of its agents."""
+        divisions left, engaged this hour, state: 1 for a progenitor CTL or an M2 macrophage):
+        the fast engine's view of its agents."""
         n = int(self.n_immune[0])
         alive = self.alive[:n]
         return {"x": self.ix[:n][alive], "y": self.iy[:n][alive], "kind": self.ikind[:n][alive],
                 "antigen": self.antigen[:n][alive], "exhaustion": self.exhaustion[:n][alive],
                 "kills": self.ikills[:n][alive], "divisions": self.divisions[:n][alive],
-                "engaged": self.engaged[:n][alive]}
+                "engaged": self.engaged[:n][alive], "state": self.state[:n][alive]}
 
 
 FastTumorModel.__init__.__signature__ = _signature()

@@ -12,8 +12,12 @@ Layout (structure of arrays, ``abm.fast.engine``):
   ``pdl1_base``, ``mhc``, ``pdl1_induced``, ``car_negative``, ``clone``);
 - per immune cell ``i``: ``ix[i], iy[i]`` (site), ``ikind[i]`` (``Kind``), ``antigen[i]``
   (bit index; -1 for CAR-T and suppressors), ``exhaustion[i]``, ``kills[i]``,
-  ``divisions[i]`` (divisions left), ``engaged[i]``, ``alive[i]``. ``n[0]`` is the number of
+  ``divisions[i]`` (divisions left), ``engaged[i]``, ``alive[i]``, ``state[i]`` (a CTL: 1 for
+  a progenitor, 0 for an effector; a macrophage: 1 for M2, 0 for M1). ``n[0]`` is the number of
   slots in use; new cells go to slot ``n[0]``.
+- cancer cells killed by an immune cell are reported in ``dead`` (their antigen bitmask) and
+  ``dead_fate`` (``FATE_*``), ``counters[C_DEAD]`` of them, so the engine can hand them to the
+  lymph node (``LymphNode.release``, as ``CancerCell.die`` does).
 
 Randomness: each kernel seeds numba's generator from a seed the engine draws from its numpy
 ``Generator`` (``model.rng``) just before the call, so a run is a function of its seed.
@@ -28,7 +32,13 @@ import numpy as np
 from numba import njit
 
 # Kind values (abm.agents.base.Kind), as plain ints for the kernels
-EMPTY, CANCER, TCELL, CART, TREG, MDSC, NECROTIC = 0, 1, 2, 3, 4, 5, 6
+EMPTY, CANCER, TCELL, CART, TREG, MDSC, NECROTIC, MACROPHAGE, NK = 0, 1, 2, 3, 4, 5, 6, 7, 8
+# how a cancer cell killed in a kernel died (CancerCell.fate): "killed", "nk_killed",
+# "phagocytosed"; the engine maps them back with FATES
+FATE_KILLED, FATE_NK_KILLED, FATE_PHAGOCYTOSED = 0, 1, 2
+FATES = ("killed", "nk_killed", "phagocytosed")
+# indices into the counters of the kernels: kills reported in ``dead``, progenitor divisions
+C_DEAD, C_PROGENITOR_DIVISIONS = 0, 1
 
 # Mesa's neighbour order for OrthogonalMooreGrid (mesa.discrete_space.grid)
 DX = np.array([-1, -1, -1, 0, 0, 1, 1, 1], dtype=np.int64)
@@ -37,9 +47,17 @@ DY = np.array([-1, 0, 1, -1, 1, -1, 0, 1], dtype=np.int64)
 # indices into the float parameter vector of step_killers (see engine._killer_params)
 (F_BIAS, F_INFILTRATION, F_PD1_INHIBITION, F_PDL1_INDUCTION, F_PD1_OCCUPANCY, F_IFNG_SECRETION,
  F_KILL_PROB, F_TREG_SUPPRESSION, F_MDSC_SUPPRESSION, F_TGFB_HALF_MAX, F_PROLIFERATION_PROB,
- F_TCELL_LIFESPAN_H, F_CART_LIFESPAN_H) = range(13)
+ F_TCELL_LIFESPAN_H, F_CART_LIFESPAN_H, F_PROGENITOR_LIFESPAN_H, F_PROGENITOR_PD1_INHIBITION,
+ F_PROGENITOR_DIVISION_PROB) = range(16)
 # indices into the int parameter vector
-I_SPEED, I_EXHAUSTED_SPEED, I_TCELL_EXHAUSTION_LIMIT, I_CART_EXHAUSTION_LIMIT = range(4)
+I_SPEED, I_EXHAUSTED_SPEED, I_TCELL_EXHAUSTION_LIMIT, I_CART_EXHAUSTION_LIMIT, I_MAX_DIVISIONS = \
+    range(5)
+# indices into the float parameter vector of step_innate (see engine._innate_params)
+(G_BIAS, G_INFILTRATION, G_MAC_LIFESPAN_H, G_MAC_DEPLETION, G_POLARISATION_RATE,
+ G_REPOLARISATION, G_HYPOXIC_THRESHOLD, G_TGFB_HALF_MAX, G_MAC_IFNG_SECRETION, G_MAC_KILL_PROB,
+ G_NK_LIFESPAN_H, G_IFNG_SECRETION, G_NK_KILL_PROB, G_NK_TGFB_SUPPRESSION) = range(14)
+# indices into the int parameter vector of step_innate
+J_MAC_SPEED, J_NK_SPEED, J_EXHAUSTED_SPEED, J_NK_KILL_LIMIT = range(4)
 
 
 @njit(cache=True)
@@ -299,15 +317,49 @@ def _advance(i, ix, iy, ikind, kind, idx, chemokine, bias, infiltration, antigen
 
 
 @njit(cache=True)
-def step_killers(order, ix, iy, ikind, antigen, exhaustion, kills, divisions, engaged, alive, n,
-                 kind, idx, antigens, antigenicity, pdl1_base, mhc, pdl1_induced, car_negative,
-                 clone, chemokine, tgfb, ifng_source, treg_near, fp, ip):
+def _spawn(i, x, y, ikind, antigen, exhaustion, kills, divisions, engaged, alive, state, n,
+           kind, idx, ix, iy, daughter_divisions):
+    """``Tissue.add_daughter``: a daughter of immune cell ``i`` (its kind and antigen, an
+    effector with ``daughter_divisions`` divisions left) on the empty site (x, y), in slot
+    ``n[0]``."""
+    c = n[0]
+    n[0] += 1
+    ix[c] = x
+    iy[c] = y
+    ikind[c] = ikind[i]
+    antigen[c] = antigen[i]
+    exhaustion[c] = 0
+    kills[c] = 0
+    divisions[c] = daughter_divisions
+    engaged[c] = False
+    alive[c] = True
+    state[c] = 0
+    kind[x, y] = ikind[i]
+    idx[x, y] = c
+
+
+@njit(cache=True)
+def _report_death(x, y, fate, antigens, dead, dead_fate, counters):
+    """A cancer cell killed at (x, y): its antigens and fate for the lymph node."""
+    d = counters[C_DEAD]
+    dead[d] = antigens[x, y]
+    dead_fate[d] = fate
+    counters[C_DEAD] = d + 1
+
+
+@njit(cache=True)
+def step_killers(order, ix, iy, ikind, antigen, exhaustion, kills, divisions, engaged, alive,
+                 state, n, kind, idx, antigens, antigenicity, pdl1_base, mhc, pdl1_induced,
+                 car_negative, clone, chemokine, tgfb, ifng_source, treg_near, fp, ip, dead,
+                 dead_fate, counters):
     """CTLs and CAR-T cells in the given (random) order: ``TCell.step`` (``CARTCell`` inherits
     it), with ``ImmuneCell.outlived``, ``migrate`` and ``hunt``, and ``TCell.find_target``,
-    ``attack``, ``pd1_block``, ``kill_probability``, ``proliferate`` and ``daughter``.
+    ``attack``, ``expand`` (a progenitor, ``state`` 1), ``pd1_block``, ``kill_probability``,
+    ``proliferate`` and ``daughter``.
     Daughters are new slots from ``n[0]`` (the caller leaves room for one per cell); they do
     not act this hour (Mesa steps the cells that were there when the hour's order was drawn).
-    Returns the number of kills."""
+    Killed cancer cells are reported in ``dead``/``dead_fate``; progenitor divisions are
+    counted in ``counters[C_PROGENITOR_DIVISIONS]``. Returns the number of kills."""
     fx = np.empty(8, dtype=np.int64)
     fy = np.empty(8, dtype=np.int64)
     tx = np.empty(8, dtype=np.int64)
@@ -319,12 +371,18 @@ def step_killers(order, ix, iy, ikind, antigen, exhaustion, kills, divisions, en
         i = order[oi]
         engaged[i] = False
         car = ikind[i] == CART
-        lifespan = fp[F_CART_LIFESPAN_H] if car else fp[F_TCELL_LIFESPAN_H]
+        progenitor = state[i] == 1
+        if car:
+            lifespan = fp[F_CART_LIFESPAN_H]
+        elif progenitor:
+            lifespan = fp[F_PROGENITOR_LIFESPAN_H]
+        else:
+            lifespan = fp[F_TCELL_LIFESPAN_H]
         if np.random.random() < 1.0 / lifespan:  # outlived
             _die(i, ix, iy, kind, idx, alive)
             continue
         limit = ip[I_CART_EXHAUSTION_LIMIT] if car else ip[I_TCELL_EXHAUSTION_LIMIT]
-        if exhaustion[i] >= limit:  # exhausted: linger, barely motile
+        if not progenitor and exhaustion[i] >= limit:  # exhausted: linger, barely motile
             _migrate(i, ip[I_EXHAUSTED_SPEED], ix, iy, ikind, kind, idx, chemokine, bias, fx, fy)
             continue
         # hunt
@@ -341,7 +399,6 @@ def step_killers(order, ix, iy, ikind, antigen, exhaustion, kills, divisions, en
                                   tx, ty)
         if target < 0:
             continue
-        # attack
         tgx = target // h
         tgy = target % h
         x = ix[i]
@@ -349,6 +406,22 @@ def step_killers(order, ix, iy, ikind, antigen, exhaustion, kills, divisions, en
         engaged[i] = True
         ifng_source[x, y] += fp[F_IFNG_SECRETION]
         pdl1 = min(1.0, pdl1_base[tgx, tgy] + fp[F_PDL1_INDUCTION] * pdl1_induced[tgx, tgy])
+        if progenitor:
+            # expand: a division unless PD-1 blocks it; the daughter is an effector
+            block = min(1.0, fp[F_PROGENITOR_PD1_INHIBITION] * pdl1
+                        * (1.0 - fp[F_PD1_OCCUPANCY]))
+            if np.random.random() < block:
+                continue
+            if treg_near[x, y] or np.random.random() >= fp[F_PROGENITOR_DIVISION_PROB]:
+                continue
+            nfree = _free_neighbours(kind, x, y, fx, fy)
+            if nfree:
+                j = np.random.randint(0, nfree)
+                _spawn(i, fx[j], fy[j], ikind, antigen, exhaustion, kills, divisions, engaged,
+                       alive, state, n, kind, idx, ix, iy, ip[I_MAX_DIVISIONS])
+                counters[C_PROGENITOR_DIVISIONS] += 1
+            continue
+        # attack
         block = fp[F_PD1_INHIBITION] * pdl1 * (1.0 - fp[F_PD1_OCCUPANCY])
         if np.random.random() < block:
             exhaustion[i] += 1
@@ -359,6 +432,7 @@ def step_killers(order, ix, iy, ikind, antigen, exhaustion, kills, divisions, en
         c = tgfb[x, y]
         prob *= 1.0 - fp[F_MDSC_SUPPRESSION] * (c / (c + fp[F_TGFB_HALF_MAX]))
         if np.random.random() < prob:
+            _report_death(tgx, tgy, FATE_KILLED, antigens, dead, dead_fate, counters)
             _clear_cancer(tgx, tgy, kind, antigens, antigenicity, pdl1_base, mhc, pdl1_induced,
                           car_negative, clone)
             total_kills += 1
@@ -373,19 +447,8 @@ def step_killers(order, ix, iy, ikind, antigen, exhaustion, kills, divisions, en
             if nfree:
                 divisions[i] -= 1
                 j = np.random.randint(0, nfree)
-                c_i = n[0]
-                n[0] += 1
-                ix[c_i] = fx[j]
-                iy[c_i] = fy[j]
-                ikind[c_i] = ikind[i]
-                antigen[c_i] = antigen[i]
-                exhaustion[c_i] = 0
-                kills[c_i] = 0
-                divisions[c_i] = divisions[i]
-                engaged[c_i] = False
-                alive[c_i] = True
-                kind[fx[j], fy[j]] = ikind[i]
-                idx[fx[j], fy[j]] = c_i
+                _spawn(i, fx[j], fy[j], ikind, antigen, exhaustion, kills, divisions, engaged,
+                       alive, state, n, kind, idx, ix, iy, divisions[i])
     return total_kills
 
 
@@ -403,3 +466,133 @@ def step_suppressors(order, ix, iy, ikind, alive, kind, idx, chemokine, bias, sp
             _die(i, ix, iy, kind, idx, alive)
             continue
         _migrate(i, speed, ix, iy, ikind, kind, idx, chemokine, bias, fx, fy)
+
+
+@njit(cache=True)
+def _nk_target(x, y, kind, mhc, tx, ty):
+    """``NKCell.find_target``: a neighbouring cancer cell with missing self (MHC-I below 1),
+    chosen with weight 1 - MHC-I (``random.choices``), as a flat index, or -1."""
+    w, h = kind.shape
+    n = 0
+    total = 0.0
+    for k in range(8):
+        nx = x + DX[k]
+        ny = y + DY[k]
+        if 0 <= nx < w and 0 <= ny < h and kind[nx, ny] == CANCER and mhc[nx, ny] < 1.0:
+            tx[n] = nx
+            ty[n] = ny
+            n += 1
+    if n == 0:
+        return -1
+    cum = np.empty(n)
+    for k in range(n):
+        total += max(0.0, 1.0 - mhc[tx[k], ty[k]])
+        cum[k] = total
+    u = np.random.random() * total
+    j = 0
+    while j < n - 1 and cum[j] <= u:  # bisect_right, as random.choices
+        j += 1
+    return tx[j] * h + ty[j]
+
+
+@njit(cache=True)
+def step_innate(order, ix, iy, ikind, kills, engaged, alive, state, kind, idx, antigens,
+                antigenicity, pdl1_base, mhc, pdl1_induced, car_negative, clone, chemokine,
+                tgfb, oxygen, ifng_hill, ifng_source, gp, jp, dead, dead_fate, counters,
+                innate_kills):
+    """Macrophages and NK cells in the given (random) order.
+
+    A macrophage (``state`` 1 = M2): ``Macrophage.step`` with ``signals``, ``polarise``,
+    ``attack`` and ``roam`` (dies with its lifespan plus anti-CSF-1R depletion; polarises; an
+    M1 next to cancer cells phagocytoses a random one with ``macrophage_kill_prob`` after
+    releasing IFN-gamma, held there; otherwise ``ImmuneCell.advance`` up to its speed).
+    An NK cell: ``NKCell.step`` with ``spent``, ``find_target``, ``attack``,
+    ``kill_probability`` and ``ImmuneCell.hunt``. Kills are reported in ``dead``/``dead_fate``
+    and counted in ``innate_kills`` (0: macrophages, 1: NK cells)."""
+    fx = np.empty(8, dtype=np.int64)
+    fy = np.empty(8, dtype=np.int64)
+    tx = np.empty(8, dtype=np.int64)
+    ty = np.empty(8, dtype=np.int64)
+    w, h = kind.shape
+    bias = gp[G_BIAS]
+    for oi in range(order.shape[0]):
+        i = order[oi]
+        engaged[i] = False
+        if ikind[i] == MACROPHAGE:
+            death = 1.0 / gp[G_MAC_LIFESPAN_H] + gp[G_MAC_DEPLETION]
+            if np.random.random() < death:
+                _die(i, ix, iy, kind, idx, alive)
+                continue
+            x = ix[i]
+            y = iy[i]
+            # polarise (signals: toward M2 with hypoxia or TGF-beta, toward M1 with IFN-gamma)
+            hypoxic = 1.0 if oxygen[x, y] < gp[G_HYPOXIC_THRESHOLD] else 0.0
+            c = tgfb[x, y]
+            to_m2 = max(hypoxic, c / (c + gp[G_TGFB_HALF_MAX]))
+            to_m1 = ifng_hill[x, y]
+            if state[i] == 1:
+                prob = gp[G_POLARISATION_RATE] * to_m1 + gp[G_REPOLARISATION]
+            else:
+                prob = gp[G_POLARISATION_RATE] * to_m2
+            if np.random.random() < prob:
+                state[i] = 1 - state[i]
+            if state[i] == 0:
+                n = 0
+                for k in range(8):
+                    nx = x + DX[k]
+                    ny = y + DY[k]
+                    if 0 <= nx < w and 0 <= ny < h and kind[nx, ny] == CANCER:
+                        tx[n] = nx
+                        ty[n] = ny
+                        n += 1
+                if n > 0:
+                    engaged[i] = True
+                    j = np.random.randint(0, n)
+                    ifng_source[x, y] += gp[G_MAC_IFNG_SECRETION]
+                    if np.random.random() < gp[G_MAC_KILL_PROB]:
+                        _report_death(tx[j], ty[j], FATE_PHAGOCYTOSED, antigens, dead,
+                                      dead_fate, counters)
+                        _clear_cancer(tx[j], ty[j], kind, antigens, antigenicity, pdl1_base,
+                                      mhc, pdl1_induced, car_negative, clone)
+                        innate_kills[0] += 1
+                        kills[i] += 1
+                    continue  # held by its target this hour
+            for _ in range(jp[J_MAC_SPEED]):  # roam
+                if not _advance(i, ix, iy, ikind, kind, idx, chemokine, bias,
+                                gp[G_INFILTRATION], antigens, antigenicity, pdl1_base, mhc,
+                                pdl1_induced, car_negative, clone, fx, fy):
+                    break
+            continue
+        # an NK cell
+        if np.random.random() < 1.0 / gp[G_NK_LIFESPAN_H]:  # outlived
+            _die(i, ix, iy, kind, idx, alive)
+            continue
+        if kills[i] >= jp[J_NK_KILL_LIMIT]:  # spent
+            _migrate(i, jp[J_EXHAUSTED_SPEED], ix, iy, ikind, kind, idx, chemokine, bias, fx, fy)
+            continue
+        target = _nk_target(ix[i], iy[i], kind, mhc, tx, ty)
+        moves = 0
+        while target < 0 and moves < jp[J_NK_SPEED]:
+            if not _advance(i, ix, iy, ikind, kind, idx, chemokine, bias, gp[G_INFILTRATION],
+                            antigens, antigenicity, pdl1_base, mhc, pdl1_induced, car_negative,
+                            clone, fx, fy):
+                break
+            moves += 1
+            target = _nk_target(ix[i], iy[i], kind, mhc, tx, ty)
+        if target < 0:
+            continue
+        tgx = target // h
+        tgy = target % h
+        x = ix[i]
+        y = iy[i]
+        engaged[i] = True
+        ifng_source[x, y] += gp[G_IFNG_SECRETION]
+        c = tgfb[x, y]
+        prob = gp[G_NK_KILL_PROB] * max(0.0, 1.0 - mhc[tgx, tgy]) \
+            * (1.0 - gp[G_NK_TGFB_SUPPRESSION] * (c / (c + gp[G_TGFB_HALF_MAX])))
+        if np.random.random() < prob:
+            _report_death(tgx, tgy, FATE_NK_KILLED, antigens, dead, dead_fate, counters)
+            _clear_cancer(tgx, tgy, kind, antigens, antigenicity, pdl1_base, mhc, pdl1_induced,
+                          car_negative, clone)
+            innate_kills[1] += 1
+            kills[i] += 1

@@ -57,6 +57,23 @@ MIRRORED = {
     "abm.model.TumorModel.deplete_tregs": "e7e4a97235ea",
     "abm.model.TumorModel.infuse_cart": "36701201a2c6",
     "abm.model.TumorModel._census_killers": "a757a5f4d3a9",
+    "abm.agents.cancer.CancerCell.die": "e29fbec54381",
+    "abm.agents.tcell.TCell.exhausted": "8a8d5936d9d7",
+    "abm.agents.tcell.TCell.expand": "395c9f2f604a",
+    "abm.model.TumorModel.m2_map": "6c3b1a76dd16",
+    "abm.agents.macrophage.Macrophage.__init__": "4c738933e490",
+    "abm.agents.macrophage.Macrophage.step": "6973d022a610",
+    "abm.agents.macrophage.Macrophage.signals": "0983c98c8b2e",
+    "abm.agents.macrophage.Macrophage.polarise": "10363f26f398",
+    "abm.agents.macrophage.Macrophage.attack": "5935e57ec633",
+    "abm.agents.macrophage.Macrophage.roam": "727c56c912e0",
+    "abm.agents.nk.NKCell.__init__": "be90e010b138",
+    "abm.agents.nk.NKCell.spent": "785dbd11ba20",
+    "abm.agents.nk.NKCell.activation": "a5c6b79b8d2f",
+    "abm.agents.nk.NKCell.kill_probability": "9349aec6a2c0",
+    "abm.agents.nk.NKCell.step": "ad6c2459e16d",
+    "abm.agents.nk.NKCell.find_target": "c04ce13fe5d6",
+    "abm.agents.nk.NKCell.attack": "e99e7b13f1e8",
 }
 
 
@@ -92,20 +109,18 @@ HONOURED = frozenset({
     "vaccine_interval_days", "vaccine_doses", "vaccine_dose", "vaccine_antigens",
     "vaccine_priming_delay_days", "vaccine_influx", "vaccine_response_half_life_days",
     "cart_start_day", "cart_dose", "cart_doses", "cart_interval_days", "cart_lifespan_days",
-    "cart_exhaustion_limit", "cart_max_divisions"
-})
-REFUSED_FEATURES = frozenset({
+    "cart_exhaustion_limit", "cart_max_divisions",
     "macrophage_influx", "macrophage_lifespan_days", "macrophage_polarisation_time_h",
-    "macrophage_kill_prob", "macrophage_ifng_secretion", "m2_growth_boost",
-    "tgfb_secretion_m2", "nk_influx", "nk_kill_prob", "nk_kill_limit", "nk_lifespan_days",
-    "nk_tgfb_suppression", "anti_csf1r_start_day", "anti_csf1r_interval_days",
-    "anti_csf1r_doses", "anti_csf1r_dose", "anti_csf1r_half_life_days", "anti_csf1r_ec50",
-    "anti_csf1r_depletion_rate", "anti_csf1r_recruitment_block", "anti_csf1r_repolarisation",
-    "tcell_progenitor_fraction", "lymph_node_priming", "tcell_progenitor_lifespan_days",
-    "tcell_progenitor_division_prob", "tcell_progenitor_pd1_inhibition",
-    "ln_priming_delay_days", "ln_primed_before_start", "ln_antigen_half_life_days",
-    "ln_shedding", "ln_necrotic_release"
+    "macrophage_kill_prob", "macrophage_ifng_secretion", "m2_growth_boost", "tgfb_secretion_m2",
+    "nk_influx", "nk_kill_prob", "nk_kill_limit", "nk_lifespan_days", "nk_tgfb_suppression",
+    "anti_csf1r_start_day", "anti_csf1r_interval_days", "anti_csf1r_doses", "anti_csf1r_dose",
+    "anti_csf1r_half_life_days", "anti_csf1r_ec50", "anti_csf1r_depletion_rate",
+    "anti_csf1r_recruitment_block", "anti_csf1r_repolarisation", "tcell_progenitor_fraction",
+    "lymph_node_priming", "tcell_progenitor_lifespan_days", "tcell_progenitor_division_prob",
+    "tcell_progenitor_pd1_inhibition", "ln_priming_delay_days", "ln_primed_before_start",
+    "ln_antigen_half_life_days", "ln_shedding", "ln_necrotic_release"
 })
+REFUSED_FEATURES: frozenset[str] = frozenset()  # the fast engine mirrors the whole model
 # the therapies (abm.agents.treatments.TREATMENTS) and kinds of cell (abm.agents.Kind) it knows
 THERAPIES = ("anti_pd1", "anti_ctla4", "vaccine", "cart", "anti_csf1r")
 KINDS = ("EMPTY", "CANCER", "TCELL", "CART", "TREG", "MDSC", "NECROTIC", "MACROPHAGE", "NK")

@@ -194,8 +194,8 @@ SWEEP = {
     "seeds": Key("the replicate seeds themselves, instead of seed (e.g. [0, 1, 2, 3])", seed_list),
     "record_every": Key("steps between time-series rows",
                         integer(1, "an integer >= 1 (steps)"), 24),
-    "engine": Key('"mesa" (the reference) or "fast" (compiled, the same rules for a subset of '
-                  "the cast: docs/engines.md)", engine, "mesa"),
+    "engine": Key('"mesa" (the reference) or "fast" (compiled, the same rules: '
+                  "docs/engines.md)", engine, "mesa"),
 }
 
 BOUNDS_HINT = "required: a table [sample.bounds] of name = [low, high]"
