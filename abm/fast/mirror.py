@@ -57,6 +57,20 @@ MIRRORED = {
     "abm.model.TumorModel.deplete_tregs": "e7e4a97235ea",
     "abm.model.TumorModel.infuse_cart": "36701201a2c6",
     "abm.model.TumorModel._census_killers": "a757a5f4d3a9",
+    # the shared per-hour code the fast engine runs as cheaper solves and compiled passes
+    # (abm/fast/fields.py, abm/fast/census.py)
+    "abm.model.TumorModel._update_fields": "80c19c6b1abf",
+    "abm.model.TumorModel._collapse_vessels": "c2d367d4b479",
+    "abm.model.TumorModel._draw_dividers": "5da8cda9d4c0",
+    "abm.model.TumorModel.division_probability_map": "1ec3a59f5394",
+    "abm.model.TumorModel._census": "f378fe10884e",
+    "abm.model._neighbourhood": "c519126efff8",
+    "abm.fields.Field.step": "a3fbe6da1d31",
+    "abm.fields.ReactionField.step": "efeef044d651",
+    "abm.fields.ReactionField._precondition": "67f0edef1fcc",
+    "abm.fields.ReactionField._apply": "033bb41c4bed",
+    "abm.fields.ReactionField._spectral_solve": "ca21f99f1b44",
+    "abm.fields.ReactionField.unpin": "52227e4e4985",
 }
 
 
@@ -111,7 +125,7 @@ THERAPIES = ("anti_pd1", "anti_ctla4", "vaccine", "cart", "anti_csf1r")
 KINDS = ("EMPTY", "CANCER", "TCELL", "CART", "TREG", "MDSC", "NECROTIC", "MACROPHAGE", "NK")
 
 def _resolve(qualname: str):
-    module, cls, attr = qualname.rsplit(".", 2)
+    module, cls, attr = qualname.rsplit(".", 2)  # also module.function (cls = last module)
     member = inspect.getattr_static(getattr(importlib.import_module(module), cls), attr)
     return member.fget if isinstance(member, property) else member
 
