@@ -59,15 +59,19 @@ class LinearFields:
         if not active:
             return
         with_source = [j for j, s in enumerate(stack) if s is not None]
+        every = len(active) == len(self.fields)
         idx = np.asarray(active)
-        spectra = self.spectra[idx] if len(active) < len(self.fields) else self.spectra
-        spectra *= self.growth[idx]
+        spectra = self.spectra if every else self.spectra[idx]
+        spectra *= self.growth if every else self.growth[idx]
         if with_source:
             src = np.stack([stack[j] for j in with_source]).astype(np.float64, copy=False)
             transformed = fft.dctn(src, type=2, norm="ortho", axes=(1, 2), overwrite_x=True)
-            rows = idx[with_source]
-            spectra[with_source] += self.gain[rows] * transformed
-        if len(active) < len(self.fields):
+            if len(with_source) == len(self.fields):
+                transformed *= self.gain
+                spectra += transformed
+            else:
+                spectra[with_source] += self.gain[idx[with_source]] * transformed
+        if not every:
             self.spectra[idx] = spectra
         result = fft.idctn(spectra, type=2, norm="ortho", axes=(1, 2))
         np.maximum(result, 0.0, out=result)  # as Field.step: round-off can leave -1e-17
@@ -142,6 +146,24 @@ def _absmax(a):  # pragma: no cover - compiled
     return m
 
 
+@numba.njit(cache=True)
+def _masked32(r, pinned):  # pragma: no cover - compiled
+    """r * ~pinned, as float32."""
+    out = np.empty(r.shape, dtype=np.float32)
+    fo, fr, fm = out.ravel(), r.ravel(), pinned.ravel()
+    for i in range(fo.size):
+        fo[i] = 0.0 if fm[i] else fr[i]
+    return out
+
+
+@numba.njit(cache=True)
+def _unmask(z, r, pinned, inverse_diag, out):  # pragma: no cover - compiled
+    """out = z * ~pinned, and r * inverse_diag at the pinned sites (float64)."""
+    fo, fz, fr, fm = out.ravel(), z.ravel(), r.ravel(), pinned.ravel()
+    for i in range(fo.size):
+        fo[i] = fr[i] * inverse_diag if fm[i] else fz[i]
+
+
 class FastReactionField(ReactionField):
     """``ReactionField`` with a cheaper step (see the module docstring); made by
     :func:`accelerate` from a built ``ReactionField``, so construction is the Mesa engine's."""
@@ -186,10 +208,12 @@ class FastReactionField(ReactionField):
 
     def _precondition(self, r: np.ndarray) -> np.ndarray:
         if len(self._pinned) and self._cap is None:
-            free = ~self._pin_mask
-            z = self._spectral32(r * free).astype(np.float64) * free
-            z[self._pin_mask] = r[self._pin_mask] / (self._PENALTY + 4.0 * self.d)
-            return z
+            # block-diagonal (ReactionField._precondition): the free sites by the spectral
+            # solve, each pinned site alone
+            z = self._spectral32(_masked32(r, self._pin_mask))
+            out = np.empty(self.shape)
+            _unmask(z, r, self._pin_mask, 1.0 / (self._PENALTY + 4.0 * self.d), out)
+            return out
         z = self._spectral32(r)
         if self._cap is not None:
             y = self._cap @ z[self._pinned[:, 0], self._pinned[:, 1]].astype(np.float64)
