@@ -177,7 +177,11 @@ def large(steps: int = 5) -> dict:
         t = time.process_time()
         model.step()
         per_step.append(time.process_time() - t)
+    import resource
+
     return {**build, "construction_peak_traced_mb": peak / 2**20,
+            "process_max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "oxygen_iterations_last_step": model.oxygen.iterations,
             "steps_per_s": len(per_step) / sum(per_step), "cancer": model.n_cancer,
             "immune": int(model.n_immune[0])}
 

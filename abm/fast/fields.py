@@ -30,6 +30,9 @@ from scipy import fft
 from abm.fields import Field, ReactionField
 
 _GREEN_BUDGET = 8_000_000  # float32 entries (32 MB) of precomputed Woodbury columns at most
+# ... and only up to this many pinned sites: summing n columns costs about n/50 of a spectral
+# solve (measured at 100x100 and 200x200), so beyond ~100 the second solve is cheaper
+_GREEN_MAX_SITES = 64
 
 
 class LinearFields:
@@ -176,7 +179,7 @@ class FastReactionField(ReactionField):
         self._columns = None
         self._column_sites = None
         n, size = len(self._pinned), self.shape[0] * self.shape[1]
-        if self._cap is not None and n * size <= _GREEN_BUDGET:
+        if self._cap is not None and n <= _GREEN_MAX_SITES and n * size <= _GREEN_BUDGET:
             # the preconditioner's response to a unit residual at each pinned site
             cols = np.empty((n, size), dtype=np.float32)
             for start in range(0, n, 32):
