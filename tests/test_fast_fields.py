@@ -158,3 +158,26 @@ def test_neighbourhood_dividers_and_vessel_collapse_match():
     assert a.vessels == b.vessels and a.collapsed_vessels == b.collapsed_vessels
     assert len(a.vessels) < before
     assert np.array_equal(a.oxygen._pin_mask, b.oxygen._pin_mask)
+
+
+def test_hour_of_fields_matches_tumor_model_update_fields():
+    """``abm.fast.fields.update_fields`` against ``TumorModel._update_fields`` (with the Mesa
+    engine's own solvers) on the same state, for several hours of the same cells."""
+    a, b = _fast_model(), _fast_model()
+    b.oxygen.__class__ = ReactionField  # b: back to the Mesa engine's solvers
+    b.ifng.__class__ = ReactionField
+    rng = np.random.default_rng(5)
+    for hour in range(6):
+        source = (rng.random(a.ifng_source.shape) < 0.01) * 5.0
+        a.ifng_source[...] = source
+        b.ifng_source[...] = source
+        b.rng.bit_generator.state = a.rng.bit_generator.state
+        F.update_fields(a)
+        TumorModel._update_fields(b)
+        for name in ("oxygen", "ifng", "chemokine", "tgfb"):
+            assert _rel(b.fields[name].data, a.fields[name].data) < 1e-6, (hour, name)
+        for name in ("oxygen_growth", "_necrosis_prob", "ifng_hill"):
+            assert np.allclose(getattr(a, name), getattr(b, name), rtol=1e-5, atol=1e-9), name
+        assert np.allclose(a.tissue.pdl1_induced, b.tissue.pdl1_induced, rtol=1e-5, atol=1e-9)
+        assert a.vessels == b.vessels
+    assert a.ifng.data.max() > 0 and a.tgfb.data.max() > 0

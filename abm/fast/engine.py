@@ -145,6 +145,7 @@ class FastTumorModel(mesa.Model):
         F.accelerate(self.oxygen)  # the same solves, cheaper (abm.fast.fields)
         F.accelerate(self.ifng)
         self.linear_fields = F.LinearFields([self.chemokine, self.tgfb])
+        self._field_scratch = None  # per-hour work arrays of F.update_fields
         self.fields = {"oxygen": self.oxygen, "chemokine": self.chemokine, "ifng": self.ifng,
                        "tgfb": self.tgfb}
         self.treatments = {name: cls(self) for name, cls in TREATMENTS.items()}
@@ -173,6 +174,7 @@ class FastTumorModel(mesa.Model):
     _update_oxygen_effects = TumorModel._update_oxygen_effects
     _reset_effects = TumorModel._reset_effects
     _update_fields = F.update_fields  # TumorModel._update_fields, cheaper solves
+    _collapse_vessels = C.collapse_vessels  # TumorModel._collapse_vessels, compiled
     ifng_response = TumorModel.ifng_response
     _draw_cancer_deaths = TumorModel._draw_cancer_deaths
     _draw_debris_clearance = TumorModel._draw_debris_clearance

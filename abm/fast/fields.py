@@ -47,6 +47,8 @@ class LinearFields:
         self.fields = list(fields)
         self.growth = np.stack([f._growth for f in self.fields])
         self.gain = np.stack([f._source_gain for f in self.fields])
+        for i, f in enumerate(self.fields):  # share the tables rather than keep two copies
+            f._growth, f._source_gain = self.growth[i], self.gain[i]
         self.spectra = np.stack([fft.dctn(f.data, type=2, norm="ortho") for f in self.fields])
         self.zero = [not f.data.any() for f in self.fields]
 
@@ -274,25 +276,76 @@ def accelerate(field: ReactionField) -> FastReactionField:
     return field
 
 
+@numba.njit(cache=True)
+def _losses(kind, o2_uptake, ifng_decay, ifng_uptake, o2_loss, ifng_loss):  # pragma: no cover
+    """The oxygen loss rate by occupant (``_o2_uptake[kind]``) and IFN-gamma's (decay, plus
+    uptake at cancer cells), in one pass."""
+    w, h = kind.shape
+    for x in range(w):
+        for y in range(h):
+            k = kind[x, y]
+            o2_loss[x, y] = o2_uptake[k]
+            ifng_loss[x, y] = ifng_decay + (ifng_uptake if k == 1 else 0.0)  # Kind.CANCER
+
+
+@numba.njit(cache=True)
+def _oxygen_effects(o2, low, high, thr, worst, necrosis_time_h, growth,
+                    necrosis):  # pragma: no cover - compiled
+    """``TumorModel._update_oxygen_effects``: division factor and necrosis probability."""
+    fo, fg, fn = o2.ravel(), growth.ravel(), necrosis.ravel()
+    for i in range(fo.size):
+        v = fo[i]
+        fg[i] = min(max((v - low) / (high - low), 0.0), 1.0)
+        rate = min(max((thr - v) / (thr - worst), 0.0), 1.0) / necrosis_time_h
+        fn[i] = -np.expm1(-rate)
+
+
+@numba.njit(cache=True)
+def _after_ifng(kind, hill, chem_base, chem_ifng, tgfb_tumor, tgfb_mdsc, tgfb_m2, m2,
+                pdl1_rate, chem_source, tgfb_source, pdl1_induced):  # pragma: no cover
+    """The chemokine and suppressive-factor sources of ``_update_fields`` and
+    ``Tissue.relax_pdl1`` toward the Hill response ``hill``, in one pass."""
+    w, h = kind.shape
+    for x in range(w):
+        for y in range(h):
+            r = hill[x, y]
+            k = kind[x, y]
+            cancer = 1.0 if k == 1 else 0.0  # Kind.CANCER
+            chem_source[x, y] = cancer * (chem_base + chem_ifng * r)
+            tgfb_source[x, y] = (cancer * tgfb_tumor + (tgfb_mdsc if k == 5 else 0.0)  # MDSC
+                                 + (tgfb_m2 if m2[x, y] else 0.0))
+            pdl1_induced[x, y] += cancer * pdl1_rate * (r - pdl1_induced[x, y])
+
+
 def update_fields(model) -> None:
-    """``TumorModel._update_fields`` with the solvers above (the same sources, order and
-    vessel collapse)."""
-    from abm.agents.base import Kind
+    """``TumorModel._update_fields`` with the solvers above and the per-site arithmetic in
+    compiled passes (the same sources, order and vessel collapse)."""
     from abm.fast.census import collapse_vessels
 
     p = model.p
     collapse_vessels(model)
     kind = model.tissue.kind
-    cancer = kind == Kind.CANCER
-    model.oxygen.step(model._o2_uptake[kind])
-    model._update_oxygen_effects()
-    model.ifng.step(model._ifng_decay_h + model._ifng_uptake_h * cancer, model.ifng_source)
+    scratch = model._field_scratch
+    if scratch is None or scratch[0].shape != kind.shape:
+        scratch = model._field_scratch = tuple(np.empty(kind.shape) for _ in range(4))
+    o2_loss, ifng_loss, chem_source, tgfb_source = scratch
+    _losses(kind, model._o2_uptake, model._ifng_decay_h, model._ifng_uptake_h, o2_loss,
+            ifng_loss)
+    model.oxygen.step(o2_loss)
+    # new arrays each hour, as TumorModel makes them (a caller may keep last hour's)
+    model.oxygen_growth = np.empty(kind.shape)
+    model._necrosis_prob = np.empty(kind.shape)
+    _oxygen_effects(model.oxygen.data, p["oxygen_proliferation_threshold"],
+                    p["oxygen_proliferation_saturation"], p["necrosis_threshold"],
+                    p["necrosis_max"], p["necrosis_time_h"], model.oxygen_growth,
+                    model._necrosis_prob)
+    model.ifng.step(ifng_loss, model.ifng_source)
     model.ifng_source[...] = 0.0
-    hill = model.ifng_hill = model.ifng_response()
-    model.linear_fields.step([
-        cancer * (p["chemokine_secretion"] + p["chemokine_ifng_secretion"] * hill),
-        cancer * p["tgfb_secretion_tumor"] + (kind == Kind.MDSC) * p["tgfb_secretion_mdsc"]
-        + model.m2_map() * p["tgfb_secretion_m2"],
-    ])
-    rate = 1.0 - np.exp(-1.0 / p["pdl1_induction_time_h"])
-    model.tissue.relax_pdl1(hill, rate, cancer)
+    hill = model.ifng_hill = model.ifng_response()  # numpy's vector power is the fast one
+    _after_ifng(kind, hill, p["chemokine_secretion"],
+                p["chemokine_ifng_secretion"], p["tgfb_secretion_tumor"],
+                p["tgfb_secretion_mdsc"], p["tgfb_secretion_m2"],
+                np.ascontiguousarray(model.m2_map()),
+                1.0 - np.exp(-1.0 / p["pdl1_induction_time_h"]), chem_source, tgfb_source,
+                model.tissue.pdl1_induced)
+    model.linear_fields.step([chem_source, tgfb_source])

@@ -65,6 +65,8 @@ MIRRORED = {
     "abm.model.TumorModel.division_probability_map": "1ec3a59f5394",
     "abm.model.TumorModel._census": "f378fe10884e",
     "abm.model._neighbourhood": "c519126efff8",
+    "abm.model.TumorModel._update_oxygen_effects": "75ebc729b94b",
+    "abm.tissue.Tissue.relax_pdl1": "81a7b70c2ae8",
     "abm.fields.Field.step": "a3fbe6da1d31",
     "abm.fields.ReactionField.step": "efeef044d651",
     "abm.fields.ReactionField._precondition": "67f0edef1fcc",
