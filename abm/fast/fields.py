@@ -115,12 +115,28 @@ def _apply(c, diag, d, sign, out):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True)
-def _dot(a, b):  # pragma: no cover - compiled
+def _apply_dot(c, diag, d, sign, out):  # pragma: no cover - compiled
+    """``_apply(c, ...)`` into ``out``, returning the sum of c * out."""
+    _apply(c, diag, d, sign, out)
     s = 0.0
-    fa, fb = a.ravel(), b.ravel()
-    for i in range(fa.size):
-        s += fa[i] * fb[i]
+    fc, fo = c.ravel(), out.ravel()
+    for i in range(fc.size):
+        s += fc[i] * fo[i]
     return s
+
+
+@numba.njit(cache=True)
+def _dot_absmax(r, z):  # pragma: no cover - compiled
+    """The sum of r * z (float64) and the largest |z|, in one pass."""
+    s = 0.0
+    m = 0.0
+    fr, fz = r.ravel(), z.ravel()
+    for i in range(fr.size):
+        v = np.float64(fz[i])
+        s += fr[i] * v
+        if abs(v) > m:
+            m = abs(v)
+    return s, m
 
 
 @numba.njit(cache=True)
@@ -137,18 +153,7 @@ def _direction(p, z, beta):  # pragma: no cover - compiled
     """p = z + beta p."""
     fp, fz = p.ravel(), z.ravel()
     for i in range(fp.size):
-        fp[i] = fz[i] + beta * fp[i]
-
-
-@numba.njit(cache=True)
-def _absmax(a):  # pragma: no cover - compiled
-    m = 0.0
-    fa = a.ravel()
-    for i in range(fa.size):
-        v = abs(fa[i])
-        if v > m:
-            m = v
-    return m
+        fp[i] = np.float64(fz[i]) + beta * fp[i]
 
 
 @numba.njit(cache=True)
@@ -219,7 +224,7 @@ class FastReactionField(ReactionField):
             out = np.empty(self.shape)
             _unmask(z, r, self._pin_mask, 1.0 / (self._PENALTY + 4.0 * self.d), out)
             return out
-        z = self._spectral32(r)
+        z = self._spectral32(r)  # float32: the loops above read it as it is
         if self._cap is not None:
             y = self._cap @ z[self._pinned[:, 0], self._pinned[:, 1]].astype(np.float64)
             if self._columns is not None:
@@ -228,7 +233,7 @@ class FastReactionField(ReactionField):
                 e = np.zeros(self.shape, dtype=np.float32)
                 e[self._pinned[:, 0], self._pinned[:, 1]] = y
                 z -= self._spectral32(e)
-        return z.astype(np.float64)
+        return z
 
     def step(self, uptake_per_h: np.ndarray | float, source: np.ndarray | None = None) -> None:
         """``ReactionField.step``: the same system, iteration and stopping rule."""
@@ -252,15 +257,14 @@ class FastReactionField(ReactionField):
         _apply(x, diag, self.d, self._sign, ap)
         r = b - ap
         z = self._precondition(r)
-        p = z.copy()
-        rz = _dot(r, z)
+        p = z.astype(np.float64)
+        rz, zmax = _dot_absmax(r, z)
         iterations = 0
-        while iterations < self.max_iter and _absmax(z) > self.tol:
-            _apply(p, diag, self.d, self._sign, ap)
-            alpha = rz / _dot(p, ap)
+        while iterations < self.max_iter and zmax > self.tol:
+            alpha = rz / _apply_dot(p, diag, self.d, self._sign, ap)
             _axpy2(x, r, p, ap, alpha)
             z = self._precondition(r)
-            rz_new = _dot(r, z)
+            rz_new, zmax = _dot_absmax(r, z)
             _direction(p, z, rz_new / rz)
             rz = rz_new
             iterations += 1
