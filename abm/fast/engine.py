@@ -8,12 +8,13 @@ immune cells are arrays of position, type and counters. The per-agent rules are 
 (``abm.fast.kernels``) that follow the Mesa agents' methods one to one.
 
 What is shared rather than copied: parameter validation (``abm.params.resolve``,
-``validate_rng``, ``check_together``); the fields (``abm.fields``); every vectorised part of the
-hour (vessel collapse, the field updates and PD-L1 induction, the oxygen effects, the draws of
-cancer-cell deaths, debris clearance and who divides, the census), which are ``TumorModel``'s
-own methods, used here unchanged; and the therapies (``abm.agents.treatments``: schedules,
+``validate_rng``, ``check_together``); the fields as ``abm.fields`` builds them; the draws of
+cancer-cell deaths and debris clearance, which are ``TumorModel``'s own methods, used here
+unchanged; and the therapies (``abm.agents.treatments``: schedules,
 antibody kinetics, the vaccine's response), which touch the cells only through the hooks
-``deplete_tregs`` and ``infuse_cart`` that each engine implements.
+``deplete_tregs`` and ``infuse_cart`` that each engine implements. The hour's field updates
+(``abm.fast.fields``) and the census, niche maps, divider draw and vessel collapse
+(``abm.fast.census``) are cheaper versions of ``TumorModel``'s, tested against them.
 
 Not in the fast engine yet (the constructor refuses them, naming the parameter): macrophages,
 NK cells, anti-CSF-1R, T-cell states (``tcell_progenitor_fraction`` > 0) and lymph-node priming.
