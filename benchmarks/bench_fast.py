@@ -11,7 +11,9 @@ docs/performance.md and docs/engines.md).
    CAR-T cells, Tregs, MDSCs), counted in a separate untimed run of each engine; CPU time per
    agent-step for the whole step, and for the fast engine's kernels alone.
 5. A 1000x1000 FastTumorModel with 300,000 cancer cells: construction time, memory (peak
-   traced Python/numpy allocations) and the CPU time of a few steps.
+   traced Python/numpy allocations) and the CPU time of a few steps. (``process_max_rss_mb``
+   is the whole benchmark process's, Mesa runs included: measure the model's own memory in a
+   fresh process.)
 
 Run:
     .venv/bin/python benchmarks/bench_fast.py [--seeds 3] [--skip-large]
@@ -177,7 +179,11 @@ def large(steps: int = 5) -> dict:
         t = time.process_time()
         model.step()
         per_step.append(time.process_time() - t)
+    import resource
+
     return {**build, "construction_peak_traced_mb": peak / 2**20,
+            "process_max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "oxygen_iterations_last_step": model.oxygen.iterations,
             "steps_per_s": len(per_step) / sum(per_step), "cancer": model.n_cancer,
             "immune": int(model.n_immune[0])}
 

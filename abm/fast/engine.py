@@ -8,12 +8,13 @@ immune cells are arrays of position, type and counters. The per-agent rules are 
 (``abm.fast.kernels``) that follow the Mesa agents' methods one to one.
 
 What is shared rather than copied: parameter validation (``abm.params.resolve``,
-``validate_rng``, ``check_together``); the fields (``abm.fields``); every vectorised part of the
-hour (vessel collapse, the field updates and PD-L1 induction, the oxygen effects, the draws of
-cancer-cell deaths, debris clearance and who divides, the census), which are ``TumorModel``'s
-own methods, used here unchanged; and the therapies (``abm.agents.treatments``: schedules,
+``validate_rng``, ``check_together``); the fields as ``abm.fields`` builds them; the draws of
+cancer-cell deaths and debris clearance, which are ``TumorModel``'s own methods, used here
+unchanged; and the therapies (``abm.agents.treatments``: schedules,
 antibody kinetics, the vaccine's response), which touch the cells only through the hooks
-``deplete_tregs`` and ``infuse_cart`` that each engine implements.
+``deplete_tregs`` and ``infuse_cart`` that each engine implements. The hour's field updates
+(``abm.fast.fields``) and the census, niche maps, divider draw and vessel collapse
+(``abm.fast.census``) are cheaper versions of ``TumorModel``'s, tested against them.
 
 The whole cast is mirrored: cancer cells, CTLs (effectors and progenitors) and CAR-T cells,
 Tregs and MDSCs, macrophages (M1/M2) and NK cells; the draining lymph node is
@@ -34,9 +35,11 @@ from abm import params as P
 from abm.agents.base import Kind
 from abm.agents.cancer import MUTATIONS, N_ANTIGENS
 from abm.agents.treatments import TREATMENTS
+from abm.fast import census as C
+from abm.fast import fields as F
 from abm.fast import kernels as K
 from abm.lymphnode import LymphNode
-from abm.model import REPORTERS, TumorModel, _neighbourhood, _signature
+from abm.model import REPORTERS, TumorModel, _signature
 from abm.tissue import Tissue
 
 _KILLERS = (int(Kind.TCELL), int(Kind.CART))
@@ -138,6 +141,10 @@ class FastTumorModel(mesa.Model):
         self.vessels = self._place_vessels()
         self.collapsed_vessels: list[tuple[int, int]] = []
         self._setup_oxygen()
+        F.accelerate(self.oxygen)  # the same solves, cheaper (abm.fast.fields)
+        F.accelerate(self.ifng)
+        self.linear_fields = F.LinearFields([self.chemokine, self.tgfb])
+        self._field_scratch = None  # per-hour work arrays of F.update_fields
         self.fields = {"oxygen": self.oxygen, "chemokine": self.chemokine, "ifng": self.ifng,
                        "tgfb": self.tgfb}
         self.treatments = {name: cls(self) for name, cls in TREATMENTS.items()}
@@ -169,12 +176,12 @@ class FastTumorModel(mesa.Model):
     _setup_oxygen = TumorModel._setup_oxygen
     _update_oxygen_effects = TumorModel._update_oxygen_effects
     _reset_effects = TumorModel._reset_effects
-    _collapse_vessels = TumorModel._collapse_vessels
-    _update_fields = TumorModel._update_fields
+    _update_fields = F.update_fields  # TumorModel._update_fields, cheaper solves
+    _collapse_vessels = C.collapse_vessels  # TumorModel._collapse_vessels, compiled
     ifng_response = TumorModel.ifng_response
     _draw_cancer_deaths = TumorModel._draw_cancer_deaths
     _draw_debris_clearance = TumorModel._draw_debris_clearance
-    _draw_dividers = TumorModel._draw_dividers
+    _draw_dividers = C.draw_dividers  # TumorModel._draw_dividers, compiled
     division_probability_map = TumorModel.division_probability_map
     burden_signal = TumorModel.burden_signal
     _poisson = TumorModel._poisson
@@ -182,7 +189,7 @@ class FastTumorModel(mesa.Model):
     necrotic_map = TumorModel.necrotic_map
     hypoxic_map = TumorModel.hypoxic_map
     ctl_contacts = TumorModel.ctl_contacts
-    _census = TumorModel._census
+    _census = C.take_census  # TumorModel._census, compiled
 
     def m2_map(self) -> np.ndarray:
         """``TumorModel.m2_map``: True where an M2 macrophage is (grid-shaped bool)."""
@@ -356,8 +363,7 @@ class FastTumorModel(mesa.Model):
         self._update_fields()
         self._step_cancer_cells()
         self._recruit_ctls()
-        self.treg_near = _neighbourhood(self.kind == Kind.TREG,
-                                        self.p["suppression_radius_sites"])
+        self.treg_near = C.near(self.kind == Kind.TREG, self.p["suppression_radius_sites"])
         self._step_killers()
         self._recruit(Kind.TREG, self.p["treg_influx"] * self.effects["treg_recruitment"])
         self._recruit(Kind.MDSC, self.p["mdsc_influx"])

@@ -74,6 +74,22 @@ MIRRORED = {
     "abm.agents.nk.NKCell.step": "ad6c2459e16d",
     "abm.agents.nk.NKCell.find_target": "c04ce13fe5d6",
     "abm.agents.nk.NKCell.attack": "e99e7b13f1e8",
+    # the shared per-hour code the fast engine runs as cheaper solves and compiled passes
+    # (abm/fast/fields.py, abm/fast/census.py)
+    "abm.model.TumorModel._update_fields": "80c19c6b1abf",
+    "abm.model.TumorModel._collapse_vessels": "c2d367d4b479",
+    "abm.model.TumorModel._draw_dividers": "5da8cda9d4c0",
+    "abm.model.TumorModel.division_probability_map": "1ec3a59f5394",
+    "abm.model.TumorModel._census": "f378fe10884e",
+    "abm.model._neighbourhood": "c519126efff8",
+    "abm.model.TumorModel._update_oxygen_effects": "75ebc729b94b",
+    "abm.tissue.Tissue.relax_pdl1": "81a7b70c2ae8",
+    "abm.fields.Field.step": "a3fbe6da1d31",
+    "abm.fields.ReactionField.step": "efeef044d651",
+    "abm.fields.ReactionField._precondition": "67f0edef1fcc",
+    "abm.fields.ReactionField._apply": "033bb41c4bed",
+    "abm.fields.ReactionField._spectral_solve": "ca21f99f1b44",
+    "abm.fields.ReactionField.unpin": "52227e4e4985",
 }
 
 
@@ -126,7 +142,7 @@ THERAPIES = ("anti_pd1", "anti_ctla4", "vaccine", "cart", "anti_csf1r")
 KINDS = ("EMPTY", "CANCER", "TCELL", "CART", "TREG", "MDSC", "NECROTIC", "MACROPHAGE", "NK")
 
 def _resolve(qualname: str):
-    module, cls, attr = qualname.rsplit(".", 2)
+    module, cls, attr = qualname.rsplit(".", 2)  # also module.function (cls = last module)
     member = inspect.getattr_static(getattr(importlib.import_module(module), cls), attr)
     return member.fget if isinstance(member, property) else member
 
