@@ -17,7 +17,7 @@ from abm.analysis.outcomes import classify
 from abm.analysis.probes import Contacts
 from abm.analysis.spatial import ctl_density_by_region, near_over_far
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("either_engine")]
 
 
 def trajectory(days: float, **params) -> tuple[np.ndarray, TumorModel]:
