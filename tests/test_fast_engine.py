@@ -230,6 +230,41 @@ def test_layers_and_immune_arrays_stay_consistent():
     assert model.n_cart > 0 and model.kills > 0
 
 
+def test_watched_cancer_cells_report_how_they_left_and_watching_changes_nothing():
+    """``watch_cancer_cells`` (what ``abm.analysis.spatial.cancer_cells_and_contacts`` uses in
+    place of Mesa's ``agent_at``): after the step, the step's CTL kills are watched cells
+    with fate "killed" (all of them in an hour without births: a daughter born and killed within
+    the hour was not watched), apoptoses are "apoptosis", the others are alive; and a watched
+    run is the same run."""
+    params = {"width": 40, "height": 40, "initial_tumor_cells": 150, "tcell_influx": 3.0,
+              "division_time_h": 1000, "apoptosis_rate": 1e-4}
+    plain = FastTumorModel(rng=3, **params)
+    plain.run_for(48)
+    model = FastTumorModel(rng=3, **params)
+    killed = apoptosis = exact = 0
+    for _ in range(48):
+        xs, ys = np.nonzero(model.kind == Kind.CANCER)
+        cells = model.watch_cancer_cells(xs, ys)
+        kills, apoptoses = model.kills, model.apoptoses
+        model.step()
+        fates = [c.fate for c in cells]
+        born = model.n_cancer - sum(c.alive for c in cells)
+        assert fates.count("killed") <= model.kills - kills
+        if born == 0:
+            assert fates.count("killed") == model.kills - kills
+            exact += 1
+        assert fates.count("apoptosis") == model.apoptoses - apoptoses
+        assert sum(not c.alive for c in cells) == fates.count("killed") + fates.count("apoptosis")
+        killed += fates.count("killed")
+        apoptosis += fates.count("apoptosis")
+    assert killed > 10 and apoptosis > 0 and exact > 24
+    frame = model.datacollector.get_model_vars_dataframe()
+    assert frame.equals(plain.datacollector.get_model_vars_dataframe())
+    assert (model.clone == plain.clone).all()
+    with pytest.raises(ValueError, match="cancer cell"):
+        model.watch_cancer_cells(np.array([0]), np.array([0]))
+
+
 # --- equivalence with the Mesa engine -------------------------------------------------------
 def _reference() -> dict:
     return json.loads(ref.PATH.read_text())

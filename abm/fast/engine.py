@@ -74,6 +74,51 @@ class _Layers(Tissue):
         self.agent_at = None
 
 
+class WatchedCancerCell:
+    """A cancer cell of the fast engine, seen before a step (``FastTumorModel.watch_cancer_cells``).
+
+    After that step, ``alive`` and ``fate`` say whether and how it left the tissue during it,
+    as ``CancerCell.alive`` and ``CancerCell.fate`` do in the Mesa engine: ``"killed"`` (by a
+    CTL or CAR-T cell), ``"apoptosis"`` or ``"necrosis"``; None and True if it is still there.
+    The fast engine has no cell objects, so this follows the cell through that one step only
+    (squeezing T cells move it; its daughters are not it)."""
+
+    __slots__ = ("_i", "_watch")
+
+    def __init__(self, watch: _Watch, i: int) -> None:
+        self._watch = watch
+        self._i = i
+
+    @property
+    def alive(self) -> bool:
+        return bool(self._watch.alive[self._i])
+
+    @property
+    def fate(self) -> str | None:
+        return self._watch.fate[self._i]
+
+
+class _Watch:
+    """The cancer cells watched through one step: ``index[x, y]`` is the watched cell at a site
+    (-1 if none), ``alive`` and ``fate`` per watched cell."""
+
+    def __init__(self, shape: tuple[int, int], xs: np.ndarray, ys: np.ndarray) -> None:
+        self.index = np.full(shape, -1, dtype=np.int64)
+        self.index[xs, ys] = np.arange(xs.size)
+        self.alive = np.ones(xs.size, dtype=bool)
+        self.fate = np.full(xs.size, None, dtype=object)
+
+    def left(self, flat: np.ndarray, fate: np.ndarray | str) -> None:
+        """The cells at these flat site indices (where they were watched) left with ``fate``."""
+        index = self.index.ravel()
+        i = index[flat]
+        mine = i >= 0
+        self.alive[i[mine]] = False
+        fates = np.broadcast_to(np.asarray(fate, dtype=object), flat.shape)
+        self.fate[i[mine]] = fates[mine]
+        index[flat[mine]] = -1  # the site no longer holds a watched cell
+
+
 class FastTumorModel(mesa.Model):
     """``TumorModel``'s rules on arrays, with compiled agent kernels (see the module docstring).
 
@@ -145,6 +190,7 @@ class FastTumorModel(mesa.Model):
         self.treatments = {name: cls(self) for name, cls in TREATMENTS.items()}
         self.primed_by_antigen = np.zeros(N_ANTIGENS, dtype=np.int64)
         self.lymph_node = None
+        self._watch: _Watch | None = None  # cancer cells followed through the next step
 
         self.datacollector = mesa.DataCollector(model_reporters=REPORTERS)
         self._census()
@@ -346,16 +392,31 @@ class FastTumorModel(mesa.Model):
         self._recruit(Kind.MDSC, self.p["mdsc_influx"])
         self._step_suppressors()
         self._compact()
+        self._watch = None  # the watched cells' fates are final for this step
         self._census()
         self.datacollector.collect(self)
         if self.n_cancer == 0:
             self.running = False
+
+    def watch_cancer_cells(self, xs: np.ndarray, ys: np.ndarray) -> list[WatchedCancerCell]:
+        """The cancer cells at sites ``(xs, ys)`` as handles whose ``alive`` and ``fate`` tell,
+        after the next step, whether and how each left during it (what the Mesa engine's
+        ``agent_at[x, y]`` gives; ``abm.analysis.spatial.cancer_cells_and_contacts``). Call it
+        before a step; it costs nothing in steps without a watch."""
+        xs, ys = np.asarray(xs), np.asarray(ys)
+        if not (self.kind[xs, ys] == Kind.CANCER).all():
+            raise ValueError("watch_cancer_cells: every site must hold a cancer cell")
+        self._watch = _Watch(self.kind.shape, xs, ys)
+        return [WatchedCancerCell(self._watch, i) for i in range(xs.size)]
 
     def _step_cancer_cells(self) -> None:
         """``TumorModel._step_cancer_cells``: deaths and debris clearance (the Mesa engine's
         draws), then the dividers in random order (``kernels.divide_cancer``)."""
         t = self.tissue
         xs, ys, apoptotic = self._draw_cancer_deaths()
+        if self._watch is not None and xs.size:
+            self._watch.left(np.ravel_multi_index((xs, ys), t.kind.shape),
+                             np.where(apoptotic, "apoptosis", "necrosis"))
         if xs.size:
             for layer, none in zip(t._traits, t._none, strict=True):
                 layer[xs, ys] = none
@@ -409,12 +470,24 @@ class FastTumorModel(mesa.Model):
         self._reserve(order.size)  # at most one daughter each
         fp, ip = self._killer_params()
         t = self.tissue
+        watch = self._watch
+        if watch is not None:
+            # follow the cells through the kernel by a trait that travels with them: the clone
+            # layer holds each cancer cell's flat site index for the call, then its clone again
+            clones = t.clone.copy()
+            before = np.flatnonzero(t.kind.ravel() == Kind.CANCER)
+            t.clone.ravel()[before] = before
         self._seed_kernels()
         self.kills += K.step_killers(
             order, self.ix, self.iy, self.ikind, self.antigen, self.exhaustion, self.ikills,
             self.divisions, self.engaged, self.alive, self.n_immune, t.kind, self.idx,
             t.antigens, t.antigenicity, t.pdl1_base, t.mhc, t.pdl1_induced, t.car_negative,
             t.clone, self.chemokine.data, self.tgfb.data, self.ifng_source, self.treg_near, fp, ip)
+        if watch is not None:
+            cancer = t.kind == Kind.CANCER
+            came_from = t.clone[cancer]
+            watch.left(np.setdiff1d(before, came_from, assume_unique=True), "killed")
+            t.clone[cancer] = clones.ravel()[came_from]
 
     def _step_suppressors(self) -> None:
         """Tregs and MDSCs in random order (``kernels.step_suppressors``)."""
