@@ -30,3 +30,14 @@ def stop_process(proc: subprocess.Popen) -> None:
     from abm.dashboard.launch import stop_server
 
     stop_server(proc)
+
+
+@pytest.fixture(params=["mesa", "fast"])
+def either_engine(request, monkeypatch) -> str:
+    """Run the requesting test once per engine: the module's ``TumorModel`` name is bound to the
+    engine's model class (``abm.run.model_class``), so the stylized-fact tests check the Mesa
+    engine and the compiled one with the same code and thresholds."""
+    from abm.run import model_class
+
+    monkeypatch.setattr(request.module, "TumorModel", model_class(request.param))
+    return request.param

@@ -17,7 +17,7 @@ from abm.analysis.outcomes import classify
 from abm.analysis.probes import Contacts
 from abm.analysis.spatial import ctl_density_by_region, near_over_far
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("either_engine")]
 
 
 def trajectory(days: float, **params) -> tuple[np.ndarray, TumorModel]:
@@ -193,32 +193,50 @@ def ctl_density(seed: int, **overrides) -> dict[str, float]:
 
 
 def test_inflamed_excluded_and_desert_tumours_all_arise():
-    """Immune phenotypes (docs/validation.md): in seeds 0-1, a small antigenic tumour is
-    inflamed (CTL density inside its outline at least 0.6x that of the 150 um band around it;
-    measured 0.88-1.22), a large compact one is excluded (its core deeper than 150 um holds
-    under a tenth of the band's density; measured 0.01-0.04) and a tumour without antigens is a
-    desert (under a tenth of the CTLs of the antigenic one; measured 0-15 vs 182-208)."""
-    for seed in (0, 1):
+    """Immune phenotypes (docs/validation.md), over seeds 0-3: a small antigenic tumour is
+    inflamed (CTL density inside its outline at least 0.6x that of the 150 um band around it,
+    as the mean ratio over the seeds), a large compact one is excluded (its core deeper than
+    150 um holds under a fifth of the band's density, as the mean ratio, and under a quarter of
+    the small tumour's mean ratio), and in seeds 0-1 a tumour without antigens is a desert
+    (under a tenth of the CTLs of the antigenic one; measured 0-15 vs 182-208).
+
+    Single tumours vary a lot, so the typical tumour of each kind is checked, not every one
+    (measured over seeds 0-11 at the commit that made the test run on both engines; Mesa
+    engine / fast engine): the small tumour's ratio 0.46-2.15, mean 1.11 / 0.38-1.88, mean 1.08
+    (below 0.6 in 3 / 2 of the 12 seeds); the large one's core ratio 0.002-0.19, mean 0.074 /
+    0.009-0.15, mean 0.055 (above 0.1 in 3 / 2 of the 12 seeds). The large founder has no
+    vessel inside, so its core is necrotic by day 10."""
+    small_ratio, large_ratio = [], []
+    for seed in (0, 1, 2, 3):
         small = ctl_density(seed)
         large = ctl_density(seed, width=200, height=200, initial_tumor_cells=8000)
-        desert = ctl_density(seed, founder_antigens=0)
-        assert small["inside"] >= 0.6 * small["band"], (seed, small)
-        assert large["core"] < 0.1 * large["band"], (seed, large)
-        assert desert["ctl"] < 0.1 * small["ctl"], (seed, desert, small)
+        small_ratio.append(small["inside"] / small["band"])
+        large_ratio.append(large["core"] / large["band"])
+        if seed <= 1:
+            desert = ctl_density(seed, founder_antigens=0)
+            assert desert["ctl"] < 0.1 * small["ctl"], (seed, desert, small)
+    assert np.mean(small_ratio) >= 0.6, small_ratio
+    assert np.mean(large_ratio) < 0.2, large_ratio
+    assert np.mean(large_ratio) < 0.25 * np.mean(small_ratio), (large_ratio, small_ratio)
 
 
 def test_small_tumours_are_cleared_where_large_ones_persist():
     """The spatial counterpart of Kuznetsov's size threshold (docs/validation_kuznetsov.md):
     with the elimination scenario's T cells at 3 CTL/h on a 120 x 120 field, a 300-cell founder
-    is cleared within 20 days in seeds 0-1 (measured: days 11 and 9), while a 4,000-cell
-    founder is still there at day 20. Before cancer cells died by apoptosis and PD-L1 decayed
+    is cleared within 20 days in at least 3 of seeds 0-3 (over seeds 0-47 it was cleared in 47
+    runs of the Mesa engine, on days 5-18, and in 45 of the fast engine, days 4-20; the others
+    kept 2-116 cells), while a 4,000-cell founder is still there at day 20 in seeds
+    0-1. Before cancer cells died by apoptosis and PD-L1 decayed
     with its 0.1 d half-life, the large founder held its size (0.88x and 1.17x); now T cells
     shrink it steadily (0.18x and 0.04x at day 20; an 8,000-cell founder to 0.26x and 0.36x),
     so only "not cleared within 20 days" is asserted (docs/validation.md, What changed). Without
     oxygen consumption (NO_HYPOXIA): with it, the large founder (no vessel inside) also loses
     its core to necrosis whatever the T cells do."""
-    for seed in (0, 1):
-        for n0, cleared in ((300, True), (4000, False)):
+    small_left = []
+    for seed in (0, 1, 2, 3):
+        for n0 in (300, 4000):
+            if n0 == 4000 and seed > 1:
+                continue
             model = TumorModel.from_scenario(
                 "elimination", rng=seed, width=120, height=120, tcell_influx=3.0,
                 initial_tumor_cells=n0, **NO_HYPOXIA,
@@ -227,7 +245,8 @@ def test_small_tumours_are_cleared_where_large_ones_persist():
                 model.step()
                 if model.n_cancer == 0:
                     break
-            if cleared:
-                assert model.n_cancer == 0, (seed, n0, model.n_cancer)
+            if n0 == 300:
+                small_left.append(model.n_cancer)
             else:
                 assert model.n_cancer > 0, (seed, n0, model.n_cancer)
+    assert sum(n == 0 for n in small_left) >= 3, small_left

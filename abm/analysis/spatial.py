@@ -58,6 +58,8 @@ def cancer_cells_and_contacts(model) -> tuple[list, np.ndarray]:
     """Every cancer cell and the number of CTLs on its 8 neighbouring sites (call before a step;
     after it, ``not cell.alive`` tells which were killed)."""
     xs, ys = np.nonzero(model.kind == Kind.CANCER)
+    if model.agent_at is None:  # the fast engine (abm.fast): no cell objects, handles instead
+        return model.watch_cancer_cells(xs, ys), model.ctl_contacts()[xs, ys]
     cells = [model.agent_at[x, y] for x, y in zip(xs.tolist(), ys.tolist(), strict=True)]
     return cells, model.ctl_contacts()[xs, ys]
 

@@ -75,6 +75,51 @@ class _Layers(Tissue):
         self.agent_at = None
 
 
+class WatchedCancerCell:
+    """A cancer cell of the fast engine, seen before a step (``FastTumorModel.watch_cancer_cells``).
+
+    After that step, ``alive`` and ``fate`` say whether and how it left the tissue during it,
+    as ``CancerCell.alive`` and ``CancerCell.fate`` do in the Mesa engine: ``"killed"`` (by a
+    CTL or CAR-T cell), ``"apoptosis"`` or ``"necrosis"``; None and True if it is still there.
+    The fast engine has no cell objects, so this follows the cell through that one step only
+    (squeezing T cells move it; its daughters are not it)."""
+
+    __slots__ = ("_i", "_watch")
+
+    def __init__(self, watch: _Watch, i: int) -> None:
+        self._watch = watch
+        self._i = i
+
+    @property
+    def alive(self) -> bool:
+        return bool(self._watch.alive[self._i])
+
+    @property
+    def fate(self) -> str | None:
+        return self._watch.fate[self._i]
+
+
+class _Watch:
+    """The cancer cells watched through one step: ``index[x, y]`` is the watched cell at a site
+    (-1 if none), ``alive`` and ``fate`` per watched cell."""
+
+    def __init__(self, shape: tuple[int, int], xs: np.ndarray, ys: np.ndarray) -> None:
+        self.index = np.full(shape, -1, dtype=np.int64)
+        self.index[xs, ys] = np.arange(xs.size)
+        self.alive = np.ones(xs.size, dtype=bool)
+        self.fate = np.full(xs.size, None, dtype=object)
+
+    def left(self, flat: np.ndarray, fate: np.ndarray | str) -> None:
+        """The cells at these flat site indices (where they were watched) left with ``fate``."""
+        index = self.index.ravel()
+        i = index[flat]
+        mine = i >= 0
+        self.alive[i[mine]] = False
+        fates = np.broadcast_to(np.asarray(fate, dtype=object), flat.shape)
+        self.fate[i[mine]] = fates[mine]
+        index[flat[mine]] = -1  # the site no longer holds a watched cell
+
+
 class FastTumorModel(mesa.Model):
     """``TumorModel``'s rules on arrays, with compiled agent kernels (see the module docstring).
 
@@ -153,6 +198,7 @@ class FastTumorModel(mesa.Model):
         if self.p["lymph_node_priming"]:
             self._census()  # the antigen counts the lymph node starts from
             self.lymph_node = LymphNode(self)  # abm.lymphnode, unchanged
+        self._watch: _Watch | None = None  # cancer cells followed through the next step
 
         self.datacollector = mesa.DataCollector(model_reporters=REPORTERS)
         self._census()
@@ -373,16 +419,31 @@ class FastTumorModel(mesa.Model):
         self._recruit(Kind.NK, self.p["nk_influx"])
         self._step_innate()
         self._compact()
+        self._watch = None  # the watched cells' fates are final for this step
         self._census()
         self.datacollector.collect(self)
         if self.n_cancer == 0:
             self.running = False
+
+    def watch_cancer_cells(self, xs: np.ndarray, ys: np.ndarray) -> list[WatchedCancerCell]:
+        """The cancer cells at sites ``(xs, ys)`` as handles whose ``alive`` and ``fate`` tell,
+        after the next step, whether and how each left during it (what the Mesa engine's
+        ``agent_at[x, y]`` gives; ``abm.analysis.spatial.cancer_cells_and_contacts``). Call it
+        before a step; it costs nothing in steps without a watch."""
+        xs, ys = np.asarray(xs), np.asarray(ys)
+        if not (self.kind[xs, ys] == Kind.CANCER).all():
+            raise ValueError("watch_cancer_cells: every site must hold a cancer cell")
+        self._watch = _Watch(self.kind.shape, xs, ys)
+        return [WatchedCancerCell(self._watch, i) for i in range(xs.size)]
 
     def _step_cancer_cells(self) -> None:
         """``TumorModel._step_cancer_cells``: deaths and debris clearance (the Mesa engine's
         draws), then the dividers in random order (``kernels.divide_cancer``)."""
         t = self.tissue
         xs, ys, apoptotic = self._draw_cancer_deaths()
+        if self._watch is not None and xs.size:
+            self._watch.left(np.ravel_multi_index((xs, ys), t.kind.shape),
+                             np.where(apoptotic, "apoptosis", "necrosis"))
         if xs.size:
             dead_antigens = t.antigens[xs, ys].copy()
             for layer, none in zip(t._traits, t._none, strict=True):
@@ -466,6 +527,7 @@ class FastTumorModel(mesa.Model):
         dead = np.zeros(order.size, dtype=np.int64)
         dead_fate = np.zeros(order.size, dtype=np.int8)
         counters = np.zeros(2, dtype=np.int64)
+        before = self._watch_begin()
         self._seed_kernels()
         self.kills += K.step_killers(
             order, self.ix, self.iy, self.ikind, self.antigen, self.exhaustion, self.ikills,
@@ -473,8 +535,33 @@ class FastTumorModel(mesa.Model):
             self.idx, t.antigens, t.antigenicity, t.pdl1_base, t.mhc, t.pdl1_induced,
             t.car_negative, t.clone, self.chemokine.data, self.tgfb.data, self.ifng_source,
             self.treg_near, fp, ip, dead, dead_fate, counters)
+        self._watch_end(before, "killed")
         self.progenitor_divisions += int(counters[K.C_PROGENITOR_DIVISIONS])
         self._release(dead, dead_fate, counters)
+
+    def _watch_begin(self):
+        """Before a kernel that can kill or move cancer cells, with a watch on: the clone layer
+        holds each cancer cell's flat site index for the call (a trait that travels with the
+        cell when a killer squeezes past it); returns what ``_watch_end`` needs."""
+        if self._watch is None:
+            return None
+        t = self.tissue
+        clones = t.clone.copy()
+        before = np.flatnonzero(t.kind.ravel() == Kind.CANCER)
+        t.clone.ravel()[before] = before
+        return before, clones
+
+    def _watch_end(self, started, fate: str) -> None:
+        """After the kernel: the watched cells that vanished left by ``fate``; the clone layer
+        gets its values back."""
+        if started is None:
+            return
+        before, clones = started
+        t = self.tissue
+        cancer = t.kind == Kind.CANCER
+        came_from = t.clone[cancer]
+        self._watch.left(np.setdiff1d(before, came_from, assume_unique=True), fate)
+        t.clone[cancer] = clones.ravel()[came_from]
 
     def _step_innate(self) -> None:
         """Macrophages and NK cells in random order (``kernels.step_innate``)."""
@@ -487,12 +574,18 @@ class FastTumorModel(mesa.Model):
         dead_fate = np.zeros(order.size, dtype=np.int8)
         counters = np.zeros(2, dtype=np.int64)
         innate_kills = np.zeros(2, dtype=np.int64)
+        before = self._watch_begin()
         self._seed_kernels()
         K.step_innate(order, self.ix, self.iy, self.ikind, self.ikills, self.engaged,
                       self.alive, self.state, t.kind, self.idx, t.antigens, t.antigenicity,
                       t.pdl1_base, t.mhc, t.pdl1_induced, t.car_negative, t.clone,
                       self.chemokine.data, self.tgfb.data, self.oxygen.data, self.ifng_hill,
                       self.ifng_source, gp, jp, dead, dead_fate, counters, innate_kills)
+        # a watched cell killed here: "phagocytosed" or "nk_killed" when only one of them
+        # killed this hour, else "innate" (the kernel does not say which cell died how)
+        fate = ("innate" if innate_kills.all() else
+                "phagocytosed" if innate_kills[0] else "nk_killed")
+        self._watch_end(before, fate)
         self.macrophage_kills += int(innate_kills[0])
         self.nk_kills += int(innate_kills[1])
         self._release(dead, dead_fate, counters)
