@@ -785,3 +785,28 @@ def test_every_parameter_therapy_and_kind_is_placed():
     assert not new, f"parameters the fast engine neither models nor refuses: {sorted(new)}"
     assert tuple(TREATMENTS) == mirror.THERAPIES
     assert tuple(k.name for k in Kind) == mirror.KINDS
+
+
+def test_watched_cells_are_followed_through_the_killer_and_innate_kernels():
+    """With NK cells and macrophages killing and CTLs squeezing past cancer cells, every
+    watched cell that left is accounted for by the hour's kills, apoptoses and necroses, and
+    every watched cell still alive is still a cancer cell (no daughters: division is off)."""
+    for seed in range(2):
+        m = FastTumorModel.from_scenario("nk_surveillance", rng=seed, width=50, height=50,
+                                         macrophage_influx=1.0, macrophage_kill_prob=0.3,
+                                         tcell_influx=5.0, tcell_infiltration=1.0,
+                                         nk_influx=3.0)  # many squeezes and innate kills
+        for _ in range(72):
+            m.step()
+        m.p["division_time_h"] = 1e9  # no daughters from here: every death is a watched cell
+        fates: set = set()
+        for _ in range(24):
+            xs, ys = np.nonzero(m.kind == Kind.CANCER)
+            cells = m.watch_cancer_cells(xs, ys)
+            before = (m.kills + m.apoptoses + m.necroses + m.macrophage_kills + m.nk_kills)
+            m.step()
+            after = (m.kills + m.apoptoses + m.necroses + m.macrophage_kills + m.nk_kills)
+            assert sum(not c.alive for c in cells) == after - before
+            assert sum(c.alive for c in cells) == m.n_cancer
+            fates |= {c.fate for c in cells if not c.alive}
+        assert "killed" in fates and fates & {"nk_killed", "phagocytosed", "innate"}

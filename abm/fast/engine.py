@@ -561,6 +561,11 @@ class FastTumorModel(mesa.Model):
         cancer = t.kind == Kind.CANCER
         came_from = t.clone[cancer]
         self._watch.left(np.setdiff1d(before, came_from, assume_unique=True), fate)
+        # the survivors' sites now (a squeezed cell moved): the next kernel starts from them
+        index = self._watch.index.ravel()
+        moved = np.full_like(index, -1)
+        moved[np.flatnonzero(cancer.ravel())] = index[came_from]
+        self._watch.index = moved.reshape(self._watch.index.shape)
         t.clone[cancer] = clones.ravel()[came_from]
 
     def _step_innate(self) -> None:
