@@ -117,19 +117,7 @@ class TumorModel(mesa.Model):
         self.tissue = Tissue(self.grid)  # who is where, and the per-site layers
         self.agent_at = self.tissue.agent_at
 
-        self.chemokine = Field("chemokine", shape, values["chemokine_diffusion"],
-                               values["chemokine_half_life_h"])
-        # IFN-gamma is lost by decay everywhere and by uptake at cancer cells (spQSP-IO), so its
-        # loss varies by site: an implicit solver (abm.fields.ReactionField), closed edges
-        self._ifng_decay_h = np.log(2) / values["ifng_half_life_h"]
-        self._ifng_uptake_h = values["ifng_uptake"] * 3600.0
-        self.ifng = ReactionField(
-            "IFN-gamma", shape, values["ifng_diffusion"], unit="ng/mL", tol=1e-5,
-            k_ref_per_h=float(np.sqrt(self._ifng_decay_h * (self._ifng_decay_h
-                                                            + self._ifng_uptake_h))) or 1.0)
-        self.tgfb = Field("suppressive factor", shape, values["tgfb_diffusion"],
-                          values["tgfb_half_life_h"])
-        self.ifng_source = np.zeros(shape)  # filled by engaged CTLs during the step
+        self._make_fields(shape)
         self.treg_near = np.zeros(shape, dtype=bool)
         self.mdsc_near = np.zeros(shape, dtype=bool)
         self.m2_near = np.zeros(shape, dtype=bool)  # within suppression_radius_sites of an M2
@@ -165,6 +153,24 @@ class TumorModel(mesa.Model):
         self.datacollector.collect(self)
 
     # --- construction ---------------------------------------------------------------------
+    def _make_fields(self, shape: tuple[int, int]) -> None:
+        """The chemokine, IFN-gamma and suppressive fields (oxygen is set up with the vessels,
+        ``_setup_oxygen``) and the IFN-gamma source map. Shared with the fast engine."""
+        p = self.p
+        self.chemokine = Field("chemokine", shape, p["chemokine_diffusion"],
+                               p["chemokine_half_life_h"])
+        # IFN-gamma is lost by decay everywhere and by uptake at cancer cells (spQSP-IO), so its
+        # loss varies by site: an implicit solver (abm.fields.ReactionField), closed edges
+        self._ifng_decay_h = np.log(2) / p["ifng_half_life_h"]
+        self._ifng_uptake_h = p["ifng_uptake"] * 3600.0
+        self.ifng = ReactionField(
+            "IFN-gamma", shape, p["ifng_diffusion"], unit="ng/mL", tol=1e-5,
+            k_ref_per_h=float(np.sqrt(self._ifng_decay_h * (self._ifng_decay_h
+                                                            + self._ifng_uptake_h))) or 1.0)
+        self.tgfb = Field("suppressive factor", shape, p["tgfb_diffusion"],
+                          p["tgfb_half_life_h"])
+        self.ifng_source = np.zeros(shape)  # filled by engaged CTLs during the step
+
     @classmethod
     def from_scenario(cls, name: str, **overrides: Any) -> TumorModel:
         """Build the model from a named scenario (``abm.scenarios.SCENARIOS``) plus overrides

@@ -152,20 +152,8 @@ class FastTumorModel(mesa.Model):
         self._alloc_immune(self._GROW)
         self.n_immune = np.zeros(1, dtype=np.int64)
 
-        # the fields and per-hour maps, exactly as TumorModel builds them
-        from abm.fields import Field, ReactionField
-
-        self.chemokine = Field("chemokine", shape, values["chemokine_diffusion"],
-                               values["chemokine_half_life_h"])
-        self._ifng_decay_h = np.log(2) / values["ifng_half_life_h"]
-        self._ifng_uptake_h = values["ifng_uptake"] * 3600.0
-        self.ifng = ReactionField(
-            "IFN-gamma", shape, values["ifng_diffusion"], unit="ng/mL", tol=1e-5,
-            k_ref_per_h=float(np.sqrt(self._ifng_decay_h * (self._ifng_decay_h
-                                                            + self._ifng_uptake_h))) or 1.0)
-        self.tgfb = Field("suppressive factor", shape, values["tgfb_diffusion"],
-                          values["tgfb_half_life_h"])
-        self.ifng_source = np.zeros(shape)
+        # the fields and per-hour maps, as TumorModel builds them (its own method)
+        self._make_fields(shape)
         self.treg_near = np.zeros(shape, dtype=bool)
         self.mdsc_near = np.zeros(shape, dtype=bool)
         self.m2_near = np.zeros(shape, dtype=bool)
@@ -218,6 +206,7 @@ class FastTumorModel(mesa.Model):
     day = TumorModel.day
     administer = TumorModel.administer
     new_clone_id = TumorModel.new_clone_id
+    _make_fields = TumorModel._make_fields
     _place_vessels = TumorModel._place_vessels
     _setup_oxygen = TumorModel._setup_oxygen
     _update_oxygen_effects = TumorModel._update_oxygen_effects

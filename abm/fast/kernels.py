@@ -83,6 +83,22 @@ def _free_neighbours(kind, x, y, fx, fy):
 
 
 @njit(cache=True)
+def _cancer_neighbours(kind, x, y, fx, fy):
+    """Cancer cells of the Moore neighbourhood, in Mesa's order, into ``fx``/``fy``; their
+    number (the blockers a killer squeezes past, an M1 macrophage's targets)."""
+    w, h = kind.shape
+    n = 0
+    for d in range(8):
+        nx = x + DX[d]
+        ny = y + DY[d]
+        if 0 <= nx < w and 0 <= ny < h and kind[nx, ny] == CANCER:
+            fx[n] = nx
+            fy[n] = ny
+            n += 1
+    return n
+
+
+@njit(cache=True)
 def _antigenicity(antigens, mhc, visibility):
     """``CancerCell.antigenicity``: MHC-I x (1 - (1 - v)^number of antigens)."""
     bits = 0
@@ -277,17 +293,9 @@ def _advance(i, ix, iy, ikind, kind, idx, chemokine, bias, infiltration, antigen
         _move(i, fx[k], fy[k], ix, iy, ikind, kind, idx)
         return True
     if np.random.random() < infiltration:
-        w, h = kind.shape
         x = ix[i]
         y = iy[i]
-        n = 0
-        for d in range(8):
-            nx = x + DX[d]
-            ny = y + DY[d]
-            if 0 <= nx < w and 0 <= ny < h and kind[nx, ny] == CANCER:
-                fx[n] = nx
-                fy[n] = ny
-                n += 1
+        n = _cancer_neighbours(kind, x, y, fx, fy)
         if n > 0:
             j = np.random.randint(0, n)
             bx = fx[j]
@@ -537,14 +545,7 @@ def step_innate(order, ix, iy, ikind, kills, engaged, alive, state, kind, idx, a
             if np.random.random() < prob:
                 state[i] = 1 - state[i]
             if state[i] == 0:
-                n = 0
-                for k in range(8):
-                    nx = x + DX[k]
-                    ny = y + DY[k]
-                    if 0 <= nx < w and 0 <= ny < h and kind[nx, ny] == CANCER:
-                        tx[n] = nx
-                        ty[n] = ny
-                        n += 1
+                n = _cancer_neighbours(kind, x, y, tx, ty)
                 if n > 0:
                     engaged[i] = True
                     j = np.random.randint(0, n)
