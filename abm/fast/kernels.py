@@ -67,15 +67,15 @@ def seed(value):
 
 
 @njit(cache=True)
-def _free_neighbours(kind, x, y, fx, fy):
-    """Empty sites of the Moore neighbourhood, in Mesa's order, into ``fx``/``fy``; their number
-    (``abm.compat.free_neighbours``)."""
+def _neighbours_of(kind, x, y, what, fx, fy):
+    """Sites of the Moore neighbourhood holding ``what`` (a ``Kind``), in Mesa's order, into
+    ``fx``/``fy``; their number."""
     w, h = kind.shape
     n = 0
     for k in range(8):
         nx = x + DX[k]
         ny = y + DY[k]
-        if 0 <= nx < w and 0 <= ny < h and kind[nx, ny] == EMPTY:
+        if 0 <= nx < w and 0 <= ny < h and kind[nx, ny] == what:
             fx[n] = nx
             fy[n] = ny
             n += 1
@@ -83,19 +83,16 @@ def _free_neighbours(kind, x, y, fx, fy):
 
 
 @njit(cache=True)
+def _free_neighbours(kind, x, y, fx, fy):
+    """Empty sites of the Moore neighbourhood (``abm.compat.free_neighbours``)."""
+    return _neighbours_of(kind, x, y, EMPTY, fx, fy)
+
+
+@njit(cache=True)
 def _cancer_neighbours(kind, x, y, fx, fy):
-    """Cancer cells of the Moore neighbourhood, in Mesa's order, into ``fx``/``fy``; their
-    number (the blockers a killer squeezes past, an M1 macrophage's targets)."""
-    w, h = kind.shape
-    n = 0
-    for d in range(8):
-        nx = x + DX[d]
-        ny = y + DY[d]
-        if 0 <= nx < w and 0 <= ny < h and kind[nx, ny] == CANCER:
-            fx[n] = nx
-            fy[n] = ny
-            n += 1
-    return n
+    """Cancer cells of the Moore neighbourhood (the blockers a killer squeezes past, an M1
+    macrophage's targets)."""
+    return _neighbours_of(kind, x, y, CANCER, fx, fy)
 
 
 @njit(cache=True)
