@@ -362,11 +362,7 @@ class TumorModel(mesa.Model):
 
     def infuse_cart(self, n: int) -> None:
         """Place up to ``n`` CAR-T cells at vessel entry sites (a CAR-T infusion)."""
-        for _ in range(n):
-            site = self.entry_site()
-            if site is None:
-                break
-            CARTCell(self).place(site)
+        self._admit(n, lambda: CARTCell(self))
 
     # --- the hour -------------------------------------------------------------------------
     @property
