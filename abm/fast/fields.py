@@ -17,6 +17,11 @@ the same way, with less work per hour.
   operator and the vector updates as fused numba loops, and (4) a field whose concentration,
   source and boundary level are all zero skipped (the solution is exactly zero).
 
+Every hour's solve is compiled whole: the transforms are called from numba through rocket-fft
+(scipy.fft's transforms for numba, the same DUCC library), so the conjugate gradients, the
+preconditioner and the linear fields' update run without returning to Python (30-40% less time
+per hour than the same steps driven from Python, at 100x100).
+
 ``tests/test_fast_fields.py`` compares each against the Mesa engine's solvers on the same
 sources (relative tolerance stated there).
 """
@@ -25,6 +30,8 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+import rocket_fft  # noqa: F401  (registers scipy.fft's transforms for numba's compiled code)
+import scipy.fft
 from scipy import fft
 
 from abm.fields import Field, ReactionField
@@ -51,6 +58,7 @@ class LinearFields:
             f._growth, f._source_gain = self.growth[i], self.gain[i]
         self.spectra = np.stack([fft.dctn(f.data, type=2, norm="ortho") for f in self.fields])
         self.zero = [not f.data.any() for f in self.fields]
+        self._sources = self._result = None  # work arrays of the compiled step
 
     def step(self, sources: list[np.ndarray | None]) -> None:
         """``Field.step(source)`` for every field, in one batched transform pair."""
@@ -65,6 +73,17 @@ class LinearFields:
             return
         with_source = [j for j, s in enumerate(stack) if s is not None]
         every = len(active) == len(self.fields)
+        if every and len(with_source) == len(self.fields):  # the usual hour: one compiled call
+            if self._sources is None:
+                self._sources = np.empty_like(self.spectra)
+                self._result = np.empty_like(self.spectra)
+            for j, source in enumerate(stack):
+                self._sources[j] = source
+            _linear_step(self.spectra, self.growth, self.gain, self._sources, self._result)
+            for j, field in enumerate(self.fields):
+                field.data[...] = self._result[j]
+                self.zero[j] = False
+            return
         idx = np.asarray(active)
         spectra = self.spectra if every else self.spectra[idx]
         spectra *= self.growth if every else self.growth[idx]
@@ -83,6 +102,20 @@ class LinearFields:
         for j, i in enumerate(active):
             self.fields[i].data[...] = result[j]
             self.zero[i] = False
+
+
+@numba.njit(cache=True)
+def _linear_step(spectra, growth, gain, sources, result):  # pragma: no cover - compiled
+    """``LinearFields.step`` when every field has a source: spectra = spectra * growth +
+    gain * DCT(sources); result = max(inverse DCT(spectra), 0)."""
+    transformed = scipy.fft.dctn(sources, type=2, axes=(1, 2), norm="ortho", overwrite_x=True)
+    fs, fg, fa, ft = spectra.ravel(), growth.ravel(), gain.ravel(), transformed.ravel()
+    for i in range(fs.size):
+        fs[i] = fs[i] * fg[i] + fa[i] * ft[i]
+    inverse = scipy.fft.idctn(spectra, type=2, axes=(1, 2), norm="ortho")
+    fr, fi = result.ravel(), inverse.ravel()
+    for i in range(fr.size):
+        fr[i] = fi[i] if fi[i] > 0.0 else 0.0  # as Field.step: round-off can leave -1e-17
 
 
 # --- fused loops for the conjugate gradients ---------------------------------------------
@@ -174,12 +207,117 @@ def _unmask(z, r, pinned, inverse_diag, out):  # pragma: no cover - compiled
         fo[i] = fr[i] * inverse_diag if fm[i] else fz[i]
 
 
+# --- the whole conjugate-gradient solve, compiled (transforms through rocket-fft) ---------
+NO_PINS, WOODBURY_COLUMNS, WOODBURY_SPECTRAL, BLOCK_DIAGONAL = 0, 1, 2, 3
+
+
+@numba.njit(cache=True)
+def _spectral(r32, eig32, dirichlet, workers):  # pragma: no cover - compiled
+    """``ReactionField._spectral_solve`` in float32: the sine (DST-II) or cosine (DCT-II) basis
+    diagonalises the preconditioner."""
+    if dirichlet:
+        spec = scipy.fft.dstn(r32, type=2, norm="ortho", overwrite_x=True, workers=workers)
+        spec /= eig32
+        return scipy.fft.idstn(spec, type=2, norm="ortho", overwrite_x=True, workers=workers)
+    spec = scipy.fft.dctn(r32, type=2, norm="ortho", overwrite_x=True, workers=workers)
+    spec /= eig32
+    return scipy.fft.idctn(spec, type=2, norm="ortho", overwrite_x=True, workers=workers)
+
+
+@numba.njit(cache=True)
+def _precondition_c(r, eig32, dirichlet, mode, px, py, cap, columns, pin_mask,
+                    inverse_pin_diag, workers):  # pragma: no cover - compiled
+    """``FastReactionField._precondition`` (float32 result): the spectral solve, corrected
+    for the pinned sites by Woodbury (from precomputed columns or a second spectral solve),
+    or block-diagonal when there are too many pinned sites for Woodbury."""
+    if mode == BLOCK_DIAGONAL:
+        z = _spectral(_masked32(r, pin_mask), eig32, dirichlet, workers)
+        fz, fr, fm = z.ravel(), r.ravel(), pin_mask.ravel()
+        for i in range(fz.size):
+            if fm[i]:
+                fz[i] = fr[i] * inverse_pin_diag
+        return z
+    z = _spectral(r.astype(np.float32), eig32, dirichlet, workers)
+    if mode == NO_PINS:
+        return z
+    n = px.size
+    at_pins = np.empty(n)
+    for k in range(n):
+        at_pins[k] = z[px[k], py[k]]
+    y = cap @ at_pins
+    if mode == WOODBURY_COLUMNS:
+        fz = z.ravel()
+        for k in range(n):
+            yk = np.float32(y[k])
+            col = columns[k]
+            for i in range(fz.size):
+                fz[i] -= yk * col[i]
+        return z
+    e = np.zeros(z.shape, dtype=np.float32)
+    for k in range(n):
+        e[px[k], py[k]] = y[k]
+    z -= _spectral(e, eig32, dirichlet, workers)
+    return z
+
+
+@numba.njit(cache=True)
+def _system(data, uptake, source, inv_dt, ghost, pin_mask, penalty, pinned_level, diag,
+            b):  # pragma: no cover - compiled
+    """The backward-Euler system of ``ReactionField.step``: diag = 1/dt + uptake (+ penalty
+    at pinned sites), b = data/dt + ghost + source (+ penalty * level at pinned sites)."""
+    fd, fb = diag.ravel(), b.ravel()
+    fdata, fu, fs, fg, fm = data.ravel(), uptake.ravel(), source.ravel(), ghost.ravel(), \
+        pin_mask.ravel()
+    for i in range(fd.size):
+        dv = inv_dt + fu[i]
+        bv = inv_dt * fdata[i] + fg[i] + fs[i]
+        if fm[i]:
+            dv += penalty
+            bv += penalty * pinned_level
+        fd[i] = dv
+        fb[i] = bv
+
+
+@numba.njit(cache=True)
+def _cg(data, diag, b, d, sign, tol, max_iter, eig32, dirichlet, mode, px, py, cap, columns,
+        pin_mask, inverse_pin_diag, workers):  # pragma: no cover - compiled
+    """``ReactionField.step``'s preconditioned conjugate gradients, warm-started from
+    ``data`` and written back into it (clipped at zero); the same iteration and stopping rule
+    (the preconditioned residual below ``tol`` at every site). Returns the iterations."""
+    x = data.copy()
+    ap = np.empty_like(x)
+    _apply(x, diag, d, sign, ap)
+    r = b - ap
+    z = _precondition_c(r, eig32, dirichlet, mode, px, py, cap, columns, pin_mask,
+                        inverse_pin_diag, workers)
+    p = z.astype(np.float64)
+    rz, zmax = _dot_absmax(r, z)
+    iterations = 0
+    while iterations < max_iter and zmax > tol:
+        alpha = rz / _apply_dot(p, diag, d, sign, ap)
+        _axpy2(x, r, p, ap, alpha)
+        z = _precondition_c(r, eig32, dirichlet, mode, px, py, cap, columns, pin_mask,
+                            inverse_pin_diag, workers)
+        rz_new, zmax = _dot_absmax(r, z)
+        _direction(p, z, rz_new / rz)
+        rz = rz_new
+        iterations += 1
+    fx, fdata = x.ravel(), data.ravel()
+    for i in range(fx.size):
+        fdata[i] = fx[i] if fx[i] > 0.0 else 0.0
+    return iterations
+
+
 class FastReactionField(ReactionField):
     """``ReactionField`` with a cheaper step (see the module docstring); made by
-    :func:`accelerate` from a built ``ReactionField``, so construction is the Mesa engine's."""
+    :func:`accelerate` from a built ``ReactionField``, so construction is the Mesa engine's.
+    The whole solve (system, conjugate gradients, preconditioner with its transforms) is one
+    compiled call, :func:`_cg`."""
+
+    workers = 1  # threads per transform (the dashboard may use more for a whole tissue)
 
     def _prepare(self) -> None:
-        self._eig32 = self._eig.astype(np.float32)
+        self._eig32 = np.ascontiguousarray(self._eig, dtype=np.float32)
         self._forward = fft.dstn if self._dirichlet else fft.dctn
         self._inverse = fft.idstn if self._dirichlet else fft.idctn
         self._green = getattr(self, "_green", None)
@@ -198,9 +336,32 @@ class FastReactionField(ReactionField):
             self._columns = cols
             self._column_sites = [tuple(s) for s in self._pinned.tolist()]
         self._sign = 1.0 if self._dirichlet else -1.0
+        self._zeros = np.zeros(self.shape)
+        self._diag = np.empty(self.shape)
+        self._b = np.empty(self.shape)
+        self._pins_changed()
+
+    def _pins_changed(self) -> None:
+        """The compiled preconditioner's arguments for the current pinned sites."""
+        n = len(self._pinned)
+        self._px = np.ascontiguousarray(self._pinned[:, 0], dtype=np.intp)
+        self._py = np.ascontiguousarray(self._pinned[:, 1], dtype=np.intp)
+        self._cap64 = (np.ascontiguousarray(self._cap, dtype=np.float64) if self._cap is not None
+                       else np.zeros((0, 0)))
+        self._columns32 = (self._columns if self._columns is not None
+                           else np.zeros((0, 0), dtype=np.float32))
+        if not n:
+            self._mode = NO_PINS
+        elif self._cap is None:
+            self._mode = BLOCK_DIAGONAL
+        elif self._columns is not None:
+            self._mode = WOODBURY_COLUMNS
+        else:
+            self._mode = WOODBURY_SPECTRAL
+        self._inverse_pin_diag = 1.0 / (self._PENALTY + 4.0 * self.d)
 
     def _spectral32(self, r: np.ndarray, axes: tuple[int, int] = (0, 1)) -> np.ndarray:
-        """The preconditioner's spectral solve, in float32."""
+        """The preconditioner's spectral solve, in float32 (batched, for the set-up)."""
         spec = self._forward(r.astype(np.float32), type=2, axes=axes, norm="ortho",
                              overwrite_x=True)
         spec /= self._eig32
@@ -213,27 +374,15 @@ class FastReactionField(ReactionField):
         if self._columns is not None:
             where = {s: i for i, s in enumerate(self._column_sites)}
             keep = [where[tuple(s)] for s in self._pinned.tolist()]
-            self._columns = self._columns[keep] if keep else None
+            self._columns = np.ascontiguousarray(self._columns[keep]) if keep else None
             self._column_sites = [self._column_sites[i] for i in keep]
+        self._pins_changed()
 
     def _precondition(self, r: np.ndarray) -> np.ndarray:
-        if len(self._pinned) and self._cap is None:
-            # block-diagonal (ReactionField._precondition): the free sites by the spectral
-            # solve, each pinned site alone
-            z = self._spectral32(_masked32(r, self._pin_mask))
-            out = np.empty(self.shape)
-            _unmask(z, r, self._pin_mask, 1.0 / (self._PENALTY + 4.0 * self.d), out)
-            return out
-        z = self._spectral32(r)  # float32: the loops above read it as it is
-        if self._cap is not None:
-            y = self._cap @ z[self._pinned[:, 0], self._pinned[:, 1]].astype(np.float64)
-            if self._columns is not None:
-                z -= (y.astype(np.float32) @ self._columns).reshape(self.shape)
-            else:
-                e = np.zeros(self.shape, dtype=np.float32)
-                e[self._pinned[:, 0], self._pinned[:, 1]] = y
-                z -= self._spectral32(e)
-        return z
+        return _precondition_c(np.ascontiguousarray(r, dtype=np.float64), self._eig32,
+                               self._dirichlet, self._mode, self._px, self._py, self._cap64,
+                               self._columns32, self._pin_mask, self._inverse_pin_diag,
+                               self.workers)
 
     def step(self, uptake_per_h: np.ndarray | float, source: np.ndarray | None = None) -> None:
         """``ReactionField.step``: the same system, iteration and stopping rule."""
@@ -243,34 +392,17 @@ class FastReactionField(ReactionField):
         if level_zero and not has_source and not self.data.any():
             self.iterations = 0
             return  # nothing to diffuse, nothing made, nothing held: stays exactly zero
-        diag = self.inv_dt + np.broadcast_to(np.asarray(uptake_per_h, dtype=np.float64),
-                                              self.shape)
-        b = self.inv_dt * self.data + self._ghost
-        if has_source:
-            b += source
-        if len(self._pinned):
-            diag = diag + self._PENALTY * self._pin_mask
-            b += (self._PENALTY * self.pinned_level) * self._pin_mask
-        diag = np.ascontiguousarray(diag)
-        x = self.data.copy()
-        ap = np.empty_like(x)
-        _apply(x, diag, self.d, self._sign, ap)
-        r = b - ap
-        z = self._precondition(r)
-        p = z.astype(np.float64)
-        rz, zmax = _dot_absmax(r, z)
-        iterations = 0
-        while iterations < self.max_iter and zmax > self.tol:
-            alpha = rz / _apply_dot(p, diag, self.d, self._sign, ap)
-            _axpy2(x, r, p, ap, alpha)
-            z = self._precondition(r)
-            rz_new, zmax = _dot_absmax(r, z)
-            _direction(p, z, rz_new / rz)
-            rz = rz_new
-            iterations += 1
-        self.iterations = iterations
-        np.maximum(x, 0.0, out=x)
-        self.data[...] = x
+        uptake = np.asarray(uptake_per_h, dtype=np.float64)
+        if uptake.shape != self.shape or not uptake.flags.c_contiguous:
+            uptake = np.ascontiguousarray(np.broadcast_to(uptake, self.shape))
+        source = (np.ascontiguousarray(source, dtype=np.float64) if has_source
+                  else self._zeros)
+        _system(self.data, uptake, source, self.inv_dt, self._ghost, self._pin_mask,
+                self._PENALTY, float(self.pinned_level), self._diag, self._b)
+        self.iterations = _cg(self.data, self._diag, self._b, self.d, self._sign,
+                              float(self.tol), self.max_iter, self._eig32, self._dirichlet,
+                              self._mode, self._px, self._py, self._cap64, self._columns32,
+                              self._pin_mask, self._inverse_pin_diag, self.workers)
 
 
 def accelerate(field: ReactionField) -> FastReactionField:
