@@ -18,9 +18,11 @@ Where the time goes is reported separately, so a slow model is not hidden by a f
 - frame: the whole server-side frame (model + draw + sending widgets + charts every 0.5 s).
 
 Configurations: the classroom default (100 x 100, escape scenario, 200 founder cells), the
-same with Compare on (the untreated twin is stepped and drawn too), and 200 x 200 with a grown
+same with Compare on (the untreated twin is stepped and drawn too), 200 x 200 with a grown
 tumour (8000 founder cells, a disc ~1.5 mm across), warmed up for a
-few seconds of play before measuring so that T cells have arrived.
+few seconds of play before measuring so that T cells have arrived, and a whole 15 mm tissue
+(1000 x 1000, 300,000 founder cells) on the fast engine (``--config "1000x1000 fast"``; the
+page takes ~10-20 s to build and compile it, hence a long ``--warmup``).
 """
 
 from __future__ import annotations
@@ -45,10 +47,14 @@ CONFIGS = {
     "100x100": {"width": 100, "height": 100, "seed": 1},
     "100x100 compare": {"width": 100, "height": 100, "seed": 1, "compare": 1},
     "200x200 grown": {"width": 200, "height": 200, "initial_tumor_cells": 8000, "seed": 1},
+    # a whole 15 mm tissue on the fast engine: a 300,000-cell founder (an 8 mm disc)
+    "1000x1000 fast": {"width": 1000, "height": 1000, "initial_tumor_cells": 300_000,
+                       "seed": 1, "engine": "fast"},
 }
 # on a quiet machine; "compare" also steps and draws the untreated twin every frame
-TARGET_FPS = {"100x100": 20.0, "100x100 compare": 10.0, "200x200 grown": 4.0}
-PAGE_KEYS = ("seed", "compare")  # link keys that are not model parameters
+TARGET_FPS = {"100x100": 20.0, "100x100 compare": 10.0, "200x200 grown": 4.0,
+              "1000x1000 fast": 30.0}
+PAGE_KEYS = ("seed", "compare", "engine")  # link keys that are not model parameters
 
 
 def start() -> tuple[subprocess.Popen, str]:
@@ -110,7 +116,7 @@ def in_process(config: dict, warmup_steps: int, steps: int) -> dict:
 
     values = {**scenario_values("escape"),
               **{k: v for k, v in config.items() if k not in PAGE_KEYS}}
-    session = Session("escape", values, config["seed"])
+    session = Session("escape", values, config["seed"], engine=config.get("engine", "mesa"))
     session.set_compare(bool(config.get("compare")))
     for _ in range(warmup_steps):
         session.advance(1)

@@ -432,6 +432,9 @@ def _oxygen_effects(o2, low, high, thr, worst, necrosis_time_h, growth,
     for i in range(fo.size):
         v = fo[i]
         fg[i] = min(max((v - low) / (high - low), 0.0), 1.0)
+        if v >= thr:  # no necrosis risk (the usual site): skip the exponential
+            fn[i] = 0.0
+            continue
         rate = min(max((thr - v) / (thr - worst), 0.0), 1.0) / necrosis_time_h
         fn[i] = -np.expm1(-rate)
 
