@@ -80,9 +80,7 @@ def take_census(model) -> None:
     model.n_mdscs = int(counts[Kind.MDSC])
     model.n_necrotic = int(counts[_NECROTIC])
     model.n_vessels = len(model.vessels)
-    model.n_macrophages = int(counts[Kind.MACROPHAGE])
-    model.m2_fraction = (int(model.m2_map().sum()) / model.n_macrophages
-                         if model.n_macrophages else 0.0)
+    # n_macrophages and m2_fraction: model._census_killers, from the cell arrays
     model.n_nk = int(counts[Kind.NK])
     model.mean_mhc = float(sums[0] / n) if n else 0.0
     if n:
@@ -179,12 +177,23 @@ def _solid_around(kind, vx, vy):  # pragma: no cover - compiled
     return out
 
 
+def vessel_sites(model) -> tuple[np.ndarray, np.ndarray]:
+    """``np.array(model.vessels).T`` (x and y of the vessels), kept while ``model.vessels`` is
+    the same list (collapse replaces the list)."""
+    cached = getattr(model, "_vessel_sites", None)
+    if cached is None or cached[0] is not model.vessels or cached[1] != len(model.vessels):
+        xs, ys = np.array(model.vessels, dtype=np.int64).reshape(-1, 2).T
+        cached = model._vessel_sites = (model.vessels, len(model.vessels),
+                                        np.ascontiguousarray(xs), np.ascontiguousarray(ys))
+    return cached[2], cached[3]
+
+
 def collapse_vessels(model) -> None:
     """``TumorModel._collapse_vessels`` (the same draws), counting around the vessels only."""
     days = model.p["vessel_collapse_days"]
     if days is None or not model.vessels:
         return
-    xs, ys = np.array(model.vessels, dtype=np.int64).T
+    xs, ys = vessel_sites(model)
     enclosed = np.flatnonzero(_solid_around(model.tissue.kind, xs, ys) == 8)
     if not enclosed.size:
         return
@@ -195,3 +204,257 @@ def collapse_vessels(model) -> None:
         model.vessels = [v for v in model.vessels if v not in gone_set]
         model.collapsed_vessels += gone
         model.oxygen.unpin(gone)
+
+
+# --- the cancer cells' hour (TumorModel._step_cancer_cells) as compiled passes ----------------
+# The engine lists the cancer cells and the debris once (``list_sites``), then applies the
+# deaths (``TumorModel._draw_cancer_deaths`` and ``_cancer_deaths``), the debris clearance
+# (``_draw_debris_clearance``) and finds the dividers (``_draw_dividers``) from those lists,
+# with the same uniform draws (numpy's, drawn by the engine between the passes) in the same
+# (row-major, ``np.nonzero``) order.
+
+
+@numba.njit(cache=True)
+def list_sites(kind, out):  # pragma: no cover - compiled
+    """Row-major flat indices of the cancer cells into the front of ``out`` and of the debris
+    into its back (``out[-1]`` the first, ``out[-2]`` the second, ...); their numbers."""
+    flat = kind.reshape(-1)
+    nc = 0
+    nn = 0
+    last = out.size - 1
+    for s in range(flat.size):
+        k = flat[s]
+        if k == 1:  # Kind.CANCER
+            out[nc] = s
+            nc += 1
+        elif k == 6:  # Kind.NECROTIC
+            out[last - nn] = s
+            nn += 1
+    return nc, nn
+
+
+@numba.njit(cache=True)
+def apply_cancer_deaths(sites, n, u, necrosis_prob, apoptosis, kind, antigens, antigenicity,
+                        pdl1_base, pdl1_induced, car_negative, clone, mhc, dead, dead_antigens,
+                        dead_apoptotic):  # pragma: no cover - compiled
+    """``TumorModel._draw_cancer_deaths`` and ``_cancer_deaths`` on the layers: the cancer cell
+    at ``sites[k]`` dies if ``u[k] < apoptosis + (1 - apoptosis) * necrosis_prob``, by apoptosis
+    if ``u[k] < apoptosis`` (the site is freed) else by necrosis (it becomes debris); its trait
+    layers are cleared (``Tissue``'s empty values). The dead go to ``dead`` (flat site, in
+    order), ``dead_antigens`` and ``dead_apoptotic``; returns their number."""
+    h = kind.shape[1]
+    m = 0
+    for k in range(n):
+        s = sites[k]
+        x = s // h
+        y = s - x * h
+        uk = u[k]
+        if not uk < apoptosis + (1.0 - apoptosis) * necrosis_prob[x, y]:
+            continue
+        apoptotic = uk < apoptosis
+        dead[m] = s
+        dead_antigens[m] = antigens[x, y]
+        dead_apoptotic[m] = apoptotic
+        m += 1
+        antigens[x, y] = 0
+        antigenicity[x, y] = 0.0
+        pdl1_base[x, y] = 0.0
+        pdl1_induced[x, y] = 0.0
+        car_negative[x, y] = False
+        clone[x, y] = -1
+        mhc[x, y] = 0.0
+        kind[x, y] = 0 if apoptotic else 6  # Kind.EMPTY, Kind.NECROTIC
+    return m
+
+
+@numba.njit(cache=True)
+def clear_debris(sites, n_old, dead, dead_apoptotic, m, u, clearance, kind):  # pragma: no cover
+    """``TumorModel._draw_debris_clearance`` after the deaths: the debris in row-major order
+    (the old debris, ``sites``' back as ``list_sites`` left it, merged with the new, the
+    necrotic among ``dead[:m]``), each cleared if its ``u`` is below ``clearance``."""
+    h = kind.shape[1]
+    last = sites.size - 1
+    i = 0  # old debris
+    j = 0  # the dead
+    k = 0  # draws
+    while True:
+        while j < m and dead_apoptotic[j]:
+            j += 1
+        if i < n_old and (j >= m or sites[last - i] < dead[j]):
+            s = sites[last - i]
+            i += 1
+        elif j < m:
+            s = dead[j]
+            j += 1
+        else:
+            break
+        if u[k] < clearance:
+            x = s // h
+            kind[x, s - x * h] = 0  # Kind.EMPTY
+        k += 1
+    return k
+
+
+@numba.njit(cache=True)
+def _dividers(sites, n, kind, growth, hill, mdsc_near, m2_near, division_time_h, cytostasis,
+              mdsc_factor, m2_factor, xs, ys, prob):  # pragma: no cover - compiled
+    """The cells of ``sites[:n]`` still cancer cells with an empty Moore neighbour, in order,
+    into ``xs``/``ys``, with ``TumorModel.division_probability_map`` at their sites in
+    ``prob`` (the same arithmetic, site by site); their number."""
+    w, h = kind.shape
+    r = 0
+    for k in range(n):
+        s = sites[k]
+        x = s // h
+        y = s - x * h
+        if kind[x, y] != 1:  # Kind.CANCER: died this hour
+            continue
+        room = False
+        for i in range(max(0, x - 1), min(w, x + 2)):
+            for j in range(max(0, y - 1), min(h, y + 2)):
+                if kind[i, j] == 0:  # Kind.EMPTY
+                    room = True
+        if not room:
+            continue
+        p = growth[x, y] / division_time_h
+        p = p * (1.0 - cytostasis * hill[x, y])
+        if mdsc_near[x, y]:
+            p = p * mdsc_factor
+        if m2_near[x, y]:
+            p = p * m2_factor
+        xs[r] = x
+        ys[r] = y
+        prob[r] = min(p, 1.0)
+        r += 1
+    return r
+
+
+@numba.njit(cache=True)
+def _keep_below(xs, ys, prob, n, u):  # pragma: no cover - compiled
+    """``xs``/``ys`` of the first ``n`` whose ``u`` is below their ``prob`` (new arrays)."""
+    m = 0
+    for k in range(n):
+        if u[k] < prob[k]:
+            m += 1
+    ox = np.empty(m, dtype=np.int64)
+    oy = np.empty(m, dtype=np.int64)
+    m = 0
+    for k in range(n):
+        if u[k] < prob[k]:
+            ox[m] = xs[k]
+            oy[m] = ys[k]
+            m += 1
+    return ox, oy
+
+
+@numba.njit(cache=True)
+def stamp_cells(ix, iy, ikind, alive, state, n, kind, want_state, radius, out):  # pragma: no cover
+    """``abm.model._neighbourhood`` of the living immune cells of ``kind`` (and ``state``
+    unless it is -1), stamped from the cell arrays: True within ``radius`` (Chebyshev)."""
+    w, h = out.shape
+    for c in range(n):
+        if not alive[c] or ikind[c] != kind or (want_state >= 0 and state[c] != want_state):
+            continue
+        x = ix[c]
+        y = iy[c]
+        for i in range(max(0, x - radius), min(w, x + radius + 1)):
+            for j in range(max(0, y - radius), min(h, y + radius + 1)):
+                out[i, j] = True
+
+
+def near_cells(model, kind: int, radius: int, state: int = -1) -> np.ndarray:
+    """``near(model.kind == kind, radius)`` from the immune-cell arrays (``state``: only the
+    cells in that state, e.g. M2 macrophages), without a pass over the grid."""
+    out = np.zeros((model.width, model.height), dtype=bool)
+    stamp_cells(model.ix, model.iy, model.ikind, model.alive, model.state,
+                int(model.n_immune[0]), int(kind), int(state), int(radius), out)
+    return out
+
+
+def dividers(model, sites: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``TumorModel._draw_dividers`` for the cells listed in ``sites[:n]`` (row-major flat
+    indices, as ``list_sites`` gives; cells no longer there are skipped): the niche maps, then
+    the same draw per cell with room, in the same order."""
+    p = model.p
+    radius = p["suppression_radius_sites"]
+    model.mdsc_near = near_cells(model, Kind.MDSC, radius)
+    model.m2_near = near_cells(model, Kind.MACROPHAGE, radius, state=1)
+    xs = np.empty(n, dtype=np.int64)
+    ys = np.empty(n, dtype=np.int64)
+    prob = np.empty(n)
+    r = _dividers(sites, n, model.tissue.kind, model.oxygen_growth, model.ifng_hill,
+                  model.mdsc_near, model.m2_near, float(p["division_time_h"]),
+                  float(p["ifng_cytostasis"]), 1.0 + p["mdsc_growth_boost"],
+                  1.0 + p["m2_growth_boost"], xs, ys, prob)
+    if not r:
+        return xs[:0], ys[:0]
+    return _keep_below(xs, ys, prob, r, model.rng.random(r))
+
+
+@numba.njit(cache=True)
+def killer_census(n, alive, ikind, engaged, state, exhaustion, tcell_limit,
+                  cart_limit):  # pragma: no cover - compiled
+    """The counts of ``TumorModel._census_killers`` from the immune-cell arrays: engaged
+    killers, killers, exhausted killers, CTLs, progenitor CTLs, macrophages, M2 macrophages."""
+    out = np.zeros(7, dtype=np.int64)
+    for c in range(n):
+        if not alive[c]:
+            continue
+        k = ikind[c]
+        if k == 2 or k == 3:  # Kind.TCELL, Kind.CART
+            out[1] += 1
+            if engaged[c]:
+                out[0] += 1
+            limit = cart_limit if k == 3 else tcell_limit
+            if state[c] != 1 and exhaustion[c] >= limit:
+                out[2] += 1
+            if k == 2:
+                out[3] += 1
+                if state[c] == 1:
+                    out[4] += 1
+        elif k == 7:  # Kind.MACROPHAGE
+            out[5] += 1
+            if state[c] == 1:
+                out[6] += 1
+    return out
+
+
+@numba.njit(cache=True)
+def select_cells(n, alive, ikind, k0, k1, out):  # pragma: no cover - compiled
+    """The living cells of kind ``k0`` or ``k1``, in slot order, into ``out``; their number."""
+    m = 0
+    for c in range(n):
+        if alive[c] and (ikind[c] == k0 or ikind[c] == k1):
+            out[m] = c
+            m += 1
+    return m
+
+
+@numba.njit(cache=True)
+def compact_cells(n, alive, ix, iy, ikind, antigen, exhaustion, ikills, divisions, engaged,
+                  state, idx):  # pragma: no cover - compiled
+    """Drop the dead immune cells from the arrays, keeping the order of the living; ``idx``
+    (the cell at each site) follows. Returns the number kept."""
+    for c in range(n):
+        if not alive[c] and idx[ix[c], iy[c]] == c:
+            idx[ix[c], iy[c]] = -1
+    m = 0
+    for c in range(n):
+        if not alive[c]:
+            continue
+        if m != c:
+            ix[m] = ix[c]
+            iy[m] = iy[c]
+            ikind[m] = ikind[c]
+            antigen[m] = antigen[c]
+            exhaustion[m] = exhaustion[c]
+            ikills[m] = ikills[c]
+            divisions[m] = divisions[c]
+            engaged[m] = engaged[c]
+            state[m] = state[c]
+            alive[m] = True
+        idx[ix[m], iy[m]] = m
+        m += 1
+    for c in range(m, n):
+        alive[c] = False
+    return m

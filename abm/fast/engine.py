@@ -141,6 +141,8 @@ class FastTumorModel(mesa.Model):
             raise ValueError(reason)
         width, height = values["width"], values["height"]
         self.mutation_weights = tuple(values[f"mutation_weight_{m}"] for m in MUTATIONS)
+        self._cum_weights_of: tuple[tuple, np.ndarray] | None = None
+        self._site_list: np.ndarray | None = None  # the cancer cells and debris this hour
         super().__init__(rng=seed)
         self.seed = seed
         self.p = values
@@ -398,7 +400,7 @@ class FastTumorModel(mesa.Model):
         self._update_fields()
         self._step_cancer_cells()
         self._recruit_ctls()
-        self.treg_near = C.near(self.kind == Kind.TREG, self.p["suppression_radius_sites"])
+        self.treg_near = C.near_cells(self, Kind.TREG, self.p["suppression_radius_sites"])
         self._step_killers()
         self._recruit(Kind.TREG, self.p["treg_influx"] * self.effects["treg_recruitment"])
         self._recruit(Kind.MDSC, self.p["mdsc_influx"])
@@ -426,41 +428,61 @@ class FastTumorModel(mesa.Model):
         return [WatchedCancerCell(self._watch, i) for i in range(xs.size)]
 
     def _step_cancer_cells(self) -> None:
-        """``TumorModel._step_cancer_cells``: deaths and debris clearance (the Mesa engine's
-        draws), then the dividers in random order (``kernels.divide_cancer``)."""
-        t = self.tissue
-        xs, ys, apoptotic = self._draw_cancer_deaths()
-        if self._watch is not None and xs.size:
-            self._watch.left(np.ravel_multi_index((xs, ys), t.kind.shape),
-                             np.where(apoptotic, "apoptosis", "necrosis"))
-        if xs.size:
-            dead_antigens = t.antigens[xs, ys].copy()
-            for layer, none in zip(t._traits, t._none, strict=True):
-                layer[xs, ys] = none
-            t.kind[xs, ys] = Kind.EMPTY
-            t.kind[xs[~apoptotic], ys[~apoptotic]] = Kind.NECROTIC
+        """``TumorModel._step_cancer_cells``: deaths and debris clearance, then the dividers in
+        random order (``kernels.divide_cancer``). The draws are the Mesa engine's
+        (``_draw_cancer_deaths``, ``_draw_debris_clearance``, ``_draw_dividers``: the same
+        uniforms, cell by cell in ``np.nonzero``'s order), the passes compiled
+        (``abm.fast.census``) over one list of the cancer cells and the debris."""
+        t, p = self.tissue, self.p
+        kind = t.kind
+        sites = self._site_list
+        if sites is None or sites.size != kind.size:
+            sites = self._site_list = np.empty(kind.size, dtype=np.int64)
+        n_cancer, n_debris = C.list_sites(kind, sites)
+        dead = np.empty(n_cancer, dtype=np.int64)
+        dead_apoptotic = np.empty(n_cancer, dtype=np.bool_)
+        m = n_necrotic = 0
+        if n_cancer:
+            dead_antigens = np.empty(n_cancer, dtype=t.antigens.dtype)
+            apoptosis = -np.expm1(-p["apoptosis_rate"] * 60.0)
+            m = C.apply_cancer_deaths(
+                sites, n_cancer, self.rng.random(n_cancer), self._necrosis_prob, apoptosis,
+                kind, t.antigens, t.antigenicity, t.pdl1_base, t.pdl1_induced, t.car_negative,
+                t.clone, t.mhc, dead, dead_antigens, dead_apoptotic)
+        if m:
+            apoptotic = dead_apoptotic[:m]
+            if self._watch is not None:
+                self._watch.left(dead[:m], np.where(apoptotic, "apoptosis", "necrosis"))
             n_apoptotic = int(apoptotic.sum())
             if self.lymph_node is not None:  # CancerCell.die: necrosis releases antigen
-                for antigens in dead_antigens[~apoptotic].tolist():
+                for antigens in dead_antigens[:m][~apoptotic].tolist():
                     self.lymph_node.release(antigens, "necrosis")
             self.apoptoses += n_apoptotic
-            self.necroses += int(xs.size) - n_apoptotic
-        xs, ys = self._draw_debris_clearance()
-        t.kind[xs, ys] = Kind.EMPTY
-        xs, ys = self._draw_dividers()
+            n_necrotic = m - n_apoptotic
+            self.necroses += n_necrotic
+        if n_debris + n_necrotic:  # the old debris and the new, in row-major order
+            clearance = -np.expm1(-1.0 / (p["debris_clearance_days"] * 24.0))
+            C.clear_debris(sites, n_debris, dead, dead_apoptotic, m,
+                           self.rng.random(n_debris + n_necrotic), clearance, kind)
+        xs, ys = C.dividers(self, sites, n_cancer)
         if not xs.size:
             return
         order = self.rng.permutation(xs.size)
-        weights = np.cumsum(np.asarray(self.mutation_weights, dtype=np.float64))
         next_clone = np.array([self._next_clone], dtype=np.int64)
-        p = self.p
         self._seed_kernels()
-        K.divide_cancer(xs[order].astype(np.int64), ys[order].astype(np.int64), t.kind,
-                        t.antigens, t.antigenicity, t.pdl1_base, t.mhc, t.pdl1_induced,
-                        t.car_negative, t.clone, p["mutation_rate"], weights,
-                        p["mhc_loss_factor"], p["pdl1_mutation_gain"], p["antigen_loss_rate"],
-                        p["antigen_visibility"], next_clone)
+        K.divide_cancer(xs[order], ys[order], kind, t.antigens, t.antigenicity, t.pdl1_base,
+                        t.mhc, t.pdl1_induced, t.car_negative, t.clone, p["mutation_rate"],
+                        self._cum_weights(), p["mhc_loss_factor"],
+                        p["pdl1_mutation_gain"], p["antigen_loss_rate"], p["antigen_visibility"],
+                        next_clone)
         self._next_clone = int(next_clone[0])
+
+    def _cum_weights(self) -> np.ndarray:
+        """The cumulative ``mutation_weights`` (kept while they are the same)."""
+        if self._cum_weights_of is None or self._cum_weights_of[0] is not self.mutation_weights:
+            self._cum_weights_of = (self.mutation_weights, np.cumsum(
+                np.asarray(self.mutation_weights, dtype=np.float64)))
+        return self._cum_weights_of[1]
 
     def _killer_params(self) -> tuple[np.ndarray, np.ndarray]:
         p = self.p
@@ -501,9 +523,9 @@ class FastTumorModel(mesa.Model):
     def _order(self, kinds: tuple[int, int]) -> np.ndarray:
         """The living cells of ``kinds`` in random order (Mesa's shuffled agent list)."""
         n = int(self.n_immune[0])
-        kind = self.ikind[:n]
-        chosen = np.flatnonzero(self.alive[:n] & ((kind == kinds[0]) | (kind == kinds[1])))
-        return chosen[self.rng.permutation(chosen.size)]
+        chosen = np.empty(n, dtype=np.int64)
+        m = C.select_cells(n, self.alive, self.ikind, kinds[0], kinds[1], chosen)
+        return chosen[:m][self.rng.permutation(m)]
 
     def _step_killers(self) -> None:
         """CTLs and CAR-T cells in random order (``kernels.step_killers``)."""
@@ -598,40 +620,21 @@ class FastTumorModel(mesa.Model):
 
     def _compact(self) -> None:
         """Drop the dead immune cells from the arrays (slots are reused; order kept)."""
-        n = int(self.n_immune[0])
-        keep = np.flatnonzero(self.alive[:n])
-        if keep.size == n:
-            return
-        for name in _IMMUNE_ARRAYS:
-            arr = getattr(self, name)
-            arr[: keep.size] = arr[keep]
-        self.alive[keep.size:n] = False
-        self.n_immune[0] = keep.size
-        self.idx[...] = -1
-        self.idx[self.ix[: keep.size], self.iy[: keep.size]] = np.arange(keep.size,
-                                                                       dtype=np.int32)
+        self.n_immune[0] = C.compact_cells(
+            int(self.n_immune[0]), self.alive, self.ix, self.iy, self.ikind, self.antigen,
+            self.exhaustion, self.ikills, self.divisions, self.engaged, self.state, self.idx)
 
     # --- observation ----------------------------------------------------------------------
     def _census_killers(self) -> None:
         """``TumorModel._census_killers`` on the arrays."""
-        n = int(self.n_immune[0])
-        alive, kind = self.alive[:n], self.ikind[:n]
-        killers = alive & np.isin(kind, _KILLERS)
-        self.n_engaged = int(self.engaged[:n][killers].sum())
-        limit = np.where(kind == Kind.CART, self.p["cart_exhaustion_limit"],
-                         self.p["tcell_exhaustion_limit"])
-        n_killers = int(killers.sum())
-        state1 = self.state[:n] == 1  # a progenitor CTL, an M2 macrophage
-        exhausted = int((killers & ~state1 & (self.exhaustion[:n] >= limit)).sum())
+        (self.n_engaged, n_killers, exhausted, n_ctls, progenitors, self.n_macrophages,
+         m2) = C.killer_census(int(self.n_immune[0]), self.alive, self.ikind, self.engaged,
+                               self.state, self.exhaustion, int(self.p["tcell_exhaustion_limit"]),
+                               int(self.p["cart_exhaustion_limit"])).tolist()
         self.exhausted_fraction = exhausted / n_killers if n_killers else 0.0
-        ctls = alive & (kind == Kind.TCELL)
-        n_ctls = int(ctls.sum())
-        self.progenitor_fraction = int((ctls & state1).sum()) / n_ctls if n_ctls else 0.0
+        self.progenitor_fraction = progenitors / n_ctls if n_ctls else 0.0
         # TumorModel._census counts macrophages among its agents: here, from the arrays
-        macrophages = alive & (kind == Kind.MACROPHAGE)
-        self.n_macrophages = int(macrophages.sum())
-        self.m2_fraction = (int((macrophages & state1).sum()) / self.n_macrophages
-                            if self.n_macrophages else 0.0)
+        self.m2_fraction = m2 / self.n_macrophages if self.n_macrophages else 0.0
 
     def immune_cells(self) -> dict[str, np.ndarray]:
         """The living immune cells as arrays (x, y, kind, antigen, exhaustion, kills,
