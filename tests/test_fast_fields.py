@@ -135,12 +135,14 @@ def test_census_matches_tumor_model_census():
 
 
 def test_neighbourhood_dividers_and_vessel_collapse_match():
-    rng = np.random.default_rng(3)
-    for radius in range(4):
-        for density in (0.0, 0.002, 0.05):
-            mask = rng.random(SHAPE) < density
-            assert np.array_equal(C.near(mask, radius), _neighbourhood(mask, radius))
     a, b = _fast_model(), _fast_model()  # the same seed: the same state
+    for radius in range(4):  # the niche maps from the cell arrays, against the grid's
+        for kind in (Kind.TREG, Kind.MDSC, Kind.TCELL, Kind.NK):
+            expected = _neighbourhood(a.kind == kind, radius)
+            assert np.array_equal(C.near_cells(a, kind, radius), expected), (kind, radius)
+        m2 = C.near_cells(a, Kind.MACROPHAGE, radius, state=1)
+        assert np.array_equal(m2, _neighbourhood(a.m2_map(), radius))
+    assert (a.kind == Kind.TREG).any() and (a.kind == Kind.MDSC).any()
     b.rng.bit_generator.state = a.rng.bit_generator.state
     xs, ys = C.draw_dividers(a)
     mx, my = TumorModel._draw_dividers(b)

@@ -5,12 +5,16 @@ whole grid, and names it; ``abm/fast/mirror.py`` fingerprints those methods, and
 ``tests/test_fast_fields.py`` checks that the results are the same on the same state.
 
 - :func:`take_census`: ``TumorModel._census`` (one pass over the sites).
-- :func:`near`: ``abm.model._neighbourhood`` (sites within a Chebyshev radius of a cell of a
-  kind), by stamping a square around each such cell (they are few: Tregs, MDSCs, M2
-  macrophages) instead of a maximum filter over the grid.
+- :func:`near_cells`: ``abm.model._neighbourhood`` (sites within a Chebyshev radius of a cell
+  of a kind), by stamping a square around each such cell, found in the immune-cell arrays (they
+  are few: Tregs, MDSCs, M2 macrophages), instead of a maximum filter over the grid.
 - :func:`draw_dividers`: ``TumorModel._draw_dividers``: the cancer cells with a free neighbour
   in the same (row-major) order, the same uniform draw per cell, the division probability of
   ``division_probability_map`` at those sites only.
+- the rest of ``TumorModel._step_cancer_cells`` (below): the deaths and the debris clearance.
+- :func:`killer_census`, :func:`select_cells`, :func:`compact_cells`: passes over the
+  immune-cell arrays (``TumorModel._census_killers``, the cells of a kind in Mesa's agent
+  order before the shuffle, dropping the dead).
 - :func:`collapse_vessels`: ``TumorModel._collapse_vessels``, counting the solid neighbours of
   the vessels only.
 """
@@ -37,9 +41,13 @@ def _grid_census(kind, mhc, oxygen, hypoxic_threshold, antigenicity, car_negativ
     seen = np.zeros(max(n_clones, 1), dtype=np.bool_)
     clones = 0
     w, h = kind.shape
+    empty = 0
     for x in range(w):
         for y in range(h):
             k = kind[x, y]
+            if k == 0:  # Kind.EMPTY, most sites: counted apart (one add, no store)
+                empty += 1
+                continue
             counts[k] += 1
             if k != 1:  # Kind.CANCER
                 continue
@@ -63,6 +71,7 @@ def _grid_census(kind, mhc, oxygen, hypoxic_threshold, antigenicity, car_negativ
                 if not seen[c]:
                     seen[c] = True
                     clones += 1
+    counts[0] += empty
     return counts, sums, antigen_counts, clones
 
 
@@ -105,63 +114,27 @@ def take_census(model) -> None:
             setattr(model, name, value)
 
 
-@numba.njit(cache=True)
-def _stamp(mask, radius, out):  # pragma: no cover - compiled
-    w, h = mask.shape
-    for x in range(w):
-        for y in range(h):
-            if mask[x, y]:
-                for i in range(max(0, x - radius), min(w, x + radius + 1)):
-                    for j in range(max(0, y - radius), min(h, y + radius + 1)):
-                        out[i, j] = True
-
-
-def near(mask: np.ndarray, radius: int) -> np.ndarray:
-    """``abm.model._neighbourhood``: True within ``radius`` (Chebyshev) of a True site."""
-    out = np.zeros(mask.shape, dtype=bool)
-    _stamp(np.ascontiguousarray(mask), int(radius), out)
-    return out
-
-
-@numba.njit(cache=True)
-def _with_room(kind):  # pragma: no cover - compiled
-    """Row-major sites of cancer cells with an empty site among their 8 neighbours."""
-    w, h = kind.shape
-    xs = np.empty(w * h, dtype=np.int64)
-    ys = np.empty(w * h, dtype=np.int64)
-    n = 0
-    for x in range(w):
-        for y in range(h):
-            if kind[x, y] != 1:  # Kind.CANCER
-                continue
-            room = False
-            for i in range(max(0, x - 1), min(w, x + 2)):
-                for j in range(max(0, y - 1), min(h, y + 2)):
-                    if kind[i, j] == 0:  # Kind.EMPTY
-                        room = True
-            if room:
-                xs[n] = x
-                ys[n] = y
-                n += 1
-    return xs[:n], ys[:n]
+@numba.njit(cache=True, inline="always")
+def _has_room(kf, s, x, y, w, h):  # pragma: no cover - compiled
+    """An empty site (``Kind.EMPTY``) among the 8 neighbours of site ``s`` = ``(x, y)``
+    (``kf``: the kind layer, flat)."""
+    if 0 < x < w - 1 and 0 < y < h - 1:
+        return (kf[s - h - 1] == 0 or kf[s - h] == 0 or kf[s - h + 1] == 0 or kf[s - 1] == 0
+                or kf[s + 1] == 0 or kf[s + h - 1] == 0 or kf[s + h] == 0
+                or kf[s + h + 1] == 0)
+    for i in range(max(0, x - 1), min(w, x + 2)):
+        for j in range(max(0, y - 1), min(h, y + 2)):
+            if kf[i * h + j] == 0:
+                return True
+    return False
 
 
 def draw_dividers(model) -> tuple[np.ndarray, np.ndarray]:
     """``TumorModel._draw_dividers`` (the same maps, order and draws)."""
-    p = model.p
     kind = model.tissue.kind
-    radius = p["suppression_radius_sites"]
-    model.mdsc_near = near(kind == Kind.MDSC, radius)
-    model.m2_near = near(model.m2_map(), radius)
-    xs, ys = _with_room(kind)
-    if not xs.size:
-        return xs, ys
-    prob = model.oxygen_growth[xs, ys] / p["division_time_h"]
-    prob = prob * (1.0 - p["ifng_cytostasis"] * model.ifng_hill[xs, ys])
-    prob = np.where(model.mdsc_near[xs, ys], prob * (1.0 + p["mdsc_growth_boost"]), prob)
-    prob = np.where(model.m2_near[xs, ys], prob * (1.0 + p["m2_growth_boost"]), prob)
-    divides = model.rng.random(xs.size) < np.minimum(prob, 1.0)
-    return xs[divides], ys[divides]
+    sites = np.empty(kind.size, dtype=np.int64)
+    n, _ = list_sites(kind, sites)
+    return dividers(model, sites, n)
 
 
 @numba.njit(cache=True)
@@ -302,19 +275,13 @@ def _dividers(sites, n, kind, growth, hill, mdsc_near, m2_near, division_time_h,
     into ``xs``/``ys``, with ``TumorModel.division_probability_map`` at their sites in
     ``prob`` (the same arithmetic, site by site); their number."""
     w, h = kind.shape
+    kf = kind.reshape(-1)
     r = 0
     for k in range(n):
         s = sites[k]
         x = s // h
         y = s - x * h
-        if kind[x, y] != 1:  # Kind.CANCER: died this hour
-            continue
-        room = False
-        for i in range(max(0, x - 1), min(w, x + 2)):
-            for j in range(max(0, y - 1), min(h, y + 2)):
-                if kind[i, j] == 0:  # Kind.EMPTY
-                    room = True
-        if not room:
+        if kind[x, y] != 1 or not _has_room(kf, s, x, y, w, h):  # died this hour; no room
             continue
         p = growth[x, y] / division_time_h
         p = p * (1.0 - cytostasis * hill[x, y])
