@@ -134,6 +134,16 @@ def test_census_matches_tumor_model_census():
     assert np.array_equal(fast_counts, model.antigen_counts)
 
 
+def test_census_counts_clone_ids_beyond_the_models_counter():
+    """The census's clone count does not rely on ``_next_clone`` bounding the clone ids."""
+    model = _fast_model()
+    expected = model.clone_count
+    assert expected > 1
+    model._next_clone = 1  # every id but 0 beyond it
+    C.take_census(model)
+    assert model.clone_count == expected
+
+
 def test_neighbourhood_dividers_and_vessel_collapse_match():
     a, b = _fast_model(), _fast_model()  # the same seed: the same state
     for radius in range(4):  # the niche maps from the cell arrays, against the grid's

@@ -36,10 +36,12 @@ def _grid_census(kind, mhc, oxygen, hypoxic_threshold, antigenicity, car_negativ
                  pdl1_base, pdl1_induced, induction, antigens, clone, n_clones, n_kinds,
                  n_antigens):  # pragma: no cover - compiled
     counts = np.zeros(n_kinds, dtype=np.int64)
-    sums = np.zeros(5)  # mhc, hypoxic, antigenicity, car-negative, pd-l1
-    antigen_counts = np.zeros(n_antigens, dtype=np.int64)
-    seen = np.zeros(max(n_clones, 1), dtype=np.bool_)
+    # the sums in locals (the same additions in the same order as into an array)
+    s_mhc = s_hypoxic = s_antigenicity = s_car_negative = s_pdl1 = 0.0
+    masks = np.zeros(1 << n_antigens, dtype=np.int64)  # cells per antigen bitmask
+    seen = np.zeros(max(n_clones, 1), dtype=np.bool_)  # never reassigned in the loop: fast
     clones = 0
+    beyond = -1
     w, h = kind.shape
     empty = 0
     for x in range(w):
@@ -51,28 +53,46 @@ def _grid_census(kind, mhc, oxygen, hypoxic_threshold, antigenicity, car_negativ
             counts[k] += 1
             if k != 1:  # Kind.CANCER
                 continue
-            sums[0] += mhc[x, y]
+            s_mhc += mhc[x, y]
             if oxygen[x, y] < hypoxic_threshold:
-                sums[1] += 1.0
-            sums[2] += antigenicity[x, y]
+                s_hypoxic += 1.0
+            s_antigenicity += antigenicity[x, y]
             if car_negative[x, y]:
-                sums[3] += 1.0
-            sums[4] += min(1.0, pdl1_base[x, y] + induction * pdl1_induced[x, y])
-            a = antigens[x, y]
+                s_car_negative += 1.0
+            s_pdl1 += min(1.0, pdl1_base[x, y] + induction * pdl1_induced[x, y])
+            masks[antigens[x, y] & (masks.size - 1)] += 1
+            c = clone[x, y]
+            if c >= seen.size:  # a clone id beyond the model's counter: counted below
+                beyond = max(beyond, c)
+            elif c >= 0 and not seen[c]:
+                seen[c] = True
+                clones += 1
+    if beyond >= 0:
+        clones = _count_clones(kind, clone, beyond + 1)
+    sums = np.array([s_mhc, s_hypoxic, s_antigenicity, s_car_negative, s_pdl1])
+    antigen_counts = np.zeros(n_antigens, dtype=np.int64)
+    for a in range(masks.size):
+        if masks[a]:
             for b in range(n_antigens):
                 if a & (1 << b):
-                    antigen_counts[b] += 1
-            c = clone[x, y]
-            if c >= 0:
-                if c >= seen.size:  # a clone id beyond the model's counter: grow
-                    grown = np.zeros(2 * c + 1, dtype=np.bool_)
-                    grown[: seen.size] = seen
-                    seen = grown
-                if not seen[c]:
-                    seen[c] = True
-                    clones += 1
+                    antigen_counts[b] += masks[a]
     counts[0] += empty
     return counts, sums, antigen_counts, clones
+
+
+@numba.njit(cache=True)
+def _count_clones(kind, clone, size):  # pragma: no cover - compiled
+    """The distinct clone ids (below ``size``) of the cancer cells."""
+    seen = np.zeros(size, dtype=np.bool_)
+    clones = 0
+    w, h = kind.shape
+    for x in range(w):
+        for y in range(h):
+            c = clone[x, y]
+            if kind[x, y] == 1 and 0 <= c < size and not seen[c]:
+                seen[c] = True
+                clones += 1
+    return clones
 
 
 def take_census(model) -> None:
