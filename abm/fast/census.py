@@ -158,16 +158,22 @@ def draw_dividers(model) -> tuple[np.ndarray, np.ndarray]:
 
 
 @numba.njit(cache=True)
-def _solid_around(kind, vx, vy):  # pragma: no cover - compiled
+def _enclosed(kind, vx, vy):  # pragma: no cover - compiled
+    """Indices of the vessels whose 8 neighbours are all cancer cells or debris."""
     w, h = kind.shape
-    out = np.zeros(vx.size, dtype=np.int64)
+    out = np.empty(vx.size, dtype=np.int64)
+    m = 0
     for v in range(vx.size):
         x, y = vx[v], vy[v]
+        solid = 0
         for i in range(max(0, x - 1), min(w, x + 2)):
             for j in range(max(0, y - 1), min(h, y + 2)):
                 if (i != x or j != y) and (kind[i, j] == 1 or kind[i, j] == 6):
-                    out[v] += 1
-    return out
+                    solid += 1
+        if solid == 8:
+            out[m] = v
+            m += 1
+    return out[:m]
 
 
 def vessel_sites(model) -> tuple[np.ndarray, np.ndarray]:
@@ -187,7 +193,7 @@ def collapse_vessels(model) -> None:
     if days is None or not model.vessels:
         return
     xs, ys = vessel_sites(model)
-    enclosed = np.flatnonzero(_solid_around(model.tissue.kind, xs, ys) == 8)
+    enclosed = _enclosed(model.tissue.kind, xs, ys)
     if not enclosed.size:
         return
     collapses = model.rng.random(enclosed.size) < -np.expm1(-1.0 / (days * 24.0))

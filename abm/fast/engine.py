@@ -26,6 +26,8 @@ Random streams differ from the Mesa engine's: the two engines agree in distribut
 
 from __future__ import annotations
 
+import bisect
+from copy import deepcopy
 from typing import Any
 
 import mesa
@@ -120,6 +122,31 @@ class _Watch:
         index[flat[mine]] = -1  # the site no longer holds a watched cell
 
 
+_IMMUTABLE = (int, float, bool, str, type(None), np.generic)
+
+
+class _Collector(mesa.DataCollector):
+    """``mesa.DataCollector`` for the model reporters of ``REPORTERS`` (attribute names):
+    the same table, without deep-copying the immutable values (ints, floats, ...) it stores
+    every hour. Anything else goes through ``mesa.DataCollector.collect``."""
+
+    def collect(self, model) -> None:
+        reporters = self.model_reporters
+        plain = getattr(self, "_plain", None)
+        if plain is None and getattr(self, "_validated", False):  # after Mesa's first collect
+            plain = self._plain = not (self.agent_reporters or self.agenttype_reporters) and all(
+                isinstance(r, str) for r in reporters.values())
+        if not plain:
+            super().collect(model)
+            return
+        if hasattr(self, "_collection_steps"):
+            self._collection_steps.append(model.time)
+        model_vars = self.model_vars
+        for var, attr in reporters.items():
+            value = getattr(model, attr, None)
+            model_vars[var].append(value if isinstance(value, _IMMUTABLE) else deepcopy(value))
+
+
 class FastTumorModel(mesa.Model):
     """``TumorModel``'s rules on arrays, with compiled agent kernels (see the module docstring).
 
@@ -143,6 +170,7 @@ class FastTumorModel(mesa.Model):
         self.mutation_weights = tuple(values[f"mutation_weight_{m}"] for m in MUTATIONS)
         self._cum_weights_of: tuple[tuple, np.ndarray] | None = None
         self._site_list: np.ndarray | None = None  # the cancer cells and debris this hour
+        self._primed_cdf: tuple | None = None  # _primed_antigen's cdf, per census
         super().__init__(rng=seed)
         self.seed = seed
         self.p = values
@@ -190,7 +218,7 @@ class FastTumorModel(mesa.Model):
             self.lymph_node = LymphNode(self)  # abm.lymphnode, unchanged
         self._watch: _Watch | None = None  # cancer cells followed through the next step
 
-        self.datacollector = mesa.DataCollector(model_reporters=REPORTERS)
+        self.datacollector = _Collector(model_reporters=REPORTERS)
         self._census()
         self.datacollector.collect(self)
 
@@ -369,10 +397,19 @@ class FastTumorModel(mesa.Model):
     def _primed_antigen(self) -> int:
         """``TumorModel._primed_antigen``: in proportion to the cells carrying each antigen."""
         counts = self.antigen_counts
-        total = int(counts.sum())
-        if total == 0:
+        cached = self._primed_cdf
+        if cached is None or cached[0] is not counts:  # the census makes a new array
+            total = int(counts.sum())
+            cdf = None
+            if total:  # Generator.choice(p=counts / total)'s normalised cumulative sum
+                cdf = np.cumsum(counts / total)
+                cdf /= cdf[-1]
+                cdf = cdf.tolist()
+            cached = self._primed_cdf = (counts, cdf)
+        if cached[1] is None:
             return int(self.rng.integers(N_ANTIGENS))
-        return int(self.rng.choice(N_ANTIGENS, p=counts / total))
+        # Generator.choice's draw: one uniform, located in the cdf (searchsorted, "right")
+        return bisect.bisect_right(cached[1], self.rng.random())
 
     # --- therapy hooks (abm.agents.treatments) ----------------------------------------------
     def deplete_tregs(self, kill: float) -> None:
