@@ -165,12 +165,17 @@ def _enclosed(kind, vx, vy):  # pragma: no cover - compiled
     m = 0
     for v in range(vx.size):
         x, y = vx[v], vy[v]
-        solid = 0
-        for i in range(max(0, x - 1), min(w, x + 2)):
-            for j in range(max(0, y - 1), min(h, y + 2)):
-                if (i != x or j != y) and (kind[i, j] == 1 or kind[i, j] == 6):
-                    solid += 1
-        if solid == 8:
+        if not (0 < x < w - 1 and 0 < y < h - 1):  # fewer than 8 neighbours
+            continue
+        solid = True
+        for i in range(x - 1, x + 2):
+            for j in range(y - 1, y + 2):
+                if (i != x or j != y) and kind[i, j] != 1 and kind[i, j] != 6:
+                    solid = False
+                    break
+            if not solid:
+                break
+        if solid:
             out[m] = v
             m += 1
     return out[:m]

@@ -562,6 +562,8 @@ class FastTumorModel(mesa.Model):
         n = int(self.n_immune[0])
         chosen = np.empty(n, dtype=np.int64)
         m = C.select_cells(n, self.alive, self.ikind, kinds[0], kinds[1], chosen)
+        if m < 2:  # nothing to shuffle (Generator.permutation draws nothing either)
+            return chosen[:m]
         return chosen[:m][self.rng.permutation(m)]
 
     def _step_killers(self) -> None:
