@@ -28,6 +28,8 @@ from abm.agents.base import Kind
 from abm.agents.cancer import N_ANTIGENS
 
 _CANCER, _EMPTY, _NECROTIC = int(Kind.CANCER), int(Kind.EMPTY), int(Kind.NECROTIC)
+_TCELL, _CART, _TREG, _MDSC, _NK = (int(k) for k in (Kind.TCELL, Kind.CART, Kind.TREG, Kind.MDSC,
+                                                     Kind.NK))
 _N_KINDS = len(Kind)
 
 
@@ -102,21 +104,22 @@ def take_census(model) -> None:
         t.kind, t.mhc, model.oxygen.data, float(p["hypoxic_threshold"]), t.antigenicity,
         t.car_negative, t.pdl1_base, t.pdl1_induced, float(p["pdl1_induction"]), t.antigens,
         t.clone, int(model._next_clone), _N_KINDS, N_ANTIGENS)
-    n = model.n_cancer = int(counts[_CANCER])
-    model.n_tcells = int(counts[Kind.TCELL])
-    model.n_cart = int(counts[Kind.CART])
-    model.n_tregs = int(counts[Kind.TREG])
-    model.n_mdscs = int(counts[Kind.MDSC])
-    model.n_necrotic = int(counts[_NECROTIC])
+    counts, sums = counts.tolist(), sums.tolist()  # Python ints and floats: the same values
+    n = model.n_cancer = counts[_CANCER]
+    model.n_tcells = counts[_TCELL]
+    model.n_cart = counts[_CART]
+    model.n_tregs = counts[_TREG]
+    model.n_mdscs = counts[_MDSC]
+    model.n_necrotic = counts[_NECROTIC]
     model.n_vessels = len(model.vessels)
     # n_macrophages and m2_fraction: model._census_killers, from the cell arrays
-    model.n_nk = int(counts[Kind.NK])
-    model.mean_mhc = float(sums[0] / n) if n else 0.0
+    model.n_nk = counts[_NK]
+    model.mean_mhc = sums[0] / n if n else 0.0
     if n:
-        model.hypoxic_fraction = float(sums[1] / n)
-        model.mean_antigenicity = float(sums[2] / n)
-        model.antigen_negative_fraction = float(sums[3] / n)
-        model.mean_pdl1 = float(sums[4] / n)
+        model.hypoxic_fraction = sums[1] / n
+        model.mean_antigenicity = sums[2] / n
+        model.antigen_negative_fraction = sums[3] / n
+        model.mean_pdl1 = sums[4] / n
         model.clone_count = int(clones)
         model.antigen_counts = antigen_counts
     else:

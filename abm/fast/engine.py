@@ -44,7 +44,9 @@ from abm.lymphnode import LymphNode
 from abm.model import REPORTERS, TumorModel, _signature
 from abm.tissue import Tissue
 
-_KILLERS = (int(Kind.TCELL), int(Kind.CART))
+_EMPTY, _TCELL, _CART = int(Kind.EMPTY), int(Kind.TCELL), int(Kind.CART)
+_OFFSETS = tuple(zip(K.DX.tolist(), K.DY.tolist(), strict=True))  # Mesa's neighbour order
+_KILLERS = (_TCELL, _CART)
 _SUPPRESSORS = (int(Kind.TREG), int(Kind.MDSC))
 _INNATE = (int(Kind.MACROPHAGE), int(Kind.NK))
 _IMMUNE_ARRAYS = {
@@ -322,11 +324,11 @@ class FastTumorModel(mesa.Model):
                     x, y = (0, w)[int(rng.integers(2))], int(rng.integers(h + 1))
                 else:
                     x, y = int(rng.integers(w + 1)), (0, h)[int(rng.integers(2))]
-            if kind[x, y] == Kind.EMPTY:
+            if kind[x, y] == _EMPTY:
                 return x, y
-            free = [(x + dx, y + dy) for dx, dy in zip(K.DX.tolist(), K.DY.tolist(), strict=True)
+            free = [(x + dx, y + dy) for dx, dy in _OFFSETS
                     if 0 <= x + dx < self.width and 0 <= y + dy < self.height
-                    and kind[x + dx, y + dy] == Kind.EMPTY]
+                    and kind[x + dx, y + dy] == _EMPTY]
             if free:
                 return free[int(rng.integers(len(free)))]
         return None
@@ -349,8 +351,8 @@ class FastTumorModel(mesa.Model):
         """``TumorModel._admit``: up to ``n`` new cells at entry sites. ``make``: a function
         giving the new cell's (antigen, state), called once the site is found, as the Mesa
         engine makes the cell after finding its site."""
-        divisions = {Kind.TCELL: self.p["tcell_max_divisions"],
-                     Kind.CART: self.p["cart_max_divisions"]}.get(kind, 0)
+        divisions = (self.p["tcell_max_divisions"] if kind == _TCELL else
+                     self.p["cart_max_divisions"] if kind == _CART else 0)
         for entered in range(n):
             site = self.entry_site()
             if site is None:
