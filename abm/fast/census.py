@@ -332,20 +332,37 @@ def _dividers(sites, n, kind, growth, hill, mdsc_near, m2_near, division_time_h,
 
 @numba.njit(cache=True)
 def _keep_below(xs, ys, prob, n, u):  # pragma: no cover - compiled
-    """``xs``/``ys`` of the first ``n`` whose ``u`` is below their ``prob`` (new arrays)."""
+    """Keep, in place and in order, the first ``n`` of ``xs``/``ys`` whose ``u`` is below their
+    ``prob``; their number."""
     m = 0
     for k in range(n):
         if u[k] < prob[k]:
+            xs[m] = xs[k]
+            ys[m] = ys[k]
             m += 1
-    ox = np.empty(m, dtype=np.int64)
-    oy = np.empty(m, dtype=np.int64)
-    m = 0
-    for k in range(n):
-        if u[k] < prob[k]:
-            ox[m] = xs[k]
-            oy[m] = ys[k]
-            m += 1
-    return ox, oy
+    return m
+
+
+@numba.njit(cache=True)
+def _stamp_niches(ix, iy, ikind, alive, state, n, radius, mdsc_near,
+                  m2_near):  # pragma: no cover - compiled
+    """``stamp_cells`` for the MDSCs into ``mdsc_near`` and the M2 macrophages into
+    ``m2_near`` in one pass over the cells."""
+    w, h = mdsc_near.shape
+    for c in range(n):
+        if not alive[c]:
+            continue
+        if ikind[c] == 5:  # Kind.MDSC
+            out = mdsc_near
+        elif ikind[c] == 7 and state[c] == 1:  # Kind.MACROPHAGE, M2
+            out = m2_near
+        else:
+            continue
+        x = ix[c]
+        y = iy[c]
+        for i in range(max(0, x - radius), min(w, x + radius + 1)):
+            for j in range(max(0, y - radius), min(h, y + radius + 1)):
+                out[i, j] = True
 
 
 @numba.njit(cache=True)
@@ -378,8 +395,11 @@ def dividers(model, sites: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     the same draw per cell with room, in the same order."""
     p = model.p
     radius = p["suppression_radius_sites"]
-    model.mdsc_near = near_cells(model, Kind.MDSC, radius)
-    model.m2_near = near_cells(model, Kind.MACROPHAGE, radius, state=1)
+    shape = (model.width, model.height)
+    model.mdsc_near = np.zeros(shape, dtype=bool)  # near_cells of the MDSCs, M2 macrophages
+    model.m2_near = np.zeros(shape, dtype=bool)
+    _stamp_niches(model.ix, model.iy, model.ikind, model.alive, model.state,
+                  int(model.n_immune[0]), int(radius), model.mdsc_near, model.m2_near)
     xs = np.empty(n, dtype=np.int64)
     ys = np.empty(n, dtype=np.int64)
     prob = np.empty(n)
@@ -387,9 +407,9 @@ def dividers(model, sites: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
                   model.mdsc_near, model.m2_near, float(p["division_time_h"]),
                   float(p["ifng_cytostasis"]), 1.0 + p["mdsc_growth_boost"],
                   1.0 + p["m2_growth_boost"], xs, ys, prob)
-    if not r:
-        return xs[:0], ys[:0]
-    return _keep_below(xs, ys, prob, r, model.rng.random(r))
+    if r:
+        r = _keep_below(xs, ys, prob, r, model.rng.random(r))
+    return xs[:r], ys[:r]
 
 
 @numba.njit(cache=True)
