@@ -8,13 +8,12 @@ immune cells are arrays of position, type and counters. The per-agent rules are 
 (``abm.fast.kernels``) that follow the Mesa agents' methods one to one.
 
 What is shared rather than copied: parameter validation (``abm.params.resolve``,
-``validate_rng``, ``check_together``); the fields as ``abm.fields`` builds them; the draws of
-cancer-cell deaths and debris clearance, which are ``TumorModel``'s own methods, used here
-unchanged; and the therapies (``abm.agents.treatments``: schedules,
-antibody kinetics, the vaccine's response), which touch the cells only through the hooks
-``deplete_tregs`` and ``infuse_cart`` that each engine implements. The hour's field updates
-(``abm.fast.fields``) and the census, niche maps, divider draw and vessel collapse
-(``abm.fast.census``) are cheaper versions of ``TumorModel``'s, tested against them.
+``validate_rng``, ``check_together``); the fields as ``abm.fields`` builds them; and the
+therapies (``abm.agents.treatments``: schedules, antibody kinetics, the vaccine's response),
+which touch the cells only through the hooks ``deplete_tregs`` and ``infuse_cart`` that each
+engine implements. The hour's field updates (``abm.fast.fields``) and the census, niche maps,
+cancer-cell deaths, debris clearance, divider draw and vessel collapse (``abm.fast.census``) are
+cheaper versions of ``TumorModel``'s, with the same draws, tested against them.
 
 The whole cast is mirrored: cancer cells, CTLs (effectors and progenitors) and CAR-T cells,
 Tregs and MDSCs, macrophages (M1/M2) and NK cells; the draining lymph node is
