@@ -221,6 +221,47 @@ def test_progenitor_division_is_blocked_by_pd1_and_by_tregs():
     assert model.progenitor_divisions == 1
 
 
+def test_data_collector_table_is_mesas():
+    """The fast engine's collector (no deep copies of immutable values) gives the table that
+    ``mesa.DataCollector`` gives for the same reporters, hour by hour."""
+    import mesa
+
+    model = FastTumorModel.from_scenario("cart", rng=3, width=40, height=40)
+    model.administer("cart")
+    plain = mesa.DataCollector(model_reporters=REPORTERS)
+    plain.collect(model)
+    for _ in range(30):
+        model.step()
+        plain.collect(model)
+    fast = model.datacollector.get_model_vars_dataframe()
+    expected = plain.get_model_vars_dataframe()
+    assert model.datacollector._plain  # the fast path was taken
+    assert fast.shape == (31, len(REPORTERS)) and fast.equals(expected)
+    assert (fast["CARTCells"] > 0).any()
+
+
+def test_primed_antigen_draws_as_generator_choice():
+    """``FastTumorModel._primed_antigen`` (a cached cdf and one uniform) picks what
+    ``TumorModel._primed_antigen``'s ``rng.choice(p=counts / total)`` picks from the same
+    generator state, draw for draw; with no cells, a uniform antigen."""
+    model = FastTumorModel(rng=0, width=20, height=20, initial_tumor_cells=10)
+    twin = np.random.default_rng()
+    picks = set()
+    for trial in range(60):
+        counts = np.random.default_rng(trial).integers(0, 50, 8)
+        counts *= (np.arange(8) % (trial % 3 + 1) == 0) * (trial % 10 != 0)  # some none at all
+        model.antigen_counts = counts
+        twin.bit_generator.state = model.rng.bit_generator.state
+        for _ in range(5):
+            total = int(counts.sum())
+            expected = (int(twin.choice(8, p=counts / total)) if total
+                        else int(twin.integers(8)))
+            got = model._primed_antigen()
+            assert got == expected and (total == 0 or counts[got] > 0)
+            picks.add(got)
+    assert len(picks) == 8
+
+
 def test_ctl_arrivals_are_progenitors_with_their_fraction_and_no_draw_at_zero():
     """``TumorModel._new_ctl``: a progenitor with ``tcell_progenitor_fraction``; at 0 no random
     draw is made (runs without T-cell states keep their random stream)."""

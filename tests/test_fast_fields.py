@@ -23,6 +23,7 @@ from abm import FastTumorModel, TumorModel
 from abm.agents.base import Kind
 from abm.fast import census as C
 from abm.fast import fields as F
+from abm.fast import kernels as K
 from abm.fields import Field, ReactionField
 from abm.model import _neighbourhood
 
@@ -151,13 +152,25 @@ def test_census_matches_tumor_model_census():
     assert np.array_equal(fast_counts, model.antigen_counts)
 
 
+def test_census_counts_clone_ids_beyond_the_models_counter():
+    """The census's clone count does not rely on ``_next_clone`` bounding the clone ids."""
+    model = _fast_model()
+    expected = model.clone_count
+    assert expected > 1
+    model._next_clone = 1  # every id but 0 beyond it
+    C.take_census(model)
+    assert model.clone_count == expected
+
+
 def test_neighbourhood_dividers_and_vessel_collapse_match():
-    rng = np.random.default_rng(3)
-    for radius in range(4):
-        for density in (0.0, 0.002, 0.05):
-            mask = rng.random(SHAPE) < density
-            assert np.array_equal(C.near(mask, radius), _neighbourhood(mask, radius))
     a, b = _fast_model(), _fast_model()  # the same seed: the same state
+    for radius in range(4):  # the niche maps from the cell arrays, against the grid's
+        for kind in (Kind.TREG, Kind.MDSC, Kind.TCELL, Kind.NK):
+            expected = _neighbourhood(a.kind == kind, radius)
+            assert np.array_equal(C.near_cells(a, kind, radius), expected), (kind, radius)
+        m2 = C.near_cells(a, Kind.MACROPHAGE, radius, state=1)
+        assert np.array_equal(m2, _neighbourhood(a.m2_map(), radius))
+    assert (a.kind == Kind.TREG).any() and (a.kind == Kind.MDSC).any()
     b.rng.bit_generator.state = a.rng.bit_generator.state
     xs, ys = C.draw_dividers(a)
     mx, my = TumorModel._draw_dividers(b)
@@ -175,6 +188,62 @@ def test_neighbourhood_dividers_and_vessel_collapse_match():
     assert a.vessels == b.vessels and a.collapsed_vessels == b.collapsed_vessels
     assert len(a.vessels) < before
     assert np.array_equal(a.oxygen._pin_mask, b.oxygen._pin_mask)
+
+
+def _cancer_hour_with_tumor_model_draws(model) -> None:
+    """The cancer cells' hour through ``TumorModel``'s own draws (``_draw_cancer_deaths``,
+    ``_draw_debris_clearance``, ``_draw_dividers``) applied with numpy, then the dividers'
+    kernel: what the fast engine's compiled passes must reproduce exactly."""
+    t = model.tissue
+    xs, ys, apoptotic = TumorModel._draw_cancer_deaths(model)
+    for layer, none in zip(t._traits, t._none, strict=True):
+        layer[xs, ys] = none
+    t.kind[xs, ys] = Kind.EMPTY
+    t.kind[xs[~apoptotic], ys[~apoptotic]] = Kind.NECROTIC
+    model.apoptoses += int(apoptotic.sum())
+    model.necroses += int((~apoptotic).sum())
+    xs, ys = TumorModel._draw_debris_clearance(model)
+    t.kind[xs, ys] = Kind.EMPTY
+    xs, ys = TumorModel._draw_dividers(model)
+    if not xs.size:
+        return
+    order = model.rng.permutation(xs.size)
+    next_clone = np.array([model._next_clone], dtype=np.int64)
+    model._seed_kernels()
+    p = model.p
+    K.divide_cancer(xs[order], ys[order], t.kind, t.antigens, t.antigenicity, t.pdl1_base,
+                    t.mhc, t.pdl1_induced, t.car_negative, t.clone, p["mutation_rate"],
+                    np.cumsum(model.mutation_weights), p["mhc_loss_factor"],
+                    p["pdl1_mutation_gain"], p["antigen_loss_rate"], p["antigen_visibility"],
+                    next_clone)
+    model._next_clone = int(next_clone[0])
+
+
+def test_cancer_hour_matches_tumor_model_draws():
+    """``FastTumorModel._step_cancer_cells`` (one list of sites, compiled deaths, debris
+    clearance and dividers) against ``TumorModel``'s draws on the same state: the same cells
+    die, by the same death, the same debris is cleared and the same cells divide."""
+    a, b = _fast_model(debris_clearance_days=0.2), _fast_model(debris_clearance_days=0.2)
+    for model in (a, b):  # much necrosis in one corner of the tumour, some debris elsewhere
+        model._necrosis_prob = np.zeros(SHAPE)
+        model._necrosis_prob[:20] = 0.3
+        xs, ys = np.nonzero(model.kind == Kind.EMPTY)
+        model.tissue.kind[xs[::7], ys[::7]] = Kind.NECROTIC
+    layers = ("kind", "antigens", "antigenicity", "pdl1_base", "mhc", "pdl1_induced",
+              "car_negative", "clone")
+    for hour in range(3):
+        b.rng.bit_generator.state = a.rng.bit_generator.state
+        necrotic = int((a.kind == Kind.NECROTIC).sum())
+        a._step_cancer_cells()
+        _cancer_hour_with_tumor_model_draws(b)
+        assert a.rng.bit_generator.state == b.rng.bit_generator.state, hour
+        for name in layers:
+            assert np.array_equal(getattr(a.tissue, name), getattr(b.tissue, name)), name
+        assert (a.apoptoses, a.necroses, a._next_clone) == (b.apoptoses, b.necroses,
+                                                            b._next_clone)
+        assert np.array_equal(a.mdsc_near, b.mdsc_near) and np.array_equal(a.m2_near, b.m2_near)
+    assert a.necroses > 0 and a.apoptoses > 0 and necrotic > 0
+    assert int((a.kind == Kind.NECROTIC).sum()) < necrotic + a.necroses  # some were cleared
 
 
 def test_hour_of_fields_matches_tumor_model_update_fields():

@@ -8,13 +8,12 @@ immune cells are arrays of position, type and counters. The per-agent rules are 
 (``abm.fast.kernels``) that follow the Mesa agents' methods one to one.
 
 What is shared rather than copied: parameter validation (``abm.params.resolve``,
-``validate_rng``, ``check_together``); the fields as ``abm.fields`` builds them; the draws of
-cancer-cell deaths and debris clearance, which are ``TumorModel``'s own methods, used here
-unchanged; and the therapies (``abm.agents.treatments``: schedules,
-antibody kinetics, the vaccine's response), which touch the cells only through the hooks
-``deplete_tregs`` and ``infuse_cart`` that each engine implements. The hour's field updates
-(``abm.fast.fields``) and the census, niche maps, divider draw and vessel collapse
-(``abm.fast.census``) are cheaper versions of ``TumorModel``'s, tested against them.
+``validate_rng``, ``check_together``); the fields as ``abm.fields`` builds them; and the
+therapies (``abm.agents.treatments``: schedules, antibody kinetics, the vaccine's response),
+which touch the cells only through the hooks ``deplete_tregs`` and ``infuse_cart`` that each
+engine implements. The hour's field updates (``abm.fast.fields``) and the census, niche maps,
+cancer-cell deaths, debris clearance, divider draw and vessel collapse (``abm.fast.census``) are
+cheaper versions of ``TumorModel``'s, with the same draws, tested against them.
 
 The whole cast is mirrored: cancer cells, CTLs (effectors and progenitors) and CAR-T cells,
 Tregs and MDSCs, macrophages (M1/M2) and NK cells; the draining lymph node is
@@ -26,6 +25,8 @@ Random streams differ from the Mesa engine's: the two engines agree in distribut
 
 from __future__ import annotations
 
+import bisect
+from copy import deepcopy
 from typing import Any
 
 import mesa
@@ -42,7 +43,9 @@ from abm.lymphnode import LymphNode
 from abm.model import REPORTERS, TumorModel, _signature
 from abm.tissue import Tissue
 
-_KILLERS = (int(Kind.TCELL), int(Kind.CART))
+_EMPTY, _TCELL, _CART = int(Kind.EMPTY), int(Kind.TCELL), int(Kind.CART)
+_OFFSETS = tuple(zip(K.DX.tolist(), K.DY.tolist(), strict=True))  # Mesa's neighbour order
+_KILLERS = (_TCELL, _CART)
 _SUPPRESSORS = (int(Kind.TREG), int(Kind.MDSC))
 _INNATE = (int(Kind.MACROPHAGE), int(Kind.NK))
 _IMMUNE_ARRAYS = {
@@ -120,6 +123,31 @@ class _Watch:
         index[flat[mine]] = -1  # the site no longer holds a watched cell
 
 
+_IMMUTABLE = (int, float, bool, str, type(None), np.generic)
+
+
+class _Collector(mesa.DataCollector):
+    """``mesa.DataCollector`` for the model reporters of ``REPORTERS`` (attribute names):
+    the same table, without deep-copying the immutable values (ints, floats, ...) it stores
+    every hour. Anything else goes through ``mesa.DataCollector.collect``."""
+
+    def collect(self, model) -> None:
+        reporters = self.model_reporters
+        plain = getattr(self, "_plain", None)
+        if plain is None and getattr(self, "_validated", False):  # after Mesa's first collect
+            plain = self._plain = not (self.agent_reporters or self.agenttype_reporters) and all(
+                isinstance(r, str) for r in reporters.values())
+        if not plain:
+            super().collect(model)
+            return
+        if hasattr(self, "_collection_steps"):
+            self._collection_steps.append(model.time)
+        model_vars = self.model_vars
+        for var, attr in reporters.items():
+            value = getattr(model, attr, None)
+            model_vars[var].append(value if isinstance(value, _IMMUTABLE) else deepcopy(value))
+
+
 class FastTumorModel(mesa.Model):
     """``TumorModel``'s rules on arrays, with compiled agent kernels (see the module docstring).
 
@@ -141,6 +169,9 @@ class FastTumorModel(mesa.Model):
             raise ValueError(reason)
         width, height = values["width"], values["height"]
         self.mutation_weights = tuple(values[f"mutation_weight_{m}"] for m in MUTATIONS)
+        self._cum_weights_of: tuple[tuple, np.ndarray] | None = None
+        self._site_list: np.ndarray | None = None  # the cancer cells and debris this hour
+        self._primed_cdf: tuple | None = None  # _primed_antigen's cdf, per census
         super().__init__(rng=seed)
         self.seed = seed
         self.p = values
@@ -188,7 +219,7 @@ class FastTumorModel(mesa.Model):
             self.lymph_node = LymphNode(self)  # abm.lymphnode, unchanged
         self._watch: _Watch | None = None  # cancer cells followed through the next step
 
-        self.datacollector = mesa.DataCollector(model_reporters=REPORTERS)
+        self.datacollector = _Collector(model_reporters=REPORTERS)
         self._census()
         self.datacollector.collect(self)
 
@@ -292,11 +323,11 @@ class FastTumorModel(mesa.Model):
                     x, y = (0, w)[int(rng.integers(2))], int(rng.integers(h + 1))
                 else:
                     x, y = int(rng.integers(w + 1)), (0, h)[int(rng.integers(2))]
-            if kind[x, y] == Kind.EMPTY:
+            if kind[x, y] == _EMPTY:
                 return x, y
-            free = [(x + dx, y + dy) for dx, dy in zip(K.DX.tolist(), K.DY.tolist(), strict=True)
+            free = [(x + dx, y + dy) for dx, dy in _OFFSETS
                     if 0 <= x + dx < self.width and 0 <= y + dy < self.height
-                    and kind[x + dx, y + dy] == Kind.EMPTY]
+                    and kind[x + dx, y + dy] == _EMPTY]
             if free:
                 return free[int(rng.integers(len(free)))]
         return None
@@ -319,8 +350,8 @@ class FastTumorModel(mesa.Model):
         """``TumorModel._admit``: up to ``n`` new cells at entry sites. ``make``: a function
         giving the new cell's (antigen, state), called once the site is found, as the Mesa
         engine makes the cell after finding its site."""
-        divisions = {Kind.TCELL: self.p["tcell_max_divisions"],
-                     Kind.CART: self.p["cart_max_divisions"]}.get(kind, 0)
+        divisions = (self.p["tcell_max_divisions"] if kind == _TCELL else
+                     self.p["cart_max_divisions"] if kind == _CART else 0)
         for entered in range(n):
             site = self.entry_site()
             if site is None:
@@ -367,10 +398,19 @@ class FastTumorModel(mesa.Model):
     def _primed_antigen(self) -> int:
         """``TumorModel._primed_antigen``: in proportion to the cells carrying each antigen."""
         counts = self.antigen_counts
-        total = int(counts.sum())
-        if total == 0:
+        cached = self._primed_cdf
+        if cached is None or cached[0] is not counts:  # the census makes a new array
+            total = int(counts.sum())
+            cdf = None
+            if total:  # Generator.choice(p=counts / total)'s normalised cumulative sum
+                cdf = np.cumsum(counts / total)
+                cdf /= cdf[-1]
+                cdf = cdf.tolist()
+            cached = self._primed_cdf = (counts, cdf)
+        if cached[1] is None:
             return int(self.rng.integers(N_ANTIGENS))
-        return int(self.rng.choice(N_ANTIGENS, p=counts / total))
+        # Generator.choice's draw: one uniform, located in the cdf (searchsorted, "right")
+        return bisect.bisect_right(cached[1], self.rng.random())
 
     # --- therapy hooks (abm.agents.treatments) ----------------------------------------------
     def deplete_tregs(self, kill: float) -> None:
@@ -398,7 +438,7 @@ class FastTumorModel(mesa.Model):
         self._update_fields()
         self._step_cancer_cells()
         self._recruit_ctls()
-        self.treg_near = C.near(self.kind == Kind.TREG, self.p["suppression_radius_sites"])
+        self.treg_near = C.near_cells(self, Kind.TREG, self.p["suppression_radius_sites"])
         self._step_killers()
         self._recruit(Kind.TREG, self.p["treg_influx"] * self.effects["treg_recruitment"])
         self._recruit(Kind.MDSC, self.p["mdsc_influx"])
@@ -426,41 +466,61 @@ class FastTumorModel(mesa.Model):
         return [WatchedCancerCell(self._watch, i) for i in range(xs.size)]
 
     def _step_cancer_cells(self) -> None:
-        """``TumorModel._step_cancer_cells``: deaths and debris clearance (the Mesa engine's
-        draws), then the dividers in random order (``kernels.divide_cancer``)."""
-        t = self.tissue
-        xs, ys, apoptotic = self._draw_cancer_deaths()
-        if self._watch is not None and xs.size:
-            self._watch.left(np.ravel_multi_index((xs, ys), t.kind.shape),
-                             np.where(apoptotic, "apoptosis", "necrosis"))
-        if xs.size:
-            dead_antigens = t.antigens[xs, ys].copy()
-            for layer, none in zip(t._traits, t._none, strict=True):
-                layer[xs, ys] = none
-            t.kind[xs, ys] = Kind.EMPTY
-            t.kind[xs[~apoptotic], ys[~apoptotic]] = Kind.NECROTIC
+        """``TumorModel._step_cancer_cells``: deaths and debris clearance, then the dividers in
+        random order (``kernels.divide_cancer``). The draws are the Mesa engine's
+        (``_draw_cancer_deaths``, ``_draw_debris_clearance``, ``_draw_dividers``: the same
+        uniforms, cell by cell in ``np.nonzero``'s order), the passes compiled
+        (``abm.fast.census``) over one list of the cancer cells and the debris."""
+        t, p = self.tissue, self.p
+        kind = t.kind
+        sites = self._site_list
+        if sites is None or sites.size != kind.size:
+            sites = self._site_list = np.empty(kind.size, dtype=np.int64)
+        n_cancer, n_debris = C.list_sites(kind, sites)
+        dead = np.empty(n_cancer, dtype=np.int64)
+        dead_apoptotic = np.empty(n_cancer, dtype=np.bool_)
+        m = n_necrotic = 0
+        if n_cancer:
+            dead_antigens = np.empty(n_cancer, dtype=t.antigens.dtype)
+            apoptosis = -np.expm1(-p["apoptosis_rate"] * 60.0)
+            m = C.apply_cancer_deaths(
+                sites, n_cancer, self.rng.random(n_cancer), self._necrosis_prob, apoptosis,
+                kind, t.antigens, t.antigenicity, t.pdl1_base, t.pdl1_induced, t.car_negative,
+                t.clone, t.mhc, dead, dead_antigens, dead_apoptotic)
+        if m:
+            apoptotic = dead_apoptotic[:m]
+            if self._watch is not None:
+                self._watch.left(dead[:m], np.where(apoptotic, "apoptosis", "necrosis"))
             n_apoptotic = int(apoptotic.sum())
             if self.lymph_node is not None:  # CancerCell.die: necrosis releases antigen
-                for antigens in dead_antigens[~apoptotic].tolist():
+                for antigens in dead_antigens[:m][~apoptotic].tolist():
                     self.lymph_node.release(antigens, "necrosis")
             self.apoptoses += n_apoptotic
-            self.necroses += int(xs.size) - n_apoptotic
-        xs, ys = self._draw_debris_clearance()
-        t.kind[xs, ys] = Kind.EMPTY
-        xs, ys = self._draw_dividers()
+            n_necrotic = m - n_apoptotic
+            self.necroses += n_necrotic
+        if n_debris + n_necrotic:  # the old debris and the new, in row-major order
+            clearance = -np.expm1(-1.0 / (p["debris_clearance_days"] * 24.0))
+            C.clear_debris(sites, n_debris, dead, dead_apoptotic, m,
+                           self.rng.random(n_debris + n_necrotic), clearance, kind)
+        xs, ys = C.dividers(self, sites, n_cancer)
         if not xs.size:
             return
         order = self.rng.permutation(xs.size)
-        weights = np.cumsum(np.asarray(self.mutation_weights, dtype=np.float64))
         next_clone = np.array([self._next_clone], dtype=np.int64)
-        p = self.p
         self._seed_kernels()
-        K.divide_cancer(xs[order].astype(np.int64), ys[order].astype(np.int64), t.kind,
-                        t.antigens, t.antigenicity, t.pdl1_base, t.mhc, t.pdl1_induced,
-                        t.car_negative, t.clone, p["mutation_rate"], weights,
-                        p["mhc_loss_factor"], p["pdl1_mutation_gain"], p["antigen_loss_rate"],
-                        p["antigen_visibility"], next_clone)
+        K.divide_cancer(xs[order], ys[order], kind, t.antigens, t.antigenicity, t.pdl1_base,
+                        t.mhc, t.pdl1_induced, t.car_negative, t.clone, p["mutation_rate"],
+                        self._cum_weights(), p["mhc_loss_factor"],
+                        p["pdl1_mutation_gain"], p["antigen_loss_rate"], p["antigen_visibility"],
+                        next_clone)
         self._next_clone = int(next_clone[0])
+
+    def _cum_weights(self) -> np.ndarray:
+        """The cumulative ``mutation_weights`` (kept while they are the same)."""
+        if self._cum_weights_of is None or self._cum_weights_of[0] is not self.mutation_weights:
+            self._cum_weights_of = (self.mutation_weights, np.cumsum(
+                np.asarray(self.mutation_weights, dtype=np.float64)))
+        return self._cum_weights_of[1]
 
     def _killer_params(self) -> tuple[np.ndarray, np.ndarray]:
         p = self.p
@@ -501,9 +561,11 @@ class FastTumorModel(mesa.Model):
     def _order(self, kinds: tuple[int, int]) -> np.ndarray:
         """The living cells of ``kinds`` in random order (Mesa's shuffled agent list)."""
         n = int(self.n_immune[0])
-        kind = self.ikind[:n]
-        chosen = np.flatnonzero(self.alive[:n] & ((kind == kinds[0]) | (kind == kinds[1])))
-        return chosen[self.rng.permutation(chosen.size)]
+        chosen = np.empty(n, dtype=np.int64)
+        m = C.select_cells(n, self.alive, self.ikind, kinds[0], kinds[1], chosen)
+        if m < 2:  # nothing to shuffle (Generator.permutation draws nothing either)
+            return chosen[:m]
+        return chosen[:m][self.rng.permutation(m)]
 
     def _step_killers(self) -> None:
         """CTLs and CAR-T cells in random order (``kernels.step_killers``)."""
@@ -598,40 +660,21 @@ class FastTumorModel(mesa.Model):
 
     def _compact(self) -> None:
         """Drop the dead immune cells from the arrays (slots are reused; order kept)."""
-        n = int(self.n_immune[0])
-        keep = np.flatnonzero(self.alive[:n])
-        if keep.size == n:
-            return
-        for name in _IMMUNE_ARRAYS:
-            arr = getattr(self, name)
-            arr[: keep.size] = arr[keep]
-        self.alive[keep.size:n] = False
-        self.n_immune[0] = keep.size
-        self.idx[...] = -1
-        self.idx[self.ix[: keep.size], self.iy[: keep.size]] = np.arange(keep.size,
-                                                                       dtype=np.int32)
+        self.n_immune[0] = C.compact_cells(
+            int(self.n_immune[0]), self.alive, self.ix, self.iy, self.ikind, self.antigen,
+            self.exhaustion, self.ikills, self.divisions, self.engaged, self.state, self.idx)
 
     # --- observation ----------------------------------------------------------------------
     def _census_killers(self) -> None:
         """``TumorModel._census_killers`` on the arrays."""
-        n = int(self.n_immune[0])
-        alive, kind = self.alive[:n], self.ikind[:n]
-        killers = alive & np.isin(kind, _KILLERS)
-        self.n_engaged = int(self.engaged[:n][killers].sum())
-        limit = np.where(kind == Kind.CART, self.p["cart_exhaustion_limit"],
-                         self.p["tcell_exhaustion_limit"])
-        n_killers = int(killers.sum())
-        state1 = self.state[:n] == 1  # a progenitor CTL, an M2 macrophage
-        exhausted = int((killers & ~state1 & (self.exhaustion[:n] >= limit)).sum())
+        (self.n_engaged, n_killers, exhausted, n_ctls, progenitors, self.n_macrophages,
+         m2) = C.killer_census(int(self.n_immune[0]), self.alive, self.ikind, self.engaged,
+                               self.state, self.exhaustion, int(self.p["tcell_exhaustion_limit"]),
+                               int(self.p["cart_exhaustion_limit"])).tolist()
         self.exhausted_fraction = exhausted / n_killers if n_killers else 0.0
-        ctls = alive & (kind == Kind.TCELL)
-        n_ctls = int(ctls.sum())
-        self.progenitor_fraction = int((ctls & state1).sum()) / n_ctls if n_ctls else 0.0
+        self.progenitor_fraction = progenitors / n_ctls if n_ctls else 0.0
         # TumorModel._census counts macrophages among its agents: here, from the arrays
-        macrophages = alive & (kind == Kind.MACROPHAGE)
-        self.n_macrophages = int(macrophages.sum())
-        self.m2_fraction = (int((macrophages & state1).sum()) / self.n_macrophages
-                            if self.n_macrophages else 0.0)
+        self.m2_fraction = m2 / self.n_macrophages if self.n_macrophages else 0.0
 
     def immune_cells(self) -> dict[str, np.ndarray]:
         """The living immune cells as arrays (x, y, kind, antigen, exhaustion, kills,

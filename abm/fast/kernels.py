@@ -66,7 +66,7 @@ def seed(value):
     np.random.seed(value)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _neighbours_of(kind, x, y, what, fx, fy):
     """Sites of the Moore neighbourhood holding ``what`` (a ``Kind``), in Mesa's order, into
     ``fx``/``fy``; their number."""
@@ -82,13 +82,13 @@ def _neighbours_of(kind, x, y, what, fx, fy):
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _free_neighbours(kind, x, y, fx, fy):
     """Empty sites of the Moore neighbourhood (``abm.compat.free_neighbours``)."""
     return _neighbours_of(kind, x, y, EMPTY, fx, fy)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _cancer_neighbours(kind, x, y, fx, fy):
     """Cancer cells of the Moore neighbourhood (the blockers a killer squeezes past, an M1
     macrophage's targets)."""
@@ -106,7 +106,7 @@ def _antigenicity(antigens, mhc, visibility):
     return mhc * (1.0 - (1.0 - visibility) ** bits)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _clear_cancer(x, y, kind, antigens, antigenicity, pdl1_base, mhc, pdl1_induced, car_negative,
                   clone):
     """A cancer cell leaves its site (``Tissue.remove``): the layers get their empty values."""
@@ -201,7 +201,7 @@ def divide_cancer(xs, ys, kind, antigens, antigenicity, pdl1_base, mhc, pdl1_ind
     return born
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _next_site(i, ix, iy, kind, chemokine, bias, fx, fy):
     """``ImmuneCell.next_site``: with probability ``bias`` the free neighbour with the most
     chemokine if that is more than here, else a random free neighbour; -1 if none is free.
@@ -221,7 +221,7 @@ def _next_site(i, ix, iy, kind, chemokine, bias, fx, fy):
     return np.random.randint(0, nfree)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _move(i, nx, ny, ix, iy, ikind, kind, idx):
     """``Tissue.move`` of immune cell ``i`` to the empty site (nx, ny)."""
     kind[ix[i], iy[i]] = EMPTY
@@ -232,7 +232,7 @@ def _move(i, nx, ny, ix, iy, ikind, kind, idx):
     iy[i] = ny
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _die(i, ix, iy, kind, idx, alive):
     """``TissueCell.die`` of immune cell ``i``."""
     kind[ix[i], iy[i]] = EMPTY
@@ -240,7 +240,7 @@ def _die(i, ix, iy, kind, idx, alive):
     alive[i] = False
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _migrate(i, moves, ix, iy, ikind, kind, idx, chemokine, bias, fx, fy):
     """``ImmuneCell.migrate``: up to ``moves`` moves, stopping when boxed in."""
     for _ in range(moves):
@@ -250,7 +250,7 @@ def _migrate(i, moves, ix, iy, ikind, kind, idx, chemokine, bias, fx, fy):
         _move(i, fx[k], fy[k], ix, iy, ikind, kind, idx)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _find_target(i, ix, iy, ikind, antigen, kind, antigens, mhc, car_negative, tx, ty):
     """``TCell.find_target`` / ``CARTCell.recognises``: a random neighbouring cancer cell it
     recognises (a CTL: carries its antigen, seen with probability MHC-I; a CAR-T cell: carries
@@ -279,7 +279,7 @@ def _find_target(i, ix, iy, ikind, antigen, kind, antigens, mhc, car_negative, t
     return tx[j] * h + ty[j]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _advance(i, ix, iy, ikind, kind, idx, chemokine, bias, infiltration, antigens, antigenicity,
              pdl1_base, mhc, pdl1_induced, car_negative, clone, fx, fy):
     """``ImmuneCell.advance``: one move; if boxed in, squeeze past a neighbouring cancer cell
@@ -321,7 +321,7 @@ def _advance(i, ix, iy, ikind, kind, idx, chemokine, bias, infiltration, antigen
     return False
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _spawn(i, x, y, ikind, antigen, exhaustion, kills, divisions, engaged, alive, state, n,
            kind, idx, ix, iy, daughter_divisions):
     """``Tissue.add_daughter``: a daughter of immune cell ``i`` (its kind and antigen, an
@@ -343,7 +343,7 @@ def _spawn(i, x, y, ikind, antigen, exhaustion, kills, divisions, engaged, alive
     idx[x, y] = c
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _report_death(x, y, fate, antigens, dead, dead_fate, counters):
     """A cancer cell killed at (x, y): its antigens and fate for the lymph node."""
     d = counters[C_DEAD]

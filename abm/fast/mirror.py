@@ -79,6 +79,8 @@ MIRRORED = {
     "abm.model.TumorModel._update_fields": "80c19c6b1abf",
     "abm.model.TumorModel._collapse_vessels": "c2d367d4b479",
     "abm.model.TumorModel._draw_dividers": "5da8cda9d4c0",
+    "abm.model.TumorModel._draw_cancer_deaths": "d54b3d30e9b2",
+    "abm.model.TumorModel._draw_debris_clearance": "38a04f2a98c2",
     "abm.model.TumorModel.division_probability_map": "1ec3a59f5394",
     "abm.model.TumorModel._census": "f378fe10884e",
     "abm.model._neighbourhood": "c519126efff8",
