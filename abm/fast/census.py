@@ -26,6 +26,7 @@ import numpy as np
 
 from abm.agents.base import Kind
 from abm.agents.cancer import N_ANTIGENS
+from abm.fast.kernels import _clear_cancer
 
 _CANCER, _EMPTY, _NECROTIC = int(Kind.CANCER), int(Kind.EMPTY), int(Kind.NECROTIC)
 _TCELL, _CART, _TREG, _MDSC, _NK = (int(k) for k in (Kind.TCELL, Kind.CART, Kind.TREG, Kind.MDSC,
@@ -263,14 +264,10 @@ def apply_cancer_deaths(sites, n, u, necrosis_prob, apoptosis, kind, antigens, a
         dead_antigens[m] = antigens[x, y]
         dead_apoptotic[m] = apoptotic
         m += 1
-        antigens[x, y] = 0
-        antigenicity[x, y] = 0.0
-        pdl1_base[x, y] = 0.0
-        pdl1_induced[x, y] = 0.0
-        car_negative[x, y] = False
-        clone[x, y] = -1
-        mhc[x, y] = 0.0
-        kind[x, y] = 0 if apoptotic else 6  # Kind.EMPTY, Kind.NECROTIC
+        _clear_cancer(x, y, kind, antigens, antigenicity, pdl1_base, mhc, pdl1_induced,
+                      car_negative, clone)
+        if not apoptotic:
+            kind[x, y] = 6  # Kind.NECROTIC: debris stays
     return m
 
 
@@ -343,12 +340,20 @@ def _keep_below(xs, ys, prob, n, u):  # pragma: no cover - compiled
     return m
 
 
+@numba.njit(cache=True, inline="always")
+def _stamp(out, x, y, radius):  # pragma: no cover - compiled
+    """True on the sites within ``radius`` (Chebyshev) of (x, y)."""
+    w, h = out.shape
+    for i in range(max(0, x - radius), min(w, x + radius + 1)):
+        for j in range(max(0, y - radius), min(h, y + radius + 1)):
+            out[i, j] = True
+
+
 @numba.njit(cache=True)
 def _stamp_niches(ix, iy, ikind, alive, state, n, radius, mdsc_near,
                   m2_near):  # pragma: no cover - compiled
     """``stamp_cells`` for the MDSCs into ``mdsc_near`` and the M2 macrophages into
     ``m2_near`` in one pass over the cells."""
-    w, h = mdsc_near.shape
     for c in range(n):
         if not alive[c]:
             continue
@@ -358,26 +363,17 @@ def _stamp_niches(ix, iy, ikind, alive, state, n, radius, mdsc_near,
             out = m2_near
         else:
             continue
-        x = ix[c]
-        y = iy[c]
-        for i in range(max(0, x - radius), min(w, x + radius + 1)):
-            for j in range(max(0, y - radius), min(h, y + radius + 1)):
-                out[i, j] = True
+        _stamp(out, ix[c], iy[c], radius)
 
 
 @numba.njit(cache=True)
 def stamp_cells(ix, iy, ikind, alive, state, n, kind, want_state, radius, out):  # pragma: no cover
     """``abm.model._neighbourhood`` of the living immune cells of ``kind`` (and ``state``
     unless it is -1), stamped from the cell arrays: True within ``radius`` (Chebyshev)."""
-    w, h = out.shape
     for c in range(n):
         if not alive[c] or ikind[c] != kind or (want_state >= 0 and state[c] != want_state):
             continue
-        x = ix[c]
-        y = iy[c]
-        for i in range(max(0, x - radius), min(w, x + radius + 1)):
-            for j in range(max(0, y - radius), min(h, y + radius + 1)):
-                out[i, j] = True
+        _stamp(out, ix[c], iy[c], radius)
 
 
 def near_cells(model, kind: int, radius: int, state: int = -1) -> np.ndarray:
