@@ -391,17 +391,9 @@ def step_killers(order, ix, iy, ikind, antigen, exhaustion, kills, divisions, en
             _migrate(i, ip[I_EXHAUSTED_SPEED], ix, iy, ikind, kind, idx, chemokine, bias, fx, fy)
             continue
         # hunt
-        target = _find_target(i, ix, iy, ikind, antigen, kind, antigens, mhc, car_negative, tx,
-                              ty)
-        moves = 0
-        while target < 0 and moves < ip[I_SPEED]:
-            if not _advance(i, ix, iy, ikind, kind, idx, chemokine, bias, fp[F_INFILTRATION],
-                            antigens, antigenicity, pdl1_base, mhc, pdl1_induced, car_negative,
-                            clone, fx, fy):
-                break
-            moves += 1
-            target = _find_target(i, ix, iy, ikind, antigen, kind, antigens, mhc, car_negative,
-                                  tx, ty)
+        target = _hunt(i, False, ip[I_SPEED], fp[F_INFILTRATION], ix, iy, ikind, antigen, kind,
+                       idx, chemokine, bias, antigens, antigenicity, pdl1_base, mhc,
+                       pdl1_induced, car_negative, clone, fx, fy, tx, ty)
         if target < 0:
             continue
         tgx = target // h
@@ -500,6 +492,27 @@ def _nk_target(x, y, kind, mhc, tx, ty):
     return tx[j] * h + ty[j]
 
 
+
+@njit(cache=True, inline="always")
+def _hunt(i, nk, speed, infiltration, ix, iy, ikind, antigen, kind, idx, chemokine, bias,
+          antigens, antigenicity, pdl1_base, mhc, pdl1_induced, car_negative, clone, fx, fy, tx,
+          ty):
+    """``ImmuneCell.hunt`` up to the attack, for CTLs and CAR-T cells (``TCell.find_target``)
+    and NK cells (``NKCell.find_target``, ``nk``): look for a target here, otherwise move up to
+    ``speed`` times (``advance``), stopping as soon as one is found. The target's site, or -1."""
+    target = (_nk_target(ix[i], iy[i], kind, mhc, tx, ty) if nk else
+              _find_target(i, ix, iy, ikind, antigen, kind, antigens, mhc, car_negative, tx, ty))
+    moves = 0
+    while target < 0 and moves < speed:
+        if not _advance(i, ix, iy, ikind, kind, idx, chemokine, bias, infiltration, antigens,
+                        antigenicity, pdl1_base, mhc, pdl1_induced, car_negative, clone, fx, fy):
+            break
+        moves += 1
+        target = (_nk_target(ix[i], iy[i], kind, mhc, tx, ty) if nk else
+                  _find_target(i, ix, iy, ikind, antigen, kind, antigens, mhc, car_negative, tx,
+                               ty))
+    return target
+
 @njit(cache=True)
 def step_innate(order, ix, iy, ikind, kills, engaged, alive, state, kind, idx, antigens,
                 antigenicity, pdl1_base, mhc, pdl1_induced, car_negative, clone, chemokine,
@@ -568,15 +581,10 @@ def step_innate(order, ix, iy, ikind, kills, engaged, alive, state, kind, idx, a
         if kills[i] >= jp[J_NK_KILL_LIMIT]:  # spent
             _migrate(i, jp[J_EXHAUSTED_SPEED], ix, iy, ikind, kind, idx, chemokine, bias, fx, fy)
             continue
-        target = _nk_target(ix[i], iy[i], kind, mhc, tx, ty)
-        moves = 0
-        while target < 0 and moves < jp[J_NK_SPEED]:
-            if not _advance(i, ix, iy, ikind, kind, idx, chemokine, bias, gp[G_INFILTRATION],
-                            antigens, antigenicity, pdl1_base, mhc, pdl1_induced, car_negative,
-                            clone, fx, fy):
-                break
-            moves += 1
-            target = _nk_target(ix[i], iy[i], kind, mhc, tx, ty)
+        # (an NK cell has no antigen: ``ikind`` stands in for the CTLs' antigen array)
+        target = _hunt(i, True, jp[J_NK_SPEED], gp[G_INFILTRATION], ix, iy, ikind, ikind,
+                       kind, idx, chemokine, bias, antigens, antigenicity, pdl1_base, mhc,
+                       pdl1_induced, car_negative, clone, fx, fy, tx, ty)
         if target < 0:
             continue
         tgx = target // h
