@@ -615,7 +615,7 @@ def test_a_run_is_the_simulation_thinned_and_summarised_from_every_step(tmp_path
     if probes:
         text += "\n[probes.snapshot]\nday = 1\n"
     spec = load_spec(write_spec(tmp_path, text))
-    task = make_task(spec, expand(spec)[2])
+    task = make_task(spec, expand(spec)[7])  # its burden peaks between two kept rows
     df, row, probed = execute_run(task)
     assert bool(probed) == probes
     every, _ = simulate(task["model"], task["steps"], record_every=12, engine=engine)
@@ -624,6 +624,7 @@ def test_a_run_is_the_simulation_thinned_and_summarised_from_every_step(tmp_path
     ids = ["run_id", "point_id", "replicate", "seed", *spec.varied]
     pd.testing.assert_frame_equal(df.drop(columns=ids), every)
     expected = summarise(full, sites=40 * 40, **spec.outcome)
+    assert summarise(every, sites=40 * 40, **spec.outcome)["peak_day"] != expected["peak_day"]
     assert {k: row[k] for k in expected} == pytest.approx(expected, nan_ok=True)
 
 
