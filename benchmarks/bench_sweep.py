@@ -31,7 +31,10 @@ docs/sweeps.md.
   alone (construction + stepping, no sweep code) in W plain processes at once, since two busy
   processes on two cores each take more CPU per run than one. Overhead per run = (sweep CPU -
   the runs' construction + stepping in (1)) / runs; beyond the once-per-sweep start-up, it is
-  compared with (4). The passes alternate over ``--repeats`` rounds (the machine is shared).
+  compared with (4); (5) ``run_sweep`` on the pool with every run timed inside its worker
+  (``timed_execute_run``), which splits the CPU in the same processes under the same load:
+  model, the rest of ``execute_run``, the pool's handling in the worker, the runner, start-up.
+  The passes alternate over ``--repeats`` rounds (the machine is shared).
 """
 
 from __future__ import annotations
@@ -363,6 +366,86 @@ print(json.dumps({"cpu_s": time.process_time() - start, "runs": len(tasks)}))
 """
 
 
+_TIMING_LOG = "ABM_BENCH_TIMING_LOG"  # where timed_execute_run appends one line per run
+_worker_state: dict = {}
+
+
+def timed_execute_run(task: dict):
+    """``execute_run`` in a pool worker, timed there: on the worker's first run its CPU so far
+    (spawn, imports, and the numba kernels loaded by a 1-step run), then per run the CPU of
+    ``execute_run`` and of the model within it (construction + stepping), appended to the file
+    named by ``$ABM_BENCH_TIMING_LOG``."""
+    import mesa
+
+    from abm.run import model_class
+
+    state = _worker_state
+    if not state:  # the worker's first run: its start-up, then the kernels loaded (a 1-step run)
+        cls = model_class(task["engine"])
+        execute_run({**task, "steps": 1})
+        state["startup_s"] = time.process_time()
+        state["model_s"] = 0.0
+
+        def timed(fn):
+            def wrapper(*a, **k):
+                c0 = time.process_time()
+                try:
+                    return fn(*a, **k)
+                finally:
+                    state["model_s"] += time.process_time() - c0
+            return wrapper
+
+        cls.__init__ = timed(cls.__init__)
+        mesa.Model._wrapped_step = timed(mesa.Model._wrapped_step)
+    startup, state["startup_s"] = state["startup_s"], 0.0
+    model0, c0 = state["model_s"], time.process_time()
+    result = execute_run(task)
+    line = {"pid": os.getpid(), "startup_s": startup, "execute_s": time.process_time() - c0,
+            "model_s": state["model_s"] - model0, "end_s": time.process_time()}
+    with open(os.environ[_TIMING_LOG], "a") as fh:
+        fh.write(json.dumps(line) + "\n")
+    return result
+
+
+def pool_split(spec, out: Path, workers: int) -> dict:
+    """``run_sweep`` on the process pool with each run timed inside its worker
+    (``timed_execute_run``): per run, the model, the rest of ``execute_run``, the pool's own
+    handling in the worker (receiving the task, sending the result), and the runner's CPU;
+    once per worker, its start-up. All measured in the same processes, under the same load."""
+    import resource
+
+    import abm.sweep.backends as backends
+
+    log_path = out.with_suffix(".timing")
+    os.environ[_TIMING_LOG] = str(log_path)
+    original = backends.execute_run
+    backends.execute_run = timed_execute_run
+    try:
+        kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        c0, w0 = time.process_time(), time.perf_counter()
+        run_sweep(spec, out, backend="process", workers=workers, progress=False, log=quiet)
+        runner, wall = time.process_time() - c0, time.perf_counter() - w0
+        kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    finally:
+        backends.execute_run = original
+        del os.environ[_TIMING_LOG]
+    lines = [json.loads(x) for x in log_path.read_text().splitlines()]
+    n = len(lines)
+    worker_cpu = (kids1.ru_utime + kids1.ru_stime) - (kids0.ru_utime + kids0.ru_stime)
+    model = sum(x["model_s"] for x in lines)
+    execute = sum(x["execute_s"] for x in lines)
+    startup = sum(x["startup_s"] for x in lines)
+    return {
+        "workers": workers, "runs": n, "wall_s": wall, "load": os.getloadavg()[0],
+        "model_s": model / n,
+        "execute_rest_s": (execute - model) / n,
+        "pool_in_worker_s": (worker_cpu - execute - startup) / n,
+        "runner_s": runner / n,
+        "startup_per_worker_s": startup / len({x["pid"] for x in lines}),
+        "total_s": (worker_cpu + runner) / n,
+    }
+
+
 def model_processes(tasks_path: Path, k: int) -> float:
     """The runs' construction + stepping alone (no sweep code), split over ``k`` plain
     processes started at once (task i in process i mod k): CPU seconds per run. With k = 2 both
@@ -485,6 +568,7 @@ def bench_fast_sweep(sobol_n: int = 4, size: int = 100, days: float = 30, repeat
     execute_run({**tasks[0], "steps": 2})  # load the kernels before timing
     parts, startups, sweeps = [], [], {w: [] for w in workers}
     alone: dict[int, list[float]] = {1: [], 2: []}
+    splits: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         spec_path = Path(tmp) / "sobol.toml"
         spec_path.write_text(text)
@@ -498,6 +582,9 @@ def bench_fast_sweep(sobol_n: int = 4, size: int = 100, days: float = 30, repeat
                 alone[k].append(model_processes(tasks_path, k))
                 print(f"model in {k} plain processes", alone[k][-1], os.getloadavg()[0],
                       file=sys.stderr)
+            for w in workers:
+                splits.append(pool_split(spec, Path(tmp) / f"split{rep}-{w}", w))
+                print("split", json.dumps(splits[-1]), file=sys.stderr)
             for w in workers:
                 r = sweep_cli(spec_path, Path(tmp) / f"sweep{rep}-{w}", w)
                 r["load"] = os.getloadavg()[0]
@@ -528,7 +615,7 @@ def bench_fast_sweep(sobol_n: int = 4, size: int = 100, days: float = 30, repeat
             })
     return {"runs": n, "grid": f"{size}x{size}", "days": days, "sobol_n": sobol_n,
             "parts": parts, "startup": startups, "sweeps": rows, "model_s": model,
-            "plain": alone}
+            "plain": alone, "splits": splits}
 
 
 def _print_fast(r: dict) -> None:
@@ -557,6 +644,18 @@ def _print_fast(r: dict) -> None:
         print(f"| model alone (construction + stepping) in {k} plain process{'es' * (k > 1)} "
               "at once, no sweep code | "
               + " | ".join(f"{1000 * v:.1f}" for v in r["plain"][k]) + " |")
+    print()
+    print("| `run_sweep` on the process pool, each run timed in its worker (ms per run) | "
+          "workers | model (construction + stepping) | rest of execute_run | the pool's "
+          "handling in the worker | runner (receive, write, summary) | total CPU per run | "
+          "sweep code per run (total - model - start-up) | start-up per worker (s) | wall (s) "
+          "| load |\n|---|---|---|---|---|---|---|---|---|---|---|")
+    for i, x in enumerate(r["splits"]):
+        code = x["total_s"] - x["model_s"] - x["workers"] * x["startup_per_worker_s"] / x["runs"]
+        print(f"| round {i // 2 + 1} | {x['workers']} | {1000 * x['model_s']:.1f} | "
+              f"{1000 * x['execute_rest_s']:.1f} | {1000 * x['pool_in_worker_s']:.1f} | "
+              f"{1000 * x['runner_s']:.1f} | {1000 * x['total_s']:.1f} | {1000 * code:.1f} | "
+              f"{x['startup_per_worker_s']:.2f} | {x['wall_s']:.1f} | {x['load']:.1f} |")
     print()
     print("| `abm sweep` | round | wall (s) | CPU per run (s) | runner CPU per run | "
           "workers' CPU per run | model per run (same round; in W plain processes) | "
