@@ -689,7 +689,7 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=20, help="cohort: patients")
     parser.add_argument("--days", type=float, default=None,
                         help="cohort, fast: days per run (default 42, 30)")
-    parser.add_argument("--size", type=int, default=100, help="cohort: grid side (sites)")
+    parser.add_argument("--size", type=int, default=100, help="cohort, fast: grid side (sites)")
     parser.add_argument("--workers", type=int, default=None,
                         help="cohort: processes (default: all cores; 1: serial)")
     parser.add_argument("--sobol-n", type=int, default=4, help="fast: Sobol base samples")
