@@ -71,10 +71,16 @@ def simulate(
     if bar is not None:
         bar.close()
     df = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
+    return thin(df, record_every), model
+
+
+def thin(df: pd.DataFrame, record_every: int) -> pd.DataFrame:
+    """The rows of a full (every-step) time series that ``simulate`` keeps: every
+    ``record_every`` steps, and the first and the final rows (``df`` has a 0..n-1 index)."""
     if record_every > 1:
         keep = (df["Step"] % record_every == 0) | (df.index == len(df) - 1)
         df = df[keep].reset_index(drop=True)
-    return df, model
+    return df
 
 
 def git_commit() -> str | None:

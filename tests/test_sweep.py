@@ -601,6 +601,48 @@ def test_run_files_and_summary_carry_ids_and_varied_parameters(reference):
     assert set(run["Step"]) == {0, 12, 24, 36, 48} or run["Step"].iloc[-1] < 48
 
 
+@pytest.mark.parametrize("engine", ["mesa", "fast"])
+@pytest.mark.parametrize("probes", [False, True])
+def test_a_run_is_the_simulation_thinned_and_summarised_from_every_step(tmp_path, engine, probes):
+    """A worker's result (``execute_run``), with or without probes and on either engine: its
+    series is ``simulate``'s with the same ``record_every`` (first, every 12th and final row),
+    and its summary row is the outcome of the full every-step series, not of the kept rows."""
+    from abm.analysis.outcomes import summarise
+    from abm.run import simulate
+    from abm.sweep import execute_run, make_task
+
+    text = TINY.replace('record_every = 12', f'record_every = 12\nengine = "{engine}"')
+    if probes:
+        text += "\n[probes.snapshot]\nday = 1\n"
+    spec = load_spec(write_spec(tmp_path, text))
+    task = make_task(spec, expand(spec)[7])  # its burden peaks between two kept rows
+    df, row, probed = execute_run(task)
+    assert bool(probed) == probes
+    every, _ = simulate(task["model"], task["steps"], record_every=12, engine=engine)
+    full, _ = simulate(task["model"], task["steps"], engine=engine)
+    assert len(full) > len(every) and list(every["Step"]) == [0, 12, 24, 36, 48]
+    ids = ["run_id", "point_id", "replicate", "seed", *spec.varied]
+    pd.testing.assert_frame_equal(df.drop(columns=ids), every)
+    expected = summarise(full, sites=40 * 40, **spec.outcome)
+    assert summarise(every, sites=40 * 40, **spec.outcome)["peak_day"] != expected["peak_day"]
+    assert {k: row[k] for k in expected} == pytest.approx(expected, nan_ok=True)
+
+
+def test_a_fast_engine_sweep_on_the_pool_writes_the_serial_sweeps_files(tmp_path):
+    """The pool's workers live across runs (each loads the compiled kernels once): a fast-engine
+    sweep of more runs than workers writes byte for byte the files the serial sweep writes."""
+    text = TINY.replace('record_every = 12', 'record_every = 12\nengine = "fast"')
+    spec = load_spec(write_spec(tmp_path, text))
+    for backend in ("serial", "process"):
+        run_sweep(spec, tmp_path / backend, backend=backend, workers=2, progress=False,
+                  log=lambda m: 0)
+    names = sorted(p.name for p in (tmp_path / "serial" / "runs").glob("*.parquet"))
+    assert len(names) == spec.n_runs == 8
+    for name in [*(f"runs/{n}" for n in names), "summary.parquet"]:
+        assert (tmp_path / "process" / name).read_bytes() == (
+            tmp_path / "serial" / name).read_bytes(), name
+
+
 def test_a_finished_run_leaves_no_model_in_memory(tmp_path):
     """The runner's memory must not grow with the number of runs."""
     import gc

@@ -20,15 +20,15 @@ def execute_run(task: dict[str, Any]) -> Result:
     """Run one simulation (``abm.sweep.expansion.make_task``); return its thinned time series
     (with id and parameter columns), its summary row and its probe results (``{}`` without
     probes)."""
-    from abm.run import simulate
+    from abm.run import simulate, thin
 
     if task.get("probes"):
-        df, model, probed = _simulate_with_probes(task)
-    else:
-        df, model = simulate(task["model"], task["steps"], record_every=task["record_every"],
-                             engine=task.get("engine", "mesa"))
+        full, model, probed = _simulate_with_probes(task)
+    else:  # the full series once (the summary needs every step), then thinned as simulate does
+        full, model = simulate(task["model"], task["steps"], record_every=1,
+                               engine=task.get("engine", "mesa"))
         probed = {}
-    full = model.datacollector.get_model_vars_dataframe()
+    df = thin(full, task["record_every"])
     columns = {name: task[name] for name in ID_COLUMNS}
     columns.update({name: _cell(task["parameters"][name]) for name in task["varied_names"]})
     ids = pd.DataFrame({k: [v] * len(df) for k, v in columns.items()})
@@ -40,7 +40,8 @@ def execute_run(task: dict[str, Any]) -> Result:
 
 def _simulate_with_probes(task: dict[str, Any]) -> tuple[pd.DataFrame, Any, dict[str, Any]]:
     """``abm.run.simulate`` with each probe's hooks called around every step. The probes only
-    read the model, so the trajectory (and the time series) is the one ``simulate`` gives."""
+    read the model, so the trajectory (and the time series) is the one ``simulate`` gives.
+    Returns the full (every-step) series, as ``simulate`` with ``record_every=1``."""
     from abm.analysis.probes import make_probes
     from abm.run import model_class
 
@@ -55,9 +56,6 @@ def _simulate_with_probes(task: dict[str, Any]) -> tuple[pd.DataFrame, Any, dict
         if not model.running:  # as simulate: stop when the tumour is cleared
             break
     df = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
-    every = task["record_every"]
-    if every > 1:  # as simulate: every record_every steps, and the final row
-        df = df[(df["Step"] % every == 0) | (df.index == len(df) - 1)].reset_index(drop=True)
     return df, model, {probe.name: probe.result(model) for probe in probes}
 
 
