@@ -491,10 +491,13 @@ def fast_parts(tasks: list[dict], out: Path) -> dict:
                 wall[key] += time.perf_counter() - w0
         return wrapper
 
+    from abm.fast import engine as fast_engine
+
     patches = [
         (cls, "__init__", "construct"),
         (mesa.Model, "_wrapped_step", "stepping"),
         (mesa.DataCollector, "collect", "collect"),
+        (fast_engine._Collector, "collect", "collect"),  # the fast engine's own collector
         (mesa.DataCollector, "get_model_vars_dataframe", "to_dataframe"),
         (run_module, "atomic_write_bytes", "file_write"),
     ]
