@@ -58,7 +58,13 @@ class LinearFields:
             f._growth, f._source_gain = self.growth[i], self.gain[i]
         self.spectra = np.stack([fft.dctn(f.data, type=2, norm="ortho") for f in self.fields])
         self.zero = [not f.data.any() for f in self.fields]
-        self._sources = self._result = None  # work arrays of the compiled step
+        # the fields' concentrations as one array (each field's ``data`` a view of it), and a
+        # buffer for their sources that a caller may fill in place (``sources[i]``): the
+        # compiled hour reads one and writes the other with no copies
+        self.data = np.stack([f.data for f in self.fields])
+        for i, f in enumerate(self.fields):
+            f.data = self.data[i]
+        self.sources = np.zeros_like(self.data)
 
     def step(self, sources: list[np.ndarray | None]) -> None:
         """``Field.step(source)`` for every field, in one batched transform pair."""
@@ -74,15 +80,11 @@ class LinearFields:
         with_source = [j for j, s in enumerate(stack) if s is not None]
         every = len(active) == len(self.fields)
         if every and len(with_source) == len(self.fields):  # the usual hour: one compiled call
-            if self._sources is None:
-                self._sources = np.empty_like(self.spectra)
-                self._result = np.empty_like(self.spectra)
             for j, source in enumerate(stack):
-                self._sources[j] = source
-            _linear_step(self.spectra, self.growth, self.gain, self._sources, self._result)
-            for j, field in enumerate(self.fields):
-                field.data[...] = self._result[j]
-                self.zero[j] = False
+                if not np.shares_memory(source, self.sources[j]):
+                    self.sources[j] = source
+            _linear_step(self.spectra, self.growth, self.gain, self.sources, self.data)
+            self.zero = [False] * len(self.fields)
             return
         idx = np.asarray(active)
         spectra = self.spectra if every else self.spectra[idx]
@@ -107,7 +109,7 @@ class LinearFields:
 @numba.njit(cache=True)
 def _linear_step(spectra, growth, gain, sources, result):  # pragma: no cover - compiled
     """``LinearFields.step`` when every field has a source: spectra = spectra * growth +
-    gain * DCT(sources); result = max(inverse DCT(spectra), 0)."""
+    gain * DCT(sources); result = max(inverse DCT(spectra), 0). ``sources`` is overwritten."""
     transformed = scipy.fft.dctn(sources, type=2, axes=(1, 2), norm="ortho", overwrite_x=True)
     fs, fg, fa, ft = spectra.ravel(), growth.ravel(), gain.ravel(), transformed.ravel()
     for i in range(fs.size):
@@ -209,6 +211,7 @@ def _unmask(z, r, pinned, inverse_diag, out):  # pragma: no cover - compiled
 
 # --- the whole conjugate-gradient solve, compiled (transforms through rocket-fft) ---------
 NO_PINS, WOODBURY_COLUMNS, WOODBURY_SPECTRAL, BLOCK_DIAGONAL = 0, 1, 2, 3
+_NO_SOURCE = np.zeros((1, 1))  # stands in for an absent source (not read)
 
 
 @numba.njit(cache=True)
@@ -261,29 +264,29 @@ def _precondition_c(r, eig32, dirichlet, mode, px, py, cap, columns, pin_mask,
 
 
 @numba.njit(cache=True)
-def _system(data, uptake, source, inv_dt, ghost, pin_mask, penalty, pinned_level, diag,
-            b):  # pragma: no cover - compiled
-    """The backward-Euler system of ``ReactionField.step``: diag = 1/dt + uptake (+ penalty
-    at pinned sites), b = data/dt + ghost + source (+ penalty * level at pinned sites)."""
+def _cg(data, uptake, source, has_source, inv_dt, ghost, penalty, pinned_level, d, sign, tol,
+        max_iter, eig32, dirichlet, mode, px, py, cap, columns, pin_mask, inverse_pin_diag,
+        workers):  # pragma: no cover - compiled
+    """``ReactionField.step``: the backward-Euler system (diag = 1/dt + uptake, b = data/dt
+    + ghost + source, with the penalty at pinned sites) solved by the same preconditioned
+    conjugate gradients, warm-started from ``data`` and written back into it (clipped at
+    zero); the same iteration and stopping rule (the preconditioned residual below ``tol`` at
+    every site). Returns the iterations."""
+    diag = np.empty_like(data)
+    b = np.empty_like(data)
     fd, fb = diag.ravel(), b.ravel()
-    fdata, fu, fs, fg, fm = data.ravel(), uptake.ravel(), source.ravel(), ghost.ravel(), \
-        pin_mask.ravel()
+    fdata, fu, fg, fm = data.ravel(), uptake.ravel(), ghost.ravel(), pin_mask.ravel()
+    fs = source.ravel()
     for i in range(fd.size):
         dv = inv_dt + fu[i]
-        bv = inv_dt * fdata[i] + fg[i] + fs[i]
+        bv = inv_dt * fdata[i] + fg[i]
+        if has_source:
+            bv += fs[i]
         if fm[i]:
             dv += penalty
             bv += penalty * pinned_level
         fd[i] = dv
         fb[i] = bv
-
-
-@numba.njit(cache=True)
-def _cg(data, diag, b, d, sign, tol, max_iter, eig32, dirichlet, mode, px, py, cap, columns,
-        pin_mask, inverse_pin_diag, workers):  # pragma: no cover - compiled
-    """``ReactionField.step``'s preconditioned conjugate gradients, warm-started from
-    ``data`` and written back into it (clipped at zero); the same iteration and stopping rule
-    (the preconditioned residual below ``tol`` at every site). Returns the iterations."""
     x = data.copy()
     ap = np.empty_like(x)
     _apply(x, diag, d, sign, ap)
@@ -336,9 +339,6 @@ class FastReactionField(ReactionField):
             self._columns = cols
             self._column_sites = [tuple(s) for s in self._pinned.tolist()]
         self._sign = 1.0 if self._dirichlet else -1.0
-        self._zeros = np.zeros(self.shape)
-        self._diag = np.empty(self.shape)
-        self._b = np.empty(self.shape)
         self._pins_changed()
 
     def _pins_changed(self) -> None:
@@ -396,10 +396,9 @@ class FastReactionField(ReactionField):
         if uptake.shape != self.shape or not uptake.flags.c_contiguous:
             uptake = np.ascontiguousarray(np.broadcast_to(uptake, self.shape))
         source = (np.ascontiguousarray(source, dtype=np.float64) if has_source
-                  else self._zeros)
-        _system(self.data, uptake, source, self.inv_dt, self._ghost, self._pin_mask,
-                self._PENALTY, float(self.pinned_level), self._diag, self._b)
-        self.iterations = _cg(self.data, self._diag, self._b, self.d, self._sign,
+                  else _NO_SOURCE)
+        self.iterations = _cg(self.data, uptake, source, has_source, self.inv_dt, self._ghost,
+                              self._PENALTY, float(self.pinned_level), self.d, self._sign,
                               float(self.tol), self.max_iter, self._eig32, self._dirichlet,
                               self._mode, self._px, self._py, self._cap64, self._columns32,
                               self._pin_mask, self._inverse_pin_diag, self.workers)
@@ -466,8 +465,9 @@ def update_fields(model) -> None:
     kind = model.tissue.kind
     scratch = model._field_scratch
     if scratch is None or scratch[0].shape != kind.shape:
-        scratch = model._field_scratch = tuple(np.empty(kind.shape) for _ in range(4))
-    o2_loss, ifng_loss, chem_source, tgfb_source = scratch
+        scratch = model._field_scratch = tuple(np.empty(kind.shape) for _ in range(2))
+    o2_loss, ifng_loss = scratch
+    chem_source, tgfb_source = model.linear_fields.sources  # filled in place, read in place
     _losses(kind, model._o2_uptake, model._ifng_decay_h, model._ifng_uptake_h, o2_loss,
             ifng_loss)
     model.oxygen.step(o2_loss)
