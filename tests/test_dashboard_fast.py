@@ -105,3 +105,22 @@ def test_a_cancer_cell_is_described_as_the_mesa_engine_describes_it():
     mesa, fast = TumorModel(rng=1, **params), FastTumorModel(rng=1, **params)
     for site in ((7, 7), (7, 8), (0, 0)):
         assert R.describe_site(fast, *site) == R.describe_site(mesa, *site)
+
+
+def test_a_whole_tissue_on_the_fast_engine_uses_every_core_for_its_fields(monkeypatch):
+    """Past ``THREADED_SITES`` a fast-engine session (and its twin) runs the field transforms
+    on every core; a small grid, and the Mesa engine, keep one thread."""
+    from abm.dashboard import session as S
+
+    monkeypatch.setattr(S, "THREADED_SITES", 30 * 30 + 1)  # TINY is 30 x 30
+    monkeypatch.setattr(S.os, "cpu_count", lambda: 3)
+    small = Session("escape", {**scenario_values("escape"), **TINY}, 4, engine="fast")
+    assert small.model.oxygen.workers == 1
+    big = {**scenario_values("escape"), "width": 40, "height": 30, "initial_tumor_cells": 50}
+    session = Session("escape", big, 4, engine="fast")
+    assert session.model.oxygen.workers == session.model.linear_fields.workers == 3
+    session.set_compare(True)
+    assert session.twin.ifng.workers == 3
+    session.build(big, 5)
+    assert session.model.oxygen.workers == 3 and session.twin.oxygen.workers == 3
+    assert Session("escape", big, 4).model.p["width"] == 40  # Mesa: nothing to thread

@@ -851,3 +851,24 @@ def test_watched_cells_are_followed_through_the_killer_and_innate_kernels():
             assert sum(c.alive for c in cells) == m.n_cancer
             fates |= {c.fate for c in cells if not c.alive}
         assert "killed" in fates and fates & {"nk_killed", "phagocytosed", "innate"}
+
+
+def test_threads_for_the_field_transforms_do_not_change_the_run():
+    """``use_threads``: the transforms split over threads, the run stays the same seed's."""
+    params = dict(rng=5, width=120, height=90, initial_tumor_cells=600, tcell_influx=2.0)
+    runs = []
+    for threads in (1, 2):
+        model = FastTumorModel(**params)
+        model.use_threads(threads)
+        assert model.oxygen.workers == model.ifng.workers == threads
+        assert model.linear_fields.workers == threads
+        for _ in range(48):
+            model.step()
+        runs.append((model.datacollector.get_model_vars_dataframe(), model.oxygen.data.copy(),
+                     model.chemokine.data.copy(), model.ifng.data.copy()))
+    (df1, *fields1), (df2, *fields2) = runs
+    assert df1.equals(df2) and df1["Kills"].iloc[-1] > 0
+    assert all(np.array_equal(a, b) for a, b in zip(fields1, fields2, strict=True))
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="threads"):
+            model.use_threads(bad)

@@ -7,6 +7,7 @@ under the session's lock (the play thread and the page's event handlers share th
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 import time
@@ -68,6 +69,17 @@ class Timing:
         return (len(t) - 1) / (t[-1] - t[0])
 
 
+THREADED_SITES = 250_000  # a fast-engine grid this large solves its fields on every core
+
+
+def _threads(model) -> None:
+    """A whole tissue on the fast engine (``THREADED_SITES`` or more) uses every core for its
+    field transforms: one model is stepped per frame, and they are most of its time."""
+    if model is not None and hasattr(model, "use_threads") and \
+            model.width * model.height >= THREADED_SITES:
+        model.use_threads(os.cpu_count() or 1)
+
+
 class Session:
     """One browser session's model and history. Model work happens under ``lock``."""
 
@@ -90,6 +102,8 @@ class Session:
         cls = self.model_class
         model = cls(rng=seed, **values)  # outside the lock: a big grid takes a while
         twin = cls(rng=seed, **untreated(values)) if self.compare else None
+        _threads(model)
+        _threads(twin)
         with self.lock:
             self.model = model
             self.twin = twin
@@ -130,6 +144,7 @@ class Session:
                 return
             model = self.model
             twin = self.model_class(rng=model.seed, **untreated(self.values))
+            _threads(twin)
             while twin.steps < model.steps and twin.running:
                 twin.step()
             self.twin = twin

@@ -454,6 +454,15 @@ class FastTumorModel(mesa.Model):
         if self.n_cancer == 0:
             self.running = False
 
+    def use_threads(self, threads: int) -> None:
+        """Run the field transforms on ``threads`` threads (default 1). For one large model
+        on an otherwise idle machine (the dashboard showing a whole tissue); a sweep already
+        keeps every core busy with its own runs. Results do not depend on it."""
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+            raise ValueError(f"threads {threads!r} is not allowed: expected a whole number >= 1")
+        for solver in (self.oxygen, self.ifng, self.linear_fields):
+            solver.workers = threads
+
     def watch_cancer_cells(self, xs: np.ndarray, ys: np.ndarray) -> list[WatchedCancerCell]:
         """The cancer cells at sites ``(xs, ys)`` as handles whose ``alive`` and ``fate`` tell,
         after the next step, whether and how each left during it (what the Mesa engine's

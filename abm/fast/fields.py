@@ -50,6 +50,8 @@ class LinearFields:
     else in the model writes these fields).
     """
 
+    workers = 1  # threads per transform (FastTumorModel.use_threads); results do not depend on it
+
     def __init__(self, fields: list[Field]) -> None:
         self.fields = list(fields)
         self.growth = np.stack([f._growth for f in self.fields])
@@ -83,7 +85,8 @@ class LinearFields:
             for j, source in enumerate(stack):
                 if not np.shares_memory(source, self.sources[j]):
                     self.sources[j] = source
-            _linear_step(self.spectra, self.growth, self.gain, self.sources, self.data)
+            _linear_step(self.spectra, self.growth, self.gain, self.sources, self.data,
+                         self.workers)
             self.zero = [False] * len(self.fields)
             return
         idx = np.asarray(active)
@@ -107,14 +110,15 @@ class LinearFields:
 
 
 @numba.njit(cache=True)
-def _linear_step(spectra, growth, gain, sources, result):  # pragma: no cover - compiled
+def _linear_step(spectra, growth, gain, sources, result, workers):  # pragma: no cover
     """``LinearFields.step`` when every field has a source: spectra = spectra * growth +
     gain * DCT(sources); result = max(inverse DCT(spectra), 0). ``sources`` is overwritten."""
-    transformed = scipy.fft.dctn(sources, type=2, axes=(1, 2), norm="ortho", overwrite_x=True)
+    transformed = scipy.fft.dctn(sources, type=2, axes=(1, 2), norm="ortho", overwrite_x=True,
+                                 workers=workers)
     fs, fg, fa, ft = spectra.ravel(), growth.ravel(), gain.ravel(), transformed.ravel()
     for i in range(fs.size):
         fs[i] = fs[i] * fg[i] + fa[i] * ft[i]
-    inverse = scipy.fft.idctn(spectra, type=2, axes=(1, 2), norm="ortho")
+    inverse = scipy.fft.idctn(spectra, type=2, axes=(1, 2), norm="ortho", workers=workers)
     fr, fi = result.ravel(), inverse.ravel()
     for i in range(fr.size):
         fr[i] = fi[i] if fi[i] > 0.0 else 0.0  # as Field.step: round-off can leave -1e-17
@@ -317,7 +321,7 @@ class FastReactionField(ReactionField):
     The whole solve (system, conjugate gradients, preconditioner with its transforms) is one
     compiled call, :func:`_cg`."""
 
-    workers = 1  # threads per transform (the dashboard may use more for a whole tissue)
+    workers = 1  # threads per transform (FastTumorModel.use_threads); results do not depend on it
 
     def _prepare(self) -> None:
         self._eig32 = np.ascontiguousarray(self._eig, dtype=np.float32)
