@@ -536,22 +536,32 @@ _CTLS = (((3, 5), 0, 0), ((4, 8), 0, 0), ((7, 5), 2, 0), ((1, 1), 0, 5), ((6, 2)
          ((4, 3), 0, 0))  # site, antigen, exhaustion
 
 
-def _mesa_situation():
-    from abm.agents import TCell
+def _tumour_block(params: dict, seed: int, mhc_low: float, second_antigen: float):
+    """A Mesa model of the move-by-move tests: no cells but a tumour block (x >= 5, holes at
+    (5, 2) and (6, 8)) whose cells carry antigen 0 (antigen 1 with ``second_antigen``), MHC-I
+    uniform in [``mhc_low``, 1] and constitutive PD-L1 in [0, 0.5]. The model and the rng."""
     from abm.agents.cancer import CancerCell
-    from abm.agents.suppressors import Treg
-    from abm.model import _neighbourhood
 
-    model = TumorModel(rng=0, **_MOVES)
+    model = TumorModel(rng=0, **params)
     for agent in list(model.agents):
         if hasattr(agent, "KIND"):
             agent.die()
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(seed)
     for x in range(5, 11):
         for y in range(11):
             if (x, y) not in ((5, 2), (6, 8)):
-                CancerCell(model, 0b01 if rng.random() < 0.8 else 0b10, float(rng.uniform(0.5, 1)),
+                antigens = 0b10 if second_antigen and rng.random() >= 1 - second_antigen else 0b01
+                CancerCell(model, antigens, float(rng.uniform(mhc_low, 1)),
                            float(rng.uniform(0, 0.5)), True, 0, -1).place(model.grid[(x, y)])
+    return model, rng
+
+
+def _mesa_situation():
+    from abm.agents import TCell
+    from abm.agents.suppressors import Treg
+    from abm.model import _neighbourhood
+
+    model, rng = _tumour_block(_MOVES, 7, 0.5, 0.2)
     cancer = model.kind == Kind.CANCER
     model.tissue.pdl1_induced[cancer] = rng.uniform(0, 1, cancer.sum())
     ctls = []
@@ -682,20 +692,10 @@ _NKS = (((4, 6), 0), ((2, 9), 0), ((7, 5), 0), ((1, 8), 2))  # site, kills so fa
 
 
 def _mesa_innate_situation():
-    from abm.agents.cancer import CancerCell
     from abm.agents.macrophage import Macrophage
     from abm.agents.nk import NKCell
 
-    model = TumorModel(rng=0, **_INNATE_MOVES)
-    for agent in list(model.agents):
-        if hasattr(agent, "KIND"):
-            agent.die()
-    rng = np.random.default_rng(8)
-    for x in range(5, 11):
-        for y in range(11):
-            if (x, y) not in ((5, 2), (6, 8)):
-                CancerCell(model, 0b01, float(rng.uniform(0, 1)), float(rng.uniform(0, 0.5)),
-                           True, 0, -1).place(model.grid[(x, y)])  # MHC-I 0-1
+    model, _ = _tumour_block(_INNATE_MOVES, 8, 0.0, 0.0)  # MHC-I 0-1
     cells = []
     for site, m2 in _MACROPHAGES:
         if model.agent_at[site] is not None:
