@@ -163,8 +163,9 @@ def run(
     ] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
     engine: Annotated[
-        str, typer.Option(help="mesa (the reference) or fast (compiled; no macrophages, NK "
-                          "cells, T-cell states or lymph node yet: docs/engines.md).")
+        str, typer.Option(help="mesa (the reference) or fast (the same rules compiled, for "
+                          "large grids; a grid of 250,000 sites or more uses every core for "
+                          "its fields: docs/engines.md).")
     ] = "mesa",
 ) -> None:
     """Run one simulation headless and write its per-step time series.
@@ -174,7 +175,7 @@ def run(
     import secrets
 
     from abm.params import validate
-    from abm.run import build_params, provenance, simulate, write_json, write_table
+    from abm.run import build_params, provenance, simulate, threads_for, write_json, write_table
     from abm.species import effective_species
     from abm.sweep.spec import duration, estimate_seconds
 
@@ -213,7 +214,8 @@ def run(
                    "this run)")
     try:
         df, model = simulate(params, n_steps, record_every=record_every, progress=not quiet,
-                             engine=engine)
+                             engine=engine,
+                             threads=threads_for(engine, params["width"], params["height"]))
     except ValueError as err:
         fail(str(err))
     last = df.iloc[-1]

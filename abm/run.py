@@ -25,6 +25,17 @@ def build_params(scenario: str | None, overrides: dict[str, Any],
 
 
 ENGINES = ("mesa", "fast")  # "mesa": TumorModel (the reference); "fast": abm.fast (numba)
+# one fast-engine model this large (sites), run alone, solves its fields on every core
+THREADED_SITES = 250_000
+
+
+def threads_for(engine: str, width: int, height: int) -> int:
+    """Threads for the field transforms of one model run alone (``abm run``, the dashboard):
+    every core for a fast-engine grid of ``THREADED_SITES`` or more, else 1 (a sweep keeps
+    every core busy with its own runs). Results do not depend on it."""
+    if engine == "fast" and width * height >= THREADED_SITES:
+        return os.cpu_count() or 1
+    return 1
 
 
 def model_class(engine: str = "mesa") -> type:
@@ -48,13 +59,17 @@ def simulate(
     progress: bool = False,
     stop_when_cleared: bool = True,
     engine: str = "mesa",
+    threads: int = 1,
 ) -> tuple[pd.DataFrame, TumorModel]:
     """Run ``steps`` hours (fewer if the tumour is cleared) and return the time series.
 
     Rows are kept every ``record_every`` steps; the first and the final rows are always kept.
-    ``engine``: ``"mesa"`` (default) or ``"fast"`` (``model_class``).
+    ``engine``: ``"mesa"`` (default) or ``"fast"`` (``model_class``); ``threads``: the fast
+    engine's field transforms on that many threads (``FastTumorModel.use_threads``).
     """
     model = model_class(engine)(**params)
+    if threads > 1 and hasattr(model, "use_threads"):
+        model.use_threads(threads)
     bar = None
     if progress:
         from tqdm import tqdm

@@ -108,12 +108,12 @@ def test_a_cancer_cell_is_described_as_the_mesa_engine_describes_it():
 
 
 def test_a_whole_tissue_on_the_fast_engine_uses_every_core_for_its_fields(monkeypatch):
-    """Past ``THREADED_SITES`` a fast-engine session (and its twin) runs the field transforms
-    on every core; a small grid, and the Mesa engine, keep one thread."""
-    from abm.dashboard import session as S
+    """Past ``abm.run.THREADED_SITES`` a fast-engine session (and its twin) runs the field
+    transforms on every core; a small grid, and the Mesa engine, keep one thread."""
+    import abm.run
 
-    monkeypatch.setattr(S, "THREADED_SITES", 30 * 30 + 1)  # TINY is 30 x 30
-    monkeypatch.setattr(S.os, "cpu_count", lambda: 3)
+    monkeypatch.setattr(abm.run, "THREADED_SITES", 30 * 30 + 1)  # TINY is 30 x 30
+    monkeypatch.setattr(abm.run.os, "cpu_count", lambda: 3)
     small = Session("escape", {**scenario_values("escape"), **TINY}, 4, engine="fast")
     assert small.model.oxygen.workers == 1
     big = {**scenario_values("escape"), "width": 40, "height": 30, "initial_tumor_cells": 50}

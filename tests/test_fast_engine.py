@@ -1008,3 +1008,19 @@ def test_threads_for_the_field_transforms_do_not_change_the_run():
     for bad in (0, -1, 1.5, True, "2"):
         with pytest.raises(ValueError, match="threads"):
             model.use_threads(bad)
+
+
+def test_a_lone_large_fast_run_uses_every_core(monkeypatch):
+    """``abm run`` and the dashboard: a fast-engine grid of ``THREADED_SITES`` or more gets
+    every core for its field transforms; smaller grids and the Mesa engine one thread; and
+    ``simulate`` hands the threads to the model."""
+    import abm.run as run
+
+    monkeypatch.setattr(run.os, "cpu_count", lambda: 4)
+    assert run.threads_for("fast", 500, 500) == 4
+    assert run.threads_for("fast", 499, 500) == 1
+    assert run.threads_for("mesa", 1000, 1000) == 1
+    params = dict(rng=2, width=40, height=30, initial_tumor_cells=50)
+    one, _ = run.simulate(params, 12, engine="fast")
+    df, model = run.simulate(params, 12, engine="fast", threads=2)
+    assert model.oxygen.workers == 2 and df.equals(one)

@@ -7,7 +7,6 @@ under the session's lock (the play thread and the page's event handlers share th
 
 from __future__ import annotations
 
-import os
 import secrets
 import threading
 import time
@@ -21,7 +20,7 @@ from abm.agents import TREATMENTS
 from abm.dashboard import render as R
 from abm.dashboard.serving import check_grid
 from abm.model import TumorModel
-from abm.run import model_class
+from abm.run import model_class, threads_for
 from abm.scenarios import SCENARIOS
 
 DEFAULT_SCENARIO = "escape" if "escape" in SCENARIOS else next(iter(SCENARIOS))
@@ -69,15 +68,13 @@ class Timing:
         return (len(t) - 1) / (t[-1] - t[0])
 
 
-THREADED_SITES = 250_000  # a fast-engine grid this large solves its fields on every core
-
-
 def _threads(model) -> None:
-    """A whole tissue on the fast engine (``THREADED_SITES`` or more) uses every core for its
-    field transforms: one model is stepped per frame, and they are most of its time."""
-    if model is not None and hasattr(model, "use_threads") and \
-            model.width * model.height >= THREADED_SITES:
-        model.use_threads(os.cpu_count() or 1)
+    """A whole tissue on the fast engine (``abm.run.THREADED_SITES`` or more) uses every core
+    for its field transforms: one model is stepped per frame, and they are most of its time."""
+    if model is not None and hasattr(model, "use_threads"):
+        threads = threads_for("fast", model.width, model.height)
+        if threads > 1:
+            model.use_threads(threads)
 
 
 class Session:
