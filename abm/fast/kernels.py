@@ -391,17 +391,16 @@ def step_killers(order, ix, iy, ikind, antigen, exhaustion, kills, divisions, en
             _migrate(i, ip[I_EXHAUSTED_SPEED], ix, iy, ikind, kind, idx, chemokine, bias, fx, fy)
             continue
         # hunt
-        target = _hunt(i, False, ip[I_SPEED], fp[F_INFILTRATION], ix, iy, ikind, antigen, kind,
-                       idx, chemokine, bias, antigens, antigenicity, pdl1_base, mhc,
-                       pdl1_induced, car_negative, clone, fx, fy, tx, ty)
+        target = _hunt(i, False, ip[I_SPEED], fp[F_INFILTRATION], fp[F_IFNG_SECRETION], ix, iy,
+                       ikind, antigen, kind, idx, chemokine, bias, antigens, antigenicity,
+                       pdl1_base, mhc, pdl1_induced, car_negative, clone, engaged, ifng_source,
+                       fx, fy, tx, ty)
         if target < 0:
             continue
         tgx = target // h
         tgy = target % h
         x = ix[i]
         y = iy[i]
-        engaged[i] = True
-        ifng_source[x, y] += fp[F_IFNG_SECRETION]
         pdl1 = min(1.0, pdl1_base[tgx, tgy] + fp[F_PDL1_INDUCTION] * pdl1_induced[tgx, tgy])
         if progenitor:
             # expand: a division unless PD-1 blocks it; the daughter is an effector
@@ -494,12 +493,14 @@ def _nk_target(x, y, kind, mhc, tx, ty):
 
 
 @njit(cache=True, inline="always")
-def _hunt(i, nk, speed, infiltration, ix, iy, ikind, antigen, kind, idx, chemokine, bias,
-          antigens, antigenicity, pdl1_base, mhc, pdl1_induced, car_negative, clone, fx, fy, tx,
-          ty):
-    """``ImmuneCell.hunt`` up to the attack, for CTLs and CAR-T cells (``TCell.find_target``)
-    and NK cells (``NKCell.find_target``, ``nk``): look for a target here, otherwise move up to
-    ``speed`` times (``advance``), stopping as soon as one is found. The target's site, or -1."""
+def _hunt(i, nk, speed, infiltration, secretion, ix, iy, ikind, antigen, kind, idx, chemokine,
+          bias, antigens, antigenicity, pdl1_base, mhc, pdl1_induced, car_negative, clone,
+          engaged, ifng_source, fx, fy, tx, ty):
+    """``ImmuneCell.hunt`` for CTLs and CAR-T cells (``TCell.find_target``) and NK cells
+    (``NKCell.find_target``, ``nk``): look for a target here, otherwise move up to ``speed``
+    times (``advance``), stopping as soon as one is found; on a target, the first lines every
+    attack shares (``TCell.attack``, ``TCell.expand``, ``NKCell.attack``): engaged, and
+    ``secretion`` of IFN-gamma at its site. The target's site, or -1."""
     target = (_nk_target(ix[i], iy[i], kind, mhc, tx, ty) if nk else
               _find_target(i, ix, iy, ikind, antigen, kind, antigens, mhc, car_negative, tx, ty))
     moves = 0
@@ -511,6 +512,9 @@ def _hunt(i, nk, speed, infiltration, ix, iy, ikind, antigen, kind, idx, chemoki
         target = (_nk_target(ix[i], iy[i], kind, mhc, tx, ty) if nk else
                   _find_target(i, ix, iy, ikind, antigen, kind, antigens, mhc, car_negative, tx,
                                ty))
+    if target >= 0:
+        engaged[i] = True
+        ifng_source[ix[i], iy[i]] += secretion
     return target
 
 @njit(cache=True)
@@ -582,17 +586,16 @@ def step_innate(order, ix, iy, ikind, kills, engaged, alive, state, kind, idx, a
             _migrate(i, jp[J_EXHAUSTED_SPEED], ix, iy, ikind, kind, idx, chemokine, bias, fx, fy)
             continue
         # (an NK cell has no antigen: ``ikind`` stands in for the CTLs' antigen array)
-        target = _hunt(i, True, jp[J_NK_SPEED], gp[G_INFILTRATION], ix, iy, ikind, ikind,
-                       kind, idx, chemokine, bias, antigens, antigenicity, pdl1_base, mhc,
-                       pdl1_induced, car_negative, clone, fx, fy, tx, ty)
+        target = _hunt(i, True, jp[J_NK_SPEED], gp[G_INFILTRATION], gp[G_IFNG_SECRETION], ix,
+                       iy, ikind, ikind, kind, idx, chemokine, bias, antigens, antigenicity,
+                       pdl1_base, mhc, pdl1_induced, car_negative, clone, engaged, ifng_source,
+                       fx, fy, tx, ty)
         if target < 0:
             continue
         tgx = target // h
         tgy = target % h
         x = ix[i]
         y = iy[i]
-        engaged[i] = True
-        ifng_source[x, y] += gp[G_IFNG_SECRETION]
         c = tgfb[x, y]
         prob = gp[G_NK_KILL_PROB] * max(0.0, 1.0 - mhc[tgx, tgy]) \
             * (1.0 - gp[G_NK_TGFB_SUPPRESSION] * (c / (c + gp[G_TGFB_HALF_MAX])))
