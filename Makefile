@@ -18,6 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -c 'from abm.fast import warm_up; print(f"fast engine compiled in {warm_up():.0f} s")'
 	@echo "set up."
 	touch $@
 

@@ -1024,3 +1024,28 @@ def test_a_lone_large_fast_run_uses_every_core(monkeypatch):
     one, _ = run.simulate(params, 12, engine="fast")
     df, model = run.simulate(params, 12, engine="fast", threads=2)
     assert model.oxygen.workers == 2 and df.equals(one)
+
+
+@pytest.mark.slow
+def test_warm_up_compiles_everything_a_run_needs(tmp_path):
+    """``abm.fast.warm_up`` (run by ``make setup``) fills numba's on-disk cache with every
+    kernel and field solver: afterwards, a few days of every named scenario compile nothing."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "PYTHONPATH": str(root)}
+    subprocess.run([sys.executable, "-c", "from abm.fast import warm_up; warm_up()"], env=env,
+                   check=True, timeout=600)
+    every = (
+        "from abm import FastTumorModel\n"
+        "from abm.scenarios import SCENARIOS\n"
+        "for name in SCENARIOS:\n"
+        "    FastTumorModel.from_scenario(name, rng=1, width=40, height=40,\n"
+        "                                 initial_tumor_cells=150).run_for(72)\n")
+    done = subprocess.run([sys.executable, "-c", every], env={**env, "NUMBA_DEBUG_CACHE": "1"},
+                          capture_output=True, text=True, check=True, timeout=600)
+    assert "data loaded" in done.stdout + done.stderr  # the cache was used ...
+    assert "data saved" not in done.stdout + done.stderr  # ... and nothing was compiled
