@@ -205,14 +205,6 @@ def _masked32(r, pinned):  # pragma: no cover - compiled
     return out
 
 
-@numba.njit(cache=True)
-def _unmask(z, r, pinned, inverse_diag, out):  # pragma: no cover - compiled
-    """out = z * ~pinned, and r * inverse_diag at the pinned sites (float64)."""
-    fo, fz, fr, fm = out.ravel(), z.ravel(), r.ravel(), pinned.ravel()
-    for i in range(fo.size):
-        fo[i] = fr[i] * inverse_diag if fm[i] else fz[i]
-
-
 # --- the whole conjugate-gradient solve, compiled (transforms through rocket-fft) ---------
 NO_PINS, WOODBURY_COLUMNS, WOODBURY_SPECTRAL, BLOCK_DIAGONAL = 0, 1, 2, 3
 _NO_SOURCE = np.zeros((1, 1))  # stands in for an absent source (not read)
@@ -234,7 +226,7 @@ def _spectral(r32, eig32, dirichlet, workers):  # pragma: no cover - compiled
 @numba.njit(cache=True)
 def _precondition_c(r, eig32, dirichlet, mode, px, py, cap, columns, pin_mask,
                     inverse_pin_diag, workers):  # pragma: no cover - compiled
-    """``FastReactionField._precondition`` (float32 result): the spectral solve, corrected
+    """``ReactionField._precondition`` in float32: the spectral solve, corrected
     for the pinned sites by Woodbury (from precomputed columns or a second spectral solve),
     or block-diagonal when there are too many pinned sites for Woodbury."""
     if mode == BLOCK_DIAGONAL:
@@ -327,7 +319,6 @@ class FastReactionField(ReactionField):
         self._eig32 = np.ascontiguousarray(self._eig, dtype=np.float32)
         self._forward = fft.dstn if self._dirichlet else fft.dctn
         self._inverse = fft.idstn if self._dirichlet else fft.idctn
-        self._green = getattr(self, "_green", None)
         self._columns = None
         self._column_sites = None
         n, size = len(self._pinned), self.shape[0] * self.shape[1]
@@ -381,12 +372,6 @@ class FastReactionField(ReactionField):
             self._columns = np.ascontiguousarray(self._columns[keep]) if keep else None
             self._column_sites = [self._column_sites[i] for i in keep]
         self._pins_changed()
-
-    def _precondition(self, r: np.ndarray) -> np.ndarray:
-        return _precondition_c(np.ascontiguousarray(r, dtype=np.float64), self._eig32,
-                               self._dirichlet, self._mode, self._px, self._py, self._cap64,
-                               self._columns32, self._pin_mask, self._inverse_pin_diag,
-                               self.workers)
 
     def step(self, uptake_per_h: np.ndarray | float, source: np.ndarray | None = None) -> None:
         """``ReactionField.step``: the same system, iteration and stopping rule."""
