@@ -157,18 +157,20 @@ class TumorModel(mesa.Model):
         """The chemokine, IFN-gamma and suppressive fields (oxygen is set up with the vessels,
         ``_setup_oxygen``) and the IFN-gamma source map. Shared with the fast engine."""
         p = self.p
+        dt_h = float(p["field_step_h"])  # each solve advances the fields this many hours
+        self._field_hours = 0  # hours stepped, for the solves every field_step_h hours
         self.chemokine = Field("chemokine", shape, p["chemokine_diffusion"],
-                               p["chemokine_half_life_h"])
+                               p["chemokine_half_life_h"], dt_h=dt_h)
         # IFN-gamma is lost by decay everywhere and by uptake at cancer cells (spQSP-IO), so its
         # loss varies by site: an implicit solver (abm.fields.ReactionField), closed edges
         self._ifng_decay_h = np.log(2) / p["ifng_half_life_h"]
         self._ifng_uptake_h = p["ifng_uptake"] * 3600.0
         self.ifng = ReactionField(
-            "IFN-gamma", shape, p["ifng_diffusion"], unit="ng/mL", tol=1e-5,
+            "IFN-gamma", shape, p["ifng_diffusion"], unit="ng/mL", tol=1e-5, dt_h=dt_h,
             k_ref_per_h=float(np.sqrt(self._ifng_decay_h * (self._ifng_decay_h
                                                             + self._ifng_uptake_h))) or 1.0)
         self.tgfb = Field("suppressive factor", shape, p["tgfb_diffusion"],
-                          p["tgfb_half_life_h"])
+                          p["tgfb_half_life_h"], dt_h=dt_h)
         self.ifng_source = np.zeros(shape)  # filled by engaged CTLs during the step
 
     @classmethod
@@ -232,7 +234,7 @@ class TumorModel(mesa.Model):
         self.oxygen = ReactionField(
             "oxygen", (self.width, self.height), p["oxygen_diffusion"] / 60.0, k_ref,
             boundary_level=supply, pinned=self.vessels, pinned_level=supply, unit="mmHg",
-            tol=1e-3 * max(supply, 1e-3), max_iter=500)
+            tol=1e-3 * max(supply, 1e-3), max_iter=500, dt_h=float(p["field_step_h"]))
         self.oxygen.data[...] = supply
         self.oxygen.step(self._o2_uptake[self.kind])
         self._update_oxygen_effects()
@@ -416,25 +418,36 @@ class TumorModel(mesa.Model):
             self.oxygen.unpin(gone)
 
     def _update_fields(self) -> None:
+        """The fields' part of the hour. Every ``field_step_h`` hours (every hour by default)
+        the four fields are solved, each advanced by ``field_step_h`` hours (they are built with
+        that step); IFN-gamma's source is then the CTLs' secretion since the last solve as a
+        mean rate. Every hour, vessels may collapse and PD-L1 relaxes toward the last solve's
+        IFN-gamma response."""
         p = self.p
         self._collapse_vessels()
         kind = self.kind
         cancer = kind == Kind.CANCER
-        self.oxygen.step(self._o2_uptake[kind])
-        self._update_oxygen_effects()
-        self.ifng.step(self._ifng_decay_h + self._ifng_uptake_h * cancer, self.ifng_source)
-        self.ifng_source[...] = 0.0
-        hill = self.ifng_hill = self.ifng_response()
-        self.chemokine.step(
-            cancer * (p["chemokine_secretion"] + p["chemokine_ifng_secretion"] * hill)
-        )
-        self.tgfb.step(
-            cancer * p["tgfb_secretion_tumor"] + (self.kind == Kind.MDSC) * p["tgfb_secretion_mdsc"]
-            + self.m2_map() * p["tgfb_secretion_m2"]
-        )
+        every = p["field_step_h"]
+        solve = self._field_hours % every == 0
+        self._field_hours += 1
+        if solve:
+            self.oxygen.step(self._o2_uptake[kind])
+            self._update_oxygen_effects()
+            source = self.ifng_source if every == 1 else self.ifng_source / every
+            self.ifng.step(self._ifng_decay_h + self._ifng_uptake_h * cancer, source)
+            self.ifng_source[...] = 0.0
+            self.ifng_hill = self.ifng_response()
+            self.chemokine.step(
+                cancer * (p["chemokine_secretion"] + p["chemokine_ifng_secretion"] * self.ifng_hill)
+            )
+            self.tgfb.step(
+                cancer * p["tgfb_secretion_tumor"]
+                + (self.kind == Kind.MDSC) * p["tgfb_secretion_mdsc"]
+                + self.m2_map() * p["tgfb_secretion_m2"]
+            )
         # PD-L1 induction relaxes toward the IFN-gamma response with its time constant
         rate = 1.0 - np.exp(-1.0 / p["pdl1_induction_time_h"])
-        self.tissue.relax_pdl1(hill, rate, cancer)
+        self.tissue.relax_pdl1(self.ifng_hill, rate, cancer)
 
     def ifng_response(self) -> np.ndarray:
         """Hill response of a cell to local IFN-gamma (spQSP-IO: half-max 0.11 ng/mL, n 1.26)."""

@@ -299,6 +299,14 @@ _LIST: list[Param] = [
        "TGF-beta decay 14.3/day (popellab SPQSP_PDAC)", "Fields"),
     _p("tgfb_half_max", 0.1, "a.u.", float, 1e-6, 1e3,
        "suppressive factor at half-maximal suppression of CTL killing", _MC, "Fields"),
+    _p("field_step_h", 1, "h", int, 1, 24,
+       "hours between solves of the four fields (oxygen, IFN-gamma, chemokine, suppressive "
+       "factor); each solve advances them that many hours, with IFN-gamma's source the CTLs' "
+       "mean secretion since the last solve. In between, cells read the last solve's fields "
+       "and PD-L1 still relaxes every hour. 1 = a solve every hour",
+       "modelling choice (numerics): 1 solves every hour. In 60 seeds each of 8 scenarios "
+       "(100x100, 30 days), 2 and 4 changed no outcome measurably, and the fast engine ran "
+       "1.6x and 2.2x faster (docs/performance.md, benchmarks/field_clock.py)", "Fields"),
     # --- oxygen, hypoxia and cell death ------------------------------------------------------
     _p("oxygen_supply", 38.0, "mmHg", float, 0.0, 160.0,
        "oxygen at vessels and at the domain's edge (the tissue beyond is perfused)",

@@ -30,7 +30,7 @@ THREADED_SITES = 250_000
 
 
 def threads_for(engine: str, width: int, height: int) -> int:
-    """Threads for the field transforms of one model run alone (``abm run``, the dashboard):
+    """Threads for the fields of one model run alone (``abm run``, the dashboard):
     every core for a fast-engine grid of ``THREADED_SITES`` or more, else 1 (a sweep keeps
     every core busy with its own runs). Results do not depend on it."""
     if engine == "fast" and width * height >= THREADED_SITES:
@@ -65,7 +65,7 @@ def simulate(
 
     Rows are kept every ``record_every`` steps; the first and the final rows are always kept.
     ``engine``: ``"mesa"`` (default) or ``"fast"`` (``model_class``); ``threads``: the fast
-    engine's field transforms on that many threads (``FastTumorModel.use_threads``).
+    engine's fields on that many threads (``FastTumorModel.use_threads``).
     """
     model = model_class(engine)(**params)
     if threads > 1 and hasattr(model, "use_threads"):

@@ -11,12 +11,16 @@ docs/performance.md and docs/engines.md).
    CAR-T cells, Tregs, MDSCs), counted in a separate untimed run of each engine; CPU time per
    agent-step for the whole step, and for the fast engine's kernels alone.
 5. A 1000x1000 FastTumorModel with 300,000 cancer cells: construction time, memory (peak
-   traced Python/numpy allocations) and the CPU time of a few steps. (``process_max_rss_mb``
+   traced Python/numpy allocations) and the CPU time of a few steps.
+6. The same tissue grown to day 8, stepped from one state on one thread and on every core
+   (``use_threads``): wall-clock steps per second.
+7. Cases 2 and 5 again with the fields solved every k hours (``--field-step``, the parameter
+   ``field_step_h``; default 2 and 4). (``process_max_rss_mb``
    is the whole benchmark process's, Mesa runs included: measure the model's own memory in a
    fresh process.)
 
 Run:
-    .venv/bin/python benchmarks/bench_fast.py [--seeds 3] [--skip-large]
+    .venv/bin/python benchmarks/bench_fast.py [--seeds 3] [--skip-large] [--field-step 2 4]
 
 Each measurement runs in this process (one core) except the compile times.
 """
@@ -58,11 +62,11 @@ def compile_times() -> dict:
     return out
 
 
-def run_escape(engine: str, seed: int, days: int = 30) -> tuple[float, object]:
+def run_escape(engine: str, seed: int, days: int = 30, **overrides) -> tuple[float, object]:
     from abm.run import model_class
 
     start = time.process_time()
-    model = model_class(engine).from_scenario("escape", rng=seed)
+    model = model_class(engine).from_scenario("escape", rng=seed, **overrides)
     for _ in range(days * 24):
         model.step()
     return time.process_time() - start, model
@@ -164,12 +168,13 @@ def crowded(engine: str, days: int = 5) -> dict:
             "immune": model.n_tcells + model.n_cart + model.n_tregs + model.n_mdscs}
 
 
-def large(steps: int = 5) -> dict:
+def large(steps: int = 5, **overrides) -> dict:
     from abm.fast import FastTumorModel
 
     tracemalloc.start()
     start, cpu = time.perf_counter(), time.process_time()
-    model = FastTumorModel(rng=1, width=1000, height=1000, initial_tumor_cells=300_000)
+    model = FastTumorModel(rng=1, width=1000, height=1000, initial_tumor_cells=300_000,
+                           **overrides)
     build = {"construction_wall_s": time.perf_counter() - start,
              "construction_cpu_s": time.process_time() - cpu}
     _, peak = tracemalloc.get_traced_memory()
@@ -188,10 +193,35 @@ def large(steps: int = 5) -> dict:
             "immune": int(model.n_immune[0])}
 
 
+def large_grown(hours: int = 190, steps: int = 20, field_step: int = 1) -> dict:
+    """The 1000x1000 tissue after ``hours`` (day 8: about 30,000 cancer cells and 950 T cells),
+    then ``steps`` more from that same state on one thread and on every core
+    (``use_threads``): wall-clock steps per second, as the dashboard sees them."""
+    import copy
+
+    from abm.fast import FastTumorModel
+
+    model = FastTumorModel(rng=1, width=1000, height=1000, initial_tumor_cells=300_000,
+                           field_step_h=field_step)
+    for _ in range(hours):
+        model.step()
+    out = {"cancer": model.n_cancer, "immune": int(model.n_immune[0])}
+    for threads in (1, os.cpu_count() or 1):
+        twin = copy.deepcopy(model)
+        twin.use_threads(threads)
+        start = time.perf_counter()
+        for _ in range(steps):
+            twin.step()
+        out[f"steps_per_s_wall_{threads}_threads"] = steps / (time.perf_counter() - start)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--skip-large", action="store_true")
+    parser.add_argument("--field-step", type=int, nargs="*", default=[2, 4],
+                        help="also time both engines with field_step_h at these values")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     out: dict = {"compile": compile_times()}
@@ -205,6 +235,18 @@ def main() -> int:
     mesa, fast = (sum(times[e]) / len(times[e]) for e in ("mesa", "fast"))
     out["speedup"] = mesa / fast
     print(json.dumps({"escape": times, "speedup": out["speedup"]}), flush=True)
+    for k in args.field_step:  # fields solved every k hours (field_step_h), the same seeds
+        slow = {"mesa": [], "fast": []}
+        for seed in range(args.seeds):
+            for engine in ("mesa", "fast"):
+                slow[engine].append(run_escape(engine, seed, field_step_h=k)[0])
+        fast_k, mesa_k = (sum(slow[e]) / len(slow[e]) for e in ("fast", "mesa"))
+        out[f"escape_field_step_{k}_cpu_s"] = slow
+        out[f"field_step_{k}_ratios"] = {"fast_k_vs_mesa_hourly": mesa / fast_k,
+                                         "fast_k_vs_mesa_k": mesa_k / fast_k,
+                                         "fast_k_vs_fast_hourly": fast / fast_k}
+        print(json.dumps({f"field_step_{k}": slow, **out[f"field_step_{k}_ratios"]}),
+              flush=True)
     out["fast_breakdown"] = fast_breakdown(0)
     print(json.dumps(out["fast_breakdown"]), flush=True)
     steps = {e: count_agent_steps(e, 0) for e in ("mesa", "fast")}
@@ -220,6 +262,12 @@ def main() -> int:
     if not args.skip_large:
         out["large_1000x1000"] = large()
         print(json.dumps(out["large_1000x1000"]), flush=True)
+        out["large_1000x1000_day8"] = large_grown()
+        print(json.dumps(out["large_1000x1000_day8"]), flush=True)
+        for k in args.field_step:
+            key = f"large_1000x1000_field_step_{k}"
+            out[key] = large(steps=2 * k, field_step_h=k)
+            print(json.dumps(out[key]), flush=True)
     print(json.dumps(out, indent=1))
     return 0
 

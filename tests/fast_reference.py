@@ -96,13 +96,15 @@ def unsupported_scenarios() -> dict[str, str]:
     return out
 
 
-def run(engine: str, scenario: str, seed: int, size: int = SIZE, days: int = DAYS) -> dict:
+def run(engine: str, scenario: str, seed: int, size: int = SIZE, days: int = DAYS,
+        extra: dict | None = None) -> dict:
     """One run's summary (``summarise``) with the ``engine`` (``"mesa"`` or ``"fast"``) of a
-    named scenario or a probe (``PROBES``)."""
+    named scenario or a probe (``PROBES``), with ``extra`` parameters on top."""
     from abm.run import simulate
 
     name, overrides = PROBES.get(scenario, (scenario, {}))
-    params = resolve(name, {**overrides, "rng": seed, "width": size, "height": size})
+    params = resolve(name, {**overrides, "rng": seed, "width": size, "height": size,
+                            **(extra or {})})
     df, _ = simulate(params, days * 24, engine=engine)
     row = summarise(df, sites=size * size)
     return {"outcome": row["outcome"], **{m: row[m] for m in METRICS},

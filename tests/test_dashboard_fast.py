@@ -108,19 +108,21 @@ def test_a_cancer_cell_is_described_as_the_mesa_engine_describes_it():
 
 
 def test_a_whole_tissue_on_the_fast_engine_uses_every_core_for_its_fields(monkeypatch):
-    """Past ``abm.run.THREADED_SITES`` a fast-engine session (and its twin) runs the field
-    transforms on every core; a small grid, and the Mesa engine, keep one thread."""
+    """Past ``abm.run.THREADED_SITES`` a fast-engine session (and its twin) uses every core
+    for its fields (oxygen on a thread of its own, the transforms split over the cores); a
+    small grid, and the Mesa engine, keep one thread."""
     import abm.run
 
     monkeypatch.setattr(abm.run, "THREADED_SITES", 30 * 30 + 1)  # TINY is 30 x 30
     monkeypatch.setattr(abm.run.os, "cpu_count", lambda: 3)
     small = Session("escape", {**scenario_values("escape"), **TINY}, 4, engine="fast")
-    assert small.model.oxygen.workers == 1
+    assert small.model.oxygen.workers == 1 and not small.model._field_thread
     big = {**scenario_values("escape"), "width": 40, "height": 30, "initial_tumor_cells": 50}
     session = Session("escape", big, 4, engine="fast")
-    assert session.model.oxygen.workers == session.model.linear_fields.workers == 3
+    assert session.model._field_thread and session.model.oxygen.workers == 1
+    assert session.model.ifng.workers == session.model.linear_fields.workers == 2
     session.set_compare(True)
-    assert session.twin.ifng.workers == 3
+    assert session.twin._field_thread and session.twin.ifng.workers == 2
     session.build(big, 5)
-    assert session.model.oxygen.workers == 3 and session.twin.oxygen.workers == 3
+    assert session.model._field_thread and session.twin.linear_fields.workers == 2
     assert Session("escape", big, 4).model.p["width"] == 40  # Mesa: nothing to thread

@@ -255,24 +255,68 @@ def test_cancer_hour_matches_tumor_model_draws():
     assert int((a.kind == Kind.NECROTIC).sum()) < necrotic + a.necroses  # some were cleared
 
 
-def test_hour_of_fields_matches_tumor_model_update_fields():
+@pytest.mark.parametrize("every", [1, 3])
+def test_hour_of_fields_matches_tumor_model_update_fields(every):
     """``abm.fast.fields.update_fields`` against ``TumorModel._update_fields`` (with the Mesa
-    engine's own solvers) on the same state, for several hours of the same cells."""
-    a, b = _fast_model(), _fast_model()
+    engine's own solvers) on the same state, for several hours of the same cells; with
+    ``field_step_h`` 3, the fields are solved every third hour and held in between, while
+    PD-L1 relaxes every hour."""
+    a, b = _fast_model(field_step_h=every), _fast_model(field_step_h=every)
     b.oxygen.__class__ = ReactionField  # b: back to the Mesa engine's solvers
     b.ifng.__class__ = ReactionField
     rng = np.random.default_rng(5)
-    for hour in range(6):
+    for hour in range(7):
         source = (rng.random(a.ifng_source.shape) < 0.01) * 5.0
-        a.ifng_source[...] = source
-        b.ifng_source[...] = source
+        a.ifng_source += source  # the CTLs' secretion accumulates until a solve
+        b.ifng_source += source
         b.rng.bit_generator.state = a.rng.bit_generator.state
+        before = {name: a.fields[name].data.copy() for name in a.fields}
+        pdl1_before = a.tissue.pdl1_induced.copy()
+        solves = a._field_hours % every == 0
         F.update_fields(a)
         TumorModel._update_fields(b)
         for name in ("oxygen", "ifng", "chemokine", "tgfb"):
             assert _rel(b.fields[name].data, a.fields[name].data) < 1e-6, (hour, name)
+            if not solves:  # held between solves
+                assert np.array_equal(a.fields[name].data, before[name]), (hour, name)
+        assert np.array_equal(a.ifng.data, before["ifng"]) != solves, hour
         for name in ("oxygen_growth", "_necrosis_prob", "ifng_hill"):
             assert np.allclose(getattr(a, name), getattr(b, name), rtol=1e-5, atol=1e-9), name
         assert np.allclose(a.tissue.pdl1_induced, b.tissue.pdl1_induced, rtol=1e-5, atol=1e-9)
+        assert not np.array_equal(a.tissue.pdl1_induced, pdl1_before), hour
+        assert np.array_equal(a.ifng_source, b.ifng_source)
+        assert a.ifng_source.any() != solves, hour  # kept until the solve, then spent
         assert a.vessels == b.vessels
     assert a.ifng.data.max() > 0 and a.tgfb.data.max() > 0
+
+
+@pytest.mark.parametrize("engine", [TumorModel, FastTumorModel])
+def test_solves_every_k_hours_advance_the_fields_k_hours(engine):
+    """``field_step_h``: each solve advances a field by that many hours. A field with a
+    constant source approaches the same steady state either way, and with IFN-gamma's
+    secretion given as the mean over the step, as much IFN-gamma is made: after 12 hours
+    with a source held constant, the fields solved every 4 hours match those solved every
+    hour (the chemokine and the suppressive factor exactly, as their update is exact for a
+    constant source; IFN-gamma and oxygen to their time discretisation). Both engines."""
+    params = dict(rng=4, width=40, height=40, initial_tumor_cells=300,
+                  chemokine_ifng_secretion=0.0)  # the chemokine's source held constant too
+    hourly, every4 = engine(**params), engine(**params, field_step_h=4)
+    assert np.array_equal(hourly.kind, every4.kind)  # the same tissue: not stepped yet
+    assert hourly.ifng.inv_dt == 1.0 and every4.ifng.inv_dt == 0.25
+    source = np.zeros(hourly.ifng_source.shape)
+    source[18:22, 18:22] = 2.0  # ng/mL per hour at 16 sites
+    for model in (hourly, every4):
+        for field in model.fields.values():
+            field.data[...] = 0.0
+        if engine is FastTumorModel:  # its linear fields keep their spectra
+            model.linear_fields.spectra[...] = 0.0
+            model.linear_fields.zero = [True, True]
+        model.oxygen.data[...] = model.p["oxygen_supply"]
+        for _ in range(12):
+            model.ifng_source += source
+            model._update_fields()
+    for name in ("chemokine", "tgfb"):
+        assert _rel(hourly.fields[name].data, every4.fields[name].data) < 1e-9, name
+    # backward Euler, 1 h against 4 h steps: 3% apart (without the mean rate, 4x as much)
+    assert _rel(hourly.ifng.data, every4.ifng.data) < 0.1
+    assert _rel(hourly.oxygen.data, every4.oxygen.data) < 1e-3  # quasi-steady: 3e-4 apart

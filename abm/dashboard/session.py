@@ -70,7 +70,7 @@ class Timing:
 
 def _threads(model) -> None:
     """A whole tissue on the fast engine (``abm.run.THREADED_SITES`` or more) uses every core
-    for its field transforms: one model is stepped per frame, and they are most of its time."""
+    for its fields: one model is stepped per frame, and they are most of its time."""
     if model is not None and hasattr(model, "use_threads"):
         threads = threads_for("fast", model.width, model.height)
         if threads > 1:

@@ -209,6 +209,7 @@ class FastTumorModel(mesa.Model):
         F.accelerate(self.ifng)
         self.linear_fields = F.LinearFields([self.chemokine, self.tgfb])
         self._field_scratch = None  # per-hour work arrays of F.update_fields
+        self._field_thread = False  # F.update_fields solves oxygen on its own thread
         self.fields = {"oxygen": self.oxygen, "chemokine": self.chemokine, "ifng": self.ifng,
                        "tgfb": self.tgfb}
         self.treatments = {name: cls(self) for name, cls in TREATMENTS.items()}
@@ -259,15 +260,7 @@ class FastTumorModel(mesa.Model):
 
     def m2_map(self) -> np.ndarray:
         """``TumorModel.m2_map``: True where an M2 macrophage is (grid-shaped bool)."""
-        out = np.zeros((self.width, self.height), dtype=bool)
-        m2 = self._m2_cells()
-        out[self.ix[m2], self.iy[m2]] = True
-        return out
-
-    def _m2_cells(self) -> np.ndarray:
-        n = int(self.n_immune[0])
-        return np.flatnonzero(self.alive[:n] & (self.ikind[:n] == Kind.MACROPHAGE)
-                              & (self.state[:n] == 1))
+        return C.near_cells(self, Kind.MACROPHAGE, 0, state=1)
 
     # --- construction ---------------------------------------------------------------------
     def _alloc_immune(self, capacity: int) -> None:
@@ -455,13 +448,16 @@ class FastTumorModel(mesa.Model):
             self.running = False
 
     def use_threads(self, threads: int) -> None:
-        """Run the field transforms on ``threads`` threads (default 1). For one large model
-        on an otherwise idle machine (the dashboard showing a whole tissue); a sweep already
-        keeps every core busy with its own runs. Results do not depend on it."""
+        """Use ``threads`` threads for the fields (default 1): with two or more, oxygen is
+        solved on a thread of its own while IFN-gamma and the linear fields are solved here,
+        and the threads are shared out among their transforms. For one large model on an
+        otherwise idle machine (the dashboard showing a whole tissue); a sweep already keeps
+        every core busy with its own runs. Results do not depend on it."""
         if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
             raise ValueError(f"threads {threads!r} is not allowed: expected a whole number >= 1")
-        for solver in (self.oxygen, self.ifng, self.linear_fields):
-            solver.workers = threads
+        self._field_thread = threads > 1
+        self.oxygen.workers = max(1, threads // 2)
+        self.ifng.workers = self.linear_fields.workers = max(1, threads - threads // 2)
 
     def watch_cancer_cells(self, xs: np.ndarray, ys: np.ndarray) -> list[WatchedCancerCell]:
         """The cancer cells at sites ``(xs, ys)`` as handles whose ``alive`` and ``fate`` tell,

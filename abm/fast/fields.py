@@ -28,6 +28,8 @@ sources (relative tolerance stated there).
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numba
 import numpy as np
 import rocket_fft  # noqa: F401  (registers scipy.fft's transforms for numba's compiled code)
@@ -109,7 +111,7 @@ class LinearFields:
             self.zero[i] = False
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _linear_step(spectra, growth, gain, sources, result, workers):  # pragma: no cover
     """``LinearFields.step`` when every field has a source: spectra = spectra * growth +
     gain * DCT(sources); result = max(inverse DCT(spectra), 0). ``sources`` is overwritten."""
@@ -259,7 +261,7 @@ def _precondition_c(r, eig32, dirichlet, mode, px, py, cap, columns, pin_mask,
     return z
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _cg(data, uptake, source, has_source, inv_dt, ghost, penalty, pinned_level, d, sign, tol,
         max_iter, eig32, dirichlet, mode, px, py, cap, columns, pin_mask, inverse_pin_diag,
         workers):  # pragma: no cover - compiled
@@ -444,14 +446,36 @@ def _after_ifng(kind, hill, chem_base, chem_ifng, tgfb_tumor, tgfb_mdsc, tgfb_m2
             pdl1_induced[x, y] += cancer * pdl1_rate * (r - pdl1_induced[x, y])
 
 
+_OXYGEN_THREAD: ThreadPoolExecutor | None = None
+
+
+def _oxygen_thread() -> ThreadPoolExecutor:
+    """The thread that solves oxygen for models with ``use_threads`` (one per process, made
+    when first needed; each model waits for its own solve)."""
+    global _OXYGEN_THREAD
+    if _OXYGEN_THREAD is None:
+        _OXYGEN_THREAD = ThreadPoolExecutor(1, thread_name_prefix="abm-oxygen")
+    return _OXYGEN_THREAD
+
+
 def update_fields(model) -> None:
     """``TumorModel._update_fields`` with the solvers above and the per-site arithmetic in
-    compiled passes (the same sources, order and vessel collapse)."""
+    compiled passes (the same sources, order, vessel collapse and solves every
+    ``field_step_h`` hours)."""
     from abm.fast.census import collapse_vessels
 
     p = model.p
     collapse_vessels(model)
     kind = model.tissue.kind
+    every = p["field_step_h"]
+    solve = model._field_hours % every == 0
+    model._field_hours += 1
+    if not solve:  # PD-L1 relaxes toward the last solve's response (Tissue.relax_pdl1)
+        rate = 1.0 - np.exp(-1.0 / p["pdl1_induction_time_h"])
+        model.tissue.relax_pdl1(model.ifng_hill, rate, kind == 1)  # Kind.CANCER
+        return
+    if every > 1:
+        model.ifng_source /= every  # the CTLs' secretion since the last solve, as a mean rate
     scratch = model._field_scratch
     if scratch is None or scratch[0].shape != kind.shape:
         scratch = model._field_scratch = tuple(np.empty(kind.shape) for _ in range(2))
@@ -459,14 +483,13 @@ def update_fields(model) -> None:
     chem_source, tgfb_source = model.linear_fields.sources  # filled in place, read in place
     _losses(kind, model._o2_uptake, model._ifng_decay_h, model._ifng_uptake_h, o2_loss,
             ifng_loss)
-    model.oxygen.step(o2_loss)
-    # new arrays each hour, as TumorModel makes them (a caller may keep last hour's)
-    model.oxygen_growth = np.empty(kind.shape)
-    model._necrosis_prob = np.empty(kind.shape)
-    _oxygen_effects(model.oxygen.data, p["oxygen_proliferation_threshold"],
-                    p["oxygen_proliferation_saturation"], p["necrosis_threshold"],
-                    p["necrosis_max"], p["necrosis_time_h"], model.oxygen_growth,
-                    model._necrosis_prob)
+    # nothing below reads oxygen before _oxygen_effects: with a field thread (use_threads),
+    # the oxygen solve runs there alongside IFN-gamma's and the linear fields' (each solve
+    # the same arithmetic on either thread, so the run is the same)
+    oxygen = _oxygen_thread().submit(model.oxygen.step, o2_loss) if model._field_thread \
+        else None
+    if oxygen is None:
+        model.oxygen.step(o2_loss)
     model.ifng.step(ifng_loss, model.ifng_source)
     model.ifng_source[...] = 0.0
     hill = model.ifng_hill = model.ifng_response()  # numpy's vector power is the fast one
@@ -477,3 +500,12 @@ def update_fields(model) -> None:
                 1.0 - np.exp(-1.0 / p["pdl1_induction_time_h"]), chem_source, tgfb_source,
                 model.tissue.pdl1_induced)
     model.linear_fields.step([chem_source, tgfb_source])
+    if oxygen is not None:
+        oxygen.result()
+    # new arrays each hour, as TumorModel makes them (a caller may keep last hour's)
+    model.oxygen_growth = np.empty(kind.shape)
+    model._necrosis_prob = np.empty(kind.shape)
+    _oxygen_effects(model.oxygen.data, p["oxygen_proliferation_threshold"],
+                    p["oxygen_proliferation_saturation"], p["necrosis_threshold"],
+                    p["necrosis_max"], p["necrosis_time_h"], model.oxygen_growth,
+                    model._necrosis_prob)

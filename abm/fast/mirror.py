@@ -76,7 +76,7 @@ MIRRORED = {
     "abm.agents.nk.NKCell.attack": "e99e7b13f1e8",
     # the shared per-hour code the fast engine runs as cheaper solves and compiled passes
     # (abm/fast/fields.py, abm/fast/census.py)
-    "abm.model.TumorModel._update_fields": "80c19c6b1abf",
+    "abm.model.TumorModel._update_fields": "af95b19b62d9",
     "abm.model.TumorModel._collapse_vessels": "c2d367d4b479",
     "abm.model.TumorModel._draw_dividers": "5da8cda9d4c0",
     "abm.model.TumorModel._draw_cancer_deaths": "d54b3d30e9b2",
@@ -114,8 +114,9 @@ HONOURED = frozenset({
     "ifng_secretion", "ifng_uptake", "ifng_diffusion", "ifng_half_life_h",
     "chemokine_secretion", "chemokine_ifng_secretion", "chemokine_diffusion",
     "chemokine_half_life_h", "tgfb_secretion_tumor", "tgfb_secretion_mdsc", "tgfb_diffusion",
-    "tgfb_half_life_h", "tgfb_half_max", "oxygen_supply", "oxygen_diffusion", "oxygen_decay",
-    "oxygen_uptake", "oxygen_immune_relative_uptake", "oxygen_proliferation_threshold",
+    "tgfb_half_life_h", "tgfb_half_max", "field_step_h", "oxygen_supply", "oxygen_diffusion",
+    "oxygen_decay", "oxygen_uptake", "oxygen_immune_relative_uptake",
+    "oxygen_proliferation_threshold",
     "oxygen_proliferation_saturation", "hypoxic_threshold", "necrosis_threshold",
     "necrosis_max", "necrosis_time_h", "debris_clearance_days", "apoptosis_rate",
     "treg_influx", "treg_suppression", "treg_lifespan_days", "mdsc_influx", "mdsc_suppression",
