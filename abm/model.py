@@ -171,7 +171,7 @@ class TumorModel(mesa.Model):
                                                             + self._ifng_uptake_h))) or 1.0)
         self.tgfb = Field("suppressive factor", shape, p["tgfb_diffusion"],
                           p["tgfb_half_life_h"], dt_h=dt_h)
-        self.ifng_source = np.zeros(shape)  # filled by engaged CTLs during the step
+        self.ifng_source = np.zeros(shape)  # CTLs' secretion since the last field solve
 
     @classmethod
     def from_scenario(cls, name: str, **overrides: Any) -> TumorModel:
