@@ -470,9 +470,9 @@ def update_fields(model) -> None:
     every = p["field_step_h"]
     solve = model._field_hours % every == 0
     model._field_hours += 1
+    pdl1_rate = 1.0 - np.exp(-1.0 / p["pdl1_induction_time_h"])  # per hour
     if not solve:  # PD-L1 relaxes toward the last solve's response (Tissue.relax_pdl1)
-        rate = 1.0 - np.exp(-1.0 / p["pdl1_induction_time_h"])
-        model.tissue.relax_pdl1(model.ifng_hill, rate, kind == 1)  # Kind.CANCER
+        model.tissue.relax_pdl1(model.ifng_hill, pdl1_rate, kind == 1)  # Kind.CANCER
         return
     if every > 1:
         model.ifng_source /= every  # the CTLs' secretion since the last solve, as a mean rate
@@ -497,7 +497,7 @@ def update_fields(model) -> None:
                 p["chemokine_ifng_secretion"], p["tgfb_secretion_tumor"],
                 p["tgfb_secretion_mdsc"], p["tgfb_secretion_m2"],
                 np.ascontiguousarray(model.m2_map()),
-                1.0 - np.exp(-1.0 / p["pdl1_induction_time_h"]), chem_source, tgfb_source,
+                pdl1_rate, chem_source, tgfb_source,
                 model.tissue.pdl1_induced)
     model.linear_fields.step([chem_source, tgfb_source])
     if oxygen is not None:
