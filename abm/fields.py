@@ -107,8 +107,10 @@ class ReactionField:
         name, unit: label and unit of the concentration.
         shape: grid shape (width, height).
         diffusion_um2_s: diffusion coefficient, um^2/s.
-        k_ref_per_h: uniform loss rate of the preconditioner, 1/h (near the geometric mean of
-            the smallest and largest ``k`` keeps the iteration count low).
+        k_ref_per_h: uniform loss rate of the preconditioner, 1/h. It changes how many
+            iterations a step takes, not the solution; the model's choices (oxygen: half a
+            cancer cell's loss; IFN-gamma: its decay) were measured by
+            ``benchmarks/preconditioner.py``.
         tol: the solve stops when the preconditioned residual is below ``tol`` (field units)
             at every site, or after ``max_iter`` iterations.
     """
@@ -138,6 +140,7 @@ class ReactionField:
         self.data = np.zeros(shape, dtype=np.float64)
         self.d = diffusion_um2_s * 3600.0 / site_um**2  # sites^2 per h
         self.inv_dt = 1.0 / dt_h
+        self.k_ref = k_ref_per_h
         self.boundary_level = boundary_level
         self.tol = tol
         self.max_iter = max_iter

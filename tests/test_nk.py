@@ -127,16 +127,21 @@ def test_nk_cells_are_recruited_and_kill_cells_that_lost_mhc():
 
 
 def test_nk_cells_keep_mhc_up_where_mhc_loss_is_favoured():
-    """Mutation mostly lowers MHC-I and T cells select for it: over 3 paired seeds the mean
-    MHC-I of the surviving cells on day 20 is higher with NK cells in every seed."""
+    """Mutation mostly lowers MHC-I and T cells select for it: over 8 paired seeds the mean
+    MHC-I of the surviving cells on day 20 is higher with NK cells in at least 6 seeds (a
+    coin would do that 14% of the time) and by at least 0.05 on average (measured: 10 of 12
+    seeds, 0.87 against 0.73; single seeds range from -0.04 to +0.32)."""
     base = {"width": 60, "height": 60, "initial_tumor_cells": 200, "mutation_rate": 0.05,
             "mutation_weight_lower_mhc": 0.7, "tcell_influx": 1.5, "macrophage_influx": 0.0}
-    for seed in SEEDS:
+    gains = []
+    for seed in range(8):
         with_nk = TumorModel(rng=seed, **base, nk_influx=1.5)
         without = TumorModel(rng=seed, **base, nk_influx=0.0)
         with_nk.run_for(20 * 24)
         without.run_for(20 * 24)
-        assert with_nk.mean_mhc > without.mean_mhc, seed
+        gains.append(with_nk.mean_mhc - without.mean_mhc)
+    assert sum(g > 0 for g in gains) >= 6, gains
+    assert np.mean(gains) >= 0.05, gains
 
 
 @pytest.mark.parametrize("name, value", [

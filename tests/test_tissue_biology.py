@@ -74,6 +74,41 @@ def test_pinned_sites_hold_their_level_and_warm_starts_need_few_iterations():
     assert field.iterations <= 2
 
 
+@pytest.mark.parametrize("case", ["oxygen", "ifng"])
+def test_the_preconditioner_level_changes_the_iterations_not_the_solution(case):
+    """``k_ref`` only preconditions: the model's levels (oxygen half a cancer cell's loss,
+    IFN-gamma its decay) and levels 10x either side reach the same field, to the tolerance."""
+    rng = np.random.default_rng(5)
+    cells = rng.random((60, 50)) < 0.4
+    if case == "oxygen":
+        loss = np.where(cells, 606.0, 6.0)
+        vessels = [tuple(int(v) for v in rng.integers(0, 50, 2)) for _ in range(12)]
+        kwargs = dict(boundary_level=38.0, pinned=vessels, pinned_level=38.0, tol=0.038)
+        model_level, source, start = 303.0, None, 38.0
+    else:
+        loss = np.where(cells, 3.83, 0.231)
+        kwargs = dict(tol=1e-5)
+        source = np.zeros((60, 50))
+        source[rng.integers(0, 60, 30), rng.integers(0, 50, 30)] = 8.0
+        model_level, start = 0.231, 0.0
+    solutions, iterations = [], []
+    for level in (model_level / 10, model_level, model_level * 10):
+        field = ReactionField(case, (60, 50), O2_D_UM2_S if case == "oxygen" else 100.0,
+                              k_ref_per_h=level, **kwargs)
+        field.data[...] = start
+        used = 0
+        for _ in range(4):
+            field.step(loss, source)
+            used += field.iterations
+        solutions.append(field.data.copy())
+        iterations.append(used)
+    scale = max(np.abs(solutions[1]).max(), 1e-12)
+    for other in (solutions[0], solutions[2]):
+        assert np.abs(other - solutions[1]).max() < 10 * kwargs["tol"] + 1e-3 * scale
+    assert min(iterations) > 0  # each level iterated (which is cheapest depends on the state:
+    # benchmarks/preconditioner.py measures it on the model's own hours)
+
+
 # --- the model's rules --------------------------------------------------------------------
 def test_oxygen_interface_and_reporters():
     model = TumorModel(rng=1, width=40, height=40, initial_tumor_cells=300)

@@ -1,0 +1,125 @@
+"""How the fields' preconditioner level ``k_ref`` changes the work of a solve.
+
+Oxygen and IFN-gamma are solved by preconditioned conjugate gradients
+(``abm.fields.ReactionField``); the preconditioner is the same operator with one uniform loss rate
+``k_ref``. Any ``k_ref`` gives the same solution to the solver's tolerance; it changes only how
+many iterations that takes. This runs the fast engine and, at every solve, solves the same system
+from the same starting field with ``k_ref`` scaled by each factor given (1 is the model's own),
+then goes on with the model's. It prints, per case and factor, the mean iterations and
+milliseconds per solve.
+
+Run:
+    .venv/bin/python benchmarks/preconditioner.py [--seeds 2] [--days 30] [--large]
+        [--oxygen 0.2 0.5 1 2] [--ifng 0.5 1 2 4] [--field-step 1]
+
+``--large`` adds the 1000x1000 tissue with a 300,000-cell founder: its first 6 hours and 10
+hours from day 8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+
+import numpy as np
+
+from abm import FastTumorModel
+from abm.fields import ReactionField
+
+SCENARIOS = ("elimination", "equilibrium", "escape", "checkpoint", "combination", "vaccine",
+             "cart", "macrophage_niche")
+
+
+def _with_level(field, factor: float):
+    """A copy of ``field`` whose preconditioner's ``k_ref`` is ``factor`` times its own."""
+    v = copy.deepcopy(field)
+    v.step = type(v).step.__get__(v)  # the class's step, not an instrumented one
+    v.k_ref = field.k_ref * factor
+    v._eig = field._eig + (v.k_ref - field.k_ref)  # eig = D * -mu + 1/dt + k_ref
+    if v._cap is not None:  # the Woodbury correction depends on the preconditioner: rebuild
+        n = len(v._pinned)
+        g = np.empty((n, n))
+        for start in range(0, n, 32):
+            rows = v._pinned[start:start + 32]
+            delta = np.zeros((len(rows), *v.shape))
+            delta[np.arange(len(rows)), rows[:, 0], rows[:, 1]] = 1.0
+            solved = ReactionField._spectral_solve(v, delta, axes=(1, 2))
+            g[start:start + len(rows)] = solved[:, v._pinned[:, 0], v._pinned[:, 1]]
+        v._green = 0.5 * (g + g.T)
+        v._cap = np.linalg.inv(np.eye(n) / v._PENALTY + v._green)
+    v._prepare()
+    return v
+
+
+def _instrument(model, name: str, factors: list[float], tally: dict) -> None:
+    """Solve every system of ``model.<name>`` also with each factor's preconditioner."""
+    field = getattr(model, name)
+    own = field.step
+    variants: dict = {}
+
+    def step(*args, **kwargs):
+        if variants.get("pins") != len(field._pinned):  # a vessel collapsed: rebuild
+            variants.clear()
+            variants["pins"] = len(field._pinned)
+            variants["fields"] = {f: _with_level(field, f) for f in factors}
+        start = field.data.copy()
+        for factor, variant in variants["fields"].items():
+            variant.data[...] = start
+            began = time.perf_counter()
+            variant.step(*args, **kwargs)
+            tally[factor][0] += variant.iterations
+            tally[factor][1] += time.perf_counter() - began
+        own(*args, **kwargs)
+        tally["solves"] += 1
+
+    field.step = step
+
+
+def measure(model, hours: int, oxygen: list[float], ifng: list[float]) -> dict:
+    tallies = {}
+    for name, factors in (("oxygen", oxygen), ("ifng", ifng)):
+        tallies[name] = {f: [0, 0.0] for f in factors} | {"solves": 0}
+        _instrument(model, name, factors, tallies[name])
+    for _ in range(hours):
+        model.step()
+        if not model.running:
+            break
+    out = {}
+    for name, tally in tallies.items():
+        n = max(tally.pop("solves"), 1)
+        out[name] = {str(f): {"iterations": it / n, "ms": 1e3 * s / n}
+                     for f, (it, s) in tally.items()}
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--field-step", type=int, default=1)
+    parser.add_argument("--oxygen", type=float, nargs="+", default=[0.2, 0.5, 1.0, 2.0])
+    parser.add_argument("--ifng", type=float, nargs="+", default=[0.5, 1.0, 2.0, 4.0])
+    parser.add_argument("--large", action="store_true")
+    args = parser.parse_args()
+    for scenario in SCENARIOS:
+        for seed in range(args.seeds):
+            model = FastTumorModel.from_scenario(scenario, rng=seed,
+                                                 field_step_h=args.field_step)
+            result = measure(model, args.days * 24, args.oxygen, args.ifng)
+            print(json.dumps({"case": f"{scenario} seed {seed}", **result}), flush=True)
+    if args.large:
+        for label, before, hours in (("1000x1000 first hours", 0, 6),
+                                     ("1000x1000 day 8", 190, 10)):
+            model = FastTumorModel(rng=1, width=1000, height=1000, initial_tumor_cells=300_000,
+                                   field_step_h=args.field_step)
+            for _ in range(before):
+                model.step()
+            result = measure(model, hours, args.oxygen, args.ifng)
+            print(json.dumps({"case": label, **result}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
