@@ -165,17 +165,22 @@ class ReactionField:
         if len(self._pinned):
             self._pin_mask[tuple(self._pinned.T)] = True
         if 0 < len(self._pinned) <= self.MAX_WOODBURY:
-            # Woodbury: (M0 + P E E^T)^-1 = M0^-1 - M0^-1 E C^-1 E^T M0^-1, C = I/P + E^T M0^-1 E
-            n = len(self._pinned)
-            g = np.empty((n, n))
-            for start in range(0, n, 32):  # batches keep the temporary array small
-                rows = self._pinned[start:start + 32]
-                delta = np.zeros((len(rows), *shape))
-                delta[np.arange(len(rows)), rows[:, 0], rows[:, 1]] = 1.0
-                solved = self._spectral_solve(delta, axes=(1, 2))
-                g[start:start + len(rows)] = solved[:, self._pinned[:, 0], self._pinned[:, 1]]
-            self._green = 0.5 * (g + g.T)  # kept: unpinning a site only drops rows
-            self._cap = np.linalg.inv(np.eye(n) / self._PENALTY + self._green)
+            self._woodbury()
+
+    def _woodbury(self) -> None:
+        """The exact correction of the preconditioner for the pinned sites (Woodbury:
+        (M0 + P E E^T)^-1 = M0^-1 - M0^-1 E C^-1 E^T M0^-1, C = I/P + E^T M0^-1 E), from the
+        preconditioner's Green's matrix at those sites."""
+        n = len(self._pinned)
+        g = np.empty((n, n))
+        for start in range(0, n, 32):  # batches keep the temporary array small
+            rows = self._pinned[start:start + 32]
+            delta = np.zeros((len(rows), *self.shape))
+            delta[np.arange(len(rows)), rows[:, 0], rows[:, 1]] = 1.0
+            solved = self._spectral_solve(delta, axes=(1, 2))
+            g[start:start + len(rows)] = solved[:, self._pinned[:, 0], self._pinned[:, 1]]
+        self._green = 0.5 * (g + g.T)  # kept: unpinning a site only drops rows
+        self._cap = np.linalg.inv(np.eye(n) / self._PENALTY + self._green)
 
     def unpin(self, sites: list[tuple[int, int]]) -> None:
         """Stop holding ``sites`` at the pinned level (a vessel that collapsed): from the next

@@ -29,7 +29,6 @@ import time
 import numpy as np
 
 from abm import FastTumorModel
-from abm.fields import ReactionField
 
 SCENARIOS = ("elimination", "equilibrium", "escape", "checkpoint", "combination", "vaccine",
              "cart", "macrophage_niche")
@@ -42,16 +41,7 @@ def _with_level(field, factor: float):
     v.k_ref = field.k_ref * factor
     v._eig = field._eig + (v.k_ref - field.k_ref)  # eig = D * -mu + 1/dt + k_ref
     if v._cap is not None:  # the Woodbury correction depends on the preconditioner: rebuild
-        n = len(v._pinned)
-        g = np.empty((n, n))
-        for start in range(0, n, 32):
-            rows = v._pinned[start:start + 32]
-            delta = np.zeros((len(rows), *v.shape))
-            delta[np.arange(len(rows)), rows[:, 0], rows[:, 1]] = 1.0
-            solved = ReactionField._spectral_solve(v, delta, axes=(1, 2))
-            g[start:start + len(rows)] = solved[:, v._pinned[:, 0], v._pinned[:, 1]]
-        v._green = 0.5 * (g + g.T)
-        v._cap = np.linalg.inv(np.eye(n) / v._PENALTY + v._green)
+        v._woodbury()
     v._prepare()
     return v
 
