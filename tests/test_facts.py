@@ -87,9 +87,13 @@ def test_three_es_elimination_equilibrium_escape():
 
 def test_equilibrium_stays_bounded_over_two_months():
     """Equilibrium over a longer horizon (docs/validation.md): over 60 days the burden never
-    exceeds 8x its start in any of seeds 0-2 (measured peaks 2.4-5.6x; escape passes 20x in 30
-    days) and it has turned over: the burden at day 60 is below its peak."""
-    for seed in (0, 1, 2):
+    exceeds 8x its start in any of seeds 0-5 (measured over seeds 0-9 in both engines: peaks
+    1.2-5.5x; escape passes 20x in 30 days), and it has turned over, the burden at day 60 below
+    its peak, in at least 5 of the 6 (measured: 20 of 20 runs; one seed still at its peak on day
+    60 when the oxygen solves stopped nearer the exact field, a change within their tolerance).
+    """
+    turned_over = 0
+    for seed in range(6):
         model = TumorModel.from_scenario("equilibrium", rng=seed)
         n0, peak = model.n_cancer, 0
         for _ in range(60 * 24):
@@ -98,25 +102,28 @@ def test_equilibrium_stays_bounded_over_two_months():
             if model.n_cancer == 0:
                 break
         assert peak < 8 * n0, (seed, peak)
-        assert model.n_cancer < peak, (seed, model.n_cancer, peak)
+        turned_over += model.n_cancer < peak
+    assert turned_over >= 5, turned_over
 
 
 def test_t_cells_edit_the_tumour_toward_lower_antigenicity():
     """Immunoediting: after 30 days of the escape scenario the tumour is less antigenic with
-    T cells than the same tumour (paired seed) without them, in every seed, by a median of
-    more than 0.03 (measured: 0.04-0.10). Mutation alone also lowers antigenicity (MHC-I loss
-    is one of the mutations), so the control without T cells is what isolates selection.
-    Since cancer cells die by apoptosis (the tumour turns over, so neutral drift between clones
-    is faster), the paired difference is noisier: it must be positive in at least 2 of 3 seeds
-    (was: every seed; measured at the commit that changed it: one seed at -0.016)."""
+    T cells than the same tumour (paired seed) without them. Mutation alone also lowers
+    antigenicity (MHC-I loss is one of the mutations), so the control without T cells is what
+    isolates selection. Since cancer cells die by apoptosis (the tumour turns over, so neutral
+    drift between clones is faster), single seeds are noisy: over seeds 0-9 the paired
+    difference must be positive in at least 7 and its median above 0.05. Measured in both
+    engines, and again with the oxygen solves stopped nearer the exact field (a change within
+    their tolerance that moves every trajectory): positive in 7-9 of 10, medians 0.10-0.16,
+    single seeds -0.09 to 0.27. (With 3 seeds, as before, that change failed the test.)"""
     differences = []
-    for seed in range(3):
+    for seed in range(10):
         _, edited = outcome("escape", seed, 30)
         _, unedited = trajectory(30, rng=seed, **{**scenario_params("escape"), "tcell_influx": 0.0})
         assert unedited.mean_antigenicity < 0.875
         differences.append(unedited.mean_antigenicity - edited.mean_antigenicity)
-    assert sum(d > 0 for d in differences) >= 2, differences
-    assert np.median(differences) > 0.03, differences
+    assert sum(d > 0 for d in differences) >= 7, differences
+    assert np.median(differences) > 0.05, differences
 
 
 # A founder tumour of thousands of cells has no vessel inside (the model places vessels around

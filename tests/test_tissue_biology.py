@@ -415,17 +415,24 @@ def test_vessels_never_collapse_when_the_parameter_is_none():
 
 @pytest.mark.slow
 def test_a_growing_default_tumour_forms_a_necrotic_core():
-    """Default tumour without immunity, day 30, seeds 1-3: debris fills the inner half of the
-    tumour's radius far more than its outer ring (measured at the commit that added vessel
-    collapse: 31-46% of the inner disc vs 4-6% of the outer ring; without collapse ~1%)."""
+    """Default tumour without immunity, day 30, seeds 1-8: debris fills the inner half of the
+    tumour's radius far more than its outer ring: in at least 6 of the 8 seeds more than 20% of
+    the inner disc and more than 4x the outer ring's share, with a median inner share above 25%,
+    and vessels collapse in every seed. Measured over seeds 1-10: inner 24-61%, ring 1-7%; with
+    the oxygen solves stopped nearer the exact field (a change within their tolerance) one seed
+    of 10 had 12% (with 3 seeds, as before, that failed the test); without collapse ~1%."""
     from abm.analysis.spatial import necrotic_core
 
-    for seed in (1, 2, 3):
+    inner, cored = [], 0
+    for seed in range(1, 9):
         model = TumorModel.from_scenario("tumor_only", rng=seed)
         model.run_for(30 * 24)
         core = necrotic_core(model.kind)
-        assert core["inner"] > 0.2 and core["inner"] > 4 * core["ring"], (seed, core)
+        inner.append(core["inner"])
+        cored += core["inner"] > 0.2 and core["inner"] > 4 * core["ring"]
         assert model.collapsed_vessels, seed
+    assert cored >= 6, (cored, inner)
+    assert np.median(inner) > 0.25, inner
 
 
 def test_necrotic_core_measures_debris_inside_half_the_radius():
