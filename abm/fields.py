@@ -108,9 +108,10 @@ class ReactionField:
         shape: grid shape (width, height).
         diffusion_um2_s: diffusion coefficient, um^2/s.
         k_ref_per_h: uniform loss rate of the preconditioner, 1/h. It changes how many
-            iterations a step takes, not the solution; the model's choices (oxygen: half a
-            cancer cell's loss; IFN-gamma: its decay) were measured by
-            ``benchmarks/preconditioner.py``.
+            iterations a step takes and, because the stopping test is on the preconditioned
+            residual, how far from the exact field the step stops; the model's choices
+            (oxygen: between the background and a cancer cell's loss; IFN-gamma: its decay)
+            were measured by ``benchmarks/preconditioner.py``.
         tol: the solve stops when the preconditioned residual is below ``tol`` (field units)
             at every site, or after ``max_iter`` iterations.
     """
