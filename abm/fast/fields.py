@@ -127,66 +127,126 @@ def _linear_step(spectra, growth, gain, sources, result, workers):  # pragma: no
 
 
 # --- fused loops for the conjugate gradients ---------------------------------------------
+# Sums over the grid keep four partial sums (an element joins the one of its index mod 4),
+# added as (s0 + s1) + (s2 + s3): the additions no longer wait on each other, so a sum costs
+# what reading its arrays costs (1.9x faster than one running sum at 100x100 and 1000x1000).
+# The order is fixed in the code, not chosen by the compiler, so a run gives the same
+# numbers on every machine.
+@numba.njit(cache=True, inline="always")
+def _apply_row(c, diag, d, ghost, x, out):  # pragma: no cover - compiled
+    """Row ``x`` of ``ReactionField._apply`` into ``out[x]``: diag * c + D * (4 c -
+    neighbours), the ghost outside an edge site being ``ghost / D`` times the site's own
+    value (c for zero flux, -c for a level held).
+
+    The edge rows' and edge columns' rule is taken out of the inner loop (which the compiler
+    then vectorises); each site's terms are added in the order of a loop with a branch per
+    neighbour (up, down, left, right), so the result is that loop's to the bit."""
+    w, h = c.shape
+    up, up_coef = (c[x - 1], -d) if x > 0 else (c[x], ghost)
+    down, down_coef = (c[x + 1], -d) if x < w - 1 else (c[x], ghost)
+    row, drow, orow = c[x], diag[x], out[x]
+    if h == 1:
+        v = row[0]
+        orow[0] = ((drow[0] + 4.0 * d) * v + up_coef * up[0] + down_coef * down[0]
+                   + ghost * v + ghost * v)
+        return
+    v = row[0]
+    s = (drow[0] + 4.0 * d) * v
+    s += up_coef * up[0]
+    s += down_coef * down[0]
+    s += ghost * v
+    s -= d * row[1]
+    orow[0] = s
+    for y in range(1, h - 1):
+        v = row[y]
+        s = (drow[y] + 4.0 * d) * v
+        s += up_coef * up[y]
+        s += down_coef * down[y]
+        s -= d * row[y - 1]
+        s -= d * row[y + 1]
+        orow[y] = s
+    v = row[h - 1]
+    s = (drow[h - 1] + 4.0 * d) * v
+    s += up_coef * up[h - 1]
+    s += down_coef * down[h - 1]
+    s -= d * row[h - 2]
+    s += ghost * v
+    orow[h - 1] = s
+
+
 @numba.njit(cache=True)
 def _apply(c, diag, d, sign, out):  # pragma: no cover - compiled
     """``ReactionField._apply``: out = diag * c + D * (4 c - neighbours), with the boundary
     rule (the ghost outside an edge site is c for zero flux, -c for a level held)."""
-    w, h = c.shape
-    for x in range(w):
-        for y in range(h):
-            v = c[x, y]
-            s = (diag[x, y] + 4.0 * d) * v
-            if x > 0:
-                s -= d * c[x - 1, y]
-            else:
-                s += sign * d * v
-            if x < w - 1:
-                s -= d * c[x + 1, y]
-            else:
-                s += sign * d * v
-            if y > 0:
-                s -= d * c[x, y - 1]
-            else:
-                s += sign * d * v
-            if y < h - 1:
-                s -= d * c[x, y + 1]
-            else:
-                s += sign * d * v
-            out[x, y] = s
+    for x in range(c.shape[0]):
+        _apply_row(c, diag, d, sign * d, x, out)
 
 
 @numba.njit(cache=True)
 def _apply_dot(c, diag, d, sign, out):  # pragma: no cover - compiled
-    """``_apply(c, ...)`` into ``out``, returning the sum of c * out."""
-    _apply(c, diag, d, sign, out)
-    s = 0.0
-    fc, fo = c.ravel(), out.ravel()
-    for i in range(fc.size):
-        s += fc[i] * fo[i]
-    return s
+    """``_apply(c, ...)`` into ``out``, returning the sum of c * out (partial sums by column
+    mod 4, each row summed while it is still in cache)."""
+    w, h = c.shape
+    s0 = s1 = s2 = s3 = 0.0
+    ends = h - h % 4
+    for x in range(w):
+        _apply_row(c, diag, d, sign * d, x, out)
+        row, orow = c[x], out[x]
+        for y in range(0, ends, 4):
+            s0 += row[y] * orow[y]
+            s1 += row[y + 1] * orow[y + 1]
+            s2 += row[y + 2] * orow[y + 2]
+            s3 += row[y + 3] * orow[y + 3]
+        for y in range(ends, h):
+            v = row[y] * orow[y]
+            if y % 4 == 0:
+                s0 += v
+            elif y % 4 == 1:
+                s1 += v
+            else:
+                s2 += v
+    return (s0 + s1) + (s2 + s3)
 
 
 @numba.njit(cache=True)
 def _dot_absmax(r, z):  # pragma: no cover - compiled
-    """The sum of r * z (float64) and the largest |z|, in one pass."""
-    s = 0.0
-    m = 0.0
+    """The sum of r * z (float64, four partial sums) and the largest |z|, in one pass."""
     fr, fz = r.ravel(), z.ravel()
-    for i in range(fr.size):
-        v = np.float64(fz[i])
-        s += fr[i] * v
-        if abs(v) > m:
-            m = abs(v)
-    return s, m
+    n = fr.size
+    s0 = s1 = s2 = s3 = 0.0
+    m0 = m1 = m2 = m3 = np.float32(0.0)
+    for i in range(0, n - n % 4, 4):
+        z0, z1, z2, z3 = fz[i], fz[i + 1], fz[i + 2], fz[i + 3]
+        s0 += fr[i] * np.float64(z0)
+        s1 += fr[i + 1] * np.float64(z1)
+        s2 += fr[i + 2] * np.float64(z2)
+        s3 += fr[i + 3] * np.float64(z3)
+        m0 = max(m0, abs(z0))
+        m1 = max(m1, abs(z1))
+        m2 = max(m2, abs(z2))
+        m3 = max(m3, abs(z3))
+    for i in range(n - n % 4, n):
+        v = fr[i] * np.float64(fz[i])
+        if i % 4 == 0:
+            s0 += v
+        elif i % 4 == 1:
+            s1 += v
+        else:
+            s2 += v
+        m0 = max(m0, abs(fz[i]))
+    return (s0 + s1) + (s2 + s3), np.float64(max(max(m0, m1), max(m2, m3)))
 
 
 @numba.njit(cache=True)
-def _axpy2(x, r, p, ap, alpha):  # pragma: no cover - compiled
-    """x += alpha p; r -= alpha ap."""
-    fx, fr, fp, fap = x.ravel(), r.ravel(), p.ravel(), ap.ravel()
+def _axpy2(x, r, p, ap, alpha, r32):  # pragma: no cover - compiled
+    """x += alpha p; r -= alpha ap; and r as float32 into ``r32`` (the preconditioner's
+    input), in one pass."""
+    fx, fr, fp, fap, f32 = x.ravel(), r.ravel(), p.ravel(), ap.ravel(), r32.ravel()
     for i in range(fx.size):
         fx[i] += alpha * fp[i]
-        fr[i] -= alpha * fap[i]
+        v = fr[i] - alpha * fap[i]
+        fr[i] = v
+        f32[i] = v
 
 
 @numba.njit(cache=True)
@@ -195,16 +255,6 @@ def _direction(p, z, beta):  # pragma: no cover - compiled
     fp, fz = p.ravel(), z.ravel()
     for i in range(fp.size):
         fp[i] = np.float64(fz[i]) + beta * fp[i]
-
-
-@numba.njit(cache=True)
-def _masked32(r, pinned):  # pragma: no cover - compiled
-    """r * ~pinned, as float32."""
-    out = np.empty(r.shape, dtype=np.float32)
-    fo, fr, fm = out.ravel(), r.ravel(), pinned.ravel()
-    for i in range(fo.size):
-        fo[i] = 0.0 if fm[i] else fr[i]
-    return out
 
 
 # --- the whole conjugate-gradient solve, compiled (transforms through rocket-fft) ---------
@@ -226,33 +276,44 @@ def _spectral(r32, eig32, dirichlet, workers):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True)
-def _precondition_c(r, eig32, dirichlet, mode, px, py, cap, columns, pin_mask,
-                    inverse_pin_diag, workers):  # pragma: no cover - compiled
+def _precondition_c(r, r32, eig32, dirichlet, mode, px, py, cap, columns, inverse_pin_diag,
+                    workers):  # pragma: no cover - compiled
     """``ReactionField._precondition`` in float32: the spectral solve, corrected
     for the pinned sites by Woodbury (from precomputed columns or a second spectral solve),
-    or block-diagonal when there are too many pinned sites for Woodbury."""
-    if mode == BLOCK_DIAGONAL:
-        z = _spectral(_masked32(r, pin_mask), eig32, dirichlet, workers)
-        fz, fr, fm = z.ravel(), r.ravel(), pin_mask.ravel()
-        for i in range(fz.size):
-            if fm[i]:
-                fz[i] = fr[i] * inverse_pin_diag
+    or block-diagonal when there are too many pinned sites for Woodbury. ``r32`` is ``r`` as
+    float32, consumed."""
+    n = px.size
+    if mode == BLOCK_DIAGONAL:  # the free sites by the spectral solve, the pinned ones alone
+        for k in range(n):
+            r32[px[k], py[k]] = 0.0
+        z = _spectral(r32, eig32, dirichlet, workers)
+        for k in range(n):
+            z[px[k], py[k]] = r[px[k], py[k]] * inverse_pin_diag
         return z
-    z = _spectral(r.astype(np.float32), eig32, dirichlet, workers)
+    z = _spectral(r32, eig32, dirichlet, workers)
     if mode == NO_PINS:
         return z
-    n = px.size
     at_pins = np.empty(n)
     for k in range(n):
         at_pins[k] = z[px[k], py[k]]
     y = cap @ at_pins
     if mode == WOODBURY_COLUMNS:
+        # four columns per pass over z, each site's terms still subtracted in column order
         fz = z.ravel()
-        for k in range(n):
+        k = 0
+        while k + 4 <= n:
+            y0, y1 = np.float32(y[k]), np.float32(y[k + 1])
+            y2, y3 = np.float32(y[k + 2]), np.float32(y[k + 3])
+            c0, c1, c2, c3 = columns[k], columns[k + 1], columns[k + 2], columns[k + 3]
+            for i in range(fz.size):
+                fz[i] = (((fz[i] - y0 * c0[i]) - y1 * c1[i]) - y2 * c2[i]) - y3 * c3[i]
+            k += 4
+        while k < n:
             yk = np.float32(y[k])
             col = columns[k]
             for i in range(fz.size):
                 fz[i] -= yk * col[i]
+            k += 1
         return z
     e = np.zeros(z.shape, dtype=np.float32)
     for k in range(n):
@@ -289,15 +350,17 @@ def _cg(data, uptake, source, has_source, inv_dt, ghost, penalty, pinned_level, 
     ap = np.empty_like(x)
     _apply(x, diag, d, sign, ap)
     r = b - ap
-    z = _precondition_c(r, eig32, dirichlet, mode, px, py, cap, columns, pin_mask,
+    r32 = r.astype(np.float32)
+    z = _precondition_c(r, r32, eig32, dirichlet, mode, px, py, cap, columns,
                         inverse_pin_diag, workers)
     p = z.astype(np.float64)
     rz, zmax = _dot_absmax(r, z)
     iterations = 0
     while iterations < max_iter and zmax > tol:
         alpha = rz / _apply_dot(p, diag, d, sign, ap)
-        _axpy2(x, r, p, ap, alpha)
-        z = _precondition_c(r, eig32, dirichlet, mode, px, py, cap, columns, pin_mask,
+        r32 = np.empty(r.shape, dtype=np.float32)  # the last one may be z now
+        _axpy2(x, r, p, ap, alpha, r32)
+        z = _precondition_c(r, r32, eig32, dirichlet, mode, px, py, cap, columns,
                             inverse_pin_diag, workers)
         rz_new, zmax = _dot_absmax(r, z)
         _direction(p, z, rz_new / rz)
