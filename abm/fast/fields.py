@@ -14,8 +14,9 @@ the same way, with less work per hour.
   float32 (the iterate, residual and stopping test stay float64, so the converged field meets
   the same tolerance), (2) the Woodbury correction for pinned sites (vessels) applied from
   precomputed Green's functions instead of a second spectral solve per iteration, (3) the
-  operator and the vector updates as fused numba loops, and (4) a field whose concentration,
-  source and boundary level are all zero skipped (the solution is exactly zero).
+  operator and the vector updates as fused numba loops (grid sums in four partial sums), and
+  (4) a field whose concentration, source and boundary level are all zero skipped (the
+  solution is exactly zero).
 
 Every hour's solve is compiled whole: the transforms are called from numba through rocket-fft
 (scipy.fft's transforms for numba, the same DUCC library), so the conjugate gradients, the
