@@ -5,6 +5,7 @@ docs/sweeps.md.
     .venv/bin/python benchmarks/bench_sweep.py            # the first three, minutes on 2 cores
     .venv/bin/python benchmarks/bench_sweep.py overhead   # one of: overhead, memory, parallel
     .venv/bin/python benchmarks/bench_sweep.py cohort --patients 200 --days 42 --size 100
+    .venv/bin/python benchmarks/bench_sweep.py cohort --workers 1 --engine both
     .venv/bin/python benchmarks/bench_sweep.py fast --sobol-n 4 --size 100 --days 30
 
 * overhead: the same runs through ``simulate()`` in a plain loop (the model itself) and through
@@ -15,7 +16,8 @@ docs/sweeps.md.
 * parallel: wall time of the same sweep serially and with the process and Dask backends on
   2 workers; efficiency = serial time / (2 x parallel time), with and without pool start-up.
 * cohort: a 2-arm cohort (untreated / anti-PD-1 from day 14, ``experiments/cohorts/``-like
-  patients) on all local cores through ``run_sweep``, then ``abm report``; wall and CPU time,
+  patients) on all local cores through ``run_sweep``, then ``abm report``, on the Mesa engine,
+  the fast engine or both in turn (``--engine``); wall and CPU time,
   per run, and the same scaled linearly to 200 patients (only the runs scale; model time grows
   with the tumour, so a shorter cohort underestimates a longer one).
 * fast: where a fast-engine sweep's CPU goes beyond the model. A Sobol design of ``escape``
@@ -254,10 +256,10 @@ def bench_parallel(runs: int = 16, size: int = 60, days: float = 10, repeats: in
     return rows
 
 
-def cohort_data(patients: int, days: float, size: int) -> dict:
+def cohort_data(patients: int, days: float, size: int, engine: str = "mesa") -> dict:
     return {
         "sweep": {"name": "bench-cohort", "scenario": "escape", "days": days, "seed": 1,
-                  "record_every": 24},
+                  "record_every": 24, "engine": engine},
         "parameters": {"width": size, "height": size},
         "patients": {
             "n": patients,
@@ -272,12 +274,12 @@ def cohort_data(patients: int, days: float, size: int) -> dict:
 
 
 def bench_cohort(patients: int = 20, days: float = 42, size: int = 100,
-                 workers: int | None = None) -> dict:
+                 workers: int | None = None, engine: str = "mesa") -> dict:
     """Wall and CPU time of a 2-arm cohort on ``workers`` processes (default: every local core;
-    1: serially in this process), and of its report."""
+    1: serially in this process) with ``engine``, and of its report."""
     from abm.report import write_report
 
-    spec = parse_spec(cohort_data(patients, days, size), force=True)
+    spec = parse_spec(cohort_data(patients, days, size, engine), force=True)
     with tempfile.TemporaryDirectory() as tmp:
         cpu0, t0 = _cpu_seconds(), time.perf_counter()
         run_sweep(spec, Path(tmp) / "c", backend="serial" if workers == 1 else "process",
@@ -288,6 +290,7 @@ def bench_cohort(patients: int = 20, days: float = 42, size: int = 100,
         report = time.perf_counter() - t1
     runs = 2 * patients
     return {"patients": patients, "runs": runs, "days": days, "grid": f"{size}x{size}",
+            "engine": engine,
             "workers": workers or os.cpu_count(), "wall_s": wall, "cpu_s": cpu, "report_s": report,
             "wall_per_run_s": wall / runs, "cpu_per_run_s": cpu / runs,
             "wall_200_min": wall / runs * 400 / 60, "cpu_200_min": cpu / runs * 400 / 60}
@@ -697,6 +700,8 @@ def main() -> None:
                         help="cohort: processes (default: all cores; 1: serial)")
     parser.add_argument("--sobol-n", type=int, default=4, help="fast: Sobol base samples")
     parser.add_argument("--repeats", type=int, default=2, help="fast: rounds")
+    parser.add_argument("--engine", choices=["mesa", "fast", "both"], default="mesa",
+                        help="cohort: the engine (both: one after the other, the same cohort)")
     args = parser.parse_args()
     load = os.getloadavg()[0]
     print(f"cores: {os.cpu_count()}, load average before: {load:.2f}\n")
@@ -743,19 +748,22 @@ def main() -> None:
             )
         print()
     if "cohort" in args.which:
-        r = bench_cohort(args.patients, args.days or 42, args.size, args.workers)
         print(
-            "| cohort | runs | grid | days | workers | wall (s) | CPU (s) | wall / run (s) | "
-            "CPU / run (s) | report (s) | wall for 200 patients (min, scaled) | "
+            "| cohort | engine | runs | grid | days | workers | wall (s) | CPU (s) | "
+            "wall / run (s) | CPU / run (s) | report (s) | wall for 200 patients (min, scaled) | "
             "CPU for 200 patients (min, scaled) |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|---|"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
         )
-        print(
-            f"| {r['patients']} patients x 2 arms | {r['runs']} | {r['grid']} | {r['days']:g} | "
-            f"{r['workers']} | {r['wall_s']:.0f} | {r['cpu_s']:.0f} | {r['wall_per_run_s']:.2f} | "
-            f"{r['cpu_per_run_s']:.2f} | {r['report_s']:.1f} | {r['wall_200_min']:.1f} | "
-            f"{r['cpu_200_min']:.1f} |\n"
-        )
+        engines = ["mesa", "fast"] if args.engine == "both" else [args.engine]
+        for engine in engines:
+            r = bench_cohort(args.patients, args.days or 42, args.size, args.workers, engine)
+            print(
+                f"| {r['patients']} patients x 2 arms | {engine} | {r['runs']} | {r['grid']} | "
+                f"{r['days']:g} | {r['workers']} | {r['wall_s']:.0f} | {r['cpu_s']:.0f} | "
+                f"{r['wall_per_run_s']:.2f} | {r['cpu_per_run_s']:.2f} | {r['report_s']:.1f} | "
+                f"{r['wall_200_min']:.1f} | {r['cpu_200_min']:.1f} |", flush=True
+            )
+        print()
     if "fast" in args.which:
         _print_fast(bench_fast_sweep(args.sobol_n, args.size, args.days or 30, args.repeats))
     print(f"load average after: {os.getloadavg()[0]:.2f}")
