@@ -162,10 +162,11 @@ def checkmate(sweep: Any) -> str:
         measured[arm] = k / max(n, 1)
         rows.append([arm, pct(k, n), f"{published}%", verdict(100 * k / max(n, 1), published)])
     order = sorted(measured, key=measured.get, reverse=True)
-    ties = [f"{a} = {b}" for a, b in zip(order, order[1:]) if measured[a] == measured[b]]
+    ties = [f"{a} = {b}" for a, b in zip(order, order[1:], strict=False)
+            if measured[a] == measured[b]]
     same = order == list(PUBLISHED_CHECKMATE) and not ties
     shown = "".join(f" {'=' if measured[a] == measured[b] else '>'} {b}"
-                     for a, b in zip(order, order[1:]))
+                     for a, b in zip(order, order[1:], strict=False))
     return table(["arm", "ORR, 95% Wilson", "published (Larkin 2015)", "verdict"], rows) + (
         f"\n\nOrdering measured: {order[0]}{shown} "
         f"({'the published ordering' if same else 'NOT the published ordering'}"

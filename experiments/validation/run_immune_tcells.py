@@ -130,7 +130,8 @@ def part_c() -> str:
         more_per = sum(a > b for a, b in zip(v["per_carrier"], c["per_carrier"], strict=True))
         rows.append((f"vaccinated > control{suffix} (seeds)", f"{more} of {len(spec.seeds)}",
                      "-", "-", "-", f"{more_per} of {len(spec.seeds)}", "-"))
-    return rf.table(rows, (f"arm (vaccine scenario, seeds {spec.seeds[0]}-{spec.seeds[-1]}, day 24)",
+    seeds = f"{spec.seeds[0]}-{spec.seeds[-1]}"
+    return rf.table(rows, (f"arm (vaccine scenario, seeds {seeds}, day 24)",
                            "CTLs primed vs non-vaccine antigens (total)",
                            "non-vaccine antigens primed", "CTLs vs non-vaccine antigens in tissue",
                            "carriers of non-vaccine antigens day 24 (cells x antigens)",
