@@ -183,6 +183,16 @@ def _apply(c, diag, d, sign, out):  # pragma: no cover - compiled
         _apply_row(c, diag, d, sign * d, x, out)
 
 
+@numba.njit(cache=True, inline="always")
+def _to_partial(j, v, s0, s1, s2):  # pragma: no cover - compiled
+    """``v`` added to partial sum ``j`` (0, 1 or 2: an incomplete last group of four)."""
+    if j == 0:
+        return s0 + v, s1, s2
+    if j == 1:
+        return s0, s1 + v, s2
+    return s0, s1, s2 + v
+
+
 @numba.njit(cache=True)
 def _apply_dot(c, diag, d, sign, out):  # pragma: no cover - compiled
     """``_apply(c, ...)`` into ``out``, returning the sum of c * out (partial sums by column
@@ -199,13 +209,7 @@ def _apply_dot(c, diag, d, sign, out):  # pragma: no cover - compiled
             s2 += row[y + 2] * orow[y + 2]
             s3 += row[y + 3] * orow[y + 3]
         for y in range(ends, h):
-            v = row[y] * orow[y]
-            if y % 4 == 0:
-                s0 += v
-            elif y % 4 == 1:
-                s1 += v
-            else:
-                s2 += v
+            s0, s1, s2 = _to_partial(y % 4, row[y] * orow[y], s0, s1, s2)
     return (s0 + s1) + (s2 + s3)
 
 
@@ -227,13 +231,7 @@ def _dot_absmax(r, z):  # pragma: no cover - compiled
         m2 = max(m2, abs(z2))
         m3 = max(m3, abs(z3))
     for i in range(n - n % 4, n):
-        v = fr[i] * np.float64(fz[i])
-        if i % 4 == 0:
-            s0 += v
-        elif i % 4 == 1:
-            s1 += v
-        else:
-            s2 += v
+        s0, s1, s2 = _to_partial(i % 4, fr[i] * np.float64(fz[i]), s0, s1, s2)
         m0 = max(m0, abs(fz[i]))
     return (s0 + s1) + (s2 + s3), np.float64(max(max(m0, m1), max(m2, m3)))
 
