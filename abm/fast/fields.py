@@ -128,11 +128,11 @@ def _linear_step(spectra, growth, gain, sources, result, workers):  # pragma: no
 
 
 # --- fused loops for the conjugate gradients ---------------------------------------------
-# Sums over the grid keep four partial sums (an element joins the one of its index mod 4),
-# added as (s0 + s1) + (s2 + s3): the additions no longer wait on each other, so a sum costs
-# what reading its arrays costs (1.9x faster than one running sum at 100x100 and 1000x1000).
-# The order is fixed in the code, not chosen by the compiler, so a run gives the same
-# numbers on every machine.
+# Sums over the grid keep four partial sums (an element joins the one of its index mod 4: its
+# flat index, or its column for a sum taken row by row), added as (s0 + s1) + (s2 + s3): the
+# additions no longer wait on each other, so a sum costs what reading its arrays costs (1.9x
+# faster than one running sum at 100x100 and 1000x1000). The order is fixed in the code, not
+# chosen by the compiler, so a run gives the same numbers on every machine.
 @numba.njit(cache=True, inline="always")
 def _apply_row(c, diag, d, ghost, x, out):  # pragma: no cover - compiled
     """Row ``x`` of ``ReactionField._apply`` into ``out[x]``: diag * c + D * (4 c -
