@@ -199,10 +199,11 @@ def run(
         params = validate(build_params(scenario, overrides, species=species))
     except ValueError as err:
         fail(str(err))
-    estimate = estimate_seconds(n_steps, params["width"] * params["height"])
+    estimate = estimate_seconds(n_steps, params["width"] * params["height"], engine=engine)
     if not force and (n_steps > MAX_RUN_DAYS * 24 or estimate > MAX_RUN_HOURS * 3600):
         fail(f"{n_steps} steps ({n_steps / 24:g} days) on {params['width']} x "
-             f"{params['height']} sites would take {duration(estimate)} or more: more than "
+             f"{params['height']} sites would take {duration(estimate)} on the {engine} "
+             "engine: more than "
              f"{MAX_RUN_DAYS} days or {MAX_RUN_HOURS} h, probably a mistake; add --force to "
              "run it anyway")
     replaced = []
@@ -375,7 +376,8 @@ def sweep(
         raise typer.Exit(130) from None
     counts = result.summary["outcome"].value_counts()
     typer.echo(
-        f"done: {result.total} runs ({result.ran} now, {result.already_done} before) in {out}; "
+        f"done: {result.total} runs ({result.ran} now, {result.already_done} before, "
+        f"{parsed.engine} engine) in {out}; "
         + ", ".join(f"{k} {v}" for k, v in counts.items())
     )
 

@@ -515,6 +515,14 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _engine_line(sweep: Sweep) -> str:
+    """Which engine ran the sweep (the manifest's ``engine``; sweeps written before it was
+    recorded ran on the Mesa engine)."""
+    engine = sweep.manifest.get("engine") or sweep.spec["sweep"].get("engine") or "mesa"
+    what = "the reference" if engine == "mesa" else "compiled, the same rules"
+    return f"engine: `{engine}` ({what}: docs/engines.md)"
+
+
 def _markdown(sweep: Sweep, outcome: str, series: str, sobol: list | None, figures: list) -> str:
     spec = sweep.spec["sweep"]
     s = sweep.summary
@@ -532,7 +540,8 @@ def _markdown(sweep: Sweep, outcome: str, series: str, sobol: list | None, figur
         f"({seeds}; replicate k has the same seed at every point)",
         f"- varied: {', '.join(f'`{v}`' for v in sweep.varied) or 'nothing (replicates only)'}",
         "- outcomes: " + ", ".join(f"{c} {counts.get(c, 0)}" for c in OUTCOME_CLASSES),
-        f"- abm {prov.get('abm')}, mesa {prov.get('mesa')}, git {prov.get('git_commit')}",
+        f"- {_engine_line(sweep)}; abm {prov.get('abm')}, mesa {prov.get('mesa')}, "
+        f"git {prov.get('git_commit')}",
         "",
     ]
     if not sweep.complete:
@@ -772,7 +781,8 @@ def _cohort_markdown(sweep: Sweep, patients: pd.DataFrame, figures: list[str]) -
         + (" + necrotic sites" if necrotic else " (the model reports no necrotic sites)")
         + f"; SD counts after {_min_sd(response):g} days; RECIST-like rule of "
         "`abm.analysis.response` (docs/cohorts.md)",
-        f"- abm {prov.get('abm')}, mesa {prov.get('mesa')}, git {prov.get('git_commit')}",
+        f"- {_engine_line(sweep)}; abm {prov.get('abm')}, mesa {prov.get('mesa')}, "
+        f"git {prov.get('git_commit')}",
         "",
     ]
     if not sweep.complete:

@@ -347,6 +347,7 @@ def test_cohort_report_files(ran, tmp_path):
     for name in ("waterfall.png", "spider.png", "km.png", "report.md"):
         assert (tmp_path / "report" / name).stat().st_size > 1000 or name == "report.md"
     text = path.read_text()
+    assert "- engine: `mesa` (the reference" in text  # which engine ran it
     assert "## Responses per arm" in text
     assert "## Paired difference" in text and "anti_pd1 - untreated" in text
     assert "## Objective response by `founder_antigens` (value)" in text

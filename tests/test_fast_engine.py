@@ -918,6 +918,26 @@ def test_sweep_engine_key_is_checked_and_recorded():
     assert parse_spec({**base, "factors": {"nk_influx": [0.0, 1.0]}}).engine == "fast"
 
 
+def test_the_cpu_estimate_and_the_size_limit_are_the_engines():
+    """A sweep's estimate (dry run, size limit) is priced on its engine: 3000 runs of 30 days
+    at 1000 x 1000 are refused as over a week of CPU on the Mesa engine and accepted on the
+    fast one, whose estimate is a quarter of the Mesa engine's; the line names the engine."""
+    from abm.sweep.spec import SpecError, parse_spec, size_line
+
+    def spec(engine):
+        return {"sweep": {"name": "e", "days": 30, "replicates": 600, "engine": engine},
+                "parameters": {"width": 1000, "height": 1000},
+                "factors": {"tcell_influx": [0.5, 1.0, 1.5, 2.0, 2.5]}}
+
+    with pytest.raises(SpecError, match=r"CPU time on the mesa engine: more than 168 hours"):
+        parse_spec(spec("mesa"))
+    fast = parse_spec(spec("fast"))
+    line = size_line(fast)
+    assert "3000 runs of 720 steps, about 42 h of CPU time on the fast engine" in line, line
+    forced = parse_spec(spec("mesa"), force=True)
+    assert "about 7.5 days of CPU time on the mesa engine" in size_line(forced)
+
+
 def test_cli_run_engine_fast(tmp_path):
     from typer.testing import CliRunner
 

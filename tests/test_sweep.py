@@ -633,9 +633,16 @@ def test_a_fast_engine_sweep_on_the_pool_writes_the_serial_sweeps_files(tmp_path
     sweep of more runs than workers writes byte for byte the files the serial sweep writes."""
     text = TINY.replace('record_every = 12', 'record_every = 12\nengine = "fast"')
     spec = load_spec(write_spec(tmp_path, text))
+    lines = []
     for backend in ("serial", "process"):
         run_sweep(spec, tmp_path / backend, backend=backend, workers=2, progress=False,
-                  log=lambda m: 0)
+                  log=lines.append)
+    # what the user reads names the engine: the start line and the report
+    assert "(fast engine): 8 of 8 runs to do, on 2 local processes" in lines[-1], lines
+    from abm.report import write_report
+
+    report = write_report(tmp_path / "process")
+    assert "- engine: `fast` (compiled" in Path(report).read_text()
     names = sorted(p.name for p in (tmp_path / "serial" / "runs").glob("*.parquet"))
     assert len(names) == spec.n_runs == 8
     for name in [*(f"runs/{n}" for n in names), "summary.parquet"]:

@@ -188,7 +188,8 @@ def _run(
         if missing:
             resumed = f" ({already} already done)" if already else ""
             log(
-                f"sweep {spec.name!r}: {len(missing)} of {len(runs)} runs to do{resumed}, "
+                f"sweep {spec.name!r} ({spec.engine} engine): {len(missing)} of {len(runs)} runs "
+                f"to do{resumed}, "
                 + _where(backend, workers, scheduler)
             )
         tasks = (make_task(spec, r) for r in missing)  # lazily: one dict per run otherwise
@@ -268,7 +269,9 @@ def _where(backend: str, workers: int, scheduler: str | None) -> str:
         return f"on Dask ({scheduler})" if scheduler else (
             f"on a local Dask cluster of {workers} workers"
         )
-    return "in this process" if backend == "serial" else f"on {workers} local processes"
+    if backend == "serial":
+        return "in this process"
+    return f"on {workers} local process{'es' if workers != 1 else ''}"
 
 
 def _write_all(

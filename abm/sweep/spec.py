@@ -300,14 +300,17 @@ def _check_engine(spec: Spec, error: Error) -> None:
 # typo, and a sweep of 10^6 runs writes a manifest of hundreds of MB before its first run.
 LIMITS = {"days": 3650, "replicates": 1000, "sample.n": 10_000, "runs": 100_000}
 MAX_CPU_HOURS = 24 * 7  # estimated CPU time of the whole sweep
-# measured: ~3 ms per step on the default 100 x 100 grid early in a run (a crowded grid is
-# slower), so estimates are a lower bound
-SECONDS_PER_SITE_STEP = 3e-7
+# CPU seconds per site and step, by engine (benchmarks/bench_fast.py, docs/performance.md):
+# 100 x 100 `escape` over 30 days takes 3.0-3.8 s on the Mesa engine (4.2-5.2e-7) and
+# 0.53-0.64 s on the fast one (7.4-8.9e-8); early in a run and on a quiet grid a step is
+# cheaper, on a crowded grid dearer, so an estimate is rough
+SECONDS_PER_SITE_STEP = {"mesa": 3e-7, "fast": 7e-8}
 
 
-def estimate_seconds(steps: int, sites: int, runs: int = 1) -> float:
-    """A rough lower bound of the CPU time of ``runs`` runs of ``steps`` on ``sites`` sites."""
-    return float(runs) * steps * sites * SECONDS_PER_SITE_STEP
+def estimate_seconds(steps: int, sites: int, runs: int = 1, engine: str = "mesa") -> float:
+    """A rough estimate of the CPU time of ``runs`` runs of ``steps`` on ``sites`` sites on
+    ``engine`` (``"mesa"`` or ``"fast"``)."""
+    return float(runs) * steps * sites * SECONDS_PER_SITE_STEP[engine]
 
 
 def duration(seconds: float) -> str:
@@ -328,25 +331,26 @@ def sweep_sites(spec: Spec) -> int:
 
 def size_line(spec: Spec) -> str:
     """The sweep's size and estimated CPU time, one line."""
-    cpu = estimate_seconds(spec.steps, sweep_sites(spec), spec.n_runs)
+    cpu = estimate_seconds(spec.steps, sweep_sites(spec), spec.n_runs, spec.engine)
+    engine = f" on the {spec.engine} engine"
     if spec.patients is not None:
         arms = max(len(spec.arms), 1)
         others = spec.n_points // (spec.patients.n * arms)
         extra = f" x {others} points" if others != 1 else ""
         return (
             f"{spec.patients.n} patients x {arms} arm{'s' if arms != 1 else ''}{extra} = "
-            f"{spec.n_runs} runs of {spec.steps} steps, {duration(cpu)} of CPU time"
+            f"{spec.n_runs} runs of {spec.steps} steps, {duration(cpu)} of CPU time{engine}"
         )
     return (
         f"{spec.n_points} points x {spec.replicates} replicates = {spec.n_runs} runs of "
-        f"{spec.steps} steps, {duration(cpu)} of CPU time"
+        f"{spec.steps} steps, {duration(cpu)} of CPU time{engine}"
     )
 
 
 def check_size(spec: Spec, error: Error) -> None:
     """Refuse a sweep above ``LIMITS`` (or ``MAX_CPU_HOURS``) with its size and estimated time.
     Arithmetic only: nothing is expanded, so it is fast at any size."""
-    cpu_hours = estimate_seconds(spec.steps, sweep_sites(spec), spec.n_runs) / 3600
+    cpu_hours = estimate_seconds(spec.steps, sweep_sites(spec), spec.n_runs, spec.engine) / 3600
     checks = [
         ("sweep.days", spec.steps / 24, LIMITS["days"], "days per run"),
         ("sweep.replicates", spec.replicates, LIMITS["replicates"], "replicates"),
