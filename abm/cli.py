@@ -29,6 +29,27 @@ MAX_RUN_DAYS = 3650
 MAX_RUN_HOURS = 24
 
 
+@app.callback()
+def _plain_warnings() -> None:
+    """The model's own warnings (a deprecated parameter name) as one line each, like its
+    errors, instead of Python's file-and-line form pointing inside the package."""
+    import warnings
+
+    shown = warnings.showwarning
+    if getattr(shown, "abm_plain", False):
+        return  # installed by an earlier command in this process
+    package = str(Path(__file__).resolve().parent)
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, FutureWarning) and str(filename).startswith(package):
+            typer.echo(f"warning: {message}", err=True)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    show.abm_plain = True
+    warnings.showwarning = show
+
+
 def fail(message: str) -> None:
     """Print one line to stderr and exit 2 (bad input)."""
     typer.echo(f"error: {message}", err=True)
@@ -219,6 +240,10 @@ def run(
                              threads=threads_for(engine, params["width"], params["height"]))
     except ValueError as err:
         fail(str(err))
+    except KeyboardInterrupt:
+        typer.echo("\ninterrupted; nothing written (the run is kept only when it finishes)",
+                   err=True)
+        raise typer.Exit(130) from None
     last = df.iloc[-1]
     typer.echo(
         f"day {last['Day']:.1f}: {int(last['CancerCells'])} cancer cells, "
@@ -376,8 +401,8 @@ def sweep(
         raise typer.Exit(130) from None
     counts = result.summary["outcome"].value_counts()
     typer.echo(
-        f"done: {result.total} runs ({result.ran} now, {result.already_done} before, "
-        f"{parsed.engine} engine) in {out}; "
+        f"done: {result.total} runs ({result.ran} now, {result.already_done} before) on the "
+        f"{parsed.engine} engine in {out}; "
         + ", ".join(f"{k} {v}" for k, v in counts.items())
     )
 

@@ -29,6 +29,8 @@ them.
 from __future__ import annotations
 
 import inspect
+import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -378,6 +380,15 @@ class TumorModel(mesa.Model):
     def day(self) -> float:
         """Simulated time in days (one step = one hour)."""
         return self.steps / 24.0
+
+    def run_for(self, duration: float) -> None:
+        """``mesa.Model.run_for``: advance ``duration`` hours (one step per whole hour), after
+        checking it is a number of hours >= 0."""
+        if isinstance(duration, bool) or not isinstance(duration, numbers.Real) or not (
+                math.isfinite(duration) and duration >= 0):
+            raise ValueError(f"run_for: duration {duration!r} is not allowed: expected a "
+                             "number of hours >= 0")
+        mesa.Model.run_for(self, duration)
 
     def step(self) -> None:
         self._reset_effects()

@@ -677,6 +677,16 @@ def canonical(name: str) -> str:
     return ALIASES.get(name, name)
 
 
+# names people give as parameters that are settings of something else: the hint says where
+NOT_PARAMETERS = {
+    "engine": ": the engine is not a model parameter; choose it with `abm run --engine fast`, "
+              "`engine = \"fast\"` in a sweep or cohort spec's [sweep] table, or "
+              "`FastTumorModel` instead of `TumorModel` in Python",
+    "seed": ": the seed is `rng` (`abm run --rng 3`, `TumorModel(rng=3)`; a sweep's [sweep] "
+            "seed)",
+}
+
+
 def validate(values: dict[str, Any]) -> dict[str, Any]:
     """Validate overrides; return them coerced, under their current names.
 
@@ -712,6 +722,7 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
 
             close = difflib.get_close_matches(name, list(PARAMS), n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
+            hint = NOT_PARAMETERS.get(name, hint)
             raise ValueError(f"unknown parameter {name!r}{hint} (see `abm params`)")
         out[name] = PARAMS[name].validate(value)
     return out

@@ -433,6 +433,19 @@ def test_bad_input_raises_exactly_as_tumor_model(bad):
     assert str(fast_error.value) == str(mesa_error.value)
 
 
+@pytest.mark.parametrize("engine", [TumorModel, FastTumorModel])
+def test_run_for_checks_its_duration_in_both_engines(engine):
+    model = engine(rng=1, width=20, height=20, initial_tumor_cells=20)
+    for bad in (-1, float("nan"), float("inf"), "3", True):
+        with pytest.raises(ValueError, match=r"run_for: duration .* is not allowed: expected a "
+                                             r"number of hours >= 0"):
+            model.run_for(bad)
+    model.run_for(0)
+    assert model.steps == 0
+    model.run_for(np.int64(3))
+    assert model.steps == 3
+
+
 def test_the_whole_cast_is_accepted():
     """Nothing is refused any more: every scenario builds on the fast engine, anti-CSF-1R
     included."""
@@ -519,6 +532,16 @@ def test_watched_cancer_cells_report_how_they_left_and_watching_changes_nothing(
     assert (model.clone == plain.clone).all()
     with pytest.raises(ValueError, match="cancer cell"):
         model.watch_cancer_cells(np.array([0]), np.array([0]))
+    # sites off the grid, or not whole numbers, are refused by name (not wrapped round or
+    # indexed out of bounds)
+    x, y = int(xs[0]), int(ys[0])
+    for bad_xs, bad_ys, fragment in (([-1], [y], "xs [-1] is not allowed: expected coordinates"),
+                                     ([x], [model.height], "ys .* from 0 to"),
+                                     ([40.5], [y], "xs [40.5] is not allowed: expected a list"),
+                                     ([x, x], [y], "2 xs and 1 ys")):
+        with pytest.raises(ValueError, match=fragment.replace("[", r"\[").replace("]", r"\]")):
+            model.watch_cancer_cells(bad_xs, bad_ys)
+    assert model.watch_cancer_cells([], []) == []
 
 
 # --- the killers' hour, move by move, against the Mesa agents ------------------------------
@@ -1045,9 +1068,11 @@ def test_threads_for_the_fields_do_not_change_the_run():
     for df, *fields in runs[1:]:
         assert df1.equals(df)
         assert all(np.array_equal(a, b) for a, b in zip(fields1, fields, strict=True))
-    for bad in (0, -1, 1.5, True, "2"):
+    for bad in (0, -1, 1.5, True, "2", np.int64(0), np.bool_(True)):
         with pytest.raises(ValueError, match="threads"):
             model.use_threads(bad)
+    model.use_threads(np.int64(2))  # a numpy integer is a whole number too
+    assert model._field_thread and model.ifng.workers == 1
 
 
 def test_a_lone_large_fast_run_uses_every_core(monkeypatch):

@@ -92,6 +92,44 @@ def no_simulation(monkeypatch):
 # --- crashes and lost work: `abm run` -----------------------------------------------------------
 
 
+def test_an_interrupted_run_says_so_and_writes_nothing(monkeypatch, tmp_path):
+    import abm.run
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(abm.run, "simulate", interrupted)
+    out = tmp_path / "run.parquet"
+    result = cli("run", "--quiet", *TINY_SETS, "--days", "1", "--out", str(out))
+    assert result.exit_code == 130, result.output
+    assert "interrupted; nothing written" in result.output and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_deprecated_name_is_one_warning_line_not_a_source_line(monkeypatch):
+    import warnings
+
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # restored afterwards
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        result = cli("run", "--quiet", *TINY_SETS, "--days", "0.25",
+                     "--set", "checkpoint_start_day=3")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if "deprecated" in line]
+    assert lines == ["warning: parameter 'checkpoint_start_day' is deprecated and will be "
+                     "removed: use 'anti_pd1_start_day'"], result.output
+
+
+@pytest.mark.parametrize("name, fragment", [
+    ("engine", "choose it with `abm run --engine fast`"),
+    ("seed", "the seed is `rng`"),
+])
+def test_a_setting_given_as_a_parameter_says_where_it_goes(no_simulation, name, fragment):
+    one_clean_error(cli("run", "--quiet", *TINY_SETS, "--set", f"{name}=3"), fragment)
+    with pytest.raises(SpecError, match=f"parameters.{name}: unknown parameter.*{fragment}"):
+        parse_spec({"sweep": {"name": "e", "days": 1}, "parameters": {name: 3}})
+
+
 @pytest.mark.parametrize(
     "args, fragment",
     [

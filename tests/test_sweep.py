@@ -537,7 +537,7 @@ def test_rerunning_a_finished_sweep_runs_nothing_and_keeps_the_summary(reference
     mtimes = {p: p.stat().st_mtime_ns for p in (reference / "runs").glob("*.parquet")}
     result = runner.invoke(app, ["sweep", str(spec), "--out", str(reference), "--quiet"])
     assert result.exit_code == 0, result.output
-    assert "(0 now, 8 before)" in result.output
+    assert "(0 now, 8 before) on the mesa engine" in result.output
     pd.testing.assert_frame_equal(summary(reference), before)
     assert mtimes == {p: p.stat().st_mtime_ns for p in (reference / "runs").glob("*.parquet")}
 

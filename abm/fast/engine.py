@@ -26,6 +26,7 @@ Random streams differ from the Mesa engine's: the two engines agree in distribut
 from __future__ import annotations
 
 import bisect
+import numbers
 from copy import deepcopy
 from typing import Any
 
@@ -224,7 +225,10 @@ class FastTumorModel(mesa.Model):
         self._census()
         self.datacollector.collect(self)
 
-    from_scenario = classmethod(TumorModel.from_scenario.__func__)
+    @classmethod
+    def from_scenario(cls, name: str, **overrides: Any) -> FastTumorModel:
+        """``TumorModel.from_scenario``: a named scenario plus overrides (``rng`` among them)."""
+        return TumorModel.from_scenario.__func__(cls, name, **overrides)
 
     # --- what is shared with TumorModel (its own functions, not copies) -------------------
     kind = TumorModel.kind
@@ -243,6 +247,7 @@ class FastTumorModel(mesa.Model):
     _setup_oxygen = TumorModel._setup_oxygen
     _update_oxygen_effects = TumorModel._update_oxygen_effects
     _reset_effects = TumorModel._reset_effects
+    run_for = TumorModel.run_for  # the same check of the duration
     _update_fields = F.update_fields  # TumorModel._update_fields, cheaper solves
     _collapse_vessels = C.collapse_vessels  # TumorModel._collapse_vessels, compiled
     ifng_response = TumorModel.ifng_response
@@ -453,8 +458,10 @@ class FastTumorModel(mesa.Model):
         and the threads are shared out among their transforms. For one large model on an
         otherwise idle machine (the dashboard showing a whole tissue); a sweep already keeps
         every core busy with its own runs. Results do not depend on it."""
-        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        if not isinstance(threads, numbers.Integral) or isinstance(threads, (bool, np.bool_)) \
+                or threads < 1:
             raise ValueError(f"threads {threads!r} is not allowed: expected a whole number >= 1")
+        threads = int(threads)
         self._field_thread = threads > 1
         self.oxygen.workers = max(1, threads // 2)
         self.ifng.workers = self.linear_fields.workers = max(1, threads - threads // 2)
@@ -465,6 +472,17 @@ class FastTumorModel(mesa.Model):
         ``agent_at[x, y]`` gives; ``abm.analysis.spatial.cancer_cells_and_contacts``). Call it
         before a step; it costs nothing in steps without a watch."""
         xs, ys = np.asarray(xs), np.asarray(ys)
+        for name, v, size in (("xs", xs, self.width), ("ys", ys, self.height)):
+            if v.ndim != 1 or (v.size and v.dtype.kind not in "iu"):
+                raise ValueError(f"watch_cancer_cells: {name} {v.tolist()!r} is not allowed: "
+                                 "expected a list of whole numbers (site coordinates)")
+            if v.size and (v.min() < 0 or v.max() >= size):
+                raise ValueError(f"watch_cancer_cells: {name} {v.tolist()!r} is not allowed: "
+                                 f"expected coordinates from 0 to {size - 1}")
+        if xs.size != ys.size:
+            raise ValueError(f"watch_cancer_cells: {xs.size} xs and {ys.size} ys: expected "
+                             "one of each per site")
+        xs, ys = xs.astype(np.int64), ys.astype(np.int64)
         if not (self.kind[xs, ys] == Kind.CANCER).all():
             raise ValueError("watch_cancer_cells: every site must hold a cancer cell")
         self._watch = _Watch(self.kind.shape, xs, ys)
