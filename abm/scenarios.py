@@ -33,10 +33,12 @@ SCENARIOS: dict[str, dict[str, Any]] = {
                    "macrophage_influx": 0.0, "nk_influx": 0.0},
     },
     "elimination": {
-        "watch_days": 6,  # the lesson's time span (dashboard: "Run to day")
+        # 24 seeds: cleared by day 4.7 in half, by day 8 in 23 (the last on day 10)
+        "watch_days": 8,  # the lesson's time span (dashboard: "Run to day")
         "steps": (
-            'Press Run to day 6 and watch the blue T cells arrive from the dark vessels.',
-            'Kills come in waves; the tumour is gone in about five days.',
+            'Press Run to day 8 and watch the blue T cells arrive from the dark vessels.',
+            'Kills come in waves; the tumour is gone in about five days (some seeds take a '
+            'week or more).',
             'Raise the mutation rate to 0.05 and lower T-cell arrival to 1, press Reset, run '
             'again.',
         ),
@@ -91,12 +93,13 @@ SCENARIOS: dict[str, dict[str, Any]] = {
                    "treg_influx": 0.2, "mdsc_influx": 0.2},
     },
     "checkpoint": {
-        "watch_days": 14,  # the lesson's time span (dashboard: "Run to day")
+        # 24 seeds: cleared by day 13.9 in half, by day 18 in 21, not by day 35 in one
+        "watch_days": 18,  # the lesson's time span (dashboard: "Run to day")
         "steps": (
-            'Run to day 14; anti-PD-1 is given on day 7 (dashed line on the charts).',
+            'Run to day 18; anti-PD-1 is given on day 7 (dashed line on the charts).',
             'Choose the PD-L1 overlay: cancer cells near T cells darken (IFN-γ raises PD-L1).',
-            'After the dose kills climb and the tumour is cleared in about a week; Reset with '
-            'Compare on to see the untreated twin beside it.',
+            'After the dose kills climb and the tumour is cleared one to two weeks later in '
+            'most seeds; Reset with Compare on to see the untreated twin beside it.',
         ),
         "summary": "An antigenic, infiltrated ('hot') tumour treated with anti-PD-1 from day 7.",
         "lesson": (

@@ -592,6 +592,71 @@ def test_run_to_day_plays_until_that_day_and_stops():
     eventually(lambda: "already at day 1.5" in " ".join(errors(rc)))
 
 
+def test_run_to_day_follows_the_lesson_refuses_no_number_and_keeps_a_faster_frame():
+    session = small_session()
+    rc = render(session)
+    tab = rc_tab(rc)
+
+    def day_field():
+        return [w for w in widgets(rc, v.TextField) if w.label == "day"][0]
+
+    def run_to_label():
+        return [c for w in widgets(rc, v.Btn) for c in w.children
+                if isinstance(c, str) and "to day" in c]
+
+    enter(day_field(), "3")
+    tab.guard(tab.pick_scenario)("elimination")  # as the scenario menu does
+    watch = SCENARIOS["elimination"]["watch_days"]
+    assert day_field().v_model == str(watch)  # the new lesson's day, not the 3 typed before
+    eventually(lambda: run_to_label() == [f"Run to day {watch:g}"])
+    for bad in ("inf", "nan", "1e400", "abc"):
+        enter(day_field(), bad)
+        eventually(lambda: run_to_label() == ["Run to day"])  # what was typed is not repeated
+        button(rc, "Run to day").click()
+        # the page re-renders once the play thread's last render is done
+        eventually(lambda: "expected a number of days" in " ".join(errors(rc)))
+        assert not tab.playing.value
+    tab.steps_per_frame.set(4)  # chosen to go faster: kept
+    enter(day_field(), "0.5")
+    eventually(lambda: run_to_label() == ["Run to day 0.5"])
+    button(rc, "Run to day 0.5").click()
+    eventually(lambda: not tab.playing.value and session.model.steps == 12, 30)
+    assert tab.steps_per_frame.value == 4
+
+
+def test_a_bad_seed_is_called_the_seed_as_the_page_calls_it():
+    _, problem = session_from_query("scenario=checkpoint&seed=abc")
+    assert problem and "seed 'abc' is not allowed: expected a whole number >= 0" in problem
+    rc = render(small_session())
+    enter(text_field(rc, "seed"), "-4")
+    button(rc, "Reset").click()
+    eventually(lambda: "seed '-4' is not allowed" in " ".join(errors(rc)))
+
+
+def test_the_cells_come_back_with_an_overlay_that_has_no_cells_box():
+    rc = render(small_session())
+    tab = rc_tab(rc)
+    tab.set_view(overlay="oxygen")
+    tab.set_view(show_cells=False)  # only the field
+    assert not tab.show_cells.value
+    tab.set_view(overlay="none")  # the "cells" box is gone with the overlay
+    assert tab.show_cells.value and not R.tissue_rgb(
+        tab.session.model, tab.colour_by.value, "none", tab.show_cells.value).rgb.sum() == 0
+
+
+def test_a_dose_after_the_tumour_is_gone_is_refused_and_one_dose_is_singular():
+    session = small_session()
+    rc = render(session)
+    tab = rc_tab(rc)
+    tab.guard(tab.treat)("anti_pd1")
+    eventually(lambda: "(1 standard dose)" in text_of(rc, "abm-message"))
+    session.model.running = False  # as when the last cancer cell dies
+    doses = len(session.model.dose_log)
+    tab.guard(tab.treat)("cart")
+    eventually(lambda: "CAR-T not given: the tumour is gone" in " ".join(errors(rc)))
+    assert len(session.model.dose_log) == doses
+
+
 def eventually(condition, seconds: float = 5.0) -> None:
     """Wait for ``condition()`` (state set by the play thread reaches the page)."""
     deadline = time.time() + seconds
@@ -683,20 +748,41 @@ def test_a_network_served_dashboard_caps_the_grid(monkeypatch):
     session, problem = session_from_query("width=1000&height=1000")
     assert problem and "1000 x 1000" in problem and "250,000" in problem
     assert session.model.width == 100
-    monkeypatch.setenv(S.ENV_MAX_SITES, "900")
-    rc = render(small_session())  # 30 x 30 = 900: allowed
-    enter(text_field(rc, "width"), "31")
+    monkeypatch.setenv(S.ENV_MAX_SITES, "10000")
+    rc = render(small_session())  # 30 x 30: allowed
+    enter(text_field(rc, "width"), "334")
     button(rc, "Reset").click()
-    assert "31 x 30" in errors(rc)[0] and "900" in errors(rc)[0]
+    assert "334 x 30" in errors(rc)[0] and "10,000" in errors(rc)[0]
     monkeypatch.setenv(S.ENV_MAX_SITES, "0")
     assert S.max_sites() is None
-    assert S.serve_environment("0.0.0.0", 1000) == {S.ENV_HOST: "0.0.0.0", S.ENV_MAX_SITES: "1000"}
-    with pytest.raises(ValueError, match="--max-sites -1"):
-        S.serve_environment("0.0.0.0", -1)
+    assert S.serve_environment("0.0.0.0", 20000) == {S.ENV_HOST: "0.0.0.0",
+                                                    S.ENV_MAX_SITES: "20000"}
+    # a cap no scenario fits (every tab opens on a 100 x 100 grid), or not a number, is
+    # refused when the server starts, not shown as a broken page
+    for bad in (-1, 5000):
+        with pytest.raises(ValueError, match=f"--max-sites {bad}: expected 0 .* at least 10,000"):
+            S.serve_environment("0.0.0.0", bad)
+    for bad in ("abc", "5000", "-3"):
+        monkeypatch.setenv(S.ENV_MAX_SITES, bad)
+        with pytest.raises(ValueError, match=f"ABM_MAX_SITES='{bad}': expected 0"):
+            S.max_sites()
+        with pytest.raises(ValueError, match="ABM_MAX_SITES"):
+            S.serve_settings("127.0.0.1", 0)
+    monkeypatch.setenv(S.ENV_MAX_SITES, "0")
     monkeypatch.delenv(S.ENV_HOST)
     monkeypatch.delenv(S.ENV_MAX_SITES)
     monkeypatch.setattr("sys.argv", ["solara", "run", "abm.server", "--host", "0.0.0.0"])
     assert S.max_sites() == 250_000  # read from the server's command line
+
+
+def test_a_server_set_up_wrongly_shows_a_message_not_a_traceback(monkeypatch):
+    """A cap in the environment that no model fits (set by hand, not through ``abm serve``)
+    leaves the page a message naming the setting, with no controls."""
+    monkeypatch.setenv(S.ENV_MAX_SITES, "5000")
+    rc = render_query("?scenario=checkpoint&seed=3")
+    alerts = [" ".join(_texts(w)) for w in widgets(rc, v.Alert)]
+    assert any("cannot build a model" in a and "ABM_MAX_SITES='5000'" in a for a in alerts)
+    assert not [w for w in widgets(rc, v.Btn) if "Play" in " ".join(_texts(w))]
 
 
 def test_a_fixed_port_with_a_fallback_and_addresses_students_can_type():
@@ -794,7 +880,20 @@ def test_charts_read_on_a_projector():
 def test_a_link_for_the_class_opens_this_lesson_with_basic_controls_only():
     session = small_session("checkpoint", seed=12)
     rc = render(session)
-    assert 'href="?scenario=checkpoint&amp;seed=12&amp;teacher=1"' in html_of(rc, "abm-class-link")
+    # the applied parameters that differ from the lesson's travel with it (the students' run
+    # is the teacher's), then the page options
+    assert ('href="?scenario=checkpoint&amp;seed=12&amp;width=30&amp;height=30&amp;'
+            'initial_tumor_cells=40&amp;teacher=1"') in html_of(rc, "abm-class-link")
+    tab = rc_tab(rc)
+    tab.set_param("mutation_rate", 0.013)  # as its slider does
+    tab.set_param("anti_pd1_start_day", "")  # as its text field does, blank = not given
+    button(rc, "Reset").click()
+    href = re.search(r'href="([^"]+)"', html_of(rc, "abm-class-link")).group(1)
+    href = href.replace("&amp;", "&")
+    assert "mutation_rate=0.013" in href and "anti_pd1_start_day=&" in href
+    students, problem = session_from_query(href)
+    assert problem is None and page_options(href)["teacher"]
+    assert students.values == session.values and students.model.seed == 12
     assert page_options("scenario=checkpoint&seed=12&teacher=1") == {"teacher": True,
                                                                      "compare": False}
     rc = render_query("scenario=checkpoint&seed=12&teacher=1&width=30&height=30")

@@ -196,6 +196,10 @@ def Dashboard(session: Session | None = None, query: str | None = None):
     solara.Style(CSS)
     with solara.AppBar():
         solara.AppBarTitle("abm · tumour microenvironment")
+    if not isinstance(tab, Tab):  # the server's settings allow no model at all
+        solara.Error(f"This dashboard cannot build a model: {tab}. Whoever runs the server "
+                     "can fix it (docs/dashboard.md).")
+        return
     # our own grid rather than solara.Sidebar: always visible on a projector, and the
     # same widget tree in the component tests as in the browser
     with solara.Div(classes=["abm-grid"]):

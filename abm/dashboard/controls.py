@@ -6,6 +6,7 @@ tissue. Each calls an action of the ``Tab`` through ``tab.guard``.
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -16,7 +17,8 @@ from abm import params as P
 from abm.agents import TREATMENTS
 from abm.dashboard import labels as L
 from abm.dashboard import render as R
-from abm.dashboard.tab import Tab
+from abm.dashboard.session import scenario_values
+from abm.dashboard.tab import OVERLAYS_WITH_CELLS, Tab
 from abm.run import ENGINES
 from abm.scenarios import SCENARIOS
 
@@ -40,7 +42,7 @@ def RunControls(tab: Tab):
                       on_click=tab.guard(tab.toggle_play), color="primary")
         solara.Button("Reset", icon_name="mdi-restore", on_click=tab.guard(tab.reset),
                       color="primary", outlined=True)
-    RunTo(tab).key(f"run-to-{tab.scenario.value}")  # back to the lesson's day on a new scenario
+    RunTo(tab)
     LabelledSlider("Speed (frames/s at most)", tab.speed.value, 1, 30, 1,
                    lambda n: tab.speed.set(int(n)), "abm-speed")
     LabelledSlider("Hours per frame", tab.steps_per_frame.value, 1, 24, 1,
@@ -62,9 +64,9 @@ def LabelledSlider(label: str, value: float, low: float, high: float, step: floa
 
 @solara.component
 def RunTo(tab: Tab):
-    """Play until a day: the lesson's ``watch_days`` by default."""
-    watch = SCENARIOS.get(tab.scenario.value, {}).get("watch_days", 30)
-    text, set_text = solara.use_state(str(watch))
+    """Play until a day: the lesson's ``watch_days`` by default (set again with each
+    scenario)."""
+    text = tab.run_to_text.value
     target = tab.target_day.value
 
     def go():
@@ -74,11 +76,18 @@ def RunTo(tab: Tab):
             raise ValueError(f"run to day {text!r}: expected a number of days") from None
         tab.run_to(day)
 
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    # the box says what was typed; the button repeats only a day it can run to
+    shown = f"{number:g}" if math.isfinite(number) else ""
     with solara.Row(gap="6px", style={"align-items": "center"}):
-        solara.Button(f"Run to day {text}" if target is None else f"running to day {target:g}",
+        solara.Button(f"Run to day {shown}".strip() if target is None
+                      else f"running to day {target:g}",
                       icon_name="mdi-fast-forward", on_click=tab.guard(go), color="primary",
                       outlined=True, disabled=target is not None, classes=["abm-run-to"])
-        solara.InputText("day", value=text, on_value=set_text, continuous_update=False,
+        solara.InputText("day", value=text, on_value=tab.run_to_text.set, continuous_update=False,
                          dense=True, style={"max-width": "70px"})
 
 
@@ -106,21 +115,29 @@ def EngineControl(tab: Tab):
                 style={"font-size": "12px", "color": "#666"})
 
 
-def class_link(scenario: str, seed: str, compare: bool) -> str:
-    """The link (a query string) that opens this scenario and seed with the basic controls
-    only, for a class."""
-    query = urlencode({"scenario": scenario, "seed": seed, "teacher": 1}
+def class_link(scenario: str, seed: str, compare: bool,
+               values: dict[str, Any] | None = None) -> str:
+    """The link (a query string) that opens this scenario and seed, with the parameters in
+    ``values`` that differ from the scenario's (those the teacher changed and applied), with
+    the basic controls only, for a class."""
+    preset = scenario_values(scenario)
+    changed = {name: "" if value is None else str(value)
+               for name, value in (values or {}).items() if preset.get(name) != value}
+    query = urlencode({"scenario": scenario, "seed": seed} | changed | {"teacher": 1}
                       | ({"compare": 1} if compare else {}))
     return f"?{query}"
 
 
 @solara.component
 def ClassLink(tab: Tab):
-    tab.frame.value  # noqa: B018 - subscribe: the seed changes on Reset
-    href = class_link(tab.scenario.value, str(tab.session.model.seed), tab.compare.value)
+    tab.frame.value  # noqa: B018 - subscribe: the seed and parameters change on Reset
+    session = tab.session
+    href = class_link(tab.scenario.value, str(session.model.seed), tab.compare.value,
+                      session.values)
     solara.HTML("div", unsafe_innerHTML=(
-        f'<a href="{html.escape(href)}" target="_blank">Link for the class</a>: this scenario '
-        "and seed with the basic controls only (copy it from the address bar)"),
+        f'<a href="{html.escape(href)}" target="_blank">Link for the class</a>: this scenario, '
+        "seed and applied parameters with the basic controls only (copy it from the address "
+        "bar)"),
         classes=["abm-class-link"], style="font-size: 12px")
 
 
@@ -267,7 +284,7 @@ def ViewControls(tab: Tab):
         solara.Select("overlay", values=list(labels), value=current,
                       on_value=tab.guard(lambda label: tab.set_view(overlay=labels[label])),
                       style={"max-width": "190px"}, dense=True)
-        if tab.overlay.value not in ("none", "pdl1"):
+        if tab.overlay.value not in OVERLAYS_WITH_CELLS:
             solara.Checkbox(label="cells", value=tab.show_cells.value,
                             on_value=tab.guard(lambda on: tab.set_view(show_cells=on)))
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 DEFAULT_PORT = 8765  # a fixed port a teacher can bookmark; the next free one if it is taken
+MIN_SITES = 100 * 100  # a cap must let every scenario's grid open (a tab opens on one)
 NETWORK_MAX_SITES = 250_000  # e.g. 500 x 500; a 1000 x 1000 tab takes ~1.7 GB and a minute
 ENV_HOST = "ABM_SERVE_HOST"
 ENV_MAX_SITES = "ABM_MAX_SITES"
@@ -30,9 +31,10 @@ def serve_environment(host: str, max_sites: int | None = None) -> dict[str, str]
     Raises ``ValueError`` for a negative ``max_sites``."""
     env = {ENV_HOST: host}
     if max_sites is not None:
-        if max_sites < 0:
-            raise ValueError(f"--max-sites {max_sites}: expected 0 (no limit) or a positive "
-                             "number of sites (width x height)")
+        if max_sites < 0 or 0 < max_sites < MIN_SITES:
+            raise ValueError(f"--max-sites {max_sites}: expected 0 (no limit) or at least "
+                             f"{MIN_SITES:,} sites (width x height; the scenarios' grid is "
+                             "100 x 100)")
         env[ENV_MAX_SITES] = str(max_sites)
     return env
 
@@ -58,11 +60,19 @@ def max_sites() -> int | None:
     if text:
         try:
             value = int(text)
-        except ValueError as err:
-            raise ValueError(f"{ENV_MAX_SITES}={text!r}: expected a whole number of sites") \
-                from err
+        except ValueError:
+            value = -1
+        if value < 0 or 0 < value < MIN_SITES:
+            raise ValueError(f"{ENV_MAX_SITES}={text!r}: expected 0 (no limit) or a whole "
+                             f"number of sites of at least {MIN_SITES:,}")
         return value if value > 0 else None
     return None if served_host() in LOOPBACK_HOSTS else NETWORK_MAX_SITES
+
+
+def check_environment() -> None:
+    """Raise ``ValueError`` naming ``ABM_MAX_SITES`` if it is set to a cap no scenario fits."""
+    if os.environ.get(ENV_MAX_SITES):
+        max_sites()
 
 
 def check_grid(width: int, height: int, limit: int | None = None) -> None:
@@ -144,6 +154,8 @@ def serve_settings(host: str = "127.0.0.1", port: int | None = None,
         raise ValueError(f"--port {port}: already in use; leave --port out to take the next "
                          "free one")
     env = serve_environment(host, max_sites)
+    if max_sites is None:
+        check_environment()  # a cap set in the shell: checked now, not on every page load
     links = urls(host, chosen)
     lines = [f"abm dashboard: {links[0]}  (Ctrl-C to stop)"]
     lines += [f"               {link}" for link in links[1:]]

@@ -30,7 +30,7 @@ PAGE_KEYS = ("teacher", "compare")  # link keys for the page (see ``page_options
 def page_options(search: str | None) -> dict[str, bool]:
     """The page's own link options: ``teacher=1`` (basic controls only, for a class) and
     ``compare=1`` (the untreated twin beside the run)."""
-    query = dict(parse_qsl(search or "", keep_blank_values=True))
+    query = dict(parse_qsl((search or "").lstrip("?"), keep_blank_values=True))
     return {key: query.get(key, "").lower() in ("1", "true", "yes", "on") for key in PAGE_KEYS}
 
 
@@ -171,13 +171,18 @@ class Session:
     def administer(self, therapy: str, scale: float = 1.0) -> str:
         """One dose now: ``scale`` times the model's dose parameter for this therapy."""
         with self.lock:
+            if not self.model.running:
+                raise ValueError(f"{TREATMENTS[therapy].label} not given: the tumour is gone "
+                                 f"(day {self.model.day:.1f}) and the run has stopped; press "
+                                 "Reset to start again")
             treatment = self.model.treatments[therapy]
             spec = P.PARAMS[treatment.dose_param]
             dose = treatment.dose * scale
             dose = round(dose) if spec.kind is int else dose
             self.model.administer(therapy, dose)
+            unit = spec.unit[:-1] if dose == 1 and spec.unit.endswith("s") else spec.unit
             return (f"{TREATMENTS[therapy].label} given on day {self.model.day:.1f} "
-                    f"({dose:g} {spec.unit}): it acts from the next hour")
+                    f"({dose:g} {unit}): it acts from the next hour")
 
     def describe(self, x: int, y: int) -> str:
         """What is at site (x, y), read under the lock (the play thread may be stepping)."""
@@ -208,6 +213,16 @@ def untreated(values: dict[str, Any]) -> dict[str, Any]:
             for k, v in values.items()}
 
 
+def parse_seed(text: int | str) -> int:
+    """The seed box's or a link's seed (``abm.params.validate_rng``), its error naming the
+    seed as the page does."""
+    try:
+        return P.validate_rng(text)
+    except ValueError:
+        raise ValueError(f"seed {text!r} is not allowed: expected a whole number >= 0 "
+                         "(the same seed and parameters give the same run)") from None
+
+
 def new_seed() -> int:
     """A fresh seed for "new seed" (UI randomness, not model randomness)."""
     return secrets.randbelow(1_000_000)
@@ -224,7 +239,7 @@ def session_from_query(search: str | None) -> tuple[Session, str | None]:
     Any parameter of ``abm.params`` can be given; a bad value gives the default session and
     a message saying what was wrong (links are shared in class, typos happen).
     """
-    query = dict(parse_qsl(search or "", keep_blank_values=True))
+    query = dict(parse_qsl((search or "").lstrip("?"), keep_blank_values=True))
     for key in PAGE_KEYS:  # how the page looks, not the model
         query.pop(key, None)
     try:
@@ -232,7 +247,7 @@ def session_from_query(search: str | None) -> tuple[Session, str | None]:
         seed = query.pop("seed", query.pop("rng", None))
         engine = query.pop("engine", "mesa")
         values = P.resolve(scenario, query)  # names the bad scenario, parameter or value
-        return Session(scenario, values, None if seed is None else P.validate_rng(seed),
+        return Session(scenario, values, None if seed is None else parse_seed(seed),
                        engine), None
     except ValueError as err:
         return Session(), f"link ignored: {err}"

@@ -27,12 +27,14 @@ from abm.dashboard.session import (
     Session,
     new_seed,
     page_options,
+    parse_seed,
     scenario_values,
     session_from_query,
 )
 
 log = logging.getLogger("abm.dashboard")
 
+OVERLAYS_WITH_CELLS = ("none", "pdl1")  # always drawn with the cells (no "cells" box)
 PLOT_INTERVAL_S = 0.5  # while playing, charts refresh at most this often
 INFO_DAYS = 1.0  # a passing message (a dose given) goes after this many model days
 RUN_TO_SECONDS = 30  # "Run to day N" picks hours per frame to take about this long
@@ -43,6 +45,13 @@ def scenario_colour_by(name: str) -> str:
     from abm.scenarios import SCENARIOS
 
     return SCENARIOS.get(name, {}).get("colour_by", "antigenicity")
+
+
+def scenario_watch_days(name: str) -> float:
+    """The days a scenario's lesson says to watch (``watch_days``; 30 without a lesson)."""
+    from abm.scenarios import SCENARIOS
+
+    return SCENARIOS.get(name, {}).get("watch_days", 30)
 
 
 def client_alive() -> Callable[[], bool]:
@@ -89,6 +98,7 @@ class Tab:
         self.overlay = solara.reactive("none")
         self.show_cells = solara.reactive(True)  # False: only the overlay's field
         self.target_day: solara.Reactive[float | None] = solara.reactive(None)  # "Run to day"
+        self.run_to_text = solara.reactive(str(scenario_watch_days(session.scenario)))
         self.message_day = 0.0  # the model day an info message was shown (it expires)
         self.hover_site: tuple[int, int] | None = None  # redrawn every frame: never stale
         self.closed = False
@@ -165,13 +175,17 @@ class Tab:
         about ``RUN_TO_SECONDS`` at full speed."""
         day = float(day)
         model = self.session.model
+        if not math.isfinite(day):
+            raise ValueError(f"run to day {day:g}: expected a number of days")
         if not day > model.day:
             raise ValueError(f"run to day {day:g}: the model is already at day "
                              f"{model.day:.1f}; press Reset to start again")
         if not model.running:
             return
         hours = (day - model.day) * 24
-        self.steps_per_frame.set(int(min(24, max(1, round(hours / (RUN_TO_SECONDS * 25))))))
+        # enough hours per frame to get there in about RUN_TO_SECONDS, or more if chosen
+        needed = int(min(24, max(1, round(hours / (RUN_TO_SECONDS * 25)))))
+        self.steps_per_frame.set(max(needed, int(self.steps_per_frame.value)))
         self.target_day.set(day)
         self.playing.set(True)
 
@@ -189,7 +203,7 @@ class Tab:
     def reset(self) -> None:
         """Rebuild with the parameters as entered (on top of the scenario) and the seed."""
         values = P.resolve(self.scenario.value, self.raw.value)
-        self.rebuild(values, P.validate_rng(self.seed_text.value))
+        self.rebuild(values, parse_seed(self.seed_text.value))
 
     def set_engine(self, engine: str) -> None:
         """Run on ``engine`` ("mesa", or "fast" for large grids) and rebuild with the
@@ -207,7 +221,8 @@ class Tab:
         self.session.scenario = name
         self.raw.set(dict(values))
         self.colour_by.set(scenario_colour_by(name))
-        self.rebuild(values, P.validate_rng(self.seed_text.value))
+        self.run_to_text.set(str(scenario_watch_days(name)))  # the new lesson's day
+        self.rebuild(values, parse_seed(self.seed_text.value))
 
     def set_param(self, name: str, value: Any) -> None:
         self.raw.set({**self.raw.value, name: value})
@@ -221,6 +236,8 @@ class Tab:
             self.colour_by.set(colour_by)
         if overlay is not None:
             self.overlay.set(overlay)
+            if overlay in OVERLAYS_WITH_CELLS:  # no "cells" box there: the cells come back
+                self.show_cells.set(True)
         if show_cells is not None:
             self.show_cells.set(show_cells)
         self.push(charts=False)
@@ -300,16 +317,23 @@ class Tab:
                     log.debug("final refresh failed", exc_info=True)
 
 
-def use_tab(session: Session | None, query: str | None = None) -> Tab:
-    """This browser tab's ``Tab``, made once per tab (never shared between tabs)."""
+def use_tab(session: Session | None, query: str | None = None) -> Tab | ValueError:
+    """This browser tab's ``Tab``, made once per tab (never shared between tabs); or the
+    ``ValueError`` that stopped even the default model from being built (a server set up
+    wrongly), for the page to show."""
 
-    def make() -> Tab:
+    def make() -> Tab | ValueError:
         options = page_options(query)
-        made = (session, None) if session is not None else session_from_query(query)
+        try:
+            made = (session, None) if session is not None else session_from_query(query)
+        except ValueError as err:
+            log.error("no model for this tab: %s", err)
+            return err
         if options["compare"]:
             made[0].set_compare(True)
         return Tab(*made, teacher=options["teacher"])
 
     tab = solara.use_memo(make, [])
-    solara.use_effect(lambda: tab.close, [])  # close the live widgets with the page
+    # close the live widgets with the page
+    solara.use_effect(lambda: tab.close if isinstance(tab, Tab) else None, [])
     return tab
