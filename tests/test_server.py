@@ -241,7 +241,7 @@ def test_a_bad_value_shows_a_message_and_keeps_the_model():
     enter(text_field(rc, "width"), "30")
     button(rc, "Reset").click()
     assert session.model is model
-    assert "rng" in text_of(rc, "abm-message")
+    assert "seed '-3' is not allowed" in text_of(rc, "abm-message")
 
 
 def test_new_seed_rebuilds_with_a_different_seed():
@@ -624,6 +624,15 @@ def test_run_to_day_follows_the_lesson_refuses_no_number_and_keeps_a_faster_fram
     assert tab.steps_per_frame.value == 4
 
 
+def test_an_old_parameter_name_in_a_link_works_and_the_page_says_so():
+    rc = render_query("scenario=checkpoint&seed=3&checkpoint_start_day=5&width=30&height=30")
+    tab = rc_tab(rc)
+    assert tab.session.model.p["anti_pd1_start_day"] == 5
+    eventually(lambda: "link: parameter 'checkpoint_start_day' is deprecated" in
+               text_of(rc, "abm-message") and "'anti_pd1_start_day'" in text_of(rc, "abm-message"))
+    assert not errors(rc)
+
+
 def test_a_bad_seed_is_called_the_seed_as_the_page_calls_it():
     _, problem = session_from_query("scenario=checkpoint&seed=abc")
     assert problem and "seed 'abc' is not allowed: expected a whole number >= 0" in problem
@@ -793,6 +802,18 @@ def test_a_fixed_port_with_a_fallback_and_addresses_students_can_type():
         taken.bind(("127.0.0.1", port))
         assert S.pick_port("127.0.0.1", port) != port
     assert S.pick_port("127.0.0.1", port) == port  # free again
+    # a server stopped a moment ago leaves its connections in TIME_WAIT: its port is free to
+    # start again on (as the server itself binds), while one still listened on is not
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", port))
+        server.listen()
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = server.accept()
+            assert S.pick_port("127.0.0.1", port, 1) != port  # listening
+            accepted.close()  # the server side closes first: TIME_WAIT on the port
+            client.recv(1)
+    assert S.pick_port("127.0.0.1", port, 1) == port
     urls = S.urls("0.0.0.0", 8765)
     assert urls[-1] == "http://127.0.0.1:8765"
     assert all(re.match(r"http://\d+\.\d+\.\d+\.\d+:8765$", u) for u in urls)

@@ -161,9 +161,10 @@ CSS = """
             grid-template-rows: auto 1fr; grid-template-areas: "run main" "rest main";
             gap: 12px; align-items: start; padding: 8px; }
 .abm-run { grid-area: run; } .abm-rest { grid-area: rest; } .abm-main { grid-area: main; }
-.abm-tissue-col { flex: 0 1 min(620px, calc(100vh - 250px)); min-width: min(100%, 260px); }
+.abm-tissue-col { flex: 0 1 min(1000px, calc(100vh - 250px)); min-width: min(100%, 260px); }
 .abm-side-col { flex: 1 1 320px; min-width: min(100%, 280px); }
 .abm-tissue-col.abm-comparing { flex: 1 1 min(540px, calc(2 * (100vh - 270px))); }
+.abm-info-card ol { margin-bottom: 12px; }
 @media (max-width: 760px) {
   .abm-grid { grid-template-columns: minmax(0, 1fr); grid-template-areas: "run" "main" "rest"; }
 }

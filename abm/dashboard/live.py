@@ -67,7 +67,7 @@ class TissueWidget(v.VuetifyTemplate):
     cols = traitlets.Int(100).tag(sync=True)
     rows = traitlets.Int(100).tag(sync=True)
     frame = traitlets.Int(0).tag(sync=True)
-    max_width = traitlets.Int(620).tag(sync=True)
+    max_width = traitlets.Int(1000).tag(sync=True)  # the tissue column caps it (app.CSS)
     testid = traitlets.Unicode("tissue").tag(sync=True)  # "twin" for the untreated twin
     on_hover = traitlets.Callable(None, allow_none=True)
     on_select = traitlets.Callable(None, allow_none=True)

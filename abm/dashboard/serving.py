@@ -94,6 +94,10 @@ def pick_port(host: str, preferred: int = DEFAULT_PORT, tries: int = 20) -> int:
         if port > 65535:
             continue
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            if os.name == "posix":
+                # as the server binds (uvicorn): a port whose last connections are still in
+                # TIME_WAIT (a server stopped a moment ago) is free; one listened on is not
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 s.bind((host, port))
             except OSError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+import warnings
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,6 +89,7 @@ class Session:
         self.generation = 0
         self.scenario = scenario
         self.compare = False  # run an untreated twin beside the model (``twin``)
+        self.notice: str | None = None  # a passing note for the page (an old name in a link)
         self.twin: TumorModel | None = None
         self.build(values if values is not None else scenario_values(scenario),
                    new_seed() if seed is None else seed)
@@ -246,8 +248,13 @@ def session_from_query(search: str | None) -> tuple[Session, str | None]:
         scenario = query.pop("scenario", DEFAULT_SCENARIO)
         seed = query.pop("seed", query.pop("rng", None))
         engine = query.pop("engine", "mesa")
-        values = P.resolve(scenario, query)  # names the bad scenario, parameter or value
-        return Session(scenario, values, None if seed is None else parse_seed(seed),
-                       engine), None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", FutureWarning)
+            values = P.resolve(scenario, query)  # names the bad scenario, parameter or value
+        session = Session(scenario, values, None if seed is None else parse_seed(seed), engine)
+        # an old parameter name still works: say so on the page (the link can be updated)
+        session.notice = "; ".join(f"link: {w.message}" for w in caught
+                                   if issubclass(w.category, FutureWarning)) or None
+        return session, None
     except ValueError as err:
         return Session(), f"link ignored: {err}"

@@ -87,7 +87,8 @@ class Tab:
         self.generation = solara.reactive(session.generation)  # rebuilds restart the loop
         self.playing = solara.reactive(False)
         self.message: solara.Reactive[tuple[str, str] | None] = solara.reactive(
-            ("error", problem) if problem else None
+            ("error", problem) if problem else ("info", session.notice) if session.notice
+            else None
         )
         self.scenario = solara.reactive(session.scenario)
         self.raw = solara.reactive(dict(session.values))  # values as entered, used on Reset
