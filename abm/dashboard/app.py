@@ -165,7 +165,10 @@ CSS = """
 .abm-side-col { flex: 1 1 320px; min-width: min(100%, 280px); }
 .abm-tissue-col.abm-comparing { flex: 1 1 min(540px, calc(2 * (100vh - 270px))); }
 .abm-info-card ol { margin-bottom: 12px; }
+.abm-message { position: fixed; right: 16px; bottom: 16px; z-index: 20; max-width: 520px;
+               background: white !important; box-shadow: 0 2px 8px rgba(0, 0, 0, 0.25); }
 @media (max-width: 760px) {
+  .abm-message { left: 8px; right: 8px; bottom: 8px; max-width: none; }
   .abm-grid { grid-template-columns: minmax(0, 1fr); grid-template-areas: "run" "main" "rest"; }
 }
 """
@@ -210,7 +213,7 @@ def Dashboard(session: Session | None = None, query: str | None = None):
         with solara.Column(gap="8px", classes=["abm-rest"]):
             Sidebar(tab)
         with solara.Column(gap="8px", classes=["abm-main"]):
-            Message(tab)
+            Message(tab)  # over the page's corner (CSS): it does not push the tissue down
             StatusBar(tab)
             with solara.Row(gap="12px", style=ROW_STYLE):
                 comparing = ["abm-comparing"] if tab.compare.value else []
