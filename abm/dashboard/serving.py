@@ -28,7 +28,7 @@ CULL_TIMEOUT = "60s"  # a tab gone without closing (lid shut, Wi-Fi lost) is fre
 def serve_environment(host: str, max_sites: int | None = None) -> dict[str, str]:
     """Environment variables for the server process: the host it listens on, and the largest
     grid (width x height) a tab may ask for (``None``: the default for that host; 0: no cap).
-    Raises ``ValueError`` for a negative ``max_sites``."""
+    Raises ``ValueError`` for a negative ``max_sites``, or one below ``MIN_SITES``."""
     env = {ENV_HOST: host}
     if max_sites is not None:
         if max_sites < 0 or 0 < max_sites < MIN_SITES:
