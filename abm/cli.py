@@ -383,6 +383,7 @@ def sweep(
         fail(f"--out {out}: exists and is not a directory")
     existed = out.exists()
     check_output_dir(out)
+    terminated = _stop_on_sigterm()
     try:
         result = run_sweep(
             parsed, out, backend=backend or "process", workers=workers, scheduler=scheduler,
@@ -396,15 +397,34 @@ def sweep(
         typer.echo(f"error: {err}; finished runs are kept in {out}", err=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
-        typer.echo("\ninterrupted; finished runs are kept: rerun the same command to continue",
-                   err=True)
-        raise typer.Exit(130) from None
+        typer.echo(("\nstopped (SIGTERM)" if terminated() else "\ninterrupted")
+                   + "; finished runs are kept: rerun the same command to continue", err=True)
+        raise typer.Exit(143 if terminated() else 130) from None
     counts = result.summary["outcome"].value_counts()
     typer.echo(
         f"done: {result.total} runs ({result.ran} now, {result.already_done} before) on the "
         f"{parsed.engine} engine in {out}; "
         + ", ".join(f"{k} {v}" for k, v in counts.items())
     )
+
+
+def _stop_on_sigterm():
+    """Stop a sweep on SIGTERM (``kill``, a job scheduler's time limit) as on Ctrl-C: the
+    finished runs are kept and the same message is printed. Returns a check of whether it
+    was SIGTERM."""
+    import signal
+
+    got = []
+
+    def handler(signum, frame):
+        got.append(signum)
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. called from a test runner's thread)
+        pass
+    return lambda: bool(got)
 
 
 def _remove_empty(directory: Path) -> None:
@@ -433,7 +453,12 @@ def report(
 
     target = out if out is not None else directory / "report"
     try:
-        check_choices(Sweep(directory), outcome=outcome, series=series)
+        sweep = Sweep(directory)
+        if "patients" in sweep.spec and (outcome, series) != ("final_burden", "CancerCells"):
+            fail(f"{directory} is a cohort: its report is the responses per arm (waterfall, "
+                 "spider, Kaplan-Meier; docs/cohorts.md), so --outcome and --series do not "
+                 "apply; use abm export and your own plots for other columns")
+        check_choices(sweep, outcome=outcome, series=series)
     except ReportError as err:
         fail(str(err))
     replacing = (target / "report.md").exists()
@@ -456,7 +481,8 @@ def export(
         Path | None, typer.Option(help="Where to write.", show_default="DIR/export")
     ] = None,
 ) -> None:
-    """Export a sweep for spreadsheets: summary.csv and timeseries.csv (all runs)."""
+    """Export a sweep for spreadsheets: summary.csv and timeseries.csv (all runs), and for a
+    cohort patients.csv (each patient's response in each arm)."""
     from abm.report import ReportError, Sweep, export_csv
 
     target = out if out is not None else directory / "export"
@@ -464,7 +490,8 @@ def export(
         Sweep(directory)
     except ReportError as err:
         fail(str(err))
-    replacing = [n for n in ("summary.csv", "timeseries.csv") if (target / n).exists()]
+    replacing = [n for n in ("summary.csv", "timeseries.csv", "patients.csv")
+                 if (target / n).exists()]
     check_output_dir(target)
     try:
         with file_errors():

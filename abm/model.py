@@ -180,11 +180,14 @@ class TumorModel(mesa.Model):
         self.ifng_source = np.zeros(shape)  # CTLs' secretion since the last field solve
 
     @classmethod
-    def from_scenario(cls, name: str, **overrides: Any) -> TumorModel:
+    def from_scenario(cls, name: str, species: str | None = None,
+                      **overrides: Any) -> TumorModel:
         """Build the model from a named scenario (``abm.scenarios.SCENARIOS``) plus overrides
-        (``rng`` among them), resolved by :func:`abm.params.resolve`."""
+        (``rng`` among them), resolved by :func:`abm.params.resolve`; ``species`` (``"mouse"``
+        or ``"human"``, ``abm.species``) applies that preset under the scenario's own, as
+        ``abm run --species`` does."""
         rng = overrides.pop("rng", None)
-        return cls(rng=rng, **P.resolve(name, overrides))
+        return cls(rng=rng, **P.resolve(name, overrides, species=species))
 
     def new_clone_id(self) -> int:
         clone = self._next_clone

@@ -515,6 +515,11 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _steps_text(n: int) -> str:
+    """``"1 step"``, ``"24 steps"``."""
+    return f"{n} step" if n == 1 else f"{n} steps"
+
+
 def _engine_line(sweep: Sweep) -> str:
     """Which engine ran the sweep (the manifest's ``engine``; sweeps written before it was
     recorded ran on the Mesa engine)."""
@@ -535,7 +540,7 @@ def _markdown(sweep: Sweep, outcome: str, series: str, sobol: list | None, figur
     seeds = f"seeds {', '.join(map(str, listed))}" if listed else f"master seed {spec['seed']}"
     lines += [
         f"- scenario: `{spec['scenario'] or 'defaults'}`; {spec['steps']} steps "
-        f"({spec['steps'] / 24:g} days) per run, rows every {spec['record_every']} steps",
+        f"({spec['steps'] / 24:g} days) per run, rows every {_steps_text(spec['record_every'])}",
         f"- {len(sweep.points)} points x {spec['replicates']} replicates = {sweep.n_runs} runs "
         f"({seeds}; replicate k has the same seed at every point)",
         f"- varied: {', '.join(f'`{v}`' for v in sweep.varied) or 'nothing (replicates only)'}",
@@ -773,7 +778,7 @@ def _cohort_markdown(sweep: Sweep, patients: pd.DataFrame, figures: list[str]) -
         lines += [f"**Question.** {spec['description']}", ""]
     lines += [
         f"- scenario: `{spec['scenario'] or 'defaults'}`; {spec['steps'] / 24:g} days per run, "
-        f"rows (assessments) every {spec['record_every']} steps",
+        f"rows (assessments) every {_steps_text(spec['record_every'])}",
         f"- {cohort['n']} patients (seed {cohort['seed']}) x {len(arms)} arms "
         f"({', '.join(arms)}); every patient in every arm with the same parameters and seed",
         f"- drawn: {draws}",
@@ -889,7 +894,8 @@ def write_cohort_report(sweep: Sweep, out: Path) -> Path:
 
 def export_csv(directory: str | Path, *, out: str | Path | None = None) -> list[Path]:
     """``summary.csv`` and ``timeseries.csv`` (every run, in run order), streamed one run at a
-    time so memory stays flat; both written atomically."""
+    time so memory stays flat; for a cohort also ``patients.csv`` (each patient's response in
+    each arm, ``patients.parquet``); all written atomically."""
     from abm.run import write_table
 
     sweep = Sweep(directory)
@@ -901,7 +907,11 @@ def export_csv(directory: str | Path, *, out: str | Path | None = None) -> list[
         for i, run_id in enumerate(summary["run_id"]):
             csv_ready(_read_run(sweep, run_id)).to_csv(fh, index=False, header=i == 0)
     write_table(csv_ready(summary), out / "summary.csv")
-    return [out / "summary.csv", path]
+    written = [out / "summary.csv", path]
+    if "patients" in sweep.spec:
+        write_table(csv_ready(cohort_patients(sweep)), out / "patients.csv")
+        written.append(out / "patients.csv")
+    return written
 
 
 class _atomic_text:  # noqa: N801 - used as a context manager

@@ -342,6 +342,24 @@ def test_resumed_cohort_equals_the_uninterrupted_one(ran, tmp_path):
                                   pd.read_parquet(ran / "patients.parquet"))
 
 
+def test_cohort_export_has_the_patients_and_report_refuses_sweep_options(ran, tmp_path):
+    from typer.testing import CliRunner
+
+    from abm.cli import app
+
+    result = CliRunner().invoke(app, ["export", str(ran), "--out", str(tmp_path / "x")])
+    assert result.exit_code == 0, result.output
+    exported = pd.read_csv(tmp_path / "x" / "patients.csv")
+    patients = pd.read_parquet(ran / "patients.parquet")
+    assert len(exported) == len(patients) and list(exported.columns) == list(patients.columns)
+    assert (exported["best_response"] == patients["best_response"]).all()
+    refused = CliRunner().invoke(app, ["report", str(ran), "--outcome", "total_kills",
+                                       "--out", str(tmp_path / "r")])
+    assert refused.exit_code == 2 and "is a cohort" in refused.output
+    assert "--outcome and --series do not apply" in refused.output
+    assert not (tmp_path / "r").exists()
+
+
 def test_cohort_report_files(ran, tmp_path):
     path = write_report(ran, out=tmp_path / "report")
     for name in ("waterfall.png", "spider.png", "km.png", "report.md"):

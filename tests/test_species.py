@@ -183,3 +183,15 @@ def test_docs_clinical_species_table_is_the_generated_one():
     text = (Path(__file__).resolve().parents[1] / "docs" / "clinical.md").read_text()
     block = text.split("<!-- species table: begin -->\n")[1].split("<!-- species table: end -->")[0]
     assert block.strip() == species_table().strip(), "regenerate with abm.species.species_table()"
+
+
+@pytest.mark.parametrize("engine", ["mesa", "fast"])
+def test_from_scenario_takes_a_species_as_abm_run_does(engine):
+    from abm.run import model_class
+
+    cls = model_class(engine)
+    model = cls.from_scenario("escape", species="mouse", rng=1, width=30, height=30)
+    expected = P.resolve("escape", {"width": 30, "height": 30}, species="mouse")
+    assert model.p == expected != P.resolve("escape", {"width": 30, "height": 30})
+    with pytest.raises(ValueError, match="unknown species 'rat': expected one of mouse, human"):
+        cls.from_scenario("escape", species="rat")

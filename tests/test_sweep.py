@@ -531,6 +531,31 @@ def test_a_sweep_killed_with_sigkill_resumes_to_the_uninterrupted_result(referen
     assert not list((out / "runs").glob(".*"))  # no temporary files left behind
 
 
+def test_a_sweep_stopped_with_sigterm_says_so_and_keeps_the_runs(reference16, tmp_path):
+    """``kill`` (or a job scheduler's time limit) stops a sweep on the process pool as Ctrl-C
+    does: the message, exit 143, the finished runs kept."""
+    spec, _ = reference16
+    out = tmp_path / "terminated"
+    command = [sys.executable, "-m", "abm.cli", "sweep", str(spec), "--out", str(out),
+               "--workers", "2", "--quiet"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list((out / "runs").glob("*.parquet"))) < 2:
+            assert proc.poll() is None, "the sweep finished before it could be stopped"
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, err
+    assert "stopped (SIGTERM); finished runs are kept" in err and "Traceback" not in err
+    assert len(list((out / "runs").glob("*.parquet"))) >= 2
+
+
 def test_rerunning_a_finished_sweep_runs_nothing_and_keeps_the_summary(reference, tmp_path):
     spec = write_spec(tmp_path)
     before = summary(reference)
@@ -740,6 +765,10 @@ def test_probe_results_round_trip_with_dtype_shape_and_values():
         ("[probes.snapshot]\nhour = 3", ["probes.snapshot", "unknown option 'hour'"]),
         ("[probes.snapshot]", ["probes.snapshot", "missing option 'day'"]),
         ("[probes]\nsnapshot = 3", ["probes.snapshot", "table of options"]),
+        # the run (TINY: 2 days) ends before the probe measures anything
+        ("[probes.snapshot]\nday = 30", ["probes.snapshot", "hour 720 (day 30)", "day 2)",
+                                          "record nothing"]),
+        ("[probes.contacts]\ndays = [3, 4]", ["probes.contacts", "hour 73", "record nothing"]),
     ],
 )
 def test_bad_probes_are_refused_naming_the_key_and_nothing_is_created(tmp_path, probes, expected):

@@ -34,6 +34,7 @@ class Probe:
     """Base class: does nothing on either side of a step and returns an empty result."""
 
     name: ClassVar[str]
+    last_hour: int = 0  # the run must reach this hour for the probe to measure anything
 
     def before_step(self, model) -> None:
         """Called before each step (the model is at hour ``model.steps``)."""
@@ -85,7 +86,7 @@ class Snapshot(Probe):
 
     def __init__(self, day: float) -> None:
         self.day = _day(self.name, "day", day)
-        self.hour = round(self.day * 24)
+        self.hour = self.last_hour = round(self.day * 24)
         self.layers: dict[str, Any] = {}
 
     def after_step(self, model) -> None:
@@ -122,6 +123,7 @@ class Contacts(Probe):
     def __init__(self, days: list[float]) -> None:
         self.first, self.last = _window(self.name, days)
         self.hours = (round(self.first * 24), round(self.last * 24))
+        self.last_hour = self.hours[0] + 1  # at least one hour of the window
         self.exposed = np.zeros(MAX_CONTACTS + 1, dtype=np.int64)
         self.died = np.zeros(MAX_CONTACTS + 1, dtype=np.int64)
         self._watched: tuple[list, np.ndarray] | None = None

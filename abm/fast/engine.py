@@ -226,9 +226,11 @@ class FastTumorModel(mesa.Model):
         self.datacollector.collect(self)
 
     @classmethod
-    def from_scenario(cls, name: str, **overrides: Any) -> FastTumorModel:
-        """``TumorModel.from_scenario``: a named scenario plus overrides (``rng`` among them)."""
-        return TumorModel.from_scenario.__func__(cls, name, **overrides)
+    def from_scenario(cls, name: str, species: str | None = None,
+                      **overrides: Any) -> FastTumorModel:
+        """``TumorModel.from_scenario``: a named scenario plus overrides (``rng`` among them),
+        with a ``species`` preset if given."""
+        return TumorModel.from_scenario.__func__(cls, name, species, **overrides)
 
     # --- what is shared with TumorModel (its own functions, not copies) -------------------
     kind = TumorModel.kind

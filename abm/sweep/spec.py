@@ -267,7 +267,7 @@ def parse_spec(data: dict[str, Any], source: str = "spec", *, force: bool = Fals
         arm_bases={a: P.resolve(arm["scenario"], parameters, arm["parameters"],
                                 species=sweep["species"])
                    for a, arm in arms.items()},
-        probes=_parse_probes(tables["probes"], error),
+        probes=_parse_probes(tables["probes"], error, steps),
         patients=patients,
         response=response,
         species=sweep["species"],
@@ -562,15 +562,21 @@ def _parse_response(
     return Response(day, stratify, response["bins"], response["min_sd_days"])
 
 
-def _parse_probes(table: dict[str, Any], error: Error) -> dict[str, dict[str, Any]]:
-    """``[probes.NAME]`` tables, checked by building the probes once (``make_probes``)."""
+def _parse_probes(table: dict[str, Any], error: Error,
+                  steps: int) -> dict[str, dict[str, Any]]:
+    """``[probes.NAME]`` tables, checked by building the probes once (``make_probes``), and
+    refused if the run ends (``steps`` hours) before the probe could measure anything."""
     from abm.analysis.probes import make_probes
 
     for probe, options in table.items():
         try:
-            make_probes({probe: options})
+            (made,) = make_probes({probe: options})
         except (ValueError, TypeError) as err:
             raise error(f"probes.{probe}", str(err)) from None
+        if made.last_hour > steps:
+            raise error(f"probes.{probe}", f"{dict(options)} measures from hour "
+                        f"{made.last_hour} (day {made.last_hour / 24:g}), after the run's last "
+                        f"step ({steps} hours, day {steps / 24:g}): it would record nothing")
     return {probe: dict(options) for probe, options in table.items()}
 
 
