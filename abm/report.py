@@ -279,23 +279,52 @@ def plot_outcome_by_parameter(sweep: Sweep, outcome: str) -> Any:
 
 
 def _factor_panel(ax: Any, sweep: Sweep, outcome: str, name: str) -> None:
-    """Mean +/- SD of the outcome at each level of one factor; dots are single runs."""
+    """Mean +/- SD of the outcome at each level of one factor; dots are single runs.
+
+    Numeric levels sit at their values, joined by the mean's line and band; "none" (the
+    parameter not given, e.g. a therapy never started) sits apart to their left, and named
+    levels (arms, text) side by side, each with an error bar and no line, since neither lies
+    on the numeric axis. The SD band stops at zero for an outcome that cannot be negative."""
     s = sweep.summary
-    levels = sweep.factors[name]
+    levels = list(sweep.factors[name])
     key = s[name].map(_fmt)
-    xs = np.arange(len(levels))
+
+    def numeric(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool) and not (
+            isinstance(v, float) and math.isnan(v))
+
+    on_axis = [v for v in levels if numeric(v)]
+    ordered = len(on_axis) >= 2 and all(numeric(v) or v is None for v in levels)
+    if ordered:
+        low, high = min(on_axis), max(on_axis)
+        span = (high - low) or 1.0
+        xs = np.array([v if numeric(v) else low - 0.15 * span for v in levels], dtype=float)
+        jitter = 0.015 * span
+    else:
+        xs, jitter = np.arange(len(levels), dtype=float), 0.08
+    nonnegative = bool((s[outcome].dropna() >= 0).all())
     means, sds = [], []
     rng = np.random.default_rng(0)  # jitter only
     for x, level in zip(xs, levels, strict=True):
         values = s.loc[key == _fmt(level), outcome].dropna().to_numpy()
         means.append(values.mean() if values.size else np.nan)
         sds.append(values.std(ddof=1) if values.size > 1 else 0.0)
-        ax.scatter(
-            x + rng.uniform(-0.08, 0.08, values.size), values, s=8, alpha=0.35, color="#555555"
-        )
+        ax.scatter(x + rng.uniform(-jitter, jitter, values.size), values, s=8, alpha=0.35,
+                   color="#555555")
     means, sds = np.array(means), np.array(sds)
-    ax.plot(xs, means, "-o", color="#d95f02", label="mean")
-    ax.fill_between(xs, means - sds, means + sds, color="#d95f02", alpha=0.2, label="mean ± SD")
+    lower = np.maximum(means - sds, 0.0) if nonnegative else means - sds
+    colour = "#d95f02"
+    line = np.array([numeric(v) for v in levels]) if ordered else np.zeros(len(levels), bool)
+    if line.any():
+        order = np.argsort(xs[line])
+        ax.plot(xs[line][order], means[line][order], "-o", color=colour, label="mean")
+        ax.fill_between(xs[line][order], lower[line][order], (means + sds)[line][order],
+                        color=colour, alpha=0.2, label="mean ± SD")
+    apart = ~line
+    if apart.any():  # "none" or named levels: a point with its error bar, no line
+        ax.errorbar(xs[apart], means[apart],
+                    yerr=[(means - lower)[apart], sds[apart]], fmt="s", color=colour,
+                    capsize=4, label=None if line.any() else "mean ± SD")
     ax.set_xticks(xs, [_fmt(v) for v in levels])
     ax.set(xlabel=name, ylabel=outcome)
     ax.legend(fontsize="small")
@@ -393,12 +422,15 @@ def plot_timeseries(sweep: Sweep, series: str) -> Any:
     points = sorted(point_of.unique())
     fig, (ax,) = _figure(width=8, height=4.8)
     if len(points) <= MAX_LINES:
+        finite = table.to_numpy()[np.isfinite(table.to_numpy())]
+        nonnegative = bool((finite >= 0).all())  # a count: no band below zero
         colours = _colours(len(points))
         for colour, pid in zip(colours, points, strict=True):
             rows = table.loc[point_of.index[point_of == pid]]
             mean, sd = rows.mean(), rows.std(ddof=1).fillna(0)
+            lower = (mean - sd).clip(lower=0) if nonnegative else mean - sd
             ax.plot(days, mean, color=colour, label=sweep.label(pid))
-            ax.fill_between(days, mean - sd, mean + sd, color=colour, alpha=0.15)
+            ax.fill_between(days, lower, mean + sd, color=colour, alpha=0.15)
         ax.set_title(f"{series}: mean (line) and mean ± SD across replicates (band)")
         ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1, 1))
     else:

@@ -113,6 +113,32 @@ def test_report_treats_arms_as_a_categorical_factor(tmp_path):
     assert "(master seed 1;" in text
 
 
+def test_one_factor_panel_puts_levels_where_they_are_and_none_apart(tmp_path):
+    """Numeric levels at their values joined by the mean; "none" (never given) left of them
+    and not joined; arms side by side and not joined; no SD band below zero for counts."""
+    import matplotlib.pyplot as plt
+
+    from abm.report import plot_outcome_by_parameter
+
+    out = sweep(tmp_path, "timing", factors={"anti_pd1_start_day": ["none", 0, 3, 12]},
+                sweep={"scenario": "checkpoint", "replicates": 3})
+    fig = plot_outcome_by_parameter(Sweep(out), "final_burden")
+    ax = fig.axes[0]
+    (mean_line,) = [line for line in ax.lines if line.get_label() == "mean"]
+    assert list(mean_line.get_xdata()) == [0, 3, 12]  # at their values, "none" not joined
+    ticks = dict(zip([t.get_text() for t in ax.get_xticklabels()], ax.get_xticks(),
+                     strict=True))
+    assert ticks["none"] < 0 and ticks["12"] == 12  # apart, left of day 0
+    band = [c for c in ax.collections if c.get_label() == "mean ± SD"][0]
+    assert band.get_paths()[0].vertices[:, 1].min() >= 0  # a count's band stops at zero
+    plt.close(fig)
+    arms = sweep(tmp_path, "arms2", arms={"untreated": {"anti_pd1_start_day": "none"},
+                                          "treated": {}}, sweep={"scenario": "checkpoint"})
+    fig = plot_outcome_by_parameter(Sweep(arms), "final_burden")
+    assert not [line for line in fig.axes[0].lines if line.get_label() == "mean"]
+    plt.close(fig)
+
+
 def test_report_names_listed_seeds(tmp_path):
     out = sweep(tmp_path, "listed", sweep={"seed": None, "replicates": None, "seeds": [4, 9]},
                 factors={"tcell_influx": [0.0, 3.0]})
