@@ -706,7 +706,7 @@ def plot_waterfall(patients: pd.DataFrame) -> Any:
 
 
 def plot_spider(sweep: Sweep, patients: pd.DataFrame) -> Any:
-    from abm.analysis.response import NECROTIC, RESPONSE_COLOURS, change_pct
+    from abm.analysis.response import NECROTIC, RESPONSE_COLOURS, RESPONSES, change_pct
 
     baseline = sweep.spec["response"]["baseline_day"] if sweep.spec.get("response") else 0.0
     arms = _arms(patients)
@@ -730,6 +730,12 @@ def plot_spider(sweep: Sweep, patients: pd.DataFrame) -> Any:
         ax.axhline(0, color="black", lw=0.6)
         ax.set(title=arm, xlabel="days from baseline", ylabel="% change of diameter",
                ylim=(-105, None))
+    from matplotlib.lines import Line2D
+
+    shown = [r for r in RESPONSES if (patients["best_response"] == r).any()]
+    axes[-1].legend([Line2D([], [], color=RESPONSE_COLOURS[r]) for r in shown], shown,
+                    title="best response", fontsize="small", loc="upper left",
+                    bbox_to_anchor=(1, 1))
     return fig
 
 

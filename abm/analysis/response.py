@@ -38,7 +38,8 @@ import pandas as pd
 from abm.params import SITE_UM
 
 RESPONSES = ("CR", "PR", "SD", "PD", "NE")  # best first; NE: not evaluable
-RESPONSE_COLOURS = {"CR": "#1b9e77", "PR": "#66a61e", "SD": "#7570b3", "PD": "#d95f02",
+# CR and PR far apart (dark blue and light green), SD purple, PD orange, NE grey
+RESPONSE_COLOURS = {"CR": "#1f4e9c", "PR": "#7fc97f", "SD": "#7570b3", "PD": "#d95f02",
                     "NE": "#999999"}
 PR_CHANGE = -30.0  # % from baseline (RECIST 1.1, Eisenhauer et al. 2009, Eur J Cancer 45:228)
 PD_CHANGE = 20.0  # % over the nadir (RECIST 1.1)
