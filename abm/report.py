@@ -353,7 +353,7 @@ def _heatmap(sweep: Sweep, outcome: str, row: str, col: str) -> Any:
                 ax.text(
                     j,
                     i,
-                    f"{grid[i, j]:.3g}",
+                    f"{grid[i, j]:.0f}" if abs(grid[i, j]) >= 100 else f"{grid[i, j]:.3g}",
                     ha="center",
                     va="center",
                     fontsize="small",
