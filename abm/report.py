@@ -867,7 +867,7 @@ def _cohort_markdown(sweep: Sweep, patients: pd.DataFrame, figures: list[str]) -
             "with a 95% Wald interval for paired proportions; the discordant patients (respond "
             "in one arm only) and the exact McNemar p-value.",
             "",
-            _table(["arms", "patients", "ORR difference [95% CI]", "respond only treated",
+            _table(["arms", "patients", "ORR difference [95% CI]", "respond only in treated",
                     f"respond only in {control}", "McNemar p"], rows),
             "",
         ]
@@ -879,7 +879,9 @@ def _cohort_markdown(sweep: Sweep, patients: pd.DataFrame, figures: list[str]) -
                                                   "best_response"])
                           for arm in arms]]
                 for value in order]
-        how = f"{bins} quantile bins" if bins else "value"
+        made = len(order)
+        how = ("value" if not bins else f"{bins} quantile bins" if made == bins else
+               f"{made} quantile bins: {bins} asked for, fewer distinct values")
         lines += [f"## Objective response by `{name}` ({how})", "",
                   _table([name, *arms], rows), ""]
     lines += ["Data: `patients.parquet` (one row per patient and arm), `summary.parquet`, "

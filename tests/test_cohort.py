@@ -267,6 +267,8 @@ def test_draws_stay_inside_their_distributions():
         ("response", {"baseline_day": -1}, "response.baseline_day"),
         ("response", {"baseline_day": 1, "stratify": "width"}, "response.stratify"),
         ("response", {"baseline_day": 1, "bins": 3}, "response.bins"),
+        # SD lasting 30 days can never be seen in the 2 days after the baseline
+        ("response", {"baseline_day": 1, "min_sd_days": 30}, "response.min_sd_days"),
     ],
 )
 def test_bad_specs_are_refused_naming_the_key(table, value, key):

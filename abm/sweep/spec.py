@@ -559,7 +559,12 @@ def _parse_response(
                     f"parameters ({', '.join(patients.draws)})")
     if response["bins"] is not None and stratify is None:
         raise error("response.bins", "bins need response.stratify (the parameter to bin)")
-    return Response(day, stratify, response["bins"], response["min_sd_days"])
+    min_sd = response["min_sd_days"]
+    if min_sd is not None and min_sd > steps / 24 - day:
+        raise error("response.min_sd_days", f"{min_sd:g} days of stable disease can never be "
+                    f"seen: the run has {steps / 24 - day:g} days after the baseline (day "
+                    f"{day:g})")
+    return Response(day, stratify, response["bins"], min_sd)
 
 
 def _parse_probes(table: dict[str, Any], error: Error,
