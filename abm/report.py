@@ -167,20 +167,22 @@ def _read_run(sweep: Sweep, run_id: str, columns: list[str] | None = None) -> pd
 
 
 def csv_ready(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` for a CSV file without float32 noise: a float that is a float32 value printed in
-    float64 (``0.05000000074505806``, from the model's float32 arrays) is written as the
-    7-significant-digit number it stands for (``0.05``). A value is rounded only when that
-    leaves its float32 value unchanged, so large or exact numbers keep every digit."""
+    """``df`` for a CSV file without float32 noise: a float that is exactly a float32 value
+    (``0.05000000074505806``, ``0.8285782337188721``, from the model's float32 arrays) is
+    written as the shortest number that is that float32 value (``0.05``, ``0.82857823``).
+    Any other float (a parameter drawn in double precision, a mean taken in float64) keeps
+    every digit, so values in a CSV match the Parquet files they came from."""
     out = df.copy()
     for column in out.columns:
         values = out[column]
         if not pd.api.types.is_float_dtype(values):
             continue
         raw = values.to_numpy(dtype=float)
-        rounded = np.array([float(f"{v:.7g}") for v in raw])
         with np.errstate(over="ignore", invalid="ignore"):
-            same = rounded.astype(np.float32) == raw.astype(np.float32)
-        out[column] = np.where(same, rounded, raw)
+            single = raw.astype(np.float32)
+            exact = (single.astype(np.float64) == raw) & np.isfinite(raw)
+        shortest = np.array([float(str(v)) for v in single])
+        out[column] = np.where(exact, shortest, raw)
     return out
 
 

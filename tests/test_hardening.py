@@ -30,6 +30,7 @@ import socket  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
@@ -235,6 +236,22 @@ def test_csv_has_no_float32_noise(tmp_path):
     assert "0.05000000074505806" in exact.to_csv()  # the noise is real in the exact values
     read = pd.read_csv(csv)
     pd.testing.assert_frame_equal(read, exact, check_dtype=False, rtol=1e-6)
+
+
+def test_csv_keeps_double_precision_values_and_shortens_only_float32_ones(tmp_path):
+    """A parameter drawn in float64 is written with every digit (a CSV joins with its Parquet
+    file); a float32 value is written as the shortest number that is it."""
+    from abm.report import csv_ready
+
+    df = pd.DataFrame({"founder_pdl1": [0.008785368004430194, 0.25],
+                       "MeanPDL1": [0.8285782337188721, 0.05000000074505806]})
+    path = tmp_path / "t.csv"
+    csv_ready(df).to_csv(path, index=False)
+    text = path.read_text()
+    assert text.endswith("0.008785368004430194,0.82857823\n0.25,0.05\n"), text
+    back = pd.read_csv(path, float_precision="round_trip")
+    assert back["founder_pdl1"].tolist() == df["founder_pdl1"].tolist()
+    assert (back["MeanPDL1"].to_numpy(np.float32) == df["MeanPDL1"].to_numpy(np.float32)).all()
 
 
 def test_help_shows_defaults_and_params_shows_sources():
