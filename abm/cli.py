@@ -382,6 +382,9 @@ def sweep(
     if out.exists() and not out.is_dir():
         fail(f"--out {out}: exists and is not a directory")
     existed = out.exists()
+    if existed and not (out / "manifest.json").exists() and any(out.iterdir()):
+        fail(f"--out {out}: holds other files and is not a sweep directory (no manifest.json); "
+             "give a new or empty directory, or an earlier sweep's to resume it")
     check_output_dir(out)
     terminated = _stop_on_sigterm()
     try:

@@ -93,6 +93,21 @@ def no_simulation(monkeypatch):
 # --- crashes and lost work: `abm run` -----------------------------------------------------------
 
 
+def test_a_sweep_into_a_folder_of_other_files_is_refused(tmp_path):
+    out = tmp_path / "papers"
+    out.mkdir()
+    (out / "draft.docx").write_bytes(b"x")
+    line = one_clean_error(cli("sweep", str(write(tmp_path)), "--out", str(out)),
+                           "is not a sweep directory (no manifest.json)")
+    assert str(out) in line and sorted(p.name for p in out.iterdir()) == ["draft.docx"]
+    empty = tmp_path / "empty"
+    empty.mkdir()  # an empty folder is fine, and so is rerunning into the sweep it now holds
+    for _ in range(2):
+        result = cli("sweep", str(write(tmp_path)), "--out", str(empty), "--backend", "serial",
+                     "--quiet")
+        assert result.exit_code == 0, result.output
+
+
 def test_an_interrupted_run_says_so_and_writes_nothing(monkeypatch, tmp_path):
     import abm.run
 
