@@ -78,7 +78,8 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "escape": {
         "watch_days": 40,  # the lesson's time span (dashboard: "Run to day")
         "steps": (
-            'Run to day 40 (about half a minute); the first two weeks look quiet while T cells gather.',
+            'Run to day 40 (about half a minute); the first two weeks look quiet while T cells '
+            'gather.',
             'From day 15 grey (hidden) cells survive and take over: watch mean antigenicity fall.',
             'Switch to colour by clone to see which clones win; Reset and give anti-PD-1 on day 5.',
         ),
