@@ -633,6 +633,14 @@ def test_an_old_parameter_name_in_a_link_works_and_the_page_says_so():
     assert not errors(rc)
 
 
+def test_units_on_the_page_say_micrometres():
+    assert L.display_unit("sites (15 um)") == "sites (15 µm)"
+    assert L.display_unit("um^2/s") == "µm^2/s" and L.display_unit("ng/mL") == "ng/mL"
+    rc = render(small_session())
+    labels = [w.label for w in widgets(rc, v.TextField) if (w.label or "").startswith("width")]
+    assert labels == ["width [sites (15 µm)]"]
+
+
 def test_a_bad_seed_is_called_the_seed_as_the_page_calls_it():
     _, problem = session_from_query("scenario=checkpoint&seed=abc")
     assert problem and "seed 'abc' is not allowed: expected a whole number >= 0" in problem

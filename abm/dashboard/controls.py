@@ -183,7 +183,7 @@ def ParamControl(p: P.Param, value: Any, on_value: Callable[[Any], None], basic:
     """One parameter: its label and current value on one line, the control under it (full
     width: a slider squeezed beside its label was 87 px wide)."""
     kind = control_kind(p, basic)
-    label = L.plain_label(p.name) if basic else f"{p.name} [{p.unit}]"
+    label = L.plain_label(p.name) if basic else f"{p.name} [{L.display_unit(p.unit)}]"
     error: str | bool = False
     if kind == "text":
         try:

@@ -9,6 +9,8 @@ the current value so a scenario's preset is never clipped.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 
 from abm import params as P
@@ -52,6 +54,12 @@ def plain_label(name: str) -> str:
     """The label a control shows: plain words for the basic set, the code name otherwise."""
     basic = BASIC_BY_NAME.get(name)
     return basic.label if basic else name
+
+
+def display_unit(unit: str) -> str:
+    """A unit as the page shows it: micrometres as µm (the registry writes ``um``, ASCII for
+    the command line and files)."""
+    return re.sub(r"(?<![A-Za-z])um(?![A-Za-z])", "µm", unit)
 
 
 def format_value(p: P.Param, value: object) -> str:
