@@ -10,7 +10,6 @@ the current value so a scenario's preset is never clipped.
 from __future__ import annotations
 
 import re
-
 from dataclasses import dataclass
 
 from abm import params as P
