@@ -283,7 +283,7 @@ def ViewControls(tab: Tab):
                                    dense=True)
         solara.Select("overlay", values=list(labels), value=current,
                       on_value=tab.guard(lambda label: tab.set_view(overlay=labels[label])),
-                      style={"max-width": "190px"}, dense=True)
+                      style={"max-width": "250px", "min-width": "230px"}, dense=True)
         if tab.overlay.value not in OVERLAYS_WITH_CELLS:
             solara.Checkbox(label="cells", value=tab.show_cells.value,
                             on_value=tab.guard(lambda on: tab.set_view(show_cells=on)))
