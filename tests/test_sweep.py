@@ -494,6 +494,16 @@ def test_dask_scheduler_and_worker_processes_equal_serial_even_if_a_worker_dies(
 # --- resume -----------------------------------------------------------------------------------
 
 
+def signal_after_runs(proc: subprocess.Popen, out: Path, runs: int, signum: int) -> None:
+    """Send ``signum`` to the sweep ``proc`` once ``runs`` run files are in ``out``."""
+    deadline = time.monotonic() + 120
+    while len(list((out / "runs").glob("*.parquet"))) < runs:
+        assert proc.poll() is None, "the sweep finished before the signal could be sent"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    os.kill(proc.pid, signum)
+
+
 def test_a_sweep_killed_with_sigkill_resumes_to_the_uninterrupted_result(reference16, tmp_path):
     spec, full = reference16
 
@@ -512,12 +522,7 @@ def test_a_sweep_killed_with_sigkill_resumes_to_the_uninterrupted_result(referen
     ]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
-        while len(list((out / "runs").glob("*.parquet"))) < 3:
-            assert proc.poll() is None, "the sweep finished before it could be killed"
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
+        signal_after_runs(proc, out, 3, signal.SIGKILL)
     finally:
         proc.wait()
     done = len(list((out / "runs").glob("*.parquet")))
@@ -540,12 +545,7 @@ def test_a_sweep_stopped_with_sigterm_says_so_and_keeps_the_runs(reference16, tm
                "--workers", "2", "--quiet"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 120
-        while len(list((out / "runs").glob("*.parquet"))) < 2:
-            assert proc.poll() is None, "the sweep finished before it could be stopped"
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGTERM)
+        signal_after_runs(proc, out, 2, signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
