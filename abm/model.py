@@ -391,7 +391,8 @@ class TumorModel(mesa.Model):
                 math.isfinite(duration) and duration >= 0):
             raise ValueError(f"run_for: duration {duration!r} is not allowed: expected a "
                              "number of hours >= 0")
-        mesa.Model.run_for(self, duration)
+        if duration:  # nothing to run (Mesa would warn that the end is not after now)
+            mesa.Model.run_for(self, duration)
 
     def step(self) -> None:
         self._reset_effects()
