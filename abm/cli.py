@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -386,23 +386,23 @@ def sweep(
         fail(f"--out {out}: holds other files and is not a sweep directory (no manifest.json); "
              "give a new or empty directory, or an earlier sweep's to resume it")
     check_output_dir(out)
-    terminated = _stop_on_sigterm()
-    try:
-        result = run_sweep(
-            parsed, out, backend=backend or "process", workers=workers, scheduler=scheduler,
-            progress=not quiet, spec_text=spec_text, log=typer.echo, dashboard=dask_dashboard,
-        )
-    except SweepError as err:
-        if not existed:
-            _remove_empty(out)
-        fail(str(err))
-    except RunFailed as err:
-        typer.echo(f"error: {err}; finished runs are kept in {out}", err=True)
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        typer.echo(("\nstopped (SIGTERM)" if terminated() else "\ninterrupted")
-                   + "; finished runs are kept: rerun the same command to continue", err=True)
-        raise typer.Exit(143 if terminated() else 130) from None
+    with _sigterm_as_interrupt() as terminated:
+        try:
+            result = run_sweep(
+                parsed, out, backend=backend or "process", workers=workers, scheduler=scheduler,
+                progress=not quiet, spec_text=spec_text, log=typer.echo, dashboard=dask_dashboard,
+            )
+        except SweepError as err:
+            if not existed:
+                _remove_empty(out)
+            fail(str(err))
+        except RunFailed as err:
+            typer.echo(f"error: {err}; finished runs are kept in {out}", err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.echo(("\nstopped (SIGTERM)" if terminated() else "\ninterrupted")
+                       + "; finished runs are kept: rerun the same command to continue", err=True)
+            raise typer.Exit(143 if terminated() else 130) from None
     counts = result.summary["outcome"].value_counts()
     typer.echo(
         f"done: {result.total} runs ({result.ran} now, {result.already_done} before) on the "
@@ -411,23 +411,28 @@ def sweep(
     )
 
 
-def _stop_on_sigterm():
-    """Stop a sweep on SIGTERM (``kill``, a job scheduler's time limit) as on Ctrl-C: the
-    finished runs are kept and the same message is printed. Returns a check of whether it
-    was SIGTERM."""
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[Callable[[], bool]]:
+    """Within the block, SIGTERM (``kill``, a job scheduler's time limit) stops a sweep as
+    Ctrl-C does (``KeyboardInterrupt``: the finished runs are kept, the same message). Yields
+    a check of whether it was SIGTERM; the previous handler is back after the block."""
     import signal
 
-    got = []
+    got: list[int] = []
 
     def handler(signum, frame):
         got.append(signum)
         raise KeyboardInterrupt
 
     try:
-        signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (e.g. called from a test runner's thread)
-        pass
-    return lambda: bool(got)
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. a test runner's thread): leave it alone
+        previous = None
+    try:
+        yield lambda: bool(got)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _remove_empty(directory: Path) -> None:

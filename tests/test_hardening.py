@@ -102,10 +102,14 @@ def test_a_sweep_into_a_folder_of_other_files_is_refused(tmp_path):
     assert str(out) in line and sorted(p.name for p in out.iterdir()) == ["draft.docx"]
     empty = tmp_path / "empty"
     empty.mkdir()  # an empty folder is fine, and so is rerunning into the sweep it now holds
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
     for _ in range(2):
         result = cli("sweep", str(write(tmp_path)), "--out", str(empty), "--backend", "serial",
                      "--quiet")
         assert result.exit_code == 0, result.output
+    assert signal.getsignal(signal.SIGTERM) is before  # the sweep's SIGTERM handler is undone
 
 
 def test_an_interrupted_run_says_so_and_writes_nothing(monkeypatch, tmp_path):
