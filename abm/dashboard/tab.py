@@ -40,18 +40,15 @@ INFO_DAYS = 1.0  # a passing message (a dose given) goes after this many model d
 RUN_TO_SECONDS = 30  # "Run to day N" picks hours per frame to take about this long
 
 
-def scenario_colour_by(name: str) -> str:
-    """How a scenario's lesson colours the cancer cells (``colour_by`` in its dict)."""
+LESSON_DEFAULTS = {"colour_by": "antigenicity", "watch_days": 30}  # without a lesson's own
+
+
+def lesson_setting(name: str, key: str) -> Any:
+    """A setting of a scenario's lesson (its dict in ``abm.scenarios.SCENARIOS``): how it
+    colours the cancer cells (``colour_by``) and the days to watch (``watch_days``)."""
     from abm.scenarios import SCENARIOS
 
-    return SCENARIOS.get(name, {}).get("colour_by", "antigenicity")
-
-
-def scenario_watch_days(name: str) -> float:
-    """The days a scenario's lesson says to watch (``watch_days``; 30 without a lesson)."""
-    from abm.scenarios import SCENARIOS
-
-    return SCENARIOS.get(name, {}).get("watch_days", 30)
+    return SCENARIOS.get(name, {}).get(key, LESSON_DEFAULTS[key])
 
 
 def client_alive() -> Callable[[], bool]:
@@ -95,11 +92,11 @@ class Tab:
         self.seed_text = solara.reactive(str(session.model.seed))
         self.speed = solara.reactive(30)  # frames per second at most
         self.steps_per_frame = solara.reactive(1)
-        self.colour_by = solara.reactive(scenario_colour_by(session.scenario))
+        self.colour_by = solara.reactive(lesson_setting(session.scenario, "colour_by"))
         self.overlay = solara.reactive("none")
         self.show_cells = solara.reactive(True)  # False: only the overlay's field
         self.target_day: solara.Reactive[float | None] = solara.reactive(None)  # "Run to day"
-        self.run_to_text = solara.reactive(str(scenario_watch_days(session.scenario)))
+        self.run_to_text = solara.reactive(str(lesson_setting(session.scenario, "watch_days")))
         self.message_day = 0.0  # the model day an info message was shown (it expires)
         self.hover_site: tuple[int, int] | None = None  # redrawn every frame: never stale
         self.closed = False
@@ -221,8 +218,8 @@ class Tab:
         self.scenario.set(name)
         self.session.scenario = name
         self.raw.set(dict(values))
-        self.colour_by.set(scenario_colour_by(name))
-        self.run_to_text.set(str(scenario_watch_days(name)))  # the new lesson's day
+        self.colour_by.set(lesson_setting(name, "colour_by"))
+        self.run_to_text.set(str(lesson_setting(name, "watch_days")))  # the new lesson's day
         self.rebuild(values, parse_seed(self.seed_text.value))
 
     def set_param(self, name: str, value: Any) -> None:
