@@ -100,6 +100,32 @@ def test_a_projector_shows_tissue_and_population_chart_and_a_phone_the_main_colu
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 412
 
 
+def test_large_text_for_the_back_of_the_room_still_fits_a_projector(page_at):
+    d = page_at("?seed=3", size=(1280, 720))
+    page = d.page
+
+    def font(selector: str) -> float:
+        return page.evaluate(
+            f"() => parseFloat(getComputedStyle(document.querySelector('{selector}')).fontSize)")
+
+    normal = {sel: font(sel) for sel in (".abm-legend", ".abm-info", ".abm-status")}
+    page.get_by_role("button", name="Large text").click()
+    page.locator(".abm-large").wait_for()
+    page.wait_for_timeout(500)  # layout settles (charts resize)
+    for selector, size in normal.items():
+        assert font(selector) >= 1.15 * size, selector
+    assert font(".abm-legend") >= 15
+    for selector in ("img[data-testid=tissue]", ".abm-chart-populations", ".abm-legend"):
+        box = page.locator(selector).bounding_box()
+        assert box["y"] >= 0 and box["y"] + box["height"] <= 720, (selector, box)
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 1280, (selector, box)
+    assert page.locator("img[data-testid=tissue]").bounding_box()["width"] >= 380
+    page.get_by_role("button", name="Normal text").click()
+    page.wait_for_function("() => !document.querySelector('.abm-large')")
+    assert font(".abm-legend") == normal[".abm-legend"]
+    assert not d.errors()
+
+
 def test_compare_shows_two_tissues_that_differ_after_a_treatment(page_at):
     d = page_at("?scenario=escape&seed=3&compare=1")
     page = d.page

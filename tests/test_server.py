@@ -26,7 +26,7 @@ from abm.dashboard import labels as L
 from abm.dashboard import render as R
 from abm.dashboard import serving as S
 from abm.dashboard.app import Dashboard, Page, lesson_markdown
-from abm.dashboard.charts import chart_options, clone_chart
+from abm.dashboard.charts import LARGE_FONT, chart_options, clone_chart, large_text
 from abm.dashboard.controls import control_kind, tooltip
 from abm.dashboard.live import TissueWidget, colourbar_html
 from abm.dashboard.session import (
@@ -929,8 +929,65 @@ def test_a_link_for_the_class_opens_this_lesson_with_basic_controls_only():
     students, problem = session_from_query(href)
     assert problem is None and page_options(href)["teacher"]
     assert students.values == session.values and students.model.seed == 12
-    assert page_options("scenario=checkpoint&seed=12&teacher=1") == {"teacher": True,
-                                                                     "compare": False}
+    assert page_options("scenario=checkpoint&seed=12&teacher=1") == {
+        "teacher": True, "compare": False, "large": False}
     rc = render_query("scenario=checkpoint&seed=12&teacher=1&width=30&height=30")
     assert not [w for w in widgets(rc, solara.widgets.HTML)
                 if "abm-class-link" in w.attributes.get("class", "")]
+
+
+def _font_sizes(option) -> list[int]:
+    """Every fontSize in a chart's option (nested anywhere)."""
+    if isinstance(option, dict):
+        return [size for key, value in option.items()
+                for size in ([value] if key == "fontSize" else _font_sizes(value))]
+    if isinstance(option, list):
+        return [size for value in option for size in _font_sizes(value)]
+    return []
+
+
+def test_large_text_enlarges_every_chart_text_and_leaves_the_option_it_was_given():
+    session = small_session()
+    session.administer("anti_pd1")
+    session.advance(2)
+    for key, option in chart_options(session.snapshot()).items():
+        before = repr(option)
+        large = large_text(option)
+        assert repr(option) == before, key  # a copy: the normal chart is untouched
+        sizes = _font_sizes(large)
+        assert min(sizes) >= LARGE_FONT["mark"] and max(_font_sizes(option)) < min(
+            LARGE_FONT["legend"], LARGE_FONT["axis"]), key
+        axes = [*np.atleast_1d(large["xAxis"]), *np.atleast_1d(large["yAxis"])]
+        assert all(a["axisLabel"]["fontSize"] == LARGE_FONT["axis"] for a in axes), key
+        assert large["legend"]["textStyle"]["fontSize"] == LARGE_FONT["legend"], key
+        assert large["grid"]["top"] > option["grid"]["top"], key  # room for the legend
+        assert large["series"][0]["markLine"]["label"]["fontSize"] == LARGE_FONT["mark"]
+
+
+def test_large_text_and_its_link_enlarge_the_page_and_its_charts():
+    """The switch itself is in the app bar, which only a browser shows (test_classroom.py)."""
+    def grid_classes(rc) -> list[str]:
+        return [w.class_ for w in widgets(rc, v.Html) if "abm-grid" in (w.class_ or "").split()]
+
+    def populations(rc) -> dict:
+        return [w for w in widgets(rc, EchartsWidget)
+                if "abm-chart-populations" in w.attributes["class"]][0].option
+
+    rc = render_query("scenario=escape&width=30&height=30&seed=2")
+    assert grid_classes(rc) == ["abm-grid"]
+    assert populations(rc)["legend"]["textStyle"]["fontSize"] < LARGE_FONT["legend"]
+    rc_tab(rc).set_large(True)
+    eventually(lambda: "abm-large" in grid_classes(rc)[0].split())
+    assert populations(rc)["legend"]["textStyle"]["fontSize"] == LARGE_FONT["legend"]
+    assert "large" not in html_of(rc, "abm-class-link")  # students' own screens: normal text
+    button(rc, "Step").click()  # the next frame's charts stay large
+    eventually(lambda: rc_tab(rc).session.model.steps == 1)
+    assert populations(rc)["legend"]["textStyle"]["fontSize"] == LARGE_FONT["legend"]
+    rc_tab(rc).set_large(False)
+    eventually(lambda: grid_classes(rc) == ["abm-grid"])
+    assert populations(rc)["legend"]["textStyle"]["fontSize"] < LARGE_FONT["legend"]
+    # a teacher's bookmark opens with large text
+    rc = render_query("scenario=escape&width=30&height=30&seed=2&teacher=1&large=1")
+    assert "abm-large" in grid_classes(rc)[0].split()
+    assert populations(rc)["legend"]["textStyle"]["fontSize"] == LARGE_FONT["legend"]
+    assert session_from_query("scenario=escape&large=1")[1] is None  # not a model parameter

@@ -74,8 +74,7 @@ def InfoPanel(tab: Tab):
         text = lesson_markdown(tab.scenario.value) if shown == 0 else ABOUT
         # plain HTML from the markdown package: solara.Markdown would fetch KaTeX from a CDN
         # that solara-assets does not bundle, and the page must work offline
-        solara.HTML("div", unsafe_innerHTML=markdown.markdown(text),
-                    classes=["abm-info"], style="font-size: 14px")
+        solara.HTML("div", unsafe_innerHTML=markdown.markdown(text), classes=["abm-info"])
 
 
 @solara.component
@@ -83,14 +82,13 @@ def Legend(tab: Tab):
     entries = R.legend(tab.colour_by.value, tab.overlay.value, tab.show_cells.value,
                        R.has_progenitors(tab.session.model))
     items = "".join(
-        f'<span style="margin-right:8px;white-space:nowrap"><span style="display:inline-block;'
-        f'width:10px;height:10px;background:{colour};border:1px solid #888;'
-        f'vertical-align:middle"></span> {label}</span>'
+        f'<span class="abm-legend-item"><span class="abm-swatch" style="background:{colour}">'
+        f'</span> {label}</span>'
         for label, colour in entries
     )
     # 14-15 entries: three compact rows under the tissue keep it on a 1280x720 projector screen
-    solara.HTML("div", unsafe_innerHTML=items, style="font-size: 11.5px; line-height: 1.55",
-                classes=["abm-legend"])
+    # (sizes in CSS)
+    solara.HTML("div", unsafe_innerHTML=items, classes=["abm-legend"])
 
 
 @solara.component
@@ -100,7 +98,7 @@ def TissueView(tab: Tab):
             for title, widget in (("your run", tab.live.tissue),
                                   ("untreated twin (same seed, no treatment)", tab.live.twin)):
                 with solara.Column(gap="0px", style={"flex": "1 1 0", "min-width": "0"}):
-                    solara.Text(title, style={"font-size": "12px", "font-weight": "500"})
+                    solara.Text(title, classes=["abm-twin-title"])
                     solara.Column(children=[widget], gap="0px")
     else:
         solara.Column(children=[tab.live.tissue], gap="0px")
@@ -135,8 +133,7 @@ def DoseLog(tab: Tab):
         return
     lines = [f"day {d['day']:.1f}: {TREATMENTS[d['therapy']].label} ({d['dose']:g})"
              + (" scheduled" if d["scheduled"] else "") for d in doses[-6:]]
-    solara.Text("Doses: " + "; ".join(lines), style={"font-size": "12px"},
-                classes=["abm-doses"])
+    solara.Text("Doses: " + "; ".join(lines), classes=["abm-doses"])
 
 
 @solara.component
@@ -165,6 +162,26 @@ CSS = """
 .abm-side-col { flex: 1 1 320px; min-width: min(100%, 280px); }
 .abm-tissue-col.abm-comparing { flex: 1 1 min(540px, calc(2 * (100vh - 270px))); }
 .abm-info-card ol { margin-bottom: 12px; }
+.abm-info { font-size: 14px; }
+.abm-legend { font-size: 11.5px; line-height: 1.55; }
+.abm-legend-item { margin-right: 8px; white-space: nowrap; }
+.abm-swatch { display: inline-block; width: 10px; height: 10px; border: 1px solid #888;
+              vertical-align: middle; }
+.abm-perf, .abm-colourbar, .abm-picked, .abm-doses { font-size: 12px; }
+.abm-perf { color: #666; }
+.abm-hover { font-size: 12px; color: #444; min-height: 2.6em; }
+.abm-twin-title { font-size: 12px; font-weight: 500; white-space: nowrap; overflow: hidden;
+                  text-overflow: ellipsis; }  /* one line: the two tissues stay level */
+/* large text, for the back of a classroom (the app bar's switch, or large=1 in the link):
+   what the class reads grows; the timing line, for the teacher, does not */
+.abm-large .abm-status { font-size: 19px; }
+.abm-large .abm-info { font-size: 17px; }
+.abm-large .abm-legend { font-size: 15px; line-height: 1.5; }
+.abm-large .abm-swatch { width: 13px; height: 13px; }
+.abm-large .abm-colourbar, .abm-large .abm-picked, .abm-large .abm-doses,
+.abm-large .abm-hover, .abm-large .abm-twin-title { font-size: 15px; }
+.abm-large .abm-chart { height: 340px !important; }
+.abm-large .abm-tissue-col { flex-basis: min(1000px, calc(100vh - 325px)); }
 .abm-message { position: fixed; right: 16px; bottom: 16px; z-index: 20; max-width: 520px;
                background: white !important; box-shadow: 0 2px 8px rgba(0, 0, 0, 0.25); }
 @media (max-width: 760px) {
@@ -192,6 +209,15 @@ def Sidebar(tab: Tab):
 
 
 @solara.component
+def LargeTextSwitch(tab: Tab):
+    """Large text for the back of a classroom: the legend, lesson, status and charts grow."""
+    large = tab.large.value
+    solara.Button("Normal text" if large else "Large text", icon_name="mdi-format-size",
+                  text=True, on_click=tab.guard(lambda: tab.set_large(not large)),
+                  classes=["abm-large-text"], style={"color": "white"})
+
+
+@solara.component
 def Dashboard(session: Session | None = None, query: str | None = None):
     """The whole page for one session (``session`` is for tests; the page makes its own from
     the URL's query string)."""
@@ -200,13 +226,15 @@ def Dashboard(session: Session | None = None, query: str | None = None):
     solara.Style(CSS)
     with solara.AppBar():
         solara.AppBarTitle("abm · tumour microenvironment")
+        if isinstance(tab, Tab):
+            LargeTextSwitch(tab)
     if not isinstance(tab, Tab):  # the server's settings allow no model at all
         solara.Error(f"This dashboard cannot build a model: {tab}. Whoever runs the server "
                      "can fix it (docs/dashboard.md).")
         return
     # our own grid rather than solara.Sidebar: always visible on a projector, and the
     # same widget tree in the component tests as in the browser
-    with solara.Div(classes=["abm-grid"]):
+    with solara.Div(classes=["abm-grid", *(["abm-large"] if tab.large.value else [])]):
         with solara.Column(gap="8px", classes=["abm-run"]):
             with solara.Card("Run", margin=0):
                 RunControls(tab)

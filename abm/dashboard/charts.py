@@ -6,6 +6,7 @@ Plain dictionaries (no widgets), so they are cheap to test. Colours come from
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -178,3 +179,39 @@ def clone_chart(snapshot: dict[str, Any]) -> dict:
         "yAxis": {"type": "value", "name": "cancer cells"},
         "series": series,
     }
+
+
+# Large text, for the back of a classroom (the page's "large text" switch, ``large=1``): the
+# sizes in pixels, and the room the larger legend and axis labels need around the plot.
+LARGE_FONT = {"title": 18, "legend": 15, "axis": 15, "mark": 13, "tooltip": 15}
+LARGE_GRID = {"top": 108, "left": 64, "right": 64, "bottom": 52}
+LARGE_NAME_GAP = 28  # the x axis's "day" below its larger labels
+
+
+def large_text(option: dict) -> dict:
+    """A copy of a chart's ``option`` with every text at ``LARGE_FONT`` and the plot area
+    shrunk to make room for it (ECharts draws its text in a canvas: a page's CSS cannot
+    reach it)."""
+    out = copy.deepcopy(option)
+    out["title"]["textStyle"] = {**out["title"].get("textStyle", {}),
+                                 "fontSize": LARGE_FONT["title"]}
+    legend = out["legend"]
+    legend["textStyle"] = {**legend.get("textStyle", {}), "fontSize": LARGE_FONT["legend"]}
+    legend["top"] = 28
+    legend["itemWidth"] = 18
+    out["tooltip"] = {**out.get("tooltip", {}), "textStyle": {"fontSize": LARGE_FONT["tooltip"]}}
+    # a narrow margin (the clone chart's right: no axis there) stays narrow
+    out["grid"] = {key: max(value, LARGE_GRID[key]) if value > 20 else value
+                   for key, value in out["grid"].items()}
+    for name in ("xAxis", "yAxis"):
+        axes = out[name] if isinstance(out[name], list) else [out[name]]
+        for axis in axes:
+            for part in ("axisLabel", "nameTextStyle"):
+                axis[part] = {**axis.get(part, {}), "fontSize": LARGE_FONT["axis"]}
+            if name == "xAxis":
+                axis["nameGap"] = LARGE_NAME_GAP
+        out[name] = axes if isinstance(out[name], list) else axes[0]
+    for series in out["series"]:
+        if "markLine" in series:
+            series["markLine"]["label"]["fontSize"] = LARGE_FONT["mark"]
+    return out

@@ -16,7 +16,7 @@ import traitlets
 from solara.components.echarts import EchartsWidget
 
 from abm.dashboard import render as R
-from abm.dashboard.charts import CHARTS, chart_options
+from abm.dashboard.charts import CHARTS, chart_options, large_text
 from abm.dashboard.session import Session
 
 TISSUE_TEMPLATE = """
@@ -89,15 +89,13 @@ class LiveView:
         self.twin = TissueWidget(testid="twin")  # Compare: the untreated twin
         self.status = v.Html(tag="span", children=[""], class_="abm-status",
                              style_="font-weight: 500")
-        self.perf = v.Html(tag="span", children=[""], class_="abm-perf",
-                           style_="font-size: 12px; color: #666")
+        # their text sizes are in the page's CSS (app.CSS), larger with "large text"
+        self.perf = v.Html(tag="span", children=[""], class_="abm-perf")
         self.colourbar = solara.widgets.HTML(tag="div", unsafe_innerHTML="",
-                                             attributes={"class": "abm-colourbar",
-                                                         "style": "font-size: 12px"})
-        self.picked_text = v.Html(tag="span", children=[""], class_="abm-picked",
-                                  style_="font-size: 12px")
-        self.hover_text = v.Html(tag="div", children=[""], class_="abm-hover",
-                                 style_="font-size: 12px; color: #444; min-height: 2.6em")
+                                             attributes={"class": "abm-colourbar"})
+        self.picked_text = v.Html(tag="span", children=[""], class_="abm-picked")
+        self.hover_text = v.Html(tag="div", children=[""], class_="abm-hover")
+        self.large = False  # the charts' text: large (``charts.large_text``) or not
         self.charts = {
             key: EchartsWidget(
                 option={}, responsive=True,
@@ -138,7 +136,7 @@ class LiveView:
             self.show_hover(session, hovered)
         if charts:
             for key, option in chart_options(session.snapshot()).items():
-                self.charts[key].option = option
+                self.charts[key].option = large_text(option) if self.large else option
 
     def show_hover(self, session: Session, site: tuple[int, int] | None) -> None:
         """The line about the site under the mouse (a hint when the mouse is elsewhere)."""

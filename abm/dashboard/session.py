@@ -25,12 +25,14 @@ from abm.run import model_class, threads_for
 from abm.scenarios import SCENARIOS
 
 DEFAULT_SCENARIO = "escape" if "escape" in SCENARIOS else next(iter(SCENARIOS))
-PAGE_KEYS = ("teacher", "compare")  # link keys for the page (see ``page_options``), not the model
+# the page's own link keys (see ``page_options``), not the model's
+PAGE_KEYS = ("teacher", "compare", "large")
 
 
 def page_options(search: str | None) -> dict[str, bool]:
     """The page's own link options: ``teacher=1`` (basic controls only, for a class) and
-    ``compare=1`` (the untreated twin beside the run)."""
+    ``compare=1`` (the untreated twin beside the run) and ``large=1`` (large text, for the back
+    of a classroom)."""
     query = dict(parse_qsl((search or "").lstrip("?"), keep_blank_values=True))
     return {key: query.get(key, "").lower() in ("1", "true", "yes", "on") for key in PAGE_KEYS}
 

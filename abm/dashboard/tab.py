@@ -77,9 +77,11 @@ def client_alive() -> Callable[[], bool]:
 class Tab:
     """Everything one browser tab holds: the session, its reactive state, the live widgets."""
 
-    def __init__(self, session: Session, problem: str | None = None, teacher: bool = False):
+    def __init__(self, session: Session, problem: str | None = None, teacher: bool = False,
+                 large: bool = False):
         self.session = session
         self.teacher = teacher  # a teacher's link: basic controls only
+        self.large = solara.reactive(large)  # large text, for the back of a classroom
         self.frame = solara.reactive(0)  # bumped when the model changed outside the play loop
         self.generation = solara.reactive(session.generation)  # rebuilds restart the loop
         self.playing = solara.reactive(False)
@@ -106,6 +108,7 @@ class Tab:
         self.picked: solara.Reactive[tuple[int, int] | None] = solara.reactive(None)
         self.live = LiveView(on_hover=self.guard(lambda d: self.site(d, False)),
                              on_select=self.guard(lambda d: self.site(d, True)))
+        self.live.large = large
         self.live.show_hover(session, None)
         self.push(charts=True)
 
@@ -240,6 +243,12 @@ class Tab:
             self.show_cells.set(show_cells)
         self.push(charts=False)
 
+    def set_large(self, on: bool) -> None:
+        """Large text (the page's CSS, and the charts' own sizes: they draw in a canvas)."""
+        self.live.large = bool(on)
+        self.large.set(bool(on))
+        self.push(charts=True)
+
     def set_compare(self, on: bool) -> None:
         """Show (or hide) the untreated twin beside the run."""
         self.session.set_compare(on)
@@ -329,7 +338,7 @@ def use_tab(session: Session | None, query: str | None = None) -> Tab | ValueErr
             return err
         if options["compare"]:
             made[0].set_compare(True)
-        return Tab(*made, teacher=options["teacher"])
+        return Tab(*made, teacher=options["teacher"], large=options["large"])
 
     tab = solara.use_memo(make, [])
     # close the live widgets with the page
