@@ -193,9 +193,7 @@ def run(
 
     Example: abm run --scenario escape --days 30 --rng 3 --out run.parquet
     """
-    import secrets
-
-    from abm.params import validate
+    from abm.params import model_seed, validate
     from abm.run import build_params, provenance, simulate, threads_for, write_json, write_table
     from abm.species import effective_species
     from abm.sweep.spec import duration, estimate_seconds
@@ -215,7 +213,7 @@ def run(
     drawn = rng is None
     # no seed given: draw one from the system's entropy and record it, so the run can be
     # repeated (a model seeded from entropy by itself could not be)
-    overrides["rng"] = secrets.randbelow(2**32) if drawn else rng
+    overrides["rng"] = model_seed(None) if drawn else rng
     try:
         params = validate(build_params(scenario, overrides, species=species))
     except ValueError as err:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -98,12 +99,13 @@ class TumorModel(mesa.Model):
 
     Every keyword argument is a parameter from ``abm.params.PARAMS`` (default, unit, range and
     source are there and in ``docs/parameters.md``); ``rng`` is the seed (an int or a string of
-    digits). A wrong name, type or out-of-range value raises ``ValueError`` naming it.
+    digits; None draws one, kept in ``model.seed`` so the run can be repeated). A wrong name,
+    type or out-of-range value raises ``ValueError`` naming it.
     """
 
     def __init__(self, rng: int | str | None = None, **params: Any) -> None:
         values = P.resolve(None, params)
-        seed = P.validate_rng(rng)
+        seed = P.model_seed(rng)  # None: a drawn seed, recorded in model.seed
         P.check_together(values)
         width, height = values["width"], values["height"]
         # relative weights of what a mutation does, in the order of cancer.MUTATIONS
@@ -362,11 +364,18 @@ class TumorModel(mesa.Model):
         # between steps acts from hour steps on: both are stamped with the hour they start
         # acting, so the same dose on the same day has the same effect either way
         hour = self.steps - 1 if scheduled else self.steps
-        treatment.give(dose, hour)
-        self.dose_log.append(
-            {"day": hour / 24.0, "hour": hour, "therapy": therapy, "dose": dose,
-             "scheduled": scheduled}
-        )
+        placed = treatment.give(dose, hour)
+        entry = {"day": hour / 24.0, "hour": hour, "therapy": therapy, "dose": dose,
+                 "scheduled": scheduled}
+        if placed is not None:  # cells: as many as found a free site next to a vessel
+            entry["placed"] = placed
+            if placed < dose:
+                warnings.warn(
+                    f"{therapy} on day {hour / 24:.2f}: only {placed} of {dose:g} cells found a "
+                    f"free site next to the {len(self.vessels)} vessels (about 9 per vessel); "
+                    "the rest were not given (dose_log's 'placed'). A larger grid has more "
+                    "vessels.", stacklevel=3 if scheduled else 2)
+        self.dose_log.append(entry)
 
     def deplete_tregs(self, kill: float) -> None:
         """Each Treg dies with probability ``kill`` (anti-CTLA-4's depletion at a dose)."""
@@ -374,9 +383,10 @@ class TumorModel(mesa.Model):
             if self.random.random() < kill:
                 treg.die()
 
-    def infuse_cart(self, n: int) -> None:
-        """Place up to ``n`` CAR-T cells at vessel entry sites (a CAR-T infusion)."""
-        self._admit(n, lambda: CARTCell(self))
+    def infuse_cart(self, n: int) -> int:
+        """Place up to ``n`` CAR-T cells at vessel entry sites (a CAR-T infusion); returns how
+        many found a site (fewer than ``n`` when the vessels' surroundings are full)."""
+        return self._admit(n, lambda: CARTCell(self))
 
     # --- the hour -------------------------------------------------------------------------
     @property
@@ -385,12 +395,14 @@ class TumorModel(mesa.Model):
         return self.steps / 24.0
 
     def run_for(self, duration: float) -> None:
-        """``mesa.Model.run_for``: advance ``duration`` hours (one step per whole hour), after
-        checking it is a number of hours >= 0."""
+        """``mesa.Model.run_for``: advance ``duration`` hours, one step each, after checking
+        it is a whole number of hours >= 0 (Mesa would run 2.5 as 2 steps and carry the half
+        hour into its clock, ``model.time``, which would then no longer match ``steps``).
+        Every hour is run, even after the tumour is gone (``running`` turns False)."""
         if isinstance(duration, bool) or not isinstance(duration, numbers.Real) or not (
-                math.isfinite(duration) and duration >= 0):
+                math.isfinite(duration) and duration >= 0 and float(duration).is_integer()):
             raise ValueError(f"run_for: duration {duration!r} is not allowed: expected a "
-                             "number of hours >= 0")
+                             "whole number of hours >= 0 (one step is one hour)")
         if duration:  # nothing to run (Mesa would warn that the end is not after now)
             mesa.Model.run_for(self, duration)
 

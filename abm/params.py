@@ -222,13 +222,14 @@ _LIST: list[Param] = [
        "tumour size at which immune recruitment is half its maximum",
        "modelling choice (Michaelis-Menten recruitment as in Kuznetsov et al. 1994)", "T cells"),
     _p("tcell_speed", 5, "sites per h", int, 0, 40,
-       "CTL moves per hour (5 sites/h = 1.25 um/min)",
+       "CTL moves per hour, also CAR-T and NK cells' (5 sites/h = 1.25 um/min)",
        "1-10 um/min in tumour tissue (Boissonnas 2007); 1 um/min (PhysiCell)", "T cells"),
     _p("chemotaxis_bias", 0.7, "1 (0-1)", float, 0.0, 1.0,
        "probability an immune cell steps up the chemokine gradient rather than at random",
        _MC, "T cells"),
     _p("tcell_infiltration", 0.2, "per move", float, 0.0, 1.0,
-       "probability a CTL squeezes past a cancer cell when no free site is next to it", _MC,
+       "probability a CTL (also a CAR-T cell, NK cell or macrophage) squeezes past a cancer "
+       "cell when no free site is next to it", _MC,
        "T cells"),
     _p("tcell_kill_prob", 0.17, "per h of contact", float, 0.0, 1.0,
        "probability an engaged CTL kills its target in one hour (about 6 h per kill)",
@@ -266,7 +267,7 @@ _LIST: list[Param] = [
        "spQSP-IO PD-L1 half-life 0.1 d = 2.4 h, time constant 2.4 h / ln 2 = 3.46 h (in-vitro "
        "onset: mRNA at 14 h, protein at 48 h, J Immunother Cancer 2019 7:305)", "Fields"),
     _p("ifng_secretion", 5.0, "ng/mL per h per engaged CTL", float, 0.0, 1e5,
-       "IFN-gamma released into the site of an engaged CTL",
+       "IFN-gamma released into the site of an engaged CTL (also of an NK cell on its target)",
        "modelling choice between spQSP-IO's own two settings files: 7.64e-10 ng/s per T cell "
        "(NSCLC_single, NSCLC_sim) into one 15 um site (3.375e-9 mL) is 815 ng/mL per h, and "
        "holds IFN-gamma 10-25x above PD-L1's half-max across the whole tumour (PD-L1 near/far "
@@ -360,8 +361,8 @@ _LIST: list[Param] = [
     _p("treg_influx", 0.2, "Treg per h", float, 0.0, 100.0,
        "Treg recruitment at saturating tumour burden (0 disables Tregs)", _MC, "Suppressors"),
     _p("treg_suppression", 0.6, "1 (0-1)", float, 0.0, 1.0,
-       "fraction of CTL killing and proliferation blocked within suppression_radius_sites of a "
-       "Treg",
+       "fraction of CTL killing blocked within suppression_radius_sites of a Treg (CTL "
+       "proliferation there is blocked outright)",
        "modelling choice (no portable constant; spQSP k_Teff_inhibBy_Treg is QSP-specific)",
        "Suppressors"),
     _p("treg_lifespan_days", 10.0, "day", float, 0.1, 365.0, "mean Treg lifespan in the tumour",
@@ -372,8 +373,8 @@ _LIST: list[Param] = [
        "maximum fraction of CTL killing blocked by the suppressive factor", _MC, "Suppressors"),
     _p("mdsc_lifespan_days", 3.0, "day", float, 0.1, 365.0, "mean MDSC lifespan in the tumour",
        _MC, "Suppressors"),
-    _p("suppressor_speed", 2, "sites per h", int, 0, 40, "Treg and MDSC moves per hour", _MC,
-       "Suppressors"),
+    _p("suppressor_speed", 2, "sites per h", int, 0, 40,
+       "Treg, MDSC and macrophage moves per hour", _MC, "Suppressors"),
     _p("suppression_radius_sites", 2, "sites (15 um)", int, 0, 20,
        "reach of Treg contact suppression and of the MDSC growth niche (Chebyshev distance)",
        "modelling choice (contact-range suppression: 2 sites is about 30 um)", "Suppressors"),
@@ -671,6 +672,17 @@ def validate_rng(value: Any) -> int | None:
     return value
 
 
+def model_seed(value: Any) -> int:
+    """A model's seed: ``value`` checked by ``validate_rng``, or, for None, one drawn from the
+    system's entropy, so that every model records (``model.seed``) the seed that repeats it."""
+    seed = validate_rng(value)
+    if seed is None:
+        import secrets
+
+        seed = secrets.randbelow(2**32)
+    return seed
+
+
 def canonical(name: str) -> str:
     """The current name of a parameter: ``ALIASES[name]`` for a deprecated name, else ``name``
     (no warning; :func:`validate` warns)."""
@@ -684,6 +696,9 @@ NOT_PARAMETERS = {
               "`FastTumorModel` instead of `TumorModel` in Python",
     "seed": ": the seed is `rng` (`abm run --rng 3`, `TumorModel(rng=3)`; a sweep's [sweep] "
             "seed)",
+    "species": ": the species is a preset of parameters, not a parameter; choose it with "
+               "`abm run --species mouse`, `species = \"mouse\"` in a sweep's [sweep] table, or "
+               "`TumorModel.from_scenario(name, species=\"mouse\")`",
 }
 
 

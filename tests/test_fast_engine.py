@@ -436,14 +436,15 @@ def test_bad_input_raises_exactly_as_tumor_model(bad):
 @pytest.mark.parametrize("engine", [TumorModel, FastTumorModel])
 def test_run_for_checks_its_duration_in_both_engines(engine):
     model = engine(rng=1, width=20, height=20, initial_tumor_cells=20)
-    for bad in (-1, float("nan"), float("inf"), "3", True):
+    for bad in (-1, float("nan"), float("inf"), "3", True, 2.5):
         with pytest.raises(ValueError, match=r"run_for: duration .* is not allowed: expected a "
-                                             r"number of hours >= 0"):
+                                             r"whole number of hours >= 0"):
             model.run_for(bad)
     model.run_for(0)
     assert model.steps == 0
     model.run_for(np.int64(3))
-    assert model.steps == 3
+    model.run_for(2.0)
+    assert model.steps == 5 and model.time == 5
 
 
 def test_the_whole_cast_is_accepted():

@@ -143,6 +143,7 @@ def test_a_deprecated_name_is_one_warning_line_not_a_source_line(monkeypatch):
 @pytest.mark.parametrize("name, fragment", [
     ("engine", "choose it with `abm run --engine fast`"),
     ("seed", "the seed is `rng`"),
+    ("species", "choose it with `abm run --species mouse`"),
 ])
 def test_a_setting_given_as_a_parameter_says_where_it_goes(no_simulation, name, fragment):
     one_clean_error(cli("run", "--quiet", *TINY_SETS, "--set", f"{name}=3"), fragment)

@@ -58,6 +58,18 @@ def test_same_seed_same_series_different_seed_different(small_params):
     assert not a.equals(c)
 
 
+@pytest.mark.parametrize("engine", ["mesa", "fast"])
+def test_no_seed_draws_one_and_keeps_it_so_the_run_can_be_repeated(small_params, engine):
+    from abm import FastTumorModel
+
+    cls = FastTumorModel if engine == "fast" else TumorModel
+    first, second = cls(**small_params), cls(rng=None, **small_params)
+    assert isinstance(first.seed, int) and isinstance(second.seed, int)
+    assert first.seed != second.seed  # drawn from the system's entropy (1 in 2**32 alike)
+    again = cls(rng=first.seed, **small_params)
+    assert run(first, 48).equals(run(again, 48))
+
+
 def test_cells_divide_only_into_free_sites():
     """A grid packed with cancer cells cannot grow; a half-empty one can only fill up.
     (Without cell death: apoptosis frees sites and hypoxia kills, which is tested elsewhere.)"""

@@ -110,7 +110,24 @@ def test_administer_mid_run_changes_the_following_steps():
     b.step()
     assert b.n_cart >= 45 and a.n_cart == 0
     assert b.dose_log == [{"day": 1.0, "hour": 24, "therapy": "cart", "dose": 50,
-                           "scheduled": False}]
+                           "scheduled": False, "placed": 50}]
+
+
+@pytest.mark.parametrize("engine", ["mesa", "fast"])
+def test_a_cart_dose_larger_than_the_room_at_the_vessels_is_cut_and_says_so(engine):
+    """Cells enter next to a vessel; on a small grid (few vessels) a large infusion finds no
+    room for most of its cells: the log and a warning say how many were placed."""
+    from abm import FastTumorModel
+
+    cls = FastTumorModel if engine == "fast" else TumorModel
+    model = cls(rng=1, width=20, height=20, initial_tumor_cells=50)
+    before = model.kind.copy()
+    with pytest.warns(UserWarning, match=r"only (\d+) of 400 cells found a free site") as caught:
+        model.administer("cart", 400)
+    placed = int((model.kind == Kind.CART).sum() - (before == Kind.CART).sum())
+    assert 0 < placed < 400 and placed <= 9 * len(model.vessels)
+    assert model.dose_log[-1]["placed"] == placed and model.dose_log[-1]["dose"] == 400
+    assert f"only {placed} of 400" in str(caught[0].message)
 
 
 def test_antibody_level_decays_with_its_half_life():

@@ -101,8 +101,9 @@ class Treatment(Agent):
             self.model.administer(self.name, self.schedule.dose, scheduled=True)
         self.act()
 
-    def give(self, dose: float, hour: int) -> None:  # pragma: no cover - abstract
-        """One dose of ``dose`` that acts from ``hour`` (the hour it starts acting) on."""
+    def give(self, dose: float, hour: int) -> int | None:  # pragma: no cover - abstract
+        """One dose of ``dose`` that acts from ``hour`` (the hour it starts acting) on; a
+        therapy of cells returns how many were placed (None for a drug)."""
         raise NotImplementedError
 
     def act(self) -> None:
@@ -256,8 +257,8 @@ class CART(Treatment):
     label = "CAR-T"
     dose_unit = "cells"
 
-    def give(self, dose: float, hour: int) -> None:
-        self.model.infuse_cart(int(round(dose)))  # each engine places its CAR-T cells
+    def give(self, dose: float, hour: int) -> int:
+        return self.model.infuse_cart(int(round(dose)))  # each engine places its CAR-T cells
 
 
 class AntiCSF1R(Antibody):

@@ -183,10 +183,17 @@ class Session:
             spec = P.PARAMS[treatment.dose_param]
             dose = treatment.dose * scale
             dose = round(dose) if spec.kind is int else dose
-            self.model.administer(therapy, dose)
+            with warnings.catch_warnings():  # a dose cut short is said below, on the page
+                warnings.simplefilter("ignore")
+                self.model.administer(therapy, dose)
             unit = spec.unit[:-1] if dose == 1 and spec.unit.endswith("s") else spec.unit
-            return (f"{TREATMENTS[therapy].label} given on day {self.model.day:.1f} "
+            text = (f"{TREATMENTS[therapy].label} given on day {self.model.day:.1f} "
                     f"({dose:g} {unit}): it acts from the next hour")
+            placed = self.model.dose_log[-1].get("placed", dose)
+            if placed < dose:
+                text += (f". Only {placed} of the {dose:g} cells found room next to a vessel "
+                         "(a larger grid has more vessels)")
+            return text
 
     def describe(self, x: int, y: int) -> str:
         """What is at site (x, y), read under the lock (the play thread may be stepping)."""

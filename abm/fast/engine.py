@@ -163,7 +163,7 @@ class FastTumorModel(mesa.Model):
 
     def __init__(self, rng: int | str | None = None, **params: Any) -> None:
         values = P.resolve(None, params)
-        seed = P.validate_rng(rng)
+        seed = P.model_seed(rng)  # None: a drawn seed, recorded in model.seed
         P.check_together(values)
         reason = unsupported(values)
         if reason:
@@ -422,9 +422,10 @@ class FastTumorModel(mesa.Model):
         self.idx[self.ix[dead], self.iy[dead]] = -1
         self.alive[dead] = False
 
-    def infuse_cart(self, n: int) -> None:
-        """``TumorModel.infuse_cart``: up to ``n`` CAR-T cells at vessel entry sites."""
-        self._admit(n, Kind.CART)
+    def infuse_cart(self, n: int) -> int:
+        """``TumorModel.infuse_cart``: up to ``n`` CAR-T cells at vessel entry sites; returns
+        how many found a site."""
+        return self._admit(n, Kind.CART)
 
     # --- the hour -------------------------------------------------------------------------
     def _seed_kernels(self) -> None:

@@ -55,7 +55,7 @@ MIRRORED = {
     "abm.model.TumorModel._new_ctl": "33b2be96ce13",
     "abm.model.TumorModel._primed_antigen": "9b11c0d6cfd5",
     "abm.model.TumorModel.deplete_tregs": "e7e4a97235ea",
-    "abm.model.TumorModel.infuse_cart": "b35ba5dc2ac2",
+    "abm.model.TumorModel.infuse_cart": "f6b150fb358c",
     "abm.model.TumorModel._census_killers": "a757a5f4d3a9",
     "abm.agents.cancer.CancerCell.die": "e29fbec54381",
     "abm.agents.tcell.TCell.exhausted": "8a8d5936d9d7",
