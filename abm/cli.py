@@ -31,8 +31,9 @@ MAX_RUN_HOURS = 24
 
 @app.callback()
 def _plain_warnings() -> None:
-    """The model's own warnings (a deprecated parameter name) as one line each, like its
-    errors, instead of Python's file-and-line form pointing inside the package."""
+    """The model's own warnings (a deprecated parameter name, a CAR-T dose cut short) as one
+    line each, like its errors, instead of Python's file-and-line form pointing inside the
+    package."""
     import warnings
 
     shown = warnings.showwarning
@@ -41,7 +42,8 @@ def _plain_warnings() -> None:
     package = str(Path(__file__).resolve().parent)
 
     def show(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, FutureWarning) and str(filename).startswith(package):
+        if (issubclass(category, (FutureWarning, UserWarning))
+                and str(filename).startswith(package)):
             typer.echo(f"warning: {message}", err=True)
         else:
             shown(message, category, filename, lineno, file, line)
