@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 import sys
+import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
+import typer.core
 
 app = typer.Typer(
     add_completion=False,
@@ -56,6 +58,49 @@ def fail(message: str) -> None:
     """Print one line to stderr and exit 2 (bad input)."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
+
+
+class PlainErrors(typer.core.TyperCommand):
+    """A command whose options of the wrong type (``--steps 1.5``) get one line naming the
+    option, the value and what it takes, like the checks of our own, instead of Typer's box
+    that leaves the value out."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        given = list(args)
+        try:
+            return super().parse_args(ctx, args)
+        except Exception as err:
+            # click's BadParameter (Typer carries its own copy of click: matched by name)
+            param = getattr(err, "param", None)
+            if type(err).__name__ != "BadParameter" or not getattr(param, "opts", None):
+                raise
+            fail(bad_option(param.opts, _expected_type(param), given))
+
+
+def bad_option(opts: list[str], expected: type | None, args: list[str]) -> str:
+    """``--steps '1.5': expected an integer``: the option (its long name), the value given
+    (the last one, as the parser keeps it) and what it takes."""
+    value = None
+    for i, arg in enumerate(args):
+        for opt in opts:
+            if arg == opt and i + 1 < len(args):
+                value = args[i + 1]
+            elif arg.startswith(opt + "="):
+                value = arg[len(opt) + 1:]
+    what = {int: "an integer", float: "a number"}.get(expected, "a valid value")
+    shown = f" {value!r}" if value is not None else ""
+    return f"{max(opts, key=len)}{shown}: expected {what}"
+
+
+def _expected_type(param) -> type | None:
+    """The Python type an option takes (int for ``int | None``), where it is a number."""
+    annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    if annotation is None:  # click's own types (Typer before it carried click)
+        annotation = {"integer": int, "float": float}.get(getattr(param.type, "name", ""))
+    for kind in (int, float):
+        if annotation is kind or kind in typing.get_args(annotation):
+            return kind
+    return None
 
 
 @contextmanager
@@ -144,7 +189,7 @@ def _steps(days: float | None, steps: int | None) -> int:
     return steps if steps is not None else 30 * 24
 
 
-@app.command()
+@app.command(cls=PlainErrors)
 def run(
     scenario: Annotated[
         str | None,
@@ -275,7 +320,7 @@ def run(
     typer.echo(f"wrote {out} ({len(df)} rows) and {sidecar}{note}")
 
 
-@app.command()
+@app.command(cls=PlainErrors)
 def scenarios() -> None:
     """List the named scenarios with a one-line description."""
     from abm.scenarios import SCENARIOS
@@ -285,7 +330,7 @@ def scenarios() -> None:
         typer.echo(f"{name:<{width}}  {spec['summary']}")
 
 
-@app.command()
+@app.command(cls=PlainErrors)
 def params(
     markdown: Annotated[bool, typer.Option(help="Print the Markdown table for the docs.")] = False,
 ) -> None:
@@ -300,7 +345,7 @@ def params(
                    f"(source: {p.source})")
 
 
-@app.command()
+@app.command(cls=PlainErrors)
 def sweep(
     spec: Annotated[Path, typer.Argument(help="Sweep spec (TOML); see docs/sweeps.md.")],
     out: Annotated[
@@ -443,7 +488,7 @@ def _remove_empty(directory: Path) -> None:
         pass
 
 
-@app.command()
+@app.command(cls=PlainErrors)
 def report(
     directory: Annotated[Path, typer.Argument(help="A sweep directory (from `abm sweep`).")],
     outcome: Annotated[
@@ -479,7 +524,7 @@ def report(
     typer.echo(f"wrote {path}" + (" (replaced the earlier report)" if replacing else ""))
 
 
-@app.command()
+@app.command(cls=PlainErrors)
 def export(
     directory: Annotated[Path, typer.Argument(help="A sweep directory (from `abm sweep`).")],
     csv: Annotated[
@@ -510,7 +555,7 @@ def export(
         typer.echo(f"wrote {path}" + (" (replaced)" if path.name in replacing else ""))
 
 
-@app.command()
+@app.command(cls=PlainErrors)
 def serve(
     host: Annotated[
         str,

@@ -172,6 +172,11 @@ def test_a_setting_given_as_a_parameter_says_where_it_goes(no_simulation, name, 
         (["--set", "width=12"], "--set width: given twice"),
         (["--set", "checkpoint_start_day=3", "--set", "anti_pd1_start_day=4"], "given twice"),
         (["--set", "rng=3"], "--rng"),
+        # options of the wrong type: the option, the value and what it takes
+        (["--steps", "1.5"], "--steps '1.5': expected an integer"),
+        (["--steps=abc"], "--steps 'abc': expected an integer"),
+        (["--days", "three"], "--days 'three': expected a number"),
+        (["--record-every", "x"], "--record-every 'x': expected an integer"),
     ],
 )
 def test_run_refuses_mistakes_in_one_line_before_simulating(no_simulation, args, fragment):
