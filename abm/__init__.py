@@ -2,14 +2,18 @@
 
 from typing import Any
 
-from abm.model import TumorModel
-
 __version__ = "0.1.0"
 __all__ = ["FastTumorModel", "TumorModel", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
-    """``abm.FastTumorModel`` is imported on first use (it loads numba)."""
+    """``abm.TumorModel`` and ``abm.FastTumorModel`` are imported on first use: the ``abm``
+    command starts (and answers Ctrl-C or ``--help``) before Mesa and numpy are loaded, and
+    the fast engine loads numba only when it is used."""
+    if name == "TumorModel":
+        from abm.model import TumorModel
+
+        return TumorModel
     if name == "FastTumorModel":
         from abm.fast import FastTumorModel
 

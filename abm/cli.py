@@ -279,16 +279,17 @@ def run(
     if drawn:
         typer.echo(f"seed {params['rng']} (drawn at random; --rng {params['rng']} repeats "
                    "this run)")
-    try:
-        df, model = simulate(params, n_steps, record_every=record_every, progress=not quiet,
-                             engine=engine,
-                             threads=threads_for(engine, params["width"], params["height"]))
-    except ValueError as err:
-        fail(str(err))
-    except KeyboardInterrupt:
-        typer.echo("\ninterrupted; nothing written (the run is kept only when it finishes)",
-                   err=True)
-        raise typer.Exit(130) from None
+    with _sigterm_as_interrupt() as terminated:
+        try:
+            df, model = simulate(params, n_steps, record_every=record_every, progress=not quiet,
+                                 engine=engine,
+                                 threads=threads_for(engine, params["width"], params["height"]))
+        except ValueError as err:
+            fail(str(err))
+        except KeyboardInterrupt:
+            typer.echo(("\nstopped (SIGTERM)" if terminated() else "\ninterrupted")
+                       + "; nothing written (the run is kept only when it finishes)", err=True)
+            raise typer.Exit(143 if terminated() else 130) from None
     last = df.iloc[-1]
     typer.echo(
         f"day {last['Day']:.1f}: {int(last['CancerCells'])} cancer cells, "
@@ -458,9 +459,9 @@ def sweep(
 
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[Callable[[], bool]]:
-    """Within the block, SIGTERM (``kill``, a job scheduler's time limit) stops a sweep as
-    Ctrl-C does (``KeyboardInterrupt``: the finished runs are kept, the same message). Yields
-    a check of whether it was SIGTERM; the previous handler is back after the block."""
+    """Within the block, SIGTERM (``kill``, a job scheduler's time limit) stops a run or a
+    sweep as Ctrl-C does (``KeyboardInterrupt``: a sweep's finished runs are kept). Yields a
+    check of whether it was SIGTERM; the previous handler is back after the block."""
     import signal
 
     got: list[int] = []
@@ -609,9 +610,15 @@ def serve(
     raise typer.Exit(subprocess.call(command))  # pragma: no cover - Windows
 
 
-def main() -> None:  # pragma: no cover
-    app()
+def main() -> None:
+    """The ``abm`` command (``pyproject.toml``'s script): Ctrl-C before a command has started
+    is one line and exit 130, as within one, not a traceback."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("\ninterrupted", err=True)
+        sys.exit(130)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+    main()

@@ -113,6 +113,49 @@ def test_a_sweep_into_a_folder_of_other_files_is_refused(tmp_path):
     assert signal.getsignal(signal.SIGTERM) is before  # the sweep's SIGTERM handler is undone
 
 
+def test_abm_run_stopped_by_sigterm_says_so_and_writes_nothing(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "run.parquet"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "abm.cli", "run", "--scenario", "escape", "--days", "60",
+         "--rng", "1", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        proc.stderr.read(1)  # the progress bar has started: the run is simulating
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    assert b"stopped (SIGTERM); nothing written" in err and b"Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_before_a_command_starts_is_one_line_and_the_package_loads_lazily(
+        monkeypatch, capsys):
+    import subprocess
+    import sys
+
+    import abm.cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(abm.cli, "app", interrupted)
+    with pytest.raises(SystemExit) as stopped:
+        abm.cli.main()
+    assert stopped.value.code == 130 and capsys.readouterr().err.strip() == "interrupted"
+    # the command line starts before Mesa and numpy load (the window where Ctrl-C would give
+    # Python's traceback is short), and `from abm import TumorModel` still works
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, abm.cli; print('mesa' in sys.modules, "
+         "'numpy' in sys.modules); from abm import TumorModel; print(TumorModel.__name__)"],
+        capture_output=True, text=True, check=True).stdout.split()
+    assert loaded == ["False", "False", "TumorModel"]
+
+
 def test_an_interrupted_run_says_so_and_writes_nothing(monkeypatch, tmp_path):
     import abm.run
 
