@@ -141,8 +141,7 @@ def check_output_file(path: Path, option: str = "--out") -> bool:
     if path.is_dir():
         fail(f"{option} {path}: is a directory; give a file name")
     if path.is_absolute() and not path.parent.exists():
-        fail(f"{option} {path}: directory {path.parent} does not exist; create it first (or "
-             "check the path)")
+        _no_directory(option, path, path.parent)
     check_output_dir(path.parent, option, path)
     return path.exists()
 
@@ -157,8 +156,7 @@ def check_output_dir(directory: Path, option: str = "--out", shown: Path | None 
         fail(f"{option} {shown}: {directory} exists and is not a directory")
     if not directory.exists():
         if directory.is_absolute() and not directory.parent.is_dir():
-            fail(f"{option} {shown}: directory {directory.parent} does not exist; create it "
-                 "first (or check the path)")
+            _no_directory(option, shown, directory.parent)
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -171,6 +169,15 @@ def check_output_dir(directory: Path, option: str = "--out", shown: Path | None 
 
     os.close(fd)
     Path(probe).unlink(missing_ok=True)
+
+
+def _no_directory(option: str, shown: Path, directory: Path) -> None:
+    """Fail: ``directory`` (where the output goes) is missing, or a file is in its way."""
+    blocking = next((p for p in (directory, *directory.parents) if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        fail(f"{option} {shown}: {blocking} is a file, not a directory")
+    fail(f"{option} {shown}: directory {directory} does not exist; create it first (or check "
+         "the path)")
 
 
 def _steps(days: float | None, steps: int | None) -> int:

@@ -794,6 +794,12 @@ def test_an_absolute_output_path_needs_its_directory(no_simulation, tmp_path):
     one_clean_error(cli("run", "--quiet", "--steps", "2", *TINY_SETS, "--out", str(out)),
                     f"directory {out.parent} does not exist")
     assert not out.parent.exists()
+    blocker = tmp_path / "afile"  # a file where a directory of the path should be
+    blocker.write_text("x")
+    one_clean_error(cli("run", "--quiet", "--steps", "2", *TINY_SETS, "--out",
+                        str(blocker / "sub" / "run.csv")), f"{blocker} is a file, not a directory")
+    one_clean_error(cli("sweep", str(write(tmp_path)), "--out", str(blocker / "sub")),
+                    f"{blocker} is a file, not a directory")
 
 
 def test_the_dask_dashboard_option_is_for_the_local_cluster_only(tmp_path):
