@@ -890,6 +890,10 @@ def test_serve_settings_give_abm_serve_its_port_environment_and_lines():
     assert "anyone on this network" in open_.warning and "250,000 sites" in open_.warning
     assert not any(socket.gethostname() + ":" in line for line in open_.lines)
     assert open_.lines[-1].strip().startswith("http://127.0.0.1:") or len(open_.lines) == 1
+    for host, says in (("", "empty"), ("nohost.invalid", "not an address or name this machine"),
+                       ("8.8.8.8", "not an address of this machine")):
+        with pytest.raises(ValueError, match=f"--host '{re.escape(host)}': {says}.*0.0.0.0"):
+            S.serve_settings(host, 0)
     with pytest.raises(ValueError, match="--port 70000"):
         S.serve_settings("127.0.0.1", 70000)
     with pytest.raises(ValueError, match="--max-sites -5"):

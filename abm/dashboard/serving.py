@@ -86,6 +86,29 @@ def check_grid(width: int, height: int, limit: int | None = None) -> None:
         )
 
 
+def check_host(host: str) -> None:
+    """Raise ``ValueError`` unless ``host`` is an address this machine can listen on (an empty
+    host would mean every interface, which must be asked for as 0.0.0.0)."""
+    hint = "use 127.0.0.1 (this machine only) or 0.0.0.0 (a classroom network)"
+    if not host.strip():
+        raise ValueError(f"--host {host!r}: empty; {hint}")
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as err:
+        reason = getattr(err, "strerror", None) or err
+        raise ValueError(f"--host {host!r}: not an address or name this machine can resolve "
+                         f"({reason}); {hint}") from None
+    reason = "no address"
+    for family, _, _, _, address in infos:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((address[0], 0))
+                return
+            except OSError as err:
+                reason = err.strerror or err
+    raise ValueError(f"--host {host!r}: not an address of this machine ({reason}); {hint}")
+
+
 def pick_port(host: str, preferred: int = DEFAULT_PORT, tries: int = 20) -> int:
     """``preferred`` if it is free on ``host``, else the next free one after it (up to
     ``tries``), else any free port. 0 means any free port."""
@@ -153,6 +176,7 @@ def serve_settings(host: str = "127.0.0.1", port: int | None = None,
     option."""
     if port is not None and not 0 <= port <= 65535:
         raise ValueError(f"--port {port}: expected 0 (any free port) or 1-65535")
+    check_host(host)
     chosen = pick_port(host, DEFAULT_PORT if port is None else port, 20 if port is None else 1)
     if port not in (None, 0) and chosen != port:
         raise ValueError(f"--port {port}: already in use; leave --port out to take the next "
