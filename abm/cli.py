@@ -247,7 +247,7 @@ def run(
 
     Example: abm run --scenario escape --days 30 --rng 3 --out run.parquet
     """
-    from abm.params import model_seed, validate
+    from abm.params import model_seed, validate, validate_rng
     from abm.run import build_params, provenance, simulate, threads_for, write_json, write_table
     from abm.species import effective_species
     from abm.sweep.spec import duration, estimate_seconds
@@ -265,6 +265,12 @@ def run(
     if "rng" in overrides:
         fail("give the seed with --rng, not --set rng=...")
     drawn = rng is None
+    if not drawn:
+        try:
+            rng = validate_rng(rng)
+        except ValueError:
+            fail(f"--rng {rng!r}: expected a whole number >= 0 (leave --rng out for a random "
+                 "seed, printed so that it can be given again)")
     # no seed given: draw one from the system's entropy and record it, so the run can be
     # repeated (a model seeded from entropy by itself could not be)
     overrides["rng"] = model_seed(None) if drawn else rng

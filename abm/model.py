@@ -344,9 +344,15 @@ class TumorModel(mesa.Model):
         ``dose`` defaults to the therapy's dose parameter (standard doses, or cells for CAR-T).
         The dose acts from the next step on, exactly as a scheduled dose on that day would.
         """
+        if not isinstance(scheduled, bool):
+            raise ValueError(f"administer: scheduled={scheduled!r}: expected True or False")
+        if scheduled and self.steps == 0:  # the schedule gives its doses inside a step
+            raise ValueError("administer: scheduled=True is for the therapy's own schedule, "
+                             "inside a step; give a dose now with administer(name, dose)")
         if therapy not in self.treatments:
             raise ValueError(
-                f"unknown therapy {therapy!r}: expected one of {', '.join(self.treatments)}"
+                f"unknown therapy {therapy!r}{P.did_you_mean(therapy, self.treatments)} "
+                f"(expected one of {', '.join(self.treatments)})"
             )
         treatment = self.treatments[therapy]
         if dose is None:

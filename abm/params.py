@@ -14,6 +14,7 @@ calibration notes in ``docs/`` say how robust the behaviour is to it.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,21 +84,14 @@ class Param:
             raise bad
         if isinstance(value, str):
             value = _parse_text(value.strip(), self.kind, bad)
+        if type(value).__module__ == "numpy" and getattr(value, "shape", None) == ():
+            value = value.item()  # a numpy scalar (np.bool_, np.int64, np.float32: a table's)
         if self.kind is bool:
             if isinstance(value, bool | int) and value in (0, 1):
                 return bool(value)
             raise bad
         if isinstance(value, bool) or not isinstance(value, int | float):
-            # numpy scalars are numbers too
-            try:
-                import numpy as np
-
-                if isinstance(value, np.integer | np.floating):
-                    value = value.item()
-                else:
-                    raise bad
-            except ImportError:  # pragma: no cover
-                raise bad from None
+            raise bad
         if self.kind is int:
             if isinstance(value, float):
                 if not value.is_integer():
@@ -683,6 +677,17 @@ def model_seed(value: Any) -> int:
     return seed
 
 
+def did_you_mean(name: Any, choices: Iterable[str], n: int = 1) -> str:
+    """``"; did you mean tcell_influx?"`` for a mistyped (or wrongly cased) name, else ``""``."""
+    import difflib
+
+    if not isinstance(name, str):
+        return ""
+    close = difflib.get_close_matches(name.lower(), [c.lower() for c in choices], n=n)
+    by_lower = {c.lower(): c for c in choices}
+    return f"; did you mean {', '.join(by_lower[c] for c in close)}?" if close else ""
+
+
 def canonical(name: str) -> str:
     """The current name of a parameter: ``ALIASES[name]`` for a deprecated name, else ``name``
     (no warning; :func:`validate` warns)."""
@@ -733,11 +738,7 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
                 raise ValueError(f"{err} (given as {name!r}, its deprecated name)") from None
             continue
         if name not in PARAMS:
-            import difflib
-
-            close = difflib.get_close_matches(name, list(PARAMS), n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            hint = NOT_PARAMETERS.get(name, hint)
+            hint = NOT_PARAMETERS.get(name, did_you_mean(name, PARAMS, n=3))
             raise ValueError(f"unknown parameter {name!r}{hint} (see `abm params`)")
         out[name] = PARAMS[name].validate(value)
     return out

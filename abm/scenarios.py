@@ -317,7 +317,8 @@ SCENARIOS: dict[str, dict[str, Any]] = {
 def scenario_params(name: str) -> dict[str, Any]:
     """The parameter overrides of scenario ``name`` (a copy)."""
     if name not in SCENARIOS:
-        raise ValueError(
-            f"unknown scenario {name!r}: expected one of {', '.join(SCENARIOS)}"
-        )
+        from abm.params import did_you_mean
+
+        raise ValueError(f"unknown scenario {name!r}{did_you_mean(name, SCENARIOS)} (expected "
+                         f"one of {', '.join(SCENARIOS)})")
     return dict(SCENARIOS[name]["params"])

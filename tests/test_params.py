@@ -51,6 +51,27 @@ def test_bad_values_raise_value_error_naming_parameter_value_and_range(name, val
 def test_unknown_parameter_suggests_the_right_name():
     with pytest.raises(ValueError, match="did you mean mutation_rate"):
         TumorModel(mutaton_rate=0.1)
+    with pytest.raises(ValueError, match="'TCELL_INFLUX'; did you mean tcell_influx"):
+        TumorModel(TCELL_INFLUX=2)  # the wrong case too
+    with pytest.raises(ValueError, match="'escap'; did you mean escape\\? \\(expected one of"):
+        TumorModel.from_scenario("escap")
+    model = TumorModel(rng=1, width=20, height=20, initial_tumor_cells=10)
+    with pytest.raises(ValueError, match="'anti-pd1'; did you mean anti_pd1\\?"):
+        model.administer("anti-pd1")
+
+
+def test_numpy_scalars_from_a_table_are_values_like_any_other():
+    import numpy as np
+
+    model = TumorModel(rng=1, width=np.int64(20), height=np.float64(20.0),
+                       initial_tumor_cells=10, lymph_node_priming=np.bool_(True),
+                       tcell_influx=np.float32(2.5))
+    assert model.p["lymph_node_priming"] is True and model.p["tcell_influx"] == 2.5
+    assert type(model.p["width"]) is int and type(model.p["height"]) is int
+    for name, value in (("width", np.float32(20.5)), ("lymph_node_priming", np.int64(2)),
+                        ("width", np.array([20]))):
+        with pytest.raises(ValueError, match=f"parameter '{name}' = "):
+            TumorModel(**{name: value})
 
 
 def test_rng_accepts_int_and_numeric_string_but_not_junk():

@@ -68,6 +68,11 @@ def test_administer_validates_names_and_doses():
         model.administer("aspirin")
     with pytest.raises(ValueError, match="dose -1 for 'anti_pd1'"):
         model.administer("anti_pd1", -1)
+    with pytest.raises(ValueError, match="scheduled='yes': expected True or False"):
+        model.administer("anti_pd1", scheduled="yes")
+    with pytest.raises(ValueError, match="scheduled=True is for the therapy's own schedule"):
+        model.administer("anti_pd1", scheduled=True)  # it would be logged at hour -1
+    assert model.dose_log == []
     with pytest.raises(ValueError, match="dose 'lots' for 'cart'"):
         model.administer("cart", "lots")
 
