@@ -123,9 +123,9 @@ def parse_sets(items: list[str]) -> dict[str, str]:
 
     out: dict[str, str] = {}
     for item in items:
-        if "=" not in item:
+        name, _, value = (part.strip() for part in item.partition("="))
+        if "=" not in item or not name:
             fail(f"--set {item!r}: expected name=value, e.g. --set mutation_rate=0.02")
-        name, value = (part.strip() for part in item.split("=", 1))
         for other in out:
             if canonical(other) == canonical(name):
                 fail(f"--set {name}: given twice ({other}={out[other]} and {name}={value}); "

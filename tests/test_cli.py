@@ -49,6 +49,7 @@ def test_same_seed_gives_the_same_file(tmp_path):
         (["--set", "mutation_rate=2"], "'mutation_rate' = '2' is not allowed"),
         (["--set", "mutaton_rate=0.1"], "did you mean mutation_rate"),
         (["--set", "width"], "expected name=value"),
+        (["--set", "=3"], "--set '=3': expected name=value"),
         (["--rng", "abc"], "--rng 'abc': expected a whole number >= 0 (leave --rng out"),
         (["--scenario", "nope"], "unknown scenario 'nope'"),
         (["--out", "x.txt"], ".parquet or .csv"),
