@@ -259,3 +259,20 @@ def test_cart_into_a_larger_tumour_relapses_more_often():
         )
 
     assert relapses(14.0) >= relapses(3.0) + 2
+
+
+@pytest.mark.parametrize("engine", ["mesa", "fast"])
+def test_a_vaccine_with_no_antigen_to_target_says_so_and_reports_no_response(engine):
+    from abm import FastTumorModel
+
+    cls = FastTumorModel if engine == "fast" else TumorModel
+    model = cls(rng=2, width=20, height=20, initial_tumor_cells=20, founder_antigens=0)
+    with pytest.warns(UserWarning, match="vaccine: no antigen to target"):
+        model.administer("vaccine")
+    model.run_for(24 * 8)  # past the priming delay
+    assert model.datacollector.get_model_vars_dataframe()["VaccineResponse"].max() == 0.0
+    targeted = cls(rng=2, width=20, height=20, initial_tumor_cells=20, founder_antigens=0,
+                   vaccine_antigens=2)
+    targeted.administer("vaccine")
+    targeted.run_for(24 * 8)
+    assert targeted.datacollector.get_model_vars_dataframe()["VaccineResponse"].max() > 0.5

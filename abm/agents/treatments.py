@@ -21,6 +21,7 @@ named after it, in ``abm.params``).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -219,6 +220,10 @@ class Vaccine(Treatment):
         self.doses_given: list[tuple[int, float]] = []  # (hour given, dose)
 
     def give(self, dose: float, hour: int) -> None:
+        if not self.antigens:
+            warnings.warn("vaccine: no antigen to target (vaccine_antigens 0 means the "
+                          "founder's, and founder_antigens is 0): the dose primes no CTLs; set "
+                          "vaccine_antigens", stacklevel=4)
         self.doses_given.append((hour, dose))
         node = self.model.lymph_node
         if self.antigens and node is not None:
@@ -235,6 +240,8 @@ class Vaccine(Treatment):
         hour h runs with ``steps`` = h + 1), in doses at peak strength (with the lymph node:
         its vaccine presentation ``vaccine_priming_delay_days`` earlier, whose clones arrive
         now)."""
+        if not self.antigens:  # nothing to respond to
+            return 0.0
         p = self.model.p
         delay = p["vaccine_priming_delay_days"] * 24.0
         half_life = p["vaccine_response_half_life_days"] * 24.0
