@@ -399,3 +399,51 @@ def test_dry_run_of_a_cohort_counts_patients_and_arms(tmp_path):
     assert f"{n} patients x 2 arms = {2 * n} runs" in result.output
     assert "points x" not in result.output.split("\n")[0]
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "where"),
+    [([50.0, 0.1, 0.2, 1.0], "[0.2, 1]"),  # the median far above the truncation
+     ([0.5, 0.1, 2.0, 3.0], "[2, 3]")],    # and far below it
+)
+def test_a_truncation_that_holds_almost_none_of_the_lognormal_is_refused(args, where):
+    """Every patient used to get one bound (the CDF underflows at both), silently."""
+    with pytest.raises(SpecError) as err:
+        parse_spec(cohort(patients={"n": 3, "lognormal": {"tcell_influx": args}}))
+    assert str(err.value) == (
+        f"spec: patients.lognormal.tcell_influx: the truncation {where} holds almost none of a "
+        f"lognormal with median {args[0]:g}, sigma {args[1]:g} (less than 1e-06 of it): every "
+        "patient would get the same bound, with no variation; move the median or the truncation"
+    )
+    # a truncation in a tail that still holds a real share is drawn as before
+    tail = parse_spec(cohort(response=None, patients={
+        "n": 50, "seed": 1, "lognormal": {"tcell_influx": [1.0, 0.5, 2.5, 20.0]}}))
+    drawn = {p["tcell_influx"] for p in patient_points(tail.patients)}
+    assert len(drawn) == 50 and min(drawn) >= 2.5
+
+
+def test_a_choice_with_repeated_values_is_refused_as_factors_are():
+    with pytest.raises(SpecError) as err:
+        parse_spec(cohort(patients={"n": 3, "choice": {"founder_antigens": [1, 1, 2]}}))
+    assert str(err.value) == ("spec: patients.choice.founder_antigens: values repeat: [1, 1, 2] "
+                              "(each value once: the values are drawn with equal chances)")
+
+
+def test_numpy_values_in_a_cohort_spec_are_accepted():
+    plain = parse_spec(cohort())
+    spec = cohort()
+    spec["patients"] = {**spec["patients"], "n": np.int64(3), "seed": np.uint64(11),
+                        "lognormal": {"tcell_influx": np.array([3.0, 0.5, 0.5, 20.0])},
+                        "uniform": {"founder_mhc": (np.float32(0.5), 1.0)},
+                        "choice": {"founder_antigens": range(1, 5)}}
+    from abm.sweep import spec_hash
+
+    assert spec_hash(parse_spec(spec)) == spec_hash(plain)
+
+
+def test_the_size_line_of_one_patient():
+    from abm.sweep import size_line
+
+    one = parse_spec(cohort(arms=None, response=None,
+                            patients={"n": 1, "choice": {"founder_antigens": [1, 2]}}))
+    assert size_line(one).startswith("1 patient x 1 arm = 1 run of 72 steps")

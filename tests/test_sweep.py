@@ -29,6 +29,7 @@ from abm.sweep import (
     replicate_seeds,
     run_sweep,
     sample_points,
+    spec_hash,
 )
 
 TINY = """\
@@ -348,7 +349,7 @@ def test_arms_expand_slowest_with_their_own_scenario_and_overrides(tmp_path):
         (("width = 30", "rng = 4"), ["arms.cold.rng", "sweep.seed"]),
         (("seeds = [7, 3]", "seeds = [7, 7]"), ["sweep.seeds", "repeat"]),
         (("seeds = [7, 3]", "seeds = []"), ["sweep.seeds", "non-empty"]),
-        (("seeds = [7, 3]", "seeds = [7, -3]"), ["sweep.seeds[1]", "non-negative"]),
+        (("seeds = [7, 3]", "seeds = [7, -3]"), ["sweep.seeds[1]", "[0, 2**64 - 1]"]),
         (("seeds = [7, 3]", "seeds = [7, 3]\nseed = 1"), ["sweep.seeds", "not both"]),
         (("seeds = [7, 3]", "seeds = [7, 3]\nreplicates = 3"), ["sweep.replicates", "2 seeds"]),
         (("[arms.plain]", "[arms.plain]\ninitial_tumor_cells = 5000"), ["arms.plain"]),
@@ -850,3 +851,119 @@ def test_old_and_new_parameter_names_are_one_parameter():
             fixed = {**base, "parameters": {**base["parameters"], new: 3}}
             with pytest.raises(SpecError, match=rf"factors\.{old}: also set in \[parameters\]"):
                 parse_spec({**fixed, "factors": {old: ["none", 2]}})
+
+
+# --- error handling: seeds, numpy values, wrong types, the output directory, manifests -------
+
+MINI = {"sweep": {"name": "mini", "steps": 2, "record_every": 1},
+        "parameters": {"width": 20, "height": 20, "initial_tumor_cells": 10}}
+
+
+def mini(**tables) -> dict:
+    """A 1-run spec of 2 steps on a 20x20 grid; ``tables``: table -> entries to add."""
+    data = {name: dict(table) for name, table in MINI.items()}
+    for name, entries in tables.items():
+        data.setdefault(name, {}).update(entries)
+    return data
+
+
+def quiet_sweep(spec, out, **kwargs):
+    return run_sweep(spec, out, backend="serial", progress=False, log=lambda m: 0, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("tables", "key"),
+    [
+        ({"sweep": {"seeds": [2**64]}}, "sweep.seeds[0]"),
+        ({"sweep": {"seeds": [1, 2**70]}}, "sweep.seeds[1]"),
+        ({"sweep": {"seed": 2**64}}, "sweep.seed"),
+        ({"sample": {"method": "lhs", "n": 2, "seed": 2**64,
+                     "bounds": {"tcell_influx": [0.5, 2.0]}}}, "sample.seed"),
+        ({"patients": {"n": 2, "seed": 2**64, "choice": {"founder_antigens": [1, 2]}}},
+         "patients.seed"),
+    ],
+)
+def test_a_seed_beyond_uint64_is_refused_when_the_spec_is_read(tables, key):
+    """Run files store seeds as uint64: a larger one used to pass every check and fail with a
+    pyarrow traceback after the run."""
+    with pytest.raises(SpecError) as err:
+        parse_spec(mini(**tables))
+    assert f"spec: {key}: expected an integer in [0, 2**64 - 1], got " in str(err.value)
+
+
+def test_the_largest_uint64_seed_runs_end_to_end(tmp_path):
+    out = tmp_path / "big"
+    quiet_sweep(parse_spec(mini(sweep={"seeds": [2**64 - 1]})), out)
+    assert summary(out)["seed"].tolist() == [2**64 - 1]
+    assert pd.read_parquet(out / "runs" / "p00000-r000.parquet")["seed"].iloc[0] == 2**64 - 1
+    spec = parse_spec(mini(sweep={"seed": 2**64 - 1}))  # a master seed that large is fine too
+    assert len(expand(spec)) == 1
+
+
+def test_numpy_values_tuples_arrays_and_ranges_are_accepted_as_in_toml():
+    """A spec built in code (values from numpy or pandas) is the same spec as its TOML twin."""
+    import numpy as np
+
+    plain = parse_spec(mini(sweep={"seeds": [3, 4]},
+                            factors={"tcell_influx": [0.5, 1.0], "founder_antigens": [1, 2]}))
+    numpy = parse_spec({
+        "sweep": {"name": "mini", "steps": np.int64(2), "record_every": np.int32(1),
+                  "seeds": np.arange(3, 5)},
+        "parameters": {"width": np.int64(20), "height": 20, "initial_tumor_cells": 10},
+        "factors": {"tcell_influx": np.array([0.5, 1.0]), "founder_antigens": range(1, 3)},
+    })
+    assert spec_hash(numpy) == spec_hash(plain)
+    assert numpy.seeds == (3, 4) and all(type(s) is int for s in numpy.seeds)
+    assert type(numpy.steps) is int and type(numpy.record_every) is int
+    also = parse_spec(mini(sweep={"seeds": (np.uint64(3), 4), "replicates": np.int64(2)},
+                           factors={"tcell_influx": (np.float32(0.5), 1.0),
+                                    "founder_antigens": [np.int64(1), 2]}))
+    assert spec_hash(also) == spec_hash(plain)
+    days = parse_spec({**mini(), "sweep": {"name": "mini", "days": np.float64(0.5)}})
+    assert days.steps == 12
+    with pytest.raises(SpecError, match=r"sweep\.replicates: expected an integer >= 1, got "):
+        parse_spec(mini(sweep={"replicates": np.bool_(True)}))
+    with pytest.raises(SpecError, match=r"sweep\.seeds\[0\]: expected an integer"):
+        parse_spec(mini(sweep={"seeds": [True]}))
+    with pytest.raises(SpecError, match="factors.tcell_influx: expected a non-empty list"):
+        parse_spec(mini(factors={"tcell_influx": np.array([[0.5], [1.0]])}))  # 2-D
+
+
+def test_the_wrong_types_in_a_spec_get_a_sentence_not_a_traceback():
+    for data, kind in ((None, "NoneType"), ([], "list"), ("spec.toml", "str")):
+        with pytest.raises(SpecError, match=rf"^spec: expected a dict of tables, .*\({kind}\)$"):
+            parse_spec(data)
+    with pytest.raises(SpecError, match=r"parameters\.1: a parameter's name is a string"):
+        parse_spec({**mini(), "parameters": {1: 2}})
+    with pytest.raises(SpecError, match=r"factors\.None: a parameter's name is a string"):
+        parse_spec(mini(factors={None: [1, 2]}))
+    with pytest.raises(SpecError, match="arms: an arm needs a non-empty name"):
+        parse_spec(mini(arms={3: {}, "b": {}}))
+    with pytest.raises(TypeError, match="load_spec: expected the path of a TOML spec file"):
+        load_spec(None)
+    with pytest.raises(TypeError, match="parse_spec: this is already a Spec"):
+        parse_spec(parse_spec(mini()))
+
+
+@pytest.mark.parametrize(
+    ("tables", "expected"),
+    [
+        ({"sweep": {"steps": 1.5}},
+         "sweep.steps: expected a whole number of hours >= 1, got 1.5 (float)"),
+        ({"arms": {"a": {"species": "mouse"}, "b": {}}},
+         "arms.a.species: an arm cannot set species (a preset applied before every scenario of "
+         "the sweep); set sweep.species"),
+    ],
+)
+def test_spec_wording(tables, expected):
+    with pytest.raises(SpecError) as err:
+        parse_spec(mini(**tables))
+    assert str(err.value) == f"spec: {expected}"
+
+
+def test_the_size_line_counts_in_the_singular_too():
+    from abm.sweep import size_line
+
+    assert size_line(parse_spec(mini())).startswith("1 point x 1 replicate = 1 run of 2 steps, ")
+    one_step = parse_spec(mini(sweep={"steps": 1, "replicates": 2}))
+    assert size_line(one_step).startswith("1 point x 2 replicates = 2 runs of 1 step, ")

@@ -10,9 +10,12 @@ varied) are in :mod:`abm.sweep.spec`; a parameter's name and value are checked b
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from abm import params as P
 from abm.analysis.outcomes import ESCAPE_FRACTION, ESCAPE_MULTIPLE
@@ -51,17 +54,54 @@ def show(value: Any) -> str:
     return f"{value!r} ({type(value).__name__})" if not isinstance(value, dict) else "a table"
 
 
-def integer(low: int, what: str) -> Callable[[Any], int]:
+def as_int(value: Any) -> int | None:
+    """An integer given as ``int`` or a numpy integer (a spec built in code), as a Python
+    ``int``; ``None`` for anything else, booleans included (``True`` is not a count)."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
+        return None
+    return int(value)
+
+
+def integer(low: int, what: str, high: int | None = None) -> Callable[[Any], int]:
     def check(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        number = as_int(value)
+        if number is None or number < low or (high is not None and number > high):
             raise Invalid(f"expected {what}, got {show(value)}")
-        return value
+        return number
 
     return check
 
 
+# seeds are stored as uint64 (the run files' seed column), so a larger one would fail only when
+# the first run's file is written, after the run
+SEED_HIGH = 2**64 - 1
+SEED = "an integer in [0, 2**64 - 1]"
+
+
+def seed(value: Any) -> int:
+    return integer(0, SEED, SEED_HIGH)(value)
+
+
 def _finite(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+    """A finite number: ``int``, ``float`` or a numpy integer or float (not a boolean)."""
+    return (
+        not isinstance(value, bool | np.bool_)
+        and isinstance(value, int | float | np.integer | np.floating)
+        and math.isfinite(value)
+    )
+
+
+def as_list(value: Any) -> list[Any] | None:
+    """A list of values given as a list, a tuple, a ``range`` or a 1-D numpy array (a spec built
+    in code), as a list of plain Python values; ``None`` for anything else (a string, a table, a
+    scalar, a 2-D array)."""
+    if isinstance(value, list):
+        return value
+    if isinstance(value, tuple | range):
+        return list(value)
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        return value.tolist()
+    return None
 
 
 def positive(value: Any) -> float:
@@ -80,6 +120,7 @@ def fraction(value: Any) -> float:
 def days(value: Any) -> float:
     if not _finite(value) or not value > 0:
         raise Invalid(f"expected a positive finite number of days, got {show(value)}")
+    value = as_int(value) if as_int(value) is not None else float(value)
     if round(value * 24) < 1:
         raise Invalid(f"{value} days is less than one step (1 h)")
     return value
@@ -137,17 +178,18 @@ def engine(value: Any) -> str:
 
 
 def seed_list(value: Any) -> tuple[int, ...]:
-    if not isinstance(value, list) or not value:
+    items = as_list(value)
+    if not items:
         raise Invalid(f"expected a non-empty list of seeds, got {show(value)}")
-    seed = integer(0, "a non-negative integer")
-    for i, item in enumerate(value):
+    seeds = []
+    for i, item in enumerate(items):
         try:
-            seed(item)
+            seeds.append(seed(item))
         except Invalid as err:
             raise Invalid(str(err), f"[{i}]") from None
-    if len(set(value)) != len(value):
-        raise Invalid(f"seeds repeat: {value} (each replicate needs its own seed)")
-    return tuple(value)
+    if len(set(seeds)) != len(seeds):
+        raise Invalid(f"seeds repeat: {seeds} (each replicate needs its own seed)")
+    return tuple(seeds)
 
 
 def method(value: Any) -> str:
@@ -187,10 +229,9 @@ SWEEP = {
                    "scenario (default: the scenario's, else none)", species, None),
     "days": Key("simulated days per run", days),
     "steps": Key("simulated hours per run (instead of days)",
-                 integer(1, "a positive number of hours")),
+                 integer(1, "a whole number of hours >= 1")),
     "replicates": Key("runs per point, with different seeds", integer(1, "an integer >= 1"), 1),
-    "seed": Key("master seed; replicate seeds derive from it",
-                integer(0, "a non-negative integer"), 0),
+    "seed": Key("master seed; replicate seeds derive from it", seed, 0),
     "seeds": Key("the replicate seeds themselves, instead of seed (e.g. [0, 1, 2, 3])", seed_list),
     "record_every": Key("steps between time-series rows",
                         integer(1, "an integer >= 1 (steps)"), 24),
@@ -204,8 +245,7 @@ SAMPLE = {
                   required='required: "lhs" or "sobol"'),
     "n": Key("lhs: points; sobol: base samples (a power of 2)", integer(1, "an integer >= 1"),
              required="required: the number of sample points (sobol: base samples)"),
-    "seed": Key("the sample's seed (default: the master seed)",
-                integer(0, "a non-negative integer"), None),
+    "seed": Key("the sample's seed (default: the master seed)", seed, None),
     "bounds": Key("name = [low, high] per sampled parameter", table(BOUNDS_HINT),
                   required=BOUNDS_HINT),
 }
@@ -222,8 +262,7 @@ DISTRIBUTIONS = ("lognormal", "uniform", "choice")
 PATIENTS = {
     "n": Key("the number of patients", integer(1, "an integer >= 1 (patients)"),
              required="required: the number of patients, e.g. n = 200"),
-    "seed": Key("the patients' seed (default: the master seed)",
-                integer(0, "a non-negative integer"), None),
+    "seed": Key("the patients' seed (default: the master seed)", seed, None),
     "lognormal": Key("name = [median, sigma of the log] or [median, sigma, low, high] "
                      "(truncated to [low, high])", table("expected a table of name = [...]"), {}),
     "uniform": Key("name = [low, high]", table("expected a table of name = [low, high]"), {}),
@@ -233,9 +272,7 @@ PATIENTS = {
 
 
 def bins(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-        raise Invalid(f"expected an integer >= 2 (quantile bins), got {show(value)}")
-    return value
+    return integer(2, "an integer >= 2 (quantile bins)")(value)
 
 
 def baseline_day(value: Any) -> float:
@@ -302,6 +339,8 @@ def canonical(pname: str) -> str:
 
 def check_name(pname: str, error: Error, key: str) -> None:
     """A model parameter's name (``rng`` is not one: seeds come from [sweep])."""
+    if not isinstance(pname, str):
+        raise error(key, f"a parameter's name is a string, got {show(pname)}")
     if pname == "rng":
         raise error(
             key, "seeds come from sweep.seed (or sweep.seeds) and sweep.replicates, not from rng"

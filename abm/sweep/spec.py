@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,6 +210,9 @@ def read_spec_text(path: str | Path) -> str:
 def load_spec(path: str | Path, *, force: bool = False) -> Spec:
     """Read and validate a TOML sweep spec; raise ``SpecError`` naming the file and the key.
     ``force``: accept sizes above ``LIMITS`` (see ``check_size``)."""
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"load_spec: expected the path of a TOML spec file (str or Path), got "
+                        f"{show(path)}; for a spec built in code use parse_spec(dict)")
     path = Path(path)
     text = read_spec_text(path)
     try:
@@ -225,6 +229,11 @@ def parse_spec(data: dict[str, Any], source: str = "spec", *, force: bool = Fals
     def error(key: str, message: str) -> SpecError:
         return SpecError(f"{source}: {key}: {message}")
 
+    if isinstance(data, Spec):
+        raise TypeError("parse_spec: this is already a Spec (parsed); pass it to run_sweep as is")
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: expected a dict of tables, e.g. {{'sweep': {{'name': 'x', "
+                        f"'days': 30}}, 'parameters': {{'width': 50}}}}, got {show(data)}")
     tables = S.read_tables(data, error)
     sweep = S.read_table(tables["sweep"], S.SWEEP, "sweep", error)
     steps = _steps(sweep, error)
@@ -338,13 +347,20 @@ def size_line(spec: Spec) -> str:
         others = spec.n_points // (spec.patients.n * arms)
         extra = f" x {others} points" if others != 1 else ""
         return (
-            f"{spec.patients.n} patients x {arms} arm{'s' if arms != 1 else ''}{extra} = "
-            f"{spec.n_runs} runs of {spec.steps} steps, {duration(cpu)} of CPU time{engine}"
+            f"{count(spec.patients.n, 'patient')} x {count(arms, 'arm')}{extra} = "
+            f"{count(spec.n_runs, 'run')} of {count(spec.steps, 'step')}, {duration(cpu)} of "
+            f"CPU time{engine}"
         )
     return (
-        f"{spec.n_points} points x {spec.replicates} replicates = {spec.n_runs} runs of "
-        f"{spec.steps} steps, {duration(cpu)} of CPU time{engine}"
+        f"{count(spec.n_points, 'point')} x {count(spec.replicates, 'replicate')} = "
+        f"{count(spec.n_runs, 'run')} of {count(spec.steps, 'step')}, {duration(cpu)} of CPU "
+        f"time{engine}"
     )
+
+
+def count(n: int, noun: str) -> str:
+    """``"1 run"``, ``"2 runs"``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def check_size(spec: Spec, error: Error) -> None:
@@ -388,10 +404,13 @@ def _parse_arms(table: dict[str, Any], scenario: str | None, error: Error) -> di
     arms: dict[str, dict[str, Any]] = {}
     for arm_name, arm in table.items():
         key = f"arms.{arm_name}"
-        if not arm_name.strip():
-            raise error("arms", "an arm needs a non-empty name")
+        if not isinstance(arm_name, str) or not arm_name.strip():
+            raise error("arms", f"an arm needs a non-empty name (a string), got {show(arm_name)}")
         if not isinstance(arm, dict):
             raise error(key, f"expected a table of overrides (may be empty), got {show(arm)}")
+        if "species" in arm:
+            raise error(f"{key}.species", "an arm cannot set species (a preset applied before "
+                        "every scenario of the sweep); set sweep.species")
         try:
             arm_scenario = S.scenario(arm.get("scenario", scenario))
         except S.Invalid as err:
@@ -414,9 +433,10 @@ def _parse_factors(
     for pname, values in table.items():
         key = f"factors.{pname}"
         check_name(pname, error, key)
-        if not isinstance(values, list) or not values:
+        levels = S.as_list(values)
+        if not levels:
             raise error(key, f"expected a non-empty list of values, got {show(values)}")
-        checked = [check_param(pname, v, error, f"{key}[{i}]") for i, v in enumerate(values)]
+        checked = [check_param(pname, v, error, f"{key}[{i}]") for i, v in enumerate(levels)]
         if len(set(map(repr, checked))) != len(checked):
             raise error(key, f"values repeat: {checked} (each value once; use replicates)")
         if any(canonical(other) == canonical(pname) for other in factors):
@@ -449,6 +469,7 @@ def _parse_sample(table: dict[str, Any], master_seed: int, error: Error) -> Samp
     for pname, pair in sample["bounds"].items():
         key = f"sample.bounds.{pname}"
         check_name(pname, error, key)
+        pair = S.as_list(pair) or pair
         if not isinstance(pair, list) or len(pair) != 2:
             raise error(key, f"expected [low, high], got {show(pair)}")
         low = check_param(pname, pair[0], error, f"{key}[0]")
@@ -502,12 +523,16 @@ def _check_draw(kind: str, pname: str, args: Any, error: Error, key: str) -> tup
     allowed = f"{pname} allows {param.allowed()}"
     if param.kind is bool and kind != "choice":
         raise error(key, "a true/false parameter can only be drawn from [patients.choice]")
+    args = S.as_list(args) or args
     if kind == "choice":
         if not isinstance(args, list) or not args:
             raise error(key, f"expected a non-empty list of values, got {show(args)}")
         values = [check_param(pname, v, error, f"{key}[{i}]") for i, v in enumerate(args)]
         if any(v is None for v in values):
             raise error(key, "none (not given) cannot be drawn; use an arm for it")
+        if len(set(map(repr, values))) != len(values):
+            raise error(key, f"values repeat: {values} (each value once: the values are drawn "
+                        "with equal chances)")
         return tuple(values)
     if not isinstance(args, list) or not all(S._finite(a) for a in args):
         want = ("[low, high]" if kind == "uniform"
@@ -533,7 +558,31 @@ def _check_draw(kind: str, pname: str, args: Any, error: Error, key: str) -> tup
         raise error(key, f"expected 0 <= low < high for the truncation, got [{low}, {high}]")
     _inside(param, low, error, f"{key}[2]", f"the truncation's low {low} is outside: {allowed}")
     _inside(param, high, error, f"{key}[3]", f"the truncation's high {high} is outside: {allowed}")
+    median, sigma = args[0], args[1]
+    outside = median < low or median > high
+    if outside and _lognormal_share(median, sigma, low, high) < MIN_TRUNCATED_SHARE:
+        raise error(key, f"the truncation [{low:g}, {high:g}] holds almost none of a lognormal "
+                    f"with median {median:g}, sigma {sigma:g} (less than "
+                    f"{MIN_TRUNCATED_SHARE:g} of it): every patient would get the same bound, "
+                    "with no variation; move the median or the truncation")
     return tuple(float(a) for a in args)
+
+
+# a truncated lognormal must keep at least this share of its distribution: below it the draws
+# (by inverting the CDF, abm.sweep.expansion) all land on one bound (the CDF underflows there)
+MIN_TRUNCATED_SHARE = 1e-6
+
+
+def _lognormal_share(median: float, sigma: float, low: float, high: float) -> float:
+    """The share of a lognormal (median, sigma of the log) inside [low, high], computed on the
+    tail that keeps its precision (so a share of 1e-300 is not rounded to 0 or lost in 1 - x)."""
+    def z(bound: float) -> float:
+        return (math.log(bound) - math.log(median)) / sigma if bound > 0 else -math.inf
+
+    a, b = z(low), z(high)
+    if a >= 0:  # both above the median: the upper tail, 1 - cdf = erfc(z / sqrt 2) / 2
+        return 0.5 * (math.erfc(a / math.sqrt(2)) - math.erfc(b / math.sqrt(2)))
+    return 0.5 * (math.erfc(-b / math.sqrt(2)) - math.erfc(-a / math.sqrt(2)))
 
 
 def _inside(param: P.Param, value: float, error: Error, key: str, message: str) -> None:
