@@ -588,7 +588,7 @@ def test_runs_made_by_other_model_code_are_not_resumed(reference, tmp_path):
     (out / "manifest.json").write_text(json.dumps(manifest))
     result = runner.invoke(app, ["sweep", str(write_spec(tmp_path)), "--out", str(out)])
     assert result.exit_code == 2
-    assert "made by other model code" in result.output and "new --out" in result.output
+    assert "made by other model code" in result.output and "new directory" in result.output
     assert len(result.output.strip().splitlines()) == 1
 
 
@@ -945,6 +945,17 @@ def test_the_wrong_types_in_a_spec_get_a_sentence_not_a_traceback():
         parse_spec(parse_spec(mini()))
 
 
+def test_run_sweep_with_the_wrong_types_gets_a_sentence_not_a_traceback(tmp_path):
+    spec = parse_spec(mini())
+    with pytest.raises(TypeError, match=r"run_sweep: spec must be a Spec .* got dict"):
+        quiet_sweep(mini(), tmp_path / "s")
+    with pytest.raises(TypeError, match="run_sweep: out must be the sweep directory's path"):
+        quiet_sweep(spec, None)
+    with pytest.raises(SweepError, match=r"workers = '2': expected an integer >= 1"):
+        quiet_sweep(spec, tmp_path / "s", workers="2")
+    assert not (tmp_path / "s").exists()
+
+
 @pytest.mark.parametrize(
     ("tables", "expected"),
     [
@@ -967,3 +978,186 @@ def test_the_size_line_counts_in_the_singular_too():
     assert size_line(parse_spec(mini())).startswith("1 point x 1 replicate = 1 run of 2 steps, ")
     one_step = parse_spec(mini(sweep={"steps": 1, "replicates": 2}))
     assert size_line(one_step).startswith("1 point x 2 replicates = 2 runs of 1 step, ")
+
+
+def test_run_sweep_refuses_a_folder_of_other_files_and_a_file_naming_the_path(tmp_path):
+    """The refusal is the sweep's (the Python API's too), and its messages name the path, not
+    the CLI's --out."""
+    spec = parse_spec(mini())
+    papers = tmp_path / "papers"
+    papers.mkdir()
+    (papers / "draft.docx").write_bytes(b"x")
+    with pytest.raises(SweepError) as err:
+        quiet_sweep(spec, papers)
+    assert str(err.value) == (
+        f"{papers}: holds other files (draft.docx) and is not a sweep directory (no "
+        "manifest.json); give a new or empty directory, or an earlier sweep's to resume it")
+    assert [p.name for p in papers.iterdir()] == ["draft.docx"]
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(SweepError, match=rf"^{afile}: exists and is not a directory$"):
+        quiet_sweep(spec, afile)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert quiet_sweep(spec, empty).ran == 1  # an empty folder is fine
+
+
+def test_no_sweep_message_mentions_the_clis_out_option():
+    import abm.sweep
+
+    sources = Path(abm.sweep.__file__).parent.glob("*.py")
+    assert not [p.name for p in sources if "--out" in p.read_text()]
+
+
+@pytest.mark.parametrize(
+    ("manifest", "problem"),
+    [
+        ("[]", "not an abm sweep manifest (JSON a list, not an object; another program's file?)"),
+        ("{}", 'not an abm sweep manifest (no "format" key; another program\'s file?)'),
+        ('{"name": "my web app", "version": 3}',
+         'not an abm sweep manifest (no "format" key; another program\'s file?)'),
+        ('{"format": 2}', "not an abm sweep manifest (format 2; another program's file?)"),
+        ('{"format": "abm-sweep/0"}', "written by sweep format abm-sweep/0, this abm reads "
+         "abm-sweep/1"),
+        ('{"format": "abm-sweep/1", "spec_hash": "x"}',
+         'not an abm sweep manifest (no "content_hash" key; another program\'s file?)'),
+    ],
+)
+def test_a_manifest_of_the_wrong_shape_is_named_when_resuming_and_reading(
+    tmp_path, manifest, problem
+):
+    from abm.sweep import load_sweep
+
+    out = tmp_path / "other"
+    out.mkdir()
+    (out / "manifest.json").write_text(manifest)
+    with pytest.raises(SweepError) as err:
+        quiet_sweep(parse_spec(mini()), out)
+    assert str(err.value) == f"{out / 'manifest.json'}: {problem}; use a new directory"
+    with pytest.raises(SweepError) as err:
+        load_sweep(out)
+    assert str(err.value) == f"{out / 'manifest.json'}: {problem}"
+    result = runner.invoke(app, ["report", str(out)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.strip() == f"error: {out / 'manifest.json'}: {problem}"
+
+
+def test_a_manifest_missing_the_spec_is_not_resumed_as_done(reference, tmp_path):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(reference, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["spec"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(SweepError, match='manifest.json: not an abm sweep manifest \\(no "spec"'):
+        run_sweep(load_spec(write_spec(tmp_path)), out, backend="serial", progress=False)
+
+
+def test_a_broken_manifest_says_the_finished_runs_are_kept(reference, tmp_path):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(reference, out)
+    (out / "manifest.json").write_text("{not json")
+    with pytest.raises(SweepError) as err:
+        run_sweep(load_spec(write_spec(tmp_path)), out, backend="serial", progress=False)
+    message = str(err.value)
+    assert message.startswith(f"{out / 'manifest.json'}: unreadable (")
+    assert f"the finished runs in {out / 'runs'} are kept as they are" in message
+    assert len(list((out / "runs").glob("*.parquet"))) == 8
+
+
+def test_report_on_a_missing_path_or_a_file_says_so(tmp_path):
+    from abm.sweep import read_manifest
+
+    with pytest.raises(SweepError, match=r"nowhere: does not exist \(expected a sweep dir"):
+        read_manifest(tmp_path / "nowhere")
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for command in ("report", "export"):
+        result = runner.invoke(app, [command, str(afile)])
+        assert result.exit_code == 2
+        assert result.output.strip().startswith(f"error: {afile}: is a file, not a sweep dir")
+    result = runner.invoke(app, ["export", str(tmp_path / "nowhere")])
+    assert result.output.strip().startswith(f"error: {tmp_path / 'nowhere'}: does not exist")
+
+
+@pytest.mark.parametrize("address", ["notanaddress", "127.0.0.1:99999", "127.0.0.1:0",
+                                     ":8787", "127.0.0.1", "http://127.0.0.1:8787"])
+def test_a_bad_dashboard_address_is_refused_before_anything_is_created(tmp_path, address):
+    from abm.sweep.runner import check_dashboard_address
+
+    with pytest.raises(SweepError) as err:
+        check_dashboard_address(address, "--dask-dashboard")
+    assert str(err.value) == (f"--dask-dashboard {address!r}: expected HOST:PORT with a port in "
+                              "1-65535, e.g. 127.0.0.1:8787")
+    out = tmp_path / "s"
+    with pytest.raises(SweepError, match=rf"^dashboard {address!r}: expected HOST:PORT"):
+        run_sweep(parse_spec(mini()), out, backend="dask", dashboard=address, progress=False)
+    assert not out.exists()
+    for good in ("127.0.0.1:8787", "localhost:1", "[::1]:65535", "0.0.0.0:8787"):
+        check_dashboard_address(good)
+
+
+def test_a_local_dask_cluster_that_cannot_start_is_one_sweep_error(monkeypatch):
+    """The cluster's own failure (e.g. a dashboard host that does not resolve) names the
+    address and the reason instead of Dask's traceback."""
+    import socket
+
+    import dask.distributed
+
+    from abm.sweep.backends import local_cluster
+
+    def failing(**kwargs):
+        cause = socket.gaierror(-2, "Name or service not known")
+        raise RuntimeError(f"Cluster failed to start: {cause}") from cause
+
+    monkeypatch.setattr(dask.distributed, "LocalCluster", failing)
+    with pytest.raises(SweepError) as err:
+        local_cluster(1, "nohost.invalid:8787")
+    assert str(err.value) == ("dashboard nohost.invalid:8787: the local Dask cluster could not "
+                              "start (Name or service not known)")
+    monkeypatch.setattr(dask.distributed, "LocalCluster",
+                        lambda **kw: (_ for _ in ()).throw(OSError(98, "Address in use")))
+    with pytest.raises(SweepError, match=r"^the local Dask cluster could not start \(Address"):
+        local_cluster(1)
+
+
+def test_dask_workers_are_capped_at_the_runs_to_do(tmp_path, monkeypatch):
+    """As the process pool: no cluster of 100 workers for 2 runs."""
+    from abm.sweep import runner as R
+    from abm.sweep.backends import run_serial
+
+    asked = []
+
+    def fake_dask(tasks, workers, scheduler, key_prefix, *, dashboard=None):
+        asked.append(workers)
+        return run_serial(tasks)
+
+    monkeypatch.setattr(R, "run_dask", fake_dask)
+    messages = []
+    run_sweep(parse_spec(mini(sweep={"replicates": 2})), tmp_path / "d", backend="dask",
+              workers=100, progress=False, log=messages.append)
+    assert asked == [2]
+    assert "on a local Dask cluster of 2 workers" in messages[0]
+
+
+def test_a_script_without_the_main_guard_is_told_at_once(tmp_path):
+    """``run_sweep`` at the top level of a script: each spawned worker imports the script again
+    and so calls ``run_sweep`` while it starts; that call says what to do, instead of taking the
+    lock (``another abm sweep is writing``) and dying."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from abm.sweep import parse_spec, run_sweep\n"
+        f"spec = parse_spec({mini()!r})\n"
+        f"run_sweep(spec, {str(tmp_path / 'out')!r}, backend='process', workers=1, "
+        "progress=False)\n"
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=240, cwd=tmp_path)
+    assert proc.returncode != 0
+    assert ("run_sweep was called while a worker process was starting" in proc.stderr
+            ), proc.stderr[-3000:]
+    assert '`if __name__ == "__main__":`' in proc.stderr
+    assert "another `abm sweep`" not in proc.stderr

@@ -208,11 +208,27 @@ def local_cluster(workers: int | None, dashboard: str | None = None) -> Any:
     quiet_http = {} if dashboard else {
         "distributed.scheduler.http.routes": [], "distributed.worker.http.routes": []
     }
-    with dask.config.set(quiet_http):
-        return LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, protocol="tls://",
-            security=security, dashboard_address=dashboard,
-        )
+    import logging
+
+    from abm.sweep.storage import SweepError
+
+    spec_log = logging.getLogger("distributed.deploy.spec")  # "Cluster closed without ..."
+    level = spec_log.level
+    spec_log.setLevel(logging.ERROR)  # a failed start is said once, below
+    try:
+        with dask.config.set(quiet_http):
+            return LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, protocol="tls://",
+                security=security, dashboard_address=dashboard,
+            )
+    except (OSError, RuntimeError) as err:  # "Cluster failed to start: <the cause>"
+        cause = err.__cause__ if isinstance(err.__cause__, Exception) else err
+        text = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+        reason = getattr(cause, "strerror", None) or text
+        where = f"dashboard {dashboard}: " if dashboard else ""
+        raise SweepError(f"{where}the local Dask cluster could not start ({reason})") from None
+    finally:
+        spec_log.setLevel(level)
 
 
 def connect(scheduler: str) -> Any:

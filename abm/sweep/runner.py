@@ -21,6 +21,7 @@ import pandas as pd
 from abm.sweep.backends import BACKENDS, run_dask, run_process, run_serial
 from abm.sweep.execute import Result
 from abm.sweep.expansion import Run, expand, make_task
+from abm.sweep.schema import as_int
 from abm.sweep.spec import Spec
 from abm.sweep.storage import (
     StaleSweep,
@@ -97,28 +98,50 @@ def run_sweep(
         spec: a validated spec (``load_spec``).
         out: the sweep directory; created if needed. An existing one must hold the same sweep.
         backend: ``serial`` (in this process), ``process`` (a local process pool) or ``dask``.
-        workers: processes for ``process`` and a local Dask cluster (default: all cores).
+        workers: processes for ``process`` and a local Dask cluster (default: all cores; never
+            more than the runs to do). The ``serial`` backend ignores it (one process).
         scheduler: address of an existing Dask scheduler (implies ``backend="dask"``).
         progress: show a progress bar (runs done, rate, time left).
         spec_text: the spec file's text, kept in the manifest for the record.
         log: where one-line messages go.
-        dashboard: address for the Dask dashboard of a local cluster (e.g. ``127.0.0.1:8787``);
-            default: none (off).
+        dashboard: address for the Dask dashboard of a local cluster (``HOST:PORT``, e.g.
+            ``127.0.0.1:8787``); default: none (off).
 
     A file-system error (``OSError``) becomes a ``SweepError`` naming the path. A new sweep that
-    fails before its first run leaves nothing behind.
+    fails before its first run leaves nothing behind. A wrong type for ``spec`` or ``out`` is a
+    ``TypeError``; called from a script without ``if __name__ == "__main__":`` (in a worker
+    that is starting), a ``SweepError`` saying so.
     """
+    _check_not_spawning()
+    if not isinstance(spec, Spec):
+        raise TypeError(f"run_sweep: spec must be a Spec from load_spec() or parse_spec(), got "
+                        f"{type(spec).__name__}")
+    if not isinstance(out, str | os.PathLike):
+        raise TypeError(f"run_sweep: out must be the sweep directory's path (str or Path), got "
+                        f"{type(out).__name__}")
     backend = "dask" if scheduler else backend
     if backend not in BACKENDS:
         raise SweepError(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")
-    if workers is not None and workers < 1:
-        raise SweepError(f"workers = {workers}: expected an integer >= 1")
+    if workers is not None:
+        count = as_int(workers)
+        if count is None or count < 1:
+            raise SweepError(f"workers = {workers!r}: expected an integer >= 1")
+        workers = count
     if scheduler:
         check_scheduler(scheduler)
+    if dashboard is not None:
+        if backend != "dask" or scheduler:
+            raise SweepError(
+                f"dashboard {dashboard!r}: for a local Dask cluster only (backend=\"dask\" "
+                "without a scheduler); an existing cluster has its own"
+            )
+        check_dashboard_address(dashboard)
     workers = workers or os.cpu_count() or 1
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise SweepError(f"--out {out}: exists and is not a directory")
+    try:
+        check_out(out)
+    except OSError as err:
+        raise SweepError(os_error_text(err)) from None
     created = _new_dirs(out)
     fresh = not (out / "manifest.json").exists()
     try:
@@ -130,6 +153,54 @@ def run_sweep(
         # lock or directories), so the same command can simply be run again
         if fresh and not any((out / "runs").glob("*.parquet")) and not _completed(out):
             _remove_new(out, created)
+
+
+def check_out(out: Path) -> None:
+    """The sweep directory: new, empty, or holding a sweep (its ``manifest.json``); a file, or a
+    directory of other files (the sweep's would mix with them), is refused before anything is
+    created. (A ``runs/`` folder without a manifest is left to ``check_existing`` to explain.)"""
+    if out.exists() and not out.is_dir():
+        raise SweepError(f"{out}: exists and is not a directory")
+    if out.is_dir() and not (out / "manifest.json").exists():
+        others = sorted(p.name for p in out.iterdir() if p.name not in (".lock", "runs"))
+        if others:
+            shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+            raise SweepError(
+                f"{out}: holds other files ({shown}) and is not a sweep directory (no "
+                "manifest.json); give a new or empty directory, or an earlier sweep's to resume it"
+            )
+
+
+def _check_not_spawning() -> None:
+    """Refuse a sweep started while this process is a worker starting up: the process pool and
+    Dask start their workers with ``spawn``, which imports the calling script again in each
+    worker, so a script that calls ``run_sweep`` without the ``__main__`` guard would start the
+    sweep again in every worker (which then die, and the pool is restarted three times). The
+    flag is the one ``multiprocessing`` itself checks for this
+    (``spawn._check_not_importing_main``)."""
+    import multiprocessing
+
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise SweepError(
+            "run_sweep was called while a worker process was starting: the process and dask "
+            "backends start workers that import your script again, so call run_sweep under "
+            '`if __name__ == "__main__":` (see docs/sweeps.md, From Python)'
+        )
+
+
+def check_dashboard_address(address: str, option: str = "dashboard") -> None:
+    """An address for the local Dask cluster's dashboard: ``HOST:PORT`` (``[::1]:PORT`` for
+    IPv6) with the port in 1-65535; ``SweepError`` otherwise, naming ``option`` (the CLI passes
+    ``--dask-dashboard``), before anything is created."""
+    import re
+
+    match = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})",
+                         address.strip()) if isinstance(address, str) else None
+    if not match or not 0 < int(match.group(2)) < 65536:
+        raise SweepError(
+            f"{option} {address!r}: expected HOST:PORT with a port in 1-65535, e.g. "
+            "127.0.0.1:8787"
+        )
 
 
 def _new_dirs(out: Path) -> list[Path]:
@@ -185,6 +256,7 @@ def _run(
         old = _open(out, manifest, log)
         missing = _missing(out, runs, log)
         already = len(runs) - len(missing)
+        workers = min(workers, max(len(missing), 1))  # no idle workers (process pool, Dask)
         if missing:
             resumed = f" ({already} already done)" if already else ""
             log(
@@ -196,7 +268,7 @@ def _run(
         if backend == "serial" or not missing:
             results = run_serial(tasks)
         elif backend == "process":
-            results = run_process(tasks, min(workers, len(missing)), log=log)
+            results = run_process(tasks, workers, log=log)
         else:
             results = run_dask(tasks, workers, scheduler, f"abm-{manifest['content_hash'][:12]}",
                                dashboard=dashboard)
@@ -230,7 +302,7 @@ def _open(out: Path, manifest: dict[str, Any], log: Callable[[str], None]) -> di
         raise StaleSweep(
             f"{out}: its runs were made by other model code (git "
             f"{str(commit)[:8] if commit else 'unknown'}; abm/ has changed since), and resuming "
-            "would mix results of two models: sweep into a new --out directory, or delete this "
+            "would mix results of two models: sweep into a new directory, or delete this "
             "one to rerun it"
         )
     commit_before, commit_now = made_by.get("git_commit"), manifest["provenance"]["git_commit"]

@@ -188,16 +188,54 @@ def build_summary(out: Path, run_ids: Iterable[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# the manifest's keys that the runner and the readers rely on, with their JSON types
+MANIFEST_KEYS = {"format": str, "spec_hash": str, "content_hash": str, "spec": dict,
+                 "runs": list, "varied": list, "n_runs": int}
+
+
+def manifest_problem(manifest: Any) -> str | None:
+    """Why parsed JSON is not a manifest of an abm sweep of this version (``None`` if it is):
+    one clause for a message about ``DIR/manifest.json``."""
+    other = "another program's file?"
+    if not isinstance(manifest, dict):
+        kind = {list: "a list", str: "a string"}.get(type(manifest), f"a {type(manifest).__name__}")
+        return f"not an abm sweep manifest (JSON {kind}, not an object; {other})"
+    if "format" not in manifest:
+        return f'not an abm sweep manifest (no "format" key; {other})'
+    fmt = manifest["format"]
+    if not (isinstance(fmt, str) and fmt.startswith("abm-sweep/")):
+        return f"not an abm sweep manifest (format {fmt!r}; {other})"
+    if fmt != FORMAT:
+        return f"written by sweep format {fmt}, this abm reads {FORMAT}"
+    for key, kind in MANIFEST_KEYS.items():
+        if key not in manifest:
+            return f'not an abm sweep manifest (no "{key}" key; {other})'
+        if not isinstance(manifest[key], kind) or isinstance(manifest[key], bool):
+            return (f'not an abm sweep manifest ("{key}" is {type(manifest[key]).__name__}, '
+                    f"not {kind.__name__}; {other})")
+    return None
+
+
 def read_manifest(out: Path) -> dict[str, Any]:
-    path = Path(out) / "manifest.json"
+    """The manifest of the sweep directory ``out``; ``SweepError`` naming the path if there is
+    none, or it cannot be read, or it is not an abm sweep's."""
+    out = Path(out)
+    path = out / "manifest.json"
     if not path.exists():
+        if not out.exists():
+            raise SweepError(f"{out}: does not exist (expected a sweep directory made by "
+                             "`abm sweep`)")
+        if not out.is_dir():
+            raise SweepError(f"{out}: is a file, not a sweep directory (a directory made by "
+                             "`abm sweep`)")
         raise SweepError(f"{out}: not a sweep directory (no manifest.json)")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise SweepError(f"{path}: unreadable ({getattr(err, 'strerror', None) or err})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise SweepError(f"{path}: not the manifest of an abm sweep of this version")
+    problem = manifest_problem(manifest)
+    if problem:
+        raise SweepError(f"{path}: {problem}")
     return manifest
 
 
@@ -240,18 +278,25 @@ def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
 def check_existing(out: Path, manifest: dict[str, Any]) -> dict[str, Any] | None:
     """The manifest already in ``out`` if it is the same sweep; ``SweepError`` otherwise."""
     path = out / "manifest.json"
+    keep = (f"the finished runs in {out / 'runs'} are kept as they are (each a whole Parquet "
+            "file: time series, summary row and seed; pandas.read_parquet reads them); sweep "
+            "into a new directory")
     if not path.exists():
         runs_dir = out / "runs"
         if runs_dir.exists() and any(runs_dir.glob("*.parquet")):
-            raise SweepError(f"{out}: has runs/ but no manifest.json; use a new --out directory")
+            raise SweepError(f"{out}: has runs/ but no manifest.json, so it cannot be resumed; "
+                             f"{keep}")
         return None
     try:
-        old = json.loads(path.read_text())
+        old = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
-        raise SweepError(f"{path}: unreadable ({err}); use a new --out directory") from None
-    if old.get("format") != FORMAT:
-        raise SweepError(f"{out}: not a sweep directory of this version ({old.get('format')})")
-    fix = "use a new --out directory, or delete this one to start over"
+        reason = getattr(err, "strerror", None) or err
+        raise SweepError(f"{path}: unreadable ({reason}), so the sweep cannot be resumed; "
+                         f"{keep}") from None
+    problem = manifest_problem(old)
+    if problem:
+        raise SweepError(f"{path}: {problem}; use a new directory")
+    fix = "use a new directory, or delete this one to start over"
     if old["spec_hash"] != manifest["spec_hash"]:
         changed = _diff(old.get("spec"), manifest["spec"])
         raise StaleSweep(
