@@ -51,6 +51,7 @@ from abm.sweep import (
     read_run_table,
     run_path,
 )
+from abm.sweep.spec import count
 
 OUTCOME_CLASSES = OUTCOMES  # the classes of abm.analysis.outcomes, in plotting order
 CLASS_COLOURS = {"eliminated": "#1b9e77", "controlled": "#7570b3", "escape": "#d95f02"}
@@ -575,7 +576,8 @@ def _markdown(sweep: Sweep, outcome: str, series: str, sobol: list | None, figur
     lines += [
         f"- scenario: `{spec['scenario'] or 'defaults'}`; {spec['steps']} steps "
         f"({spec['steps'] / 24:g} days) per run, rows every {_steps_text(spec['record_every'])}",
-        f"- {len(sweep.points)} points x {spec['replicates']} replicates = {sweep.n_runs} runs "
+        f"- {count(len(sweep.points), 'point')} x {count(spec['replicates'], 'replicate')} = "
+        f"{count(sweep.n_runs, 'run')} "
         f"({seeds}; replicate k has the same seed at every point)",
         f"- varied: {', '.join(f'`{v}`' for v in sweep.varied) or 'nothing (replicates only)'}",
         "- outcomes: " + ", ".join(f"{c} {counts.get(c, 0)}" for c in OUTCOME_CLASSES),
@@ -970,18 +972,39 @@ class _atomic_text:  # noqa: N801 - used as a context manager
         self.fh = os.fdopen(fd, "w", newline="")
         return self.fh
 
-    def __exit__(self, exc_type: Any, *rest: Any) -> None:
-        if exc_type is None:
-            from abm.run import current_umask
+    def __exit__(self, exc_type: Any, exc: BaseException | None, *rest: Any) -> None:
+        # as atomic_write_bytes: the temporary file goes whatever fails (the usual place for a
+        # full disk is the flush, after the block), and an OSError without a file name (write,
+        # flush, fsync) gets the target's, so the message says which file could not be written
+        try:
+            if exc_type is None:
+                from abm.run import current_umask
 
-            self.fh.flush()
-            os.fsync(self.fh.fileno())
-            self.fh.close()
-            os.chmod(self.tmp, 0o666 & ~current_umask())  # as atomic_write_bytes
-            os.replace(self.tmp, self.path)
-        else:
-            self.fh.close()
-            Path(self.tmp).unlink(missing_ok=True)
+                self.fh.flush()
+                os.fsync(self.fh.fileno())
+                self.fh.close()
+                os.chmod(self.tmp, 0o666 & ~current_umask())
+                os.replace(self.tmp, self.path)
+        except BaseException as err:
+            self._discard()
+            _name(err, self.path)
+            raise
+        if exc_type is not None:
+            self._discard()
+            _name(exc, self.path)
+
+    def _discard(self) -> None:
+        try:
+            self.fh.close()  # (flushes the buffer: may fail again on a full disk)
+        except OSError:
+            pass
+        Path(self.tmp).unlink(missing_ok=True)
+
+
+def _name(err: BaseException | None, path: Path) -> None:
+    """Give an ``OSError`` without a file name the file it was writing."""
+    if isinstance(err, OSError) and err.filename is None:
+        err.filename = str(path)
 
 
 def iter_runs(directory: str | Path) -> Iterator[pd.DataFrame]:

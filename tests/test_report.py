@@ -197,3 +197,92 @@ def test_export_defaults_to_csv_and_says_what_it_replaced(grid, tmp_path):
     assert "replaced" not in first.output
     again = runner.invoke(app, ["export", str(grid), "--out", str(out)])
     assert again.exit_code == 0 and again.output.count("(replaced)") == 2
+
+
+# --- writing on a full disk: the path is named, no temporary file is left ---------------------
+
+
+def _full_disk(*args, **kwargs):
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device")  # as os.fsync raises it: no file name
+
+
+def test_atomic_write_bytes_names_the_file_on_a_full_disk(tmp_path, monkeypatch):
+    import os
+
+    from abm.run import atomic_write_bytes
+    from abm.sweep.storage import os_error_text
+
+    target = tmp_path / "runs" / "p00000-r000.parquet"
+    monkeypatch.setattr(os, "fsync", _full_disk)
+    with pytest.raises(OSError) as err:
+        atomic_write_bytes(target, b"data")
+    assert os_error_text(err.value) == f"{target}: No space left on device"
+    assert list(target.parent.iterdir()) == []  # no temporary file, no half-written file
+
+
+def test_a_sweep_on_a_full_disk_names_the_run_file_and_keeps_the_finished_runs(
+    tmp_path, monkeypatch
+):
+    import errno
+
+    import abm.run
+    from abm.sweep import SweepError, run_path
+
+    real = abm.run.os.fsync
+    calls = []
+
+    def fsync(fd):
+        calls.append(fd)
+        if len(calls) == 3:  # the manifest, the first run, then the second run's file
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd)
+
+    monkeypatch.setattr(abm.run.os, "fsync", fsync)
+    out = tmp_path / "full"
+    with pytest.raises(SweepError) as err:
+        sweep(tmp_path, "full")
+    assert str(err.value) == f"{run_path(out, 'p00000-r001')}: No space left on device"
+    assert [p.name for p in (out / "runs").iterdir()] == ["p00000-r000.parquet"]
+
+
+@pytest.mark.parametrize("fails", ["write", "flush", "fsync", "replace"])
+def test_export_on_a_full_disk_names_the_file_and_leaves_no_temporary_file(
+    grid, tmp_path, monkeypatch, fails
+):
+    """``abm export`` streams timeseries.csv through ``_atomic_text``: whatever step fails
+    (the usual place for a full disk is the flush after the block), the temporary file goes and
+    the message names the file."""
+    import io
+    import os
+
+    import abm.report as R
+    from abm.sweep.storage import os_error_text
+
+    out = tmp_path / "export"
+    out.mkdir()
+    if fails == "write":
+        monkeypatch.setattr(pd.DataFrame, "to_csv", _full_disk)
+    elif fails == "flush":
+        real_fdopen = os.fdopen
+
+        def fdopen(fd, *args, **kwargs):
+            fh = real_fdopen(fd, *args, **kwargs)
+            proxy = type("Full", (io.TextIOWrapper,), {"flush": _full_disk})
+            return proxy(fh.detach(), newline="")
+
+        monkeypatch.setattr(R.os, "fdopen", fdopen)
+    else:
+        monkeypatch.setattr(R.os, fails, _full_disk)
+    with pytest.raises(OSError) as err:
+        R.export_csv(grid, out=out)
+    assert os_error_text(err.value) == f"{out / 'timeseries.csv'}: No space left on device"
+    assert list(out.iterdir()) == []
+
+
+def test_report_counts_in_the_singular_too(tmp_path):
+    one = sweep(tmp_path, "one", {"replicates": 1})
+    result = runner.invoke(app, ["report", str(one)])
+    assert result.exit_code == 0, result.output
+    assert "- 1 point x 1 replicate = 1 run (" in (one / "report" / "report.md").read_text()
