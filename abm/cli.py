@@ -410,7 +410,8 @@ def sweep(
         run_sweep,
         size_line,
     )
-    from abm.sweep.runner import check_scheduler
+    from abm.sweep.runner import check_dashboard_address, check_out, check_scheduler
+    from abm.sweep.spec import count
 
     if backend is not None and backend not in BACKENDS:
         fail(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)}")
@@ -426,6 +427,8 @@ def sweep(
     try:
         if scheduler:
             check_scheduler(scheduler)
+        if dask_dashboard:
+            check_dashboard_address(dask_dashboard, "--dask-dashboard")
         parsed = load_spec(spec, force=force)
         spec_text = read_spec_text(spec)
     except (SpecError, SweepError) as err:
@@ -438,12 +441,12 @@ def sweep(
         if parsed.n_runs > 20:
             typer.echo(f"  ... {parsed.n_runs - 20} more")
         return
-    if out.exists() and not out.is_dir():
-        fail(f"--out {out}: exists and is not a directory")
+    try:
+        with file_errors():
+            check_out(out)  # run_sweep's own check, before the CLI creates the directory
+    except SweepError as err:
+        fail(f"--out {err}")
     existed = out.exists()
-    if existed and not (out / "manifest.json").exists() and any(out.iterdir()):
-        fail(f"--out {out}: holds other files and is not a sweep directory (no manifest.json); "
-             "give a new or empty directory, or an earlier sweep's to resume it")
     check_output_dir(out)
     with _sigterm_as_interrupt() as terminated:
         try:
@@ -464,7 +467,8 @@ def sweep(
             raise typer.Exit(143 if terminated() else 130) from None
     counts = result.summary["outcome"].value_counts()
     typer.echo(
-        f"done: {result.total} runs ({result.ran} now, {result.already_done} before) on the "
+        f"done: {count(result.total, 'run')} ({result.ran} now, {result.already_done} before) "
+        "on the "
         f"{parsed.engine} engine in {out}; "
         + ", ".join(f"{k} {v}" for k, v in counts.items())
     )

@@ -807,4 +807,9 @@ def test_the_dask_dashboard_option_is_for_the_local_cluster_only(tmp_path):
     for extra in (["--backend", "process"], ["--scheduler", "tcp://127.0.0.1:8786"]):
         one_clean_error(cli("sweep", spec, "--out", str(tmp_path / "o"), "--dask-dashboard",
                             "127.0.0.1:8787", *extra), "--dask-dashboard")
+    for address in ("notanaddress", "127.0.0.1:99999"):  # checked before anything starts
+        for dry in ([], ["--dry-run"]):
+            one_clean_error(cli("sweep", spec, "--out", str(tmp_path / "o"), "--backend", "dask",
+                                "--dask-dashboard", address, *dry),
+                            f"--dask-dashboard {address!r}: expected HOST:PORT")
     assert not (tmp_path / "o").exists()
