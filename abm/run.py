@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import platform
 import subprocess
@@ -67,6 +68,9 @@ def simulate(
     ``engine``: ``"mesa"`` (default) or ``"fast"`` (``model_class``); ``threads``: the fast
     engine's fields on that many threads (``FastTumorModel.use_threads``).
     """
+    for name, value, low in (("steps", steps, 0), ("record_every", record_every, 1)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+            raise ValueError(f"simulate: {name} {value!r}: expected a whole number >= {low}")
     model = model_class(engine)(**params)
     if threads > 1 and hasattr(model, "use_threads"):
         model.use_threads(threads)

@@ -813,3 +813,16 @@ def test_the_dask_dashboard_option_is_for_the_local_cluster_only(tmp_path):
                                 "--dask-dashboard", address, *dry),
                             f"--dask-dashboard {address!r}: expected HOST:PORT")
     assert not (tmp_path / "o").exists()
+
+
+def test_simulate_from_python_checks_its_steps_and_record_every():
+    from abm.run import simulate
+
+    params = {"width": 12, "height": 12, "initial_tumor_cells": 10, "rng": 1}
+    for steps, every, says in ((-1, 1, "steps -1"), (2.5, 1, "steps 2.5"), (True, 1, "steps True"),
+                               (4, 0, "record_every 0"), (4, -2, "record_every -2")):
+        with pytest.raises(ValueError, match=f"simulate: {re.escape(says)}: expected a whole "
+                                             "number >= "):
+            simulate(params, steps, record_every=every)
+    df, model = simulate(params, 4, record_every=2)
+    assert model.steps == 4 and list(df["Step"]) == [0, 2, 4]
