@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from abm.analysis.outcomes import OUTCOMES
+from abm.params import did_you_mean
 from abm.sweep import (
     ARM,
     ID_COLUMNS,
@@ -124,7 +125,8 @@ def _fmt(value: Any) -> str:
 def _check_outcome(sweep: Sweep, outcome: str) -> None:
     options = sweep.numeric_outcomes()
     if outcome not in options:
-        raise ReportError(f"--outcome {outcome!r}: expected one of {', '.join(options)}")
+        raise ReportError(f"--outcome {outcome!r}{did_you_mean(outcome, options)} (expected "
+                          f"one of {', '.join(options)})")
 
 
 def series_columns(sweep: Sweep) -> list[str]:
@@ -151,7 +153,8 @@ def check_choices(sweep: Sweep, *, outcome: str, series: str) -> None:
     _check_outcome(sweep, outcome)
     options = series_columns(sweep)
     if series not in options:
-        raise ReportError(f"--series {series!r}: expected one of {', '.join(options)}")
+        raise ReportError(f"--series {series!r}{did_you_mean(series, options)} (expected one "
+                          f"of {', '.join(options)})")
 
 
 def _broken(path: Path, err: BaseException) -> SweepError:
