@@ -103,7 +103,7 @@ class TumorModel(mesa.Model):
     type or out-of-range value raises ``ValueError`` naming it.
     """
 
-    def __init__(self, rng: int | str | None = None, **params: Any) -> None:
+    def __init__(self, *, rng: int | str | None = None, **params: Any) -> None:
         values = P.resolve(None, params)
         seed = P.model_seed(rng)  # None: a drawn seed, recorded in model.seed
         P.check_together(values)

@@ -175,3 +175,11 @@ def test_the_parameter_list_shows_only_the_new_names():
 def test_an_integer_too_large_for_a_float_is_a_clear_error():
     with pytest.raises(ValueError, match="'tcell_influx' = 1000.* is not allowed"):
         validate({"tcell_influx": 10**400})
+
+
+def test_the_seed_is_a_keyword_so_a_grid_size_given_positionally_is_not_taken_for_it():
+    from abm import FastTumorModel
+
+    for cls in (TumorModel, FastTumorModel):
+        with pytest.raises(TypeError, match="positional"):
+            cls(50)  # meant as a width: it was silently seed 50

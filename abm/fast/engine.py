@@ -161,7 +161,7 @@ class FastTumorModel(mesa.Model):
     engine = "fast"
     _GROW = 256  # initial capacity of the immune-cell arrays
 
-    def __init__(self, rng: int | str | None = None, **params: Any) -> None:
+    def __init__(self, *, rng: int | str | None = None, **params: Any) -> None:
         values = P.resolve(None, params)
         seed = P.model_seed(rng)  # None: a drawn seed, recorded in model.seed
         P.check_together(values)
