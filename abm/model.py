@@ -31,7 +31,6 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -373,14 +372,8 @@ class TumorModel(mesa.Model):
         placed = treatment.give(dose, hour)
         entry = {"day": hour / 24.0, "hour": hour, "therapy": therapy, "dose": dose,
                  "scheduled": scheduled}
-        if placed is not None:  # cells: as many as found a free site next to a vessel
-            entry["placed"] = placed
-            if placed < dose:
-                warnings.warn(
-                    f"{therapy} on day {hour / 24:.2f}: only {placed} of {dose:g} cells found a "
-                    f"free site next to the {len(self.vessels)} vessels (about 9 per vessel); "
-                    "the rest were not given (dose_log's 'placed'). A larger grid has more "
-                    "vessels.", stacklevel=3 if scheduled else 2)
+        if placed is not None:  # cells: those that found a free site next to a vessel at once
+            entry["placed"] = placed  # (the rest enter in the following hours: CART.act)
         self.dose_log.append(entry)
 
     def deplete_tregs(self, kill: float) -> None:

@@ -182,15 +182,14 @@ def test_a_deprecated_name_is_one_warning_line_not_a_source_line(monkeypatch):
     lines = [line for line in result.output.splitlines() if "deprecated" in line]
     assert lines == ["warning: parameter 'checkpoint_start_day' is deprecated and will be "
                      "removed: use 'anti_pd1_start_day'"], result.output
-    with warnings.catch_warnings():  # a CAR-T dose cut short by the room at the vessels
+    with warnings.catch_warnings():  # the model's own UserWarning: a vaccine with no target
         warnings.simplefilter("always")
-        result = cli("run", "--quiet", *TINY_SETS, "--days", "0.25", "--set", "cart_dose=400",
-                     "--set", "cart_start_day=0")
+        result = cli("run", "--quiet", *TINY_SETS, "--days", "0.25", "--set",
+                     "founder_antigens=0", "--set", "vaccine_start_day=0")
     assert result.exit_code == 0, result.output
-    lines = [line for line in result.output.splitlines() if "cells found" in line]
+    lines = [line for line in result.output.splitlines() if "no antigen" in line]
     assert len(lines) == 1 and re.fullmatch(
-        r"warning: cart on day 0\.00: only \d+ of 400 cells found a free site .*", lines[0]), (
-        result.output)
+        r"warning: vaccine: no antigen to target .*", lines[0]), result.output
 
 
 @pytest.mark.parametrize("name, fragment", [

@@ -544,13 +544,16 @@ def test_the_hover_line_follows_the_model_and_clears_when_the_mouse_leaves():
     assert text_of(rc, "abm-hover").startswith("Hover over the tissue")
 
 
-def test_a_cart_dose_cut_short_by_the_room_at_the_vessels_says_how_many_were_placed():
+def test_a_dose_message_says_when_cells_enter_later_and_passes_on_the_model_warnings():
     session = Session("cart", {**scenario_values("cart"), "width": 20, "height": 20,
-                               "initial_tumor_cells": 40}, 3)
+                               "initial_tumor_cells": 40, "founder_antigens": 0}, 3)
     text = session.administer("cart", scale=2.0)
     placed = session.model.dose_log[-1]["placed"]
     assert placed < 2 * session.model.p["cart_dose"]
-    assert f"Only {placed} of the {2 * session.model.p['cart_dose']} cells found room" in text
+    assert (f"{placed} of the {2 * session.model.p['cart_dose']} cells found room next to a "
+            "vessel at once; the others enter over the next hours") in text
+    text = session.administer("vaccine")
+    assert "Note: vaccine: no antigen to target" in text
 
 
 def test_messages_go_when_they_no_longer_apply():

@@ -119,20 +119,30 @@ def test_administer_mid_run_changes_the_following_steps():
 
 
 @pytest.mark.parametrize("engine", ["mesa", "fast"])
-def test_a_cart_dose_larger_than_the_room_at_the_vessels_is_cut_and_says_so(engine):
-    """Cells enter next to a vessel; on a small grid (few vessels) a large infusion finds no
-    room for most of its cells: the log and a warning say how many were placed."""
+def test_a_cart_dose_larger_than_the_room_at_the_vessels_arrives_whole_over_the_next_hours(
+        engine):
+    """Cells enter next to a vessel (about 9 per vessel). On a small grid a large infusion
+    finds room for only some of its cells at once (it used to lose the rest: 44-79 of 300 on
+    50 x 50); the others wait and enter as the first move away, until the dose is in."""
     from abm import FastTumorModel
 
     cls = FastTumorModel if engine == "fast" else TumorModel
     model = cls(rng=1, width=20, height=20, initial_tumor_cells=50)
     before = model.kind.copy()
-    with pytest.warns(UserWarning, match=r"only (\d+) of 400 cells found a free site") as caught:
-        model.administer("cart", 400)
+    model.administer("cart", 400)
     placed = int((model.kind == Kind.CART).sum() - (before == Kind.CART).sum())
     assert 0 < placed < 400 and placed <= 9 * len(model.vessels)
     assert model.dose_log[-1]["placed"] == placed and model.dose_log[-1]["dose"] == 400
-    assert f"only {placed} of 400" in str(caught[0].message)
+    cart = model.treatments["cart"]
+    assert cart.waiting == 400 - placed
+    waiting = [cart.waiting]
+    while cart.waiting and model.steps < 24 * 10:
+        model.step()
+        waiting.append(cart.waiting)
+    assert cart.waiting == 0, waiting  # all 400 in within 10 days
+    assert waiting[1] == waiting[0]  # not in the hour of the dose (as a scheduled dose)
+    assert all(a >= b for a, b in zip(waiting, waiting[1:], strict=False))
+    assert len(waiting) > 2  # it took more than one hour: room had to free
 
 
 def test_antibody_level_decays_with_its_half_life():

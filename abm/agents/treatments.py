@@ -258,14 +258,34 @@ class Vaccine(Treatment):
 
 
 class CART(Treatment):
-    """A CAR-T infusion: ``cart_dose`` engineered T cells placed at vessel sites."""
+    """A CAR-T infusion: ``cart_dose`` engineered T cells entering the tissue at vessel sites.
+
+    Cells enter on a free site on or next to a vessel (about 9 per vessel); those that find no
+    room at the dose wait in the blood (``waiting``) and enter in the following hours as room
+    frees, as many as fit each hour, so that a dose larger than the vessels' room at once (a
+    small grid, a crowded tumour) still arrives whole, only later.
+    """
 
     name = "cart"
     label = "CAR-T"
     dose_unit = "cells"
 
+    def __init__(self, model):
+        super().__init__(model)
+        self.waiting = 0  # infused cells not yet in the tissue
+        self._given_hour: int | None = None  # the hour of the last dose (placed then)
+
     def give(self, dose: float, hour: int) -> int:
-        return self.model.infuse_cart(int(round(dose)))  # each engine places its CAR-T cells
+        n = int(round(dose))
+        placed = self.model.infuse_cart(n)  # each engine places its CAR-T cells
+        self.waiting += n - placed
+        self._given_hour = hour
+        return placed
+
+    def act(self) -> None:
+        """The cells still waiting enter where room has freed (from the hour after a dose)."""
+        if self.waiting and self._given_hour != self.model.steps - 1:
+            self.waiting -= self.model.infuse_cart(self.waiting)
 
 
 class AntiCSF1R(Antibody):

@@ -183,16 +183,18 @@ class Session:
             spec = P.PARAMS[treatment.dose_param]
             dose = treatment.dose * scale
             dose = round(dose) if spec.kind is int else dose
-            with warnings.catch_warnings():  # a dose cut short is said below, on the page
-                warnings.simplefilter("ignore")
+            with warnings.catch_warnings(record=True) as caught:  # said on the page instead
+                warnings.simplefilter("always")
                 self.model.administer(therapy, dose)
             unit = spec.unit[:-1] if dose == 1 and spec.unit.endswith("s") else spec.unit
             text = (f"{TREATMENTS[therapy].label} given on day {self.model.day:.1f} "
                     f"({dose:g} {unit}): it acts from the next hour")
             placed = self.model.dose_log[-1].get("placed", dose)
             if placed < dose:
-                text += (f". Only {placed} of the {dose:g} cells found room next to a vessel "
-                         "(a larger grid has more vessels)")
+                text += (f". {placed} of the {dose:g} cells found room next to a vessel at once; "
+                         "the others enter over the next hours as room frees")
+            for warning in caught:  # e.g. a vaccine with no antigen to target
+                text += f". Note: {warning.message}"
             return text
 
     def describe(self, x: int, y: int) -> str:
