@@ -146,38 +146,44 @@ def check_output_file(path: Path, option: str = "--out") -> bool:
     return path.exists()
 
 
-def check_output_dir(directory: Path, option: str = "--out", shown: Path | None = None) -> None:
+def check_output_dir(directory: Path, option: str = "--out", shown: Path | None = None,
+                     hint: str = "") -> None:
     """Check before any work that files can be written in ``directory``: created if missing
-    (with its parents when relative; an absolute one's parent must exist)."""
+    (with its parents when relative; an absolute one's parent must exist). ``option`` "" for a
+    default place (no option was given); ``hint`` ends each message."""
     import tempfile
 
     shown = directory if shown is None else shown
+    named = f"{option} {shown}" if option else str(shown)
     if directory.exists() and not directory.is_dir():
-        fail(f"{option} {shown}: {directory} exists and is not a directory")
+        fail(f"{named}: {directory} exists and is not a directory{hint}")
     if not directory.exists():
         if directory.is_absolute() and not directory.parent.is_dir():
             _no_directory(option, shown, directory.parent)
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            fail(f"{option} {shown}: cannot create {directory} ({err.strerror or err})")
+            fail(f"{named}: cannot create {directory} ({err.strerror or err}){hint}")
     try:
         fd, probe = tempfile.mkstemp(dir=directory, prefix=".abm-write-check.")
     except OSError as err:
-        fail(f"{option} {shown}: cannot write in {directory} ({err.strerror or err})")
+        fail(f"{named}: cannot write in {directory} ({err.strerror or err}){hint}")
     import os
 
     os.close(fd)
     Path(probe).unlink(missing_ok=True)
 
 
+ELSEWHERE = "; give --out PATH to write elsewhere"  # a default output place that fails
+
+
 def _no_directory(option: str, shown: Path, directory: Path) -> None:
     """Fail: ``directory`` (where the output goes) is missing, or a file is in its way."""
+    named = f"{option} {shown}" if option else str(shown)
     blocking = next((p for p in (directory, *directory.parents) if p.exists()), None)
     if blocking is not None and not blocking.is_dir():
-        fail(f"{option} {shown}: {blocking} is a file, not a directory")
-    fail(f"{option} {shown}: directory {directory} does not exist; create it first (or check "
-         "the path)")
+        fail(f"{named}: {blocking} is a file, not a directory")
+    fail(f"{named}: directory {directory} does not exist; create it first (or check the path)")
 
 
 def _steps(days: float | None, steps: int | None) -> int:
@@ -533,7 +539,7 @@ def report(
     except ReportError as err:
         fail(str(err))
     replacing = (target / "report.md").exists()
-    check_output_dir(target)
+    check_output_dir(target, *(("--out",) if out is not None else ("", None, ELSEWHERE)))
     try:
         with file_errors():
             path = write_report(directory, outcome=outcome, series=series, out=target)
@@ -563,7 +569,7 @@ def export(
         fail(str(err))
     replacing = [n for n in ("summary.csv", "timeseries.csv", "patients.csv")
                  if (target / n).exists()]
-    check_output_dir(target)
+    check_output_dir(target, *(("--out",) if out is not None else ("", None, ELSEWHERE)))
     try:
         with file_errors():
             paths = export_csv(directory, out=target)

@@ -826,3 +826,25 @@ def test_simulate_from_python_checks_its_steps_and_record_every():
             simulate(params, steps, record_every=every)
     df, model = simulate(params, 4, record_every=2)
     assert model.steps == 4 and list(df["Step"]) == [0, 2, 4]
+
+
+def test_report_and_export_into_an_unwritable_sweep_name_the_folder_not_an_option(
+        reference, tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    real = tempfile.mkstemp
+
+    def read_only(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir).is_relative_to(reference):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    for command, folder in (("report", "report"), ("export", "export")):
+        line = one_clean_error(cli(command, str(reference)),
+                               f"{reference / folder}: cannot write in")
+        assert "--out " + str(reference) not in line
+        assert line.endswith("(Read-only file system); give --out PATH to write elsewhere"), line
+        result = cli(command, str(reference), "--out", str(tmp_path / folder))  # elsewhere: fine
+        assert result.exit_code == 0, result.output
