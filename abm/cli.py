@@ -141,7 +141,7 @@ def check_output_file(path: Path, option: str = "--out") -> bool:
     if path.is_dir():
         fail(f"{option} {path}: is a directory; give a file name")
     if path.is_absolute() and not path.parent.exists():
-        _no_directory(option, path, path.parent)
+        _no_directory(f"{option} {path}", path.parent)
     check_output_dir(path.parent, option, path)
     return path.exists()
 
@@ -159,7 +159,7 @@ def check_output_dir(directory: Path, option: str = "--out", shown: Path | None 
         fail(f"{named}: {directory} exists and is not a directory{hint}")
     if not directory.exists():
         if directory.is_absolute() and not directory.parent.is_dir():
-            _no_directory(option, shown, directory.parent)
+            _no_directory(named, directory.parent)
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -177,9 +177,9 @@ def check_output_dir(directory: Path, option: str = "--out", shown: Path | None 
 ELSEWHERE = "; give --out PATH to write elsewhere"  # a default output place that fails
 
 
-def _no_directory(option: str, shown: Path, directory: Path) -> None:
-    """Fail: ``directory`` (where the output goes) is missing, or a file is in its way."""
-    named = f"{option} {shown}" if option else str(shown)
+def _no_directory(named: str, directory: Path) -> None:
+    """Fail: ``directory`` (where the output ``named`` goes) is missing, or a file is in its
+    way."""
     blocking = next((p for p in (directory, *directory.parents) if p.exists()), None)
     if blocking is not None and not blocking.is_dir():
         fail(f"{named}: {blocking} is a file, not a directory")

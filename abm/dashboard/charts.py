@@ -6,7 +6,6 @@ Plain dictionaries (no widgets), so they are cheap to test. Colours come from
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import numpy as np
@@ -189,29 +188,36 @@ LARGE_NAME_GAP = 28  # the x axis's "day" below its larger labels
 
 
 def large_text(option: dict) -> dict:
-    """A copy of a chart's ``option`` with every text at ``LARGE_FONT`` and the plot area
-    shrunk to make room for it (ECharts draws its text in a canvas: a page's CSS cannot
-    reach it)."""
-    out = copy.deepcopy(option)
-    out["title"]["textStyle"] = {**out["title"].get("textStyle", {}),
-                                 "fontSize": LARGE_FONT["title"]}
-    legend = out["legend"]
-    legend["textStyle"] = {**legend.get("textStyle", {}), "fontSize": LARGE_FONT["legend"]}
-    legend["top"] = 28
-    legend["itemWidth"] = 18
-    out["tooltip"] = {**out.get("tooltip", {}), "textStyle": {"fontSize": LARGE_FONT["tooltip"]}}
-    # a narrow margin (the clone chart's right: no axis there) stays narrow
-    out["grid"] = {key: max(value, LARGE_GRID[key]) if value > 20 else value
-                   for key, value in out["grid"].items()}
-    for name in ("xAxis", "yAxis"):
-        axes = out[name] if isinstance(out[name], list) else [out[name]]
-        for axis in axes:
-            for part in ("axisLabel", "nameTextStyle"):
-                axis[part] = {**axis.get(part, {}), "fontSize": LARGE_FONT["axis"]}
-            if name == "xAxis":
-                axis["nameGap"] = LARGE_NAME_GAP
-        out[name] = axes if isinstance(out[name], list) else axes[0]
-    for series in out["series"]:
-        if "markLine" in series:
-            series["markLine"]["label"]["fontSize"] = LARGE_FONT["mark"]
-    return out
+    """``option`` with every text at ``LARGE_FONT`` and the plot area shrunk to make room for
+    it (ECharts draws its text in a canvas: a page's CSS cannot reach it). A new dict; the
+    parts it changes are copied, the data are shared (it runs every frame)."""
+    def sized(part: dict, size: int) -> dict:
+        return {**part, "textStyle": {**part.get("textStyle", {}), "fontSize": size}}
+
+    def axis(spec: dict, x: bool) -> dict:
+        out = {**spec, **{part: {**spec.get(part, {}), "fontSize": LARGE_FONT["axis"]}
+                          for part in ("axisLabel", "nameTextStyle")}}
+        return {**out, "nameGap": LARGE_NAME_GAP} if x else out
+
+    def axes(spec: dict | list, x: bool) -> dict | list:
+        return [axis(a, x) for a in spec] if isinstance(spec, list) else axis(spec, x)
+
+    def marked(series: dict) -> dict:
+        if "markLine" not in series:
+            return series
+        line = series["markLine"]
+        return {**series, "markLine": {**line, "label": {**line["label"],
+                                                          "fontSize": LARGE_FONT["mark"]}}}
+
+    return {
+        **option,
+        "title": sized(option["title"], LARGE_FONT["title"]),
+        "legend": {**sized(option["legend"], LARGE_FONT["legend"]), "top": 28, "itemWidth": 18},
+        "tooltip": sized(option.get("tooltip", {}), LARGE_FONT["tooltip"]),
+        # a narrow margin (the clone chart's right: no axis there) stays narrow
+        "grid": {key: max(value, LARGE_GRID[key]) if value > 20 else value
+                 for key, value in option["grid"].items()},
+        "xAxis": axes(option["xAxis"], x=True),
+        "yAxis": axes(option["yAxis"], x=False),
+        "series": [marked(series) for series in option["series"]],
+    }
