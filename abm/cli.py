@@ -33,9 +33,9 @@ MAX_RUN_HOURS = 24
 
 @app.callback()
 def _plain_warnings() -> None:
-    """The model's own warnings (a deprecated parameter name, a CAR-T dose cut short) as one
-    line each, like its errors, instead of Python's file-and-line form pointing inside the
-    package."""
+    """The model's own warnings (a deprecated parameter name, a vaccine with nothing to
+    target) as one line each, like its errors, instead of Python's file-and-line form pointing
+    inside the package."""
     import warnings
 
     shown = warnings.showwarning
