@@ -120,7 +120,8 @@ def fraction(value: Any) -> float:
 def days(value: Any) -> float:
     if not _finite(value) or not value > 0:
         raise Invalid(f"expected a positive finite number of days, got {show(value)}")
-    value = as_int(value) if as_int(value) is not None else float(value)
+    whole = as_int(value)  # a numpy integer too; any other number as a float
+    value = whole if whole is not None else float(value)
     if round(value * 24) < 1:
         raise Invalid(f"{value} days is less than one step (1 h)")
     return value
