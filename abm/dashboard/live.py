@@ -95,7 +95,6 @@ class LiveView:
                                              attributes={"class": "abm-colourbar"})
         self.picked_text = v.Html(tag="span", children=[""], class_="abm-picked")
         self.hover_text = v.Html(tag="div", children=[""], class_="abm-hover")
-        self.large = False  # the charts' text: large (``charts.large_text``) or not
         self.charts = {
             key: EchartsWidget(
                 option={}, responsive=True,
@@ -115,8 +114,9 @@ class LiveView:
 
     def show(self, session: Session, colour_by: str, overlay: str,
              picked: tuple[int, int] | None, charts: bool = True, show_cells: bool = True,
-             hovered: tuple[int, int] | None = None) -> None:
-        """Draw the session's model into the widgets (the charts only if ``charts``)."""
+             hovered: tuple[int, int] | None = None, large: bool = False) -> None:
+        """Draw the session's model into the widgets (the charts only if ``charts``; their
+        text large with ``large``)."""
         src, frame = session.draw(colour_by, overlay, show_cells)
         model = session.model
         self.tissue.src = src
@@ -136,7 +136,7 @@ class LiveView:
             self.show_hover(session, hovered)
         if charts:
             for key, option in chart_options(session.snapshot()).items():
-                self.charts[key].option = large_text(option) if self.large else option
+                self.charts[key].option = large_text(option) if large else option
 
     def show_hover(self, session: Session, site: tuple[int, int] | None) -> None:
         """The line about the site under the mouse (a hint when the mouse is elsewhere)."""

@@ -108,7 +108,6 @@ class Tab:
         self.picked: solara.Reactive[tuple[int, int] | None] = solara.reactive(None)
         self.live = LiveView(on_hover=self.guard(lambda d: self.site(d, False)),
                              on_select=self.guard(lambda d: self.site(d, True)))
-        self.live.large = large
         self.live.show_hover(session, None)
         self.push(charts=True)
 
@@ -121,7 +120,8 @@ class Tab:
     def push(self, charts: bool = True) -> None:
         """Show the current model in the live widgets (drawing happens here)."""
         self.live.show(self.session, self.colour_by.value, self.overlay.value,
-                       self.picked.value, charts, self.show_cells.value, self.hover_site)
+                       self.picked.value, charts, self.show_cells.value, self.hover_site,
+                       self.large.value)
         self.expire_message()
 
     def changed(self) -> None:
@@ -245,7 +245,6 @@ class Tab:
 
     def set_large(self, on: bool) -> None:
         """Large text (the page's CSS, and the charts' own sizes: they draw in a canvas)."""
-        self.live.large = bool(on)
         self.large.set(bool(on))
         self.push(charts=True)
 
