@@ -808,6 +808,21 @@ def _orr_cell(responses: pd.Series) -> str:
     return f"{hits}/{n} = {100 * hits / n:.0f}% [{100 * low:.0f}, {100 * high:.0f}]"
 
 
+def _correlation_lines(cohort: dict, patients: pd.DataFrame, arms: list[str]) -> list[str]:
+    """The drawn-together pairs: the rank correlation asked for and the one drawn (over the
+    patients of one arm; every arm has the same patients)."""
+    pairs = cohort.get("correlation") or []
+    if not pairs:
+        return []
+    one = patients[patients[ARM] == arms[0]] if arms else patients
+    shown = []
+    for first, second, rho in pairs:
+        drawn = one[first].astype(float).corr(one[second].astype(float), method="spearman")
+        shown.append(f"`{first}` with `{second}` {rho:g} (drawn: "
+                     + ("n/a" if pd.isna(drawn) else f"{drawn:.2f}") + ")")
+    return ["- drawn together (Gaussian copula), rank correlation: " + "; ".join(shown)]
+
+
 def _cohort_markdown(sweep: Sweep, patients: pd.DataFrame, figures: list[str]) -> str:
     from abm.analysis.response import NECROTIC, RESPONSES
 
@@ -827,6 +842,7 @@ def _cohort_markdown(sweep: Sweep, patients: pd.DataFrame, figures: list[str]) -
         f"- {cohort['n']} patients (seed {cohort['seed']}) x {len(arms)} arms "
         f"({', '.join(arms)}); every patient in every arm with the same parameters and seed",
         f"- drawn: {draws}",
+        *_correlation_lines(cohort, patients, arms),
         f"- baseline: day {response['baseline_day']:g}; lesion = cancer cells"
         + (" + necrotic sites" if necrotic else " (the model reports no necrotic sites)")
         + f"; SD counts after {_min_sd(response):g} days; RECIST-like rule of "

@@ -447,3 +447,97 @@ def test_the_size_line_of_one_patient():
     one = parse_spec(cohort(arms=None, response=None,
                             patients={"n": 1, "choice": {"founder_antigens": [1, 2]}}))
     assert size_line(one).startswith("1 patient x 1 arm = 1 run of 72 steps")
+
+
+# --- parameters drawn together ([patients.correlation]) ---------------------------------------
+
+
+def correlated(rho_day_loss: float, rho_mhc_influx: float, n: int = 3000, seed: int = 1) -> dict:
+    spec = cohort(response=None)
+    spec["patients"] = {
+        "n": n, "seed": seed,
+        "lognormal": {"tcell_influx": [2.0, 0.8, 0.2, 50.0]},
+        "uniform": {"founder_mhc": [0.4, 1.0]},
+        "choice": {"founder_antigens": [1, 2, 3, 4]},
+        "correlation": {"founder_antigens": {"tcell_influx": rho_day_loss},
+                        "founder_mhc": {"tcell_influx": rho_mhc_influx}},
+    }
+    return spec
+
+
+def test_correlated_draws_have_the_asked_rank_correlation_and_keep_their_distributions():
+    """Gaussian copula: the rank correlation of two continuous draws is the one asked for
+    (sampling SD about 0.015 at n = 3000: tolerance 0.05, three seeds); a choice's ties lower
+    it a little; pairs not named stay uncorrelated; each parameter keeps its distribution."""
+    for seed in (1, 2, 3):
+        points = pd.DataFrame(patient_points(parse_spec(correlated(0.6, -0.5, seed=seed),
+                                                        force=True).patients))
+        rank = points.drop(columns="patient").corr(method="spearman")
+        assert rank.loc["founder_mhc", "tcell_influx"] == pytest.approx(-0.5, abs=0.05)
+        assert 0.45 < rank.loc["founder_antigens", "tcell_influx"] < 0.65
+        # not named: induced only through tcell_influx (-0.5 x 0.6 = -0.3 at most)
+        assert abs(rank.loc["founder_antigens", "founder_mhc"]) < 0.4
+        assert points["tcell_influx"].between(0.2, 50.0).all()
+        assert points["tcell_influx"].median() == pytest.approx(2.0, rel=0.1)
+        assert points["founder_mhc"].between(0.4, 1.0).all()
+        assert points["founder_mhc"].mean() == pytest.approx(0.7, abs=0.02)
+        shares = points["founder_antigens"].value_counts(normalize=True)
+        assert set(shares.index) == {1, 2, 3, 4}
+        assert shares.between(0.25 - 0.04, 0.25 + 0.04).all()
+    # a negative correlation reverses the order
+    points = pd.DataFrame(patient_points(parse_spec(correlated(-0.6, 0.0), force=True).patients))
+    assert points["founder_antigens"].corr(points["tcell_influx"], method="spearman") < -0.45
+
+
+def test_correlation_is_reproducible_recorded_and_absent_from_plain_cohorts():
+    a, b = parse_spec(correlated(0.6, -0.5, n=20)), parse_spec(correlated(0.6, -0.5, n=20))
+    assert patient_points(a.patients) == patient_points(b.patients)
+    assert a.normalised()["patients"]["correlation"] == [
+        ["founder_antigens", "tcell_influx", 0.6], ["founder_mhc", "tcell_influx", -0.5]]
+    from abm.sweep import spec_hash
+
+    assert spec_hash(a) != spec_hash(parse_spec(correlated(0.5, -0.5, n=20)))
+    # a cohort without correlations records none (its manifest is the one it always had)
+    assert "correlation" not in parse_spec(cohort()).normalised()["patients"]
+
+
+@pytest.mark.parametrize(
+    ("correlation", "key", "says"),
+    [
+        ({"width": {"tcell_influx": 0.5}}, "patients.correlation.width.tcell_influx",
+         "width is not drawn"),
+        ({"tcell_influx": {"tcell_influx": 0.5}}, "patients.correlation.tcell_influx.tcell_influx",
+         "with itself"),
+        ({"tcell_influx": {"founder_mhc": 0.5}, "founder_mhc": {"tcell_influx": 0.2}},
+         "patients.correlation.founder_mhc.tcell_influx", "given twice"),
+        ({"tcell_influx": {"founder_mhc": 1.0}}, "patients.correlation.tcell_influx.founder_mhc",
+         "strictly between -1 and 1, got 1.0"),
+        ({"tcell_influx": {"founder_mhc": True}}, "patients.correlation.tcell_influx.founder_mhc",
+         "strictly between -1 and 1"),
+        ({"tcell_influx": {"founder_mhc": "0.5"}}, "patients.correlation.tcell_influx.founder_mhc",
+         "strictly between -1 and 1"),
+        ({"tcell_influx": 0.5}, "patients.correlation.tcell_influx", "expected name.other"),
+        ({"tcell_influx": {"founder_mhc": 0.9, "founder_antigens": 0.9},
+          "founder_mhc": {"founder_antigens": -0.9}}, "patients.correlation",
+         "cannot hold together"),
+    ],
+)
+def test_bad_correlations_are_refused_naming_the_key(correlation, key, says):
+    spec = cohort()
+    spec["patients"] = {**spec["patients"], "correlation": correlation}
+    with pytest.raises(SpecError) as err:
+        parse_spec(spec)
+    assert f"spec: {key}: " in str(err.value) and says in str(err.value)
+
+
+def test_the_cohort_report_shows_the_asked_and_the_drawn_correlation():
+    from abm.report import _correlation_lines
+
+    points = pd.DataFrame(patient_points(parse_spec(correlated(0.6, -0.5, n=500),
+                                                    force=True).patients))
+    table = pd.concat([points.assign(arm="untreated"), points.assign(arm="anti_pd1")])
+    cohort_dict = parse_spec(correlated(0.6, -0.5, n=500), force=True).normalised()["patients"]
+    [line] = _correlation_lines(cohort_dict, table, ["untreated", "anti_pd1"])
+    drawn = points["founder_mhc"].corr(points["tcell_influx"], method="spearman")
+    assert f"`founder_mhc` with `tcell_influx` -0.5 (drawn: {drawn:.2f})" in line
+    assert _correlation_lines(parse_spec(cohort()).normalised()["patients"], table, ["x"]) == []

@@ -11,7 +11,8 @@ A sweep is described by a TOML file (data only, never code; see ``docs/sweeps.md
     [probes.NAME] optional measurements during each run (``abm.analysis.probes``), e.g.
                   [probes.snapshot] day = 14; stored in each run's file
     [patients]    a virtual-patient cohort (``docs/cohorts.md``): n, seed, and
-                  [patients.lognormal|uniform|choice] name = [...]; every patient in every arm
+                  [patients.lognormal|uniform|choice] name = [...], optionally
+                  [patients.correlation] name.other = rho; every patient in every arm
     [response]    baseline_day, stratify, bins: RECIST-like responses (``abm.analysis.response``)
 
 The package, one concern per module, in the order a sweep goes through them:

@@ -75,30 +75,62 @@ def patient_points(patients: Patients) -> list[dict[str, Any]]:
     for all patients in turn, in the order the spec lists them; the patients' run seeds come
     from the second child (``patient_seeds``), so adding patients keeps the first ones' seeds.
     Integer parameters are rounded; a truncated lognormal is drawn by inverting its CDF.
+
+    With ``correlation`` the parameters are drawn together by a Gaussian copula: one standard
+    normal per patient and parameter (patient by patient, in the spec's order), correlated by
+    the Cholesky factor of :func:`copula_matrix`, and each turned into its distribution by
+    its inverse CDF (a choice by its values in the order listed), so the pairs' rank
+    correlations are the ones asked for (less for a choice, whose ranks tie).
     """
     from scipy.stats import norm
 
     rng = np.random.default_rng(np.random.SeedSequence(patients.seed).spawn(2)[0])
     n = patients.n
+    names = list(patients.draws)
+    latent = None
+    if patients.correlation:
+        factor = np.linalg.cholesky(copula_matrix(names, patients.correlation))
+        latent = rng.standard_normal((n, len(names))) @ factor.T
     columns = {}
-    for name, (kind, args) in patients.draws.items():
+    for j, (name, (kind, args)) in enumerate(patients.draws.items()):
+        z = None if latent is None else latent[:, j]
         if kind == "choice":
-            values = [args[i] for i in rng.integers(0, len(args), size=n)]
+            index = (rng.integers(0, len(args), size=n) if z is None
+                     else np.minimum((norm.cdf(z) * len(args)).astype(int), len(args) - 1))
+            values = [args[i] for i in index]
         elif kind == "uniform":
-            values = rng.uniform(args[0], args[1], size=n).tolist()
+            values = (rng.uniform(args[0], args[1], size=n) if z is None
+                      else args[0] + (args[1] - args[0]) * norm.cdf(z)).tolist()
         elif len(args) == 2:
-            values = (args[0] * np.exp(args[1] * rng.standard_normal(n))).tolist()
+            values = (args[0] * np.exp(args[1] * (rng.standard_normal(n) if z is None
+                                                  else z))).tolist()
         else:
             median, sigma, low, high = args
             mu = np.log(median)
             cdf = [norm.cdf((np.log(b) - mu) / sigma) if b > 0 else 0.0 for b in (low, high)]
-            u = rng.uniform(cdf[0], cdf[1], size=n)
+            u = (rng.uniform(cdf[0], cdf[1], size=n) if z is None
+                 else cdf[0] + (cdf[1] - cdf[0]) * norm.cdf(z))
             values = np.clip(np.exp(mu + sigma * norm.ppf(u)), low, high).tolist()
         param = P.PARAMS[canonical(name)]
         if kind != "choice" and param.kind is int:
             values = [round(v) for v in values]
         columns[name] = [param.validate(v) for v in values]
     return [{PATIENT: i, **{k: v[i] for k, v in columns.items()}} for i in range(n)]
+
+
+def copula_matrix(names: list[str], pairs, check: bool = False) -> np.ndarray:
+    """The Gaussian copula's correlation matrix over ``names`` for ``pairs`` of (name, name,
+    Spearman rank correlation): each converted to the normals' correlation 2 sin(pi rho / 6),
+    which gives that rank correlation to any continuous distributions drawn from them.
+    ``check``: raise ValueError when the matrix is not positive definite."""
+    where = {name: i for i, name in enumerate(names)}
+    matrix = np.eye(len(names))
+    for first, second, rho in pairs:
+        i, j = where[first], where[second]
+        matrix[i, j] = matrix[j, i] = 2.0 * np.sin(np.pi * rho / 6.0)
+    if check and np.linalg.eigvalsh(matrix).min() <= 1e-9:
+        raise ValueError("the correlation matrix is not positive definite")
+    return matrix
 
 
 def patient_seeds(patients: Patients) -> list[int]:

@@ -218,7 +218,8 @@ TABLES = {
     "sample": "a space-filling sample: method, n, seed, [sample.bounds]",
     "outcome": "how runs are classified",
     "probes": "measurements during each run: [probes.NAME] with the probe's options",
-    "patients": "a virtual-patient cohort: n, seed, [patients.lognormal|uniform|choice]",
+    "patients": "a virtual-patient cohort: n, seed, [patients.lognormal|uniform|choice], "
+                "[patients.correlation]",
     "response": "RECIST-like responses of a cohort: baseline_day, stratify, bins",
 }
 
@@ -269,6 +270,9 @@ PATIENTS = {
     "uniform": Key("name = [low, high]", table("expected a table of name = [low, high]"), {}),
     "choice": Key("name = [value, ...], drawn with equal chances",
                   table("expected a table of name = [value, ...]"), {}),
+    "correlation": Key("name.other = rank correlation (Spearman, between -1 and 1) of two "
+                       "drawn parameters", table("expected a table of name.other = a number"),
+                       {}),
 }
 
 

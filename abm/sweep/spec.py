@@ -27,11 +27,14 @@ PATIENT = "patient"  # the column naming a run's patient (a cohort's point withi
 @dataclass(frozen=True)
 class Patients:
     """A virtual-patient cohort: ``n`` draws of the parameters in ``draws`` (name -> (the
-    distribution, its arguments)), reproducible from ``seed`` (``abm.sweep.expansion``)."""
+    distribution, its arguments)), reproducible from ``seed`` (``abm.sweep.expansion``);
+    ``correlation``: (name, name, Spearman rank correlation) of pairs of drawn parameters
+    drawn together (a Gaussian copula), in the spec's order."""
 
     n: int
     seed: int
     draws: dict[str, tuple[str, tuple[Any, ...]]]
+    correlation: tuple[tuple[str, str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,8 @@ class Spec:
                 "seed": self.patients.seed,
                 "draws": [[k, kind, list(args)] for k, (kind, args) in self.patients.draws.items()],
             }
+            if self.patients.correlation:  # (absent when none: earlier manifests still match)
+                out["patients"]["correlation"] = [list(c) for c in self.patients.correlation]
         if self.response:
             out["response"] = {
                 "baseline_day": self.response.baseline_day,
@@ -515,7 +520,49 @@ def _parse_patients(
                     "[patients.uniform] or [patients.choice]")
     _check_not_fixed(draws, "patients", fixed, error)
     seed = sweep["seed"] if patients["seed"] is None else patients["seed"]
-    return Patients(n=patients["n"], seed=seed, draws=draws)
+    correlation = _parse_correlation(patients["correlation"], draws, error)
+    return Patients(n=patients["n"], seed=seed, draws=draws, correlation=correlation)
+
+
+def _parse_correlation(
+    table: dict[str, Any], draws: dict[str, tuple[str, tuple[Any, ...]]], error: Error
+) -> tuple[tuple[str, str, float], ...]:
+    """``[patients.correlation]``: ``a.b = rho``, the rank correlation of two drawn parameters;
+    every pair once, and all of them together a valid correlation (checked on the copula's
+    matrix, so that no draw fails later)."""
+    pairs: list[tuple[str, str, float]] = []
+    seen: dict[frozenset[str], str] = {}
+    for first, inner in table.items():
+        if not isinstance(inner, dict) or not inner:
+            raise error(f"patients.correlation.{first}", "expected name.other = a rank "
+                        f"correlation, e.g. {first}.other_parameter = 0.5, got {show(inner)}")
+        for second, rho in inner.items():
+            key = f"patients.correlation.{first}.{second}"
+            for name in (first, second):
+                if name not in draws:
+                    raise error(key, f"{name} is not drawn; a correlation joins two parameters "
+                                "drawn in [patients.lognormal], [patients.uniform] or "
+                                f"[patients.choice] (drawn: {', '.join(draws)})")
+            if first == second:
+                raise error(key, "a parameter with itself; name two drawn parameters")
+            pair = frozenset((first, second))
+            if pair in seen:
+                raise error(key, f"this pair is given twice (also as {seen[pair]})")
+            seen[pair] = key
+            if isinstance(rho, bool) or not S._finite(rho) or not -1 < rho < 1:
+                raise error(key, f"expected a rank correlation strictly between -1 and 1, "
+                            f"got {show(rho)}")
+            pairs.append((first, second, float(rho)))
+    if pairs:
+        from abm.sweep.expansion import copula_matrix
+
+        try:
+            copula_matrix(list(draws), pairs, check=True)
+        except ValueError:
+            raise error("patients.correlation", "these correlations cannot hold together (their "
+                        "matrix is not positive definite: e.g. a with b and b with c both "
+                        "strong, a with c strongly opposite); weaken some of them") from None
+    return tuple(pairs)
 
 
 def _check_draw(kind: str, pname: str, args: Any, error: Error, key: str) -> tuple[Any, ...]:
