@@ -63,18 +63,59 @@ def fail(message: str) -> None:
 class PlainErrors(typer.core.TyperCommand):
     """A command whose options of the wrong type (``--steps 1.5``) get one line naming the
     option, the value and what it takes, like the checks of our own, instead of Typer's box
-    that leaves the value out."""
+    that leaves the value out; and whose path options and arguments refuse an empty path
+    (``--out ""``), which Typer would turn into ``.``, the current folder."""
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:
         given = list(args)
         try:
-            return super().parse_args(ctx, args)
+            rest = super().parse_args(ctx, args)
         except Exception as err:
             # click's BadParameter (Typer carries its own copy of click: matched by name)
             param = getattr(err, "param", None)
             if type(err).__name__ != "BadParameter" or not getattr(param, "opts", None):
                 raise
             fail(bad_option(param.opts, _expected_type(param), given))
+        if not ctx.resilient_parsing:
+            _refuse_empty_paths(self, ctx, given)
+        return rest
+
+
+# what an empty path should have been, by command and parameter
+EMPTY_PATH_HINTS = {
+    ("run", "out"): "give a .parquet or .csv file name, e.g. --out run.parquet",
+    ("sweep", "spec"): "give the spec file (TOML), e.g. abm sweep "
+                       "experiments/checkpoint_timing.toml",
+    ("sweep", "out"): "give a folder, e.g. --out sweeps/checkpoint",
+    ("report", "directory"): "give the sweep folder, e.g. abm report sweeps/checkpoint "
+                             "(. for the current folder)",
+    ("export", "directory"): "give the sweep folder, e.g. abm export sweeps/checkpoint "
+                             "(. for the current folder)",
+    ("report", "out"): "give a folder, e.g. --out results (. for the current folder)",
+    ("export", "out"): "give a folder, e.g. --out results (. for the current folder)",
+}
+
+
+def _refuse_empty_paths(command, ctx, args: list[str]) -> None:
+    """Fail on an empty value (``--out ""``, ``abm report ""``) given to any path option or
+    argument of ``command``: Typer's conversion would make it ``.`` (the current folder),
+    used silently or shown as ``.``. Reads the raw values by parsing ``args`` (already parsed
+    once without error) again."""
+    from pathlib import PurePath
+
+    opts, _, _ = command.make_parser(ctx).parse_args(args=list(args))
+    for param in command.get_params(ctx):
+        kind = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+        if not (isinstance(kind, type) and issubclass(kind, PurePath)):
+            continue
+        value = opts.get(param.name)
+        if value != "" and not (isinstance(value, (list, tuple)) and "" in value):
+            continue
+        name = (max(param.opts, key=len) if param.param_type_name == "option"
+                else f"abm {command.name}")  # an argument: the command it follows
+        hint = EMPTY_PATH_HINTS.get((command.name, param.name),
+                                    "give a path (. for the current folder)")
+        fail(f'{name} "": an empty path; {hint}')
 
 
 def bad_option(opts: list[str], expected: type | None, args: list[str]) -> str:
@@ -150,23 +191,35 @@ def check_output_dir(directory: Path, option: str = "--out", shown: Path | None 
                      hint: str = "") -> None:
     """Check before any work that files can be written in ``directory``: created if missing
     (with its parents when relative; an absolute one's parent must exist). ``option`` "" for a
-    default place (no option was given); ``hint`` ends each message."""
+    default place (no option was given); ``hint`` ends each message. When the check fails, the
+    folders it created are removed again (those still empty; never one that was there)."""
     import tempfile
 
     shown = directory if shown is None else shown
     named = f"{option} {shown}" if option else str(shown)
     if directory.exists() and not directory.is_dir():
         fail(f"{named}: {directory} exists and is not a directory{hint}")
+    created: list[Path] = []  # by this check, outermost first
     if not directory.exists():
         if directory.is_absolute() and not directory.parent.is_dir():
             _no_directory(named, directory.parent)
+        missing = [p for p in (directory, *directory.parents) if not p.exists()]
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            for folder in reversed(missing):  # mkdir(parents=True), knowing which ones it made
+                try:
+                    folder.mkdir()
+                except FileExistsError:
+                    if not folder.is_dir():
+                        raise
+                    continue  # made meanwhile by someone else: not ours to remove
+                created.append(folder)
         except OSError as err:
+            _remove_created(created)
             fail(f"{named}: cannot create {directory} ({err.strerror or err}){hint}")
     try:
         fd, probe = tempfile.mkstemp(dir=directory, prefix=".abm-write-check.")
     except OSError as err:
+        _remove_created(created)
         fail(f"{named}: cannot write in {directory} ({err.strerror or err}){hint}")
     import os
 
@@ -510,6 +563,13 @@ def _remove_empty(directory: Path) -> None:
         directory.rmdir()
     except OSError:
         pass
+
+
+def _remove_created(folders: list[Path]) -> None:
+    """Remove the folders a failed check created (given outermost first), deepest first; each
+    only if still empty."""
+    for folder in reversed(folders):
+        _remove_empty(folder)
 
 
 @app.command(cls=PlainErrors)

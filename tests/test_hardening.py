@@ -848,3 +848,108 @@ def test_report_and_export_into_an_unwritable_sweep_name_the_folder_not_an_optio
         assert line.endswith("(Read-only file system); give --out PATH to write elsewhere"), line
         result = cli(command, str(reference), "--out", str(tmp_path / folder))  # elsewhere: fine
         assert result.exit_code == 0, result.output
+
+
+def test_a_failed_write_check_removes_only_the_folders_it_made(tmp_path, monkeypatch, capsys):
+    import errno
+    import tempfile
+
+    import typer
+
+    from abm.cli import check_output_dir
+
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    (tmp_path / "kept").mkdir()  # there before: stays, as the target and as a parent
+    for target in ("new/nested/dir", "kept/new/dir", "kept"):
+        with pytest.raises(typer.Exit) as stopped:
+            check_output_dir(Path(target))
+        assert stopped.value.exit_code == 2
+        assert capsys.readouterr().err == (f"error: --out {target}: cannot write in {target} "
+                                           "(Permission denied)\n")
+        assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["kept"]
+    # a folder that gets a file meanwhile is kept (only empty ones are removed)
+    real_rmdir = Path.rmdir
+
+    def busy(self):
+        if self.name == "busy":
+            (self / "f").write_text("x")
+        real_rmdir(self)
+
+    monkeypatch.setattr(Path, "rmdir", busy)
+    with pytest.raises(typer.Exit):
+        check_output_dir(Path("a/busy/c"))
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
+        "a", "a/busy", "a/busy/f", "kept"]
+    # through the commands: nothing left behind
+    for args in (["run", "--quiet", "--steps", "2", *TINY_SETS, "--out", "r/s/run.csv"],
+                 ["sweep", str(write(tmp_path / "kept")), "--out", "sw/eep"]):
+        one_clean_error(cli(*args), "cannot write in")
+    assert not (tmp_path / "r").exists() and not (tmp_path / "sw").exists()
+
+
+def test_a_failed_mkdir_removes_the_parents_the_check_made(tmp_path, monkeypatch, capsys):
+    import typer
+
+    from abm.cli import check_output_dir
+
+    real_mkdir = Path.mkdir
+
+    def refuse_deepest(self, *args, **kwargs):
+        if self.name == "c":
+            raise PermissionError(13, "Permission denied", str(self))
+        real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(Path, "mkdir", refuse_deepest)
+    with pytest.raises(typer.Exit):
+        check_output_dir(Path("a/b/c"))
+    assert "error: --out a/b/c: cannot create a/b/c (Permission denied)" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["run", "--out", ""], '--out "": an empty path; give a .parquet or .csv file name, e.g. '
+                           "--out run.parquet"),
+    (["run", "--out="], '--out "": an empty path; give a .parquet or .csv file name'),
+    (["sweep", "spec.toml", "--out", ""], '--out "": an empty path; give a folder, e.g. --out '),
+    (["sweep", "", "--dry-run"], 'abm sweep "": an empty path; give the spec file'),
+    (["report", ""], 'abm report "": an empty path; give the sweep folder'),
+    (["export", ""], 'abm export "": an empty path; give the sweep folder'),
+    (["report", "sweep", "--out", ""], '--out "": an empty path; give a folder'),
+    (["export", "sweep", "--out", ""], '--out "": an empty path; give a folder'),
+])
+def test_an_empty_path_is_refused_naming_the_option(no_simulation, tmp_path, monkeypatch, args,
+                                                   fragment):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path)
+    (tmp_path / "sweep").mkdir()
+    line = one_clean_error(cli(*args), fragment)
+    assert "'.'" not in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.toml", "sweep"]  # nothing written
+
+
+def test_every_path_option_and_argument_refuses_an_empty_path():
+    import typer
+
+    from abm.cli import EMPTY_PATH_HINTS
+
+    commands = typer.main.get_command(app).commands
+    checked = 0
+    for name, command in commands.items():
+        paths = [p for p in command.params if p.type_descriptor.annotation is Path]
+        for param in paths:
+            args = [name]
+            for other in paths:  # the arguments before the options; the others given
+                if other.param_type_name == "argument":
+                    args.append("" if other is param else "x")
+            if param.param_type_name == "option":
+                args += [param.opts[0], ""]
+            shown = param.opts[0] if param.param_type_name == "option" else f"abm {name}"
+            one_clean_error(cli(*args), f'{shown} "": an empty path; '
+                                        f"{EMPTY_PATH_HINTS[name, param.name]}")
+            checked += 1
+    assert checked == len(EMPTY_PATH_HINTS) == 7
