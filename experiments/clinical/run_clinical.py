@@ -14,6 +14,9 @@ measured them; paste them there after a rerun. ``--patients N`` overrides every 
 - tmb: tmb_pd1.toml, ORR under anti-PD-1 by founder antigens (the TMB proxy).
 - checkmate: checkmate067.toml, ORR of nivolumab, ipilimumab and both.
 - cart: cart_relapse.toml, the share of antigen-negative relapses by burden at infusion.
+- cart_burden: cart_relapse_burden.toml, the same with the target-loss rate drawn together with
+  the time to infusion; run twice, as written and with its correlations set to 0 (the same
+  patients' draws, paired independently: runs/NAME-rho0), and compared.
 - tmb_node, checkmate_node: tmb_pd1_node.toml, checkmate067_node.toml, the same cohorts with
   lymph-node priming and T-cell states switched on (off by default).
 """
@@ -30,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import fisher_exact
 
 from abm.analysis.response import lesion_area, objective_response, wilson_interval
 from abm.sweep import load_sweep, parse_spec, run_sweep
@@ -39,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 RUNS = HERE / "runs"
 SPECS = {"mouse": "mouse_pair", "tmb": "tmb_pd1", "checkmate": "checkmate067",
-         "cart": "cart_relapse",
+         "cart": "cart_relapse", "cart_burden": "cart_relapse_burden",
          # the same cohorts with lymph-node priming and T-cell states switched on
          "tmb_node": "tmb_pd1_node", "checkmate_node": "checkmate067_node"}
 PUBLISHED_CHECKMATE = {"nivo_ipi": 57.6, "nivolumab": 43.7, "ipilimumab": 19.0}
@@ -58,14 +62,22 @@ def commit() -> str:
     return head + ("+dirty" if dirty else "")
 
 
-def run(name: str, *, patients: int | None, workers: int) -> Any:
-    """Run (or reuse) spec ``name`` and return the loaded sweep."""
+def run(name: str, *, patients: int | None, workers: int, uncorrelated: bool = False) -> Any:
+    """Run (or reuse) spec ``name`` and return the loaded sweep; ``uncorrelated``: with its
+    ``[patients.correlation]`` set to 0 (the same latent draws, so the same patients' values,
+    paired independently)."""
     text = (HERE / f"{name}.toml").read_text()
     data = tomllib.loads(text)
     out = RUNS / name
     if patients is not None and "patients" in data:
         data["patients"]["n"] = patients
         out = RUNS / f"{name}-n{patients}"
+    if uncorrelated:
+        for inner in data["patients"]["correlation"].values():
+            for other in inner:
+                inner[other] = 0.0
+        out = out.with_name(out.name + "-rho0")
+        text += "\n# run with every [patients.correlation] set to 0 (run_clinical.py)\n"
     spec = parse_spec(data, source=f"{name}.toml")
     backend = "serial" if workers == 1 else "process"
     try:
@@ -204,8 +216,13 @@ def cart(sweep: Any) -> str:
     k = int(rel["negative"].sum())
     pos = rel[~rel["negative"]]
     neg = rel[rel["negative"]]
+    high = rel["burden"] > median
+    split = [[int((rel["negative"] & ~high).sum()), int((~rel["negative"] & ~high).sum())],
+             [int((rel["negative"] & high).sum()), int((~rel["negative"] & high).sum())]]
     note = (f"\n\nAntigen-negative share of relapses: {pct(k, len(rel))}; published "
             f"{PUBLISHED_CART_NEG:.0f}%: {verdict(100 * k / max(len(rel), 1), PUBLISHED_CART_NEG)}."
+            f" Below against above the median burden: Fisher's exact p = "
+            f"{fisher_exact(split).pvalue:.2g} (two-sided)."
             f" Median CAR-T lifespan drawn: antigen-positive relapses "
             f"{pos['lifespan'].median():.1f} d, antigen-negative relapses "
             f"{neg['lifespan'].median():.1f} d, no relapse "
@@ -214,8 +231,14 @@ def cart(sweep: Any) -> str:
                   "relapsed", "antigen-negative relapses, 95% Wilson"], rows) + note
 
 
+def cart_burden(sweep: Any, independent: Any) -> str:
+    """``cart`` for the correlated cohort and for the same patients drawn independently."""
+    return ("With the correlation:\n\n" + cart(sweep)
+            + "\n\nThe same patients with the correlation set to 0:\n\n" + cart(independent))
+
+
 SECTIONS = {"mouse": mouse, "tmb": tmb, "checkmate": checkmate, "cart": cart,
-            "tmb_node": tmb, "checkmate_node": checkmate}
+            "cart_burden": cart_burden, "tmb_node": tmb, "checkmate_node": checkmate}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -234,8 +257,10 @@ def main(argv: list[str] | None = None) -> None:
           + (f" --patients {args.patients}" if args.patients else "") + ").\n")
     for name in chosen:
         sweep = run(SPECS[name], patients=args.patients, workers=args.workers)
+        extra = ([run(SPECS[name], patients=args.patients, workers=args.workers,
+                      uncorrelated=True)] if name == "cart_burden" else [])
         print(f"### {name} ({SPECS[name]}.toml)\n")
-        print(SECTIONS[name](sweep) + "\n", flush=True)
+        print(SECTIONS[name](sweep, *extra) + "\n", flush=True)
 
 
 if __name__ == "__main__":
