@@ -10,13 +10,14 @@ the same way, with less work per hour.
   ``abm.fields``: the results differ from ``Field.step`` by round-off only.
 - :func:`accelerate` turns an :class:`abm.fields.ReactionField` (oxygen, IFN-gamma) into a
   :class:`FastReactionField`: the same backward-Euler system, the same conjugate gradients with
-  the same preconditioner and stopping rule, with (1) the preconditioner's spectral solves in
-  float32 (the iterate, residual and stopping test stay float64, so the converged field meets
-  the same tolerance), (2) the Woodbury correction for pinned sites (vessels) applied from
-  precomputed Green's functions instead of a second spectral solve per iteration, (3) the
-  operator and the vector updates as fused numba loops (grid sums in four partial sums), and
-  (4) a field whose concentration, source and boundary level are all zero skipped (the
-  solution is exactly zero).
+  the same preconditioner and stopping rule, with (1) the preconditioner's solves in float32
+  and by half the transforms (one 1-D transform pair along y and tridiagonal solves along x,
+  the same matrix inverse as the 2-D pair; the iterate, residual and stopping test stay
+  float64, so the converged field meets the same tolerance), (2) the Woodbury correction for
+  pinned sites (vessels) applied from precomputed Green's functions instead of a second
+  spectral solve per iteration, (3) the operator and the vector updates as fused numba loops
+  (grid sums in four partial sums), and (4) a field whose concentration, source and boundary
+  level are all zero skipped (the solution is exactly zero).
 
 Every hour's solve is compiled whole: the transforms are called from numba through rocket-fft
 (scipy.fft's transforms for numba, the same DUCC library), so the conjugate gradients, the
@@ -262,20 +263,61 @@ _NO_SOURCE = np.zeros((1, 1))  # stands in for an absent source (not read)
 
 
 @numba.njit(cache=True)
-def _spectral(r32, eig32, dirichlet, workers):  # pragma: no cover - compiled
-    """``ReactionField._spectral_solve`` in float32: the sine (DST-II) or cosine (DCT-II) basis
-    diagonalises the preconditioner."""
+def _spectral(r32, tri, off, dirichlet, workers):  # pragma: no cover - compiled
+    """``ReactionField._spectral_solve`` in float32, by half the transforms: the sine (DST-II)
+    or cosine (DCT-II) transform along y only, then for each y mode the operator along x, a
+    tridiagonal matrix (D * -laplacian_x + D * lambda_y + 1/dt + k_ref, the same boundary rows),
+    solved by elimination from its factors (:func:`_tridiagonal_factors`: ``tri[0]`` the
+    inverse pivots, ``tri[1]`` the upper factors; ``off`` the off-diagonal, -D), and the inverse
+    transform along y. The same matrix inverse as the 2-D transforms, to float32 round-off; the
+    modes are the inner loop, so the elimination runs over whole rows at once."""
     if dirichlet:
-        spec = scipy.fft.dstn(r32, type=2, norm="ortho", overwrite_x=True, workers=workers)
-        spec /= eig32
-        return scipy.fft.idstn(spec, type=2, norm="ortho", overwrite_x=True, workers=workers)
-    spec = scipy.fft.dctn(r32, type=2, norm="ortho", overwrite_x=True, workers=workers)
-    spec /= eig32
-    return scipy.fft.idctn(spec, type=2, norm="ortho", overwrite_x=True, workers=workers)
+        s = scipy.fft.dst(r32, type=2, axis=1, norm="ortho", overwrite_x=True, workers=workers)
+    else:
+        s = scipy.fft.dct(r32, type=2, axis=1, norm="ortho", overwrite_x=True, workers=workers)
+    inverse_pivot, upper = tri[0], tri[1]
+    w, h = s.shape
+    lower = np.float32(off)
+    for j in range(h):
+        s[0, j] *= inverse_pivot[0, j]
+    for i in range(1, w):
+        for j in range(h):
+            s[i, j] = (s[i, j] - lower * s[i - 1, j]) * inverse_pivot[i, j]
+    for i in range(w - 2, -1, -1):
+        for j in range(h):
+            s[i, j] -= upper[i, j] * s[i + 1, j]
+    if dirichlet:
+        return scipy.fft.idst(s, type=2, axis=1, norm="ortho", overwrite_x=True, workers=workers)
+    return scipy.fft.idct(s, type=2, axis=1, norm="ortho", overwrite_x=True, workers=workers)
+
+
+def _tridiagonal_factors(shape: tuple[int, int], d: float, shift: float,
+                         dirichlet: bool) -> np.ndarray:
+    """The factors of :func:`_spectral`'s tridiagonal solves, one system per y mode: the
+    matrix along x has ``2 D + D lambda_y + shift`` on its diagonal (at the two edge rows
+    ``D`` less for zero flux, the cosine basis, or ``D`` more for a level held at the faces,
+    the sine basis: the ghost site's rule of ``ReactionField``) and ``-D`` off it, where
+    ``-lambda_y`` are the 1-D Laplacian's eigenvalues of ``ReactionField``'s basis along y.
+    Elimination without pivoting (the matrix is diagonally dominant), factors in float64, kept
+    in float32: (2, width, height), the inverse pivots and the upper factors."""
+    w, h = shape
+    k = np.arange(1, h + 1) if dirichlet else np.arange(h)
+    lam = 4.0 * np.sin(np.pi * k / (2 * h)) ** 2
+    diagonal = np.broadcast_to(2.0 * d + d * lam + shift, (w, h)).copy()
+    edge = d if dirichlet else -d
+    diagonal[0] += edge
+    diagonal[-1] += edge
+    tri = np.empty((2, w, h))
+    pivot = diagonal[0]
+    tri[0, 0], tri[1, 0] = 1.0 / pivot, -d / pivot
+    for i in range(1, w):
+        pivot = diagonal[i] + d * tri[1, i - 1]
+        tri[0, i], tri[1, i] = 1.0 / pivot, -d / pivot
+    return tri.astype(np.float32)
 
 
 @numba.njit(cache=True)
-def _precondition_c(r, r32, eig32, dirichlet, mode, px, py, cap, columns, inverse_pin_diag,
+def _precondition_c(r, r32, tri, off, dirichlet, mode, px, py, cap, columns, inverse_pin_diag,
                     workers):  # pragma: no cover - compiled
     """``ReactionField._precondition`` in float32: the spectral solve, corrected
     for the pinned sites by Woodbury (from precomputed columns or a second spectral solve),
@@ -285,11 +327,11 @@ def _precondition_c(r, r32, eig32, dirichlet, mode, px, py, cap, columns, invers
     if mode == BLOCK_DIAGONAL:  # the free sites by the spectral solve, the pinned ones alone
         for k in range(n):
             r32[px[k], py[k]] = 0.0
-        z = _spectral(r32, eig32, dirichlet, workers)
+        z = _spectral(r32, tri, off, dirichlet, workers)
         for k in range(n):
             z[px[k], py[k]] = r[px[k], py[k]] * inverse_pin_diag
         return z
-    z = _spectral(r32, eig32, dirichlet, workers)
+    z = _spectral(r32, tri, off, dirichlet, workers)
     if mode == NO_PINS:
         return z
     at_pins = np.empty(n)
@@ -317,13 +359,13 @@ def _precondition_c(r, r32, eig32, dirichlet, mode, px, py, cap, columns, invers
     e = np.zeros(z.shape, dtype=np.float32)
     for k in range(n):
         e[px[k], py[k]] = y[k]
-    z -= _spectral(e, eig32, dirichlet, workers)
+    z -= _spectral(e, tri, off, dirichlet, workers)
     return z
 
 
 @numba.njit(cache=True, nogil=True)
 def _cg(data, uptake, source, has_source, inv_dt, ghost, penalty, pinned_level, d, sign, tol,
-        max_iter, eig32, dirichlet, mode, px, py, cap, columns, pin_mask, inverse_pin_diag,
+        max_iter, tri, dirichlet, mode, px, py, cap, columns, pin_mask, inverse_pin_diag,
         workers):  # pragma: no cover - compiled
     """``ReactionField.step``: the backward-Euler system (diag = 1/dt + uptake, b = data/dt
     + ghost + source, with the penalty at pinned sites) solved by the same preconditioned
@@ -350,7 +392,7 @@ def _cg(data, uptake, source, has_source, inv_dt, ghost, penalty, pinned_level, 
     _apply(x, diag, d, sign, ap)
     r = b - ap
     r32 = r.astype(np.float32)
-    z = _precondition_c(r, r32, eig32, dirichlet, mode, px, py, cap, columns,
+    z = _precondition_c(r, r32, tri, -d, dirichlet, mode, px, py, cap, columns,
                         inverse_pin_diag, workers)
     p = z.astype(np.float64)
     rz, zmax = _dot_absmax(r, z)
@@ -359,7 +401,7 @@ def _cg(data, uptake, source, has_source, inv_dt, ghost, penalty, pinned_level, 
         alpha = rz / _apply_dot(p, diag, d, sign, ap)
         r32 = np.empty(r.shape, dtype=np.float32)  # the last one may be z now
         _axpy2(x, r, p, ap, alpha, r32)
-        z = _precondition_c(r, r32, eig32, dirichlet, mode, px, py, cap, columns,
+        z = _precondition_c(r, r32, tri, -d, dirichlet, mode, px, py, cap, columns,
                             inverse_pin_diag, workers)
         rz_new, zmax = _dot_absmax(r, z)
         _direction(p, z, rz_new / rz)
@@ -380,7 +422,9 @@ class FastReactionField(ReactionField):
     workers = 1  # threads per transform (FastTumorModel.use_threads); results do not depend on it
 
     def _prepare(self) -> None:
-        self._eig32 = np.ascontiguousarray(self._eig, dtype=np.float32)
+        self._eig32 = np.ascontiguousarray(self._eig, dtype=np.float32)  # (the set-up's)
+        self._tri = _tridiagonal_factors(self.shape, self.d, self.inv_dt + self.k_ref,
+                                         self._dirichlet)
         self._forward = fft.dstn if self._dirichlet else fft.dctn
         self._inverse = fft.idstn if self._dirichlet else fft.idctn
         self._columns = None
@@ -452,7 +496,7 @@ class FastReactionField(ReactionField):
                   else _NO_SOURCE)
         self.iterations = _cg(self.data, uptake, source, has_source, self.inv_dt, self._ghost,
                               self._PENALTY, float(self.pinned_level), self.d, self._sign,
-                              float(self.tol), self.max_iter, self._eig32, self._dirichlet,
+                              float(self.tol), self.max_iter, self._tri, self._dirichlet,
                               self._mode, self._px, self._py, self._cap64, self._columns32,
                               self._pin_mask, self._inverse_pin_diag, self.workers)
 
