@@ -378,3 +378,23 @@ def test_the_tridiagonal_preconditioner_is_the_spectral_solve(boundary_level, sh
     got = F._spectral(r.astype(np.float32), fast._tri, -fast.d, fast._dirichlet, 1)
     assert got.dtype == np.float32
     assert _rel(want, got) < 1e-5
+
+
+def test_the_tridiagonal_factors_keep_only_the_rows_before_they_converge():
+    """Far from the first edge the elimination's factors stop changing (in float32): the table
+    keeps the rows up to the first converged one, then the last row. Applying it gives the
+    same numbers, bit for bit, as the whole table (rebuilt here by repeating the converged
+    row)."""
+    for boundary_level in (None, 38.0):
+        shape = (600, 40)
+        mesa, fast = _pair(name="o", shape=shape, diffusion_um2_s=1e5 / 60, k_ref_per_h=80.0,
+                           boundary_level=boundary_level, tol=0.038)
+        tri = fast._tri
+        last = tri.shape[1] - 2
+        assert last < 300  # oxygen's rates: about 160 rows
+        rows = [min(i, last) for i in range(shape[0] - 1)] + [last + 1]
+        whole = np.ascontiguousarray(tri[:, rows])
+        r = np.random.default_rng(4).normal(size=shape).astype(np.float32)
+        compact = F._spectral(r.copy(), tri, -fast.d, fast._dirichlet, 1)
+        assert np.array_equal(compact, F._spectral(r.copy(), whole, -fast.d, fast._dirichlet, 1))
+        assert _rel(mesa._spectral_solve(r.astype(np.float64)), compact) < 1e-5
