@@ -14,10 +14,11 @@ the same way, with less work per hour.
   and by half the transforms (one 1-D transform pair along y and tridiagonal solves along x,
   the same matrix inverse as the 2-D pair; the iterate, residual and stopping test stay
   float64, so the converged field meets the same tolerance), (2) the Woodbury correction for
-  pinned sites (vessels) applied from precomputed Green's functions instead of a second
-  spectral solve per iteration, (3) the operator and the vector updates as fused numba loops
-  (grid sums in four partial sums), and (4) a field whose concentration, source and boundary
-  level are all zero skipped (the solution is exactly zero).
+  pinned sites (vessels) applied inside that solve, between the transforms (a second
+  elimination instead of a second spectral solve per iteration), (3) the operator and the
+  vector updates as fused numba loops (grid sums in four partial sums), and (4) a field whose
+  concentration, source and boundary level are all zero skipped (the solution is exactly
+  zero).
 
 Every hour's solve is compiled whole: the transforms are called from numba through rocket-fft
 (scipy.fft's transforms for numba, the same DUCC library), so the conjugate gradients, the
@@ -39,11 +40,6 @@ import scipy.fft
 from scipy import fft
 
 from abm.fields import Field, ReactionField
-
-_GREEN_BUDGET = 8_000_000  # float32 entries (32 MB) of precomputed Woodbury columns at most
-# ... and only up to this many pinned sites: summing n columns costs about n/50 of a spectral
-# solve (measured at 100x100 and 200x200), so beyond ~100 the second solve is cheaper
-_GREEN_MAX_SITES = 64
 
 
 class LinearFields:
@@ -258,23 +254,16 @@ def _direction(p, z, beta):  # pragma: no cover - compiled
 
 
 # --- the whole conjugate-gradient solve, compiled (transforms through rocket-fft) ---------
-NO_PINS, WOODBURY_COLUMNS, WOODBURY_SPECTRAL, BLOCK_DIAGONAL = 0, 1, 2, 3
+NO_PINS, WOODBURY, BLOCK_DIAGONAL = 0, 1, 3
 _NO_SOURCE = np.zeros((1, 1))  # stands in for an absent source (not read)
 
 
-@numba.njit(cache=True)
-def _spectral(r32, tri, off, dirichlet, workers):  # pragma: no cover - compiled
-    """``ReactionField._spectral_solve`` in float32, by half the transforms: the sine (DST-II)
-    or cosine (DCT-II) transform along y only, then for each y mode the operator along x, a
-    tridiagonal matrix (D * -laplacian_x + D * lambda_y + 1/dt + k_ref, the same boundary rows),
-    solved by elimination from its factors (:func:`_tridiagonal_factors`: ``tri[0]`` the
-    inverse pivots, ``tri[1]`` the upper factors; ``off`` the off-diagonal, -D), and the inverse
-    transform along y. The same matrix inverse as the 2-D transforms, to float32 round-off; the
-    modes are the inner loop, so the elimination runs over whole rows at once."""
-    if dirichlet:
-        s = scipy.fft.dst(r32, type=2, axis=1, norm="ortho", overwrite_x=True, workers=workers)
-    else:
-        s = scipy.fft.dct(r32, type=2, axis=1, norm="ortho", overwrite_x=True, workers=workers)
+@numba.njit(cache=True, inline="always")
+def _eliminate(s, tri, off):  # pragma: no cover - compiled
+    """Solve the tridiagonal systems along x of every y mode (the columns of ``s``) in place,
+    from their factors (:func:`_tridiagonal_factors`: ``tri[0]`` the inverse pivots, ``tri[1]``
+    the upper factors; ``off`` the off-diagonal, -D); the modes are the inner loop, so the
+    elimination runs over whole rows at once."""
     inverse_pivot, upper = tri[0], tri[1]
     w, h = s.shape
     last = tri.shape[1] - 2  # the rows from here to w - 2 share this row's factors
@@ -289,6 +278,55 @@ def _spectral(r32, tri, off, dirichlet, workers):  # pragma: no cover - compiled
         k = min(i, last)
         for j in range(h):
             s[i, j] -= upper[k, j] * s[i + 1, j]
+
+
+@numba.njit(cache=True)
+def _spectral(r32, tri, off, dirichlet, workers):  # pragma: no cover - compiled
+    """``ReactionField._spectral_solve`` in float32, by half the transforms: the sine (DST-II)
+    or cosine (DCT-II) transform along y only, then for each y mode the operator along x, a
+    tridiagonal matrix (D * -laplacian_x + D * lambda_y + 1/dt + k_ref, the same boundary rows),
+    solved by elimination (:func:`_eliminate`), and the inverse transform along y. The same
+    matrix inverse as the 2-D transforms, to float32 round-off."""
+    if dirichlet:
+        s = scipy.fft.dst(r32, type=2, axis=1, norm="ortho", overwrite_x=True, workers=workers)
+    else:
+        s = scipy.fft.dct(r32, type=2, axis=1, norm="ortho", overwrite_x=True, workers=workers)
+    _eliminate(s, tri, off)
+    if dirichlet:
+        return scipy.fft.idst(s, type=2, axis=1, norm="ortho", overwrite_x=True, workers=workers)
+    return scipy.fft.idct(s, type=2, axis=1, norm="ortho", overwrite_x=True, workers=workers)
+
+
+@numba.njit(cache=True)
+def _spectral_pinned(r32, tri, off, dirichlet, px, py, cap, basis,
+                     workers):  # pragma: no cover - compiled
+    """``ReactionField._precondition`` with the Woodbury correction for the pinned sites, in
+    the basis along y: the spectral solve z = M^-1 r, then M^-1 (r - U y) with y = cap z[pins]
+    (U puts each y at its pinned site). Both solves share the transform pair: the field at a
+    pinned site is a sum over the y modes of the solved row (``basis[y, j]``, the basis
+    functions), and U y adds to the pinned rows only, so the correction costs a second
+    elimination and two sums of n x height terms instead of a second transform pair."""
+    if dirichlet:
+        s = scipy.fft.dst(r32, type=2, axis=1, norm="ortho", overwrite_x=True, workers=workers)
+    else:
+        s = scipy.fft.dct(r32, type=2, axis=1, norm="ortho", overwrite_x=True, workers=workers)
+    z = s.copy()
+    _eliminate(z, tri, off)
+    n, h = px.size, s.shape[1]
+    at_pins = np.empty(n)
+    for k in range(n):
+        row, b = z[px[k]], basis[py[k]]
+        v = 0.0
+        for j in range(h):
+            v += np.float64(row[j]) * b[j]
+        at_pins[k] = v
+    y = cap @ at_pins
+    for k in range(n):
+        yk = np.float32(y[k])
+        row, b = s[px[k]], basis[py[k]]
+        for j in range(h):
+            row[j] -= yk * b[j]
+    _eliminate(s, tri, off)
     if dirichlet:
         return scipy.fft.idst(s, type=2, axis=1, norm="ortho", overwrite_x=True, workers=workers)
     return scipy.fft.idct(s, type=2, axis=1, norm="ortho", overwrite_x=True, workers=workers)
@@ -328,55 +366,26 @@ def _tridiagonal_factors(shape: tuple[int, int], d: float, shift: float,
 
 
 @numba.njit(cache=True)
-def _precondition_c(r, r32, tri, off, dirichlet, mode, px, py, cap, columns, inverse_pin_diag,
+def _precondition_c(r, r32, tri, off, dirichlet, mode, px, py, cap, basis, inverse_pin_diag,
                     workers):  # pragma: no cover - compiled
-    """``ReactionField._precondition`` in float32: the spectral solve, corrected
-    for the pinned sites by Woodbury (from precomputed columns or a second spectral solve),
-    or block-diagonal when there are too many pinned sites for Woodbury. ``r32`` is ``r`` as
-    float32, consumed."""
-    n = px.size
+    """``ReactionField._precondition`` in float32: the spectral solve, corrected for the
+    pinned sites by Woodbury (:func:`_spectral_pinned`), or block-diagonal when there are too
+    many pinned sites for Woodbury. ``r32`` is ``r`` as float32, consumed."""
     if mode == BLOCK_DIAGONAL:  # the free sites by the spectral solve, the pinned ones alone
-        for k in range(n):
+        for k in range(px.size):
             r32[px[k], py[k]] = 0.0
         z = _spectral(r32, tri, off, dirichlet, workers)
-        for k in range(n):
+        for k in range(px.size):
             z[px[k], py[k]] = r[px[k], py[k]] * inverse_pin_diag
         return z
-    z = _spectral(r32, tri, off, dirichlet, workers)
     if mode == NO_PINS:
-        return z
-    at_pins = np.empty(n)
-    for k in range(n):
-        at_pins[k] = z[px[k], py[k]]
-    y = cap @ at_pins
-    if mode == WOODBURY_COLUMNS:
-        # four columns per pass over z, each site's terms still subtracted in column order
-        fz = z.ravel()
-        k = 0
-        while k + 4 <= n:
-            y0, y1 = np.float32(y[k]), np.float32(y[k + 1])
-            y2, y3 = np.float32(y[k + 2]), np.float32(y[k + 3])
-            c0, c1, c2, c3 = columns[k], columns[k + 1], columns[k + 2], columns[k + 3]
-            for i in range(fz.size):
-                fz[i] = (((fz[i] - y0 * c0[i]) - y1 * c1[i]) - y2 * c2[i]) - y3 * c3[i]
-            k += 4
-        while k < n:
-            yk = np.float32(y[k])
-            col = columns[k]
-            for i in range(fz.size):
-                fz[i] -= yk * col[i]
-            k += 1
-        return z
-    e = np.zeros(z.shape, dtype=np.float32)
-    for k in range(n):
-        e[px[k], py[k]] = y[k]
-    z -= _spectral(e, tri, off, dirichlet, workers)
-    return z
+        return _spectral(r32, tri, off, dirichlet, workers)
+    return _spectral_pinned(r32, tri, off, dirichlet, px, py, cap, basis, workers)
 
 
 @numba.njit(cache=True, nogil=True)
 def _cg(data, uptake, source, has_source, inv_dt, ghost, penalty, pinned_level, d, sign, tol,
-        max_iter, tri, dirichlet, mode, px, py, cap, columns, pin_mask, inverse_pin_diag,
+        max_iter, tri, dirichlet, mode, px, py, cap, basis, pin_mask, inverse_pin_diag,
         workers):  # pragma: no cover - compiled
     """``ReactionField.step``: the backward-Euler system (diag = 1/dt + uptake, b = data/dt
     + ghost + source, with the penalty at pinned sites) solved by the same preconditioned
@@ -403,7 +412,7 @@ def _cg(data, uptake, source, has_source, inv_dt, ghost, penalty, pinned_level, 
     _apply(x, diag, d, sign, ap)
     r = b - ap
     r32 = r.astype(np.float32)
-    z = _precondition_c(r, r32, tri, -d, dirichlet, mode, px, py, cap, columns,
+    z = _precondition_c(r, r32, tri, -d, dirichlet, mode, px, py, cap, basis,
                         inverse_pin_diag, workers)
     p = z.astype(np.float64)
     rz, zmax = _dot_absmax(r, z)
@@ -412,7 +421,7 @@ def _cg(data, uptake, source, has_source, inv_dt, ghost, penalty, pinned_level, 
         alpha = rz / _apply_dot(p, diag, d, sign, ap)
         r32 = np.empty(r.shape, dtype=np.float32)  # the last one may be z now
         _axpy2(x, r, p, ap, alpha, r32)
-        z = _precondition_c(r, r32, tri, -d, dirichlet, mode, px, py, cap, columns,
+        z = _precondition_c(r, r32, tri, -d, dirichlet, mode, px, py, cap, basis,
                             inverse_pin_diag, workers)
         rz_new, zmax = _dot_absmax(r, z)
         _direction(p, z, rz_new / rz)
@@ -433,25 +442,9 @@ class FastReactionField(ReactionField):
     workers = 1  # threads per transform (FastTumorModel.use_threads); results do not depend on it
 
     def _prepare(self) -> None:
-        self._eig32 = np.ascontiguousarray(self._eig, dtype=np.float32)  # (the set-up's)
         self._tri = _tridiagonal_factors(self.shape, self.d, self.inv_dt + self.k_ref,
                                          self._dirichlet)
-        self._forward = fft.dstn if self._dirichlet else fft.dctn
-        self._inverse = fft.idstn if self._dirichlet else fft.idctn
-        self._columns = None
-        self._column_sites = None
-        n, size = len(self._pinned), self.shape[0] * self.shape[1]
-        if self._cap is not None and n <= _GREEN_MAX_SITES and n * size <= _GREEN_BUDGET:
-            # the preconditioner's response to a unit residual at each pinned site
-            cols = np.empty((n, size), dtype=np.float32)
-            for start in range(0, n, 32):
-                rows = self._pinned[start:start + 32]
-                delta = np.zeros((len(rows), *self.shape), dtype=np.float32)
-                delta[np.arange(len(rows)), rows[:, 0], rows[:, 1]] = 1.0
-                cols[start:start + len(rows)] = self._spectral32(delta, (1, 2)).reshape(
-                    len(rows), size)
-            self._columns = cols
-            self._column_sites = [tuple(s) for s in self._pinned.tolist()]
+        self._basis = None  # made when first needed (Woodbury): height^2 float32
         self._sign = 1.0 if self._dirichlet else -1.0
         self._pins_changed()
 
@@ -462,34 +455,24 @@ class FastReactionField(ReactionField):
         self._py = np.ascontiguousarray(self._pinned[:, 1], dtype=np.intp)
         self._cap64 = (np.ascontiguousarray(self._cap, dtype=np.float64) if self._cap is not None
                        else np.zeros((0, 0)))
-        self._columns32 = (self._columns if self._columns is not None
-                           else np.zeros((0, 0), dtype=np.float32))
         if not n:
             self._mode = NO_PINS
         elif self._cap is None:
             self._mode = BLOCK_DIAGONAL
-        elif self._columns is not None:
-            self._mode = WOODBURY_COLUMNS
         else:
-            self._mode = WOODBURY_SPECTRAL
+            self._mode = WOODBURY
+            if self._basis is None:  # the basis functions along y (basis[y, j]: mode j at y)
+                eye = np.eye(self.shape[1], dtype=np.float32)
+                transform = fft.dst if self._dirichlet else fft.dct
+                self._basis = np.ascontiguousarray(transform(eye, type=2, axis=1, norm="ortho"))
+        self._basis32 = self._basis if self._basis is not None else np.zeros(
+            (0, 0), dtype=np.float32)
         self._inverse_pin_diag = 1.0 / (self._PENALTY + 4.0 * self.d)
 
-    def _spectral32(self, r: np.ndarray, axes: tuple[int, int] = (0, 1)) -> np.ndarray:
-        """The preconditioner's spectral solve, in float32 (batched, for the set-up)."""
-        spec = self._forward(r.astype(np.float32), type=2, axes=axes, norm="ortho",
-                             overwrite_x=True)
-        spec /= self._eig32
-        return self._inverse(spec, type=2, axes=axes, norm="ortho", overwrite_x=True)
-
     def unpin(self, sites: list[tuple[int, int]]) -> None:
-        """``ReactionField.unpin``, keeping the precomputed columns of the sites still
-        pinned."""
+        """``ReactionField.unpin`` (the correction rebuilt there), then the compiled
+        arguments."""
         super().unpin(sites)
-        if self._columns is not None:
-            where = {s: i for i, s in enumerate(self._column_sites)}
-            keep = [where[tuple(s)] for s in self._pinned.tolist()]
-            self._columns = np.ascontiguousarray(self._columns[keep]) if keep else None
-            self._column_sites = [self._column_sites[i] for i in keep]
         self._pins_changed()
 
     def step(self, uptake_per_h: np.ndarray | float, source: np.ndarray | None = None) -> None:
@@ -508,7 +491,7 @@ class FastReactionField(ReactionField):
         self.iterations = _cg(self.data, uptake, source, has_source, self.inv_dt, self._ghost,
                               self._PENALTY, float(self.pinned_level), self.d, self._sign,
                               float(self.tol), self.max_iter, self._tri, self._dirichlet,
-                              self._mode, self._px, self._py, self._cap64, self._columns32,
+                              self._mode, self._px, self._py, self._cap64, self._basis32,
                               self._pin_mask, self._inverse_pin_diag, self.workers)
 
 
