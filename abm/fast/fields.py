@@ -254,7 +254,7 @@ def _direction(p, z, beta):  # pragma: no cover - compiled
 
 
 # --- the whole conjugate-gradient solve, compiled (transforms through rocket-fft) ---------
-NO_PINS, WOODBURY, BLOCK_DIAGONAL = 0, 1, 3
+NO_PINS, WOODBURY, BLOCK_DIAGONAL = 0, 1, 2
 _NO_SOURCE = np.zeros((1, 1))  # stands in for an absent source (not read)
 
 
