@@ -256,6 +256,24 @@ def _direction(p, z, beta):  # pragma: no cover - compiled
 # --- the whole conjugate-gradient solve, compiled (transforms through rocket-fft) ---------
 NO_PINS, WOODBURY, BLOCK_DIAGONAL = 0, 1, 2
 _NO_SOURCE = np.zeros((1, 1))  # stands in for an absent source (not read)
+_NO_BASIS = np.zeros((0, 0), dtype=np.float32)  # stands in for the basis without Woodbury
+
+
+@numba.njit(cache=True, inline="always")
+def _along_y(r32, dirichlet, workers):  # pragma: no cover - compiled
+    """The sine (DST-II, a level held at the faces) or cosine (DCT-II, zero flux) transform
+    along y, orthonormal, consuming ``r32``."""
+    if dirichlet:
+        return scipy.fft.dst(r32, type=2, axis=1, norm="ortho", overwrite_x=True, workers=workers)
+    return scipy.fft.dct(r32, type=2, axis=1, norm="ortho", overwrite_x=True, workers=workers)
+
+
+@numba.njit(cache=True, inline="always")
+def _back_along_y(s, dirichlet, workers):  # pragma: no cover - compiled
+    """The inverse of :func:`_along_y`, consuming ``s``."""
+    if dirichlet:
+        return scipy.fft.idst(s, type=2, axis=1, norm="ortho", overwrite_x=True, workers=workers)
+    return scipy.fft.idct(s, type=2, axis=1, norm="ortho", overwrite_x=True, workers=workers)
 
 
 @numba.njit(cache=True, inline="always")
@@ -287,14 +305,9 @@ def _spectral(r32, tri, off, dirichlet, workers):  # pragma: no cover - compiled
     tridiagonal matrix (D * -laplacian_x + D * lambda_y + 1/dt + k_ref, the same boundary rows),
     solved by elimination (:func:`_eliminate`), and the inverse transform along y. The same
     matrix inverse as the 2-D transforms, to float32 round-off."""
-    if dirichlet:
-        s = scipy.fft.dst(r32, type=2, axis=1, norm="ortho", overwrite_x=True, workers=workers)
-    else:
-        s = scipy.fft.dct(r32, type=2, axis=1, norm="ortho", overwrite_x=True, workers=workers)
+    s = _along_y(r32, dirichlet, workers)
     _eliminate(s, tri, off)
-    if dirichlet:
-        return scipy.fft.idst(s, type=2, axis=1, norm="ortho", overwrite_x=True, workers=workers)
-    return scipy.fft.idct(s, type=2, axis=1, norm="ortho", overwrite_x=True, workers=workers)
+    return _back_along_y(s, dirichlet, workers)
 
 
 @numba.njit(cache=True)
@@ -306,10 +319,7 @@ def _spectral_pinned(r32, tri, off, dirichlet, px, py, cap, basis,
     pinned site is a sum over the y modes of the solved row (``basis[y, j]``, the basis
     functions), and U y adds to the pinned rows only, so the correction costs a second
     elimination and two sums of n x height terms instead of a second transform pair."""
-    if dirichlet:
-        s = scipy.fft.dst(r32, type=2, axis=1, norm="ortho", overwrite_x=True, workers=workers)
-    else:
-        s = scipy.fft.dct(r32, type=2, axis=1, norm="ortho", overwrite_x=True, workers=workers)
+    s = _along_y(r32, dirichlet, workers)
     z = s.copy()
     _eliminate(z, tri, off)
     n, h = px.size, s.shape[1]
@@ -327,9 +337,7 @@ def _spectral_pinned(r32, tri, off, dirichlet, px, py, cap, basis,
         for j in range(h):
             row[j] -= yk * b[j]
     _eliminate(s, tri, off)
-    if dirichlet:
-        return scipy.fft.idst(s, type=2, axis=1, norm="ortho", overwrite_x=True, workers=workers)
-    return scipy.fft.idct(s, type=2, axis=1, norm="ortho", overwrite_x=True, workers=workers)
+    return _back_along_y(s, dirichlet, workers)
 
 
 def _tridiagonal_factors(shape: tuple[int, int], d: float, shift: float,
@@ -444,7 +452,7 @@ class FastReactionField(ReactionField):
     def _prepare(self) -> None:
         self._tri = _tridiagonal_factors(self.shape, self.d, self.inv_dt + self.k_ref,
                                          self._dirichlet)
-        self._basis = None  # made when first needed (Woodbury): height^2 float32
+        self._basis = _NO_BASIS  # made when first needed (Woodbury): height^2 float32
         self._sign = 1.0 if self._dirichlet else -1.0
         self._pins_changed()
 
@@ -461,12 +469,10 @@ class FastReactionField(ReactionField):
             self._mode = BLOCK_DIAGONAL
         else:
             self._mode = WOODBURY
-            if self._basis is None:  # the basis functions along y (basis[y, j]: mode j at y)
+            if not self._basis.size:  # the basis functions along y (basis[y, j]: mode j at y)
                 eye = np.eye(self.shape[1], dtype=np.float32)
                 transform = fft.dst if self._dirichlet else fft.dct
                 self._basis = np.ascontiguousarray(transform(eye, type=2, axis=1, norm="ortho"))
-        self._basis32 = self._basis if self._basis is not None else np.zeros(
-            (0, 0), dtype=np.float32)
         self._inverse_pin_diag = 1.0 / (self._PENALTY + 4.0 * self.d)
 
     def unpin(self, sites: list[tuple[int, int]]) -> None:
@@ -491,7 +497,7 @@ class FastReactionField(ReactionField):
         self.iterations = _cg(self.data, uptake, source, has_source, self.inv_dt, self._ghost,
                               self._PENALTY, float(self.pinned_level), self.d, self._sign,
                               float(self.tol), self.max_iter, self._tri, self._dirichlet,
-                              self._mode, self._px, self._py, self._cap64, self._basis32,
+                              self._mode, self._px, self._py, self._cap64, self._basis,
                               self._pin_mask, self._inverse_pin_diag, self.workers)
 
 
