@@ -234,23 +234,82 @@ def _dot_absmax(r, z):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True)
-def _axpy2(x, r, p, ap, alpha, r32):  # pragma: no cover - compiled
-    """x += alpha p; r -= alpha ap; and r as float32 into ``r32`` (the preconditioner's
-    input), in one pass."""
-    fx, fr, fp, fap, f32 = x.ravel(), r.ravel(), p.ravel(), ap.ravel(), r32.ravel()
-    for i in range(fx.size):
-        fx[i] += alpha * fp[i]
-        v = fr[i] - alpha * fap[i]
-        fr[i] = v
-        f32[i] = v
+def _system_residual(data, uptake, source, has_source, inv_dt, ghost, penalty, pinned_level,
+                     pin_mask, d, sign, diag, r, r32):  # pragma: no cover - compiled
+    """The backward-Euler system and its first residual, in one pass: ``diag`` = 1/dt +
+    uptake (plus the penalty at pinned sites), b = data/dt + ghost + source (plus penalty *
+    level at pinned sites), r = b - A data (:func:`_apply_row`), and r as float32 into
+    ``r32``. Row by row, each site's values computed as separate passes would compute them."""
+    w, h = data.shape
+    for x in range(w):
+        drow, urow, grow, mrow = diag[x], uptake[x], ghost[x], pin_mask[x]
+        for y in range(h):
+            dv = inv_dt + urow[y]
+            if mrow[y]:
+                dv += penalty
+            drow[y] = dv
+        _apply_row(data, diag, d, sign * d, x, r)  # A data, row x, into r[x]
+        rrow, crow, r32row = r[x], data[x], r32[x]
+        srow = source[x] if has_source else crow
+        for y in range(h):
+            bv = inv_dt * crow[y] + grow[y]
+            if has_source:
+                bv += srow[y]
+            if mrow[y]:
+                bv += penalty * pinned_level
+            v = bv - rrow[y]
+            rrow[y] = v
+            r32row[y] = v
+
+
+@numba.njit(cache=True, inline="always")
+def _advance_row(x, p, z, alpha, beta, first, i):  # pragma: no cover - compiled
+    """Row ``i`` of x += alpha p, then p = z + beta p (p = z on the first iteration)."""
+    xrow, prow, zrow = x[i], p[i], z[i]
+    if first:
+        for y in range(prow.size):
+            prow[y] = np.float64(zrow[y])
+        return
+    for y in range(prow.size):
+        v = prow[y]
+        xrow[y] += alpha * v
+        prow[y] = np.float64(zrow[y]) + beta * v
 
 
 @numba.njit(cache=True)
-def _direction(p, z, beta):  # pragma: no cover - compiled
-    """p = z + beta p."""
-    fp, fz = p.ravel(), z.ravel()
-    for i in range(fp.size):
-        fp[i] = np.float64(fz[i]) + beta * fp[i]
+def _advance_apply_dot(x, p, z, alpha, beta, first, diag, d, sign,
+                       out):  # pragma: no cover - compiled
+    """The last iteration's step of the iterate (x += alpha p), the new direction (p = z +
+    beta p) and ``_apply_dot(p, ...)`` into ``out``, in one pass: each row of p is made one
+    row ahead of the operator, which reads its neighbours. Returns the sum of p * out (partial
+    sums by column mod 4, as :func:`_apply_dot`)."""
+    w, h = p.shape
+    s0 = s1 = s2 = s3 = 0.0
+    ends = h - h % 4
+    _advance_row(x, p, z, alpha, beta, first, 0)
+    for i in range(w):
+        if i + 1 < w:
+            _advance_row(x, p, z, alpha, beta, first, i + 1)
+        _apply_row(p, diag, d, sign * d, i, out)
+        row, orow = p[i], out[i]
+        for y in range(0, ends, 4):
+            s0 += row[y] * orow[y]
+            s1 += row[y + 1] * orow[y + 1]
+            s2 += row[y + 2] * orow[y + 2]
+            s3 += row[y + 3] * orow[y + 3]
+        for y in range(ends, h):
+            s0, s1, s2 = _to_partial(y % 4, row[y] * orow[y], s0, s1, s2)
+    return (s0 + s1) + (s2 + s3)
+
+
+@numba.njit(cache=True)
+def _residual_step(r, ap, alpha, r32):  # pragma: no cover - compiled
+    """r -= alpha ap, and r as float32 into ``r32`` (the preconditioner's input)."""
+    fr, fap, f32 = r.ravel(), ap.ravel(), r32.ravel()
+    for i in range(fr.size):
+        v = fr[i] - alpha * fap[i]
+        fr[i] = v
+        f32[i] = v
 
 
 # --- the whole conjugate-gradient solve, compiled (transforms through rocket-fft) ---------
@@ -292,10 +351,12 @@ def _eliminate(s, tri, off):  # pragma: no cover - compiled
         k = i if i <= last else (last + 1 if i == w - 1 else last)
         for j in range(h):
             s[i, j] = (s[i, j] - lower * s[i - 1, j]) * inverse_pivot[k, j]
-    for i in range(w - 2, -1, -1):
+    for t in range(w - 1):  # rows w - 2 down to 0 (an ascending counter: the compiler
+        i = w - 2 - t       # vectorises this loop, not one over range(w - 2, -1, -1))
         k = min(i, last)
+        row, below, factor = s[i], s[i + 1], upper[k]
         for j in range(h):
-            s[i, j] -= upper[k, j] * s[i + 1, j]
+            row[j] -= factor[j] * below[j]
 
 
 @numba.njit(cache=True)
@@ -401,43 +462,33 @@ def _cg(data, uptake, source, has_source, inv_dt, ghost, penalty, pinned_level, 
     zero); the same iteration and stopping rule (the preconditioned residual below ``tol`` at
     every site). Returns the iterations."""
     diag = np.empty_like(data)
-    b = np.empty_like(data)
-    fd, fb = diag.ravel(), b.ravel()
-    fdata, fu, fg, fm = data.ravel(), uptake.ravel(), ghost.ravel(), pin_mask.ravel()
-    fs = source.ravel()
-    for i in range(fd.size):
-        dv = inv_dt + fu[i]
-        bv = inv_dt * fdata[i] + fg[i]
-        if has_source:
-            bv += fs[i]
-        if fm[i]:
-            dv += penalty
-            bv += penalty * pinned_level
-        fd[i] = dv
-        fb[i] = bv
-    x = data.copy()
-    ap = np.empty_like(x)
-    _apply(x, diag, d, sign, ap)
-    r = b - ap
-    r32 = r.astype(np.float32)
+    r = np.empty_like(data)
+    r32 = np.empty(data.shape, dtype=np.float32)
+    _system_residual(data, uptake, source, has_source, inv_dt, ghost, penalty, pinned_level,
+                     pin_mask, d, sign, diag, r, r32)
+    x = data  # the iterate, in place: b is made, so the last hour's field is not read again
     z = _precondition_c(r, r32, tri, -d, dirichlet, mode, px, py, cap, basis,
                         inverse_pin_diag, workers)
-    p = z.astype(np.float64)
     rz, zmax = _dot_absmax(r, z)
+    p = np.empty_like(data)
+    ap = np.empty_like(data)
+    alpha = beta = 0.0
     iterations = 0
     while iterations < max_iter and zmax > tol:
-        alpha = rz / _apply_dot(p, diag, d, sign, ap)
-        r32 = np.empty(r.shape, dtype=np.float32)  # the last one may be z now
-        _axpy2(x, r, p, ap, alpha, r32)
+        # x gets the last iteration's step here, in the pass that makes the new direction
+        alpha = rz / _advance_apply_dot(x, p, z, alpha, beta, iterations == 0, diag, d, sign,
+                                        ap)
+        _residual_step(r, ap, alpha, r32)  # r32: z's buffer, if z was made in it, is free
         z = _precondition_c(r, r32, tri, -d, dirichlet, mode, px, py, cap, basis,
                             inverse_pin_diag, workers)
         rz_new, zmax = _dot_absmax(r, z)
-        _direction(p, z, rz_new / rz)
+        beta = rz_new / rz
         rz = rz_new
         iterations += 1
-    fx, fdata = x.ravel(), data.ravel()
-    for i in range(fx.size):
-        fdata[i] = fx[i] if fx[i] > 0.0 else 0.0
+    fx, fp = x.ravel(), p.ravel()
+    for i in range(fx.size):  # the last step of the iterate, clipped at zero
+        v = fx[i] + alpha * fp[i] if iterations else fx[i]
+        fx[i] = v if v > 0.0 else 0.0
     return iterations
 
 
