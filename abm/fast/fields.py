@@ -603,6 +603,23 @@ def _after_ifng(kind, hill, chem_base, chem_ifng, tgfb_tumor, tgfb_mdsc, tgfb_m2
             pdl1_induced[x, y] += cancer * pdl1_rate * (r - pdl1_induced[x, y])
 
 
+@numba.njit(cache=True)
+def _saturate(c, k):  # pragma: no cover - compiled
+    """c = c / (c + k), in place."""
+    fc = c.ravel()
+    for i in range(fc.size):
+        fc[i] = fc[i] / (fc[i] + k)
+
+
+def _ifng_response(ifng: np.ndarray, hill: float, half_max: float) -> np.ndarray:
+    """``TumorModel.ifng_response`` (the same values): numpy's vector power (the fast one;
+    a new array, as there), then the saturation in place in one compiled pass instead of
+    two with a temporary grid (4.8 ms -> about 2 ms at 1000x1000)."""
+    c = np.power(ifng, hill)
+    _saturate(c, half_max**hill)
+    return c
+
+
 _OXYGEN_THREAD: ThreadPoolExecutor | None = None
 
 
@@ -649,7 +666,8 @@ def update_fields(model) -> None:
         model.oxygen.step(o2_loss)
     model.ifng.step(ifng_loss, model.ifng_source)
     model.ifng_source[...] = 0.0
-    hill = model.ifng_hill = model.ifng_response()  # numpy's vector power is the fast one
+    hill = model.ifng_hill = _ifng_response(model.ifng.data, p["pdl1_ifng_hill"],
+                                            p["pdl1_ifng_half_max"])
     _after_ifng(kind, hill, p["chemokine_secretion"],
                 p["chemokine_ifng_secretion"], p["tgfb_secretion_tumor"],
                 p["tgfb_secretion_mdsc"], p["tgfb_secretion_m2"],

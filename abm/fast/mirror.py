@@ -85,6 +85,7 @@ MIRRORED = {
     "abm.model.TumorModel._census": "f378fe10884e",
     "abm.model._neighbourhood": "c519126efff8",
     "abm.model.TumorModel._update_oxygen_effects": "75ebc729b94b",
+    "abm.model.TumorModel.ifng_response": "b4ea865136b8",
     "abm.tissue.Tissue.relax_pdl1": "81a7b70c2ae8",
     "abm.fields.Field.step": "a3fbe6da1d31",
     "abm.fields.ReactionField.step": "efeef044d651",
