@@ -429,7 +429,12 @@ class FastTumorModel(mesa.Model):
 
     # --- the hour -------------------------------------------------------------------------
     def _seed_kernels(self) -> None:
-        K.seed(int(self.rng.integers(2**32)))
+        K.seed(self._kernel_seed())
+
+    def _kernel_seed(self) -> int:
+        """A seed for the next kernel (``kernels.seed``, or the kernel's ``seed_value``),
+        drawn from ``model.rng``."""
+        return int(self.rng.integers(4294967296))  # 2**32
 
     def step(self) -> None:
         """One hour, in ``TumorModel.step``'s order."""
@@ -533,12 +538,11 @@ class FastTumorModel(mesa.Model):
             return
         order = self.rng.permutation(xs.size)
         next_clone = np.array([self._next_clone], dtype=np.int64)
-        self._seed_kernels()
         K.divide_cancer(xs[order], ys[order], kind, t.antigens, t.antigenicity, t.pdl1_base,
                         t.mhc, t.pdl1_induced, t.car_negative, t.clone, p["mutation_rate"],
                         self._cum_weights(), p["mhc_loss_factor"],
                         p["pdl1_mutation_gain"], p["antigen_loss_rate"], p["antigen_visibility"],
-                        next_clone)
+                        next_clone, self._kernel_seed())
         self._next_clone = int(next_clone[0])
 
     def _cum_weights(self) -> np.ndarray:
@@ -605,13 +609,12 @@ class FastTumorModel(mesa.Model):
         dead_fate = np.zeros(order.size, dtype=np.int8)
         counters = np.zeros(2, dtype=np.int64)
         before = self._watch_begin()
-        self._seed_kernels()
         self.kills += K.step_killers(
             order, self.ix, self.iy, self.ikind, self.antigen, self.exhaustion, self.ikills,
             self.divisions, self.engaged, self.alive, self.state, self.n_immune, t.kind,
             self.idx, t.antigens, t.antigenicity, t.pdl1_base, t.mhc, t.pdl1_induced,
             t.car_negative, t.clone, self.chemokine.data, self.tgfb.data, self.ifng_source,
-            self.treg_near, fp, ip, dead, dead_fate, counters)
+            self.treg_near, fp, ip, dead, dead_fate, counters, self._kernel_seed())
         self._watch_end(before, "killed")
         self.progenitor_divisions += int(counters[K.C_PROGENITOR_DIVISIONS])
         self._release(dead, dead_fate, counters)
@@ -657,12 +660,12 @@ class FastTumorModel(mesa.Model):
         counters = np.zeros(2, dtype=np.int64)
         innate_kills = np.zeros(2, dtype=np.int64)
         before = self._watch_begin()
-        self._seed_kernels()
         K.step_innate(order, self.ix, self.iy, self.ikind, self.ikills, self.engaged,
                       self.alive, self.state, t.kind, self.idx, t.antigens, t.antigenicity,
                       t.pdl1_base, t.mhc, t.pdl1_induced, t.car_negative, t.clone,
                       self.chemokine.data, self.tgfb.data, self.oxygen.data, self.ifng_hill,
-                      self.ifng_source, gp, jp, dead, dead_fate, counters, innate_kills)
+                      self.ifng_source, gp, jp, dead, dead_fate, counters, innate_kills,
+                      self._kernel_seed())
         # a watched cell killed here: "phagocytosed" or "nk_killed" when only one of them
         # killed this hour, else "innate" (the kernel does not say which cell died how)
         fate = ("innate" if innate_kills.all() else
@@ -678,11 +681,10 @@ class FastTumorModel(mesa.Model):
         if not order.size:
             return
         p = self.p
-        self._seed_kernels()
         K.step_suppressors(order, self.ix, self.iy, self.ikind, self.alive, self.tissue.kind,
                            self.idx, self.chemokine.data, p["chemotaxis_bias"],
                            p["suppressor_speed"], p["treg_lifespan_days"] * 24.0,
-                           p["mdsc_lifespan_days"] * 24.0)
+                           p["mdsc_lifespan_days"] * 24.0, self._kernel_seed())
 
     def _compact(self) -> None:
         """Drop the dead immune cells from the arrays (slots are reused; order kept)."""

@@ -20,7 +20,8 @@ Layout (structure of arrays, ``abm.fast.engine``):
   lymph node (``LymphNode.release``, as ``CancerCell.die`` does).
 
 Randomness: each kernel seeds numba's generator from a seed the engine draws from its numpy
-``Generator`` (``model.rng``) just before the call, so a run is a function of its seed.
+``Generator`` (``model.rng``) just before the call (passed as the kernel's ``seed_value``, or
+given to ``seed`` first), so a run is a function of its seed.
 
 Neighbours are visited in Mesa's order for ``OrthogonalMooreGrid`` (the offsets below), so
 "the first neighbour with the most chemokine" is the same site as ``max(free, key=...)``.
@@ -123,13 +124,16 @@ def _clear_cancer(x, y, kind, antigens, antigenicity, pdl1_base, mhc, pdl1_induc
 @njit(cache=True)
 def divide_cancer(xs, ys, kind, antigens, antigenicity, pdl1_base, mhc, pdl1_induced,
                   car_negative, clone, mutation_rate, cum_weights, mhc_loss_factor,
-                  pdl1_mutation_gain, antigen_loss_rate, visibility, next_clone):
+                  pdl1_mutation_gain, antigen_loss_rate, visibility, next_clone, seed_value=-1):
     """The dividers, in the given (random) order: ``CancerCell.divide_if_room``, ``divide`` and
     ``mutate``. Each divides into a random neighbour still free at its turn; the daughter
     inherits the traits and the IFN-gamma-induced PD-L1 state, and may mutate (one of
     ``MUTATIONS`` with ``mutation_rate``, chosen by ``cum_weights`` as ``random.choices``
     does; the CAR target lost with ``antigen_loss_rate``), each change making a new clone
-    (``next_clone[0]``). Returns the number of daughters."""
+    (``next_clone[0]``). ``seed_value``: ``seed``'s, if not -1. Returns the number of
+    daughters."""
+    if seed_value != -1:
+        np.random.seed(seed_value)
     fx = np.empty(8, dtype=np.int64)
     fy = np.empty(8, dtype=np.int64)
     total = cum_weights[-1]
@@ -356,7 +360,7 @@ def _report_death(x, y, fate, antigens, dead, dead_fate, counters):
 def step_killers(order, ix, iy, ikind, antigen, exhaustion, kills, divisions, engaged, alive,
                  state, n, kind, idx, antigens, antigenicity, pdl1_base, mhc, pdl1_induced,
                  car_negative, clone, chemokine, tgfb, ifng_source, treg_near, fp, ip, dead,
-                 dead_fate, counters):
+                 dead_fate, counters, seed_value=-1):
     """CTLs and CAR-T cells in the given (random) order: ``TCell.step`` (``CARTCell`` inherits
     it), with ``ImmuneCell.outlived``, ``migrate`` and ``hunt``, and ``TCell.find_target``,
     ``attack``, ``expand`` (a progenitor, ``state`` 1), ``pd1_block``, ``kill_probability``,
@@ -364,7 +368,10 @@ def step_killers(order, ix, iy, ikind, antigen, exhaustion, kills, divisions, en
     Daughters are new slots from ``n[0]`` (the caller leaves room for one per cell); they do
     not act this hour (Mesa steps the cells that were there when the hour's order was drawn).
     Killed cancer cells are reported in ``dead``/``dead_fate``; progenitor divisions are
-    counted in ``counters[C_PROGENITOR_DIVISIONS]``. Returns the number of kills."""
+    counted in ``counters[C_PROGENITOR_DIVISIONS]``. ``seed_value``: ``seed``'s, if not -1.
+    Returns the number of kills."""
+    if seed_value != -1:
+        np.random.seed(seed_value)
     fx = np.empty(8, dtype=np.int64)
     fy = np.empty(8, dtype=np.int64)
     tx = np.empty(8, dtype=np.int64)
@@ -450,9 +457,12 @@ def step_killers(order, ix, iy, ikind, antigen, exhaustion, kills, divisions, en
 
 @njit(cache=True)
 def step_suppressors(order, ix, iy, ikind, alive, kind, idx, chemokine, bias, speed,
-                     treg_lifespan_h, mdsc_lifespan_h):
+                     treg_lifespan_h, mdsc_lifespan_h, seed_value=-1):
     """Tregs and MDSCs in the given (random) order: ``Suppressor.step`` (die with the
-    lifespan, else ``migrate`` ``suppressor_speed`` moves)."""
+    lifespan, else ``migrate`` ``suppressor_speed`` moves). ``seed_value``: ``seed``'s, if not
+    -1."""
+    if seed_value != -1:
+        np.random.seed(seed_value)
     fx = np.empty(8, dtype=np.int64)
     fy = np.empty(8, dtype=np.int64)
     for oi in range(order.shape[0]):
@@ -521,7 +531,7 @@ def _hunt(i, nk, speed, infiltration, secretion, ix, iy, ikind, antigen, kind, i
 def step_innate(order, ix, iy, ikind, kills, engaged, alive, state, kind, idx, antigens,
                 antigenicity, pdl1_base, mhc, pdl1_induced, car_negative, clone, chemokine,
                 tgfb, oxygen, ifng_hill, ifng_source, gp, jp, dead, dead_fate, counters,
-                innate_kills):
+                innate_kills, seed_value=-1):
     """Macrophages and NK cells in the given (random) order.
 
     A macrophage (``state`` 1 = M2): ``Macrophage.step`` with ``signals``, ``polarise``,
@@ -530,7 +540,10 @@ def step_innate(order, ix, iy, ikind, kills, engaged, alive, state, kind, idx, a
     releasing IFN-gamma, held there; otherwise ``ImmuneCell.advance`` up to its speed).
     An NK cell: ``NKCell.step`` with ``spent``, ``find_target``, ``attack``,
     ``kill_probability`` and ``ImmuneCell.hunt``. Kills are reported in ``dead``/``dead_fate``
-    and counted in ``innate_kills`` (0: macrophages, 1: NK cells)."""
+    and counted in ``innate_kills`` (0: macrophages, 1: NK cells). ``seed_value``: ``seed``'s,
+    if not -1."""
+    if seed_value != -1:
+        np.random.seed(seed_value)
     fx = np.empty(8, dtype=np.int64)
     fy = np.empty(8, dtype=np.int64)
     tx = np.empty(8, dtype=np.int64)
