@@ -130,9 +130,9 @@ def take_census(model) -> None:
         model.antigen_counts = np.zeros(N_ANTIGENS, dtype=int)
     model._census_killers()
     node = getattr(model, "lymph_node", None)
-    primed = node.primed_total if node is not None else model.primed_by_antigen
-    model.primed_antigens = int(np.count_nonzero(primed))
-    model.primed_ctls = int(primed.sum())
+    primed = (node.primed_total if node is not None else model.primed_by_antigen).tolist()
+    model.primed_antigens = len(primed) - primed.count(0)  # np.count_nonzero, on ints
+    model.primed_ctls = sum(primed)
     for treatment in model.treatments.values():
         for name, value in treatment.census().items():
             setattr(model, name, value)
@@ -205,7 +205,10 @@ def collapse_vessels(model) -> None:
     enclosed = _enclosed(model.tissue.kind, xs, ys)
     if not enclosed.size:
         return
-    collapses = model.rng.random(enclosed.size) < -np.expm1(-1.0 / (days * 24.0))
+    cached = getattr(model, "_collapse_prob", None)
+    if cached is None or cached[0] != days:  # the same value as computed every hour
+        cached = model._collapse_prob = (days, -np.expm1(-1.0 / (days * 24.0)))
+    collapses = model.rng.random(enclosed.size) < cached[1]
     gone = [model.vessels[i] for i in enclosed[collapses].tolist()]
     if gone:
         gone_set = set(gone)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import bisect
 import numbers
 from copy import deepcopy
+from itertools import accumulate
 from typing import Any
 
 import mesa
@@ -400,12 +401,14 @@ class FastTumorModel(mesa.Model):
         counts = self.antigen_counts
         cached = self._primed_cdf
         if cached is None or cached[0] is not counts:  # the census makes a new array
-            total = int(counts.sum())
+            # Generator.choice(p=counts / total)'s normalised cumulative sum, in Python floats:
+            # the same divisions and additions in the same order as np.cumsum's
+            values = counts.tolist()
+            total = sum(values)
             cdf = None
-            if total:  # Generator.choice(p=counts / total)'s normalised cumulative sum
-                cdf = np.cumsum(counts / total)
-                cdf /= cdf[-1]
-                cdf = cdf.tolist()
+            if total:
+                cdf = list(accumulate(v / total for v in values))
+                cdf = [c / cdf[-1] for c in cdf]
             cached = self._primed_cdf = (counts, cdf)
         if cached[1] is None:
             return int(self.rng.integers(N_ANTIGENS))
@@ -522,7 +525,7 @@ class FastTumorModel(mesa.Model):
             apoptotic = dead_apoptotic[:m]
             if self._watch is not None:
                 self._watch.left(dead[:m], np.where(apoptotic, "apoptosis", "necrosis"))
-            n_apoptotic = int(apoptotic.sum())
+            n_apoptotic = int(np.count_nonzero(apoptotic))
             if self.lymph_node is not None:  # CancerCell.die: necrosis releases antigen
                 for antigens in dead_antigens[:m][~apoptotic].tolist():
                     self.lymph_node.release(antigens, "necrosis")
@@ -553,32 +556,42 @@ class FastTumorModel(mesa.Model):
         return self._cum_weights_of[1]
 
     def _killer_params(self) -> tuple[np.ndarray, np.ndarray]:
+        """The float and int parameter vectors of ``kernels.step_killers``: made again only
+        when a value they are made from changed (the parameters, the PD-1 occupancy)."""
         p = self.p
-        fp = np.array([
-            p["chemotaxis_bias"], p["tcell_infiltration"], p["pd1_inhibition"],
-            p["pdl1_induction"], self.pd1_occupancy, p["ifng_secretion"], p["tcell_kill_prob"],
-            p["treg_suppression"], p["mdsc_suppression"], p["tgfb_half_max"],
-            p["tcell_proliferation_prob"], p["tcell_lifespan_days"] * 24.0,
-            p["cart_lifespan_days"] * 24.0, p["tcell_progenitor_lifespan_days"] * 24.0,
-            p["tcell_progenitor_pd1_inhibition"], p["tcell_progenitor_division_prob"],
-        ], dtype=np.float64)
-        ip = np.array([p["tcell_speed"], p["tcell_exhausted_speed"], p["tcell_exhaustion_limit"],
-                       p["cart_exhaustion_limit"], p["tcell_max_divisions"]], dtype=np.int64)
-        return fp, ip
+        f = (p["chemotaxis_bias"], p["tcell_infiltration"], p["pd1_inhibition"],
+             p["pdl1_induction"], self.pd1_occupancy, p["ifng_secretion"], p["tcell_kill_prob"],
+             p["treg_suppression"], p["mdsc_suppression"], p["tgfb_half_max"],
+             p["tcell_proliferation_prob"], p["tcell_lifespan_days"] * 24.0,
+             p["cart_lifespan_days"] * 24.0, p["tcell_progenitor_lifespan_days"] * 24.0,
+             p["tcell_progenitor_pd1_inhibition"], p["tcell_progenitor_division_prob"])
+        i = (p["tcell_speed"], p["tcell_exhausted_speed"], p["tcell_exhaustion_limit"],
+             p["cart_exhaustion_limit"], p["tcell_max_divisions"])
+        return self._params_of("_killer_vectors", f, i)
 
     def _innate_params(self) -> tuple[np.ndarray, np.ndarray]:
+        """The float and int parameter vectors of ``kernels.step_innate`` (kept while the
+        values they are made from are the same)."""
         p, effects = self.p, self.effects
-        gp = np.array([
-            p["chemotaxis_bias"], p["tcell_infiltration"], p["macrophage_lifespan_days"] * 24.0,
-            effects["macrophage_depletion"], 1.0 / p["macrophage_polarisation_time_h"],
-            effects["macrophage_repolarisation"], p["hypoxic_threshold"], p["tgfb_half_max"],
-            p["macrophage_ifng_secretion"], p["macrophage_kill_prob"],
-            p["nk_lifespan_days"] * 24.0, p["ifng_secretion"], p["nk_kill_prob"],
-            p["nk_tgfb_suppression"],
-        ], dtype=np.float64)
-        jp = np.array([p["suppressor_speed"], p["tcell_speed"], p["tcell_exhausted_speed"],
-                       p["nk_kill_limit"]], dtype=np.int64)
-        return gp, jp
+        f = (p["chemotaxis_bias"], p["tcell_infiltration"], p["macrophage_lifespan_days"] * 24.0,
+             effects["macrophage_depletion"], 1.0 / p["macrophage_polarisation_time_h"],
+             effects["macrophage_repolarisation"], p["hypoxic_threshold"], p["tgfb_half_max"],
+             p["macrophage_ifng_secretion"], p["macrophage_kill_prob"],
+             p["nk_lifespan_days"] * 24.0, p["ifng_secretion"], p["nk_kill_prob"],
+             p["nk_tgfb_suppression"])
+        i = (p["suppressor_speed"], p["tcell_speed"], p["tcell_exhausted_speed"],
+             p["nk_kill_limit"])
+        return self._params_of("_innate_vectors", f, i)
+
+    def _params_of(self, name: str, f: tuple, i: tuple) -> tuple[np.ndarray, np.ndarray]:
+        """``(float64 array of f, int64 array of i)``, kept in attribute ``name`` and made
+        again only when ``f`` or ``i`` differ from the kept ones (as Python values: equal
+        values give the same arrays). A kernel does not write them."""
+        kept = self.__dict__.get(name)
+        if kept is None or kept[0] != f or kept[1] != i:
+            kept = (f, i, np.array(f, dtype=np.float64), np.array(i, dtype=np.int64))
+            setattr(self, name, kept)
+        return kept[2], kept[3]
 
     def _release(self, dead: np.ndarray, dead_fate: np.ndarray, counters: np.ndarray) -> None:
         """The cancer cells a kernel killed, to the lymph node (``CancerCell.die``)."""
@@ -591,11 +604,13 @@ class FastTumorModel(mesa.Model):
     def _order(self, kinds: tuple[int, int]) -> np.ndarray:
         """The living cells of ``kinds`` in random order (Mesa's shuffled agent list)."""
         n = int(self.n_immune[0])
-        chosen = np.empty(n, dtype=np.int64)
+        chosen = self.__dict__.get("_chosen")
+        if chosen is None or chosen.size < n:  # scratch, as large as the cell arrays
+            chosen = self._chosen = np.empty(self.ix.size, dtype=np.int64)
         m = C.select_cells(n, self.alive, self.ikind, kinds[0], kinds[1], chosen)
         if m < 2:  # nothing to shuffle (Generator.permutation draws nothing either)
-            return chosen[:m]
-        return chosen[:m][self.rng.permutation(m)]
+            return chosen[:m].copy()
+        return chosen[self.rng.permutation(m)]
 
     def _step_killers(self) -> None:
         """CTLs and CAR-T cells in random order (``kernels.step_killers``)."""
