@@ -30,7 +30,12 @@ Neighbours are visited in Mesa's order for ``OrthogonalMooreGrid`` (the offsets 
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
 from numba import njit
+from numba.core import types
+from numba.core.typing import signature
+from numba.cpython import randomimpl as _random
+from numba.extending import intrinsic
 
 # Kind values (abm.agents.base.Kind), as plain ints for the kernels
 EMPTY, CANCER, TCELL, CART, TREG, MDSC, NECROTIC, MACROPHAGE, NK = 0, 1, 2, 3, 4, 5, 6, 7, 8
@@ -59,6 +64,31 @@ I_SPEED, I_EXHAUSTED_SPEED, I_TCELL_EXHAUSTION_LIMIT, I_CART_EXHAUSTION_LIMIT, I
  G_NK_LIFESPAN_H, G_IFNG_SECRETION, G_NK_KILL_PROB, G_NK_TGFB_SUPPRESSION) = range(14)
 # indices into the int parameter vector of step_innate
 J_MAC_SPEED, J_NK_SPEED, J_EXHAUSTED_SPEED, J_NK_KILL_LIMIT = range(4)
+
+
+@intrinsic
+def _uniform(typingcontext):
+    """``np.random.random()``: the same code numba generates for it (the same state, the same
+    draw), emitted in the kernel rather than called as a separate function, which costs about
+    as much as the draw itself."""
+    def codegen(context, builder, sig, args):
+        state = _random.get_state_ptr(context, builder, "np")
+        return _random.get_next_double(context, builder, state)
+    return signature(types.float64), codegen
+
+
+@intrinsic
+def _below(typingcontext, n):
+    """``np.random.randint(0, n)`` (``n`` >= 1, an int64): numba's own code for it, emitted in
+    the kernel (as ``_uniform``)."""
+    if not isinstance(n, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ty = ir.IntType(64)
+        return _random._randrange_impl(context, builder, ir.Constant(ty, 0), args[0],
+                                       ir.Constant(ty, 1), ty, True, "np")
+    return signature(types.int64, types.int64), codegen
 
 
 @njit(cache=True)
@@ -144,7 +174,7 @@ def divide_cancer(xs, ys, kind, antigens, antigenicity, pdl1_base, mhc, pdl1_ind
         nfree = _free_neighbours(kind, x, y, fx, fy)
         if nfree == 0:
             continue
-        j = np.random.randint(0, nfree)
+        j = _below(nfree)
         nx = fx[j]
         ny = fy[j]
         a = int(antigens[x, y])
@@ -153,8 +183,8 @@ def divide_cancer(xs, ys, kind, antigens, antigenicity, pdl1_base, mhc, pdl1_ind
         car = not car_negative[x, y]
         cl = clone[x, y]
         changed = False
-        if np.random.random() < mutation_rate:
-            u = np.random.random() * total
+        if _uniform() < mutation_rate:
+            u = _uniform() * total
             which = 0
             while which < 3 and cum_weights[which] <= u:  # bisect_right, as random.choices
                 which += 1
@@ -163,7 +193,7 @@ def divide_cancer(xs, ys, kind, antigens, antigenicity, pdl1_base, mhc, pdl1_ind
                     carried = 0
                     for b in range(8):
                         carried += (a >> b) & 1
-                    pick = np.random.randint(0, carried)
+                    pick = _below(carried)
                     for b in range(8):
                         if (a >> b) & 1:
                             if pick == 0:
@@ -175,7 +205,7 @@ def divide_cancer(xs, ys, kind, antigens, antigenicity, pdl1_base, mhc, pdl1_ind
                     absent = 0
                     for b in range(8):
                         absent += 1 - ((a >> b) & 1)
-                    pick = np.random.randint(0, absent)
+                    pick = _below(absent)
                     for b in range(8):
                         if not (a >> b) & 1:
                             if pick == 0:
@@ -187,7 +217,7 @@ def divide_cancer(xs, ys, kind, antigens, antigenicity, pdl1_base, mhc, pdl1_ind
             else:  # raise_pdl1
                 pb = min(1.0, pb + pdl1_mutation_gain)
             changed = True
-        if car and np.random.random() < antigen_loss_rate:
+        if car and _uniform() < antigen_loss_rate:
             car = False
             changed = True
         if changed:
@@ -215,14 +245,14 @@ def _next_site(i, ix, iy, kind, chemokine, bias, fx, fy):
     nfree = _free_neighbours(kind, x, y, fx, fy)
     if nfree == 0:
         return -1
-    if np.random.random() < bias:
+    if _uniform() < bias:
         best = 0
         for k in range(1, nfree):
             if chemokine[fx[k], fy[k]] > chemokine[fx[best], fy[best]]:
                 best = k
         if chemokine[fx[best], fy[best]] > chemokine[x, y]:
             return best
-    return np.random.randint(0, nfree)
+    return _below(nfree)
 
 
 @njit(cache=True, inline="always")
@@ -272,14 +302,14 @@ def _find_target(i, ix, iy, ikind, antigen, kind, antigens, mhc, car_negative, t
                 seen = not car_negative[nx, ny]
             else:
                 seen = ((int(antigens[nx, ny]) >> antigen[i]) & 1) == 1 \
-                    and np.random.random() < mhc[nx, ny]
+                    and _uniform() < mhc[nx, ny]
             if seen:
                 tx[n] = nx
                 ty[n] = ny
                 n += 1
     if n == 0:
         return -1
-    j = np.random.randint(0, n)
+    j = _below(n)
     return tx[j] * h + ty[j]
 
 
@@ -293,12 +323,12 @@ def _advance(i, ix, iy, ikind, kind, idx, chemokine, bias, infiltration, antigen
     if k >= 0:
         _move(i, fx[k], fy[k], ix, iy, ikind, kind, idx)
         return True
-    if np.random.random() < infiltration:
+    if _uniform() < infiltration:
         x = ix[i]
         y = iy[i]
         n = _cancer_neighbours(kind, x, y, fx, fy)
         if n > 0:
-            j = np.random.randint(0, n)
+            j = _below(n)
             bx = fx[j]
             by = fy[j]
             kind[x, y] = CANCER
@@ -390,7 +420,7 @@ def step_killers(order, ix, iy, ikind, antigen, exhaustion, kills, divisions, en
             lifespan = fp[F_PROGENITOR_LIFESPAN_H]
         else:
             lifespan = fp[F_TCELL_LIFESPAN_H]
-        if np.random.random() < 1.0 / lifespan:  # outlived
+        if _uniform() < 1.0 / lifespan:  # outlived
             _die(i, ix, iy, kind, idx, alive)
             continue
         limit = ip[I_CART_EXHAUSTION_LIMIT] if car else ip[I_TCELL_EXHAUSTION_LIMIT]
@@ -413,20 +443,20 @@ def step_killers(order, ix, iy, ikind, antigen, exhaustion, kills, divisions, en
             # expand: a division unless PD-1 blocks it; the daughter is an effector
             block = min(1.0, fp[F_PROGENITOR_PD1_INHIBITION] * pdl1
                         * (1.0 - fp[F_PD1_OCCUPANCY]))
-            if np.random.random() < block:
+            if _uniform() < block:
                 continue
-            if treg_near[x, y] or np.random.random() >= fp[F_PROGENITOR_DIVISION_PROB]:
+            if treg_near[x, y] or _uniform() >= fp[F_PROGENITOR_DIVISION_PROB]:
                 continue
             nfree = _free_neighbours(kind, x, y, fx, fy)
             if nfree:
-                j = np.random.randint(0, nfree)
+                j = _below(nfree)
                 _spawn(i, fx[j], fy[j], ikind, antigen, exhaustion, kills, divisions, engaged,
                        alive, state, n, kind, idx, ix, iy, ip[I_MAX_DIVISIONS])
                 counters[C_PROGENITOR_DIVISIONS] += 1
             continue
         # attack
         block = fp[F_PD1_INHIBITION] * pdl1 * (1.0 - fp[F_PD1_OCCUPANCY])
-        if np.random.random() < block:
+        if _uniform() < block:
             exhaustion[i] += 1
             continue
         prob = fp[F_KILL_PROB]
@@ -434,7 +464,7 @@ def step_killers(order, ix, iy, ikind, antigen, exhaustion, kills, divisions, en
             prob *= 1.0 - fp[F_TREG_SUPPRESSION]
         c = tgfb[x, y]
         prob *= 1.0 - fp[F_MDSC_SUPPRESSION] * (c / (c + fp[F_TGFB_HALF_MAX]))
-        if np.random.random() < prob:
+        if _uniform() < prob:
             _report_death(tgx, tgy, FATE_KILLED, antigens, dead, dead_fate, counters)
             _clear_cancer(tgx, tgy, kind, antigens, antigenicity, pdl1_base, mhc, pdl1_induced,
                           car_negative, clone)
@@ -444,12 +474,12 @@ def step_killers(order, ix, iy, ikind, antigen, exhaustion, kills, divisions, en
             # proliferate
             if divisions[i] <= 0 or treg_near[x, y]:
                 continue
-            if np.random.random() >= fp[F_PROLIFERATION_PROB]:
+            if _uniform() >= fp[F_PROLIFERATION_PROB]:
                 continue
             nfree = _free_neighbours(kind, x, y, fx, fy)
             if nfree:
                 divisions[i] -= 1
-                j = np.random.randint(0, nfree)
+                j = _below(nfree)
                 _spawn(i, fx[j], fy[j], ikind, antigen, exhaustion, kills, divisions, engaged,
                        alive, state, n, kind, idx, ix, iy, divisions[i])
     return total_kills
@@ -468,7 +498,7 @@ def step_suppressors(order, ix, iy, ikind, alive, kind, idx, chemokine, bias, sp
     for oi in range(order.shape[0]):
         i = order[oi]
         lifespan = treg_lifespan_h if ikind[i] == TREG else mdsc_lifespan_h
-        if np.random.random() < 1.0 / lifespan:
+        if _uniform() < 1.0 / lifespan:
             _die(i, ix, iy, kind, idx, alive)
             continue
         _migrate(i, speed, ix, iy, ikind, kind, idx, chemokine, bias, fx, fy)
@@ -494,7 +524,7 @@ def _nk_target(x, y, kind, mhc, tx, ty):
     for k in range(n):
         total += max(0.0, 1.0 - mhc[tx[k], ty[k]])
         cum[k] = total
-    u = np.random.random() * total
+    u = _uniform() * total
     j = 0
     while j < n - 1 and cum[j] <= u:  # bisect_right, as random.choices
         j += 1
@@ -555,7 +585,7 @@ def step_innate(order, ix, iy, ikind, kills, engaged, alive, state, kind, idx, a
         engaged[i] = False
         if ikind[i] == MACROPHAGE:
             death = 1.0 / gp[G_MAC_LIFESPAN_H] + gp[G_MAC_DEPLETION]
-            if np.random.random() < death:
+            if _uniform() < death:
                 _die(i, ix, iy, kind, idx, alive)
                 continue
             x = ix[i]
@@ -569,15 +599,15 @@ def step_innate(order, ix, iy, ikind, kills, engaged, alive, state, kind, idx, a
                 prob = gp[G_POLARISATION_RATE] * to_m1 + gp[G_REPOLARISATION]
             else:
                 prob = gp[G_POLARISATION_RATE] * to_m2
-            if np.random.random() < prob:
+            if _uniform() < prob:
                 state[i] = 1 - state[i]
             if state[i] == 0:
                 n = _cancer_neighbours(kind, x, y, tx, ty)
                 if n > 0:
                     engaged[i] = True
-                    j = np.random.randint(0, n)
+                    j = _below(n)
                     ifng_source[x, y] += gp[G_MAC_IFNG_SECRETION]
-                    if np.random.random() < gp[G_MAC_KILL_PROB]:
+                    if _uniform() < gp[G_MAC_KILL_PROB]:
                         _report_death(tx[j], ty[j], FATE_PHAGOCYTOSED, antigens, dead,
                                       dead_fate, counters)
                         _clear_cancer(tx[j], ty[j], kind, antigens, antigenicity, pdl1_base,
@@ -592,7 +622,7 @@ def step_innate(order, ix, iy, ikind, kills, engaged, alive, state, kind, idx, a
                     break
             continue
         # an NK cell
-        if np.random.random() < 1.0 / gp[G_NK_LIFESPAN_H]:  # outlived
+        if _uniform() < 1.0 / gp[G_NK_LIFESPAN_H]:  # outlived
             _die(i, ix, iy, kind, idx, alive)
             continue
         if kills[i] >= jp[J_NK_KILL_LIMIT]:  # spent
@@ -612,7 +642,7 @@ def step_innate(order, ix, iy, ikind, kills, engaged, alive, state, kind, idx, a
         c = tgfb[x, y]
         prob = gp[G_NK_KILL_PROB] * max(0.0, 1.0 - mhc[tgx, tgy]) \
             * (1.0 - gp[G_NK_TGFB_SUPPRESSION] * (c / (c + gp[G_TGFB_HALF_MAX])))
-        if np.random.random() < prob:
+        if _uniform() < prob:
             _report_death(tgx, tgy, FATE_NK_KILLED, antigens, dead, dead_fate, counters)
             _clear_cancer(tgx, tgy, kind, antigens, antigenicity, pdl1_base, mhc, pdl1_induced,
                           car_negative, clone)
