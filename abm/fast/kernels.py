@@ -402,10 +402,21 @@ def step_killers(order, ix, iy, ikind, antigen, exhaustion, kills, divisions, en
     Returns the number of kills."""
     if seed_value != -1:
         np.random.seed(seed_value)
-    fx = np.empty(8, dtype=np.int64)
-    fy = np.empty(8, dtype=np.int64)
-    tx = np.empty(8, dtype=np.int64)
-    ty = np.empty(8, dtype=np.int64)
+    scratch = np.empty((4, 8), dtype=np.int64)
+    return _killers(
+        order, ix, iy, ikind, antigen, exhaustion, kills, divisions, engaged, alive,
+        state, n, kind, idx, antigens, antigenicity, pdl1_base, mhc, pdl1_induced,
+        car_negative, clone, chemokine, tgfb, ifng_source, treg_near, fp, ip, dead,
+        dead_fate, counters, scratch[0], scratch[1], scratch[2], scratch[3])
+
+
+@njit(cache=True, _nrt=False)
+def _killers(order, ix, iy, ikind, antigen, exhaustion, kills, divisions, engaged, alive,
+             state, n, kind, idx, antigens, antigenicity, pdl1_base, mhc, pdl1_induced,
+             car_negative, clone, chemokine, tgfb, ifng_source, treg_near, fp, ip, dead,
+             dead_fate, counters, fx, fy, tx, ty):
+    """``step_killers``' loop, compiled without reference counting (which cost most of its
+    time in the inlined helpers): ``fx``, ``fy``, ``tx``, ``ty`` are 8-slot scratch."""
     h = kind.shape[1]
     bias = fp[F_BIAS]
     total_kills = 0
