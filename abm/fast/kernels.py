@@ -164,8 +164,18 @@ def divide_cancer(xs, ys, kind, antigens, antigenicity, pdl1_base, mhc, pdl1_ind
     daughters."""
     if seed_value != -1:
         np.random.seed(seed_value)
-    fx = np.empty(8, dtype=np.int64)
-    fy = np.empty(8, dtype=np.int64)
+    scratch = np.empty((2, 8), dtype=np.int64)
+    return _divide(xs, ys, kind, antigens, antigenicity, pdl1_base, mhc, pdl1_induced,
+                   car_negative, clone, mutation_rate, cum_weights, mhc_loss_factor,
+                   pdl1_mutation_gain, antigen_loss_rate, visibility, next_clone, scratch[0],
+                   scratch[1])
+
+
+@njit(cache=True, _nrt=False)
+def _divide(xs, ys, kind, antigens, antigenicity, pdl1_base, mhc, pdl1_induced, car_negative,
+            clone, mutation_rate, cum_weights, mhc_loss_factor, pdl1_mutation_gain,
+            antigen_loss_rate, visibility, next_clone, fx, fy):
+    """``divide_cancer``' loop without reference counting (``_killers``)."""
     total = cum_weights[-1]
     born = 0
     for i in range(xs.shape[0]):
@@ -504,8 +514,15 @@ def step_suppressors(order, ix, iy, ikind, alive, kind, idx, chemokine, bias, sp
     -1."""
     if seed_value != -1:
         np.random.seed(seed_value)
-    fx = np.empty(8, dtype=np.int64)
-    fy = np.empty(8, dtype=np.int64)
+    scratch = np.empty((2, 8), dtype=np.int64)
+    return _suppressors(order, ix, iy, ikind, alive, kind, idx, chemokine, bias, speed,
+                        treg_lifespan_h, mdsc_lifespan_h, scratch[0], scratch[1])
+
+
+@njit(cache=True, _nrt=False)
+def _suppressors(order, ix, iy, ikind, alive, kind, idx, chemokine, bias, speed,
+                 treg_lifespan_h, mdsc_lifespan_h, fx, fy):
+    """``step_suppressors``' loop without reference counting (``_killers``)."""
     for oi in range(order.shape[0]):
         i = order[oi]
         lifespan = treg_lifespan_h if ikind[i] == TREG else mdsc_lifespan_h
@@ -531,14 +548,14 @@ def _nk_target(x, y, kind, mhc, tx, ty):
             n += 1
     if n == 0:
         return -1
-    cum = np.empty(n)
     for k in range(n):
         total += max(0.0, 1.0 - mhc[tx[k], ty[k]])
-        cum[k] = total
     u = _uniform() * total
     j = 0
-    while j < n - 1 and cum[j] <= u:  # bisect_right, as random.choices
+    cum = max(0.0, 1.0 - mhc[tx[0], ty[0]])  # the running sum again: the same additions
+    while j < n - 1 and cum <= u:  # bisect_right, as random.choices
         j += 1
+        cum += max(0.0, 1.0 - mhc[tx[j], ty[j]])
     return tx[j] * h + ty[j]
 
 
@@ -585,10 +602,19 @@ def step_innate(order, ix, iy, ikind, kills, engaged, alive, state, kind, idx, a
     if not -1."""
     if seed_value != -1:
         np.random.seed(seed_value)
-    fx = np.empty(8, dtype=np.int64)
-    fy = np.empty(8, dtype=np.int64)
-    tx = np.empty(8, dtype=np.int64)
-    ty = np.empty(8, dtype=np.int64)
+    scratch = np.empty((4, 8), dtype=np.int64)
+    return _innate(order, ix, iy, ikind, kills, engaged, alive, state, kind, idx, antigens,
+                   antigenicity, pdl1_base, mhc, pdl1_induced, car_negative, clone, chemokine,
+                   tgfb, oxygen, ifng_hill, ifng_source, gp, jp, dead, dead_fate, counters,
+                   innate_kills, scratch[0], scratch[1], scratch[2], scratch[3])
+
+
+@njit(cache=True, _nrt=False)
+def _innate(order, ix, iy, ikind, kills, engaged, alive, state, kind, idx, antigens,
+            antigenicity, pdl1_base, mhc, pdl1_induced, car_negative, clone, chemokine, tgfb,
+            oxygen, ifng_hill, ifng_source, gp, jp, dead, dead_fate, counters, innate_kills, fx,
+            fy, tx, ty):
+    """``step_innate``' loop without reference counting (``_killers``)."""
     w, h = kind.shape
     bias = gp[G_BIAS]
     for oi in range(order.shape[0]):
