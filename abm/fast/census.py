@@ -225,7 +225,7 @@ def collapse_vessels(model) -> None:
 # (row-major, ``np.nonzero``) order.
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def list_sites(kind, out):  # pragma: no cover - compiled
     """Row-major flat indices of the cancer cells into the front of ``out`` and of the debris
     into its back (``out[-1]`` the first, ``out[-2]`` the second, ...); their numbers."""
@@ -244,7 +244,7 @@ def list_sites(kind, out):  # pragma: no cover - compiled
     return nc, nn
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def apply_cancer_deaths(sites, n, u, necrosis_prob, apoptosis, kind, antigens, antigenicity,
                         pdl1_base, pdl1_induced, car_negative, clone, mhc, dead, dead_antigens,
                         dead_apoptotic):  # pragma: no cover - compiled
@@ -274,7 +274,7 @@ def apply_cancer_deaths(sites, n, u, necrosis_prob, apoptosis, kind, antigens, a
     return m
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def clear_debris(sites, n_old, dead, dead_apoptotic, m, u, clearance, kind):  # pragma: no cover
     """``TumorModel._draw_debris_clearance`` after the deaths: the debris in row-major order
     (the old debris, ``sites``' back as ``list_sites`` left it, merged with the new, the
@@ -302,7 +302,7 @@ def clear_debris(sites, n_old, dead, dead_apoptotic, m, u, clearance, kind):  # 
     return k
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def _dividers(sites, n, kind, growth, hill, mdsc_near, m2_near, division_time_h, cytostasis,
               mdsc_factor, m2_factor, xs, ys, prob):  # pragma: no cover - compiled
     """The cells of ``sites[:n]`` still cancer cells with an empty Moore neighbour, in order,
@@ -330,7 +330,7 @@ def _dividers(sites, n, kind, growth, hill, mdsc_near, m2_near, division_time_h,
     return r
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def _keep_below(xs, ys, prob, n, u):  # pragma: no cover - compiled
     """Keep, in place and in order, the first ``n`` of ``xs``/``ys`` whose ``u`` is below their
     ``prob``; their number."""
@@ -352,7 +352,7 @@ def _stamp(out, x, y, radius):  # pragma: no cover - compiled
             out[i, j] = True
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def _stamp_niches(ix, iy, ikind, alive, state, n, radius, mdsc_near,
                   m2_near):  # pragma: no cover - compiled
     """``stamp_cells`` for the MDSCs into ``mdsc_near`` and the M2 macrophages into
@@ -369,7 +369,7 @@ def _stamp_niches(ix, iy, ikind, alive, state, n, radius, mdsc_near,
         _stamp(out, ix[c], iy[c], radius)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def stamp_cells(ix, iy, ikind, alive, state, n, kind, want_state, radius, out):  # pragma: no cover
     """``abm.model._neighbourhood`` of the living immune cells of ``kind`` (and ``state``
     unless it is -1), stamped from the cell arrays: True within ``radius`` (Chebyshev)."""
@@ -439,7 +439,7 @@ def killer_census(n, alive, ikind, engaged, state, exhaustion, tcell_limit,
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def select_cells(n, alive, ikind, k0, k1, out):  # pragma: no cover - compiled
     """The living cells of kind ``k0`` or ``k1``, in slot order, into ``out``; their number."""
     m = 0
@@ -450,7 +450,7 @@ def select_cells(n, alive, ikind, k0, k1, out):  # pragma: no cover - compiled
     return m
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def compact_cells(n, alive, ix, iy, ikind, antigen, exhaustion, ikills, divisions, engaged,
                   state, idx):  # pragma: no cover - compiled
     """Drop the dead immune cells from the arrays, keeping the order of the living; ``idx``
