@@ -139,6 +139,17 @@ def take_census(model) -> None:
 
 
 @numba.njit(cache=True, inline="always")
+def _row_of(s, x, h):  # pragma: no cover - compiled
+    """The row of flat site ``s`` (``s // h``), walking on from row ``x`` (the row of the
+    previous site of an ascending list) rather than dividing; a division if ``s`` is behind."""
+    if s < x * h:
+        return s // h
+    while s >= (x + 1) * h:
+        x += 1
+    return x
+
+
+@numba.njit(cache=True, inline="always")
 def _has_room(kf, s, x, y, w, h):  # pragma: no cover - compiled
     """An empty site (``Kind.EMPTY``) among the 8 neighbours of site ``s`` = ``(x, y)``
     (``kf``: the kind layer, flat)."""
@@ -255,9 +266,10 @@ def apply_cancer_deaths(sites, n, u, necrosis_prob, apoptosis, kind, antigens, a
     order), ``dead_antigens`` and ``dead_apoptotic``; returns their number."""
     h = kind.shape[1]
     m = 0
+    x = 0
     for k in range(n):
         s = sites[k]
-        x = s // h
+        x = _row_of(s, x, h)
         y = s - x * h
         uk = u[k]
         if not uk < apoptosis + (1.0 - apoptosis) * necrosis_prob[x, y]:
@@ -311,9 +323,10 @@ def _dividers(sites, n, kind, growth, hill, mdsc_near, m2_near, division_time_h,
     w, h = kind.shape
     kf = kind.reshape(-1)
     r = 0
+    x = 0
     for k in range(n):
         s = sites[k]
-        x = s // h
+        x = _row_of(s, x, h)
         y = s - x * h
         if kind[x, y] != 1 or not _has_room(kf, s, x, y, w, h):  # died this hour; no room
             continue
