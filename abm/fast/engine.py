@@ -28,7 +28,9 @@ from __future__ import annotations
 import bisect
 import numbers
 from copy import deepcopy
+from functools import partial
 from itertools import accumulate
+from operator import attrgetter
 from typing import Any
 
 import mesa
@@ -145,8 +147,16 @@ class _Collector(mesa.DataCollector):
         if hasattr(self, "_collection_steps"):
             self._collection_steps.append(model.time)
         model_vars = self.model_vars
-        for var, attr in reporters.items():
-            value = getattr(model, attr, None)
+        read = self.__dict__.get("_read")  # the reporters' attributes, read in one call
+        if read is None or read[0] is not reporters or read[3] != len(reporters):
+            attrs = tuple(reporters.values())
+            read = self._read = (reporters, tuple(reporters),
+                                 attrgetter(*attrs) if len(attrs) > 1 else None, len(attrs))
+        try:
+            values = read[2](model)
+        except (AttributeError, TypeError):  # a missing attribute reads None (getattr's default)
+            values = [getattr(model, attr, None) for attr in reporters.values()]
+        for var, value in zip(read[1], values, strict=True):
             model_vars[var].append(value if isinstance(value, _IMMUTABLE) else deepcopy(value))
 
 
@@ -436,8 +446,28 @@ class FastTumorModel(mesa.Model):
 
     def _kernel_seed(self) -> int:
         """A seed for the next kernel (``kernels.seed``, or the kernel's ``seed_value``),
-        drawn from ``model.rng``."""
-        return int(self.rng.integers(4294967296))  # 2**32
+        drawn from ``model.rng``: ``int(rng.integers(2**32))``, which is the bit generator's
+        ``next_uint32`` (numpy draws a full 32-bit range with it), called here through the bit
+        generator's ctypes interface for a PCG64 (a seventh of the cost; the same value and
+        the same state after, ``tests/test_fast_engine.py``)."""
+        draw = self.__dict__.get("_seed_draw")
+        if draw is None or draw[0] is not self.rng:
+            bits = self.rng.bit_generator
+            next_uint32 = None
+            if type(bits) is np.random.PCG64:
+                c = bits.ctypes
+                next_uint32 = partial(c.next_uint32, c.state_address)
+            draw = self._seed_draw = (self.rng, next_uint32)  # the rng keeps the state alive
+        if draw[1] is None:
+            return int(self.rng.integers(4294967296))  # 2**32
+        return draw[1]()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickling (and deep copies): the model without the ctypes handle of ``_kernel_seed``
+        (made again when first needed)."""
+        state = self.__dict__.copy()
+        state.pop("_seed_draw", None)
+        return state
 
     def step(self) -> None:
         """One hour, in ``TumorModel.step``'s order."""
