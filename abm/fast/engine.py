@@ -541,12 +541,15 @@ class FastTumorModel(mesa.Model):
         if sites is None or sites.size != kind.size:
             sites = self._site_list = np.empty(kind.size, dtype=np.int64)
         n_cancer, n_debris = C.list_sites(kind, sites)
-        dead = np.empty(n_cancer, dtype=np.int64)
-        dead_apoptotic = np.empty(n_cancer, dtype=np.bool_)
+        scratch = self.__dict__.get("_dead_scratch")
+        if scratch is None or scratch[0].size != kind.size:
+            scratch = self._dead_scratch = (np.empty(kind.size, dtype=np.int64),
+                                            np.empty(kind.size, dtype=np.bool_),
+                                            np.empty(kind.size, dtype=t.antigens.dtype))
+        dead, dead_apoptotic, dead_antigens = scratch  # the first m are written, then read
         m = n_necrotic = 0
         if n_cancer:
-            dead_antigens = np.empty(n_cancer, dtype=t.antigens.dtype)
-            apoptosis = -np.expm1(-p["apoptosis_rate"] * 60.0)
+            apoptosis = self._minus_expm1(-p["apoptosis_rate"] * 60.0)
             m = C.apply_cancer_deaths(
                 sites, n_cancer, self.rng.random(n_cancer), self._necrosis_prob, apoptosis,
                 kind, t.antigens, t.antigenicity, t.pdl1_base, t.pdl1_induced, t.car_negative,
@@ -563,20 +566,32 @@ class FastTumorModel(mesa.Model):
             n_necrotic = m - n_apoptotic
             self.necroses += n_necrotic
         if n_debris + n_necrotic:  # the old debris and the new, in row-major order
-            clearance = -np.expm1(-1.0 / (p["debris_clearance_days"] * 24.0))
+            clearance = self._minus_expm1(-1.0 / (p["debris_clearance_days"] * 24.0))
             C.clear_debris(sites, n_debris, dead, dead_apoptotic, m,
                            self.rng.random(n_debris + n_necrotic), clearance, kind)
         xs, ys = C.dividers(self, sites, n_cancer)
         if not xs.size:
             return
         order = self.rng.permutation(xs.size)
-        next_clone = np.array([self._next_clone], dtype=np.int64)
+        next_clone = self.__dict__.get("_next_clone_box")
+        if next_clone is None:
+            next_clone = self._next_clone_box = np.empty(1, dtype=np.int64)
+        next_clone[0] = self._next_clone
         K.divide_cancer(xs[order], ys[order], kind, t.antigens, t.antigenicity, t.pdl1_base,
                         t.mhc, t.pdl1_induced, t.car_negative, t.clone, p["mutation_rate"],
                         self._cum_weights(), p["mhc_loss_factor"],
                         p["pdl1_mutation_gain"], p["antigen_loss_rate"], p["antigen_visibility"],
                         next_clone, self._kernel_seed())
         self._next_clone = int(next_clone[0])
+
+    def _minus_expm1(self, x: float) -> float:
+        """``-np.expm1(x)`` (a per-hour probability from a rate), kept per value of ``x``."""
+        kept = self.__dict__.setdefault("_expm1_of", {})
+        key = float(x).hex()  # tells 0.0 from -0.0
+        value = kept.get(key)
+        if value is None:
+            value = kept[key] = -np.expm1(x)
+        return value
 
     def _cum_weights(self) -> np.ndarray:
         """The cumulative ``mutation_weights`` (kept while they are the same)."""
