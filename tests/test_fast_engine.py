@@ -298,6 +298,31 @@ def test_kernel_seed_is_generator_integers_and_the_model_still_pickles():
     assert np.array_equal(model.kind, twin.kind)
 
 
+def test_cell_order_is_generator_permutation_then_the_kernel_seed():
+    """``FastTumorModel._order`` (one compiled pass drawing from ``model.rng`` through its bit
+    generator's addresses) gives the cells of ``TumorModel``'s order, ``rng.permutation`` of
+    them, then ``int(rng.integers(2**32))`` as the kernel's seed if there are any, from the
+    same state and leaving the same state; none or one cell: no permutation draw."""
+    model = FastTumorModel.from_scenario("escape", rng=2, width=30, height=30)
+    twin = np.random.default_rng()
+    rng = np.random.default_rng(11)
+    for trial in range(40):
+        n = [0, 1, 2, 3, 40, 200][trial % 6]
+        model.n_immune[0] = 0
+        for c in range(n):
+            model._add((c % 30, c // 30), int(rng.choice([Kind.TCELL, Kind.TREG, Kind.NK])))
+        model.alive[: n][rng.random(n) < 0.2] = False
+        twin.bit_generator.state = model.rng.bit_generator.state
+        order, seed = model._order((int(Kind.TCELL), int(Kind.CART)))
+        chosen = np.flatnonzero(model.alive[:n] & (model.ikind[:n] == Kind.TCELL))
+        expected = chosen[twin.permutation(chosen.size)] if chosen.size > 1 else chosen
+        assert np.array_equal(order, expected)
+        assert seed == (int(twin.integers(2**32)) if chosen.size else -1)
+        assert model.rng.bit_generator.state == twin.bit_generator.state
+        model.tissue.kind[...] = Kind.EMPTY
+        model.idx[...] = -1
+
+
 def test_ctl_arrivals_are_progenitors_with_their_fraction_and_no_draw_at_zero():
     """``TumorModel._new_ctl``: a progenitor with ``tcell_progenitor_fraction``; at 0 no random
     draw is made (runs without T-cell states keep their random stream)."""

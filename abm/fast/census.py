@@ -26,7 +26,7 @@ import numpy as np
 
 from abm.agents.base import Kind
 from abm.agents.cancer import N_ANTIGENS
-from abm.fast.kernels import _clear_cancer
+from abm.fast.kernels import _clear_cancer, np_seed, np_shuffle
 
 _CANCER, _EMPTY, _NECROTIC = int(Kind.CANCER), int(Kind.EMPTY), int(Kind.NECROTIC)
 _TCELL, _CART, _TREG, _MDSC, _NK = (int(k) for k in (Kind.TCELL, Kind.CART, Kind.TREG, Kind.MDSC,
@@ -461,6 +461,20 @@ def select_cells(n, alive, ikind, k0, k1, out):  # pragma: no cover - compiled
             out[m] = c
             m += 1
     return m
+
+
+@numba.njit(cache=True, _nrt=False)
+def order_cells(n, alive, ikind, k0, k1, out, bits):  # pragma: no cover - compiled
+    """The living cells of kind ``k0`` or ``k1`` in random order into ``out`` (Mesa's
+    shuffled agent list): ``select_cells``, then ``rng.permutation`` of them, then (if there
+    are any) a seed for the kernel that steps them (``int(rng.integers(2**32))``), drawn from
+    the model's generator (``bits``, ``kernels.np_shuffle``); returns their number and the
+    seed (-1 if none)."""
+    m = select_cells(n, alive, ikind, k0, k1, out)
+    np_shuffle(bits, out, m)  # no draw for fewer than two, as Generator.permutation
+    if m == 0:
+        return m, -1
+    return m, np_seed(bits)
 
 
 @numba.njit(cache=True, _nrt=False)

@@ -26,6 +26,7 @@ Random streams differ from the Mesa engine's: the two engines agree in distribut
 from __future__ import annotations
 
 import bisect
+import ctypes
 import numbers
 from copy import deepcopy
 from functools import partial
@@ -448,25 +449,36 @@ class FastTumorModel(mesa.Model):
         """A seed for the next kernel (``kernels.seed``, or the kernel's ``seed_value``),
         drawn from ``model.rng``: ``int(rng.integers(2**32))``, which is the bit generator's
         ``next_uint32`` (numpy draws a full 32-bit range with it), called here through the bit
-        generator's ctypes interface for a PCG64 (a seventh of the cost; the same value and
-        the same state after, ``tests/test_fast_engine.py``)."""
-        draw = self.__dict__.get("_seed_draw")
-        if draw is None or draw[0] is not self.rng:
-            bits = self.rng.bit_generator
-            next_uint32 = None
-            if type(bits) is np.random.PCG64:
-                c = bits.ctypes
-                next_uint32 = partial(c.next_uint32, c.state_address)
-            draw = self._seed_draw = (self.rng, next_uint32)  # the rng keeps the state alive
-        if draw[1] is None:
-            return int(self.rng.integers(4294967296))  # 2**32
-        return draw[1]()
+        generator's ctypes interface (a seventh of the cost; the same value and the same state
+        after, ``tests/test_fast_engine.py``)."""
+        return self._rng_handles()[1]()
+
+    def _bits(self) -> np.ndarray:
+        """``kernels.BITS_*``: the addresses through which compiled code draws from
+        ``model.rng`` itself (``kernels.np_seed``, ``np_shuffle``, ``np_uniforms``)."""
+        return self._rng_handles()[0]
+
+    def _rng_handles(self) -> tuple[np.ndarray, Any]:
+        """``(bits, next_uint32)`` of ``model.rng``'s bit generator, kept while the model has
+        that generator (dropped when pickling: addresses in this process)."""
+        kept = self.__dict__.get("_rng_handles_of")
+        if kept is None or kept[0] is not self.rng:
+            c = self.rng.bit_generator.ctypes
+            bits = np.zeros(4, dtype=np.uintp)
+            bits[K.BITS_NEXT_UINT32] = ctypes.cast(c.next_uint32, ctypes.c_void_p).value
+            bits[K.BITS_NEXT_UINT64] = ctypes.cast(c.next_uint64, ctypes.c_void_p).value
+            bits[K.BITS_NEXT_DOUBLE] = ctypes.cast(c.next_double, ctypes.c_void_p).value
+            bits[K.BITS_STATE] = c.state_address
+            # the generator, kept here, keeps its state (at state_address) alive
+            kept = self._rng_handles_of = (self.rng, (bits, partial(c.next_uint32,
+                                                                     c.state_address)))
+        return kept[1]
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickling (and deep copies): the model without the ctypes handle of ``_kernel_seed``
-        (made again when first needed)."""
+        """Pickling (and deep copies): the model without the addresses of ``_rng_handles``
+        (made again for the copy's generator when first needed)."""
         state = self.__dict__.copy()
-        state.pop("_seed_draw", None)
+        state.pop("_rng_handles_of", None)
         return state
 
     def step(self) -> None:
@@ -646,20 +658,21 @@ class FastTumorModel(mesa.Model):
         for antigens, fate in zip(dead[:m].tolist(), dead_fate[:m].tolist(), strict=True):
             self.lymph_node.release(antigens, K.FATES[fate])
 
-    def _order(self, kinds: tuple[int, int]) -> np.ndarray:
-        """The living cells of ``kinds`` in random order (Mesa's shuffled agent list)."""
+    def _order(self, kinds: tuple[int, int]) -> tuple[np.ndarray, int]:
+        """The living cells of ``kinds`` in random order (Mesa's shuffled agent list:
+        ``rng.permutation``), and the seed of the kernel that steps them (drawn next, if there
+        are any: ``census.order_cells``). The order is scratch, valid until the next call."""
         n = int(self.n_immune[0])
         chosen = self.__dict__.get("_chosen")
         if chosen is None or chosen.size < n:  # scratch, as large as the cell arrays
             chosen = self._chosen = np.empty(self.ix.size, dtype=np.int64)
-        m = C.select_cells(n, self.alive, self.ikind, kinds[0], kinds[1], chosen)
-        if m < 2:  # nothing to shuffle (Generator.permutation draws nothing either)
-            return chosen[:m].copy()
-        return chosen[self.rng.permutation(m)]
+        m, seed = C.order_cells(n, self.alive, self.ikind, kinds[0], kinds[1], chosen,
+                                self._bits())
+        return chosen[:m], seed
 
     def _step_killers(self) -> None:
         """CTLs and CAR-T cells in random order (``kernels.step_killers``)."""
-        order = self._order(_KILLERS)
+        order, seed = self._order(_KILLERS)
         if not order.size:
             return
         self._reserve(order.size)  # at most one daughter each
@@ -674,7 +687,7 @@ class FastTumorModel(mesa.Model):
             self.divisions, self.engaged, self.alive, self.state, self.n_immune, t.kind,
             self.idx, t.antigens, t.antigenicity, t.pdl1_base, t.mhc, t.pdl1_induced,
             t.car_negative, t.clone, self.chemokine.data, self.tgfb.data, self.ifng_source,
-            self.treg_near, fp, ip, dead, dead_fate, counters, self._kernel_seed())
+            self.treg_near, fp, ip, dead, dead_fate, counters, seed)
         self._watch_end(before, "killed")
         self.progenitor_divisions += int(counters[K.C_PROGENITOR_DIVISIONS])
         self._release(dead, dead_fate, counters)
@@ -710,7 +723,7 @@ class FastTumorModel(mesa.Model):
 
     def _step_innate(self) -> None:
         """Macrophages and NK cells in random order (``kernels.step_innate``)."""
-        order = self._order(_INNATE)
+        order, seed = self._order(_INNATE)
         if not order.size:
             return
         gp, jp = self._innate_params()
@@ -724,8 +737,7 @@ class FastTumorModel(mesa.Model):
                       self.alive, self.state, t.kind, self.idx, t.antigens, t.antigenicity,
                       t.pdl1_base, t.mhc, t.pdl1_induced, t.car_negative, t.clone,
                       self.chemokine.data, self.tgfb.data, self.oxygen.data, self.ifng_hill,
-                      self.ifng_source, gp, jp, dead, dead_fate, counters, innate_kills,
-                      self._kernel_seed())
+                      self.ifng_source, gp, jp, dead, dead_fate, counters, innate_kills, seed)
         # a watched cell killed here: "phagocytosed" or "nk_killed" when only one of them
         # killed this hour, else "innate" (the kernel does not say which cell died how)
         fate = ("innate" if innate_kills.all() else
@@ -737,14 +749,14 @@ class FastTumorModel(mesa.Model):
 
     def _step_suppressors(self) -> None:
         """Tregs and MDSCs in random order (``kernels.step_suppressors``)."""
-        order = self._order(_SUPPRESSORS)
+        order, seed = self._order(_SUPPRESSORS)
         if not order.size:
             return
         p = self.p
         K.step_suppressors(order, self.ix, self.iy, self.ikind, self.alive, self.tissue.kind,
                            self.idx, self.chemokine.data, p["chemotaxis_bias"],
                            p["suppressor_speed"], p["treg_lifespan_days"] * 24.0,
-                           p["mdsc_lifespan_days"] * 24.0, self._kernel_seed())
+                           p["mdsc_lifespan_days"] * 24.0, seed)
 
     def _compact(self) -> None:
         """Drop the dead immune cells from the arrays (slots are reused; order kept)."""

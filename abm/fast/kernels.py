@@ -91,6 +91,85 @@ def _below(typingcontext, n):
     return signature(types.int64, types.int64), codegen
 
 
+# --- draws from the model's numpy generator, inside compiled code ---------------------------
+# ``bits`` (``FastTumorModel._bits``): the addresses of the bit generator's ``next_uint32``,
+# ``next_uint64`` and ``next_double`` and of its state (``BitGenerator.ctypes``), so compiled
+# code draws from ``model.rng`` itself, exactly the numbers (and the state after) of the numpy
+# calls it stands for (``tests/test_fast_engine.py``).
+BITS_NEXT_UINT32, BITS_NEXT_UINT64, BITS_NEXT_DOUBLE, BITS_STATE = range(4)
+
+
+def _bit_generator_call(return_type):
+    """An intrinsic calling a bit generator's ``next_*`` at an address with its state."""
+    @intrinsic
+    def call(typingcontext, fn, state):
+        def codegen(context, builder, sig, args):
+            uintp = context.get_value_type(types.uintp)
+            fnty = ir.FunctionType(context.get_value_type(return_type), (uintp,))
+            return builder.call(builder.inttoptr(args[0], fnty.as_pointer()), (args[1],))
+        return signature(return_type, types.uintp, types.uintp), codegen
+    return call
+
+
+_next_uint32 = _bit_generator_call(types.uint32)
+_next_uint64 = _bit_generator_call(types.uint64)
+_next_double = _bit_generator_call(types.float64)
+
+
+@njit(cache=True, inline="always")
+def np_seed(bits):
+    """``int(rng.integers(2**32))``: the bit generator's ``next_uint32``."""
+    return np.int64(_next_uint32(bits[BITS_NEXT_UINT32], bits[BITS_STATE]))
+
+
+@njit(cache=True, inline="always")
+def np_uniforms(bits, out, n):
+    """``rng.random(n)`` into ``out[:n]``."""
+    fn = bits[BITS_NEXT_DOUBLE]
+    state = bits[BITS_STATE]
+    for k in range(n):
+        out[k] = _next_double(fn, state)
+
+
+@njit(cache=True, inline="always")
+def _np_interval(bits, max_val):
+    """numpy's ``random_interval(bitgen, max_val)`` (``Generator.shuffle``'s draw): a uniform
+    integer in [0, max_val] by masked rejection."""
+    if max_val == 0:
+        return 0
+    mask = max_val
+    mask |= mask >> 1
+    mask |= mask >> 2
+    mask |= mask >> 4
+    mask |= mask >> 8
+    mask |= mask >> 16
+    mask |= mask >> 32
+    state = bits[BITS_STATE]
+    if max_val <= 0xFFFFFFFF:
+        fn = bits[BITS_NEXT_UINT32]
+        value = np.int64(_next_uint32(fn, state)) & mask
+        while value > max_val:
+            value = np.int64(_next_uint32(fn, state)) & mask
+    else:
+        fn = bits[BITS_NEXT_UINT64]
+        value = np.int64(_next_uint64(fn, state)) & mask
+        while value > max_val:
+            value = np.int64(_next_uint64(fn, state)) & mask
+    return value
+
+
+@njit(cache=True, inline="always")
+def np_shuffle(bits, a, n):
+    """``rng.shuffle(a[:n])`` (1-d): numpy's swaps, so ``a[:n]`` becomes
+    ``a[:n][rng.permutation(n)]``."""
+    for i in range(n - 1, 0, -1):
+        j = _np_interval(bits, i)
+        if i != j:
+            t = a[i]
+            a[i] = a[j]
+            a[j] = t
+
+
 @njit(cache=True)
 def seed(value):
     """Seed numba's generator (used by every kernel)."""
