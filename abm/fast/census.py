@@ -26,7 +26,7 @@ import numpy as np
 
 from abm.agents.base import Kind
 from abm.agents.cancer import N_ANTIGENS
-from abm.fast.kernels import _clear_cancer, np_seed, np_shuffle
+from abm.fast.kernels import _clear_cancer, _np_interval, np_seed, np_shuffle, np_uniforms
 
 _CANCER, _EMPTY, _NECROTIC = int(Kind.CANCER), int(Kind.EMPTY), int(Kind.NECROTIC)
 _TCELL, _CART, _TREG, _MDSC, _NK = (int(k) for k in (Kind.TCELL, Kind.CART, Kind.TREG, Kind.MDSC,
@@ -399,6 +399,55 @@ def near_cells(model, kind: int, radius: int, state: int = -1) -> np.ndarray:
     stamp_cells(model.ix, model.iy, model.ikind, model.alive, model.state,
                 int(model.n_immune[0]), int(kind), int(state), int(radius), out)
     return out
+
+
+@numba.njit(cache=True, _nrt=False)
+def cancer_hour(kind, sites, necrosis_prob, apoptosis, clearance, antigens, antigenicity,
+                pdl1_base, pdl1_induced, car_negative, clone, mhc, dead, dead_antigens,
+                dead_apoptotic, u, ix, iy, ikind, alive, state, n_immune, radius, mdsc_near,
+                m2_near, growth, hill, division_time_h, cytostasis, mdsc_factor, m2_factor, xs,
+                ys, prob, bits):  # pragma: no cover - compiled
+    """``TumorModel._step_cancer_cells`` up to the divisions, in one call: ``list_sites``,
+    the deaths (``apply_cancer_deaths``), the debris clearance (``clear_debris``), the niche
+    maps and the dividers (``dividers``) and their random order, with the engine's draws
+    made here from ``model.rng`` (``bits``; ``u`` is scratch for the uniforms) in the same
+    order: ``rng.random(n_cancer)``, ``rng.random(debris)``, ``rng.random(candidates)``,
+    ``rng.permutation(dividers)`` (applied to ``xs``/``ys``), then the seed of
+    ``kernels.divide_cancer`` (if any divide). Returns the cancer cells, the deaths (in
+    ``dead``, ``dead_antigens``, ``dead_apoptotic``), the necrotic among them, the dividers
+    (``xs``/``ys``) and the seed (-1 if none)."""
+    n_cancer, n_debris = list_sites(kind, sites)
+    m = 0
+    if n_cancer:
+        np_uniforms(bits, u, n_cancer)
+        m = apply_cancer_deaths(sites, n_cancer, u, necrosis_prob, apoptosis, kind, antigens,
+                                antigenicity, pdl1_base, pdl1_induced, car_negative, clone,
+                                mhc, dead, dead_antigens, dead_apoptotic)
+    n_necrotic = 0
+    for k in range(m):
+        if not dead_apoptotic[k]:
+            n_necrotic += 1
+    if n_debris + n_necrotic:  # the old debris and the new, in row-major order
+        np_uniforms(bits, u, n_debris + n_necrotic)
+        clear_debris(sites, n_debris, dead, dead_apoptotic, m, u, clearance, kind)
+    _stamp_niches(ix, iy, ikind, alive, state, n_immune[0], radius, mdsc_near, m2_near)
+    r = _dividers(sites, n_cancer, kind, growth, hill, mdsc_near, m2_near, division_time_h,
+                  cytostasis, mdsc_factor, m2_factor, xs, ys, prob)
+    if r:
+        np_uniforms(bits, u, r)
+        r = _keep_below(xs, ys, prob, r, u)
+    if r == 0:
+        return n_cancer, m, n_necrotic, 0, -1
+    for i in range(r - 1, 0, -1):  # np_shuffle of xs and ys together: xs[permutation(r)]
+        j = _np_interval(bits, i)
+        if i != j:
+            t = xs[i]
+            xs[i] = xs[j]
+            xs[j] = t
+            t = ys[i]
+            ys[i] = ys[j]
+            ys[j] = t
+    return n_cancer, m, n_necrotic, r, np_seed(bits)
 
 
 def dividers(model, sites: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -183,7 +183,6 @@ class FastTumorModel(mesa.Model):
         width, height = values["width"], values["height"]
         self.mutation_weights = tuple(values[f"mutation_weight_{m}"] for m in MUTATIONS)
         self._cum_weights_of: tuple[tuple, np.ndarray] | None = None
-        self._site_list: np.ndarray | None = None  # the cancer cells and debris this hour
         self._primed_cdf: tuple | None = None  # _primed_antigen's cdf, per census
         super().__init__(rng=seed)
         self.seed = seed
@@ -546,54 +545,52 @@ class FastTumorModel(mesa.Model):
         random order (``kernels.divide_cancer``). The draws are the Mesa engine's
         (``_draw_cancer_deaths``, ``_draw_debris_clearance``, ``_draw_dividers``: the same
         uniforms, cell by cell in ``np.nonzero``'s order), the passes compiled
-        (``abm.fast.census``) over one list of the cancer cells and the debris."""
+        (``abm.fast.census``) over one list of the cancer cells and the debris, all but the
+        divisions in one call (``census.cancer_hour``, which draws from ``model.rng``)."""
         t, p = self.tissue, self.p
         kind = t.kind
-        sites = self._site_list
-        if sites is None or sites.size != kind.size:
-            sites = self._site_list = np.empty(kind.size, dtype=np.int64)
-        n_cancer, n_debris = C.list_sites(kind, sites)
-        scratch = self.__dict__.get("_dead_scratch")
-        if scratch is None or scratch[0].size != kind.size:
-            scratch = self._dead_scratch = (np.empty(kind.size, dtype=np.int64),
-                                            np.empty(kind.size, dtype=np.bool_),
-                                            np.empty(kind.size, dtype=t.antigens.dtype))
-        dead, dead_apoptotic, dead_antigens = scratch  # the first m are written, then read
-        m = n_necrotic = 0
-        if n_cancer:
-            apoptosis = self._minus_expm1(-p["apoptosis_rate"] * 60.0)
-            m = C.apply_cancer_deaths(
-                sites, n_cancer, self.rng.random(n_cancer), self._necrosis_prob, apoptosis,
-                kind, t.antigens, t.antigenicity, t.pdl1_base, t.pdl1_induced, t.car_negative,
-                t.clone, t.mhc, dead, dead_antigens, dead_apoptotic)
+        scratch = self.__dict__.get("_cancer_scratch")
+        if scratch is None or scratch[0].size != kind.size:  # lists as large as the grid
+            size = kind.size
+            scratch = self._cancer_scratch = (
+                np.empty(size, dtype=np.int64), np.empty(size, dtype=np.int64),
+                np.empty(size, dtype=np.bool_), np.empty(size, dtype=t.antigens.dtype),
+                np.empty(size), np.empty(size, dtype=np.int64), np.empty(size, dtype=np.int64),
+                np.empty(size))
+        sites, dead, dead_apoptotic, dead_antigens, u, xs, ys, prob = scratch
+        shape = (self.width, self.height)
+        self.mdsc_near = np.zeros(shape, dtype=bool)  # new maps each hour, as TumorModel's
+        self.m2_near = np.zeros(shape, dtype=bool)
+        n_cancer, m, n_necrotic, r, seed = C.cancer_hour(
+            kind, sites, self._necrosis_prob,
+            self._minus_expm1(-p["apoptosis_rate"] * 60.0),
+            self._minus_expm1(-1.0 / (p["debris_clearance_days"] * 24.0)), t.antigens,
+            t.antigenicity, t.pdl1_base, t.pdl1_induced, t.car_negative, t.clone, t.mhc, dead,
+            dead_antigens, dead_apoptotic, u, self.ix, self.iy, self.ikind, self.alive,
+            self.state, self.n_immune, int(p["suppression_radius_sites"]), self.mdsc_near,
+            self.m2_near, self.oxygen_growth, self.ifng_hill, float(p["division_time_h"]),
+            float(p["ifng_cytostasis"]), 1.0 + p["mdsc_growth_boost"],
+            1.0 + p["m2_growth_boost"], xs, ys, prob, self._bits())
         if m:
             apoptotic = dead_apoptotic[:m]
             if self._watch is not None:
                 self._watch.left(dead[:m], np.where(apoptotic, "apoptosis", "necrosis"))
-            n_apoptotic = int(np.count_nonzero(apoptotic))
             if self.lymph_node is not None:  # CancerCell.die: necrosis releases antigen
                 for antigens in dead_antigens[:m][~apoptotic].tolist():
                     self.lymph_node.release(antigens, "necrosis")
-            self.apoptoses += n_apoptotic
-            n_necrotic = m - n_apoptotic
+            self.apoptoses += m - n_necrotic
             self.necroses += n_necrotic
-        if n_debris + n_necrotic:  # the old debris and the new, in row-major order
-            clearance = self._minus_expm1(-1.0 / (p["debris_clearance_days"] * 24.0))
-            C.clear_debris(sites, n_debris, dead, dead_apoptotic, m,
-                           self.rng.random(n_debris + n_necrotic), clearance, kind)
-        xs, ys = C.dividers(self, sites, n_cancer)
-        if not xs.size:
+        if not r:
             return
-        order = self.rng.permutation(xs.size)
         next_clone = self.__dict__.get("_next_clone_box")
         if next_clone is None:
             next_clone = self._next_clone_box = np.empty(1, dtype=np.int64)
         next_clone[0] = self._next_clone
-        K.divide_cancer(xs[order], ys[order], kind, t.antigens, t.antigenicity, t.pdl1_base,
+        K.divide_cancer(xs[:r], ys[:r], kind, t.antigens, t.antigenicity, t.pdl1_base,
                         t.mhc, t.pdl1_induced, t.car_negative, t.clone, p["mutation_rate"],
                         self._cum_weights(), p["mhc_loss_factor"],
                         p["pdl1_mutation_gain"], p["antigen_loss_rate"], p["antigen_visibility"],
-                        next_clone, self._kernel_seed())
+                        next_clone, seed)
         self._next_clone = int(next_clone[0])
 
     def _minus_expm1(self, x: float) -> float:
