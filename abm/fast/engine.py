@@ -31,7 +31,7 @@ import numbers
 from copy import deepcopy
 from functools import partial
 from itertools import accumulate
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import mesa
@@ -129,6 +129,7 @@ class _Watch:
 
 
 _IMMUTABLE = (int, float, bool, str, type(None), np.generic)
+_PLAIN = frozenset(_IMMUTABLE[:-1])  # the common ones, found by type
 
 
 class _Collector(mesa.DataCollector):
@@ -149,16 +150,20 @@ class _Collector(mesa.DataCollector):
             self._collection_steps.append(model.time)
         model_vars = self.model_vars
         read = self.__dict__.get("_read")  # the reporters' attributes, read in one call
-        if read is None or read[0] is not reporters or read[3] != len(reporters):
-            attrs = tuple(reporters.values())
-            read = self._read = (reporters, tuple(reporters),
-                                 attrgetter(*attrs) if len(attrs) > 1 else None, len(attrs))
+        if read is None or read[0] is not reporters or read[1] != len(reporters):
+            attrs, names = tuple(reporters.values()), tuple(reporters)
+            many = len(attrs) > 1
+            read = self._read = (reporters, len(attrs), attrgetter(*attrs) if many else None,
+                                 itemgetter(*names) if many else None)
         try:
             values = read[2](model)
+            columns = read[3](model_vars)
         except (AttributeError, TypeError):  # a missing attribute reads None (getattr's default)
             values = [getattr(model, attr, None) for attr in reporters.values()]
-        for var, value in zip(read[1], values, strict=True):
-            model_vars[var].append(value if isinstance(value, _IMMUTABLE) else deepcopy(value))
+            columns = [model_vars[var] for var in reporters]
+        for column, value in zip(columns, values, strict=True):
+            column.append(value if type(value) in _PLAIN or isinstance(value, _IMMUTABLE)
+                          else deepcopy(value))
 
 
 class FastTumorModel(mesa.Model):
