@@ -323,6 +323,24 @@ def test_cell_order_is_generator_permutation_then_the_kernel_seed():
         model.idx[...] = -1
 
 
+def test_cancer_hour_grows_its_lists_without_changing_the_run():
+    """``census.cancer_hour`` with lists too short for the cancer cells and debris draws and
+    changes nothing and asks for more room: a run whose lists are cut to one slot before
+    every hour is the same run."""
+    a = FastTumorModel.from_scenario("escape", rng=1, width=40, height=40)
+    b = FastTumorModel.from_scenario("escape", rng=1, width=40, height=40)
+    for _ in range(48):
+        a.step()
+        lists = b._cancer_scratch(0)
+        b._cancer_lists = (lists[0], *(x[:1].copy() for x in lists[1:]))
+        b.step()
+        assert b._cancer_lists[1].size > 1  # grown for this hour
+    assert a.n_cancer > 50 and a.apoptoses + a.necroses > 0
+    assert a.datacollector.get_model_vars_dataframe().equals(
+        b.datacollector.get_model_vars_dataframe())
+    assert np.array_equal(a.kind, b.kind) and np.array_equal(a.tissue.clone, b.tissue.clone)
+
+
 def test_ctl_arrivals_are_progenitors_with_their_fraction_and_no_draw_at_zero():
     """``TumorModel._new_ctl``: a progenitor with ``tcell_progenitor_fraction``; at 0 no random
     draw is made (runs without T-cell states keep their random stream)."""

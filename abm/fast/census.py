@@ -415,8 +415,13 @@ def cancer_hour(kind, sites, necrosis_prob, apoptosis, clearance, antigens, anti
     ``rng.permutation(dividers)`` (applied to ``xs``/``ys``), then the seed of
     ``kernels.divide_cancer`` (if any divide). Returns the cancer cells, the deaths (in
     ``dead``, ``dead_antigens``, ``dead_apoptotic``), the necrotic among them, the dividers
-    (``xs``/``ys``) and the seed (-1 if none)."""
+    (``xs``/``ys``) and the seed (-1 if none). ``sites`` is as large as the grid; the other
+    lists need room for the cancer cells and debris: if they have less, nothing is drawn or
+    changed and the call returns -1 and the room needed."""
     n_cancer, n_debris = list_sites(kind, sites)
+    need = n_cancer + n_debris
+    if need > dead.size or need > u.size or need > xs.size:
+        return -1, need, 0, 0, -1
     m = 0
     if n_cancer:
         np_uniforms(bits, u, n_cancer)

@@ -554,28 +554,17 @@ class FastTumorModel(mesa.Model):
         divisions in one call (``census.cancer_hour``, which draws from ``model.rng``)."""
         t, p = self.tissue, self.p
         kind = t.kind
-        scratch = self.__dict__.get("_cancer_scratch")
-        if scratch is None or scratch[0].size != kind.size:  # lists as large as the grid
-            size = kind.size
-            scratch = self._cancer_scratch = (
-                np.empty(size, dtype=np.int64), np.empty(size, dtype=np.int64),
-                np.empty(size, dtype=np.bool_), np.empty(size, dtype=t.antigens.dtype),
-                np.empty(size), np.empty(size, dtype=np.int64), np.empty(size, dtype=np.int64),
-                np.empty(size))
-        sites, dead, dead_apoptotic, dead_antigens, u, xs, ys, prob = scratch
         shape = (self.width, self.height)
         self.mdsc_near = np.zeros(shape, dtype=bool)  # new maps each hour, as TumorModel's
         self.m2_near = np.zeros(shape, dtype=bool)
-        n_cancer, m, n_necrotic, r, seed = C.cancer_hour(
-            kind, sites, self._necrosis_prob,
-            self._minus_expm1(-p["apoptosis_rate"] * 60.0),
-            self._minus_expm1(-1.0 / (p["debris_clearance_days"] * 24.0)), t.antigens,
-            t.antigenicity, t.pdl1_base, t.pdl1_induced, t.car_negative, t.clone, t.mhc, dead,
-            dead_antigens, dead_apoptotic, u, self.ix, self.iy, self.ikind, self.alive,
-            self.state, self.n_immune, int(p["suppression_radius_sites"]), self.mdsc_near,
-            self.m2_near, self.oxygen_growth, self.ifng_hill, float(p["division_time_h"]),
-            float(p["ifng_cytostasis"]), 1.0 + p["mdsc_growth_boost"],
-            1.0 + p["m2_growth_boost"], xs, ys, prob, self._bits())
+        need = 0
+        while True:  # once, unless the lists need more room (then nothing was drawn)
+            scratch = self._cancer_scratch(need)
+            n_cancer, m, n_necrotic, r, seed = self._cancer_hour(scratch)
+            if n_cancer >= 0:
+                break
+            need = m
+        sites, dead, dead_apoptotic, dead_antigens, u, xs, ys, prob = scratch
         if m:
             apoptotic = dead_apoptotic[:m]
             if self._watch is not None:
@@ -597,6 +586,39 @@ class FastTumorModel(mesa.Model):
                         p["pdl1_mutation_gain"], p["antigen_loss_rate"], p["antigen_visibility"],
                         next_clone, seed)
         self._next_clone = int(next_clone[0])
+
+    def _cancer_scratch(self, need: int) -> tuple[np.ndarray, ...]:
+        """The lists of ``census.cancer_hour``: the sites (as large as the grid) and, with room
+        for ``need`` cells (grown by a quarter beyond), the deaths, uniforms and dividers."""
+        kind = self.tissue.kind
+        kept = self.__dict__.get("_cancer_lists")
+        if kept is None or kept[0].size != kind.size:
+            kept = None
+            sites = np.empty(kind.size, dtype=np.int64)
+        else:
+            sites = kept[0]
+        if kept is None or need > kept[1].size:
+            size = min(kind.size, max(need + need // 4, 1024))
+            kept = self._cancer_lists = (
+                sites, np.empty(size, dtype=np.int64), np.empty(size, dtype=np.bool_),
+                np.empty(size, dtype=self.tissue.antigens.dtype), np.empty(size),
+                np.empty(size, dtype=np.int64), np.empty(size, dtype=np.int64), np.empty(size))
+        return kept
+
+    def _cancer_hour(self, scratch: tuple[np.ndarray, ...]) -> tuple[int, int, int, int, int]:
+        """``census.cancer_hour`` on the model with these lists (``_cancer_scratch``)."""
+        t, p = self.tissue, self.p
+        sites, dead, dead_apoptotic, dead_antigens, u, xs, ys, prob = scratch
+        return C.cancer_hour(
+            t.kind, sites, self._necrosis_prob,
+            self._minus_expm1(-p["apoptosis_rate"] * 60.0),
+            self._minus_expm1(-1.0 / (p["debris_clearance_days"] * 24.0)), t.antigens,
+            t.antigenicity, t.pdl1_base, t.pdl1_induced, t.car_negative, t.clone, t.mhc, dead,
+            dead_antigens, dead_apoptotic, u, self.ix, self.iy, self.ikind, self.alive,
+            self.state, self.n_immune, int(p["suppression_radius_sites"]), self.mdsc_near,
+            self.m2_near, self.oxygen_growth, self.ifng_hill, float(p["division_time_h"]),
+            float(p["ifng_cytostasis"]), 1.0 + p["mdsc_growth_boost"],
+            1.0 + p["m2_growth_boost"], xs, ys, prob, self._bits())
 
     def _minus_expm1(self, x: float) -> float:
         """``-np.expm1(x)`` (a per-hour probability from a rate), kept per value of ``x``."""
