@@ -11,10 +11,17 @@ whole grid, and names it; ``abm/fast/mirror.py`` fingerprints those methods, and
 - :func:`draw_dividers`: ``TumorModel._draw_dividers``: the cancer cells with a free neighbour
   in the same (row-major) order, the same uniform draw per cell, the division probability of
   ``division_probability_map`` at those sites only.
-- the rest of ``TumorModel._step_cancer_cells`` (below): the deaths and the debris clearance.
+- the rest of ``TumorModel._step_cancer_cells`` (below): the deaths and the debris clearance;
+  :func:`cancer_hour` runs the whole of it up to the divisions in one call, drawing the
+  engine's uniforms and permutation from ``model.rng`` itself (``kernels.np_uniforms``).
 - :func:`killer_census`, :func:`select_cells`, :func:`compact_cells`: passes over the
   immune-cell arrays (``TumorModel._census_killers``, the cells of a kind in Mesa's agent
-  order before the shuffle, dropping the dead).
+  order before the shuffle, dropping the dead); :func:`order_cells`: the cells of a kind,
+  shuffled as ``rng.permutation`` shuffles them, and their kernel's seed.
+
+The passes that allocate nothing are compiled without reference counting (``_nrt=False``):
+numba's reference counts on the arrays handed to inlined helpers, atomic operations, cost
+more than the work of a pass.
 - :func:`collapse_vessels`: ``TumorModel._collapse_vessels``, counting the solid neighbours of
   the vessels only.
 """
