@@ -262,6 +262,85 @@ def test_primed_antigen_draws_as_generator_choice():
     assert len(picks) == 8
 
 
+def test_kernel_seed_is_generator_integers_and_the_model_still_pickles():
+    """``FastTumorModel._kernel_seed`` (the bit generator's ``next_uint32`` through ctypes)
+    gives what ``int(rng.integers(2**32))`` gives from the same state and leaves the same
+    state, among the other draws the engine makes; a model that drew seeds pickles, and its
+    copy runs on exactly as the original."""
+    import copy
+    import pickle
+
+    model = FastTumorModel.from_scenario("escape", rng=4, width=30, height=30)
+    twin = np.random.default_rng()
+    twin.bit_generator.state = model.rng.bit_generator.state
+    for k in range(300):
+        assert model._kernel_seed() == int(twin.integers(2**32))
+        n = k % 7  # other draws between the seeds, as in an hour
+        assert np.array_equal(model.rng.random(n), twin.random(n))
+        assert np.array_equal(model.rng.permutation(n), twin.permutation(n))
+        if k % 3 == 0:  # an odd number of seeds in a row: the 32-bit half kept for the next
+            assert model._kernel_seed() == int(twin.integers(2**32))
+    assert model.rng.bit_generator.state == twin.bit_generator.state
+    for _ in range(3):
+        model.step()
+    state = model.rng.bit_generator.state
+    for clone in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+        for _ in range(3):
+            clone.step()  # its seeds from its own generator, not through the original's
+        assert clone.rng.bit_generator.state != state
+        assert model.rng.bit_generator.state == state
+    twin = pickle.loads(pickle.dumps(model))
+    for _ in range(3):
+        model.step()
+        twin.step()
+    assert model.datacollector.get_model_vars_dataframe().equals(
+        twin.datacollector.get_model_vars_dataframe())
+    assert np.array_equal(model.kind, twin.kind)
+
+
+def test_cell_order_is_generator_permutation_then_the_kernel_seed():
+    """``FastTumorModel._order`` (one compiled pass drawing from ``model.rng`` through its bit
+    generator's addresses) gives the cells of ``TumorModel``'s order, ``rng.permutation`` of
+    them, then ``int(rng.integers(2**32))`` as the kernel's seed if there are any, from the
+    same state and leaving the same state; none or one cell: no permutation draw."""
+    model = FastTumorModel.from_scenario("escape", rng=2, width=30, height=30)
+    twin = np.random.default_rng()
+    rng = np.random.default_rng(11)
+    for trial in range(40):
+        n = [0, 1, 2, 3, 40, 200][trial % 6]
+        model.n_immune[0] = 0
+        for c in range(n):
+            model._add((c % 30, c // 30), int(rng.choice([Kind.TCELL, Kind.TREG, Kind.NK])))
+        model.alive[: n][rng.random(n) < 0.2] = False
+        twin.bit_generator.state = model.rng.bit_generator.state
+        order, seed = model._order((int(Kind.TCELL), int(Kind.CART)))
+        chosen = np.flatnonzero(model.alive[:n] & (model.ikind[:n] == Kind.TCELL))
+        expected = chosen[twin.permutation(chosen.size)] if chosen.size > 1 else chosen
+        assert np.array_equal(order, expected)
+        assert seed == (int(twin.integers(2**32)) if chosen.size else -1)
+        assert model.rng.bit_generator.state == twin.bit_generator.state
+        model.tissue.kind[...] = Kind.EMPTY
+        model.idx[...] = -1
+
+
+def test_cancer_hour_grows_its_lists_without_changing_the_run():
+    """``census.cancer_hour`` with lists too short for the cancer cells and debris draws and
+    changes nothing and asks for more room: a run whose lists are cut to one slot before
+    every hour is the same run."""
+    a = FastTumorModel.from_scenario("escape", rng=1, width=40, height=40)
+    b = FastTumorModel.from_scenario("escape", rng=1, width=40, height=40)
+    for _ in range(48):
+        a.step()
+        lists = b._cancer_scratch(0)
+        b._cancer_lists = (lists[0], *(x[:1].copy() for x in lists[1:]))
+        b.step()
+        assert b._cancer_lists[1].size > 1  # grown for this hour
+    assert a.n_cancer > 50 and a.apoptoses + a.necroses > 0
+    assert a.datacollector.get_model_vars_dataframe().equals(
+        b.datacollector.get_model_vars_dataframe())
+    assert np.array_equal(a.kind, b.kind) and np.array_equal(a.tissue.clone, b.tissue.clone)
+
+
 def test_ctl_arrivals_are_progenitors_with_their_fraction_and_no_draw_at_zero():
     """``TumorModel._new_ctl``: a progenitor with ``tcell_progenitor_fraction``; at 0 no random
     draw is made (runs without T-cell states keep their random stream)."""

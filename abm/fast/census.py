@@ -11,10 +11,17 @@ whole grid, and names it; ``abm/fast/mirror.py`` fingerprints those methods, and
 - :func:`draw_dividers`: ``TumorModel._draw_dividers``: the cancer cells with a free neighbour
   in the same (row-major) order, the same uniform draw per cell, the division probability of
   ``division_probability_map`` at those sites only.
-- the rest of ``TumorModel._step_cancer_cells`` (below): the deaths and the debris clearance.
+- the rest of ``TumorModel._step_cancer_cells`` (below): the deaths and the debris clearance;
+  :func:`cancer_hour` runs the whole of it up to the divisions in one call, drawing the
+  engine's uniforms and permutation from ``model.rng`` itself (``kernels.np_uniforms``).
 - :func:`killer_census`, :func:`select_cells`, :func:`compact_cells`: passes over the
   immune-cell arrays (``TumorModel._census_killers``, the cells of a kind in Mesa's agent
-  order before the shuffle, dropping the dead).
+  order before the shuffle, dropping the dead); :func:`order_cells`: the cells of a kind,
+  shuffled as ``rng.permutation`` shuffles them, and their kernel's seed.
+
+The passes that allocate nothing are compiled without reference counting (``_nrt=False``):
+numba's reference counts on the arrays handed to inlined helpers, atomic operations, cost
+more than the work of a pass.
 - :func:`collapse_vessels`: ``TumorModel._collapse_vessels``, counting the solid neighbours of
   the vessels only.
 """
@@ -26,7 +33,7 @@ import numpy as np
 
 from abm.agents.base import Kind
 from abm.agents.cancer import N_ANTIGENS
-from abm.fast.kernels import _clear_cancer
+from abm.fast.kernels import _clear_cancer, _np_interval, np_seed, np_shuffle, np_uniforms
 
 _CANCER, _EMPTY, _NECROTIC = int(Kind.CANCER), int(Kind.EMPTY), int(Kind.NECROTIC)
 _TCELL, _CART, _TREG, _MDSC, _NK = (int(k) for k in (Kind.TCELL, Kind.CART, Kind.TREG, Kind.MDSC,
@@ -130,12 +137,23 @@ def take_census(model) -> None:
         model.antigen_counts = np.zeros(N_ANTIGENS, dtype=int)
     model._census_killers()
     node = getattr(model, "lymph_node", None)
-    primed = node.primed_total if node is not None else model.primed_by_antigen
-    model.primed_antigens = int(np.count_nonzero(primed))
-    model.primed_ctls = int(primed.sum())
+    primed = (node.primed_total if node is not None else model.primed_by_antigen).tolist()
+    model.primed_antigens = len(primed) - primed.count(0)  # np.count_nonzero, on ints
+    model.primed_ctls = sum(primed)
     for treatment in model.treatments.values():
         for name, value in treatment.census().items():
             setattr(model, name, value)
+
+
+@numba.njit(cache=True, inline="always")
+def _row_of(s, x, h):  # pragma: no cover - compiled
+    """The row of flat site ``s`` (``s // h``), walking on from row ``x`` (the row of the
+    previous site of an ascending list) rather than dividing; a division if ``s`` is behind."""
+    if s < x * h:
+        return s // h
+    while s >= (x + 1) * h:
+        x += 1
+    return x
 
 
 @numba.njit(cache=True, inline="always")
@@ -205,7 +223,10 @@ def collapse_vessels(model) -> None:
     enclosed = _enclosed(model.tissue.kind, xs, ys)
     if not enclosed.size:
         return
-    collapses = model.rng.random(enclosed.size) < -np.expm1(-1.0 / (days * 24.0))
+    cached = getattr(model, "_collapse_prob", None)
+    if cached is None or cached[0] != days:  # the same value as computed every hour
+        cached = model._collapse_prob = (days, -np.expm1(-1.0 / (days * 24.0)))
+    collapses = model.rng.random(enclosed.size) < cached[1]
     gone = [model.vessels[i] for i in enclosed[collapses].tolist()]
     if gone:
         gone_set = set(gone)
@@ -222,7 +243,7 @@ def collapse_vessels(model) -> None:
 # (row-major, ``np.nonzero``) order.
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def list_sites(kind, out):  # pragma: no cover - compiled
     """Row-major flat indices of the cancer cells into the front of ``out`` and of the debris
     into its back (``out[-1]`` the first, ``out[-2]`` the second, ...); their numbers."""
@@ -241,7 +262,7 @@ def list_sites(kind, out):  # pragma: no cover - compiled
     return nc, nn
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def apply_cancer_deaths(sites, n, u, necrosis_prob, apoptosis, kind, antigens, antigenicity,
                         pdl1_base, pdl1_induced, car_negative, clone, mhc, dead, dead_antigens,
                         dead_apoptotic):  # pragma: no cover - compiled
@@ -252,9 +273,10 @@ def apply_cancer_deaths(sites, n, u, necrosis_prob, apoptosis, kind, antigens, a
     order), ``dead_antigens`` and ``dead_apoptotic``; returns their number."""
     h = kind.shape[1]
     m = 0
+    x = 0
     for k in range(n):
         s = sites[k]
-        x = s // h
+        x = _row_of(s, x, h)
         y = s - x * h
         uk = u[k]
         if not uk < apoptosis + (1.0 - apoptosis) * necrosis_prob[x, y]:
@@ -271,7 +293,7 @@ def apply_cancer_deaths(sites, n, u, necrosis_prob, apoptosis, kind, antigens, a
     return m
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def clear_debris(sites, n_old, dead, dead_apoptotic, m, u, clearance, kind):  # pragma: no cover
     """``TumorModel._draw_debris_clearance`` after the deaths: the debris in row-major order
     (the old debris, ``sites``' back as ``list_sites`` left it, merged with the new, the
@@ -299,7 +321,7 @@ def clear_debris(sites, n_old, dead, dead_apoptotic, m, u, clearance, kind):  # 
     return k
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def _dividers(sites, n, kind, growth, hill, mdsc_near, m2_near, division_time_h, cytostasis,
               mdsc_factor, m2_factor, xs, ys, prob):  # pragma: no cover - compiled
     """The cells of ``sites[:n]`` still cancer cells with an empty Moore neighbour, in order,
@@ -308,9 +330,10 @@ def _dividers(sites, n, kind, growth, hill, mdsc_near, m2_near, division_time_h,
     w, h = kind.shape
     kf = kind.reshape(-1)
     r = 0
+    x = 0
     for k in range(n):
         s = sites[k]
-        x = s // h
+        x = _row_of(s, x, h)
         y = s - x * h
         if kind[x, y] != 1 or not _has_room(kf, s, x, y, w, h):  # died this hour; no room
             continue
@@ -327,7 +350,7 @@ def _dividers(sites, n, kind, growth, hill, mdsc_near, m2_near, division_time_h,
     return r
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def _keep_below(xs, ys, prob, n, u):  # pragma: no cover - compiled
     """Keep, in place and in order, the first ``n`` of ``xs``/``ys`` whose ``u`` is below their
     ``prob``; their number."""
@@ -349,7 +372,7 @@ def _stamp(out, x, y, radius):  # pragma: no cover - compiled
             out[i, j] = True
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def _stamp_niches(ix, iy, ikind, alive, state, n, radius, mdsc_near,
                   m2_near):  # pragma: no cover - compiled
     """``stamp_cells`` for the MDSCs into ``mdsc_near`` and the M2 macrophages into
@@ -366,7 +389,7 @@ def _stamp_niches(ix, iy, ikind, alive, state, n, radius, mdsc_near,
         _stamp(out, ix[c], iy[c], radius)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def stamp_cells(ix, iy, ikind, alive, state, n, kind, want_state, radius, out):  # pragma: no cover
     """``abm.model._neighbourhood`` of the living immune cells of ``kind`` (and ``state``
     unless it is -1), stamped from the cell arrays: True within ``radius`` (Chebyshev)."""
@@ -383,6 +406,60 @@ def near_cells(model, kind: int, radius: int, state: int = -1) -> np.ndarray:
     stamp_cells(model.ix, model.iy, model.ikind, model.alive, model.state,
                 int(model.n_immune[0]), int(kind), int(state), int(radius), out)
     return out
+
+
+@numba.njit(cache=True, _nrt=False)
+def cancer_hour(kind, sites, necrosis_prob, apoptosis, clearance, antigens, antigenicity,
+                pdl1_base, pdl1_induced, car_negative, clone, mhc, dead, dead_antigens,
+                dead_apoptotic, u, ix, iy, ikind, alive, state, n_immune, radius, mdsc_near,
+                m2_near, growth, hill, division_time_h, cytostasis, mdsc_factor, m2_factor, xs,
+                ys, prob, bits):  # pragma: no cover - compiled
+    """``TumorModel._step_cancer_cells`` up to the divisions, in one call: ``list_sites``,
+    the deaths (``apply_cancer_deaths``), the debris clearance (``clear_debris``), the niche
+    maps and the dividers (``dividers``) and their random order, with the engine's draws
+    made here from ``model.rng`` (``bits``; ``u`` is scratch for the uniforms) in the same
+    order: ``rng.random(n_cancer)``, ``rng.random(debris)``, ``rng.random(candidates)``,
+    ``rng.permutation(dividers)`` (applied to ``xs``/``ys``), then the seed of
+    ``kernels.divide_cancer`` (if any divide). Returns the cancer cells, the deaths (in
+    ``dead``, ``dead_antigens``, ``dead_apoptotic``), the necrotic among them, the dividers
+    (``xs``/``ys``) and the seed (-1 if none). ``sites`` is as large as the grid; the other
+    lists need room for the cancer cells and debris: if they have less, nothing is drawn or
+    changed and the call returns -1 and the room needed."""
+    n_cancer, n_debris = list_sites(kind, sites)
+    need = n_cancer + n_debris
+    if need > dead.size or need > u.size or need > xs.size:
+        return -1, need, 0, 0, -1
+    m = 0
+    if n_cancer:
+        np_uniforms(bits, u, n_cancer)
+        m = apply_cancer_deaths(sites, n_cancer, u, necrosis_prob, apoptosis, kind, antigens,
+                                antigenicity, pdl1_base, pdl1_induced, car_negative, clone,
+                                mhc, dead, dead_antigens, dead_apoptotic)
+    n_necrotic = 0
+    for k in range(m):
+        if not dead_apoptotic[k]:
+            n_necrotic += 1
+    if n_debris + n_necrotic:  # the old debris and the new, in row-major order
+        np_uniforms(bits, u, n_debris + n_necrotic)
+        clear_debris(sites, n_debris, dead, dead_apoptotic, m, u, clearance, kind)
+    _stamp_niches(ix, iy, ikind, alive, state, n_immune[0], radius, mdsc_near, m2_near)
+    r = _dividers(sites, n_cancer, kind, growth, hill, mdsc_near, m2_near, division_time_h,
+                  cytostasis, mdsc_factor, m2_factor, xs, ys, prob)
+    if r:
+        np_uniforms(bits, u, r)
+        r = _keep_below(xs, ys, prob, r, u)
+    if r == 0:
+        return n_cancer, m, n_necrotic, 0, -1
+    for i in range(r - 1, 0, -1):  # np_shuffle of xs and ys together: xs[permutation(r)]
+        j = _np_interval(bits, i)
+        if i != j:
+            t = xs[i]
+            xs[i] = xs[j]
+            xs[j] = t
+            t = ys[i]
+            ys[i] = ys[j]
+            ys[j] = t
+    return n_cancer, m, n_necrotic, r, np_seed(bits)
 
 
 def dividers(model, sites: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -436,7 +513,7 @@ def killer_census(n, alive, ikind, engaged, state, exhaustion, tcell_limit,
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
 def select_cells(n, alive, ikind, k0, k1, out):  # pragma: no cover - compiled
     """The living cells of kind ``k0`` or ``k1``, in slot order, into ``out``; their number."""
     m = 0
@@ -447,7 +524,21 @@ def select_cells(n, alive, ikind, k0, k1, out):  # pragma: no cover - compiled
     return m
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, _nrt=False)
+def order_cells(n, alive, ikind, k0, k1, out, bits):  # pragma: no cover - compiled
+    """The living cells of kind ``k0`` or ``k1`` in random order into ``out`` (Mesa's
+    shuffled agent list): ``select_cells``, then ``rng.permutation`` of them, then (if there
+    are any) a seed for the kernel that steps them (``int(rng.integers(2**32))``), drawn from
+    the model's generator (``bits``, ``kernels.np_shuffle``); returns their number and the
+    seed (-1 if none)."""
+    m = select_cells(n, alive, ikind, k0, k1, out)
+    np_shuffle(bits, out, m)  # no draw for fewer than two, as Generator.permutation
+    if m == 0:
+        return m, -1
+    return m, np_seed(bits)
+
+
+@numba.njit(cache=True, _nrt=False)
 def compact_cells(n, alive, ix, iy, ikind, antigen, exhaustion, ikills, divisions, engaged,
                   state, idx):  # pragma: no cover - compiled
     """Drop the dead immune cells from the arrays, keeping the order of the living; ``idx``

@@ -26,8 +26,12 @@ Random streams differ from the Mesa engine's: the two engines agree in distribut
 from __future__ import annotations
 
 import bisect
+import ctypes
 import numbers
 from copy import deepcopy
+from functools import partial
+from itertools import accumulate
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import mesa
@@ -125,6 +129,7 @@ class _Watch:
 
 
 _IMMUTABLE = (int, float, bool, str, type(None), np.generic)
+_PLAIN = frozenset(_IMMUTABLE[:-1])  # the common ones, found by type
 
 
 class _Collector(mesa.DataCollector):
@@ -144,9 +149,21 @@ class _Collector(mesa.DataCollector):
         if hasattr(self, "_collection_steps"):
             self._collection_steps.append(model.time)
         model_vars = self.model_vars
-        for var, attr in reporters.items():
-            value = getattr(model, attr, None)
-            model_vars[var].append(value if isinstance(value, _IMMUTABLE) else deepcopy(value))
+        read = self.__dict__.get("_read")  # the reporters' attributes, read in one call
+        if read is None or read[0] is not reporters or read[1] != len(reporters):
+            attrs, names = tuple(reporters.values()), tuple(reporters)
+            many = len(attrs) > 1
+            read = self._read = (reporters, len(attrs), attrgetter(*attrs) if many else None,
+                                 itemgetter(*names) if many else None)
+        try:
+            values = read[2](model)
+            columns = read[3](model_vars)
+        except (AttributeError, TypeError):  # a missing attribute reads None (getattr's default)
+            values = [getattr(model, attr, None) for attr in reporters.values()]
+            columns = [model_vars[var] for var in reporters]
+        for column, value in zip(columns, values, strict=True):
+            column.append(value if type(value) in _PLAIN or isinstance(value, _IMMUTABLE)
+                          else deepcopy(value))
 
 
 class FastTumorModel(mesa.Model):
@@ -171,7 +188,6 @@ class FastTumorModel(mesa.Model):
         width, height = values["width"], values["height"]
         self.mutation_weights = tuple(values[f"mutation_weight_{m}"] for m in MUTATIONS)
         self._cum_weights_of: tuple[tuple, np.ndarray] | None = None
-        self._site_list: np.ndarray | None = None  # the cancer cells and debris this hour
         self._primed_cdf: tuple | None = None  # _primed_antigen's cdf, per census
         super().__init__(rng=seed)
         self.seed = seed
@@ -400,12 +416,14 @@ class FastTumorModel(mesa.Model):
         counts = self.antigen_counts
         cached = self._primed_cdf
         if cached is None or cached[0] is not counts:  # the census makes a new array
-            total = int(counts.sum())
+            # Generator.choice(p=counts / total)'s normalised cumulative sum, in Python floats:
+            # the same divisions and additions in the same order as np.cumsum's
+            values = counts.tolist()
+            total = sum(values)
             cdf = None
-            if total:  # Generator.choice(p=counts / total)'s normalised cumulative sum
-                cdf = np.cumsum(counts / total)
-                cdf /= cdf[-1]
-                cdf = cdf.tolist()
+            if total:
+                cdf = list(accumulate(v / total for v in values))
+                cdf = [c / cdf[-1] for c in cdf]
             cached = self._primed_cdf = (counts, cdf)
         if cached[1] is None:
             return int(self.rng.integers(N_ANTIGENS))
@@ -429,7 +447,43 @@ class FastTumorModel(mesa.Model):
 
     # --- the hour -------------------------------------------------------------------------
     def _seed_kernels(self) -> None:
-        K.seed(int(self.rng.integers(2**32)))
+        K.seed(self._kernel_seed())
+
+    def _kernel_seed(self) -> int:
+        """A seed for the next kernel (``kernels.seed``, or the kernel's ``seed_value``),
+        drawn from ``model.rng``: ``int(rng.integers(2**32))``, which is the bit generator's
+        ``next_uint32`` (numpy draws a full 32-bit range with it), called here through the bit
+        generator's ctypes interface (a seventh of the cost; the same value and the same state
+        after, ``tests/test_fast_engine.py``)."""
+        return self._rng_handles()[1]()
+
+    def _bits(self) -> np.ndarray:
+        """``kernels.BITS_*``: the addresses through which compiled code draws from
+        ``model.rng`` itself (``kernels.np_seed``, ``np_shuffle``, ``np_uniforms``)."""
+        return self._rng_handles()[0]
+
+    def _rng_handles(self) -> tuple[np.ndarray, Any]:
+        """``(bits, next_uint32)`` of ``model.rng``'s bit generator, kept while the model has
+        that generator (dropped when pickling: addresses in this process)."""
+        kept = self.__dict__.get("_rng_handles_of")
+        if kept is None or kept[0] is not self.rng:
+            c = self.rng.bit_generator.ctypes
+            bits = np.zeros(4, dtype=np.uintp)
+            bits[K.BITS_NEXT_UINT32] = ctypes.cast(c.next_uint32, ctypes.c_void_p).value
+            bits[K.BITS_NEXT_UINT64] = ctypes.cast(c.next_uint64, ctypes.c_void_p).value
+            bits[K.BITS_NEXT_DOUBLE] = ctypes.cast(c.next_double, ctypes.c_void_p).value
+            bits[K.BITS_STATE] = c.state_address
+            # the generator, kept here, keeps its state (at state_address) alive
+            kept = self._rng_handles_of = (self.rng, (bits, partial(c.next_uint32,
+                                                                     c.state_address)))
+        return kept[1]
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickling (and deep copies): the model without the addresses of ``_rng_handles``
+        (made again for the copy's generator when first needed)."""
+        state = self.__dict__.copy()
+        state.pop("_rng_handles_of", None)
+        return state
 
     def step(self) -> None:
         """One hour, in ``TumorModel.step``'s order."""
@@ -496,50 +550,84 @@ class FastTumorModel(mesa.Model):
         random order (``kernels.divide_cancer``). The draws are the Mesa engine's
         (``_draw_cancer_deaths``, ``_draw_debris_clearance``, ``_draw_dividers``: the same
         uniforms, cell by cell in ``np.nonzero``'s order), the passes compiled
-        (``abm.fast.census``) over one list of the cancer cells and the debris."""
+        (``abm.fast.census``) over one list of the cancer cells and the debris, all but the
+        divisions in one call (``census.cancer_hour``, which draws from ``model.rng``)."""
         t, p = self.tissue, self.p
         kind = t.kind
-        sites = self._site_list
-        if sites is None or sites.size != kind.size:
-            sites = self._site_list = np.empty(kind.size, dtype=np.int64)
-        n_cancer, n_debris = C.list_sites(kind, sites)
-        dead = np.empty(n_cancer, dtype=np.int64)
-        dead_apoptotic = np.empty(n_cancer, dtype=np.bool_)
-        m = n_necrotic = 0
-        if n_cancer:
-            dead_antigens = np.empty(n_cancer, dtype=t.antigens.dtype)
-            apoptosis = -np.expm1(-p["apoptosis_rate"] * 60.0)
-            m = C.apply_cancer_deaths(
-                sites, n_cancer, self.rng.random(n_cancer), self._necrosis_prob, apoptosis,
-                kind, t.antigens, t.antigenicity, t.pdl1_base, t.pdl1_induced, t.car_negative,
-                t.clone, t.mhc, dead, dead_antigens, dead_apoptotic)
+        shape = (self.width, self.height)
+        self.mdsc_near = np.zeros(shape, dtype=bool)  # new maps each hour, as TumorModel's
+        self.m2_near = np.zeros(shape, dtype=bool)
+        need = 0
+        while True:  # once, unless the lists need more room (then nothing was drawn)
+            scratch = self._cancer_scratch(need)
+            n_cancer, m, n_necrotic, r, seed = self._cancer_hour(scratch)
+            if n_cancer >= 0:
+                break
+            need = m
+        sites, dead, dead_apoptotic, dead_antigens, u, xs, ys, prob = scratch
         if m:
             apoptotic = dead_apoptotic[:m]
             if self._watch is not None:
                 self._watch.left(dead[:m], np.where(apoptotic, "apoptosis", "necrosis"))
-            n_apoptotic = int(apoptotic.sum())
             if self.lymph_node is not None:  # CancerCell.die: necrosis releases antigen
                 for antigens in dead_antigens[:m][~apoptotic].tolist():
                     self.lymph_node.release(antigens, "necrosis")
-            self.apoptoses += n_apoptotic
-            n_necrotic = m - n_apoptotic
+            self.apoptoses += m - n_necrotic
             self.necroses += n_necrotic
-        if n_debris + n_necrotic:  # the old debris and the new, in row-major order
-            clearance = -np.expm1(-1.0 / (p["debris_clearance_days"] * 24.0))
-            C.clear_debris(sites, n_debris, dead, dead_apoptotic, m,
-                           self.rng.random(n_debris + n_necrotic), clearance, kind)
-        xs, ys = C.dividers(self, sites, n_cancer)
-        if not xs.size:
+        if not r:
             return
-        order = self.rng.permutation(xs.size)
-        next_clone = np.array([self._next_clone], dtype=np.int64)
-        self._seed_kernels()
-        K.divide_cancer(xs[order], ys[order], kind, t.antigens, t.antigenicity, t.pdl1_base,
+        next_clone = self.__dict__.get("_next_clone_box")
+        if next_clone is None:
+            next_clone = self._next_clone_box = np.empty(1, dtype=np.int64)
+        next_clone[0] = self._next_clone
+        K.divide_cancer(xs[:r], ys[:r], kind, t.antigens, t.antigenicity, t.pdl1_base,
                         t.mhc, t.pdl1_induced, t.car_negative, t.clone, p["mutation_rate"],
                         self._cum_weights(), p["mhc_loss_factor"],
                         p["pdl1_mutation_gain"], p["antigen_loss_rate"], p["antigen_visibility"],
-                        next_clone)
+                        next_clone, seed)
         self._next_clone = int(next_clone[0])
+
+    def _cancer_scratch(self, need: int) -> tuple[np.ndarray, ...]:
+        """The lists of ``census.cancer_hour``: the sites (as large as the grid) and, with room
+        for ``need`` cells (grown by a quarter beyond), the deaths, uniforms and dividers."""
+        kind = self.tissue.kind
+        kept = self.__dict__.get("_cancer_lists")
+        if kept is None or kept[0].size != kind.size:
+            kept = None
+            sites = np.empty(kind.size, dtype=np.int64)
+        else:
+            sites = kept[0]
+        if kept is None or need > kept[1].size:
+            size = min(kind.size, max(need + need // 4, 1024))
+            kept = self._cancer_lists = (
+                sites, np.empty(size, dtype=np.int64), np.empty(size, dtype=np.bool_),
+                np.empty(size, dtype=self.tissue.antigens.dtype), np.empty(size),
+                np.empty(size, dtype=np.int64), np.empty(size, dtype=np.int64), np.empty(size))
+        return kept
+
+    def _cancer_hour(self, scratch: tuple[np.ndarray, ...]) -> tuple[int, int, int, int, int]:
+        """``census.cancer_hour`` on the model with these lists (``_cancer_scratch``)."""
+        t, p = self.tissue, self.p
+        sites, dead, dead_apoptotic, dead_antigens, u, xs, ys, prob = scratch
+        return C.cancer_hour(
+            t.kind, sites, self._necrosis_prob,
+            self._minus_expm1(-p["apoptosis_rate"] * 60.0),
+            self._minus_expm1(-1.0 / (p["debris_clearance_days"] * 24.0)), t.antigens,
+            t.antigenicity, t.pdl1_base, t.pdl1_induced, t.car_negative, t.clone, t.mhc, dead,
+            dead_antigens, dead_apoptotic, u, self.ix, self.iy, self.ikind, self.alive,
+            self.state, self.n_immune, int(p["suppression_radius_sites"]), self.mdsc_near,
+            self.m2_near, self.oxygen_growth, self.ifng_hill, float(p["division_time_h"]),
+            float(p["ifng_cytostasis"]), 1.0 + p["mdsc_growth_boost"],
+            1.0 + p["m2_growth_boost"], xs, ys, prob, self._bits())
+
+    def _minus_expm1(self, x: float) -> float:
+        """``-np.expm1(x)`` (a per-hour probability from a rate), kept per value of ``x``."""
+        kept = self.__dict__.setdefault("_expm1_of", {})
+        key = float(x).hex()  # tells 0.0 from -0.0
+        value = kept.get(key)
+        if value is None:
+            value = kept[key] = -np.expm1(x)
+        return value
 
     def _cum_weights(self) -> np.ndarray:
         """The cumulative ``mutation_weights`` (kept while they are the same)."""
@@ -549,32 +637,42 @@ class FastTumorModel(mesa.Model):
         return self._cum_weights_of[1]
 
     def _killer_params(self) -> tuple[np.ndarray, np.ndarray]:
+        """The float and int parameter vectors of ``kernels.step_killers``: made again only
+        when a value they are made from changed (the parameters, the PD-1 occupancy)."""
         p = self.p
-        fp = np.array([
-            p["chemotaxis_bias"], p["tcell_infiltration"], p["pd1_inhibition"],
-            p["pdl1_induction"], self.pd1_occupancy, p["ifng_secretion"], p["tcell_kill_prob"],
-            p["treg_suppression"], p["mdsc_suppression"], p["tgfb_half_max"],
-            p["tcell_proliferation_prob"], p["tcell_lifespan_days"] * 24.0,
-            p["cart_lifespan_days"] * 24.0, p["tcell_progenitor_lifespan_days"] * 24.0,
-            p["tcell_progenitor_pd1_inhibition"], p["tcell_progenitor_division_prob"],
-        ], dtype=np.float64)
-        ip = np.array([p["tcell_speed"], p["tcell_exhausted_speed"], p["tcell_exhaustion_limit"],
-                       p["cart_exhaustion_limit"], p["tcell_max_divisions"]], dtype=np.int64)
-        return fp, ip
+        f = (p["chemotaxis_bias"], p["tcell_infiltration"], p["pd1_inhibition"],
+             p["pdl1_induction"], self.pd1_occupancy, p["ifng_secretion"], p["tcell_kill_prob"],
+             p["treg_suppression"], p["mdsc_suppression"], p["tgfb_half_max"],
+             p["tcell_proliferation_prob"], p["tcell_lifespan_days"] * 24.0,
+             p["cart_lifespan_days"] * 24.0, p["tcell_progenitor_lifespan_days"] * 24.0,
+             p["tcell_progenitor_pd1_inhibition"], p["tcell_progenitor_division_prob"])
+        i = (p["tcell_speed"], p["tcell_exhausted_speed"], p["tcell_exhaustion_limit"],
+             p["cart_exhaustion_limit"], p["tcell_max_divisions"])
+        return self._params_of("_killer_vectors", f, i)
 
     def _innate_params(self) -> tuple[np.ndarray, np.ndarray]:
+        """The float and int parameter vectors of ``kernels.step_innate`` (kept while the
+        values they are made from are the same)."""
         p, effects = self.p, self.effects
-        gp = np.array([
-            p["chemotaxis_bias"], p["tcell_infiltration"], p["macrophage_lifespan_days"] * 24.0,
-            effects["macrophage_depletion"], 1.0 / p["macrophage_polarisation_time_h"],
-            effects["macrophage_repolarisation"], p["hypoxic_threshold"], p["tgfb_half_max"],
-            p["macrophage_ifng_secretion"], p["macrophage_kill_prob"],
-            p["nk_lifespan_days"] * 24.0, p["ifng_secretion"], p["nk_kill_prob"],
-            p["nk_tgfb_suppression"],
-        ], dtype=np.float64)
-        jp = np.array([p["suppressor_speed"], p["tcell_speed"], p["tcell_exhausted_speed"],
-                       p["nk_kill_limit"]], dtype=np.int64)
-        return gp, jp
+        f = (p["chemotaxis_bias"], p["tcell_infiltration"], p["macrophage_lifespan_days"] * 24.0,
+             effects["macrophage_depletion"], 1.0 / p["macrophage_polarisation_time_h"],
+             effects["macrophage_repolarisation"], p["hypoxic_threshold"], p["tgfb_half_max"],
+             p["macrophage_ifng_secretion"], p["macrophage_kill_prob"],
+             p["nk_lifespan_days"] * 24.0, p["ifng_secretion"], p["nk_kill_prob"],
+             p["nk_tgfb_suppression"])
+        i = (p["suppressor_speed"], p["tcell_speed"], p["tcell_exhausted_speed"],
+             p["nk_kill_limit"])
+        return self._params_of("_innate_vectors", f, i)
+
+    def _params_of(self, name: str, f: tuple, i: tuple) -> tuple[np.ndarray, np.ndarray]:
+        """``(float64 array of f, int64 array of i)``, kept in attribute ``name`` and made
+        again only when ``f`` or ``i`` differ from the kept ones (as Python values: equal
+        values give the same arrays). A kernel does not write them."""
+        kept = self.__dict__.get(name)
+        if kept is None or kept[0] != f or kept[1] != i:
+            kept = (f, i, np.array(f, dtype=np.float64), np.array(i, dtype=np.int64))
+            setattr(self, name, kept)
+        return kept[2], kept[3]
 
     def _release(self, dead: np.ndarray, dead_fate: np.ndarray, counters: np.ndarray) -> None:
         """The cancer cells a kernel killed, to the lymph node (``CancerCell.die``)."""
@@ -584,18 +682,21 @@ class FastTumorModel(mesa.Model):
         for antigens, fate in zip(dead[:m].tolist(), dead_fate[:m].tolist(), strict=True):
             self.lymph_node.release(antigens, K.FATES[fate])
 
-    def _order(self, kinds: tuple[int, int]) -> np.ndarray:
-        """The living cells of ``kinds`` in random order (Mesa's shuffled agent list)."""
+    def _order(self, kinds: tuple[int, int]) -> tuple[np.ndarray, int]:
+        """The living cells of ``kinds`` in random order (Mesa's shuffled agent list:
+        ``rng.permutation``), and the seed of the kernel that steps them (drawn next, if there
+        are any: ``census.order_cells``). The order is scratch, valid until the next call."""
         n = int(self.n_immune[0])
-        chosen = np.empty(n, dtype=np.int64)
-        m = C.select_cells(n, self.alive, self.ikind, kinds[0], kinds[1], chosen)
-        if m < 2:  # nothing to shuffle (Generator.permutation draws nothing either)
-            return chosen[:m]
-        return chosen[:m][self.rng.permutation(m)]
+        chosen = self.__dict__.get("_chosen")
+        if chosen is None or chosen.size < n:  # scratch, as large as the cell arrays
+            chosen = self._chosen = np.empty(self.ix.size, dtype=np.int64)
+        m, seed = C.order_cells(n, self.alive, self.ikind, kinds[0], kinds[1], chosen,
+                                self._bits())
+        return chosen[:m], seed
 
     def _step_killers(self) -> None:
         """CTLs and CAR-T cells in random order (``kernels.step_killers``)."""
-        order = self._order(_KILLERS)
+        order, seed = self._order(_KILLERS)
         if not order.size:
             return
         self._reserve(order.size)  # at most one daughter each
@@ -605,13 +706,12 @@ class FastTumorModel(mesa.Model):
         dead_fate = np.zeros(order.size, dtype=np.int8)
         counters = np.zeros(2, dtype=np.int64)
         before = self._watch_begin()
-        self._seed_kernels()
         self.kills += K.step_killers(
             order, self.ix, self.iy, self.ikind, self.antigen, self.exhaustion, self.ikills,
             self.divisions, self.engaged, self.alive, self.state, self.n_immune, t.kind,
             self.idx, t.antigens, t.antigenicity, t.pdl1_base, t.mhc, t.pdl1_induced,
             t.car_negative, t.clone, self.chemokine.data, self.tgfb.data, self.ifng_source,
-            self.treg_near, fp, ip, dead, dead_fate, counters)
+            self.treg_near, fp, ip, dead, dead_fate, counters, seed)
         self._watch_end(before, "killed")
         self.progenitor_divisions += int(counters[K.C_PROGENITOR_DIVISIONS])
         self._release(dead, dead_fate, counters)
@@ -647,7 +747,7 @@ class FastTumorModel(mesa.Model):
 
     def _step_innate(self) -> None:
         """Macrophages and NK cells in random order (``kernels.step_innate``)."""
-        order = self._order(_INNATE)
+        order, seed = self._order(_INNATE)
         if not order.size:
             return
         gp, jp = self._innate_params()
@@ -657,12 +757,11 @@ class FastTumorModel(mesa.Model):
         counters = np.zeros(2, dtype=np.int64)
         innate_kills = np.zeros(2, dtype=np.int64)
         before = self._watch_begin()
-        self._seed_kernels()
         K.step_innate(order, self.ix, self.iy, self.ikind, self.ikills, self.engaged,
                       self.alive, self.state, t.kind, self.idx, t.antigens, t.antigenicity,
                       t.pdl1_base, t.mhc, t.pdl1_induced, t.car_negative, t.clone,
                       self.chemokine.data, self.tgfb.data, self.oxygen.data, self.ifng_hill,
-                      self.ifng_source, gp, jp, dead, dead_fate, counters, innate_kills)
+                      self.ifng_source, gp, jp, dead, dead_fate, counters, innate_kills, seed)
         # a watched cell killed here: "phagocytosed" or "nk_killed" when only one of them
         # killed this hour, else "innate" (the kernel does not say which cell died how)
         fate = ("innate" if innate_kills.all() else
@@ -674,15 +773,14 @@ class FastTumorModel(mesa.Model):
 
     def _step_suppressors(self) -> None:
         """Tregs and MDSCs in random order (``kernels.step_suppressors``)."""
-        order = self._order(_SUPPRESSORS)
+        order, seed = self._order(_SUPPRESSORS)
         if not order.size:
             return
         p = self.p
-        self._seed_kernels()
         K.step_suppressors(order, self.ix, self.iy, self.ikind, self.alive, self.tissue.kind,
                            self.idx, self.chemokine.data, p["chemotaxis_bias"],
                            p["suppressor_speed"], p["treg_lifespan_days"] * 24.0,
-                           p["mdsc_lifespan_days"] * 24.0)
+                           p["mdsc_lifespan_days"] * 24.0, seed)
 
     def _compact(self) -> None:
         """Drop the dead immune cells from the arrays (slots are reused; order kept)."""

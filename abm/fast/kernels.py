@@ -20,7 +20,8 @@ Layout (structure of arrays, ``abm.fast.engine``):
   lymph node (``LymphNode.release``, as ``CancerCell.die`` does).
 
 Randomness: each kernel seeds numba's generator from a seed the engine draws from its numpy
-``Generator`` (``model.rng``) just before the call, so a run is a function of its seed.
+``Generator`` (``model.rng``) just before the call (passed as the kernel's ``seed_value``, or
+given to ``seed`` first), so a run is a function of its seed.
 
 Neighbours are visited in Mesa's order for ``OrthogonalMooreGrid`` (the offsets below), so
 "the first neighbour with the most chemokine" is the same site as ``max(free, key=...)``.
@@ -29,7 +30,12 @@ Neighbours are visited in Mesa's order for ``OrthogonalMooreGrid`` (the offsets 
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
 from numba import njit
+from numba.core import types
+from numba.core.typing import signature
+from numba.cpython import randomimpl as _random
+from numba.extending import intrinsic
 
 # Kind values (abm.agents.base.Kind), as plain ints for the kernels
 EMPTY, CANCER, TCELL, CART, TREG, MDSC, NECROTIC, MACROPHAGE, NK = 0, 1, 2, 3, 4, 5, 6, 7, 8
@@ -58,6 +64,110 @@ I_SPEED, I_EXHAUSTED_SPEED, I_TCELL_EXHAUSTION_LIMIT, I_CART_EXHAUSTION_LIMIT, I
  G_NK_LIFESPAN_H, G_IFNG_SECRETION, G_NK_KILL_PROB, G_NK_TGFB_SUPPRESSION) = range(14)
 # indices into the int parameter vector of step_innate
 J_MAC_SPEED, J_NK_SPEED, J_EXHAUSTED_SPEED, J_NK_KILL_LIMIT = range(4)
+
+
+@intrinsic
+def _uniform(typingcontext):
+    """``np.random.random()``: the same code numba generates for it (the same state, the same
+    draw), emitted in the kernel rather than called as a separate function, which costs about
+    as much as the draw itself."""
+    def codegen(context, builder, sig, args):
+        state = _random.get_state_ptr(context, builder, "np")
+        return _random.get_next_double(context, builder, state)
+    return signature(types.float64), codegen
+
+
+@intrinsic
+def _below(typingcontext, n):
+    """``np.random.randint(0, n)`` (``n`` >= 1, an int64): numba's own code for it, emitted in
+    the kernel (as ``_uniform``)."""
+    if not isinstance(n, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ty = ir.IntType(64)
+        return _random._randrange_impl(context, builder, ir.Constant(ty, 0), args[0],
+                                       ir.Constant(ty, 1), ty, True, "np")
+    return signature(types.int64, types.int64), codegen
+
+
+# --- draws from the model's numpy generator, inside compiled code ---------------------------
+# ``bits`` (``FastTumorModel._bits``): the addresses of the bit generator's ``next_uint32``,
+# ``next_uint64`` and ``next_double`` and of its state (``BitGenerator.ctypes``), so compiled
+# code draws from ``model.rng`` itself, exactly the numbers (and the state after) of the numpy
+# calls it stands for (``tests/test_fast_engine.py``).
+BITS_NEXT_UINT32, BITS_NEXT_UINT64, BITS_NEXT_DOUBLE, BITS_STATE = range(4)
+
+
+def _bit_generator_call(return_type):
+    """An intrinsic calling a bit generator's ``next_*`` at an address with its state."""
+    @intrinsic
+    def call(typingcontext, fn, state):
+        def codegen(context, builder, sig, args):
+            uintp = context.get_value_type(types.uintp)
+            fnty = ir.FunctionType(context.get_value_type(return_type), (uintp,))
+            return builder.call(builder.inttoptr(args[0], fnty.as_pointer()), (args[1],))
+        return signature(return_type, types.uintp, types.uintp), codegen
+    return call
+
+
+_next_uint32 = _bit_generator_call(types.uint32)
+_next_uint64 = _bit_generator_call(types.uint64)
+_next_double = _bit_generator_call(types.float64)
+
+
+@njit(cache=True, inline="always")
+def np_seed(bits):
+    """``int(rng.integers(2**32))``: the bit generator's ``next_uint32``."""
+    return np.int64(_next_uint32(bits[BITS_NEXT_UINT32], bits[BITS_STATE]))
+
+
+@njit(cache=True, inline="always")
+def np_uniforms(bits, out, n):
+    """``rng.random(n)`` into ``out[:n]``."""
+    fn = bits[BITS_NEXT_DOUBLE]
+    state = bits[BITS_STATE]
+    for k in range(n):
+        out[k] = _next_double(fn, state)
+
+
+@njit(cache=True, inline="always")
+def _np_interval(bits, max_val):
+    """numpy's ``random_interval(bitgen, max_val)`` (``Generator.shuffle``'s draw): a uniform
+    integer in [0, max_val] by masked rejection."""
+    if max_val == 0:
+        return 0
+    mask = max_val
+    mask |= mask >> 1
+    mask |= mask >> 2
+    mask |= mask >> 4
+    mask |= mask >> 8
+    mask |= mask >> 16
+    mask |= mask >> 32
+    state = bits[BITS_STATE]
+    if max_val <= 0xFFFFFFFF:
+        fn = bits[BITS_NEXT_UINT32]
+        value = np.int64(_next_uint32(fn, state)) & mask
+        while value > max_val:
+            value = np.int64(_next_uint32(fn, state)) & mask
+    else:
+        fn = bits[BITS_NEXT_UINT64]
+        value = np.int64(_next_uint64(fn, state)) & mask
+        while value > max_val:
+            value = np.int64(_next_uint64(fn, state)) & mask
+    return value
+
+
+@njit(cache=True, inline="always")
+def np_shuffle(bits, a, n):
+    """``rng.shuffle(a[:n])`` (1-d): numpy's swaps, so ``a[:n]`` becomes
+    ``a[:n][rng.permutation(n)]``."""
+    for i in range(n - 1, 0, -1):
+        j = _np_interval(bits, i)
+        if i != j:
+            t = a[i]
+            a[i] = a[j]
+            a[j] = t
 
 
 @njit(cache=True)
@@ -123,15 +233,28 @@ def _clear_cancer(x, y, kind, antigens, antigenicity, pdl1_base, mhc, pdl1_induc
 @njit(cache=True)
 def divide_cancer(xs, ys, kind, antigens, antigenicity, pdl1_base, mhc, pdl1_induced,
                   car_negative, clone, mutation_rate, cum_weights, mhc_loss_factor,
-                  pdl1_mutation_gain, antigen_loss_rate, visibility, next_clone):
+                  pdl1_mutation_gain, antigen_loss_rate, visibility, next_clone, seed_value=-1):
     """The dividers, in the given (random) order: ``CancerCell.divide_if_room``, ``divide`` and
     ``mutate``. Each divides into a random neighbour still free at its turn; the daughter
     inherits the traits and the IFN-gamma-induced PD-L1 state, and may mutate (one of
     ``MUTATIONS`` with ``mutation_rate``, chosen by ``cum_weights`` as ``random.choices``
     does; the CAR target lost with ``antigen_loss_rate``), each change making a new clone
-    (``next_clone[0]``). Returns the number of daughters."""
-    fx = np.empty(8, dtype=np.int64)
-    fy = np.empty(8, dtype=np.int64)
+    (``next_clone[0]``). ``seed_value``: ``seed``'s, if not -1. Returns the number of
+    daughters."""
+    if seed_value != -1:
+        np.random.seed(seed_value)
+    scratch = np.empty((2, 8), dtype=np.int64)
+    return _divide(xs, ys, kind, antigens, antigenicity, pdl1_base, mhc, pdl1_induced,
+                   car_negative, clone, mutation_rate, cum_weights, mhc_loss_factor,
+                   pdl1_mutation_gain, antigen_loss_rate, visibility, next_clone, scratch[0],
+                   scratch[1])
+
+
+@njit(cache=True, _nrt=False)
+def _divide(xs, ys, kind, antigens, antigenicity, pdl1_base, mhc, pdl1_induced, car_negative,
+            clone, mutation_rate, cum_weights, mhc_loss_factor, pdl1_mutation_gain,
+            antigen_loss_rate, visibility, next_clone, fx, fy):
+    """``divide_cancer``' loop without reference counting (``_killers``)."""
     total = cum_weights[-1]
     born = 0
     for i in range(xs.shape[0]):
@@ -140,7 +263,7 @@ def divide_cancer(xs, ys, kind, antigens, antigenicity, pdl1_base, mhc, pdl1_ind
         nfree = _free_neighbours(kind, x, y, fx, fy)
         if nfree == 0:
             continue
-        j = np.random.randint(0, nfree)
+        j = _below(nfree)
         nx = fx[j]
         ny = fy[j]
         a = int(antigens[x, y])
@@ -149,8 +272,8 @@ def divide_cancer(xs, ys, kind, antigens, antigenicity, pdl1_base, mhc, pdl1_ind
         car = not car_negative[x, y]
         cl = clone[x, y]
         changed = False
-        if np.random.random() < mutation_rate:
-            u = np.random.random() * total
+        if _uniform() < mutation_rate:
+            u = _uniform() * total
             which = 0
             while which < 3 and cum_weights[which] <= u:  # bisect_right, as random.choices
                 which += 1
@@ -159,7 +282,7 @@ def divide_cancer(xs, ys, kind, antigens, antigenicity, pdl1_base, mhc, pdl1_ind
                     carried = 0
                     for b in range(8):
                         carried += (a >> b) & 1
-                    pick = np.random.randint(0, carried)
+                    pick = _below(carried)
                     for b in range(8):
                         if (a >> b) & 1:
                             if pick == 0:
@@ -171,7 +294,7 @@ def divide_cancer(xs, ys, kind, antigens, antigenicity, pdl1_base, mhc, pdl1_ind
                     absent = 0
                     for b in range(8):
                         absent += 1 - ((a >> b) & 1)
-                    pick = np.random.randint(0, absent)
+                    pick = _below(absent)
                     for b in range(8):
                         if not (a >> b) & 1:
                             if pick == 0:
@@ -183,7 +306,7 @@ def divide_cancer(xs, ys, kind, antigens, antigenicity, pdl1_base, mhc, pdl1_ind
             else:  # raise_pdl1
                 pb = min(1.0, pb + pdl1_mutation_gain)
             changed = True
-        if car and np.random.random() < antigen_loss_rate:
+        if car and _uniform() < antigen_loss_rate:
             car = False
             changed = True
         if changed:
@@ -211,14 +334,14 @@ def _next_site(i, ix, iy, kind, chemokine, bias, fx, fy):
     nfree = _free_neighbours(kind, x, y, fx, fy)
     if nfree == 0:
         return -1
-    if np.random.random() < bias:
+    if _uniform() < bias:
         best = 0
         for k in range(1, nfree):
             if chemokine[fx[k], fy[k]] > chemokine[fx[best], fy[best]]:
                 best = k
         if chemokine[fx[best], fy[best]] > chemokine[x, y]:
             return best
-    return np.random.randint(0, nfree)
+    return _below(nfree)
 
 
 @njit(cache=True, inline="always")
@@ -268,14 +391,14 @@ def _find_target(i, ix, iy, ikind, antigen, kind, antigens, mhc, car_negative, t
                 seen = not car_negative[nx, ny]
             else:
                 seen = ((int(antigens[nx, ny]) >> antigen[i]) & 1) == 1 \
-                    and np.random.random() < mhc[nx, ny]
+                    and _uniform() < mhc[nx, ny]
             if seen:
                 tx[n] = nx
                 ty[n] = ny
                 n += 1
     if n == 0:
         return -1
-    j = np.random.randint(0, n)
+    j = _below(n)
     return tx[j] * h + ty[j]
 
 
@@ -289,12 +412,12 @@ def _advance(i, ix, iy, ikind, kind, idx, chemokine, bias, infiltration, antigen
     if k >= 0:
         _move(i, fx[k], fy[k], ix, iy, ikind, kind, idx)
         return True
-    if np.random.random() < infiltration:
+    if _uniform() < infiltration:
         x = ix[i]
         y = iy[i]
         n = _cancer_neighbours(kind, x, y, fx, fy)
         if n > 0:
-            j = np.random.randint(0, n)
+            j = _below(n)
             bx = fx[j]
             by = fy[j]
             kind[x, y] = CANCER
@@ -356,7 +479,7 @@ def _report_death(x, y, fate, antigens, dead, dead_fate, counters):
 def step_killers(order, ix, iy, ikind, antigen, exhaustion, kills, divisions, engaged, alive,
                  state, n, kind, idx, antigens, antigenicity, pdl1_base, mhc, pdl1_induced,
                  car_negative, clone, chemokine, tgfb, ifng_source, treg_near, fp, ip, dead,
-                 dead_fate, counters):
+                 dead_fate, counters, seed_value=-1):
     """CTLs and CAR-T cells in the given (random) order: ``TCell.step`` (``CARTCell`` inherits
     it), with ``ImmuneCell.outlived``, ``migrate`` and ``hunt``, and ``TCell.find_target``,
     ``attack``, ``expand`` (a progenitor, ``state`` 1), ``pd1_block``, ``kill_probability``,
@@ -364,11 +487,25 @@ def step_killers(order, ix, iy, ikind, antigen, exhaustion, kills, divisions, en
     Daughters are new slots from ``n[0]`` (the caller leaves room for one per cell); they do
     not act this hour (Mesa steps the cells that were there when the hour's order was drawn).
     Killed cancer cells are reported in ``dead``/``dead_fate``; progenitor divisions are
-    counted in ``counters[C_PROGENITOR_DIVISIONS]``. Returns the number of kills."""
-    fx = np.empty(8, dtype=np.int64)
-    fy = np.empty(8, dtype=np.int64)
-    tx = np.empty(8, dtype=np.int64)
-    ty = np.empty(8, dtype=np.int64)
+    counted in ``counters[C_PROGENITOR_DIVISIONS]``. ``seed_value``: ``seed``'s, if not -1.
+    Returns the number of kills."""
+    if seed_value != -1:
+        np.random.seed(seed_value)
+    scratch = np.empty((4, 8), dtype=np.int64)
+    return _killers(
+        order, ix, iy, ikind, antigen, exhaustion, kills, divisions, engaged, alive,
+        state, n, kind, idx, antigens, antigenicity, pdl1_base, mhc, pdl1_induced,
+        car_negative, clone, chemokine, tgfb, ifng_source, treg_near, fp, ip, dead,
+        dead_fate, counters, scratch[0], scratch[1], scratch[2], scratch[3])
+
+
+@njit(cache=True, _nrt=False)
+def _killers(order, ix, iy, ikind, antigen, exhaustion, kills, divisions, engaged, alive,
+             state, n, kind, idx, antigens, antigenicity, pdl1_base, mhc, pdl1_induced,
+             car_negative, clone, chemokine, tgfb, ifng_source, treg_near, fp, ip, dead,
+             dead_fate, counters, fx, fy, tx, ty):
+    """``step_killers``' loop, compiled without reference counting (which cost most of its
+    time in the inlined helpers): ``fx``, ``fy``, ``tx``, ``ty`` are 8-slot scratch."""
     h = kind.shape[1]
     bias = fp[F_BIAS]
     total_kills = 0
@@ -383,7 +520,7 @@ def step_killers(order, ix, iy, ikind, antigen, exhaustion, kills, divisions, en
             lifespan = fp[F_PROGENITOR_LIFESPAN_H]
         else:
             lifespan = fp[F_TCELL_LIFESPAN_H]
-        if np.random.random() < 1.0 / lifespan:  # outlived
+        if _uniform() < 1.0 / lifespan:  # outlived
             _die(i, ix, iy, kind, idx, alive)
             continue
         limit = ip[I_CART_EXHAUSTION_LIMIT] if car else ip[I_TCELL_EXHAUSTION_LIMIT]
@@ -406,20 +543,20 @@ def step_killers(order, ix, iy, ikind, antigen, exhaustion, kills, divisions, en
             # expand: a division unless PD-1 blocks it; the daughter is an effector
             block = min(1.0, fp[F_PROGENITOR_PD1_INHIBITION] * pdl1
                         * (1.0 - fp[F_PD1_OCCUPANCY]))
-            if np.random.random() < block:
+            if _uniform() < block:
                 continue
-            if treg_near[x, y] or np.random.random() >= fp[F_PROGENITOR_DIVISION_PROB]:
+            if treg_near[x, y] or _uniform() >= fp[F_PROGENITOR_DIVISION_PROB]:
                 continue
             nfree = _free_neighbours(kind, x, y, fx, fy)
             if nfree:
-                j = np.random.randint(0, nfree)
+                j = _below(nfree)
                 _spawn(i, fx[j], fy[j], ikind, antigen, exhaustion, kills, divisions, engaged,
                        alive, state, n, kind, idx, ix, iy, ip[I_MAX_DIVISIONS])
                 counters[C_PROGENITOR_DIVISIONS] += 1
             continue
         # attack
         block = fp[F_PD1_INHIBITION] * pdl1 * (1.0 - fp[F_PD1_OCCUPANCY])
-        if np.random.random() < block:
+        if _uniform() < block:
             exhaustion[i] += 1
             continue
         prob = fp[F_KILL_PROB]
@@ -427,7 +564,7 @@ def step_killers(order, ix, iy, ikind, antigen, exhaustion, kills, divisions, en
             prob *= 1.0 - fp[F_TREG_SUPPRESSION]
         c = tgfb[x, y]
         prob *= 1.0 - fp[F_MDSC_SUPPRESSION] * (c / (c + fp[F_TGFB_HALF_MAX]))
-        if np.random.random() < prob:
+        if _uniform() < prob:
             _report_death(tgx, tgy, FATE_KILLED, antigens, dead, dead_fate, counters)
             _clear_cancer(tgx, tgy, kind, antigens, antigenicity, pdl1_base, mhc, pdl1_induced,
                           car_negative, clone)
@@ -437,12 +574,12 @@ def step_killers(order, ix, iy, ikind, antigen, exhaustion, kills, divisions, en
             # proliferate
             if divisions[i] <= 0 or treg_near[x, y]:
                 continue
-            if np.random.random() >= fp[F_PROLIFERATION_PROB]:
+            if _uniform() >= fp[F_PROLIFERATION_PROB]:
                 continue
             nfree = _free_neighbours(kind, x, y, fx, fy)
             if nfree:
                 divisions[i] -= 1
-                j = np.random.randint(0, nfree)
+                j = _below(nfree)
                 _spawn(i, fx[j], fy[j], ikind, antigen, exhaustion, kills, divisions, engaged,
                        alive, state, n, kind, idx, ix, iy, divisions[i])
     return total_kills
@@ -450,15 +587,25 @@ def step_killers(order, ix, iy, ikind, antigen, exhaustion, kills, divisions, en
 
 @njit(cache=True)
 def step_suppressors(order, ix, iy, ikind, alive, kind, idx, chemokine, bias, speed,
-                     treg_lifespan_h, mdsc_lifespan_h):
+                     treg_lifespan_h, mdsc_lifespan_h, seed_value=-1):
     """Tregs and MDSCs in the given (random) order: ``Suppressor.step`` (die with the
-    lifespan, else ``migrate`` ``suppressor_speed`` moves)."""
-    fx = np.empty(8, dtype=np.int64)
-    fy = np.empty(8, dtype=np.int64)
+    lifespan, else ``migrate`` ``suppressor_speed`` moves). ``seed_value``: ``seed``'s, if not
+    -1."""
+    if seed_value != -1:
+        np.random.seed(seed_value)
+    scratch = np.empty((2, 8), dtype=np.int64)
+    return _suppressors(order, ix, iy, ikind, alive, kind, idx, chemokine, bias, speed,
+                        treg_lifespan_h, mdsc_lifespan_h, scratch[0], scratch[1])
+
+
+@njit(cache=True, _nrt=False)
+def _suppressors(order, ix, iy, ikind, alive, kind, idx, chemokine, bias, speed,
+                 treg_lifespan_h, mdsc_lifespan_h, fx, fy):
+    """``step_suppressors``' loop without reference counting (``_killers``)."""
     for oi in range(order.shape[0]):
         i = order[oi]
         lifespan = treg_lifespan_h if ikind[i] == TREG else mdsc_lifespan_h
-        if np.random.random() < 1.0 / lifespan:
+        if _uniform() < 1.0 / lifespan:
             _die(i, ix, iy, kind, idx, alive)
             continue
         _migrate(i, speed, ix, iy, ikind, kind, idx, chemokine, bias, fx, fy)
@@ -480,14 +627,14 @@ def _nk_target(x, y, kind, mhc, tx, ty):
             n += 1
     if n == 0:
         return -1
-    cum = np.empty(n)
     for k in range(n):
         total += max(0.0, 1.0 - mhc[tx[k], ty[k]])
-        cum[k] = total
-    u = np.random.random() * total
+    u = _uniform() * total
     j = 0
-    while j < n - 1 and cum[j] <= u:  # bisect_right, as random.choices
+    cum = max(0.0, 1.0 - mhc[tx[0], ty[0]])  # the running sum again: the same additions
+    while j < n - 1 and cum <= u:  # bisect_right, as random.choices
         j += 1
+        cum += max(0.0, 1.0 - mhc[tx[j], ty[j]])
     return tx[j] * h + ty[j]
 
 
@@ -521,7 +668,7 @@ def _hunt(i, nk, speed, infiltration, secretion, ix, iy, ikind, antigen, kind, i
 def step_innate(order, ix, iy, ikind, kills, engaged, alive, state, kind, idx, antigens,
                 antigenicity, pdl1_base, mhc, pdl1_induced, car_negative, clone, chemokine,
                 tgfb, oxygen, ifng_hill, ifng_source, gp, jp, dead, dead_fate, counters,
-                innate_kills):
+                innate_kills, seed_value=-1):
     """Macrophages and NK cells in the given (random) order.
 
     A macrophage (``state`` 1 = M2): ``Macrophage.step`` with ``signals``, ``polarise``,
@@ -530,11 +677,23 @@ def step_innate(order, ix, iy, ikind, kills, engaged, alive, state, kind, idx, a
     releasing IFN-gamma, held there; otherwise ``ImmuneCell.advance`` up to its speed).
     An NK cell: ``NKCell.step`` with ``spent``, ``find_target``, ``attack``,
     ``kill_probability`` and ``ImmuneCell.hunt``. Kills are reported in ``dead``/``dead_fate``
-    and counted in ``innate_kills`` (0: macrophages, 1: NK cells)."""
-    fx = np.empty(8, dtype=np.int64)
-    fy = np.empty(8, dtype=np.int64)
-    tx = np.empty(8, dtype=np.int64)
-    ty = np.empty(8, dtype=np.int64)
+    and counted in ``innate_kills`` (0: macrophages, 1: NK cells). ``seed_value``: ``seed``'s,
+    if not -1."""
+    if seed_value != -1:
+        np.random.seed(seed_value)
+    scratch = np.empty((4, 8), dtype=np.int64)
+    return _innate(order, ix, iy, ikind, kills, engaged, alive, state, kind, idx, antigens,
+                   antigenicity, pdl1_base, mhc, pdl1_induced, car_negative, clone, chemokine,
+                   tgfb, oxygen, ifng_hill, ifng_source, gp, jp, dead, dead_fate, counters,
+                   innate_kills, scratch[0], scratch[1], scratch[2], scratch[3])
+
+
+@njit(cache=True, _nrt=False)
+def _innate(order, ix, iy, ikind, kills, engaged, alive, state, kind, idx, antigens,
+            antigenicity, pdl1_base, mhc, pdl1_induced, car_negative, clone, chemokine, tgfb,
+            oxygen, ifng_hill, ifng_source, gp, jp, dead, dead_fate, counters, innate_kills, fx,
+            fy, tx, ty):
+    """``step_innate``' loop without reference counting (``_killers``)."""
     w, h = kind.shape
     bias = gp[G_BIAS]
     for oi in range(order.shape[0]):
@@ -542,7 +701,7 @@ def step_innate(order, ix, iy, ikind, kills, engaged, alive, state, kind, idx, a
         engaged[i] = False
         if ikind[i] == MACROPHAGE:
             death = 1.0 / gp[G_MAC_LIFESPAN_H] + gp[G_MAC_DEPLETION]
-            if np.random.random() < death:
+            if _uniform() < death:
                 _die(i, ix, iy, kind, idx, alive)
                 continue
             x = ix[i]
@@ -556,15 +715,15 @@ def step_innate(order, ix, iy, ikind, kills, engaged, alive, state, kind, idx, a
                 prob = gp[G_POLARISATION_RATE] * to_m1 + gp[G_REPOLARISATION]
             else:
                 prob = gp[G_POLARISATION_RATE] * to_m2
-            if np.random.random() < prob:
+            if _uniform() < prob:
                 state[i] = 1 - state[i]
             if state[i] == 0:
                 n = _cancer_neighbours(kind, x, y, tx, ty)
                 if n > 0:
                     engaged[i] = True
-                    j = np.random.randint(0, n)
+                    j = _below(n)
                     ifng_source[x, y] += gp[G_MAC_IFNG_SECRETION]
-                    if np.random.random() < gp[G_MAC_KILL_PROB]:
+                    if _uniform() < gp[G_MAC_KILL_PROB]:
                         _report_death(tx[j], ty[j], FATE_PHAGOCYTOSED, antigens, dead,
                                       dead_fate, counters)
                         _clear_cancer(tx[j], ty[j], kind, antigens, antigenicity, pdl1_base,
@@ -579,7 +738,7 @@ def step_innate(order, ix, iy, ikind, kills, engaged, alive, state, kind, idx, a
                     break
             continue
         # an NK cell
-        if np.random.random() < 1.0 / gp[G_NK_LIFESPAN_H]:  # outlived
+        if _uniform() < 1.0 / gp[G_NK_LIFESPAN_H]:  # outlived
             _die(i, ix, iy, kind, idx, alive)
             continue
         if kills[i] >= jp[J_NK_KILL_LIMIT]:  # spent
@@ -599,7 +758,7 @@ def step_innate(order, ix, iy, ikind, kills, engaged, alive, state, kind, idx, a
         c = tgfb[x, y]
         prob = gp[G_NK_KILL_PROB] * max(0.0, 1.0 - mhc[tgx, tgy]) \
             * (1.0 - gp[G_NK_TGFB_SUPPRESSION] * (c / (c + gp[G_TGFB_HALF_MAX])))
-        if np.random.random() < prob:
+        if _uniform() < prob:
             _report_death(tgx, tgy, FATE_NK_KILLED, antigens, dead, dead_fate, counters)
             _clear_cancer(tgx, tgy, kind, antigens, antigenicity, pdl1_base, mhc, pdl1_induced,
                           car_negative, clone)
