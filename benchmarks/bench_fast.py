@@ -11,7 +11,8 @@ docs/performance.md and docs/engines.md).
    CAR-T cells, Tregs, MDSCs), counted in a separate untimed run of each engine; CPU time per
    agent-step for the whole step, and for the fast engine's kernels alone.
 5. A 1000x1000 FastTumorModel with 300,000 cancer cells: construction time, memory (peak
-   traced Python/numpy allocations) and the CPU time of a few steps.
+   traced Python/numpy allocations) and the CPU time of a few steps; then steps 6-29 (after
+   the unperfused core's necrosis), hourly and with the fields solved every k hours.
 6. The same tissue grown to day 8, stepped from one state on one thread and on every core
    (``use_threads``): wall-clock steps per second.
 7. Cases 2 and 5 again with the fields solved every k hours (``--field-step``, the parameter
@@ -193,6 +194,22 @@ def large(steps: int = 5, **overrides) -> dict:
             "immune": int(model.n_immune[0])}
 
 
+def large_later(field_step: int = 1, first: int = 5, steps: int = 24) -> dict:
+    """The same 1000x1000 tissue after its first ``first`` steps (the unperfused core's
+    necrosis): CPU steps per second over the next ``steps`` (steps 6-29 by default)."""
+    from abm.fast import FastTumorModel
+
+    model = FastTumorModel(rng=1, width=1000, height=1000, initial_tumor_cells=300_000,
+                           field_step_h=field_step)
+    for _ in range(first):
+        model.step()
+    start = time.process_time()
+    for _ in range(steps):
+        model.step()
+    return {"field_step_h": field_step, "steps": f"{first + 1}-{first + steps}",
+            "steps_per_s": steps / (time.process_time() - start), "cancer": model.n_cancer}
+
+
 def large_grown(hours: int = 190, steps: int = 20, field_step: int = 1) -> dict:
     """The 1000x1000 tissue after ``hours`` (day 8: about 30,000 cancer cells and 950 T cells),
     then ``steps`` more from that same state on one thread and on every core
@@ -262,6 +279,8 @@ def main() -> int:
     if not args.skip_large:
         out["large_1000x1000"] = large()
         print(json.dumps(out["large_1000x1000"]), flush=True)
+        out["large_1000x1000_later"] = [large_later(k) for k in (1, *args.field_step)]
+        print(json.dumps(out["large_1000x1000_later"]), flush=True)
         out["large_1000x1000_day8"] = large_grown()
         print(json.dumps(out["large_1000x1000_day8"]), flush=True)
         for k in args.field_step:
