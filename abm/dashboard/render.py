@@ -58,6 +58,19 @@ CLONE_PALETTE = np.array(
 COLOUR_BY = {"antigenicity": "antigenicity", "clone": "clone", "CAR target": "CAR target"}
 
 
+def _kind_lut() -> np.ndarray:
+    """Each kind's colour, by kind value (the free tissue's for ``Kind.EMPTY``; cancer cells
+    are coloured after the lookup, by antigenicity, clone or CAR target)."""
+    table = np.empty((max(int(k) for k in Kind) + 1, 3), dtype=np.uint8)
+    table[...] = EMPTY_RGB
+    for k, colour in KIND_RGB.items():
+        table[int(k)] = colour
+    return table
+
+
+_KIND_LUT = _kind_lut()
+
+
 def clone_colour(clone: int) -> str:
     """CSS colour of a clone (the same in the tissue and in the clone chart)."""
     r, g, b = CLONE_PALETTE[clone % len(CLONE_PALETTE)]
@@ -195,10 +208,18 @@ def tissue_rgb(model: TumorModel, colour_by: str = "antigenicity",
     visited one by one (to mark the exhausted ones), and macrophages (to mark the M2 ones),
     which is a few hundred agents.
     """
+    # drawn straight into the image's layout: row = height - 1 - y, column = x (views of the
+    # layers, no transposed copy), every site's kind colour in one table lookup
     kind = model.kind
-    w, h = kind.shape
-    rgb = np.empty((w, h, 3), dtype=np.uint8)
-    rgb[...] = EMPTY_RGB
+    h = kind.shape[1]
+    shown = kind.T[::-1]
+    if show_cells:
+        rgb = _KIND_LUT[shown]
+        empty = shown == Kind.EMPTY
+    else:
+        rgb = np.empty(shown.shape + (3,), dtype=np.uint8)
+        rgb[...] = EMPTY_RGB
+        empty = None
 
     spec, vmax = None, 0.0
     data = overlay_data(model, overlay)
@@ -206,41 +227,45 @@ def tissue_rgb(model: TumorModel, colour_by: str = "antigenicity",
         spec = overlays(model)[overlay]
         vmax = spec.fixed_max if spec.fixed_max is not None else overlay_max(data, overlay)
         scale = 255.0 / vmax if vmax > 0 else 0.0
-        idx = np.clip(data * scale, 0, 255).astype(np.uint8)
-        if overlay != "pdl1":
-            rgb[...] = lut(spec.cmap)[idx]
+        idx = np.clip(data * scale, 0, 255).astype(np.uint8).T[::-1]
+        if overlay != "pdl1":  # the free tissue between the cells (everywhere without cells)
+            if empty is None:
+                rgb[...] = lut(spec.cmap)[idx]
+            else:
+                rgb[empty] = lut(spec.cmap)[idx[empty]]
 
     # over the overlay: where immune cells enter (and where vessels collapsed) stays visible
     for vessels, colour in ((model.vessels, VESSEL_RGB),
                             (model.collapsed_vessels, COLLAPSED_VESSEL_RGB)):
-        for x, y in vessels:
-            if kind[x, y] == Kind.EMPTY or not show_cells:
-                rgb[x, y] = colour
+        if len(vessels):
+            xs, ys = np.asarray(vessels, dtype=np.intp).reshape(-1, 2).T
+            if show_cells:
+                free = kind[xs, ys] == Kind.EMPTY
+                xs, ys = xs[free], ys[free]
+            rgb[h - 1 - ys, xs] = colour
     if not show_cells:
-        return Frame(np.ascontiguousarray(rgb.transpose(1, 0, 2)[::-1]), spec, vmax)
+        return Frame(rgb, spec, vmax)
 
-    cancer = kind == Kind.CANCER
+    cancer = shown == Kind.CANCER
     if cancer.any():
         if overlay == "pdl1":
             colours = lut(PDL1_CMAP)[idx[cancer]]
         elif colour_by == "clone":
-            colours = CLONE_PALETTE[model.clone[cancer] % len(CLONE_PALETTE)]
+            colours = CLONE_PALETTE[model.clone.T[::-1][cancer] % len(CLONE_PALETTE)]
         else:
-            a = model.antigenicity[cancer][:, None]
+            a = model.antigenicity.T[::-1][cancer][:, None]
             colours = (CANCER_HIDDEN_RGB + a * (CANCER_VISIBLE_RGB - CANCER_HIDDEN_RGB)
                        ).astype(np.uint8)
             if colour_by == "CAR target":
-                colours = np.where(model.car_negative[cancer][:, None], CAR_NEGATIVE_RGB,
+                colours = np.where(model.car_negative.T[::-1][cancer][:, None],
+                                   CAR_NEGATIVE_RGB,
                                    np.array(CANCER_VISIBLE_RGB, dtype=np.uint8))
         rgb[cancer] = colours
 
-    for k, colour in KIND_RGB.items():
-        rgb[kind == k] = colour
     for (xs, ys), colour in zip(cell_states(model), (EXHAUSTED_T_RGB, PROGENITOR_T_RGB, M2_RGB),
                                 strict=True):
-        rgb[xs, ys] = colour
-    # (x, y) -> (row, column) with y up
-    return Frame(np.ascontiguousarray(rgb.transpose(1, 0, 2)[::-1]), spec, vmax)
+        rgb[h - 1 - np.asarray(ys, dtype=np.intp), np.asarray(xs, dtype=np.intp)] = colour
+    return Frame(rgb, spec, vmax)
 
 
 def has_progenitors(model: TumorModel) -> bool:
