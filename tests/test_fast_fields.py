@@ -174,6 +174,20 @@ def test_compiled_operator_is_the_site_by_site_operator_to_the_bit(shape, sign):
     total = F._apply_dot(c, diag, d, sign, np.empty_like(c))
     assert total == pytest.approx(float((c * expected).sum()), rel=1e-12)
     assert _rel(field._apply(c, diag), out) < 1e-12
+    # the conjugate gradients' fused pass (the iterate's step, the new direction p = z + beta
+    # p, then the operator and its sum, a row ahead) is the separate steps to the bit
+    z = (rng.random(shape) * 40.0).astype(np.float32)
+    x0 = rng.random(shape)
+    for first in (True, False):
+        x, p = x0.copy(), c.copy()
+        ap = np.empty_like(c)
+        fused = F._advance_apply_dot(x, p, z, 0.3, 0.7, first, diag, d, sign, ap)
+        want_x = x0 if first else x0 + 0.3 * c
+        want_p = z.astype(np.float64) + (0.0 if first else 0.7 * c)
+        want_ap = np.empty_like(c)
+        assert np.array_equal(x, want_x) and np.array_equal(p, want_p)
+        assert fused == F._apply_dot(want_p, diag, d, sign, want_ap)
+        assert np.array_equal(ap, want_ap)
 
 
 def _fast_model(**overrides) -> FastTumorModel:

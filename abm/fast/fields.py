@@ -190,23 +190,30 @@ def _to_partial(j, v, s0, s1, s2):  # pragma: no cover - compiled
     return s0, s1, s2 + v
 
 
+@numba.njit(cache=True, inline="always")
+def _row_products(row, orow, s0, s1, s2, s3):  # pragma: no cover - compiled
+    """The products row * orow added to the four partial sums (by column mod 4)."""
+    h = row.size
+    ends = h - h % 4
+    for y in range(0, ends, 4):
+        s0 += row[y] * orow[y]
+        s1 += row[y + 1] * orow[y + 1]
+        s2 += row[y + 2] * orow[y + 2]
+        s3 += row[y + 3] * orow[y + 3]
+    for y in range(ends, h):
+        s0, s1, s2 = _to_partial(y % 4, row[y] * orow[y], s0, s1, s2)
+    return s0, s1, s2, s3
+
+
 @numba.njit(cache=True)
 def _apply_dot(c, diag, d, sign, out):  # pragma: no cover - compiled
     """``_apply(c, ...)`` into ``out``, returning the sum of c * out (partial sums by column
     mod 4, each row summed while it is still in cache)."""
-    w, h = c.shape
     s0 = s1 = s2 = s3 = 0.0
-    ends = h - h % 4
-    for x in range(w):
+    for x in range(c.shape[0]):
         _apply_row(c, diag, d, sign * d, x, out)
         row, orow = c[x], out[x]
-        for y in range(0, ends, 4):
-            s0 += row[y] * orow[y]
-            s1 += row[y + 1] * orow[y + 1]
-            s2 += row[y + 2] * orow[y + 2]
-            s3 += row[y + 3] * orow[y + 3]
-        for y in range(ends, h):
-            s0, s1, s2 = _to_partial(y % 4, row[y] * orow[y], s0, s1, s2)
+        s0, s1, s2, s3 = _row_products(row, orow, s0, s1, s2, s3)
     return (s0 + s1) + (s2 + s3)
 
 
@@ -283,22 +290,15 @@ def _advance_apply_dot(x, p, z, alpha, beta, first, diag, d, sign,
     beta p) and ``_apply_dot(p, ...)`` into ``out``, in one pass: each row of p is made one
     row ahead of the operator, which reads its neighbours. Returns the sum of p * out (partial
     sums by column mod 4, as :func:`_apply_dot`)."""
-    w, h = p.shape
+    w = p.shape[0]
     s0 = s1 = s2 = s3 = 0.0
-    ends = h - h % 4
     _advance_row(x, p, z, alpha, beta, first, 0)
     for i in range(w):
         if i + 1 < w:
             _advance_row(x, p, z, alpha, beta, first, i + 1)
         _apply_row(p, diag, d, sign * d, i, out)
         row, orow = p[i], out[i]
-        for y in range(0, ends, 4):
-            s0 += row[y] * orow[y]
-            s1 += row[y + 1] * orow[y + 1]
-            s2 += row[y + 2] * orow[y + 2]
-            s3 += row[y + 3] * orow[y + 3]
-        for y in range(ends, h):
-            s0, s1, s2 = _to_partial(y % 4, row[y] * orow[y], s0, s1, s2)
+        s0, s1, s2, s3 = _row_products(row, orow, s0, s1, s2, s3)
     return (s0 + s1) + (s2 + s3)
 
 
