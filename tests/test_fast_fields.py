@@ -272,7 +272,7 @@ def _cancer_hour_with_tumor_model_draws(model) -> None:
         return
     order = model.rng.permutation(xs.size)
     next_clone = np.array([model._next_clone], dtype=np.int64)
-    model._seed_kernels()
+    K.seed(model._kernel_seed())
     p = model.p
     K.divide_cancer(xs[order], ys[order], t.kind, t.antigens, t.antigenicity, t.pdl1_base,
                     t.mhc, t.pdl1_induced, t.car_negative, t.clone, p["mutation_rate"],

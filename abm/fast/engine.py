@@ -446,9 +446,6 @@ class FastTumorModel(mesa.Model):
         return self._admit(n, Kind.CART)
 
     # --- the hour -------------------------------------------------------------------------
-    def _seed_kernels(self) -> None:
-        K.seed(self._kernel_seed())
-
     def _kernel_seed(self) -> int:
         """A seed for the next kernel (``kernels.seed``, or the kernel's ``seed_value``),
         drawn from ``model.rng``: ``int(rng.integers(2**32))``, which is the bit generator's
