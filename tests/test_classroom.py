@@ -100,6 +100,22 @@ def test_a_projector_shows_tissue_and_population_chart_and_a_phone_the_main_colu
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 412
 
 
+def test_a_message_covers_neither_the_tissue_nor_its_legend_nor_the_lesson(page_at):
+    d = page_at("?seed=3", size=(1280, 720))
+    page = d.page
+    d.button("anti-PD-1").click()  # a message: the dose given
+    page.locator(".abm-message").wait_for()
+    page.wait_for_timeout(300)  # layout settles
+    box = page.locator(".abm-message").bounding_box()
+    for selector in ("img[data-testid=tissue]", ".abm-legend", ".abm-info"):
+        other = page.locator(selector).bounding_box()
+        apart = (box["x"] + box["width"] <= other["x"] or other["x"] + other["width"] <= box["x"]
+                 or box["y"] + box["height"] <= other["y"]
+                 or other["y"] + other["height"] <= box["y"])
+        assert apart, (selector, box, other)
+    assert not d.errors()
+
+
 def test_large_text_for_the_back_of_the_room_still_fits_a_projector(page_at):
     d = page_at("?seed=3", size=(1280, 720))
     page = d.page

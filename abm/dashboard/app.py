@@ -111,10 +111,17 @@ def TissueView(tab: Tab):
 def StatusBar(tab: Tab):
     tab.frame.value  # noqa: B018 - subscribe: refresh when the model changed
     solara.Column(children=[tab.live.status, tab.live.perf], gap="0px")
-    model = tab.session.model
+    session = tab.session
+    model = session.model
     if not model.running:  # the one message for a cleared tumour
-        solara.Success(f"The tumour is gone (day {model.day:.1f}): press Reset or pick a "
-                       "scenario to start again.", dense=True, classes=["abm-cleared"])
+        day = session.cleared_day if session.cleared_day is not None else model.day
+        if session.active:  # Compare: the untreated twin grows on
+            solara.Success(f"Your tumour is gone (day {day:.1f}); the untreated twin plays "
+                           "on. Press Reset or pick a scenario to start again.", dense=True,
+                           classes=["abm-cleared"])
+        else:
+            solara.Success(f"The tumour is gone (day {day:.1f}): press Reset or pick a "
+                           "scenario to start again.", dense=True, classes=["abm-cleared"])
 
 
 @solara.component
@@ -182,10 +189,17 @@ CSS = """
 .abm-large .abm-hover, .abm-large .abm-twin-title { font-size: 15px; }
 .abm-large .abm-chart { height: 340px !important; }
 .abm-large .abm-tissue-col { flex-basis: min(1000px, calc(100vh - 325px)); }
-.abm-message { position: fixed; right: 16px; bottom: 16px; z-index: 20; max-width: 520px;
-               background: white !important; box-shadow: 0 2px 8px rgba(0, 0, 0, 0.25); }
+.abm-large .v-btn { font-size: 15px !important; }
+.abm-large .v-label, .abm-large .v-input input, .abm-large .v-select__selection,
+.abm-large .abm-param-value { font-size: 16px !important; }
+/* a parameter's explanation: a readable column, not the window's width */
+.v-tooltip__content { max-width: 420px; }
+/* messages: at the top of the column beside the tissue (they cover neither the tissue, nor
+   its legend, nor the lesson); across the bottom of a phone's screen */
+.abm-message { background: white !important; }
 @media (max-width: 760px) {
-  .abm-message { left: 8px; right: 8px; bottom: 8px; max-width: none; }
+  .abm-message { position: fixed; left: 8px; right: 8px; bottom: 8px; z-index: 20;
+                 box-shadow: 0 2px 8px rgba(0, 0, 0, 0.25); }
   .abm-grid { grid-template-columns: minmax(0, 1fr); grid-template-areas: "run" "main" "rest"; }
 }
 """
@@ -241,7 +255,6 @@ def Dashboard(session: Session | None = None, query: str | None = None):
         with solara.Column(gap="8px", classes=["abm-rest"]):
             Sidebar(tab)
         with solara.Column(gap="8px", classes=["abm-main"]):
-            Message(tab)  # over the page's corner (CSS): it does not push the tissue down
             StatusBar(tab)
             with solara.Row(gap="12px", style=ROW_STYLE):
                 comparing = ["abm-comparing"] if tab.compare.value else []
@@ -249,6 +262,7 @@ def Dashboard(session: Session | None = None, query: str | None = None):
                     TissueView(tab)
                     DoseLog(tab)
                 with solara.Column(gap="8px", classes=["abm-side-col"]):
+                    Message(tab)  # here (CSS): it does not move or cover the tissue
                     ViewControls(tab)  # here, so the tissue and its legend fit a projector
                     Charts(tab, ("populations",))
                     InfoPanel(tab)

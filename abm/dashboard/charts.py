@@ -16,6 +16,8 @@ from abm.dashboard import render as R
 CHARTS = ("populations", "clones", "traits", "kills")  # the order on the page
 MAX_CHART_POINTS = 240  # time series are thinned to this many points per chart
 TOP_CLONES = 6  # clones shown by name in the clone chart; the rest are "other"
+MHC_CSS = "#2c7fb8"  # mean MHC-I in the traits chart
+NK_KILLS_CSS = "#808000"  # NK kills (the NK cells' olive)
 
 
 def _thin(n: int) -> np.ndarray:
@@ -100,7 +102,7 @@ def chart_options(snapshot: dict[str, Any]) -> dict[str, dict]:
          "Tregs": (_positive(col("Tregs")), c[kinds.TREG], 1),
          "MDSCs": (_positive(col("MDSCs")), c[kinds.MDSC], 1),
          "macrophages": (_positive(col("Macrophages")), c[kinds.MACROPHAGE], 1),
-         "NK cells": (_positive(col("NKCells")), "#c9b800", 1)},
+         "NK cells": (_positive(col("NKCells")), c[kinds.NK], 1)},
         doses, [{"name": "cancer cells", "nameTextStyle": {"color": R.css(R.CANCER_VISIBLE_RGB)},
                  "axisLabel": {"color": R.css(R.CANCER_VISIBLE_RGB)}},
                 {"name": "immune cells (log)", "type": "log", "logBase": 10, "min": 1,
@@ -120,23 +122,28 @@ def chart_options(snapshot: dict[str, Any]) -> dict[str, dict]:
         {"mean antigenicity": (_without_tumour(col("MeanAntigenicity"), cancer),
                                R.css(R.CANCER_VISIBLE_RGB)),
          "mean PD-L1": (_without_tumour(col("MeanPDL1"), cancer), R.PDL1_CSS),
+         "mean MHC-I": (_without_tumour(col("MeanMHC"), cancer), MHC_CSS),
          "PD-1 occupancy": (col("PD1Occupancy"), "#636363"),
          "CAR-target-negative fraction": (
              _without_tumour(col("AntigenNegativeFraction"), cancer), R.css(R.CAR_NEGATIVE_RGB))},
         doses, [{"name": "0-1", "min": 0, "max": 1}],
     )
+    # NK kills, once NK cells have been in the tissue (a flat zero line otherwise)
+    nk = ({"NK kills": (col("NKKills"), NK_KILLS_CSS)} if any(cols["NKCells"]) else {})
     kills = _line_chart(
         "Kills (cumulative) and T-cell states", days,
-        {"kills": (col("Kills"), "#333333"),
+        {"T-cell kills": (col("Kills"), "#333333"), **nk,
          "exhausted T cells, %": (
-             (np.asarray(col("ExhaustedFraction")) * 100).round(2).tolist(), "#7f9fd8", 1),
+             (np.asarray(col("ExhaustedFraction")) * 100).round(2).tolist(),
+             R.css(R.EXHAUSTED_T_RGB), 1),
          # 0 throughout unless T-cell states are on (tcell_progenitor_fraction > 0)
          "progenitor T cells, %": (
              (np.asarray(col("ProgenitorFraction")) * 100).round(2).tolist(),
              R.css(R.PROGENITOR_T_RGB), 1)},
         doses, [{"name": "kills"},
                 {"name": "% of T cells", "min": 0, "max": 100, "splitLine": {"show": False},
-                 "nameTextStyle": {"color": "#7f9fd8"}, "axisLabel": {"color": "#7f9fd8"}}],
+                 "nameTextStyle": {"color": R.css(R.EXHAUSTED_T_RGB)},
+                 "axisLabel": {"color": R.css(R.EXHAUSTED_T_RGB)}}],
     )
     return {"populations": populations, "traits": traits, "clones": clone_chart(snapshot),
             "kills": kills}

@@ -300,12 +300,14 @@ def Exports(tab: Tab):
     def png() -> bytes:
         with session.lock:
             m = session.model
-            title = (f"{tab.scenario.value} · seed {m.seed} · day {m.day:.1f} · "
+            title = (f"{session.scenario} · seed {m.seed} · day {m.day:.1f} · "
                      f"{m.n_cancer} cancer cells")
             return R.export_png(m, tab.colour_by.value, tab.overlay.value, title,
-                                tab.show_cells.value)
+                                tab.show_cells.value, session.twin)
 
-    stem = f"abm-{tab.scenario.value}-seed{tab.seed_text.value}"
+    tab.generation.value  # noqa: B018 - subscribe: the names follow the model when rebuilt
+    # the model's scenario and seed, not the seed box's (typed but not yet applied)
+    stem = f"abm-{session.scenario}-seed{session.model.seed}"
     with solara.Row(gap="6px", style={"flex-wrap": "wrap"}):
         solara.FileDownload(csv, filename=f"{stem}.csv", label="time series (CSV)",
                             mime_type="text/csv")

@@ -122,7 +122,7 @@ class LiveView:
         self.tissue.src = src
         self.tissue.cols, self.tissue.rows = model.width, model.height
         self.tissue.frame += 1
-        twin = session.draw_twin(colour_by, overlay, show_cells)
+        twin = session.draw_twin(colour_by, overlay, show_cells, frame.vmax)
         if twin is not None:
             self.twin.src = twin
             self.twin.cols, self.twin.rows = model.width, model.height
@@ -157,8 +157,9 @@ def status_text(session: Session) -> tuple[str, str]:
         f"day {model.day:.1f} · hour {model.steps} · cancer {model.n_cancer} · "
         f"T {model.n_tcells} · CAR-T {model.n_cart} · Tregs {model.n_tregs} · "
         f"MDSCs {model.n_mdscs} · macrophages {model.n_macrophages} "
-        f"(M2 {model.m2_fraction:.0%}) · NK {model.n_nk} · kills {model.kills} · PD-1 occupancy "
-        f"{model.pd1_occupancy:.2f} · seed {model.seed}"
+        f"(M2 {model.m2_fraction:.0%}) · NK {model.n_nk} · T-cell kills {model.kills}"
+        + (f" · NK kills {model.nk_kills}" if model.nk_kills or model.n_nk else "")
+        + f" · PD-1 occupancy {model.pd1_occupancy:.2f} · seed {model.seed}"
     )
     perf = (
         f"{model.width}×{model.height} · model {t.model_ms:.1f} ms per frame "

@@ -27,17 +27,20 @@ if TYPE_CHECKING:
 EMPTY_RGB = (238, 234, 228)  # tissue stroma
 VESSEL_RGB = (90, 90, 90)
 COLLAPSED_VESSEL_RGB = (176, 150, 150)  # a vessel that collapsed inside the tumour: no supply
+# Every cell colour stands out from the stroma on a projector: a contrast ratio (WCAG) of
+# at least 2.8 against EMPTY_RGB (the yellow NK cells and amber Tregs of old were 1.0 and 1.7)
 KIND_RGB = {
-    Kind.TCELL: (31, 97, 226),
-    Kind.CART: (0, 188, 212),
-    Kind.TREG: (245, 166, 0),
-    Kind.MDSC: (46, 160, 67),
+    Kind.TCELL: (31, 97, 226),  # blue
+    Kind.CART: (0, 140, 160),  # teal
+    Kind.TREG: (200, 110, 0),  # orange
+    Kind.MDSC: (30, 130, 50),  # green
     Kind.NECROTIC: (92, 64, 51),  # debris of necrotic cancer cells: dark brown
     Kind.MACROPHAGE: (84, 39, 143),  # an M1 macrophage: dark purple (M2: M2_RGB)
-    Kind.NK: (255, 237, 0),  # NK cell: yellow
+    Kind.NK: (128, 128, 0),  # NK cell: olive
 }
+IMMUNE_KINDS = (Kind.TCELL, Kind.CART, Kind.TREG, Kind.MDSC, Kind.MACROPHAGE, Kind.NK)
 M2_RGB = (240, 2, 127)  # an M2 (pro-tumour) macrophage: pink
-EXHAUSTED_T_RGB = (160, 184, 232)
+EXHAUSTED_T_RGB = (100, 140, 205)  # faded blue
 PROGENITOR_T_RGB = (8, 29, 88)  # a progenitor-exhausted (stem-like) CTL: navy
 CANCER_HIDDEN_RGB = np.array((128, 116, 138), dtype=np.float32)  # antigenicity 0
 CANCER_VISIBLE_RGB = np.array((214, 39, 40), dtype=np.float32)  # antigenicity 1
@@ -45,14 +48,18 @@ CAR_NEGATIVE_RGB = (25, 25, 25)  # a cancer cell without the CAR-T target (colou
 PDL1_CMAP = "RdPu"  # cancer cells by PD-L1: pale (none) to dark purple (the current maximum)
 PDL1_CSS = "#7a0177"  # the dark end of RdPu, for PD-L1 in the charts
 
-# tab20-like palette for clones; clone c gets CLONE_PALETTE[c % 20]
+# clones: matplotlib's tab20 without its browns and greys (debris, vessels and collapsed
+# vessels are drawn in those); clone c gets CLONE_PALETTE[c % 16]. While cancer cells are
+# coloured by clone, every immune cell is drawn in IMMUNE_RGB: the clone colours are many
+# and would otherwise be read as immune cell types
 CLONE_PALETTE = np.array(
     [(214, 39, 40), (31, 119, 180), (255, 127, 14), (44, 160, 44), (148, 103, 189),
-     (140, 86, 75), (227, 119, 194), (188, 189, 34), (23, 190, 207), (255, 152, 150),
-     (174, 199, 232), (255, 187, 120), (152, 223, 138), (197, 176, 213), (196, 156, 148),
-     (247, 182, 210), (219, 219, 141), (158, 218, 229), (127, 127, 127), (199, 199, 199)],
+     (227, 119, 194), (188, 189, 34), (23, 190, 207), (255, 152, 150),
+     (174, 199, 232), (255, 187, 120), (152, 223, 138), (197, 176, 213),
+     (247, 182, 210), (219, 219, 141), (158, 218, 229)],
     dtype=np.uint8,
 )
+IMMUNE_RGB = (20, 20, 20)  # any immune cell, while cancer cells are coloured by clone
 
 # how cancer cells are coloured (the view's toggle); PD-L1 is an overlay, since it has a scale
 COLOUR_BY = {"antigenicity": "antigenicity", "clone": "clone", "CAR target": "CAR target"}
@@ -94,15 +101,19 @@ def legend(colour_by: str = "antigenicity", overlay: str = "none",
                   ("cancer, most PD-L1 (colour bar)", css(lut(PDL1_CMAP)[255]))]
     elif colour_by == "clone":
         cancer = [("cancer (colour = clone)", clone_colour(0))]
+        return cancer + [
+            ("immune cell (any kind)", css(IMMUNE_RGB)),
+            ("necrotic (debris)", css(KIND_RGB[Kind.NECROTIC])),
+            ("vessel", css(VESSEL_RGB)),
+            ("collapsed vessel", css(COLLAPSED_VESSEL_RGB)),
+            _stroma(overlay),
+        ]
     elif colour_by == "CAR target":
         cancer = [("cancer, CAR target present", css(CANCER_VISIBLE_RGB)),
                   ("cancer, CAR target lost", css(CAR_NEGATIVE_RGB))]
     else:
         cancer = [("cancer, antigenic", css(CANCER_VISIBLE_RGB)),
                   ("cancer, hidden", css(CANCER_HIDDEN_RGB))]
-    stroma = ("stroma (empty)", css(EMPTY_RGB))
-    if overlay not in ("none", "pdl1"):
-        stroma = ("stroma: colour = overlay (colour bar)", css(lut("viridis")[128]))
     return cancer + [
         ("T cell", css(KIND_RGB[Kind.TCELL])),
         *([("progenitor T cell", css(PROGENITOR_T_RGB))] if progenitors else []),
@@ -116,8 +127,15 @@ def legend(colour_by: str = "antigenicity", overlay: str = "none",
         ("necrotic (debris)", css(KIND_RGB[Kind.NECROTIC])),
         ("vessel", css(VESSEL_RGB)),
         ("collapsed vessel", css(COLLAPSED_VESSEL_RGB)),
-        stroma,
+        _stroma(overlay),
     ]
+
+
+def _stroma(overlay: str) -> tuple[str, str]:
+    """The legend's entry for the free tissue: its colour, or the overlay's."""
+    if overlay not in ("none", "pdl1"):
+        return ("stroma: colour = overlay (colour bar)", css(lut("viridis")[128]))
+    return ("stroma (empty)", css(EMPTY_RGB))
 
 
 # --- overlays --------------------------------------------------------------------------------
@@ -167,6 +185,16 @@ def overlay_max(data: np.ndarray, key: str) -> float:
     return top
 
 
+def scale_max(model: TumorModel, key: str) -> float:
+    """Top of ``key``'s colour scale for ``model``: fixed (oxygen, 0 to the supply level) or
+    the current maximum (``overlay_max``); 0 for "none"."""
+    data = overlay_data(model, key)
+    if data is None:
+        return 0.0
+    fixed = overlays(model)[key].fixed_max
+    return fixed if fixed is not None else overlay_max(data, key)
+
+
 _LUTS: dict[str, np.ndarray] = {}
 
 
@@ -197,9 +225,12 @@ class Frame:
 
 
 def tissue_rgb(model: TumorModel, colour_by: str = "antigenicity",
-               overlay: str = "none", show_cells: bool = True) -> Frame:
+               overlay: str = "none", show_cells: bool = True,
+               vmax: float | None = None) -> Frame:
     """The tissue as an RGB array: each cell type its colour, cancer cells shaded by
-    antigenicity (or coloured by clone or CAR target), and an optional overlay.
+    antigenicity (or coloured by clone or CAR target), and an optional overlay, on a scale
+    from 0 to ``vmax`` (default: the overlay's own, fixed or the current maximum; a shared
+    one draws two models alike).
 
     Every drawn colour means what the legend says: a field overlay colours the free tissue
     between the cells (with ``show_cells`` False, everywhere), and the PD-L1 overlay colours
@@ -221,12 +252,13 @@ def tissue_rgb(model: TumorModel, colour_by: str = "antigenicity",
         rgb[...] = EMPTY_RGB
         empty = None
 
-    spec, vmax = None, 0.0
+    spec, top = None, 0.0
     data = overlay_data(model, overlay)
     if data is not None:
         spec = overlays(model)[overlay]
-        vmax = spec.fixed_max if spec.fixed_max is not None else overlay_max(data, overlay)
-        scale = 255.0 / vmax if vmax > 0 else 0.0
+        top = vmax if vmax is not None else (
+            spec.fixed_max if spec.fixed_max is not None else overlay_max(data, overlay))
+        scale = 255.0 / top if top > 0 else 0.0
         idx = np.clip(data * scale, 0, 255).astype(np.uint8).T[::-1]
         if overlay != "pdl1":  # the free tissue between the cells (everywhere without cells)
             if empty is None:
@@ -244,7 +276,7 @@ def tissue_rgb(model: TumorModel, colour_by: str = "antigenicity",
                 xs, ys = xs[free], ys[free]
             rgb[h - 1 - ys, xs] = colour
     if not show_cells:
-        return Frame(rgb, spec, vmax)
+        return Frame(rgb, spec, top)
 
     cancer = shown == Kind.CANCER
     if cancer.any():
@@ -262,10 +294,13 @@ def tissue_rgb(model: TumorModel, colour_by: str = "antigenicity",
                                    np.array(CANCER_VISIBLE_RGB, dtype=np.uint8))
         rgb[cancer] = colours
 
+    if colour_by == "clone" and overlay != "pdl1":  # the immune cells in one colour
+        rgb[np.isin(shown, IMMUNE_KINDS)] = IMMUNE_RGB
+        return Frame(rgb, spec, top)
     for (xs, ys), colour in zip(cell_states(model), (EXHAUSTED_T_RGB, PROGENITOR_T_RGB, M2_RGB),
                                 strict=True):
         rgb[h - 1 - np.asarray(ys, dtype=np.intp), np.asarray(xs, dtype=np.intp)] = colour
-    return Frame(rgb, spec, vmax)
+    return Frame(rgb, spec, top)
 
 
 def has_progenitors(model: TumorModel) -> bool:
@@ -436,24 +471,41 @@ def clone_counts(model: TumorModel) -> dict[int, int]:
 
 
 def export_png(model: TumorModel, colour_by: str = "antigenicity", overlay: str = "none",
-               title: str = "", show_cells: bool = True) -> bytes:
-    """The current view as a PNG for download: the scaled tissue, a legend and a colour bar."""
+               title: str = "", show_cells: bool = True,
+               twin: TumorModel | None = None) -> bytes:
+    """The current view as a PNG for download: the scaled tissue (and, with Compare, the
+    untreated ``twin`` beside it, on the same colour scale), a legend and a colour bar."""
     from PIL import ImageDraw
 
     font = _font(13)
-    frame = tissue_rgb(model, colour_by, overlay, show_cells)
+    vmax = None
+    if twin is not None and overlay != "none":  # one colour bar for both, as on the page
+        vmax = max(scale_max(m, overlay) for m in (model, twin))
+    frame = tissue_rgb(model, colour_by, overlay, show_cells, vmax)
     scale = max(1, 600 // max(model.width, model.height))
-    tissue = Image.open(io.BytesIO(png_bytes(frame.rgb, scale)))
+    tissues = [Image.open(io.BytesIO(png_bytes(frame.rgb, scale)))]
+    if twin is not None:
+        twin_rgb = tissue_rgb(twin, colour_by, overlay, show_cells, frame.vmax).rgb
+        tissues.append(Image.open(io.BytesIO(png_bytes(twin_rgb, scale))))
     entries = legend(colour_by, overlay, show_cells, has_progenitors(model))
     pad, line = 10, 18
     legend_w = 230
-    height = max(tissue.height, len(entries) * line + 80) + 2 * pad + 24
-    canvas = Image.new("RGB", (tissue.width + legend_w + 3 * pad, height), "white")
+    heading = 24 if twin is None else 44  # with the twin, a caption over each tissue
+    tissue_h = max(t.height for t in tissues)
+    tissues_w = sum(t.width for t in tissues) + pad * (len(tissues) - 1)
+    height = max(tissue_h, len(entries) * line + 80) + 2 * pad + heading
+    canvas = Image.new("RGB", (tissues_w + legend_w + 3 * pad, height), "white")
     draw = ImageDraw.Draw(canvas)
     draw.text((pad, pad), title or f"day {model.day:.1f}", fill="black", font=font)
-    top = pad + 24
-    canvas.paste(tissue, (pad, top))
-    lx = tissue.width + 2 * pad
+    top = pad + heading
+    x = pad
+    captions = ("treated (your run)", "untreated twin (same seed, no treatment)")
+    for tissue, caption in zip(tissues, captions, strict=False):
+        if twin is not None:
+            draw.text((x, top - 20), caption, fill="black", font=font)
+        canvas.paste(tissue, (x, top))
+        x += tissue.width + pad
+    lx = tissues_w + 2 * pad
     for i, (label, colour) in enumerate(entries):
         y = top + i * line
         draw.rectangle((lx, y, lx + 12, y + 12), fill=colour, outline="black")

@@ -110,26 +110,37 @@ class Session:
             self.twin = twin
             self.values = dict(values)
             self.generation += 1
+            self.cleared_day: float | None = None  # the day the model's tumour was gone
             self.clone_history: list[tuple[float, dict[int, int]]] = [
                 (model.day, R.clone_counts(model))
             ]
             self.timing = Timing()
 
+    @property
+    def active(self) -> bool:
+        """Whether stepping shows anything new: the model's tumour is there, or the untreated
+        twin's still is (a treated tumour that is gone stays beside its twin, which grows
+        on: the comparison the lessons ask for)."""
+        return self.model.running or (self.twin is not None and self.twin.running)
+
     def advance(self, steps: int, generation: int | None = None) -> bool:
-        """Step the model ``steps`` hours; False if it was rebuilt meanwhile or has stopped."""
+        """Step the model (and the twin) ``steps`` hours; False if it was rebuilt meanwhile or
+        has stopped (``active``)."""
         with self.lock:
             if generation is not None and generation != self.generation:
                 return False
             model = self.model
-            if not model.running:
+            if not self.active:
                 return False
             start = time.perf_counter()
             twin = self.twin
             for _ in range(steps):
-                model.step()
+                model.step()  # once its tumour is gone only while the twin grows on
+                if not model.running and self.cleared_day is None:
+                    self.cleared_day = model.day
                 if twin is not None and twin.running:
                     twin.step()
-                if not model.running:
+                if not self.active:
                     break
             self.timing.model(time.perf_counter() - start, steps)
             self.clone_history.append((model.day, R.clone_counts(model)))
@@ -156,18 +167,26 @@ class Session:
         with self.lock:
             self.engine, self.model_class = engine, cls
 
-    def draw_twin(self, colour_by: str, overlay: str, show_cells: bool = True) -> str | None:
-        """The twin's tissue as a PNG data URL (None without a twin)."""
+    def draw_twin(self, colour_by: str, overlay: str, show_cells: bool = True,
+                  vmax: float | None = None) -> str | None:
+        """The twin's tissue as a PNG data URL (None without a twin), on the colour scale
+        ``vmax`` (the frame's from ``draw``: the two tissues share the one colour bar)."""
         with self.lock:
             if self.twin is None:
                 return None
-            return R.data_url(R.tissue_rgb(self.twin, colour_by, overlay, show_cells).rgb)
+            return R.data_url(R.tissue_rgb(self.twin, colour_by, overlay, show_cells,
+                                           vmax).rgb)
 
     def draw(self, colour_by: str, overlay: str, show_cells: bool = True) -> tuple[str, R.Frame]:
-        """The tissue image as a PNG data URL, and the drawn frame (for the colour bar)."""
+        """The tissue image as a PNG data URL, and the drawn frame (for the colour bar). With
+        the twin shown, an overlay scaled to its maximum is scaled to the larger of the two
+        models' maxima, so equal colours mean equal values in both tissues."""
         with self.lock:
             start = time.perf_counter()
-            frame = R.tissue_rgb(self.model, colour_by, overlay, show_cells)
+            vmax = None
+            if self.twin is not None and overlay != "none":
+                vmax = max(R.scale_max(m, overlay) for m in (self.model, self.twin))
+            frame = R.tissue_rgb(self.model, colour_by, overlay, show_cells, vmax)
             src = R.data_url(frame.rgb)
             self.timing.draw(time.perf_counter() - start)
         return src, frame

@@ -38,6 +38,7 @@ OVERLAYS_WITH_CELLS = ("none", "pdl1")  # always drawn with the cells (no "cells
 PLOT_INTERVAL_S = 0.5  # while playing, charts refresh at most this often
 INFO_DAYS = 1.0  # a passing message (a dose given) goes after this many model days
 RUN_TO_SECONDS = 30  # "Run to day N" picks hours per frame to take about this long
+MAX_RUN_TO_DAY = 1000  # a typo (1e6) would otherwise play for days
 
 
 LESSON_DEFAULTS = {"colour_by": "antigenicity", "watch_days": 30}  # without a lesson's own
@@ -165,7 +166,7 @@ class Tab:
         self.changed()
 
     def toggle_play(self) -> None:
-        if not self.playing.value and not self.session.model.running:
+        if not self.playing.value and not self.session.active:
             return  # the status line says the tumour is gone and to press Reset
         if self.playing.value:
             self.target_day.set(None)
@@ -178,11 +179,14 @@ class Tab:
         model = self.session.model
         if not math.isfinite(day):
             raise ValueError(f"run to day {day:g}: expected a number of days")
+        if day > MAX_RUN_TO_DAY:
+            raise ValueError(f"run to day {day:g}: expected a day up to {MAX_RUN_TO_DAY}")
         if not day > model.day:
             raise ValueError(f"run to day {day:g}: the model is already at day "
                              f"{model.day:.1f}; press Reset to start again")
-        if not model.running:
-            return
+        if not self.session.active:
+            raise ValueError(f"run to day {day:g}: the tumour is gone and the run has "
+                             "stopped; press Reset to start again")
         hours = (day - model.day) * 24
         # enough hours per frame to get there in about RUN_TO_SECONDS, or more if chosen
         needed = int(min(24, max(1, round(hours / (RUN_TO_SECONDS * 25)))))
@@ -217,13 +221,29 @@ class Tab:
         self.reset()
 
     def pick_scenario(self, name: str) -> None:
+        """Load scenario ``name`` (its parameters, lesson and view) and build its model. A
+        seed box left with a bad value does not stop it: the model keeps its seed, and the
+        message says so (the page and the model must show the same scenario)."""
         values = scenario_values(name)  # raises ValueError naming an unknown scenario
-        self.scenario.set(name)
+        try:
+            seed, problem = parse_seed(self.seed_text.value), None
+        except ValueError as err:
+            seed = self.session.model.seed
+            problem = f"{err}; {name} was loaded with seed {seed}"
+        previous = self.session.scenario
         self.session.scenario = name
+        try:
+            self.rebuild(values, seed)
+        except ValueError:
+            self.session.scenario = previous  # the old model and its scenario stay
+            raise
+        self.scenario.set(name)
         self.raw.set(dict(values))
         self.colour_by.set(lesson_setting(name, "colour_by"))
         self.run_to_text.set(str(lesson_setting(name, "watch_days")))  # the new lesson's day
-        self.rebuild(values, parse_seed(self.seed_text.value))
+        self.push(charts=False)  # the lesson's colouring
+        if problem:
+            self.error(problem)
 
     def set_param(self, name: str, value: Any) -> None:
         self.raw.set({**self.raw.value, name: value})
@@ -299,7 +319,7 @@ class Tab:
                     last_plot = now
                 self.push(charts)
                 session.timing.frame(time.perf_counter() - start)
-                if not session.model.running:
+                if not session.active:
                     self.playing.set(False)
                     self.target_day.set(None)
                     break  # the status line says the tumour is gone
