@@ -23,8 +23,9 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "lesson": (
             "With no T cells or suppressors the tumour grows as a compact disc. Only cells with "
             "room divide (contact inhibition), so the count grows far slower than exponentially. "
-            "Inside, cancer cells use up the oxygen: cells more than ~0.2 mm from a working "
-            "vessel are hypoxic and stop dividing; vessels enclosed by tumour collapse within "
+            "Inside, cancer cells use up the oxygen: cells more than ~0.1 mm from a working "
+            "vessel are hypoxic and divide more slowly, and beyond ~0.2 mm they stop; vessels "
+            "enclosed by tumour collapse within "
             "about two weeks (Padera 2004; Holash 1999), and cells starved below 5 mmHg die by "
             "necrosis, leaving debris: a necrotic core. Try: shorten the division time, raise "
             "the vessel density, or turn T cells back on."
@@ -33,7 +34,8 @@ SCENARIOS: dict[str, dict[str, Any]] = {
                    "macrophage_influx": 0.0, "nk_influx": 0.0},
     },
     "elimination": {
-        # 24 seeds: cleared by day 4.7 in half, by day 8 in 23 (the last on day 10)
+        # 24 seeds (0-23, 2026-11-29): cleared by day 5.25 in half, by day 8 in 20 (the last
+        # on day 15.6)
         "watch_days": 8,  # the lesson's time span (dashboard: "Run to day")
         "steps": (
             'Press Run to day 8 and watch the blue T cells arrive from the dark vessels.',
@@ -56,7 +58,8 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "watch_days": 28,  # the lesson's time span (dashboard: "Run to day")
         "steps": (
             'Run to day 28 (set 4 hours per frame to go faster).',
-            'The tumour neither clears nor takes off; pale blue (exhausted) T cells pile up.',
+            'In most seeds the tumour neither clears nor takes off (about 1 in 8 clears by '
+            'day 28); faded-blue (exhausted) T cells pile up.',
             'Give anti-PD-1 at day 10, or lower T-cell arrival and press Reset.',
         ),
         "summary": "Immune control holds the tumour in check: it persists but barely grows.",
@@ -66,8 +69,9 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             "nearly balance growth and the tumour persists for weeks without clearing or "
             "escaping (Koebel 2007). Notice: the size wanders slowly; most T cells end up "
             "exhausted and are replaced. Try: set T-cell influx lower and Reset (escape), or "
-            "give anti-PD-1 (elimination). Caveat: over months this state drifts slowly upward "
-            "(about 2x in 4 weeks); it is control, not true dormancy."
+            "give anti-PD-1 (elimination). Caveat: this is control, not dormancy: the size "
+            "drifts (up to about 2x in 4 weeks), and over months most runs end in elimination "
+            "(6 of 8 seeds by day 82; a few keep oscillating)."
         ),
         # tcell_influx 15 (was 20 before cancer cells died by apoptosis and PD-L1 decayed with
         # its 0.1 d half-life: at 20 the tumour was cleared by day 15-21 in 3 of 4 seeds)
@@ -78,9 +82,10 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "escape": {
         "watch_days": 40,  # the lesson's time span (dashboard: "Run to day")
         "steps": (
-            'Run to day 40 (about half a minute); the first two weeks look quiet while T cells '
-            'gather.',
-            'From day 15 grey (hidden) cells survive and take over: watch mean antigenicity fall.',
+            'Run to day 40 (about half a minute); in the first two weeks the tumour grows '
+            'several-fold while T cells gather and kill its most visible cells.',
+            'Grey (hidden) cells survive and take over: watch mean antigenicity fall from about '
+            'day 5.',
             'Switch to colour by clone to see which clones win; Reset and give anti-PD-1 on day 5.',
         ),
         "summary": "Mutation lets the tumour hide: it is edited and outgrows the T cells.",
@@ -88,17 +93,19 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             "Escape, the third E. Daughter cells mutate: they lose antigens or MHC-I, or raise "
             "PD-L1. T cells kill the visible clones, so the invisible ones take over and the "
             "mean antigenicity falls (immunoediting). Notice: clone colours shift; PD-L1 rises "
-            "where T cells are. Try: anti-PD-1 early vs late; a vaccine."
+            "across the tumour as T cells engage. Try: anti-PD-1 early vs late; a vaccine."
         ),
         "params": {"founder_antigens": 3, "mutation_rate": 0.05, "tcell_influx": 1.5,
                    "treg_influx": 0.2, "mdsc_influx": 0.2},
     },
     "checkpoint": {
-        # 24 seeds: cleared by day 13.9 in half, by day 18 in 21, not by day 35 in one
+        # 24 seeds (0-23, 2026-11-29): cleared by day 14.8 in half, by day 18 in 21, all by
+        # day 18.9
         "watch_days": 18,  # the lesson's time span (dashboard: "Run to day")
         "steps": (
             'Run to day 18; anti-PD-1 is given on day 7 (dashed line on the charts).',
-            'Choose the PD-L1 overlay: cancer cells near T cells darken (IFN-γ raises PD-L1).',
+            'Choose the PD-L1 overlay: once T cells engage, the whole tumour darkens (their '
+            'IFN-γ spreads about 0.3 mm, the tumour\'s size, and raises PD-L1).',
             'After the dose kills climb and the tumour is cleared one to two weeks later in '
             'most seeds; Reset with Compare on to see the untreated twin beside it.',
         ),
@@ -106,7 +113,8 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "lesson": (
             "Adaptive resistance: engaged T cells release IFN-gamma, which makes nearby cancer "
             "cells raise PD-L1 and switch the T cells off. Anti-PD-1 from day 7 (every 3 weeks, "
-            "half-life 22 days) blocks that brake. Notice: PD-L1 rises where T cells are; after "
+            "half-life 22 days) blocks that brake. Notice: PD-L1 rises across the tumour (IFN-"
+            "gamma spreads about 0.3 mm, about the tumour's size); after "
             "the dose, kills pick up and exhaustion falls. Try: the same tumour without the "
             "drug (set anti_pd1_start_day to None), or the cold tumour scenario."
         ),
@@ -134,7 +142,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "watch_days": 14,  # the lesson's time span (dashboard: "Run to day")
         "steps": (
             'Run to day 14; both drugs start on day 7.',
-            'Tregs (amber) are depleted and more T cells arrive; the tumour clears fast.',
+            'Tregs (orange) are depleted and more T cells arrive; the tumour clears fast.',
             'Reset and give only one of the two drugs with the Treat now buttons.',
         ),
         "summary": "Anti-PD-1 plus anti-CTLA-4 from day 7 on a hot tumour.",
@@ -149,16 +157,18 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "vaccine": {
         "watch_days": 18,  # the lesson's time span (dashboard: "Run to day")
         "steps": (
-            'Run to day 18; the vaccine on day 0 needs about a week before primed T cells arrive.',
+            'Run to day 18; the vaccine on day 0 (boosted on days 14 and 28) needs about a week '
+            'before primed T cells arrive.',
             'From day 9 the burden falls; look for surviving clones (colour by clone).',
             'Raise the mutation rate, press Reset and see whether clones escape the vaccine.',
         ),
-        "summary": "A weakly controlled tumour vaccinated against its founder antigens on day 0.",
+        "summary": "A weakly controlled tumour vaccinated against its founder antigens from "
+                   "day 0.",
         "lesson": (
             "A cancer vaccine primes T cells against the founder clone's antigens; they arrive "
             "after about a week of clonal expansion. Notice: the burden falls, then clones that "
             "lost the vaccine antigens take over (clone colours change, antigenicity falls). "
-            "Try: a higher mutation rate, or a second dose later."
+            "Try: a higher mutation rate, or a single dose (vaccine_doses 1)."
         ),
         "params": {"founder_antigens": 2, "mutation_rate": 0.03, "tcell_influx": 0.5,
                    "vaccine_start_day": 0.0},
@@ -166,7 +176,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "cart": {
         "watch_days": 10,  # the lesson's time span (dashboard: "Run to day")
         "steps": (
-            'Run to day 10; CAR-T cells (cyan) are infused on day 5.',
+            'Run to day 10; CAR-T cells (teal) are infused on day 5.',
             'They kill every cell, visible or not, and multiply: the tumour is gone by day 9.',
             'Open the cart_antigen_loss scenario to see how this fails.',
         ),
@@ -185,8 +195,9 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "watch_days": 25,  # the lesson's time span (dashboard: "Run to day")
         "steps": (
             'Run to day 25; cancer cells are coloured by CAR target: black ones have lost it.',
-            'CAR-T cells (cyan) clear the red cells from day 5; the black ones survive and regrow.',
-            'Watch the CAR-target-negative fraction climb to 1 on the traits chart.',
+            'CAR-T cells (teal) clear the red cells from day 5; the black ones survive and regrow.',
+            'Watch the CAR-target-negative fraction climb to 1 on the Visibility and checkpoint '
+            'chart.',
         ),
         "colour_by": "CAR target",  # the dashboard colours cells by CAR target
         "summary": "CAR-T with target loss: the relapse is antigen-negative.",
@@ -224,9 +235,10 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "nk_surveillance": {
         "watch_days": 30,  # the lesson's time span (dashboard: "Run to day")
         "steps": (
-            'Run to day 30: mutants that lower MHC-I hide from T cells, but yellow NK cells '
+            'Run to day 30: mutants that lower MHC-I hide from T cells, but olive NK cells '
             'kill them ("missing self").',
-            'Watch mean MHC-I on the status of a cancer cell (hover) and the NK kills.',
+            'Watch mean MHC-I on the Visibility and checkpoint chart, and the NK kills on the '
+            'Kills chart (hover over a cancer cell for its own MHC-I).',
             'Set NK-cell arrival to 0, press Reset and run again: MHC-I falls much further.',
         ),
         "summary": "NK cells make MHC-I loss costly: the tumour must balance two killers.",
@@ -234,8 +246,9 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             "Losing MHC-I hides a cancer cell from T cells, which see antigen only on MHC-I. "
             "NK cells do the opposite: their inhibitory receptors read MHC-I, so a cell that "
             "lost it is killed (missing self, Ljunggren & Kaerre 1990). Mutation here often "
-            "lowers MHC-I. Notice: with NK cells the surviving cells keep more MHC-I (MeanMHC "
-            "in the CSV). Try: NK-cell arrival 0, or more T cells."
+            "lowers MHC-I. Notice: with NK cells the surviving cells keep more MHC-I (mean "
+            "MHC-I on the Visibility and checkpoint chart). Try: NK-cell arrival 0, or more "
+            "T cells."
         ),
         "params": {"founder_antigens": 3, "mutation_rate": 0.05, "tcell_influx": 1.5,
                    "mutation_weight_lower_mhc": 0.7, "nk_influx": 1.0},
@@ -243,8 +256,9 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "progenitor_burst": {
         "watch_days": 14,  # the lesson's time span (dashboard: "Run to day")
         "steps": (
-            'Run to day 7: T cells are primed in the lymph node and arrive days later; the navy '
-            'ones are progenitors, which divide on their antigen but do not kill.',
+            'Run to day 7: T cells primed in the lymph node arrive (from day 1 those primed '
+            'before the run, then 5 days after each priming); the navy ones are progenitors, '
+            'which divide on their antigen but do not kill.',
             'Anti-PD-1 on day 7 releases the brake on the progenitors: they divide and their '
             'blue effector daughters kill. Watch "progenitor T cells, %" and the kills.',
             'Set tcell_progenitor_fraction to 0 and tcell_exhaustion_limit to 1 (every T cell '
@@ -257,9 +271,10 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             "after repeated stimulation (Miller et al. 2019). PD-1 blockade works through the "
             "progenitors: they proliferate and their daughters kill (Im et al. 2016); "
             "terminally exhausted cells do not respond. Here new T cells are primed in the "
-            "lymph node from the antigen of dying cancer cells and arrive after 5 days; half "
-            "arrive as progenitors. Notice: the kills climb after the dose. Try: no progenitors "
-            "and an exhaustion limit of 1."
+            "lymph node from the antigen of dying cancer cells and arrive 5 days later (the "
+            "clones primed before day 0 arrive from day 1); half arrive as progenitors. "
+            "Notice: the kills climb after the dose. Try: no progenitors and an exhaustion "
+            "limit of 1."
         ),
         "params": {"founder_antigens": 3, "mutation_rate": 0.01, "tcell_influx": 1.5,
                    "anti_pd1_start_day": 7.0, "lymph_node_priming": True,
@@ -270,9 +285,10 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "species": "mouse",  # abm.species: rodent antibodies twice weekly, half-life 4.5 d
         "steps": (
             'Run to day 21; anti-PD-1 is given on days 7, 10.5, 14 and 17.5 (dashed lines).',
-            'Many antigens and full MHC-I: T cells crowd in, PD-L1 rises around them, then the '
-            'drug releases the brake and the burden falls.',
-            'Set anti_pd1_start_day to None, Reset with Compare on: the untreated twin grows.',
+            'Many antigens and full MHC-I: T cells crowd in, PD-L1 rises across the tumour, '
+            'then the drug releases the brake and the burden falls.',
+            'Switch on "Compare with an untreated twin" and run to day 21: the twin, the same '
+            'tumour without the drug, grows beside the treated one.',
         ),
         "summary": "MC38-like hot mouse tumour: antigenic, infiltrated, responds to anti-PD-1.",
         "lesson": (
@@ -280,7 +296,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             "neoantigens and full MHC-I, well infiltrated by CD8 T cells, that responds to "
             "anti-PD-1 (Mosely et al. 2017). The species preset is the mouse one: a rodent "
             "antibody twice weekly for four doses with a half-life of days, not the 3-weekly "
-            "human schedule. Notice: T cells arrive early and PD-L1 rises where they are; "
+            "human schedule. Notice: T cells arrive early and PD-L1 rises as they engage; "
             "after the first dose kills rise. Try: the B16F10-like cold tumour, or start the "
             "drug later (a bigger tumour)."
         ),
