@@ -22,20 +22,29 @@ is over. Each hour (``step``, called by the model before CTL recruitment):
      False to start from a naive node, where no CTL arrives before the delay).
 2. **Priming.** Per antigen, the stimulus is ``S = A / (A + K)`` with ``K`` the presentation a
    tumour of ``recruitment_half_saturation`` carriers keeps up by shedding alone, so an
-   untreated tumour's priming follows the same burden curve as the old recruitment. CTL clones
+   untreated tumour's priming follows the burden curve of immediate recruitment without the
+   node (half its maximum at ``recruitment_half_saturation`` carriers). CTL clones
    are primed at ``tcell_influx x S_max x (1 - (1 - v)^n)`` per hour in total, with
    ``v = antigen_visibility`` and ``n = sum_b S_b / S_max`` the number of antigens presented
    (weighted by stimulus), shared among antigens in proportion to ``S_b``, times the priming
    factor (anti-CTLA-4). At most ``tcell_influx`` (the parameter keeps its meaning, CTLs per
-   hour at saturation); for the founder tumour (every antigen at the same S) it is the old
-   recruitment, ``tcell_influx`` x burden signal x antigenicity at full MHC-I. An antigen that
-   no cell carries and no dying cell released is never primed: a tumour that lost its
-   antigens recruits few CTLs.
+   hour at saturation). Priming here has no MHC-I factor, a modelling choice consistent with
+   cross-priming: dendritic cells present antigen taken up from dying cells on their own
+   MHC-I, so the tumour's MHC-I does not limit priming (recognition in the tissue still does:
+   a CTL sees its target with probability MHC-I).
+   Immediate recruitment without the node (``TumorModel._recruit_ctls``) scales with mean
+   antigenicity, which includes MHC-I. So for the founder tumour (every antigen at the same
+   S) this equals the immediate recruitment, ``tcell_influx`` x burden signal x antigenicity,
+   only when ``founder_mhc`` = 1; a tumour with lower MHC-I is primed 1/MHC-I times as much
+   at the same burden (3.3x for ``checkpoint_cold``, MHC-I 0.3; 5x for ``b16f10_like``,
+   0.2). An antigen that no cell carries and no dying cell released is never primed: a
+   tumour that lost its antigens recruits few CTLs.
 3. **Delay.** Primed CTLs arrive ``ln_priming_delay_days`` later (5 d: Mempel et al. 2004, stable
    DC contacts 8-20 h after entry and proliferation from day 2; effector CTLs reach tissues
-   days later, with the peak at day 7-8, Badovinac et al. 2002). The number primed is drawn
-   when they are primed (Poisson), so ``primed_total`` counts clones primed so far, including
-   those still in the delay line.
+   days later, after clonal expansion of up to 7 or 8 days: case 24 of an immunology case
+   book, doi:10.4324/9780203856864-24). The number primed is drawn when they are primed
+   (Poisson), so ``primed_total`` counts clones primed so far, including those still in the
+   delay line.
 
 A vaccine (``vaccinate``) presents its antigens in the node: its presentation decays with
 ``vaccine_response_half_life_days`` and primes ``vaccine_influx`` CTLs per hour per dose of
@@ -142,7 +151,8 @@ class LymphNode:
         """Endogenous CTLs primed per hour per antigen now: in total ``tcell_influx`` x S_max x
         (1 - (1 - v)^n) with n = sum(S) / S_max the antigens presented (weighted by their
         stimulus), shared in proportion to S_b; with every antigen at the same stimulus S this
-        is the old recruitment, ``tcell_influx`` x S x the antigenicity of n antigens."""
+        is ``tcell_influx`` x S x the antigenicity of n antigens at full MHC-I (no MHC-I
+        factor: cross-priming, see the module docstring)."""
         p = self.model.p
         stimulus = self.stimulus()
         top = float(stimulus.max())

@@ -232,7 +232,8 @@ _LIST: list[Param] = [
        "kills plus PD-1-blocked engagements after which a CTL is exhausted and stops killing",
        "Kather et al. 2017 (IMkmax = 5); CARCADE uses 10", "T cells"),
     _p("tcell_exhausted_speed", 1, "sites per h", int, 0, 40,
-       "moves per hour of an exhausted CTL or CAR-T cell (it lingers and no longer kills)",
+       "moves per hour of an exhausted CTL or CAR-T cell, and of a spent NK cell (one that "
+       "reached nk_kill_limit): it lingers and no longer kills",
        "modelling choice (exhausted cells are barely motile)", "T cells"),
     _p("tcell_max_divisions", 5, "divisions", int, 0, 20,
        "times a CTL lineage can divide after kills",
@@ -289,7 +290,10 @@ _LIST: list[Param] = [
        "suppressive factor released by an MDSC", _MC, "Fields"),
     _p("tgfb_diffusion", 28.0, "um^2/s", float, 0.0, 1e4,
        "suppressive factor diffusion coefficient",
-       "TGF-beta 2.8e-7 cm^2/s (Popel-lab PDAC calibration)", "Fields"),
+       "TGF-beta 2.8e-7 cm^2/s: posterior median (CV 0.6) of a Bayesian calibration to the "
+       "diffusion-vs-molecular-size law of Ramanujan et al. 2002 in collagen gel, not a "
+       "measurement of TGF-beta itself (popellab/SPQSP_PDAC, "
+       "calibration/active/output/inference_log.md, round 1, a development log)", "Fields"),
     _p("tgfb_half_life_h", 1.16, "h", float, 0.01, 1000.0, "suppressive factor half-life",
        "TGF-beta decay 14.3/day (popellab SPQSP_PDAC)", "Fields"),
     _p("tgfb_half_max", 0.1, "a.u.", float, 1e-6, 1e3,
@@ -328,11 +332,16 @@ _LIST: list[Param] = [
        "oxygen at and above which division runs at the full rate (division_time_h)",
        "modelling choice: full rate in non-hypoxic cells (the 15 mmHg hypoxic threshold), so "
        "division_time_h stays the in-tumour rate; PhysiCell cancer_immune uses 38 mmHg, which "
-       "slows untreated growth ~5x by day 30 here (docs/validation.md, Tissue biology)",
+       "here leaves about 3x fewer untreated cells by day 30 (tumor_only, seeds 1-2) and lets "
+       "the escape scenario grow about 6-fold in 30 days instead of 25-fold (docs/validation.md, "
+       "Tissue biology)",
        "Oxygen and death"),
     _p("hypoxic_threshold", 15.0, "mmHg", float, 0.0, 160.0,
-       "oxygen below which a cancer cell is hypoxic (reported, HypoxicFraction)",
-       "PhysiCell default o2_hypoxic_threshold (15 mmHg; HIF-1a half-max near 1.5-2% O2)",
+       "oxygen below which a cancer cell is hypoxic (reported, HypoxicFraction), and below "
+       "which a macrophage's site is hypoxic, a full signal toward M2",
+       "PhysiCell default o2_hypoxic_threshold (15 mmHg; HIF-1a half-max near 1.5-2% O2); the "
+       "same threshold is the macrophages' hypoxia signal (hypoxia drives TAMs toward M2: "
+       "Murdoch et al. 2004 Blood 104:2224)",
        "Oxygen and death"),
     _p("necrosis_threshold", 5.0, "mmHg", float, 0.0, 160.0,
        "oxygen below which cancer cells start to die by necrosis",
@@ -370,7 +379,8 @@ _LIST: list[Param] = [
     _p("suppressor_speed", 2, "sites per h", int, 0, 40,
        "Treg, MDSC and macrophage moves per hour", _MC, "Suppressors"),
     _p("suppression_radius_sites", 2, "sites (15 um)", int, 0, 20,
-       "reach of Treg contact suppression and of the MDSC growth niche (Chebyshev distance)",
+       "reach of Treg contact suppression and of the MDSC and M2-macrophage growth niches "
+       "(Chebyshev distance)",
        "modelling choice (contact-range suppression: 2 sites is about 30 um)", "Suppressors"),
     # --- anti-PD-1 ----------------------------------------------------------------------------
     _p("anti_pd1_start_day", None, "day", float, 0.0, 10_000.0,
@@ -398,7 +408,10 @@ _LIST: list[Param] = [
     _p("anti_ctla4_dose", 1.0, "standard doses", float, 0.0, 100.0,
        "anti-CTLA-4 amount per dose (1 = one standard infusion)", _MC, "Anti-CTLA-4"),
     _p("anti_ctla4_half_life_days", 15.0, "day", float, 0.1, 1000.0,
-       "anti-CTLA-4 antibody half-life", "ipilimumab about 15 d", "Anti-CTLA-4"),
+       "anti-CTLA-4 antibody half-life",
+       "ipilimumab mean terminal half-life 15.4 d (CV 34%) in the FDA's approval summary "
+       "(Saung et al. 2021 Oncologist 26:797, Table 2; the YERVOY label itself not read): 15 d",
+       "Anti-CTLA-4"),
     _p("anti_ctla4_ec50", 0.1, "standard doses", float, 1e-6, 100.0,
        "antibody level at half-maximal CTLA-4 occupancy",
        "modelling choice: set equal to the anti-PD-1 EC50 default (0.1), which anti-CTLA-4 "
@@ -427,13 +440,17 @@ _LIST: list[Param] = [
        _MC, "Vaccine"),
     _p("vaccine_priming_delay_days", 7.0, "day", float, 0.0, 60.0,
        "clonal expansion before vaccine-primed CTLs arrive",
-       "effector peak after up to 7-8 days of expansion (Nat Immunol 2002 3:619)", "Vaccine"),
+       "clonal expansion lasts up to 7 or 8 days before the effector peak (case 24 of an "
+       "immunology case book, doi:10.4324/9780203856864-24; docs/references.md): 7 d",
+       "Vaccine"),
     _p("vaccine_influx", 2.0, "CTL per h per dose", float, 0.0, 100.0,
        "extra recruitment of vaccine-specific CTLs at the response peak", _MC, "Vaccine"),
     _p("vaccine_response_half_life_days", 3.5, "day", float, 0.1, 365.0,
        "decay of the vaccine response after its peak (contraction)",
-       "90-95% contraction within 1-2 weeks of the peak (Badovinac et al. 2002 Nat Immunol "
-       "3:619): a half-life of 3-4 d; 3.5 d", "Vaccine"),
+       "CD8 T-cell numbers contract by 90-95% after the peak (Badovinac et al. 2004 Nat "
+       "Immunol 5:809), within about 1-2 weeks (timing not checked at source): 90% in 10 d or "
+       "95% in 14 d is a half-life of 3.0-3.2 d (ln 2 x 10 / ln 10, ln 2 x 14 / ln 20); 3.5 d "
+       "gives 75% contraction after 1 week and 94% after 2 weeks", "Vaccine"),
     # --- CAR-T --------------------------------------------------------------------------------
     _p("cart_start_day", None, "day", float, 0.0, 10_000.0,
        "CAR-T infusion day (None = not given)", _MC, "CAR-T", optional=True),
@@ -588,7 +605,8 @@ _LIST: list[Param] = [
        "tumour's vessels (DC contacts, clonal expansion, egress)",
        "Mempel et al. 2004 Nature 427:154 (stable T cell-DC contacts 8-20 h after entry, "
        "proliferation from day 2); expansion over about 16 generations (spQSP-IO n_aT_prolif); "
-       "effector peak day 7-8 (Badovinac et al. 2002 Nat Immunol 3:619): 5 d",
+       "clonal expansion lasts up to 7 or 8 days before the effector peak (case 24 of an "
+       "immunology case book, doi:10.4324/9780203856864-24; docs/references.md): 5 d",
        "T-cell states and priming"),
     _p("ln_primed_before_start", True, "1 (true/false)", bool, None, None,
        "the founder tumour was primed against before day 0: CTL clones primed in the delay "

@@ -23,7 +23,8 @@ class TCell(ImmuneCell):
     IFN-gamma and attacks: PD-L1 can block the attempt (less so under anti-PD-1); otherwise it
     kills with ``tcell_kill_prob`` per hour (about 6 h per kill in vivo, Breart 2008), reduced by
     Tregs and the suppressive field. Kills and PD-1 blocks count toward exhaustion (Kather 2017:
-    5); a kill may trigger a division (limited, Kather 2017: 5).
+    5); a kill may trigger a division (at most ``tcell_max_divisions``, 5: Kather et al. 2018;
+    the Kather et al. 2017 code allows 10).
 
     Differentiation states (``state``; Im et al. 2016 Nature 537:417, Utzschneider et al. 2016
     Immunity 45:415, Siddiqui et al. 2019 Immunity 50:195, Miller et al. 2019 Nat Immunol
