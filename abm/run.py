@@ -116,12 +116,43 @@ def git_commit() -> str | None:
 
 # what does not change a simulation's results: the views and the command line
 _NOT_MODEL_CODE = ("dashboard/", "server.py", "cli.py", "report.py")
+# text that does not either: a scenario's lesson for the dashboard, and a parameter's
+# description, source and group (``params._p``'s 7th to 9th arguments)
+_LESSON_KEYS = frozenset({"steps", "summary", "lesson", "watch_days", "colour_by"})
+_PARAM_TEXT_ARGS = (6, 7, 8)
+
+
+def _code_of(name: str, source: str) -> bytes:
+    """What of a module can change results: its syntax tree without docstrings (comments and
+    layout are not in it), and without the lesson texts of ``scenarios.py`` and the
+    parameters' descriptions and sources in ``params.py``."""
+    import ast
+
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+        if name == "scenarios.py" and isinstance(node, ast.Dict):
+            kept = [(k, v) for k, v in zip(node.keys, node.values, strict=True)
+                    if not (isinstance(k, ast.Constant) and k.value in _LESSON_KEYS)]
+            node.keys, node.values = [k for k, _ in kept], [v for _, v in kept]
+        if (name == "params.py" and isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name) and node.func.id == "_p"):
+            node.args = [ast.Constant("") if i in _PARAM_TEXT_ARGS else arg
+                         for i, arg in enumerate(node.args)]
+    return ast.dump(tree, annotate_fields=False).encode()
 
 
 def model_code_hash() -> str:
-    """SHA-256 over the sources that make results (``abm/**/*.py`` as they are on disk, minus
-    the dashboard, CLI and report code), so any change to the model, committed or not, gives a
-    new hash: sweeps refuse to mix runs made by different model code."""
+    """SHA-256 over the code that makes results (``abm/**/*.py`` as it is on disk, minus the
+    dashboard, CLI and report code; of each module its syntax tree, so comments, docstrings,
+    layout, lesson texts and parameter descriptions do not count): any change to the model,
+    committed or not, gives a new hash, and sweeps refuse to mix runs made by different model
+    code."""
     import hashlib
 
     pkg = Path(__file__).parent
@@ -129,7 +160,8 @@ def model_code_hash() -> str:
     for path in sorted(pkg.rglob("*.py")):
         name = path.relative_to(pkg).as_posix()
         if not name.startswith(_NOT_MODEL_CODE):
-            digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+            code = _code_of(name, path.read_text(encoding="utf-8"))
+            digest.update(name.encode() + b"\0" + code + b"\0")
     return digest.hexdigest()
 
 

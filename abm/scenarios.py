@@ -82,7 +82,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "escape": {
         "watch_days": 40,  # the lesson's time span (dashboard: "Run to day")
         "steps": (
-            'Run to day 40 (about half a minute); in the first two weeks the tumour grows '
+            'Run to day 40; in the first two weeks the tumour grows '
             'several-fold while T cells gather and kill its most visible cells.',
             'Grey (hidden) cells survive and take over: watch mean antigenicity fall from about '
             'day 5.',

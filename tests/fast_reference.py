@@ -107,6 +107,9 @@ def run(engine: str, scenario: str, seed: int, size: int = SIZE, days: int = DAY
                             **(extra or {})})
     df, _ = simulate(params, days * 24, engine=engine)
     row = summarise(df, sites=size * size)
+    # the reporter's final mean antigenicity, 0 for a cleared tumour in both engines (the
+    # summary's is NaN then): cleared runs are compared by their outcome class and values
+    row["final_mean_antigenicity"] = float(df["MeanAntigenicity"].iloc[-1])
     return {"outcome": row["outcome"], **{m: row[m] for m in METRICS},
             **{m: float(df[m].iloc[-1]) for m in EXTRA.get(scenario, ())}}
 

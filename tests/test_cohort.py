@@ -541,3 +541,15 @@ def test_the_cohort_report_shows_the_asked_and_the_drawn_correlation():
     drawn = points["founder_mhc"].corr(points["tcell_influx"], method="spearman")
     assert f"`founder_mhc` with `tcell_influx` -0.5 (drawn: {drawn:.2f})" in line
     assert _correlation_lines(parse_spec(cohort()).normalised()["patients"], table, ["x"]) == []
+
+
+def test_a_run_too_short_for_the_default_stable_disease_says_so():
+    # 2 days after the baseline, SD must last 7 (the default): allowed (a pilot), but said
+    with pytest.warns(UserWarning, match=r"spec: response: stable disease \(SD\) can never"):
+        parse_spec(cohort())
+    import warnings
+
+    long_enough = cohort(response={"baseline_day": 1, "min_sd_days": 1.5})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        parse_spec(long_enough)

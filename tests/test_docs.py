@@ -182,3 +182,16 @@ def test_table_check_catches_a_headless_table():
 @pytest.mark.parametrize("doc", markdown_docs(), ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_markdown_tables_have_headers(doc: Path):
     assert table_problems(doc.read_text()) == []
+
+
+def test_the_annotated_spec_in_sweeps_md_is_a_valid_spec(tmp_path):
+    """The spec a researcher copies from docs/sweeps.md must be accepted as it is."""
+    from abm.sweep import load_spec
+
+    text = (ROOT / "docs" / "sweeps.md").read_text()
+    block = re.search(r"## The spec file.*?```toml\n(.*?)```", text, re.S)
+    assert block, "docs/sweeps.md has no annotated spec"
+    path = tmp_path / "spec.toml"
+    path.write_text(block.group(1))
+    spec = load_spec(path)
+    assert spec.arms and spec.factors and spec.sample is not None

@@ -1161,3 +1161,28 @@ def test_a_script_without_the_main_guard_is_told_at_once(tmp_path):
             ), proc.stderr[-3000:]
     assert '`if __name__ == "__main__":`' in proc.stderr
     assert "another `abm sweep`" not in proc.stderr
+
+
+def test_the_model_code_hash_counts_code_not_comments_docstrings_or_lesson_texts():
+    from pathlib import Path
+
+    from abm import run as R
+
+    src = Path(R.__file__).parent
+
+    def same(name: str, old: str, new: str) -> bool:
+        text = (src / name).read_text()
+        assert old in text, old
+        return R._code_of(name, text.replace(old, new, 1)) == R._code_of(name, text)
+
+    # words for people: a lesson, a comment, a docstring, a parameter's description and source
+    assert same("scenarios.py", '"lesson": (', '"lesson": ("An edited lesson. "')
+    assert same("scenarios.py", '"steps": (', '"steps": ("An edited step.", ')
+    assert same("model.py", "# ", "# an edited comment ")
+    assert same("model.py", '"""', '"""An edited docstring. ')
+    assert same("params.py", '"grid width"', '"grid width, in sites"')
+    assert same("params.py", "modelling choice: 100x100", "modelling choice (edited): 100x100")
+    # what makes results: a scenario's parameter, a default, a line of code
+    assert not same("scenarios.py", '"tcell_influx": 4.0', '"tcell_influx": 5.0')
+    assert not same("params.py", '_p("width", 100,', '_p("width", 101,')
+    assert not same("model.py", "self.nk_kills = 0", "self.nk_kills = 1")

@@ -44,6 +44,11 @@ def classify(
     return "controlled"
 
 
+def _of_cells(value: float, cells: float) -> float:
+    """A mean over the cancer cells, or NaN when there are none."""
+    return float(value) if cells > 0 else math.nan
+
+
 def summarise(
     full: pd.DataFrame, *, sites: int, escape_multiple: float = ESCAPE_MULTIPLE,
     escape_fraction: float = ESCAPE_FRACTION,
@@ -75,8 +80,10 @@ def summarise(
         "final_tcells": int(last["TCells"]),
         "final_cart_cells": int(last["CARTCells"]),
         "total_kills": int(last["Kills"]),
-        "final_mean_antigenicity": float(last["MeanAntigenicity"]),
-        "final_antigen_negative_fraction": float(last["AntigenNegativeFraction"]),
-        "final_mean_pdl1": float(last["MeanPDL1"]),
+        # means over the cancer cells: none once the tumour is gone (NaN, which reports skip
+        # and count, not 0, which would read as a fully hidden or antigen-negative tumour)
+        "final_mean_antigenicity": _of_cells(last["MeanAntigenicity"], final),
+        "final_antigen_negative_fraction": _of_cells(last["AntigenNegativeFraction"], final),
+        "final_mean_pdl1": _of_cells(last["MeanPDL1"], final),
         "final_clone_count": int(last["CloneCount"]),
     }

@@ -656,10 +656,20 @@ def _parse_response(
     if response["bins"] is not None and stratify is None:
         raise error("response.bins", "bins need response.stratify (the parameter to bin)")
     min_sd = response["min_sd_days"]
-    if min_sd is not None and min_sd > steps / 24 - day:
+    after = steps / 24 - day
+    if min_sd is not None and min_sd > after:
         raise error("response.min_sd_days", f"{min_sd:g} days of stable disease can never be "
-                    f"seen: the run has {steps / 24 - day:g} days after the baseline (day "
-                    f"{day:g})")
+                    f"seen: the run has {after:g} days after the baseline (day {day:g})")
+    from abm.analysis.response import MIN_SD_DAYS
+
+    if min_sd is None and MIN_SD_DAYS > after:  # allowed (a short pilot), but said
+        import warnings
+
+        warnings.warn(str(error("response", f"stable disease (SD) can never be called: it "
+                                f"must last {MIN_SD_DAYS:g} days (the default min_sd_days) "
+                                f"and the run has {after:g} days after the baseline (day "
+                                f"{day:g}); set response.min_sd_days, or run longer")),
+                      UserWarning, stacklevel=2)
     return Response(day, stratify, response["bins"], min_sd)
 
 
