@@ -478,9 +478,12 @@ def sweep(
         fail(f"--scheduler sends runs to Dask; it cannot be combined with --backend {backend}")
     if workers is not None and workers < 1:
         fail(f"--workers {workers}: expected an integer >= 1")
-    if dask_dashboard and (scheduler or backend != "dask"):
+    if dask_dashboard and scheduler:
         fail("--dask-dashboard is for the local Dask cluster (--backend dask without "
              "--scheduler); an external cluster has its own")
+    if dask_dashboard and backend != "dask":
+        fail(f"--dask-dashboard is for the local Dask cluster: add --backend dask"
+             f"{'' if backend is None else f' (not {backend})'}")
     if out is None and not dry_run:
         fail("--out DIR: required (the sweep directory; rerun the command to resume)")
     try:

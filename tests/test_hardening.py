@@ -804,9 +804,11 @@ def test_an_absolute_output_path_needs_its_directory(no_simulation, tmp_path):
 
 def test_the_dask_dashboard_option_is_for_the_local_cluster_only(tmp_path):
     spec = str(write(tmp_path))
-    for extra in (["--backend", "process"], ["--scheduler", "tcp://127.0.0.1:8786"]):
+    for extra, said in ((["--backend", "process"], "add --backend dask (not process)"),
+                        ([], "add --backend dask"),
+                        (["--scheduler", "tcp://127.0.0.1:8786"], "an external cluster has")):
         one_clean_error(cli("sweep", spec, "--out", str(tmp_path / "o"), "--dask-dashboard",
-                            "127.0.0.1:8787", *extra), "--dask-dashboard")
+                            "127.0.0.1:8787", *extra), said)
     for address in ("notanaddress", "127.0.0.1:99999"):  # checked before anything starts
         for dry in ([], ["--dry-run"]):
             one_clean_error(cli("sweep", spec, "--out", str(tmp_path / "o"), "--backend", "dask",

@@ -197,6 +197,10 @@ def test_a_bad_spec_is_refused_with_one_message_naming_the_key(tmp_path, edit, e
             ["sample.bounds.mutation_rate[1]", "[0, 1]"],
         ),
         (
+            'method = "lhs"\nn = 4\n[sample.bounds]\nanti_pd1_start_day = ["none", 5]',
+            ["sample.bounds.anti_pd1_start_day", 'must be a number, not "none"'],
+        ),
+        (
             'method = "lhs"\nn = 4\n[sample.bounds]\ntcell_influx = [0.0, 2.0]',
             ["sample.bounds.tcell_influx", "also a factor"],
         ),

@@ -481,7 +481,10 @@ def _parse_sample(table: dict[str, Any], master_seed: int, error: Error) -> Samp
         high = check_param(pname, pair[1], error, f"{key}[1]")
         if P.PARAMS[canonical(pname)].kind is bool:
             raise error(key, "a true/false parameter cannot be sampled; make it a factor")
-        if low is None or high is None or not low < high:
+        if low is None or high is None:
+            raise error(key, f"{show(pair)}: a bound must be a number, not \"none\" (to "
+                        "compare with the therapy not given, make it an arm or a factor)")
+        if not low < high:
             raise error(key, f"expected low < high, got [{low}, {high}]")
         bounds[pname] = (low, high)
     seed = master_seed if sample["seed"] is None else sample["seed"]
