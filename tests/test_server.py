@@ -654,6 +654,11 @@ def test_units_on_the_page_say_micrometres():
     rc = render(small_session())
     labels = [w.label for w in widgets(rc, v.TextField) if (w.label or "").startswith("width")]
     assert labels == ["width [sites (15 µm)]"]
+    enter(text_field(rc, "width"), "5")  # below the range: the message says µm as well
+    button(rc, "Reset").click()
+    eventually(lambda: any("width" in e for e in errors(rc)))
+    said = " ".join(errors(rc))
+    assert "15 µm" in said and "15 um" not in said
 
 
 def test_a_bad_seed_is_called_the_seed_as_the_page_calls_it():

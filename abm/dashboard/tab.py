@@ -21,6 +21,7 @@ from typing import Any
 import solara
 
 from abm import params as P
+from abm.dashboard import labels as L
 from abm.dashboard import render as R
 from abm.dashboard.live import LiveView
 from abm.dashboard.session import (
@@ -132,7 +133,7 @@ class Tab:
         self.frame.set(self.frame.value + 1)
 
     def error(self, text: str) -> None:
-        self.message.set(("error", text))
+        self.message.set(("error", L.display_unit(text)))  # µm, as the labels say
 
     def info(self, text: str) -> None:
         """A passing message (a dose given, a day reached): it goes after one model day."""
