@@ -64,6 +64,10 @@ class ReportError(ValueError):
     """A report that cannot be made (not a sweep directory, unknown outcome column, ...)."""
 
 
+class PartialSweep(UserWarning):
+    """An export of a sweep that is not finished: it holds the runs done so far."""
+
+
 # --- loading ----------------------------------------------------------------------------------
 
 
@@ -165,7 +169,7 @@ def _broken(path: Path, err: BaseException) -> SweepError:
 
 def _read_run(sweep: Sweep, run_id: str, columns: list[str] | None = None) -> pd.DataFrame:
     try:
-        return read_run_table(run_path(sweep.dir, run_id), columns)
+        return read_run_table(run_path(sweep.dir, run_id), columns, run_id=run_id)
     except SweepError as err:
         raise ReportError(str(err)) from None
 
@@ -250,10 +254,21 @@ def _figure(n_panels: int = 1, width: float = 5.0, height: float = 3.8) -> tuple
 
 
 def per_point(sweep: Sweep, column: str) -> pd.DataFrame:
-    """Mean, SD, and count of ``column`` over the replicates of each point."""
+    """Mean, SD, and count of ``column`` over the replicates of each point (the values that
+    are not missing). The SD is NaN, not 0, with fewer than two values, the mean with none."""
     grouped = sweep.summary.groupby("point_id")[column]
-    table = pd.DataFrame({"mean": grouped.mean(), "sd": grouped.std(ddof=1), "n": grouped.count()})
-    return table.fillna({"sd": 0.0})
+    return pd.DataFrame({"mean": grouped.mean(), "sd": grouped.std(ddof=1), "n": grouped.count()})
+
+
+NOT_AVAILABLE = "–"  # a table cell without a value (no SD from one value, no mean from none)
+
+
+def _mean_sd(mean: float, sd: float, n: int) -> str:
+    """``"0.09314 ± 0.012"``; ``"0.09314 ± –"`` from one value; ``"–"`` from none."""
+    if n == 0 or not np.isfinite(mean):
+        return NOT_AVAILABLE
+    spread = f"{sd:.3g}" if n > 1 and np.isfinite(sd) else NOT_AVAILABLE
+    return f"{mean:.4g} ± {spread}"
 
 
 def plot_outcome_by_parameter(sweep: Sweep, outcome: str) -> Any:
@@ -421,6 +436,8 @@ def load_series(sweep: Sweep, series: str) -> pd.DataFrame:
 def plot_timeseries(sweep: Sweep, series: str) -> Any:
     try:
         table = load_series(sweep, series)
+    except ReportError:
+        raise  # a broken run file (a ValueError too): its own message, not the series'
     except (KeyError, ValueError) as err:
         raise ReportError(f"--series {series!r}: not a time-series column ({err})") from None
     days = table.columns.to_numpy(dtype=float)
@@ -494,7 +511,8 @@ def sobol_indices(sweep: Sweep, outcome: str) -> list[dict[str, Any]]:
                 f"--outcome {outcome!r} is missing for {int((~np.isfinite(y)).sum())} points "
                 f"({label}); Sobol indices need a value at every point: choose another outcome"
             )
-        if np.ptp(y) == 0:
+        constant = np.ptp(y) == 0  # no variance to apportion: no indices (NaN)
+        if constant:
             indices = {k: np.full(len(bounds), np.nan) for k in ("S1", "S1_conf", "ST", "ST_conf")}
         else:
             indices = sobol.analyze(problem, y, calc_second_order=False, seed=0)
@@ -507,9 +525,17 @@ def sobol_indices(sweep: Sweep, outcome: str) -> list[dict[str, Any]]:
                     "S1_conf": float(indices["S1_conf"][i]),
                     "ST": float(indices["ST"][i]),
                     "ST_conf": float(indices["ST_conf"][i]),
+                    # the outcome's value at every point when it does not vary, else None
+                    "constant": float(y[0]) if constant else None,
                 }
             )
     return results
+
+
+def _constant_line(outcome: str, value: float, group: str) -> str:
+    where = "" if group == "all" else f" with {group}"
+    return (f"`{outcome}` does not vary (it is {value:g} at every point{where}), so it has no "
+            "Sobol indices")
 
 
 def plot_sobol(results: list[dict[str, Any]], outcome: str) -> Any:
@@ -538,6 +564,10 @@ def plot_sobol(results: list[dict[str, Any]], outcome: str) -> Any:
             capsize=3,
         )
         ax.set_xticks(xs, rows["parameter"], rotation=20, ha="right")
+        if "constant" in rows and rows["constant"].notna().all():
+            ax.text(0.5, 0.5, f"{outcome} does not vary\n(it is {rows['constant'].iloc[0]:g} "
+                    "at every point):\nno Sobol indices", transform=ax.transAxes, ha="center",
+                    va="center", bbox={"facecolor": "white", "edgecolor": "none"})
         ax.axhline(0, color="black", lw=0.5)
         ax.set(ylabel="Sobol index", title=f"{outcome}" + ("" if group == "all" else f"\n{group}"))
         ax.legend(fontsize="small")
@@ -615,7 +645,7 @@ def _markdown(sweep: Sweep, outcome: str, series: str, sobol: list | None, figur
             [
                 str(pid),
                 *[_fmt(params[v]) for v in sweep.varied],
-                f"{stats.loc[pid, 'mean']:.4g} ± {stats.loc[pid, 'sd']:.3g}",
+                _mean_sd(stats.loc[pid, "mean"], stats.loc[pid, "sd"], stats.loc[pid, "n"]),
                 str(stats.loc[pid, "n"]),
                 *[f"{classes.loc[pid, _class_column(c)]:.2f}" for c in OUTCOME_CLASSES],
             ]
@@ -624,28 +654,34 @@ def _markdown(sweep: Sweep, outcome: str, series: str, sobol: list | None, figur
     if len(stats) > MAX_TABLE_POINTS:
         lines += [f"(first {MAX_TABLE_POINTS} of {len(stats)} points; all in summary.parquet)", ""]
     if sobol:
-        lines += [
-            f"## Sobol indices of {outcome}",
-            "",
-            "First-order (S1) and total (ST) indices with 95% confidence half-widths (SALib, "
-            "Saltelli sampling; computed on the mean over replicates at each point).",
-            "",
-            _table(
-                ["factors", "parameter", "S1", "±", "ST", "±"],
-                [
+        varying = [r for r in sobol if r.get("constant") is None]
+        constant = {r["factors"]: r["constant"] for r in sobol if r.get("constant") is not None}
+        lines += [f"## Sobol indices of {outcome}", ""]
+        if varying:
+            lines += [
+                "First-order (S1) and total (ST) indices with 95% confidence half-widths (SALib, "
+                "Saltelli sampling; computed on the mean over replicates at each point).",
+                "",
+                _table(
+                    ["factors", "parameter", "S1", "±", "ST", "±"],
                     [
-                        r["factors"],
-                        r["parameter"],
-                        f"{r['S1']:.3f}",
-                        f"{r['S1_conf']:.3f}",
-                        f"{r['ST']:.3f}",
-                        f"{r['ST_conf']:.3f}",
-                    ]
-                    for r in sobol
-                ],
-            ),
-            "",
-        ]
+                        [
+                            r["factors"],
+                            r["parameter"],
+                            f"{r['S1']:.3f}",
+                            f"{r['S1_conf']:.3f}",
+                            f"{r['ST']:.3f}",
+                            f"{r['ST_conf']:.3f}",
+                        ]
+                        for r in varying
+                    ],
+                ),
+                "",
+            ]
+        lines += [f"{_constant_line(outcome, value, group)}." for group, value in
+                  constant.items()]
+        if constant:
+            lines += [""]
     lines += [
         f"Time series plotted: `{series}`. Data: `summary.parquet` (one row per run), "
         "`runs/*.parquet` (time series); `abm export DIR` (CSV) for spreadsheets.",
@@ -962,6 +998,12 @@ def export_csv(directory: str | Path, *, out: str | Path | None = None) -> list[
     from abm.run import write_table
 
     sweep = Sweep(directory)
+    if not sweep.complete:  # as the report says it (a UserWarning: one line from the CLI)
+        import warnings
+
+        warnings.warn(f"{sweep.dir}: partial: {len(sweep.summary)} of {sweep.n_runs} runs "
+                      "finished so far; the export holds those (rerun the same `abm sweep` "
+                      "command to finish the sweep)", PartialSweep, stacklevel=2)
     out = Path(out) if out is not None else sweep.dir / "export"
     out.mkdir(parents=True, exist_ok=True)
     summary = sweep.summary.drop(columns=[_class_column(c) for c in OUTCOME_CLASSES])

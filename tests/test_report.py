@@ -286,3 +286,129 @@ def test_report_counts_in_the_singular_too(tmp_path):
     result = runner.invoke(app, ["report", str(one)])
     assert result.exit_code == 0, result.output
     assert "- 1 point x 1 replicate = 1 run (" in (one / "report" / "report.md").read_text()
+
+
+# --- broken and copied run files, partial sweeps, values that cannot be shown -----------------
+
+
+def _copy(grid: Path, tmp: Path, name: str) -> Path:
+    copy = tmp / name
+    shutil.copytree(grid, copy, ignore=shutil.ignore_patterns("report", "export"))
+    return copy
+
+
+def _one_error_line(result, path: Path) -> str:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and result.output.count("\n") == 1, result.output
+    assert result.output.startswith(f"error: {path}: broken run file (")
+    assert "rerun the same `abm sweep` command" in result.output
+    return result.output
+
+
+def test_report_and_export_name_a_run_file_copied_from_another_run(grid, tmp_path):
+    """A run file copied over another run's (finished sweep: summary.parquet still lists the
+    old numbers; unfinished: the summary is rebuilt from the files) is named with the fix, not
+    exported or plotted as if it were that run."""
+    from abm.sweep import SweepError, load_sweep
+
+    copied = _copy(grid, tmp_path, "copied")
+    runs = copied / "runs"
+    shutil.copy(runs / "p00000-r000.parquet", runs / "p00000-r001.parquet")
+    bad = runs / "p00000-r001.parquet"
+    for command in ("export", "report"):
+        out = tmp_path / command
+        line = _one_error_line(runner.invoke(app, [command, str(copied), "--out", str(out)]), bad)
+        assert "not run p00000-r001's but run p00000-r000's" in line
+        assert not (out / "timeseries.csv").exists()
+    record = load_sweep(copied).run("p00000-r001")
+    with pytest.raises(SweepError, match="p00000-r001.parquet: broken run file"):
+        record.series()
+    with pytest.raises(SweepError, match="p00000-r001.parquet: broken run file"):
+        record.probes()
+    (copied / "summary.parquet").unlink()  # unfinished: the summary comes from the run files
+    (runs / "p00003-r001.parquet").unlink()
+    _one_error_line(runner.invoke(app, ["export", str(copied), "--out", str(tmp_path / "e")]),
+                    bad)
+
+
+def test_a_broken_run_file_is_not_blamed_on_the_series(grid, tmp_path):
+    broken = _copy(grid, tmp_path, "broken")
+    bad = broken / "runs" / "p00001-r001.parquet"
+    with open(bad, "r+b") as fh:
+        fh.truncate(100)
+    line = _one_error_line(runner.invoke(app, ["report", str(broken)]), bad)
+    assert "--series" not in line and "time-series column" not in line
+
+
+def test_the_point_table_shows_no_sd_from_one_value_and_no_mean_from_none(grid, tmp_path):
+    """One run at a point: its value and no SD (not "± 0"); no value: "–" with n 0, not
+    "nan ± 0". ``per_point`` keeps numbers: NaN, not 0 and not text."""
+    from abm.report import per_point
+
+    partial = _copy(grid, tmp_path, "partial")
+    (partial / "summary.parquet").unlink()
+    (partial / "runs" / "p00003-r001.parquet").unlink()
+    stats = per_point(Sweep(partial), "final_burden")
+    assert stats.loc[3, "n"] == 1 and pd.isna(stats.loc[3, "sd"]) and stats.loc[0, "sd"] >= 0
+    assert pd.api.types.is_float_dtype(stats["sd"])
+    result = runner.invoke(app, ["report", str(partial)])
+    assert result.exit_code == 0, result.output
+    text = (partial / "report" / "report.md").read_text()
+    assert f"\n| 3 | 3 | 0.1 | {stats.loc[3, 'mean']:.4g} ± – | 1 |" in text
+    summary = Sweep(partial).summary
+    assert summary["time_to_elimination_day"].isna().all()  # nothing eliminated in a day
+    result = runner.invoke(app, ["report", str(partial), "--outcome", "time_to_elimination_day"])
+    assert result.exit_code == 0, result.output
+    text = (partial / "report" / "report.md").read_text()
+    assert "nan" not in text and "± 0 " not in text
+    assert text.count(" | – | 0 | ") == 4  # every point: no value, n 0
+
+
+def test_the_sobol_table_says_when_the_outcome_does_not_vary(sobol, tmp_path):
+    out = tmp_path / "constant"
+    result = runner.invoke(app, ["report", str(sobol), "--outcome", "initial_burden",
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = (out / "report.md").read_text()
+    section = text.split("## Sobol indices of initial_burden")[1]
+    assert "nan" not in section and "| parameter |" not in section
+    assert "`initial_burden` does not vary (it is 60 at every point), so it has no Sobol " \
+           "indices." in section
+
+
+def test_probes_of_a_misspelled_probe_is_an_error_naming_the_recorded_ones(grid, tmp_path):
+    import dataclasses
+
+    from abm.sweep import load_sweep
+
+    with pytest.raises(ValueError, match="no probe 'snapshot' in this sweep.*recorded none"):
+        load_sweep(grid).probes("snapshot")
+    probed = sweep(tmp_path, "probed", {"replicates": 1}, probes={"snapshot": {"day": 1}})
+    data = load_sweep(probed)
+    assert data.probes("snapshot")["p00000-r000"]["day"] == 1.0
+    with pytest.raises(ValueError, match=r"'snapshott'.*did you mean snapshot\? \(its probes: "
+                                         r"snapshot\)"):
+        data.probes("snapshott")
+    # a probe the spec declares but a run holds no result of: None, as before
+    spec = {**data.spec, "probes": {**data.spec["probes"], "contacts": {}}}
+    other = dataclasses.replace(data, manifest={**data.manifest, "spec": spec})
+    assert other.probes("contacts") == {"p00000-r000": None}
+
+
+def test_export_of_an_unfinished_sweep_says_it_is_partial(grid, tmp_path):
+    """As the report does: one line (a ``PartialSweep`` warning from Python)."""
+    import warnings
+
+    partial = _copy(grid, tmp_path, "partial")
+    (partial / "summary.parquet").unlink()
+    (partial / "runs" / "p00003-r001.parquet").unlink()
+    result = runner.invoke(app, ["export", str(partial), "--out", str(tmp_path / "e")])
+    assert result.exit_code == 0, result.output
+    assert f"warning: {partial}: partial: 7 of 8 runs finished so far" in result.output
+    from abm.report import PartialSweep, export_csv
+
+    with pytest.warns(PartialSweep, match="7 of 8 runs"):
+        export_csv(partial, out=tmp_path / "e2")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        export_csv(grid, out=tmp_path / "e3")  # a finished sweep: nothing said

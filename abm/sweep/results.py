@@ -37,11 +37,11 @@ class RunRecord:
 
     def series(self, columns: list[str] | None = None) -> pd.DataFrame:
         """The run's time series (with its id and varied-parameter columns)."""
-        return read_run_table(self.path, columns)
+        return read_run_table(self.path, columns, run_id=self.run_id)
 
     def probes(self) -> dict[str, Any]:
         """``{probe name: result}`` (``read_run_probes``)."""
-        return read_run_probes(self.path)
+        return read_run_probes(self.path, self.run_id)
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,17 @@ class SweepData:
         raise KeyError(f"{self.dir}: no finished run {run_id!r}")
 
     def probes(self, name: str) -> dict[str, Any]:
-        """One probe's result for every finished run: ``{run_id: result}``."""
+        """One probe's result for every finished run: ``{run_id: result}`` (``None`` for a run
+        without a result of it). ``ValueError`` for a probe the sweep did not record
+        (``[probes.NAME]`` in its spec)."""
+        recorded = list(self.spec.get("probes") or {})
+        if name not in recorded:
+            from abm.params import did_you_mean
+
+            what = (f"its probes: {', '.join(recorded)}" if recorded else
+                    "it recorded none: a probe is a [probes.NAME] table of the spec")
+            raise ValueError(f"{self.dir}: no probe {name!r} in this sweep"
+                             f"{did_you_mean(name, recorded)} ({what})")
         return {r.run_id: r.probes().get(name) for r in self.runs}
 
 

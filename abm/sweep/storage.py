@@ -79,7 +79,11 @@ def write_run(
 
 def broken(path: Path, err: BaseException) -> SweepError:
     """The error for a run file that cannot be read (truncated, empty, not Parquet)."""
-    reason = getattr(err, "strerror", None) or str(err).splitlines()[0] or type(err).__name__
+    return broken_because(path, _reason(err))
+
+
+def broken_because(path: Path, reason: str) -> SweepError:
+    """The error for a run file that cannot be trusted, for ``reason`` (one clause: why)."""
     return SweepError(
         f"{path}: broken run file ({reason}); rerun the same `abm sweep` command to run it again"
     )
@@ -98,14 +102,30 @@ def _run_metadata(path: Path) -> dict[bytes, bytes]:
     return meta
 
 
-def read_run_table(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
-    """A run file's time series; ``SweepError`` naming the file if it is broken."""
+def read_run_table(
+    path: Path, columns: list[str] | None = None, run_id: str | None = None
+) -> pd.DataFrame:
+    """A run file's time series; ``SweepError`` naming the file if it is broken. With
+    ``run_id``, the file must also be that run's (``check_run_file``: not a copy of another
+    run's file), checked on the footer the read needs anyway, so the file is read once."""
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
     try:
-        return pd.read_parquet(path, columns=columns)
+        with pq.ParquetFile(path) as file:
+            if run_id is not None:
+                problem = _footer_problem(file.metadata, run_id)
+                if problem is not None:
+                    raise broken_because(path, problem)
+            names = file.schema_arrow.names
+            missing = [c for c in columns or [] if c not in names]
+            if missing:  # (ParquetFile.read would leave them out without a word)
+                raise ValueError(f"{path}: no column {', '.join(map(repr, missing))} in this "
+                                 f"run file (it has {', '.join(names)})")
+            table = file.read(columns=columns, use_pandas_metadata=True)
     except (OSError, pa.ArrowException) as err:
         raise broken(path, err) from None
+    return table.to_pandas()
 
 
 def check_run_file(path: Path, run_id: str) -> str | None:
@@ -116,29 +136,62 @@ def check_run_file(path: Path, run_id: str) -> str | None:
 
     try:
         footer = pq.read_metadata(path)
+    except (OSError, pa.ArrowException, ValueError) as err:
+        return _reason(err)
+    return _footer_problem(footer, run_id)
+
+
+def _reason(err: BaseException) -> str:
+    return getattr(err, "strerror", None) or str(err).splitlines()[0] or type(err).__name__
+
+
+def _footer_problem(footer: Any, run_id: str) -> str | None:
+    """``check_run_file`` on a footer already read (``pyarrow.parquet.FileMetaData``)."""
+    try:
         row = json.loads((footer.metadata or {})[RUN_META_KEY])
     except KeyError:
         return "no run summary in it"
-    except (OSError, pa.ArrowException, ValueError) as err:
-        return getattr(err, "strerror", None) or str(err).splitlines()[0] or type(err).__name__
+    except ValueError as err:
+        return _reason(err)
     if footer.num_rows < 1:
         return "no rows"
+    return _row_problem(row, run_id)
+
+
+def _row_problem(row: Any, run_id: str) -> str | None:
     if not isinstance(row, dict) or row.get("run_id") != run_id or "outcome" not in row:
-        return f"its stored summary is not run {run_id}'s"
+        found = row.get("run_id") if isinstance(row, dict) else None
+        other = (f" but run {found}'s: copied from another run?"
+                 if isinstance(found, str) and found != run_id else "")
+        return f"its stored summary is not run {run_id}'s{other}"
     return None
 
 
-def read_run_summary(path: Path) -> dict[str, Any]:
-    """The summary row stored in a run file (reads the footer only)."""
-    row = json.loads(_run_metadata(path)[RUN_META_KEY])
+def read_run_summary(path: Path, run_id: str | None = None) -> dict[str, Any]:
+    """The summary row stored in a run file (reads the footer only). With ``run_id``, a file
+    whose summary is another run's (a copied file) is a ``SweepError`` naming it."""
+    row = _stored_row(path, _run_metadata(path), run_id)
     return {k: (math.nan if v is None else v) for k, v in row.items()}
 
 
-def read_run_probes(path: Path) -> dict[str, Any]:
+def read_run_probes(path: Path, run_id: str | None = None) -> dict[str, Any]:
     """``{probe name: result}`` stored in a run file, numpy arrays decoded (``{}`` if the sweep
-    had no probes)."""
+    had no probes). With ``run_id``, checked to be that run's file, as ``read_run_summary``."""
     meta = _run_metadata(path)
+    if run_id is not None:
+        _stored_row(path, meta, run_id)
     return decode_probes(meta[PROBES_META_KEY]) if PROBES_META_KEY in meta else {}
+
+
+def _stored_row(path: Path, meta: dict[bytes, bytes], run_id: str | None) -> dict[str, Any]:
+    try:
+        row = json.loads(meta[RUN_META_KEY])
+    except ValueError as err:
+        raise broken(path, err) from None
+    problem = _row_problem(row, run_id) if run_id is not None else None
+    if problem is not None:
+        raise broken_because(path, problem)
+    return row
 
 
 def encode_probes(results: dict[str, Any]) -> bytes:
@@ -184,7 +237,7 @@ def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
 
 def build_summary(out: Path, run_ids: Iterable[str]) -> pd.DataFrame:
     """One row per run, in run-list order, from the run files (so resuming changes nothing)."""
-    rows = [read_run_summary(run_path(out, run_id)) for run_id in run_ids]
+    rows = [read_run_summary(run_path(out, run_id), run_id) for run_id in run_ids]
     return pd.DataFrame(rows)
 
 
