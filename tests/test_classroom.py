@@ -88,6 +88,9 @@ def test_a_projector_shows_tissue_and_population_chart_and_a_phone_the_main_colu
         assert box["y"] >= 0 and box["y"] + box["height"] <= 720, (selector, box)
         assert box["x"] >= 0 and box["x"] + box["width"] <= 1280, (selector, box)
     assert page.get_by_role("button", name="Play", exact=True).bounding_box()["y"] < 720
+    for therapy in ("anti-PD-1", "CAR-T", "anti-CSF-1R"):  # a dose is one click mid-run
+        box = page.get_by_role("button", name=therapy, exact=True).bounding_box()
+        assert box["y"] + box["height"] <= 720, (therapy, box)
     assert not page.get_by_text("This website runs on").is_visible()
     assert not page.get_by_text("runs on Solara").count()
     page.set_viewport_size({"width": 412, "height": 915})

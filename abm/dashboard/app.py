@@ -211,8 +211,6 @@ def Sidebar(tab: Tab):
     with solara.Card("Scenario", margin=0):
         ScenarioPicker(tab)
         SeedControls(tab)
-    with solara.Card("Treat now", margin=0):
-        TreatmentButtons(tab)
     with solara.Card(margin=0, classes=["abm-basic"]):
         BasicParams(tab)
     if not tab.teacher:  # a teacher's link keeps the class on the basic controls
@@ -252,6 +250,9 @@ def Dashboard(session: Session | None = None, query: str | None = None):
         with solara.Column(gap="8px", classes=["abm-run"]):
             with solara.Card("Run", margin=0):
                 RunControls(tab)
+            # under Run: on a projector both are on screen, so a dose is one click mid-run
+            with solara.Card("Treat now", margin=0, classes=["abm-treat"]):
+                TreatmentButtons(tab)
         with solara.Column(gap="8px", classes=["abm-rest"]):
             Sidebar(tab)
         with solara.Column(gap="8px", classes=["abm-main"]):
