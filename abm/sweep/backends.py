@@ -15,23 +15,50 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
 from abm.sweep.execute import Result, execute_run
+from abm.sweep.storage import SweepError
 
 BACKENDS = ("serial", "process", "dask")
+
+# run_sweep called while a worker process starts (a script without the ``__main__`` guard,
+# imported again by each spawned worker): what the runner is told, and the exit code with which
+# such a pool worker ends (silently: the runner says it once; see runner._check_not_spawning)
+UNGUARDED = (
+    "run_sweep was called while a worker process was starting: the process and dask "
+    "backends start workers that import your script again, so call run_sweep under "
+    '`if __name__ == "__main__":` (see docs/sweeps.md, From Python)'
+)
+UNGUARDED_EXIT = 86
+POOL_WORKER_NAME = "abm-sweep-pool-worker"  # the name of the process pool's worker processes
 
 
 class RunFailed(RuntimeError):
     """A run raised an error in the model (not a lost worker): retrying would not help."""
 
 
-def _worker_init(runner_pid: int) -> None:
+class SchedulerLost(SweepError):
+    """The connection to the Dask scheduler was lost mid-sweep (the runner names the finished
+    runs it kept)."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        super().__init__(
+            f"lost the Dask scheduler at {address}; the finished runs are kept; rerun the same "
+            "command to continue"
+        )
+
+
+def _worker_init(runner_pid: int, started: Any = None) -> None:
     """Set up a pool worker: Ctrl-C reaches the whole process group, but the runner stops the
     workers itself; and a worker exits on its own if the runner is killed (``kill -9``), rather
-    than waiting forever on its task queue."""
+    than waiting forever on its task queue. ``started`` (an event) tells the runner that this
+    worker got through its start-up (importing the calling script included)."""
     import signal
     import threading
     import time
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if started is not None:
+        started.set()
 
     def watch() -> None:
         while os.getppid() == runner_pid:
@@ -91,10 +118,12 @@ def run_process(
     """Runs in a pool of ``workers`` processes (spawned: each imports ``abm`` once). At most two
     runs per worker are in flight, so nothing piles up in memory. A worker that dies breaks the
     pool: the pool is restarted and the runs that were in flight are retried; a run lost
-    ``max_losses`` times (it probably kills its worker, e.g. out of memory) stops the sweep."""
+    ``max_losses`` times (it probably kills its worker, e.g. out of memory) stops the sweep.
+    Workers that die while starting, before any of them could run anything (e.g. a script
+    without the ``__main__`` guard), stop the sweep at once with a ``SweepError``."""
     import multiprocessing as mp
 
-    ctx = mp.get_context("spawn")  # not fork: the runner has threads (progress bar)
+    ctx = _NamedSpawn(mp.get_context("spawn"))  # not fork: the runner has threads (progress bar)
     pending = _TaskQueue(tasks)
     losses: dict[str, int] = {}
     while pending:
@@ -114,25 +143,59 @@ def run_process(
             pending.extend(lost)
 
 
+class _NamedSpawn:
+    """The ``spawn`` context, with the pool's worker processes named ``POOL_WORKER_NAME``: a
+    worker knows from its name, while it starts, that the runner watches its exit code."""
+
+    def __init__(self, ctx: Any) -> None:
+        self._ctx = ctx
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ctx, name)
+
+    def Process(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 - multiprocessing's name
+        kwargs.setdefault("name", POOL_WORKER_NAME)
+        return self._ctx.Process(*args, **kwargs)
+
+
+def _start_failure(processes: list[Any]) -> SweepError:
+    """Why the pool's workers died before any of them started: the calling script without the
+    ``__main__`` guard (the exit code ``UNGUARDED_EXIT``), or another error while starting."""
+    codes = [p.exitcode for p in processes if p.exitcode not in (None, 0)]
+    if UNGUARDED_EXIT in codes:
+        return SweepError(UNGUARDED)
+    died = next((c for c in codes if c != -15), codes[0] if codes else None)  # -15: stopped
+    how = (f"killed by signal {-died}" if died < 0 else f"exit code {died}") if died else "?"
+    return SweepError(
+        f"the worker processes died while starting, before running anything ({how}; their "
+        "error, if any, is above; the serial backend runs without workers)"
+    )
+
+
 def _pool_round(
     pending: _TaskQueue, workers: int, ctx: Any, lost: list[dict[str, Any]]
 ) -> Iterator[Result]:
     """One pool's lifetime: run tasks from ``pending`` until it is empty or a worker dies (the
     pool breaks). The runs lost with it are appended to ``lost``; those not started go back to
-    ``pending``; runs that finished before the pool broke are kept."""
+    ``pending``; runs that finished before the pool broke are kept. A pool whose workers all
+    died while starting (none got to run anything) raises ``SweepError``: retrying would not
+    help."""
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
+    started = ctx.Event()  # set by the first worker that gets through its start-up
     pool = ProcessPoolExecutor(
-        workers, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),)
+        workers, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(), started)
     )
     in_flight: dict[Future, dict[str, Any]] = {}
     salvaged: list[Result] = []
+    processes: dict[int, Any] = {}  # every worker this pool started (the pool forgets none)
     try:
         while pending or in_flight:
             while pending and len(in_flight) < 2 * workers:
                 future = pool.submit(execute_run, pending.peek())
                 in_flight[future] = pending.pop()
+                processes.update((id(p), p) for p in pool_processes(pool))
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in done:
                 task = in_flight.pop(future)
@@ -158,6 +221,8 @@ def _pool_round(
     finally:
         pending.extend(in_flight.values())
         _stop_pool(pool)
+    if lost and not salvaged and not started.is_set():
+        raise _start_failure(list(processes.values()))
     yield from salvaged
 
 
@@ -195,8 +260,6 @@ def local_cluster(workers: int | None, dashboard: str | None = None) -> Any:
 
         security = Security.temporary()
     except ImportError as err:  # Security.temporary needs the cryptography package
-        from abm.sweep.storage import SweepError
-
         raise SweepError(
             f"the local Dask cluster uses TLS, which needs the cryptography package ({err}); "
             "install it (pip install cryptography) or use --backend process"
@@ -209,8 +272,6 @@ def local_cluster(workers: int | None, dashboard: str | None = None) -> Any:
         "distributed.scheduler.http.routes": [], "distributed.worker.http.routes": []
     }
     import logging
-
-    from abm.sweep.storage import SweepError
 
     spec_log = logging.getLogger("distributed.deploy.spec")  # "Cluster closed without ..."
     level = spec_log.level
@@ -232,17 +293,76 @@ def local_cluster(workers: int | None, dashboard: str | None = None) -> Any:
 
 
 def connect(scheduler: str) -> Any:
-    """A client of an existing scheduler; ``SweepError`` (one line) if it cannot be reached. TLS
-    settings come from Dask's configuration (``docs/sweeps.md``: securing a cluster)."""
+    """A client of an existing scheduler; ``SweepError`` (one line) if it cannot be reached, or
+    if what answers there is not a Dask scheduler (e.g. the dashboard's HTTP port, where
+    ``Client`` would wait forever for the handshake). TLS settings come from Dask's
+    configuration (``docs/sweeps.md``: securing a cluster)."""
     from dask.distributed import Client
+    from dask.utils import parse_timedelta
 
-    from abm.sweep.storage import SweepError
-
+    seconds = parse_timedelta(CONNECT_TIMEOUT, "s")
     try:
+        if not _answers_as_scheduler(scheduler, seconds):
+            raise SweepError(
+                f"--scheduler {scheduler}: did not answer as a Dask scheduler within "
+                f"{seconds:g} s: is it the dashboard's port? The scheduler listens on its own "
+                "port (8786 by default; `dask scheduler` prints it)"
+            )
         return Client(scheduler, timeout=CONNECT_TIMEOUT)
     except (OSError, TimeoutError, ValueError, TypeError) as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise SweepError(f"--scheduler {scheduler}: cannot connect ({reason})") from None
+
+
+def _answers_as_scheduler(address: str, seconds: float) -> bool:
+    """False if something accepts a connection at ``address`` but does not answer Dask's
+    handshake within ``seconds`` (or answers nonsense); True otherwise, including when nothing
+    can be reached there (then ``Client`` retries and says why). Runs in a thread of its own, so
+    it works under a running event loop (Jupyter) too."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from distributed.comm.addressing import parse_address
+    from distributed.comm.registry import get_backend
+    from distributed.security import Security
+
+    async def probe() -> bool:
+        scheme, location = parse_address(address)
+        connector = get_backend(scheme).get_connector()
+        args = Security().get_connection_args("client")
+        try:
+            comm = await asyncio.wait_for(
+                connector.connect(location, deserialize=False, **args), seconds
+            )
+        except Exception:  # unreachable, refused, TLS refused...: Client says so
+            return True
+        try:
+            await asyncio.wait_for(comm.write(comm.handshake_info()), seconds)
+            answer = await asyncio.wait_for(comm.read(), seconds)
+            return isinstance(answer, dict)
+        except Exception:  # no answer in time, a closed connection, bytes that are no message
+            return False
+        finally:
+            comm.abort()
+
+    with ThreadPoolExecutor(1, thread_name_prefix="abm-probe-scheduler") as pool:
+        return pool.submit(asyncio.run, probe()).result()
+
+
+def _not_finished(
+    client: Any, fut: Any, result: Any, task: dict[str, Any], scheduler: str | None
+) -> SweepError:
+    """The error for a task that ended without a result and without an error of its own: the
+    client lost its scheduler (Dask cancels every task then), or the task was cancelled on the
+    cluster (e.g. by another client)."""
+    reason = getattr(result, "reason", None)
+    if reason == "scheduler-connection-lost" or client.status not in ("running", "newly-created"):
+        address = scheduler or getattr(getattr(client, "scheduler", None), "address", "?")
+        return SchedulerLost(address)
+    return SweepError(
+        f"run {task['run_id']} was {fut.status} on the Dask cluster ({reason or 'no reason '
+        'given'}); the finished runs are kept; rerun the same command to continue"
+    )
 
 
 def run_dask(
@@ -258,6 +378,8 @@ def run_dask(
     dashboard unless asked for). One task per run returns the run's data to the runner, which
     writes it; a lost worker makes Dask reschedule the run elsewhere, and a failed task is
     retried once."""
+    import logging
+
     from dask.distributed import Client, as_completed
 
     cluster = None
@@ -266,11 +388,19 @@ def run_dask(
     else:
         cluster = local_cluster(workers, dashboard)
         client = Client(cluster)
+    client_log = logging.getLogger("distributed.client")
+    said_here = _SaidHere()  # a lost scheduler is said once, by the runner (SchedulerLost)
+    client_log.addFilter(said_here)
     try:
         pending = _TaskQueue(tasks)
 
         def window() -> int:
-            return max(2, 2 * sum(client.nthreads().values()))
+            try:
+                return max(2, 2 * sum(client.nthreads().values()))
+            except Exception:
+                if client.status in ("running", "newly-created"):
+                    raise
+                raise _not_finished(client, None, None, {}, scheduler) from None
 
         def submit(task: dict[str, Any]) -> Future:
             return client.submit(
@@ -290,6 +420,8 @@ def run_dask(
             if fut.status == "error":
                 err = fut.exception()
                 raise RunFailed(f"run {task['run_id']} failed: {type(err).__name__}: {err}")
+            if fut.status != "finished":  # cancelled: the scheduler is gone, or someone cancelled
+                raise _not_finished(client, fut, result, task, scheduler)
             fut.release()
             yield result
             if pending:
@@ -299,7 +431,24 @@ def run_dask(
                     new = submit(task)
                     submitted[new.key] = task
                     futures.add(new)
+    except SchedulerLost:
+        said_here.lost = True  # closing the client cancels its reconnection: an ERROR record
+        raise
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+        client_log.removeFilter(said_here)
+
+
+class _SaidHere:
+    """A filter for the ``distributed.client`` log while a sweep uses the client: what the runner
+    says itself, in one line, is not said again in Dask's words. Drops the client's "Failed to
+    reconnect to scheduler" and, once the scheduler is known lost (``lost``), every record of
+    the client (closing it then interrupts its reconnection, which it logs with a traceback)."""
+
+    def __init__(self) -> None:
+        self.lost = False
+
+    def filter(self, record: Any) -> bool:
+        return not (self.lost or str(record.msg).startswith("Failed to reconnect to scheduler"))

@@ -18,7 +18,16 @@ from typing import Any
 
 import pandas as pd
 
-from abm.sweep.backends import BACKENDS, run_dask, run_process, run_serial
+from abm.sweep.backends import (
+    BACKENDS,
+    POOL_WORKER_NAME,
+    UNGUARDED,
+    UNGUARDED_EXIT,
+    SchedulerLost,
+    run_dask,
+    run_process,
+    run_serial,
+)
 from abm.sweep.execute import Result
 from abm.sweep.expansion import Run, expand, make_task
 from abm.sweep.schema import as_int
@@ -177,15 +186,16 @@ def _check_not_spawning() -> None:
     worker, so a script that calls ``run_sweep`` without the ``__main__`` guard would start the
     sweep again in every worker (which then die, and the pool is restarted three times). The
     flag is the one ``multiprocessing`` itself checks for this
-    (``spawn._check_not_importing_main``)."""
+    (``spawn._check_not_importing_main``). A worker of the process pool ends quietly with the
+    exit code ``UNGUARDED_EXIT``, and the runner raises the ``SweepError`` once, instead of each
+    worker printing its traceback; elsewhere (a Dask worker) the ``SweepError`` is raised here."""
     import multiprocessing
 
-    if getattr(multiprocessing.current_process(), "_inheriting", False):
-        raise SweepError(
-            "run_sweep was called while a worker process was starting: the process and dask "
-            "backends start workers that import your script again, so call run_sweep under "
-            '`if __name__ == "__main__":` (see docs/sweeps.md, From Python)'
-        )
+    process = multiprocessing.current_process()
+    if getattr(process, "_inheriting", False):
+        if process.name == POOL_WORKER_NAME:
+            raise SystemExit(UNGUARDED_EXIT)
+        raise SweepError(UNGUARDED)
 
 
 def check_dashboard_address(address: str, option: str = "dashboard") -> None:
@@ -355,10 +365,17 @@ def _write_all(
 
     bar = tqdm(total=total, initial=already, unit="run", desc=name, disable=not progress,
                dynamic_ncols=True)
+    done = already
     try:
         for df, summary, probed in results:
             write_run(out, df, summary, probed)
+            done += 1
             bar.update(1)
+    except SchedulerLost as err:  # one line with what is kept; nothing of Dask's traceback
+        kept = f"the {done} finished run{'s are' if done != 1 else ' is'} kept" if done else (
+            "no run had finished")
+        raise SweepError(f"lost the Dask scheduler at {err.address}; {kept}; rerun the same "
+                         "command to continue") from None
     finally:
         bar.close()
         close = getattr(results, "close", None)

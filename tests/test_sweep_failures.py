@@ -1,0 +1,259 @@
+"""Sweep backends failing the way they do in real use, each stopping with one clear line and
+exit code 2 (``SweepError`` from Python), no traceback, nothing written lost: a Dask scheduler
+lost mid-sweep, a ``--scheduler`` port that is not a Dask scheduler (the dashboard's, an easy
+mistake), and a script calling ``run_sweep`` without the ``if __name__ == "__main__":`` guard.
+Everything started here binds 127.0.0.1 only and is stopped by its process id; every wait has
+a deadline."""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import stop_process
+
+SPEC = """\
+[sweep]
+name = "lose"
+days = 1
+replicates = {replicates}
+seed = 7
+
+[parameters]
+width = 24
+height = 24
+initial_tumor_cells = 20
+"""
+
+MINI = {"sweep": {"name": "mini", "steps": 2, "record_every": 1, "replicates": 2},
+        "parameters": {"width": 20, "height": 20, "initial_tumor_cells": 10}}
+
+# the CLI, with the scheduler's connect timeout shortened (a module constant) to keep tests fast
+CLI_1S_TIMEOUT = ("import sys, abm.sweep.backends as b; b.CONNECT_TIMEOUT = '1s'; "
+                  "from abm.cli import main; sys.argv[0] = 'abm'; main()")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _run(command: list[str], timeout: float, **kwargs) -> subprocess.CompletedProcess:
+    """``subprocess.run`` whose process is killed (by its id) if it outlives ``timeout``: a test
+    of a hang fails instead of hanging."""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **kwargs)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"{command[-6:]} still running after {timeout} s: {err[-2000:]}")
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        assert proc.poll() is None, f"server exited with {proc.returncode}"
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            assert time.monotonic() < deadline, f"nothing listens on port {port}"
+            time.sleep(0.05)
+
+
+# --- 1. the Dask scheduler lost mid-sweep --------------------------------------------------
+
+
+def test_losing_the_dask_scheduler_mid_sweep_is_one_line_and_keeps_the_finished_runs(tmp_path):
+    """``abm sweep --scheduler``; once two runs are on disk the scheduler is killed. Dask cancels
+    every task then; the sweep stops with one line naming the scheduler and the runs kept, exit
+    2, no traceback (it was ``TypeError: cannot unpack non-iterable FutureCancelledError``), and
+    without distributed's own "Failed to reconnect" line."""
+    dask = Path(sys.executable).parent / "dask"
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    scheduler = subprocess.Popen(
+        [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], **quiet
+    )
+    worker = sweep = None
+    try:
+        _wait_for_port(port, scheduler)
+        worker = subprocess.Popen(
+            [dask, "worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard",
+             "--host", "127.0.0.1"], **quiet
+        )
+        spec = tmp_path / "spec.toml"
+        spec.write_text(SPEC.format(replicates=40))
+        out = tmp_path / "sweep"
+        sweep = subprocess.Popen(
+            [sys.executable, "-m", "abm.cli", "sweep", str(spec), "--out", str(out),
+             "--scheduler", address, "--quiet"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        deadline = time.monotonic() + 90
+        while len(list((out / "runs").glob("*.parquet"))) < 2:
+            assert sweep.poll() is None, sweep.communicate()
+            assert time.monotonic() < deadline, "no run finished within 90 s"
+            time.sleep(0.01)
+        scheduler.send_signal(signal.SIGKILL)
+        stdout, stderr = sweep.communicate(timeout=60)
+    finally:
+        for proc in (sweep, worker, scheduler):
+            if proc is not None:
+                stop_process(proc)
+    assert sweep.returncode == 2, stderr
+    kept = len(list((out / "runs").glob("*.parquet")))
+    assert 2 <= kept < 40
+    assert stderr.strip() == (f"error: lost the Dask scheduler at {address}; the {kept} finished "
+                              "runs are kept; rerun the same command to continue"), stderr
+    assert (out / "manifest.json").exists() and not (out / "summary.parquet").exists()
+
+
+def test_a_cancelled_dask_task_is_a_sweep_error_not_a_result(tmp_path, monkeypatch):
+    """The result path itself, with a real ``distributed`` client: a task cancelled on the
+    cluster (here explicitly) is named as such, never handed to the runner as a result."""
+    from dask.distributed import Client, LocalCluster
+
+    import abm.sweep.backends as backends
+    from abm.sweep import SweepError, parse_spec, run_sweep
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp://",
+                      host="127.0.0.1", dashboard_address=None) as cluster:
+
+        def connect(address):  # a real client, whose tasks are cancelled as soon as submitted
+            client = Client(address, timeout="20s")
+            submit = client.submit
+
+            def submit_and_cancel(*args, **kwargs):
+                future = submit(*args, **kwargs)
+                future.cancel(reason="cancelled-by-test")
+                return future
+
+            client.submit = submit_and_cancel
+            return client
+
+        monkeypatch.setattr(backends, "connect", connect)
+        with pytest.raises(SweepError, match=r"^run p00000-r00\d was cancelled on the Dask "
+                           r"cluster \(cancelled-by-test\); the finished runs are kept"):
+            run_sweep(parse_spec(MINI), tmp_path / "s", scheduler=cluster.scheduler_address,
+                      progress=False, log=lambda m: 0)
+    assert not (tmp_path / "s").exists()  # a new sweep with no finished run leaves nothing
+
+
+# --- 2. a --scheduler port that is not a Dask scheduler ------------------------------------
+
+
+@pytest.mark.parametrize("server", ["http", "silent"])
+def test_a_port_that_is_no_dask_scheduler_gives_up_in_time_and_leaves_nothing(tmp_path, server):
+    """``--scheduler`` at an HTTP server (as the dashboard's port 8787 is) or at a port that
+    accepts connections and never answers: ``Client`` used to wait forever for the handshake,
+    with ``manifest.json`` and ``.lock`` written. Now: one line after the connect timeout (1 s
+    here), exit 2, and no directory left behind."""
+    port = _free_port()
+    http = listener = None
+    if server == "http":
+        http = subprocess.Popen(
+            [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+    else:  # the kernel completes each connection; nobody reads or answers
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", port))
+        listener.listen(8)
+    try:
+        if http is not None:
+            _wait_for_port(port, http)
+        spec = tmp_path / "spec.toml"
+        spec.write_text(SPEC.format(replicates=1))
+        out = tmp_path / "sweep"
+        address = f"tcp://127.0.0.1:{port}"
+        started = time.monotonic()
+        result = _run([sys.executable, "-c", CLI_1S_TIMEOUT, "sweep", str(spec), "--out",
+                       str(out), "--scheduler", address, "--quiet"], timeout=60)
+        took = time.monotonic() - started
+    finally:
+        if http is not None:
+            stop_process(http)
+        if listener is not None:
+            listener.close()
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (
+        f"error: --scheduler {address}: did not answer as a Dask scheduler within 1 s: is it "
+        "the dashboard's port? The scheduler listens on its own port (8786 by default; "
+        "`dask scheduler` prints it)"
+    ), result.stderr
+    assert took < 30
+    assert not out.exists()  # no manifest.json, no .lock, no directory
+
+
+# --- 3. run_sweep in a script without the __main__ guard -----------------------------------
+
+
+def _script(tmp_path: Path, body: str) -> Path:
+    script = tmp_path / "script.py"
+    script.write_text(
+        "from abm.sweep import SweepError, parse_spec, run_sweep\n"
+        f"spec = parse_spec({MINI!r})\n" + body
+    )
+    return script
+
+
+def test_a_script_without_the_main_guard_gets_one_sweep_error_from_the_process_pool(tmp_path):
+    """Each spawned worker imports the script again and so calls ``run_sweep`` while starting.
+    The caller gets the ``SweepError`` saying so, at once (not ``RunFailed`` after three pool
+    restarts), and the workers print nothing (it was 6 tracebacks for 2 workers)."""
+    out = tmp_path / "out"
+    script = _script(tmp_path, (
+        "try:\n"
+        f"    run_sweep(spec, {str(out)!r}, backend='process', workers=2, progress=False)\n"
+        "except SweepError as err:\n"
+        "    print(f'SweepError: {err}')\n"
+        "    raise SystemExit(3)\n"
+    ))
+    result = _run([sys.executable, str(script)], timeout=120, cwd=tmp_path)
+    assert result.returncode == 3, result.stderr[-3000:]
+    errors = [line for line in result.stdout.splitlines() if line.startswith("SweepError")]
+    assert errors == [
+        "SweepError: run_sweep was called while a worker process was starting: the process and "
+        "dask backends start workers that import your script again, so call run_sweep under "
+        '`if __name__ == "__main__":` (see docs/sweeps.md, From Python)'
+    ], result.stdout
+    assert "a worker process died" not in result.stdout  # no pool restarts
+    assert result.stderr == "", result.stderr[-3000:]
+    assert not out.exists()
+
+
+def test_workers_that_die_while_starting_stop_the_sweep_at_once(tmp_path):
+    """Workers that fail while importing the script (for any other reason) are not retried
+    three times as lost runs: one ``SweepError`` with their exit code; their own error is
+    printed once per worker."""
+    out = tmp_path / "out"
+    script = _script(tmp_path, (
+        "if __name__ == '__mp_main__':\n"
+        "    raise RuntimeError('no workers here')\n"
+        "if __name__ == '__main__':\n"
+        "    try:\n"
+        f"        run_sweep(spec, {str(out)!r}, backend='process', workers=2, progress=False)\n"
+        "    except SweepError as err:\n"
+        "        print(f'SweepError: {err}')\n"
+        "        raise SystemExit(3)\n"
+    ))
+    result = _run([sys.executable, str(script)], timeout=120, cwd=tmp_path)
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert re.search(r"^SweepError: the worker processes died while starting, before running "
+                     r"anything \(exit code 1; their error, if any, is above",
+                     result.stdout, re.M), result.stdout
+    assert "a worker process died" not in result.stdout  # no pool restarts
+    assert 1 <= result.stderr.count("RuntimeError: no workers here") <= 2
+    assert not out.exists()
