@@ -25,6 +25,28 @@ def small_params() -> dict:
     return dict(SMALL)
 
 
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (for a server a test starts)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_dask_scheduler() -> tuple[subprocess.Popen, str]:
+    """``dask scheduler`` on a free port of 127.0.0.1, as the docs start one (no dashboard):
+    the process (the test stops it with ``stop_process``) and its address."""
+    import sys
+    from pathlib import Path
+
+    port = free_port()
+    scheduler = subprocess.Popen(
+        [Path(sys.executable).parent / "dask", "scheduler", "--host", "127.0.0.1", "--port",
+         str(port), "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return scheduler, f"tcp://127.0.0.1:{port}"
+
+
 def stop_process(proc: subprocess.Popen) -> None:
     """Stop a server a test started, by its process id: SIGTERM, then SIGKILL after 15 s."""
     from abm.dashboard.launch import stop_server

@@ -27,13 +27,13 @@ def test_written_files_get_the_mode_the_umask_allows(tmp_path):
 
 import json  # noqa: E402
 import re  # noqa: E402
-import socket  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from conftest import free_port  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from abm.cli import app  # noqa: E402
@@ -451,12 +451,6 @@ def test_the_model_and_the_sweep_share_one_check_across_parameters():
 # --- sweeps: scheduler, output, resume ----------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.parametrize("address", ["notaurl", "tcp://host", "http://x:80", "tcp://h:99999"])
 def test_a_bad_scheduler_address_is_refused_and_nothing_is_created(tmp_path, address):
     out = tmp_path / "sweep"
@@ -470,7 +464,7 @@ def test_an_unreachable_scheduler_is_one_line_and_leaves_nothing_behind(tmp_path
 
     monkeypatch.setattr(abm.sweep.backends, "CONNECT_TIMEOUT", "1s")
     out = tmp_path / "sweep"
-    address = f"tcp://127.0.0.1:{_free_port()}"
+    address = f"tcp://127.0.0.1:{free_port()}"
     one_clean_error(cli("sweep", str(write(tmp_path)), "--out", str(out), "--scheduler", address,
                         "--quiet"), f"--scheduler {address}: cannot connect")
     assert not out.exists()  # no .lock, no manifest.json, no directory

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import stop_process
+from conftest import start_dask_scheduler, stop_process
 from typer.testing import CliRunner
 
 from abm.cli import app
@@ -436,12 +435,6 @@ def test_a_pool_worker_killed_mid_sweep_costs_only_a_retry(reference16, tmp_path
     assert_same_sweep(reference, out)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_dask_scheduler_and_worker_processes_equal_serial_even_if_a_worker_dies(
     reference, reference16, tmp_path
 ):
@@ -451,12 +444,8 @@ def test_dask_scheduler_and_worker_processes_equal_serial_even_if_a_worker_dies(
     from dask.distributed import Client
 
     dask = Path(sys.executable).parent / "dask"
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    scheduler = subprocess.Popen(
-        [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], **quiet
-    )
+    scheduler, address = start_dask_scheduler()
     workers = []
     try:
         for _ in range(2):

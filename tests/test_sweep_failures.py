@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import stop_process
+from conftest import free_port, start_dask_scheduler, stop_process
 
 SPEC = """\
 [sweep]
@@ -37,12 +37,6 @@ MINI = {"sweep": {"name": "mini", "steps": 2, "record_every": 1, "replicates": 2
 # the CLI, with the scheduler's connect timeout shortened (a module constant) to keep tests fast
 CLI_1S_TIMEOUT = ("import sys, abm.sweep.backends as b; b.CONNECT_TIMEOUT = '1s'; "
                   "from abm.cli import main; sys.argv[0] = 'abm'; main()")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _run(command: list[str], timeout: float, **kwargs) -> subprocess.CompletedProcess:
@@ -80,15 +74,11 @@ def test_losing_the_dask_scheduler_mid_sweep_is_one_line_and_keeps_the_finished_
     2, no traceback (it was ``TypeError: cannot unpack non-iterable FutureCancelledError``), and
     without distributed's own "Failed to reconnect" line."""
     dask = Path(sys.executable).parent / "dask"
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    scheduler = subprocess.Popen(
-        [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], **quiet
-    )
+    scheduler, address = start_dask_scheduler()
     worker = sweep = None
     try:
-        _wait_for_port(port, scheduler)
+        _wait_for_port(int(address.rsplit(":", 1)[1]), scheduler)
         worker = subprocess.Popen(
             [dask, "worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard",
              "--host", "127.0.0.1"], **quiet
@@ -160,7 +150,7 @@ def test_a_port_that_is_no_dask_scheduler_gives_up_in_time_and_leaves_nothing(tm
     accepts connections and never answers: ``Client`` used to wait forever for the handshake,
     with ``manifest.json`` and ``.lock`` written. Now: one line after the connect timeout (1 s
     here), exit 2, and no directory left behind."""
-    port = _free_port()
+    port = free_port()
     http = listener = None
     if server == "http":
         http = subprocess.Popen(
