@@ -1179,3 +1179,24 @@ def test_the_model_code_hash_counts_code_not_comments_docstrings_or_lesson_texts
     assert not same("scenarios.py", '"tcell_influx": 4.0', '"tcell_influx": 5.0')
     assert not same("params.py", '_p("width", 100,', '_p("width", 101,')
     assert not same("model.py", "self.nk_kills = 0", "self.nk_kills = 1")
+
+
+def test_a_cleared_tumour_has_no_final_means_in_its_summary():
+    """A mean over no cancer cells is not 0: a cured run must not count as a fully hidden or
+    antigen-negative tumour in a report's averages (the reporters themselves read 0)."""
+    import math
+
+    from abm.analysis.outcomes import summarise
+
+    full = pd.DataFrame({
+        "Step": [0, 1, 2], "Day": [0.0, 1 / 24, 2 / 24], "CancerCells": [5, 2, 0],
+        "TCells": [1, 1, 1], "CARTCells": [0, 0, 0], "Kills": [0, 3, 5],
+        "MeanAntigenicity": [0.9, 0.8, 0.0], "AntigenNegativeFraction": [0.0, 0.5, 0.0],
+        "MeanPDL1": [0.1, 0.2, 0.0], "CloneCount": [1, 1, 0],
+    })
+    means = ("final_mean_antigenicity", "final_antigen_negative_fraction", "final_mean_pdl1")
+    cleared = summarise(full, sites=100)
+    assert cleared["outcome"] == "eliminated"
+    assert all(math.isnan(cleared[name]) for name in means)
+    alive = summarise(full.iloc[:2], sites=100)
+    assert [alive[name] for name in means] == [0.8, 0.5, 0.2]
