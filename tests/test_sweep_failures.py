@@ -190,11 +190,24 @@ def test_a_port_that_is_no_dask_scheduler_gives_up_in_time_and_leaves_nothing(tm
 # --- 3. run_sweep in a script without the __main__ guard -----------------------------------
 
 
-def _script(tmp_path: Path, body: str) -> Path:
+def _script(tmp_path: Path, out: Path, guarded: bool, before: str = "") -> Path:
+    """A script that runs a tiny sweep on the process pool and prints the ``SweepError`` it
+    gets (exit 3), the call under the ``__main__`` guard or not; ``before``: code run first in
+    every process that imports it."""
+    call = (
+        "try:\n"
+        f"    run_sweep(spec, {str(out)!r}, backend='process', workers=2, progress=False)\n"
+        "except SweepError as err:\n"
+        "    print(f'SweepError: {err}')\n"
+        "    raise SystemExit(3)\n"
+    )
+    if guarded:
+        call = "if __name__ == '__main__':\n" + "".join(f"    {line}\n"
+                                                      for line in call.splitlines())
     script = tmp_path / "script.py"
     script.write_text(
         "from abm.sweep import SweepError, parse_spec, run_sweep\n"
-        f"spec = parse_spec({MINI!r})\n" + body
+        f"spec = parse_spec({MINI!r})\n" + before + call
     )
     return script
 
@@ -204,13 +217,7 @@ def test_a_script_without_the_main_guard_gets_one_sweep_error_from_the_process_p
     The caller gets the ``SweepError`` saying so, at once (not ``RunFailed`` after three pool
     restarts), and the workers print nothing (it was 6 tracebacks for 2 workers)."""
     out = tmp_path / "out"
-    script = _script(tmp_path, (
-        "try:\n"
-        f"    run_sweep(spec, {str(out)!r}, backend='process', workers=2, progress=False)\n"
-        "except SweepError as err:\n"
-        "    print(f'SweepError: {err}')\n"
-        "    raise SystemExit(3)\n"
-    ))
+    script = _script(tmp_path, out, guarded=False)
     result = _run([sys.executable, str(script)], timeout=120, cwd=tmp_path)
     assert result.returncode == 3, result.stderr[-3000:]
     errors = [line for line in result.stdout.splitlines() if line.startswith("SweepError")]
@@ -229,15 +236,9 @@ def test_workers_that_die_while_starting_stop_the_sweep_at_once(tmp_path):
     three times as lost runs: one ``SweepError`` with their exit code; their own error is
     printed once per worker."""
     out = tmp_path / "out"
-    script = _script(tmp_path, (
+    script = _script(tmp_path, out, guarded=True, before=(
         "if __name__ == '__mp_main__':\n"
         "    raise RuntimeError('no workers here')\n"
-        "if __name__ == '__main__':\n"
-        "    try:\n"
-        f"        run_sweep(spec, {str(out)!r}, backend='process', workers=2, progress=False)\n"
-        "    except SweepError as err:\n"
-        "        print(f'SweepError: {err}')\n"
-        "        raise SystemExit(3)\n"
     ))
     result = _run([sys.executable, str(script)], timeout=120, cwd=tmp_path)
     assert result.returncode == 3, result.stderr[-3000:]

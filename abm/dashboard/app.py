@@ -115,13 +115,11 @@ def StatusBar(tab: Tab):
     model = session.model
     if not model.running:  # the one message for a cleared tumour
         day = session.cleared_day if session.cleared_day is not None else model.day
-        if session.active:  # Compare: the untreated twin grows on
-            solara.Success(f"Your tumour is gone (day {day:.1f}); the untreated twin plays "
-                           "on. Press Reset or pick a scenario to start again.", dense=True,
-                           classes=["abm-cleared"])
-        else:
-            solara.Success(f"The tumour is gone (day {day:.1f}): press Reset or pick a "
-                           "scenario to start again.", dense=True, classes=["abm-cleared"])
+        again = "press Reset or pick a scenario to start again."
+        text = (f"Your tumour is gone (day {day:.1f}); the untreated twin plays on. "
+                f"P{again[1:]}" if session.active  # Compare
+                else f"The tumour is gone (day {day:.1f}): {again}")
+        solara.Success(text, dense=True, classes=["abm-cleared"])
 
 
 @solara.component
@@ -251,7 +249,7 @@ def Dashboard(session: Session | None = None, query: str | None = None):
             with solara.Card("Run", margin=0):
                 RunControls(tab)
             # under Run: on a projector both are on screen, so a dose is one click mid-run
-            with solara.Card("Treat now", margin=0, classes=["abm-treat"]):
+            with solara.Card("Treat now", margin=0):
                 TreatmentButtons(tab)
         with solara.Column(gap="8px", classes=["abm-rest"]):
             Sidebar(tab)

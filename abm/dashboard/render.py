@@ -195,6 +195,15 @@ def scale_max(model: TumorModel, key: str) -> float:
     return fixed if fixed is not None else overlay_max(data, key)
 
 
+def shared_max(key: str, model: TumorModel, twin: TumorModel | None) -> float | None:
+    """One colour scale for a model and its untreated twin (Compare): the larger of their
+    tops for overlay ``key``; None (each its own, which is the same) without a twin or an
+    overlay."""
+    if twin is None or key == "none":
+        return None
+    return max(scale_max(m, key) for m in (model, twin))
+
+
 _LUTS: dict[str, np.ndarray] = {}
 
 
@@ -478,10 +487,8 @@ def export_png(model: TumorModel, colour_by: str = "antigenicity", overlay: str 
     from PIL import ImageDraw
 
     font = _font(13)
-    vmax = None
-    if twin is not None and overlay != "none":  # one colour bar for both, as on the page
-        vmax = max(scale_max(m, overlay) for m in (model, twin))
-    frame = tissue_rgb(model, colour_by, overlay, show_cells, vmax)
+    frame = tissue_rgb(model, colour_by, overlay, show_cells,
+                       shared_max(overlay, model, twin))  # one colour bar, as on the page
     scale = max(1, 600 // max(model.width, model.height))
     tissues = [Image.open(io.BytesIO(png_bytes(frame.rgb, scale)))]
     if twin is not None:

@@ -183,10 +183,8 @@ class Session:
         models' maxima, so equal colours mean equal values in both tissues."""
         with self.lock:
             start = time.perf_counter()
-            vmax = None
-            if self.twin is not None and overlay != "none":
-                vmax = max(R.scale_max(m, overlay) for m in (self.model, self.twin))
-            frame = R.tissue_rgb(self.model, colour_by, overlay, show_cells, vmax)
+            frame = R.tissue_rgb(self.model, colour_by, overlay, show_cells,
+                                 R.shared_max(overlay, self.model, self.twin))
             src = R.data_url(frame.rgb)
             self.timing.draw(time.perf_counter() - start)
         return src, frame
