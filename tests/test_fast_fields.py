@@ -5,7 +5,8 @@
 ``abm/fast/census.py`` computes the census and per-hour maps of ``TumorModel`` in compiled
 passes. Here both are run side by side with the Mesa engine's code on the same inputs.
 
-Tolerances: the linear fields (float64 throughout) agree to 1e-10 of the field's maximum;
+Tolerances: the linear fields (their spectra, sources and transforms kept in float32) agree to
+2e-6 of the field's maximum (measured: 3e-7 after 40 hours);
 the conjugate-gradient fields agree to 1e-6 of the field's maximum (measured: about 1e-8; the
 float32 preconditioner changes the iterates by round-off, and both solves stop by the same
 test). The census and the maps agree exactly (counts, sites, draws) or to 1e-6 (means of
@@ -28,6 +29,7 @@ from abm.fields import Field, ReactionField
 from abm.model import _neighbourhood
 
 SHAPE = (48, 37)
+LINEAR_TOL = 2e-6  # float32 round-off of the linear fields' kept spectra (module docstring)
 
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
@@ -49,9 +51,9 @@ def test_linear_fields_match_field_step():
         for field, source in zip(mesa, sources, strict=True):
             field.step(source)
         linear.step(sources)
-        assert _rel(mesa[0].data, fast[0].data) < 1e-10
+        assert _rel(mesa[0].data, fast[0].data) < LINEAR_TOL
         if hour > 5:
-            assert _rel(mesa[1].data, fast[1].data) < 1e-10
+            assert _rel(mesa[1].data, fast[1].data) < LINEAR_TOL
         else:
             assert not fast[1].data.any() and not mesa[1].data.any()
         assert not fast[2].data.any()
@@ -78,7 +80,7 @@ def test_linear_fields_compiled_hour_matches_field_step(monkeypatch):
             sources = list(linear.sources)
         linear.step(sources)
         for a, b in zip(mesa, fast, strict=True):
-            assert _rel(a.data, b.data) < 1e-10
+            assert _rel(a.data, b.data) < LINEAR_TOL
     assert len(calls) == 30
     assert all(np.shares_memory(f.data, linear.data) for f in fast)  # read where written
     assert min(f.data.max() for f in fast) > 0
@@ -369,8 +371,9 @@ def test_solves_every_k_hours_advance_the_fields_k_hours(engine):
         for _ in range(12):
             model.ifng_source += source
             model._update_fields()
-    for name in ("chemokine", "tgfb"):
-        assert _rel(hourly.fields[name].data, every4.fields[name].data) < 1e-9, name
+    for name in ("chemokine", "tgfb"):  # exact in float64; the fast engine's are float32
+        tol = 1e-9 if engine is TumorModel else LINEAR_TOL
+        assert _rel(hourly.fields[name].data, every4.fields[name].data) < tol, name
     # backward Euler, 1 h against 4 h steps: 3% apart (without the mean rate, 4x as much)
     assert _rel(hourly.ifng.data, every4.ifng.data) < 0.1
     assert _rel(hourly.oxygen.data, every4.oxygen.data) < 1e-3  # quasi-steady: 3e-4 apart
