@@ -188,11 +188,13 @@ def check_output_file(path: Path, option: str = "--out") -> bool:
 
 
 def check_output_dir(directory: Path, option: str = "--out", shown: Path | None = None,
-                     hint: str = "") -> None:
+                     hint: str = "") -> list[Path]:
     """Check before any work that files can be written in ``directory``: created if missing
     (with its parents when relative; an absolute one's parent must exist). ``option`` "" for a
     default place (no option was given); ``hint`` ends each message. When the check fails, the
-    folders it created are removed again (those still empty; never one that was there)."""
+    folders it created are removed again (those still empty; never one that was there).
+    Returns the folders it created, outermost first (for ``_remove_created`` if the command
+    then writes nothing)."""
     import tempfile
 
     shown = directory if shown is None else shown
@@ -225,6 +227,7 @@ def check_output_dir(directory: Path, option: str = "--out", shown: Path | None 
 
     os.close(fd)
     Path(probe).unlink(missing_ok=True)
+    return created
 
 
 ELSEWHERE = "; give --out PATH to write elsewhere"  # a default output place that fails
@@ -247,9 +250,12 @@ def _steps(days: float | None, steps: int | None) -> int:
             fail(f"--days {days}: expected a positive finite number of days")
         if not math.isfinite(days * 24):
             fail(f"--days {days}: too large")
-        if round(days * 24) < 1:
-            fail(f"--days {days}: less than one step (1 h); give at least --days 0.05")
-        return round(days * 24)
+        from abm.sweep.schema import not_whole_hours, whole_hours
+
+        hours = whole_hours(days)  # as a sweep spec's days: whole hours, never rounded
+        if hours is None or hours < 1:
+            fail(not_whole_hours(days, f"--days {days:g}", "--steps"))
+        return hours
     if steps is not None and steps <= 0:
         fail(f"--steps {steps}: expected a positive number of hours")
     return steps if steps is not None else 30 * 24
@@ -262,7 +268,9 @@ def run(
         typer.Option(help="Named scenario (see `abm scenarios`).", show_default="the defaults"),
     ] = None,
     days: Annotated[
-        float | None, typer.Option(help="Simulated days (24 steps each).", show_default="30")
+        float | None,
+        typer.Option(help="Simulated days (24 steps each; whole hours only, e.g. 0.25).",
+                     show_default="30"),
     ] = None,
     steps: Annotated[
         int | None,
@@ -307,7 +315,15 @@ def run(
     Example: abm run --scenario escape --days 30 --rng 3 --out run.parquet
     """
     from abm.params import model_seed, validate, validate_rng
-    from abm.run import build_params, provenance, simulate, threads_for, write_json, write_table
+    from abm.run import (
+        build_model,
+        build_params,
+        provenance,
+        simulate,
+        threads_for,
+        write_json,
+        write_table,
+    )
     from abm.species import effective_species
     from abm.sweep.spec import duration, estimate_seconds
 
@@ -348,14 +364,18 @@ def run(
     if out is not None:
         sidecar = out.with_name(out.name + ".json")
         replaced = [p for p in (out, sidecar) if check_output_file(p)]
-    if drawn:
-        typer.echo(f"seed {params['rng']} (drawn at random; --rng {params['rng']} repeats "
-                   "this run)")
     with _sigterm_as_interrupt() as terminated:
         try:
+            # built before anything is printed: the parameters the model checks only together
+            # (a founder tumour larger than the grid) fail here, with no seed line of a run
+            # that never started
+            model = build_model(params, engine,
+                                threads_for(engine, params["width"], params["height"]))
+            if drawn:
+                typer.echo(f"seed {params['rng']} (drawn at random; --rng {params['rng']} "
+                           "repeats this run)")
             df, model = simulate(params, n_steps, record_every=record_every, progress=not quiet,
-                                 engine=engine,
-                                 threads=threads_for(engine, params["width"], params["height"]))
+                                 engine=engine, model=model)
         except ValueError as err:
             fail(str(err))
         except KeyboardInterrupt:
@@ -478,6 +498,10 @@ def sweep(
         fail(f"--scheduler sends runs to Dask; it cannot be combined with --backend {backend}")
     if workers is not None and workers < 1:
         fail(f"--workers {workers}: expected an integer >= 1")
+    if backend == "serial" and workers is not None and workers > 1:
+        fail(f"--workers {workers}: the serial backend runs one run at a time in this process "
+             "(--workers 1 at most); leave out --backend serial to use "
+             f"{workers} processes (the process backend), or leave out --workers")
     if dask_dashboard and scheduler:
         fail("--dask-dashboard is for the local Dask cluster (--backend dask without "
              "--scheduler); an external cluster has its own")
@@ -508,24 +532,29 @@ def sweep(
             check_out(out)  # run_sweep's own check, before the CLI creates the directory
     except SweepError as err:
         fail(f"--out {err}")
-    existed = out.exists()
-    check_output_dir(out)
     with _sigterm_as_interrupt() as terminated:
+        created: list[Path] = []
         try:
+            created = check_output_dir(out)
             result = run_sweep(
                 parsed, out, backend=backend or "process", workers=workers, scheduler=scheduler,
                 progress=not quiet, spec_text=spec_text, log=typer.echo, dashboard=dask_dashboard,
             )
         except SweepError as err:
-            if not existed:
-                _remove_empty(out)
+            _remove_created(created)  # (run_sweep removed what it wrote before any run)
             fail(str(err))
         except RunFailed as err:
             typer.echo(f"error: {err}; finished runs are kept in {out}", err=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
+            # stopped before any run finished (e.g. while connecting to Dask): run_sweep removed
+            # what it wrote, and the folders made here go too, so nothing is left to confuse a
+            # rerun; otherwise the finished runs are kept
+            _remove_created(created)
+            kept = ("nothing was written" if not out.exists() else
+                    "finished runs are kept: rerun the same command to continue")
             typer.echo(("\nstopped (SIGTERM)" if terminated() else "\ninterrupted")
-                       + "; finished runs are kept: rerun the same command to continue", err=True)
+                       + f"; {kept}", err=True)
             raise typer.Exit(143 if terminated() else 130) from None
     counts = result.summary["outcome"].value_counts()
     typer.echo(

@@ -52,6 +52,16 @@ def model_class(engine: str = "mesa") -> type:
     raise ValueError(f"engine {engine!r} is not allowed: expected one of {', '.join(ENGINES)}")
 
 
+def build_model(params: dict[str, Any], engine: str = "mesa", threads: int = 1) -> TumorModel:
+    """The model of ``engine`` built from ``params`` (``ValueError`` for a combination the model
+    refuses, e.g. a founder tumour larger than the grid), its fields on ``threads`` threads
+    (fast engine)."""
+    model = model_class(engine)(**params)
+    if threads > 1 and hasattr(model, "use_threads"):
+        model.use_threads(threads)
+    return model
+
+
 def simulate(
     params: dict[str, Any],
     steps: int,
@@ -61,19 +71,21 @@ def simulate(
     stop_when_cleared: bool = True,
     engine: str = "mesa",
     threads: int = 1,
+    model: TumorModel | None = None,
 ) -> tuple[pd.DataFrame, TumorModel]:
     """Run ``steps`` hours (fewer if the tumour is cleared) and return the time series.
 
     Rows are kept every ``record_every`` steps; the first and the final rows are always kept.
     ``engine``: ``"mesa"`` (default) or ``"fast"`` (``model_class``); ``threads``: the fast
-    engine's fields on that many threads (``FastTumorModel.use_threads``).
+    engine's fields on that many threads (``FastTumorModel.use_threads``). ``model``: a model
+    already built from ``params`` (``build_model``: the CLI builds it first, so that an error
+    in the parameters comes before any output), run instead of a new one.
     """
     for name, value, low in (("steps", steps, 0), ("record_every", record_every, 1)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
             raise ValueError(f"simulate: {name} {value!r}: expected a whole number >= {low}")
-    model = model_class(engine)(**params)
-    if threads > 1 and hasattr(model, "use_threads"):
-        model.use_threads(threads)
+    if model is None:
+        model = build_model(params, engine, threads)
     bar = None
     if progress:
         from tqdm import tqdm

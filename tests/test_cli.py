@@ -95,3 +95,82 @@ def test_a_cleared_tumour_reports_no_mean_antigenicity():
     assert result.exit_code == 0, result.output
     assert "tumour eliminated (no mean antigenicity)" in result.output
     assert "mean antigenicity 0.00" not in result.output
+
+
+# --- days that are not whole hours; output only once the input is good; workers -------------
+
+
+@pytest.mark.parametrize(
+    ("days", "fragment"),
+    [
+        ("0.3", "--days 0.3 is 7.2 h, not a whole number of hours, and the model runs whole "
+                "hourly steps (it does not round): give --steps 7 or --steps 8"),
+        ("1.01", "--days 1.01 is 24.24 h, not a whole number of hours"),
+        ("0.02", "--days 0.02 is 0.48 h, less than one step (1 h); give at least --steps 1"),
+    ],
+)
+def test_days_that_are_not_whole_hours_are_refused_not_rounded(tmp_path, days, fragment):
+    """``--days 0.3`` used to run 7 steps (7.2 h rounded) without a word, so the run was not
+    the one asked for. Now it is one line naming the option, the value and what to give, exit
+    2, and nothing is written or printed on stdout (a sweep spec's ``days`` says the same)."""
+    out = tmp_path / "run.csv"
+    result = subprocess.run(
+        [sys.executable, "-m", "abm.cli", "run", "--quiet", "--days", days, "--out", str(out),
+         *SMALL], capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+    assert fragment in result.stderr, result.stderr
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_days_that_are_whole_hours_run_exactly_those_hours(tmp_path):
+    """Fractions of a day that are whole hours still run (0.25 days = 6 steps)."""
+    out = tmp_path / "run.csv"
+    result = runner.invoke(app, ["run", "--days", "0.25", "--rng", "1", "--quiet", "--out",
+                                 str(out), *SMALL])
+    assert result.exit_code == 0, result.output
+    meta = json.loads(out.with_name(out.name + ".json").read_text())
+    assert meta["steps_requested"] == 6 and len(pd.read_csv(out)) == meta["steps_run"] + 1
+
+
+def test_an_input_error_found_by_the_model_prints_no_seed_line_first(tmp_path):
+    """A founder tumour larger than the grid is refused by the model when it is built. The seed
+    line ("seed N (drawn at random; ...)") used to come first, as if a run had started; now
+    stdout is empty and stderr is the one error line."""
+    out = tmp_path / "run.parquet"
+    result = subprocess.run(
+        [sys.executable, "-m", "abm.cli", "run", "--quiet", "--steps", "2", "--set", "width=10",
+         "--set", "height=10", "--set", "initial_tumor_cells=500", "--out", str(out)],
+        capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stdout == "", result.stdout
+    assert result.stderr == ("error: parameter 'initial_tumor_cells' = 500 is not allowed: "
+                             "expected at most width x height = 100 sites\n")
+    assert not out.exists()
+    good = runner.invoke(app, ["run", "--quiet", "--steps", "2", *SMALL])
+    assert good.exit_code == 0 and good.output.startswith("seed "), good.output  # still said
+
+
+@pytest.mark.parametrize("workers", ["4", "2"])
+def test_the_serial_backend_refuses_workers_instead_of_ignoring_them(tmp_path, workers):
+    """``abm sweep --backend serial --workers 4`` ran one run at a time and said nothing of
+    the 4; it is one line now (as ``--scheduler`` with ``--backend process`` is), before
+    anything is created. ``--workers 1`` agrees with serial and is accepted."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text('[sweep]\nname = "w"\nsteps = 2\n\n[parameters]\nwidth = 20\nheight = 20\n'
+                    'initial_tumor_cells = 10\n')
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "abm.cli", "sweep", str(spec), "--out", str(out), "--backend",
+         "serial", "--workers", workers, "--quiet"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"error: --workers {workers}: the serial backend runs one run at a time in this process "
+        f"(--workers 1 at most); leave out --backend serial to use {workers} processes (the "
+        "process backend), or leave out --workers\n"), result.stderr
+    assert result.stdout == "" and not out.exists()
+    one = runner.invoke(app, ["sweep", str(spec), "--out", str(out), "--backend", "serial",
+                              "--workers", "1", "--quiet"])
+    assert one.exit_code == 0, one.output
+    assert len(list((out / "runs").glob("*.parquet"))) == 1

@@ -1124,7 +1124,7 @@ def test_dask_workers_are_capped_at_the_runs_to_do(tmp_path, monkeypatch):
 
     asked = []
 
-    def fake_dask(tasks, workers, scheduler, key_prefix, *, dashboard=None):
+    def fake_dask(tasks, workers, scheduler, key_prefix, *, dashboard=None, log=None):
         asked.append(workers)
         return run_serial(tasks)
 
@@ -1200,3 +1200,88 @@ def test_a_cleared_tumour_has_no_final_means_in_its_summary():
     assert all(math.isnan(cleared[name]) for name in means)
     alive = summarise(full.iloc[:2], sites=100)
     assert [alive[name] for name in means] == [0.8, 0.5, 0.2]
+
+
+# --- days in whole hours, numbers given as text, workers on the serial backend ---------------
+
+
+@pytest.mark.parametrize(
+    ("days", "message"),
+    [
+        (0.3, "sweep.days: 0.3 days is 7.2 h, not a whole number of hours, and the model runs "
+              "whole hourly steps (it does not round): give steps = 7 or steps = 8"),
+        (2.01, "sweep.days: 2.01 days is 48.24 h, not a whole number of hours"),
+        (0.02, "sweep.days: 0.02 days is 0.48 h, less than one step (1 h); give at least "
+               "steps = 1"),
+    ],
+)
+def test_spec_days_that_are_not_whole_hours_are_refused_as_abm_run_refuses_them(
+        tmp_path, days, message):
+    """``days = 0.3`` ran 7 steps without a word; the spec is refused now, naming the key, the
+    value and what to give (as ``abm run --days 0.3``), and nothing is created. Days that are
+    whole hours (0.25, 0.5, float noise such as 0.1 * 2.5) keep working."""
+    text = TINY.replace("days = 2", f"days = {days}")
+    with pytest.raises(SpecError) as err:
+        load_spec(write_spec(tmp_path, text))
+    assert str(err.value).startswith(f"{tmp_path / 'spec.toml'}: {message}"), err.value
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["sweep", str(write_spec(tmp_path, text)), "--out", str(out)])
+    assert result.exit_code == 2 and message in result.output and not out.exists()
+    assert parse_spec({**mini(), "sweep": {"name": "m", "days": 0.25}}).steps == 6
+    assert parse_spec({**mini(), "sweep": {"name": "m", "days": 0.1 * 2.5}}).steps == 6
+
+
+@pytest.mark.parametrize(
+    ("tables", "key", "shown"),
+    [
+        ({"parameters": {"tcell_kill_prob": "0.5"}}, "parameters.tcell_kill_prob", "'0.5'"),
+        ({"parameters": {"width": "20"}}, "parameters.width", "'20'"),
+        ({"arms": {"a": {"tcell_influx": "2"}, "b": {}}}, "arms.a.tcell_influx", "'2'"),
+        ({"factors": {"tcell_influx": [1, "2"]}}, "factors.tcell_influx[1]", "'2'"),
+        ({"sample": {"method": "lhs", "n": 4, "bounds": {"tcell_influx": ["0.1", 2]}}},
+         "sample.bounds.tcell_influx[0]", "'0.1'"),
+        ({"patients": {"n": 2, "choice": {"founder_antigens": [1, "2"]}}},
+         "patients.choice.founder_antigens[1]", "'2'"),
+        ({"parameters": {"anti_pd1_start_day": "3"}}, "parameters.anti_pd1_start_day", "'3'"),
+    ],
+)
+def test_numbers_written_as_text_in_a_spec_are_refused(tables, key, shown):
+    """``tcell_kill_prob = "0.5"`` (quotes, a slip in TOML) was read as the number 0.5, and
+    ``"0.1"`` as a bound likewise: no parameter is text, so the spec is refused, naming the key,
+    the value and that a number is expected. ``"none"`` (a therapy not given) is still text
+    where a parameter may be not given."""
+    with pytest.raises(SpecError) as err:
+        parse_spec(mini(**tables))
+    message = str(err.value)
+    assert message.startswith(f"spec: {key}: parameter "), message
+    assert f"= {shown} is text (a string), which is not allowed: expected " in message
+    assert "number" in message and "without quotes" in message
+    assert "\n" not in message
+
+
+def test_none_and_real_numbers_are_still_accepted_and_text_is_refused_from_the_cli(tmp_path):
+    spec = parse_spec(mini(parameters={"anti_pd1_start_day": "none", "tcell_kill_prob": 0.5},
+                           factors={"anti_ctla4_start_day": ["none", 1]}))
+    assert spec.base["anti_pd1_start_day"] is None and spec.base["tcell_kill_prob"] == 0.5
+    assert spec.factors["anti_ctla4_start_day"] == [None, 1.0]
+    text = TINY.replace("width = 40", 'width = 40\ntcell_kill_prob = "0.5"')
+    result = runner.invoke(app, ["sweep", str(write_spec(tmp_path, text)), "--dry-run"])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"error: {tmp_path / 'spec.toml'}: parameters.tcell_kill_prob: parameter "
+        "'tcell_kill_prob' = '0.5' is text (a string), which is not allowed: expected a number "
+        'in [0, 1]; write the number without quotes (0.5, not "0.5")')
+
+
+def test_run_sweep_says_the_serial_backend_does_not_use_workers(tmp_path):
+    """From Python, ``workers`` with the serial backend is not an error (scripts pass the same
+    ``workers`` to every backend) but no longer silent: ``log`` gets one note."""
+    lines: list[str] = []
+    run_sweep(parse_spec(mini()), tmp_path / "s", backend="serial", workers=4, progress=False,
+              log=lines.append)
+    assert lines[0] == ("note: the serial backend runs one run at a time in this process; "
+                        'workers = 4 is not used (backend="process" runs 4 processes)'), lines
+    lines.clear()
+    run_sweep(parse_spec(mini()), tmp_path / "t", backend="serial", workers=1, progress=False,
+              log=lines.append)
+    assert not any(line.startswith("note:") for line in lines), lines

@@ -248,3 +248,148 @@ def test_workers_that_die_while_starting_stop_the_sweep_at_once(tmp_path):
     assert "a worker process died" not in result.stdout  # no pool restarts
     assert 1 <= result.stderr.count("RuntimeError: no workers here") <= 2
     assert not out.exists()
+
+
+# --- 4. stopped (SIGTERM, Ctrl-C) while connecting to the Dask scheduler ------------------
+
+
+def _ctrl_c_as_at_a_terminal() -> None:
+    """In the child before it starts: Ctrl-C (SIGINT) acts, as it does for a command typed at a
+    terminal. A shell ignores SIGINT in the jobs it starts in the background (``make test &``,
+    ``nohup``), and a child inherits that: its Ctrl-C would then do nothing at all."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_a_sweep_stopped_during_the_scheduler_handshake_leaves_no_folder(tmp_path, stop):
+    """``abm sweep --scheduler`` at a port that accepts and never answers, stopped (SIGTERM as
+    a job scheduler sends, or Ctrl-C) while it waits for the handshake: it exits at once (143,
+    130) with one line saying nothing was written, and the folders it created for ``--out``
+    (here two, ``new/sweep``) are gone. They used to stay behind, empty (and the exit waited
+    for the handshake's 20 s timeout)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(60)
+    address = f"tcp://127.0.0.1:{listener.getsockname()[1]}"
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC.format(replicates=1))
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "abm.cli", "sweep", str(spec), "--out", "new/sweep",
+         "--scheduler", address, "--quiet"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_ctrl_c_as_at_a_terminal)
+    conn = None
+    try:
+        conn, _ = listener.accept()  # the runner is in the handshake now
+        assert (tmp_path / "new" / "sweep").is_dir()  # created by the command
+        time.sleep(0.3)
+        started = time.monotonic()
+        sweep.send_signal(stop)
+        _, stderr = sweep.communicate(timeout=60)
+        took = time.monotonic() - started
+    finally:
+        stop_process(sweep)
+        if conn is not None:
+            conn.close()
+        listener.close()
+    code, said = (143, "stopped (SIGTERM)") if stop == signal.SIGTERM else (130, "interrupted")
+    assert sweep.returncode == code, stderr
+    assert not (tmp_path / "new").exists(), list((tmp_path / "new").rglob("*"))
+    assert stderr.strip() == f"{said}; nothing was written", stderr
+    assert took < 15
+
+
+# --- 5. Dask workers whose results cannot be fetched ----------------------------------------
+
+
+def test_a_worker_registered_at_port_0_stops_the_sweep_in_one_line_keeping_finished_runs(
+        tmp_path):
+    """A worker started with ``--listen-address tcp://127.0.0.1:0`` registers as
+    ``tcp://127.0.0.1:0``: the runs it takes compute, but their results can never be fetched,
+    and the sweep used to wait forever without a word. Here a good worker has finished some
+    runs when such a worker joins: the sweep stops within seconds, in one line naming the
+    worker and what to do, exit 2, with every finished run kept (the sweep resumes)."""
+    dask = Path(sys.executable).parent / "dask"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    scheduler, address = start_dask_scheduler()
+    good = bad = sweep = None
+    try:
+        _wait_for_port(int(address.rsplit(":", 1)[1]), scheduler)
+        good = subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--no-dashboard",
+                                 "--host", "127.0.0.1"], **quiet)
+        spec = tmp_path / "spec.toml"
+        spec.write_text(SPEC.format(replicates=200))
+        out = tmp_path / "sweep"
+        sweep = subprocess.Popen(
+            [sys.executable, "-m", "abm.cli", "sweep", str(spec), "--out", str(out),
+             "--scheduler", address, "--quiet"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 90
+        while len(list((out / "runs").glob("*.parquet"))) < 2:
+            assert sweep.poll() is None, sweep.communicate()
+            assert time.monotonic() < deadline, "no run finished within 90 s"
+            time.sleep(0.05)
+        bad = subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--no-dashboard",
+                                "--listen-address", "tcp://127.0.0.1:0"], **quiet)
+        try:
+            _, stderr = sweep.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the sweep did not stop within 60 s of the port-0 worker starting")
+    finally:
+        for proc in (sweep, bad, good, scheduler):
+            if proc is not None:
+                stop_process(proc)
+    assert sweep.returncode == 2, stderr
+    kept = len(list((out / "runs").glob("*.parquet")))
+    assert 2 <= kept < 200
+    assert stderr.strip() == (
+        "error: Dask worker tcp://127.0.0.1:0 cannot be reached: registered at port 0 (started "
+        "with --listen-address ...:0?), so its results can never be fetched and the sweep would "
+        "wait forever; stop it and start again without --listen-address (a free port is then "
+        "picked and registered) or with a fixed port, e.g. --listen-address tcp://HOST:9000; "
+        f"the {kept} finished runs are kept; rerun the same command to continue once the "
+        "workers are fixed"), stderr
+    assert (out / "manifest.json").exists() and not (out / "summary.parquet").exists()
+
+
+def test_results_that_never_come_back_from_a_worker_stop_the_sweep_in_one_line(tmp_path):
+    """A worker that registers an address the scheduler cannot connect to (here
+    ``--contact-address`` at a port where nothing listens; in real use a wrong address, NAT
+    or a firewall) computes its runs, but fetching each result fails and Dask computes it
+    again, forever. After the same run's result failed three times the sweep stops with one
+    line, exit 2. (The scheduler's connect timeout is 2 s here instead of 30 s, so this takes
+    seconds.)"""
+    import os
+
+    dask = Path(sys.executable).parent / "dask"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = subprocess.Popen(
+        [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        env={**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"}, **quiet)
+    worker = None
+    try:
+        _wait_for_port(port, scheduler)
+        nowhere = f"tcp://127.0.0.1:{free_port()}"
+        worker = subprocess.Popen(
+            [dask, "worker", address, "--nthreads", "1", "--no-dashboard", "--listen-address",
+             "tcp://127.0.0.1:0", "--contact-address", nowhere], **quiet)
+        spec = tmp_path / "spec.toml"
+        spec.write_text(SPEC.format(replicates=1))
+        out = tmp_path / "sweep"
+        result = _run([sys.executable, "-m", "abm.cli", "sweep", str(spec), "--out", str(out),
+                       "--scheduler", address, "--quiet"], timeout=120)
+    finally:
+        for proc in (worker, scheduler):
+            if proc is not None:
+                stop_process(proc)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (
+        "error: the result of run p00000-r000 could not be fetched from its Dask worker 3 "
+        "times: the scheduler cannot connect to a worker at the address it registered "
+        f"(workers: {nowhere}); check each worker's --listen-address / --contact-address, "
+        "firewalls and NAT; no run had finished; rerun the same command to continue once the "
+        "workers are fixed"), result.stderr
+    assert not out.exists()  # a new sweep with no finished run leaves nothing

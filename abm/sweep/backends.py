@@ -35,6 +35,16 @@ class RunFailed(RuntimeError):
     """A run raised an error in the model (not a lost worker): retrying would not help."""
 
 
+class WorkersUnreachable(SweepError):
+    """Dask workers whose results cannot be fetched (a worker registered at port 0, or the
+    same run's result lost on the way back again and again): the sweep would wait forever. The
+    runner adds the finished runs it kept."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        super().__init__(f"{what}; the finished runs are kept; rerun the same command to continue")
+
+
 class SchedulerLost(SweepError):
     """The connection to the Dask scheduler was lost mid-sweep (the runner names the finished
     runs it kept)."""
@@ -320,7 +330,8 @@ def _answers_as_scheduler(address: str, seconds: float) -> bool:
     can be reached there (then ``Client`` retries and says why). Runs in a thread of its own, so
     it works under a running event loop (Jupyter) too."""
     import asyncio
-    from concurrent.futures import ThreadPoolExecutor
+    import queue
+    import threading
 
     from distributed.comm.addressing import parse_address
     from distributed.comm.registry import get_backend
@@ -345,8 +356,26 @@ def _answers_as_scheduler(address: str, seconds: float) -> bool:
         finally:
             comm.abort()
 
-    with ThreadPoolExecutor(1, thread_name_prefix="abm-probe-scheduler") as pool:
-        return pool.submit(asyncio.run, probe()).result()
+    # a daemon thread, not a pool: Ctrl-C or SIGTERM during the handshake stops the runner at
+    # once (the command cleans up and exits) instead of waiting for the probe to time out
+    answer: queue.Queue = queue.Queue()
+
+    def run_probe() -> None:
+        try:
+            answer.put(asyncio.run(probe()))
+        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
+            answer.put(err)
+
+    threading.Thread(target=run_probe, name="abm-probe-scheduler", daemon=True).start()
+    while True:  # woken every 0.1 s: a signal delivered to another thread of the process
+        try:     # (the probe's, Dask's) runs its handler only when this thread looks
+            got = answer.get(timeout=0.1)
+            break
+        except queue.Empty:
+            continue
+    if isinstance(got, BaseException):
+        raise got
+    return got
 
 
 def _not_finished(
@@ -365,6 +394,60 @@ def _not_finished(
     )
 
 
+# how often the workers are checked while a Dask sweep runs (seconds), how many times one
+# run's result may fail to come back from its worker before the sweep stops, and how long a
+# sweep on an existing cluster waits with no worker connected before it says so (seconds)
+WORKER_CHECK_EVERY = 2.0
+MAX_GATHER_FAILURES = 3
+NO_WORKERS_NOTE_AFTER = 30.0
+
+
+def unreachable_workers(addresses: Iterable[str]) -> list[str]:
+    """The worker addresses no one can connect to: registered with port 0 (a worker started
+    with ``--listen-address tcp://HOST:0`` announces the port it asked for, 0, not the one it
+    got), so the scheduler can never fetch the results it computes."""
+    import re
+
+    return [a for a in addresses if re.search(r":0+$", str(a))]
+
+
+def _port_zero_message(bad: list[str]) -> str:
+    shown = ", ".join(bad)
+    one = len(bad) == 1
+    return (
+        f"Dask worker{'' if one else 's'} {shown} cannot be reached: registered at port 0 "
+        f"(started with --listen-address ...:0?), so {'its' if one else 'their'} results can "
+        f"never be fetched and the sweep would wait forever; stop {'it' if one else 'them'} and "
+        "start again without --listen-address (a free port is then picked and registered) or "
+        "with a fixed port, e.g. --listen-address tcp://HOST:9000"
+    )
+
+
+def _watched(futures: Any, check: Callable[[], None], every: float) -> Iterator[Any]:
+    """``as_completed``'s results, calling ``check`` first and then every ``every`` seconds,
+    also while no result comes (where iterating ``as_completed`` would block forever)."""
+    import time
+
+    last = time.monotonic()
+    check()
+    while True:
+        now = time.monotonic()
+        if now - last >= every:
+            last = now
+            check()
+        if futures.has_ready():
+            yield next(futures)
+        elif futures.is_empty():
+            return
+        else:
+            condition = getattr(futures, "thread_condition", None)
+            if condition is None:  # pragma: no cover - another distributed
+                time.sleep(0.1)
+            else:
+                with condition:
+                    condition.wait(timeout=0.1)
+
+
 def run_dask(
     tasks: Iterable[dict[str, Any]],
     workers: int | None,
@@ -372,13 +455,18 @@ def run_dask(
     key_prefix: str,
     *,
     dashboard: str | None = None,
+    log: Callable[[str], None] = print,
 ) -> Iterator[Result]:
     """Runs on Dask: an existing cluster (``scheduler`` = ``tcp://host:8786``) or a
     ``LocalCluster`` of ``workers`` single-threaded processes (``local_cluster``: TLS, no
     dashboard unless asked for). One task per run returns the run's data to the runner, which
     writes it; a lost worker makes Dask reschedule the run elsewhere, and a failed task is
-    retried once."""
+    retried once. Workers whose results cannot be fetched (registered at port 0, or one run's
+    result failing to come back ``MAX_GATHER_FAILURES`` times) stop the sweep with
+    ``WorkersUnreachable``; with no worker connected for ``NO_WORKERS_NOTE_AFTER`` seconds,
+    ``log`` says so once."""
     import logging
+    import time
 
     from dask.distributed import Client, as_completed
 
@@ -391,6 +479,40 @@ def run_dask(
     client_log = logging.getLogger("distributed.client")
     said_here = _SaidHere()  # a lost scheduler is said once, by the runner (SchedulerLost)
     client_log.addFilter(said_here)
+    noise = _ClosingNoise()
+    logging.getLogger("tornado.application").addFilter(noise)
+    alone_since = [time.monotonic()]  # since when no worker is connected (None: one is)
+
+    def check() -> None:
+        """Stop on workers whose results cannot be fetched; say once if none is there."""
+        try:
+            addresses = list(client.nthreads())
+        except Exception:  # the scheduler lost: said as such; anything else: check next time
+            if client.status in ("running", "newly-created"):
+                return
+            raise _not_finished(client, None, None, {}, scheduler) from None
+        bad = unreachable_workers(addresses)
+        if bad:
+            raise WorkersUnreachable(_port_zero_message(bad))
+        failed = {k: n for k, n in said_here.gather_failures.items() if n >= MAX_GATHER_FAILURES}
+        if failed:
+            runs = sorted(str(k).removeprefix(f"{key_prefix}-") for k in failed)
+            one = len(runs) == 1
+            raise WorkersUnreachable(
+                f"the result{'' if one else 's'} of run{'' if one else 's'} {', '.join(runs)} "
+                f"could not be fetched from {'its Dask worker' if one else 'their Dask workers'} "
+                f"{MAX_GATHER_FAILURES} times: the scheduler cannot connect to a worker at the "
+                f"address it registered (workers: {', '.join(addresses) or 'none'}); check "
+                "each worker's --listen-address / --contact-address, firewalls and NAT"
+            )
+        if addresses or not scheduler:
+            alone_since[0] = None
+        elif alone_since[0] is not None and time.monotonic() - alone_since[0] > (
+                NO_WORKERS_NOTE_AFTER):
+            alone_since[0] = None  # said once
+            log(f"note: no Dask worker is connected to {scheduler}; the runs wait for one "
+                f"(start workers with: dask worker {scheduler} --nthreads 1)")
+
     try:
         pending = _TaskQueue(tasks)
 
@@ -415,7 +537,7 @@ def run_dask(
             fut = submit(task)
             submitted[fut.key] = task
             futures.add(fut)
-        for fut, result in futures:
+        for fut, result in _watched(futures, check, WORKER_CHECK_EVERY):
             task = submitted.pop(fut.key)
             if fut.status == "error":
                 err = fut.exception()
@@ -435,20 +557,45 @@ def run_dask(
         said_here.lost = True  # closing the client cancels its reconnection: an ERROR record
         raise
     finally:
+        noise.closing = True  # results still being fetched fail as the client closes: quiet
         client.close()
         if cluster is not None:
             cluster.close()
         client_log.removeFilter(said_here)
+        logging.getLogger("tornado.application").removeFilter(noise)
 
 
 class _SaidHere:
     """A filter for the ``distributed.client`` log while a sweep uses the client: what the runner
     says itself, in one line, is not said again in Dask's words. Drops the client's "Failed to
     reconnect to scheduler" and, once the scheduler is known lost (``lost``), every record of
-    the client (closing it then interrupts its reconnection, which it logs with a traceback)."""
+    the client (closing it then interrupts its reconnection, which it logs with a traceback).
+    Counts, and drops, its "Couldn't gather N keys, rescheduling KEYS" (a result that could not
+    be fetched from its worker) per key in ``gather_failures``: the sweep stops, in one line,
+    when one run's result fails again and again."""
 
     def __init__(self) -> None:
         self.lost = False
+        self.gather_failures: dict[str, int] = {}
 
     def filter(self, record: Any) -> bool:
-        return not (self.lost or str(record.msg).startswith("Failed to reconnect to scheduler"))
+        message = str(record.msg)
+        if message.startswith("Couldn't gather"):
+            args = record.args if isinstance(record.args, tuple) else ()
+            keys = args[1] if len(args) > 1 else ()
+            for key in keys if isinstance(keys, list | tuple | set) else (keys,):
+                self.gather_failures[key] = self.gather_failures.get(key, 0) + 1
+            return False
+        return not (self.lost or message.startswith("Failed to reconnect to scheduler"))
+
+
+class _ClosingNoise:
+    """A filter for the ``tornado.application`` log: once the sweep closes its Dask client
+    (``closing``), the results still being fetched (by ``as_completed``) fail with the closed
+    connection, which tornado logs with a traceback; the sweep has said why it stopped."""
+
+    def __init__(self) -> None:
+        self.closing = False
+
+    def filter(self, record: Any) -> bool:
+        return not (self.closing and "_track_future" in record.getMessage())

@@ -24,6 +24,7 @@ from abm.sweep.backends import (
     UNGUARDED,
     UNGUARDED_EXIT,
     SchedulerLost,
+    WorkersUnreachable,
     run_dask,
     run_process,
     run_serial,
@@ -108,7 +109,8 @@ def run_sweep(
         out: the sweep directory; created if needed. An existing one must hold the same sweep.
         backend: ``serial`` (in this process), ``process`` (a local process pool) or ``dask``.
         workers: processes for ``process`` and a local Dask cluster (default: all cores; never
-            more than the runs to do). The ``serial`` backend ignores it (one process).
+            more than the runs to do). The ``serial`` backend runs in this process, one run at
+            a time: ``workers`` above 1 is not used, and ``log`` says so.
         scheduler: address of an existing Dask scheduler (implies ``backend="dask"``).
         progress: show a progress bar (runs done, rate, time left).
         spec_text: the spec file's text, kept in the manifest for the record.
@@ -145,6 +147,10 @@ def run_sweep(
                 "without a scheduler); an existing cluster has its own"
             )
         check_dashboard_address(dashboard)
+    if backend == "serial" and workers is not None and workers > 1:
+        # (a note, not an error: scripts and benchmarks pass the same workers to every backend)
+        log(f"note: the serial backend runs one run at a time in this process; workers = "
+            f"{workers} is not used (backend=\"process\" runs {workers} processes)")
     workers = workers or os.cpu_count() or 1
     out = Path(out)
     try:
@@ -281,7 +287,7 @@ def _run(
             results = run_process(tasks, workers, log=log)
         else:
             results = run_dask(tasks, workers, scheduler, f"abm-{manifest['content_hash'][:12]}",
-                               dashboard=dashboard)
+                               dashboard=dashboard, log=log)
         _write_all(out, results, spec.name, len(runs), already, progress and bool(missing))
         summary = build_summary(out, [r.run_id for r in runs])
         write_table(summary, out / "summary.parquet")
@@ -356,6 +362,12 @@ def _where(backend: str, workers: int, scheduler: str | None) -> str:
     return f"on {workers} local process{'es' if workers != 1 else ''}"
 
 
+def _kept(done: int) -> str:
+    """What a stopped sweep kept: ``the 3 finished runs are kept``."""
+    return f"the {done} finished run{'s are' if done != 1 else ' is'} kept" if done else (
+        "no run had finished")
+
+
 def _write_all(
     out: Path, results: Iterator[Result], name: str, total: int, already: int, progress: bool
 ) -> None:
@@ -372,10 +384,11 @@ def _write_all(
             done += 1
             bar.update(1)
     except SchedulerLost as err:  # one line with what is kept; nothing of Dask's traceback
-        kept = f"the {done} finished run{'s are' if done != 1 else ' is'} kept" if done else (
-            "no run had finished")
-        raise SweepError(f"lost the Dask scheduler at {err.address}; {kept}; rerun the same "
-                         "command to continue") from None
+        raise SweepError(f"lost the Dask scheduler at {err.address}; {_kept(done)}; rerun the "
+                         "same command to continue") from None
+    except WorkersUnreachable as err:
+        raise SweepError(f"{err.what}; {_kept(done)}; rerun the same command to continue "
+                         "once the workers are fixed") from None
     finally:
         bar.close()
         close = getattr(results, "close", None)

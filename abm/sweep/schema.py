@@ -117,13 +117,38 @@ def fraction(value: Any) -> float:
     return value
 
 
+def whole_hours(days: float) -> int | None:
+    """``days`` as the model's hourly steps, or None if it is not a whole number of hours
+    (``0.3`` days is 7.2 h). Float noise is forgiven (``0.1 * 3``), nothing more."""
+    hours = days * 24
+    whole = round(hours)
+    return whole if abs(hours - whole) <= 1e-9 * max(1.0, abs(hours)) else None
+
+
+def not_whole_hours(days: float, given: str, steps: str) -> str:
+    """Why ``days`` cannot be run, and what to give instead: ``given`` names the value as the
+    user wrote it (``--days 0.3``), ``steps`` how hours are given there (``--steps``,
+    ``steps =``)."""
+    hours = days * 24
+    if hours < 1:
+        return (f"{given} is {hours:.3g} h, less than one step (1 h); give at least {steps} 1 "
+                "(one hour)")
+    low, high = math.floor(hours), math.ceil(hours)
+    return (f"{given} is {hours:.6g} h, not a whole number of hours, and the model runs whole "
+            f"hourly steps (it does not round): give {steps} {low} or {steps} {high}, or days "
+            "that are whole hours (days x 24 a whole number, e.g. 0.25 for 6 h)")
+
+
 def days(value: Any) -> float:
     if not _finite(value) or not value > 0:
         raise Invalid(f"expected a positive finite number of days, got {show(value)}")
     whole = as_int(value)  # a numpy integer too; any other number as a float
     value = whole if whole is not None else float(value)
-    if round(value * 24) < 1:
-        raise Invalid(f"{value} days is less than one step (1 h)")
+    if not math.isfinite(value * 24):
+        raise Invalid(f"{value:g} days is too large (expected at most a few thousand days)")
+    hours = whole_hours(value)
+    if hours is None or hours < 1:
+        raise Invalid(not_whole_hours(value, f"{value:g} days", "steps ="))
     return value
 
 
@@ -358,10 +383,36 @@ def check_name(pname: str, error: Error, key: str) -> None:
 
 
 def check_param(pname: str, value: Any, error: Error, key: str) -> Any:
-    """A model parameter's value, checked and coerced by ``abm.params``."""
+    """A model parameter's value, checked and coerced by ``abm.params``. Every parameter is a
+    number or true/false, so a spec gives it as a TOML number or boolean: text is refused
+    (``"0.5"``, a number in quotes, is most likely a slip, and ``abm.params`` would read it),
+    except ``"none"`` for a parameter that may be not given (a therapy's start day)."""
     check_name(pname, error, key)
+    if isinstance(value, str):
+        param = P.PARAMS[canonical(pname)]
+        if not (param.optional and value.strip().lower() == "none"):
+            raise error(key, text_for_number(pname, value, param))
     try:
         checked = P.validate({pname: value})
     except ValueError as err:  # (also an integer too large for a float: abm.params says so)
         raise error(key, str(err)) from None
     return checked.get(pname, *checked.values())  # (a deprecated name may come back renamed)
+
+
+def text_for_number(pname: str, value: str, param: P.Param) -> str:
+    """The message for text given where a spec needs a number (or true/false)."""
+    allowed = param.allowed()
+    if param.optional:
+        allowed = allowed.removesuffix(" or None") + ' or "none" (not given)'
+    try:
+        number = float(value)
+    except ValueError:
+        number = None
+    if param.kind is bool:
+        hint = "write true or false without quotes"
+    elif number is not None and math.isfinite(number):
+        hint = f"write the number without quotes ({value.strip()}, not \"{value}\")"
+    else:
+        hint = "write a number without quotes"
+    return (f"parameter {pname!r} = {value!r} is text (a string), which is not allowed: "
+            f"expected {allowed}; {hint}")
