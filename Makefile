@@ -32,15 +32,18 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null; fi; }
 
+# the suite on every core (pytest-xdist), then the browser tests alone: they drive Chromium
+# against a live server and one of them measures the server's CPU use
 test: setup chromium
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n auto --dist worksteal -m "not browser"
+	$(VENV)/bin/pytest -q -m browser
 
 screenshots: setup chromium
 	$(PY) docs/screenshots.py
 
 check: setup
 	$(VENV)/bin/ruff check abm tests benchmarks experiments
-	$(VENV)/bin/pytest -q -m "not slow and not browser" -p no:cacheprovider
+	$(VENV)/bin/pytest -q -n auto --dist worksteal -m "not slow and not browser" -p no:cacheprovider
 
 baseline: setup
 	$(PY) tests/baseline.py
