@@ -756,6 +756,9 @@ def test_probe_results_round_trip_with_dtype_shape_and_values():
     [
         ("[probes.snapshots]\nday = 1", ["probes.snapshots", "unknown probe", "snapshot"]),
         ("[probes.snapshot]\nday = -1", ["probes.snapshot", "'day'", "day >= 0"]),
+        # a day that is not a whole number of hours is refused, not rounded (as --days)
+        ("[probes.snapshot]\nday = 0.3", ["probes.snapshot", "'day'", "7.2 h", "0.291667"]),
+        ("[probes.contacts]\ndays = [0.5, 1.01]", ["probes.contacts", "'days'", "24.24 h"]),
         ("[probes.snapshot]\nhour = 3", ["probes.snapshot", "unknown option 'hour'"]),
         ("[probes.snapshot]", ["probes.snapshot", "missing option 'day'"]),
         ("[probes]\nsnapshot = 3", ["probes.snapshot", "table of options"]),

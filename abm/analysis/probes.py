@@ -23,6 +23,7 @@ hooks it needs, added to ``PROBES``.
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -51,6 +52,14 @@ def _day(name: str, option: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e6:
         raise ValueError(
             f"probe {name!r}: option {option!r} = {value!r} is not allowed: expected a day >= 0"
+        )
+    hours = value * 24
+    if abs(hours - round(hours)) > 1e-9 * max(1.0, hours):  # as a sweep's days: never rounded
+        raise ValueError(
+            f"probe {name!r}: option {option!r} = {value!r} is not allowed: day {value:g} is "
+            f"{hours:.6g} h, and the model steps whole hours: expected days that are whole "
+            f"hours (day x 24 a whole number, e.g. {math.floor(hours) / 24:g} or "
+            f"{math.ceil(hours) / 24:g})"
         )
     return float(value)
 
