@@ -58,6 +58,8 @@ class LinearFields:
         self.fields = list(fields)
         self.growth = np.stack([f._growth for f in self.fields]).astype(np.float32)
         self.gain = np.stack([f._source_gain for f in self.fields]).astype(np.float32)
+        for i, f in enumerate(self.fields):  # share the tables rather than keep two copies
+            f._growth, f._source_gain = self.growth[i], self.gain[i]
         self.spectra = np.stack([fft.dctn(f.data.astype(np.float32), type=2, norm="ortho")
                                  for f in self.fields])
         self.zero = [not f.data.any() for f in self.fields]
