@@ -178,17 +178,31 @@ def model_code_hash() -> str:
 
 
 def provenance() -> dict[str, Any]:
-    """Package versions and the git commit, for sidecars and sweep manifests."""
+    """Package versions and the git commit, for sidecars and sweep manifests: the libraries
+    whose numerics a run rests on (scipy's transforms solve the fields; numba and rocket-fft
+    compile the fast engine's kernels and field solves)."""
+    from importlib.metadata import PackageNotFoundError, version
+
     import mesa
     import numpy
+    import scipy
 
     from abm import __version__
+
+    def installed(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
 
     return {
         "abm": __version__,
         "mesa": mesa.__version__,
         "numpy": numpy.__version__,
         "pandas": pd.__version__,
+        "scipy": scipy.__version__,
+        "numba": installed("numba"),
+        "rocket_fft": installed("rocket-fft"),
         "python": platform.python_version(),
         "git_commit": git_commit(),
         "model_code": model_code_hash(),

@@ -174,3 +174,24 @@ def test_the_serial_backend_refuses_workers_instead_of_ignoring_them(tmp_path, w
                               "--workers", "1", "--quiet"])
     assert one.exit_code == 0, one.output
     assert len(list((out / "runs").glob("*.parquet"))) == 1
+
+
+@pytest.mark.parametrize("pending", [True, False])
+def test_a_fast_run_says_when_it_compiles_first(tmp_path, monkeypatch, pending):
+    """On a fresh machine (or a cleared cache) the fast engine compiles for 15-45 s before its
+    first hour: ``abm run`` and ``abm sweep`` say so, rather than show a stalled bar with an
+    ETA of minutes; with the cache warm they say nothing of it."""
+    import abm.fast
+
+    monkeypatch.setattr(abm.fast, "compile_pending", lambda: pending)
+    result = runner.invoke(app, ["run", "--engine", "fast", "--steps", "2", "--rng", "1",
+                                 "--out", str(tmp_path / "r.parquet"), *set_args(TINY)])
+    assert result.exit_code == 0, result.output
+    assert ("compiling the fast engine" in result.output) == pending
+    spec = tmp_path / "spec.toml"
+    spec.write_text('[sweep]\nname = "s"\nengine = "fast"\nsteps = 2\nreplicates = 1\n'
+                    "[parameters]\n" + "".join(f"{k} = {v}\n" for k, v in TINY.items()))
+    result = runner.invoke(app, ["sweep", str(spec), "--out", str(tmp_path / "sw"),
+                                 "--backend", "serial", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert ("compiling the fast engine" in result.output) == pending

@@ -1182,8 +1182,15 @@ def test_warm_up_compiles_everything_a_run_needs(tmp_path):
 
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "PYTHONPATH": str(root)}
+    pending = "from abm.fast import compile_pending; print(compile_pending())"
+    before = subprocess.run([sys.executable, "-c", pending], env=env, capture_output=True,
+                            text=True, check=True, timeout=600)
+    assert before.stdout.strip() == "True"  # an empty cache: the first run will compile
     subprocess.run([sys.executable, "-c", "from abm.fast import warm_up; warm_up()"], env=env,
                    check=True, timeout=600)
+    after = subprocess.run([sys.executable, "-c", pending], env=env, capture_output=True,
+                           text=True, check=True, timeout=600)
+    assert after.stdout.strip() == "False"  # (so abm run and abm sweep say nothing of it)
     every = (
         "from abm import FastTumorModel\n"
         "from abm.scenarios import SCENARIOS\n"

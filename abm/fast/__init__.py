@@ -3,7 +3,11 @@
 
 from abm.fast.engine import FastTumorModel, unsupported
 
-__all__ = ["FastTumorModel", "unsupported", "warm_up"]
+__all__ = ["FastTumorModel", "compile_pending", "unsupported", "warm_up"]
+
+COMPILING = ("compiling the fast engine's kernels into numba's on-disk cache (the first run of "
+             "this code on this machine: about 15-45 s{where}; `make setup` does it in advance, "
+             "and later runs start in about a second)")
 
 # scenarios that between them call every kernel and field solver within a few hours
 _WARM_UP = (("escape", {"treg_influx": 2.0, "mdsc_influx": 2.0}), ("cart", {}),
@@ -23,3 +27,35 @@ def warm_up() -> float:
         model.administer("cart")
         model.run_for(12)
     return time.perf_counter() - start
+
+
+def _tests_only() -> tuple:
+    """Compiled functions no run calls (the tests call them, to check a kernel's parts)."""
+    from abm.fast import fields, kernels
+
+    return (kernels.seed, fields._apply, fields._apply_dot)
+
+
+def compile_pending() -> bool:
+    """Whether the next fast-engine run will compile: some cached kernel or field solver of
+    ``abm.fast`` has no compiled code in numba's on-disk cache for the current source (a fresh
+    machine, a cleared cache or changed code). Read from the cache's index files, without
+    compiling; False when that cannot be told."""
+    from numba.core.registry import CPUDispatcher
+
+    from abm.fast import census, fields, kernels
+    from abm.fast import engine as _engine
+
+    try:
+        tests_only = _tests_only()
+        for module in (kernels, census, fields, _engine):
+            for item in vars(module).values():
+                cache = getattr(item, "_cache", None) if isinstance(item, CPUDispatcher) else None
+                if cache is None or not getattr(cache, "_enabled", False) or (
+                        item.targetoptions.get("inline") == "always") or item in tests_only:
+                    continue  # (an inlined helper is compiled into its callers, not cached)
+                if not cache._cache_file._load_index():  # missing, or for other source
+                    return True
+    except Exception:  # numba's internals moved: say nothing rather than guess
+        return False
+    return False

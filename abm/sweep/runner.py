@@ -280,6 +280,13 @@ def _run(
                 f"to do{resumed}, "
                 + _where(backend, workers, scheduler)
             )
+            if spec.engine == "fast" and not scheduler:
+                from abm.fast import COMPILING, compile_pending
+
+                if compile_pending():  # else the first runs look stalled, with a wild ETA
+                    each = (f" in each of the {workers} worker processes"
+                            if backend != "serial" and workers > 1 else "")
+                    log(COMPILING.format(where=each))
         tasks = (make_task(spec, r) for r in missing)  # lazily: one dict per run otherwise
         if backend == "serial" or not missing:
             results = run_serial(tasks)

@@ -321,11 +321,19 @@ def make_manifest(spec: Spec, runs: list[Run], spec_text: str | None) -> dict[st
 
 
 def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
-    """Dotted keys where two JSON values differ."""
+    """Dotted keys where two JSON values differ, each with its two values when both are short
+    single values (``sweep.engine "fast" -> "mesa"``: what the folder holds, what was asked);
+    a key only one side has shows "(none)" for the other."""
     if isinstance(old, dict) and isinstance(new, dict):
         keys = list(dict.fromkeys([*old, *new]))
         return [d for k in keys for d in _diff(old.get(k), new.get(k), f"{prefix}{k}.")]
-    return [] if old == new else [prefix.rstrip(".") or "(all)"]
+    if old == new:
+        return []
+    key = prefix.rstrip(".") or "(all)"
+    shown = ["(none)" if v is None else json.dumps(v) for v in (old, new)]
+    if any(isinstance(v, dict | list) for v in (old, new)) or max(map(len, shown)) > 40:
+        return [key]
+    return [f"{key} {shown[0]} -> {shown[1]}"]
 
 
 def check_existing(out: Path, manifest: dict[str, Any]) -> dict[str, Any] | None:
