@@ -68,6 +68,30 @@ def _wait_for_port(port: int, proc: subprocess.Popen, seconds: float = 30) -> No
 # --- 1. the Dask scheduler lost mid-sweep --------------------------------------------------
 
 
+def _sweep_until_two_runs(tmp_path: Path, address: str, replicates: int,
+                          pause: float) -> tuple[subprocess.Popen, Path]:
+    """``abm sweep`` of ``replicates`` runs at the Dask scheduler ``address``, started and
+    waited on until two of its runs are written (90 s at most); returns it and its folder."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC.format(replicates=replicates))
+    out = tmp_path / "sweep"
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "abm.cli", "sweep", str(spec), "--out", str(out),
+         "--scheduler", address, "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 90
+    try:
+        while len(list((out / "runs").glob("*.parquet"))) < 2:
+            assert sweep.poll() is None, sweep.communicate()
+            assert time.monotonic() < deadline, "no run finished within 90 s"
+            time.sleep(pause)
+    except BaseException:  # the caller never gets it to stop
+        stop_process(sweep)
+        raise
+    return sweep, out
+
+
 def test_losing_the_dask_scheduler_mid_sweep_is_one_line_and_keeps_the_finished_runs(tmp_path):
     """``abm sweep --scheduler``; once two runs are on disk the scheduler is killed. Dask cancels
     every task then; the sweep stops with one line naming the scheduler and the runs kept, exit
@@ -83,19 +107,7 @@ def test_losing_the_dask_scheduler_mid_sweep_is_one_line_and_keeps_the_finished_
             [dask, "worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard",
              "--host", "127.0.0.1"], **quiet
         )
-        spec = tmp_path / "spec.toml"
-        spec.write_text(SPEC.format(replicates=40))
-        out = tmp_path / "sweep"
-        sweep = subprocess.Popen(
-            [sys.executable, "-m", "abm.cli", "sweep", str(spec), "--out", str(out),
-             "--scheduler", address, "--quiet"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        deadline = time.monotonic() + 90
-        while len(list((out / "runs").glob("*.parquet"))) < 2:
-            assert sweep.poll() is None, sweep.communicate()
-            assert time.monotonic() < deadline, "no run finished within 90 s"
-            time.sleep(0.01)
+        sweep, out = _sweep_until_two_runs(tmp_path, address, 40, pause=0.01)
         scheduler.send_signal(signal.SIGKILL)
         stdout, stderr = sweep.communicate(timeout=60)
     finally:
@@ -318,18 +330,7 @@ def test_a_worker_registered_at_port_0_stops_the_sweep_in_one_line_keeping_finis
         _wait_for_port(int(address.rsplit(":", 1)[1]), scheduler)
         good = subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--no-dashboard",
                                  "--host", "127.0.0.1"], **quiet)
-        spec = tmp_path / "spec.toml"
-        spec.write_text(SPEC.format(replicates=200))
-        out = tmp_path / "sweep"
-        sweep = subprocess.Popen(
-            [sys.executable, "-m", "abm.cli", "sweep", str(spec), "--out", str(out),
-             "--scheduler", address, "--quiet"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 90
-        while len(list((out / "runs").glob("*.parquet"))) < 2:
-            assert sweep.poll() is None, sweep.communicate()
-            assert time.monotonic() < deadline, "no run finished within 90 s"
-            time.sleep(0.05)
+        sweep, out = _sweep_until_two_runs(tmp_path, address, 200, pause=0.05)
         bad = subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--no-dashboard",
                                 "--listen-address", "tcp://127.0.0.1:0"], **quiet)
         try:
