@@ -16,7 +16,7 @@ _WARM_UP = (("escape", {"treg_influx": 2.0, "mdsc_influx": 2.0}), ("cart", {}),
 
 def warm_up() -> float:
     """Compile the fast engine's kernels and field solvers into numba's on-disk cache, so that
-    the first run does not wait for them (about 10 s the first time, about 1 s once cached;
+    the first run does not wait for them (15-45 s the first time, about 1 s once cached;
     ``make setup`` calls it). Runs a few hours of small models; returns the seconds taken."""
     import time
 
