@@ -53,8 +53,10 @@ def _day(name: str, option: str, value: Any) -> float:
         raise ValueError(
             f"probe {name!r}: option {option!r} = {value!r} is not allowed: expected a day >= 0"
         )
-    hours = value * 24
-    if abs(hours - round(hours)) > 1e-9 * max(1.0, hours):  # as a sweep's days: never rounded
+    from abm.sweep.schema import whole_hours  # (here: abm.sweep imports this module)
+
+    if whole_hours(value) is None:  # as a sweep's days: never rounded
+        hours = value * 24
         raise ValueError(
             f"probe {name!r}: option {option!r} = {value!r} is not allowed: day {value:g} is "
             f"{hours:.6g} h, and the model steps whole hours: expected days that are whole "
