@@ -122,6 +122,45 @@ def test_losing_the_dask_scheduler_mid_sweep_is_one_line_and_keeps_the_finished_
     assert (out / "manifest.json").exists() and not (out / "summary.parquet").exists()
 
 
+def test_a_scheduler_that_cannot_be_asked_once_does_not_stop_the_sweep(tmp_path, monkeypatch):
+    """Asking the scheduler for its workers can fail before the client knows the scheduler is
+    gone (``Stream is closed``: under load, the lost-scheduler test above once ended with that
+    error instead of its one line). A sweep whose client is still connected then keeps its last
+    number of tasks in flight and goes on; a lost scheduler is said as such by the checks (the
+    test above). Here the third question fails (the first sizes the window, the second is the
+    worker check, the third sizes the window after the first result), and every run finishes."""
+    from dask.distributed import Client, LocalCluster
+
+    import abm.sweep.backends as backends
+    from abm.sweep import parse_spec, run_sweep
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp://",
+                      host="127.0.0.1", dashboard_address=None) as cluster:
+
+        def connect(address):
+            client = Client(address, timeout="20s")
+            nthreads, asked = client.nthreads, [0]
+
+            def flaky_nthreads(*args, **kwargs):
+                asked[0] += 1
+                if asked[0] == 3:
+                    raise OSError("ConnectionPool.ncores local=tcp://127.0.0.1 remote="
+                                  f"{address}: Stream is closed")
+                return nthreads(*args, **kwargs)
+
+            client.nthreads = flaky_nthreads
+            return client
+
+        monkeypatch.setattr(backends, "connect", connect)
+        out = tmp_path / "s"
+        # four runs, two in flight at a time: the window is sized again after the first result
+        spec = {**MINI, "sweep": {**MINI["sweep"], "replicates": 4}}
+        run_sweep(parse_spec(spec), out, scheduler=cluster.scheduler_address, progress=False,
+                  log=lambda m: 0)
+    assert len(list((out / "runs").glob("*.parquet"))) == 4
+    assert (out / "summary.parquet").exists()
+
+
 def test_a_cancelled_dask_task_is_a_sweep_error_not_a_result(tmp_path, monkeypatch):
     """The result path itself, with a real ``distributed`` client: a task cancelled on the
     cluster (here explicitly) is named as such, never handed to the runner as a result."""

@@ -516,13 +516,19 @@ def run_dask(
     try:
         pending = _TaskQueue(tasks)
 
+        last_window = [2]
+
         def window() -> int:
+            """Tasks to keep submitted: two per worker thread. When the scheduler cannot be
+            asked, the last answer: a scheduler lost as the client asks fails the call before
+            the client knows (``Stream is closed``); the sweep then stops as a lost scheduler
+            (``check``, or the cancelled tasks), not with that error."""
             try:
-                return max(2, 2 * sum(client.nthreads().values()))
+                last_window[0] = max(2, 2 * sum(client.nthreads().values()))
             except Exception:
-                if client.status in ("running", "newly-created"):
-                    raise
-                raise _not_finished(client, None, None, {}, scheduler) from None
+                if client.status not in ("running", "newly-created"):
+                    raise _not_finished(client, None, None, {}, scheduler) from None
+            return last_window[0]
 
         def submit(task: dict[str, Any]) -> Future:
             return client.submit(
