@@ -75,8 +75,8 @@ class Param:
         they parse cleanly as the parameter's kind.
         """
         bad = ValueError(
-            f"parameter {self.name!r} = {value!r} is not allowed: expected {self.allowed()}"
-            f" ({self.unit}; {self.description})"
+            f"parameter {self.name!r} = {value_text(value)} is not allowed: expected "
+            f"{self.allowed()} ({self.unit}; {self.description})"
         )
         if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "")):
             if self.optional:
@@ -113,6 +113,47 @@ class Param:
 
 def _fmt(x: float) -> str:
     return f"{x:g}"
+
+
+def value_text(value: Any) -> str:
+    """``repr(value)`` for a message, except an integer beyond a float's range (``10**400``:
+    only Python gives one, never a TOML file or a text box), whose hundreds of digits would
+    bury the message (and Python refuses to write one of more than 4300): ``1e+400 (an integer
+    of 401 digits, beyond a float's range)``. The same inside a list or a tuple."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            float(value)
+        except OverflowError:
+            return (f"{short_int(value)} (an integer of {_exponent(value) + 1} digits, beyond "
+                    "a float's range)")
+    if isinstance(value, list | tuple):
+        items = ", ".join(value_text(v) for v in value)
+        if isinstance(value, tuple):
+            return f"({items}{',' if len(value) == 1 else ''})"
+        return f"[{items}]"
+    return repr(value)
+
+
+def _exponent(value: int) -> int:
+    """The power of ten of a nonzero integer's leading digit (``floor(log10(|value|))``),
+    exactly: no ``str`` of it (refused beyond 4300 digits) and no float rounding."""
+    size = abs(value)
+    exp = int(math.log10(size))  # (math.log10 takes an int of any size; may be one off)
+    while 10**exp > size:
+        exp -= 1
+    while 10 ** (exp + 1) <= size:
+        exp += 1
+    return exp
+
+
+def short_int(value: int) -> str:
+    """A nonzero integer in scientific notation with up to six significant digits:
+    ``1e+400``, ``-2.5e+310``; ``about 1.23456e+400`` when digits are left out."""
+    exp = _exponent(value)
+    lead, rest = divmod(abs(value), 10 ** max(exp - 5, 0))
+    digits = str(lead).rstrip("0") or "0"
+    mantissa = digits[0] + (f".{digits[1:]}" if len(digits) > 1 else "")
+    return f"{'about ' if rest else ''}{'-' if value < 0 else ''}{mantissa}e+{exp}"
 
 
 def _parse_text(text: str, kind: type, bad: ValueError) -> Any:
@@ -678,8 +719,8 @@ def validate_rng(value: Any) -> int | None:
         except ImportError:  # pragma: no cover
             pass
         raise ValueError(
-            f"parameter 'rng' = {original!r} is not allowed: expected a non-negative integer "
-            "seed (or a string of digits) or None"
+            f"parameter 'rng' = {value_text(original)} is not allowed: expected a non-negative "
+            "integer seed (or a string of digits) or None"
         )
     return value
 

@@ -100,6 +100,12 @@ class Sweep:
         self.summary = summary
         self.n_runs = len(runs)
 
+    @property
+    def engine(self) -> str:
+        """Which engine ran the sweep (the manifest's ``engine``; sweeps written before it was
+        recorded ran on the Mesa engine)."""
+        return self.manifest.get("engine") or self.spec["sweep"].get("engine") or "mesa"
+
     def label(self, point_id: int, names: list[str] | None = None) -> str:
         params = self.points[point_id]
         names = self.varied if names is None else names
@@ -589,11 +595,9 @@ def _steps_text(n: int) -> str:
 
 
 def _engine_line(sweep: Sweep) -> str:
-    """Which engine ran the sweep (the manifest's ``engine``; sweeps written before it was
-    recorded ran on the Mesa engine)."""
-    engine = sweep.manifest.get("engine") or sweep.spec["sweep"].get("engine") or "mesa"
-    what = "the reference" if engine == "mesa" else "compiled, the same rules"
-    return f"engine: `{engine}` ({what}: docs/engines.md)"
+    """Which engine ran the sweep (``Sweep.engine``)."""
+    what = "the reference" if sweep.engine == "mesa" else "compiled, the same rules"
+    return f"engine: `{sweep.engine}` ({what}: docs/engines.md)"
 
 
 def _markdown(sweep: Sweep, outcome: str, series: str, sobol: list | None, figures: list) -> str:
@@ -991,11 +995,21 @@ def write_cohort_report(sweep: Sweep, out: Path) -> Path:
 # --- export -----------------------------------------------------------------------------------
 
 
+EXPORT_ABOUT = "about.json"
+# every file ``abm export`` writes (patients.csv for a cohort only), in the order it names them
+EXPORT_FILES = ("summary.csv", "timeseries.csv", "patients.csv", EXPORT_ABOUT)
+EXPORT_FORMAT = "abm-export/1"
+
+
 def export_csv(directory: str | Path, *, out: str | Path | None = None) -> list[Path]:
     """``summary.csv`` and ``timeseries.csv`` (every run, in run order), streamed one run at a
     time so memory stays flat; for a cohort also ``patients.csv`` (each patient's response in
-    each arm, ``patients.parquet``); all written atomically."""
-    from abm.run import write_table
+    each arm, ``patients.parquet``); then ``about.json`` (``export_about``: how the runs were
+    made, read from the sweep's manifest, and whether the sweep was complete). ``summary.csv``
+    ends with an ``engine`` column (the same in every row: it tells the rows of a Mesa sweep
+    from a fast one's when summaries are put together). All written atomically, ``about.json``
+    last, so it is there only once the CSV files beside it are."""
+    from abm.run import write_json, write_table
 
     sweep = Sweep(directory)
     if not sweep.complete:  # as the report says it (a UserWarning: one line from the CLI)
@@ -1007,16 +1021,91 @@ def export_csv(directory: str | Path, *, out: str | Path | None = None) -> list[
     out = Path(out) if out is not None else sweep.dir / "export"
     out.mkdir(parents=True, exist_ok=True)
     summary = sweep.summary.drop(columns=[_class_column(c) for c in OUTCOME_CLASSES])
+    if "engine" not in summary.columns:
+        summary["engine"] = sweep.engine
     path = out / "timeseries.csv"
+    rows = {"summary.csv": len(summary), "timeseries.csv": 0}
     with _atomic_text(path) as fh:
         for i, run_id in enumerate(summary["run_id"]):
-            csv_ready(_read_run(sweep, run_id)).to_csv(fh, index=False, header=i == 0)
+            series = csv_ready(_read_run(sweep, run_id))
+            series.to_csv(fh, index=False, header=i == 0)
+            rows["timeseries.csv"] += len(series)
     write_table(csv_ready(summary), out / "summary.csv")
     written = [out / "summary.csv", path]
     if "patients" in sweep.spec:
-        write_table(csv_ready(cohort_patients(sweep)), out / "patients.csv")
+        patients = cohort_patients(sweep)
+        write_table(csv_ready(patients), out / "patients.csv")
         written.append(out / "patients.csv")
+        rows["patients.csv"] = len(patients)
+    write_json(export_about(sweep, rows), out / EXPORT_ABOUT)
+    written.append(out / EXPORT_ABOUT)
     return written
+
+
+# what each exported CSV file holds, for about.json
+_EXPORT_HOLDS = {
+    "summary.csv": "one row per run: run_id, point_id, replicate, seed, the varied parameters, "
+                   "the outcome measures and class (docs/sweeps.md), and the engine",
+    "timeseries.csv": "every run's time series, one row per recorded step, in run order, with "
+                      "the run's ids and varied parameters (joins summary.csv on run_id)",
+    "patients.csv": "a cohort's patients: one row per patient and arm with the best response, "
+                    "best % change, progression-free days and the drawn parameters",
+}
+
+
+def export_about(sweep: Sweep, rows: dict[str, int]) -> dict[str, Any]:
+    """``about.json`` of an export: how the sweep's runs were made, all read from its manifest
+    (engine, spec, model and package versions, git commit, model-code hash; never this
+    machine's), whether the sweep was complete, and what each file holds (``rows``: file name
+    -> number of data rows). The export's own time and abm version are under ``exported``."""
+    from datetime import UTC, datetime
+
+    from abm import __version__
+
+    manifest = sweep.manifest
+    table = sweep.spec["sweep"]
+    done = len(sweep.summary)
+    listed = table.get("seeds")
+    partial = None if sweep.complete else (
+        f"{done} of {sweep.n_runs} runs had finished when this was exported, and the CSV "
+        "files hold those; rerun the same `abm sweep` command to finish the sweep, then "
+        "export again")
+    return {
+        "about": (f"CSV export of the abm sweep {table['name']!r}: how its runs were made, from "
+                  "the sweep's manifest.json (provenance: the model and package versions and "
+                  "git commit it was started with; completed_with: those that finished it), and "
+                  "what each file holds. Columns: docs/sweeps.md."),
+        "format": EXPORT_FORMAT,
+        "sweep": table["name"],
+        "description": table.get("description") or "",
+        "complete": sweep.complete,
+        "partial": partial,
+        "runs_exported": done,
+        "runs_in_sweep": sweep.n_runs,
+        "engine": sweep.engine,
+        "scenario": table.get("scenario"),
+        "species": table.get("species"),
+        "days": table["steps"] / 24,
+        "steps": table["steps"],
+        "record_every": table["record_every"],
+        "replicates": table["replicates"],
+        "seed": None if listed else table.get("seed"),
+        "seeds": listed,
+        "points": manifest.get("n_points", len(sweep.points)),
+        "varied": sweep.varied,
+        "files": {name: {"rows": n, "holds": _EXPORT_HOLDS[name]} for name, n in rows.items()},
+        "provenance": manifest.get("provenance"),
+        "completed_with": manifest.get("completed_with") if sweep.complete else None,
+        "started": manifest.get("created"),
+        "finished": manifest.get("completed") if sweep.complete else None,
+        "spec_hash": manifest.get("spec_hash"),
+        "content_hash": manifest.get("content_hash"),
+        "exported": {"at": datetime.now(UTC).isoformat(timespec="seconds"),
+                     "abm_version": __version__, "from": str(sweep.dir.resolve())},
+        "spec": sweep.spec,
+        "spec_text": manifest.get("spec_text"),
+        "base_parameters": manifest.get("base_parameters"),
+    }
 
 
 class _atomic_text:  # noqa: N801 - used as a context manager

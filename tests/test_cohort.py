@@ -359,6 +359,12 @@ def test_cohort_export_has_the_patients_and_report_refuses_sweep_options(ran, tm
     patients = pd.read_parquet(ran / "patients.parquet")
     assert len(exported) == len(patients) and list(exported.columns) == list(patients.columns)
     assert (exported["best_response"] == patients["best_response"]).all()
+    import json
+
+    about = json.loads((tmp_path / "x" / "about.json").read_text())
+    assert about["files"]["patients.csv"]["rows"] == len(patients)
+    assert about["spec"]["patients"] == json.loads((ran / "manifest.json").read_text())[
+        "spec"]["patients"]
     refused = CliRunner().invoke(app, ["report", str(ran), "--outcome", "total_kills",
                                        "--out", str(tmp_path / "r")])
     assert refused.exit_code == 2 and "is a cohort" in refused.output

@@ -779,8 +779,55 @@ def test_any_file_as_a_spec_gives_a_spec_or_one_clean_line(tmp_path_factory, raw
 
 def test_an_integer_too_large_for_a_float_in_a_spec_is_named():
     data = {"sweep": {"name": "big", "steps": 2}, "parameters": {"tcell_influx": 10**400}}
-    with pytest.raises(SpecError, match="parameters.tcell_influx: .*'tcell_influx' = 1000"):
+    with pytest.raises(SpecError, match=r"parameters.tcell_influx: .*'tcell_influx' = 1e\+400 "
+                                        r"\(an integer of 401 digits, beyond a float's range\)"):
         parse_spec(data)
+
+
+BIG = "1e+400 (an integer of 401 digits, beyond a float's range)"
+COUNT = "and at most 2**63 - 1, got " + BIG
+UNIFORM = {"tcell_influx": [0.0, 1.0], "tcell_kill_prob": [0.1, 0.2]}
+
+
+@pytest.mark.parametrize(("tables", "expected"), [
+    ({"sweep": {"days": 10**400}},
+     "sweep.days: 1e+400 days is too large (expected at most a few thousand days)"),
+    ({"sweep": {"steps": 10**400}},
+     f"sweep.steps: expected a whole number of hours >= 1 {COUNT}"),
+    ({"sweep": {"replicates": 10**400}}, f"sweep.replicates: expected an integer >= 1 {COUNT}"),
+    ({"outcome": {"escape_multiple": 10**400}},
+     f"outcome.escape_multiple: expected a positive finite number, got {BIG}"),
+    ({"sample": {"method": "lhs", "n": 10**400, "bounds": {"tcell_influx": [0, 1]}}},
+     f"sample.n: expected an integer >= 1 {COUNT}"),
+    ({"patients": {"n": 10**400, "uniform": UNIFORM}},
+     f"patients.n: expected an integer >= 1 (patients) {COUNT}"),
+    ({"patients": {"n": 4, "uniform": {"tcell_influx": [0, 10**400]}}},
+     f"patients.uniform.tcell_influx: expected [low, high] (numbers), got [0, {BIG}] (list)"),
+    ({"patients": {"n": 4, "uniform": UNIFORM,
+                   "correlation": {"tcell_influx": {"tcell_kill_prob": -(10**400)}}}},
+     "patients.correlation.tcell_influx.tcell_kill_prob: expected a rank correlation strictly "
+     f"between -1 and 1, got -{BIG}"),
+    ({"patients": {"n": 4, "uniform": UNIFORM}, "response": {"baseline_day": 10**400}},
+     f"response.baseline_day: expected a day >= 0, got {BIG}"),
+    ({"parameters": {"tcell_influx": 10**5000}},  # (Python writes no int of over 4300 digits)
+     "parameters.tcell_influx: parameter 'tcell_influx' = 1e+5000 (an integer of 5001 digits, "
+     "beyond a float's range) is not allowed: expected a number in [0, 100]"),
+    ({"probes": {"snapshot": {"day": 10**5000}}},
+     "probes.snapshot: probe 'snapshot': option 'day' = 1e+5000 (an integer of 5001 digits, "
+     "beyond a float's range) is not allowed: expected a day >= 0"),
+])
+def test_an_integer_beyond_a_float_anywhere_in_a_spec_is_named_with_what_is_allowed(
+    tables, expected
+):
+    """Only Python gives such an integer (TOML's are 64-bit): a SpecError naming the key, the
+    value in short and what is allowed, never an OverflowError from the size estimate or a
+    float conversion, nor Python's own "Exceeds the limit (4300 digits)"."""
+    data = {"sweep": {"name": "big", "steps": 2}, **tables}
+    data["sweep"] = {"name": "big", **({} if "days" in tables.get("sweep", {}) else
+                                       {"steps": 2}), **tables.get("sweep", {})}
+    with pytest.raises(SpecError) as err:
+        parse_spec(data)
+    assert str(err.value).startswith(f"spec: {expected}"), str(err.value)
 
 
 def test_an_absolute_output_path_needs_its_directory(no_simulation, tmp_path):

@@ -173,8 +173,37 @@ def test_the_parameter_list_shows_only_the_new_names():
 
 
 def test_an_integer_too_large_for_a_float_is_a_clear_error():
-    with pytest.raises(ValueError, match="'tcell_influx' = 1000.* is not allowed"):
+    short = r"1e\+400 \(an integer of 401 digits, beyond a float's range\)"
+    with pytest.raises(ValueError, match=rf"^parameter 'tcell_influx' = {short} is not allowed: "
+                                         "expected a number in \\[0, 100\\]"):
         validate({"tcell_influx": 10**400})
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"tcell_kill_prob": 10**5000}, {"width": -(10**5000)}, {"rng": -(10**5000)},
+])
+def test_a_model_with_an_integer_of_thousands_of_digits_says_which_parameter(kwargs):
+    """Beyond 4300 digits Python refuses to write an int (its own ValueError, naming nothing):
+    the message gives it in short, with the parameter and what is allowed."""
+    (name, value), = kwargs.items()
+    sign = "-" if value < 0 else ""
+    with pytest.raises(ValueError, match=rf"^parameter '{name}' = {sign}1e\+5000 \(an integer "
+                                         r"of 5001 digits, beyond a float's range\) is not "
+                                         r"allowed: expected (a|an) "):
+        TumorModel(**{"rng": 0, **kwargs})
+
+
+def test_value_text_shortens_only_integers_beyond_a_float():
+    from abm.params import short_int, value_text
+
+    assert value_text(10**20) == repr(10**20) and value_text(0.5) == "0.5"
+    assert value_text("x") == "'x'" and value_text(True) == "True"
+    assert value_text(2 * 10**308) == "2e+308 (an integer of 309 digits, beyond a float's range)"
+    assert value_text([1, (10**400,)]) == (
+        "[1, (1e+400 (an integer of 401 digits, beyond a float's range),)]")
+    assert short_int(123456789 * 10**400) == "about 1.23456e+408"  # digits left out: said
+    assert short_int(-25 * 10**309) == "-2.5e+310"
+    assert short_int(10**400 - 1) == "about 9.99999e+399"
 
 
 def test_the_seed_is_a_keyword_so_a_grid_size_given_positionally_is_not_taken_for_it():

@@ -196,7 +196,57 @@ def test_export_defaults_to_csv_and_says_what_it_replaced(grid, tmp_path):
     assert (out / "summary.csv").exists() and (out / "timeseries.csv").exists()
     assert "replaced" not in first.output
     again = runner.invoke(app, ["export", str(grid), "--out", str(out)])
-    assert again.exit_code == 0 and again.output.count("(replaced)") == 2
+    assert again.exit_code == 0 and again.output.count("(replaced)") == 3
+    assert f"wrote {out / 'about.json'} (replaced)" in again.output
+
+
+def test_export_says_how_the_runs_were_made_in_about_json(grid, tmp_path):
+    """about.json, next to the CSV files, carries what the sweep's manifest says of how the
+    runs were made (read from it, not from the machine that exports: here the manifest is
+    edited to show it), and summary.csv ends with the engine, the column to filter on when
+    summaries of a Mesa and a fast sweep are put together."""
+    import json
+
+    import abm
+
+    made = _copy(grid, tmp_path, "made")
+    manifest = json.loads((made / "manifest.json").read_text())
+    manifest["engine"] = "fast"
+    manifest["provenance"] = {**manifest["provenance"], "git_commit": "0123abc" * 5 + "01234",
+                              "abm": "0.0.9"}
+    manifest["spec_text"] = '[sweep]\nname = "grid"\n'
+    (made / "manifest.json").write_text(json.dumps(manifest))
+    out = tmp_path / "csv"
+    result = runner.invoke(app, ["export", str(made), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [f"wrote {out / name}" for name in
+                                          ("summary.csv", "timeseries.csv", "about.json")]
+    about = json.loads((out / "about.json").read_text())
+    assert about["format"] == "abm-export/1" and about["sweep"] == "grid"
+    assert about["description"] == "what does grid show?"
+    assert about["engine"] == "fast"
+    assert about["provenance"] == manifest["provenance"]  # as the runs were made
+    assert about["completed_with"] == manifest["completed_with"]
+    assert (about["started"], about["finished"]) == (manifest["created"], manifest["completed"])
+    assert about["complete"] is True and about["partial"] is None
+    assert about["runs_exported"] == about["runs_in_sweep"] == 8
+    assert (about["scenario"], about["days"], about["steps"], about["replicates"]) == (
+        "escape", 1.0, 24, 2)
+    assert (about["seed"], about["seeds"], about["points"]) == (1, None, 4)
+    assert about["varied"] == ["tcell_influx", "mutation_rate"]
+    assert about["spec"] == manifest["spec"] and about["spec_text"] == manifest["spec_text"]
+    assert about["base_parameters"] == manifest["base_parameters"]
+    assert about["spec_hash"] == manifest["spec_hash"]
+    summary = pd.read_csv(out / "summary.csv")
+    series = pd.read_csv(out / "timeseries.csv")
+    assert about["files"]["summary.csv"]["rows"] == len(summary) == 8
+    assert about["files"]["timeseries.csv"]["rows"] == len(series)
+    assert "patients.csv" not in about["files"]
+    assert list(summary.columns)[-1] == "engine" and set(summary["engine"]) == {"fast"}
+    parquet = pd.read_parquet(grid / "summary.parquet")
+    assert list(summary.columns)[:-1] == list(parquet.columns)  # the columns as they were
+    exported = about["exported"]  # the export's own, labelled so
+    assert exported["abm_version"] == abm.__version__ and exported["from"] == str(made.resolve())
 
 
 # --- writing on a full disk: the path is named, no temporary file is left ---------------------
@@ -412,3 +462,26 @@ def test_export_of_an_unfinished_sweep_says_it_is_partial(grid, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         export_csv(grid, out=tmp_path / "e3")  # a finished sweep: nothing said
+
+
+def test_the_export_of_an_unfinished_sweep_says_so_in_about_json(grid, tmp_path):
+    """Someone given only the export folder can tell it holds part of the sweep."""
+    import json
+    import warnings
+
+    from abm.report import export_csv
+
+    partial = _copy(grid, tmp_path, "partial")
+    (partial / "summary.parquet").unlink()
+    (partial / "runs" / "p00003-r001.parquet").unlink()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        paths = export_csv(partial, out=tmp_path / "e")
+    assert [p.name for p in paths] == ["summary.csv", "timeseries.csv", "about.json"]
+    about = json.loads((tmp_path / "e" / "about.json").read_text())
+    assert about["complete"] is False
+    assert about["partial"].startswith("7 of 8 runs had finished when this was exported")
+    assert "rerun the same `abm sweep` command" in about["partial"]
+    assert (about["runs_exported"], about["runs_in_sweep"]) == (7, 8)
+    assert about["finished"] is None and about["completed_with"] is None
+    assert about["files"]["summary.csv"]["rows"] == 7

@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from abm.agents import Kind
+from abm.params import value_text
 
 
 class Probe:
@@ -51,7 +52,8 @@ class Probe:
 def _day(name: str, option: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e6:
         raise ValueError(
-            f"probe {name!r}: option {option!r} = {value!r} is not allowed: expected a day >= 0"
+            f"probe {name!r}: option {option!r} = {value_text(value)} is not allowed: expected "
+            "a day >= 0"
         )
     from abm.sweep.schema import whole_hours  # (here: abm.sweep imports this module)
 
@@ -69,8 +71,8 @@ def _day(name: str, option: str, value: Any) -> float:
 def _window(name: str, days: Any) -> tuple[float, float]:
     if not isinstance(days, list | tuple) or len(days) != 2:
         raise ValueError(
-            f"probe {name!r}: option 'days' = {days!r} is not allowed: expected [first day, "
-            "last day]"
+            f"probe {name!r}: option 'days' = {value_text(days)} is not allowed: expected [first "
+            "day, last day]"
         )
     first, last = (_day(name, "days", d) for d in days)
     if not first < last:

@@ -50,8 +50,13 @@ class Key:
 
 
 def show(value: Any) -> str:
-    """A value in a message, with its TOML-ish type."""
-    return f"{value!r} ({type(value).__name__})" if not isinstance(value, dict) else "a table"
+    """A value in a message, with its TOML-ish type; an integer beyond a float's range (from
+    Python) in short (``abm.params.value_text``: ``1e+400 (an integer of 401 digits, ...)``)."""
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, int) and not isinstance(value, bool) and not _finite(value):
+        return P.value_text(value)  # (says it is an integer)
+    return f"{P.value_text(value)} ({type(value).__name__})"
 
 
 def as_int(value: Any) -> int | None:
@@ -62,11 +67,21 @@ def as_int(value: Any) -> int | None:
     return int(value)
 
 
+# the largest count (steps, replicates, a sample's or a cohort's size, ...): the run files keep
+# counts in 64-bit integer columns (Step, replicate, point_id), and a count beyond a float's range
+# (10**400, from Python) would fail inside the size estimate with an OverflowError, not here
+COUNT_HIGH = 2**63 - 1
+
+
 def integer(low: int, what: str, high: int | None = None) -> Callable[[Any], int]:
+    """The check of an integer in [low, high]; without ``high``, at most ``COUNT_HIGH``."""
+
     def check(value: Any) -> int:
         number = as_int(value)
         if number is None or number < low or (high is not None and number > high):
             raise Invalid(f"expected {what}, got {show(value)}")
+        if high is None and number > COUNT_HIGH:
+            raise Invalid(f"expected {what} and at most 2**63 - 1, got {show(value)}")
         return number
 
     return check
@@ -83,12 +98,16 @@ def seed(value: Any) -> int:
 
 
 def _finite(value: Any) -> bool:
-    """A finite number: ``int``, ``float`` or a numpy integer or float (not a boolean)."""
-    return (
-        not isinstance(value, bool | np.bool_)
-        and isinstance(value, int | float | np.integer | np.floating)
-        and math.isfinite(value)
-    )
+    """A finite number: ``int``, ``float`` or a numpy integer or float (not a boolean). An int
+    beyond a float's range (``10**400``, from Python) is not one: it cannot be used as a float."""
+    if isinstance(value, bool | np.bool_) or not isinstance(
+        value, int | float | np.integer | np.floating
+    ):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # (math.isfinite converts an int to a float)
+        return False
 
 
 def as_list(value: Any) -> list[Any] | None:
@@ -140,12 +159,15 @@ def not_whole_hours(days: float, given: str, steps: str) -> str:
 
 
 def days(value: Any) -> float:
+    whole = as_int(value)  # a numpy integer too; any other number as a float
+    too_large = "days is too large (expected at most a few thousand days)"
+    if whole is not None and whole > 0 and not _finite(whole):  # 10**400, from Python
+        raise Invalid(f"{P.short_int(whole)} {too_large}")
     if not _finite(value) or not value > 0:
         raise Invalid(f"expected a positive finite number of days, got {show(value)}")
-    whole = as_int(value)  # a numpy integer too; any other number as a float
     value = whole if whole is not None else float(value)
-    if not math.isfinite(value * 24):
-        raise Invalid(f"{value:g} days is too large (expected at most a few thousand days)")
+    if not math.isfinite(value * 24) or value * 24 > COUNT_HIGH:  # (steps: as a count's limit)
+        raise Invalid(f"{value:g} {too_large}")
     hours = whole_hours(value)
     if hours is None or hours < 1:
         raise Invalid(not_whole_hours(value, f"{value:g} days", "steps ="))
