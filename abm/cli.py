@@ -392,10 +392,12 @@ def run(
         f"day {last['Day']:.1f}: {int(last['CancerCells'])} cancer cells, "
         f"{int(last['TCells'])} T cells, {int(last['CARTCells'])} CAR-T, "
         f"{int(last['Kills'])} kills, "
-        # with no cancer cell left there is no mean: 0 would read as complete immunoediting
-        + (f"mean antigenicity {last['MeanAntigenicity']:.2f}" if last["CancerCells"] else
+        # with no cancer cell left there is no mean (the reporters are NaN): 0 would read as
+        # complete immunoediting
+        + (f"mean antigenicity {last['MeanAntigenicity']:.2f}; "
+           f"{last['HypoxicFraction']:.0%} hypoxic" if last["CancerCells"] else
            "tumour eliminated (no mean antigenicity)")
-        + f"; {last['HypoxicFraction']:.0%} hypoxic, {int(last['NecroticSites'])} necrotic sites"
+        + f", {int(last['NecroticSites'])} necrotic sites"
         + f", {int(last['Vessels'])} of {len(model.vessels) + len(model.collapsed_vessels)} "
         "vessels open"
     )
@@ -655,17 +657,18 @@ def export(
         Path | None, typer.Option(help="Where to write.", show_default="DIR/export")
     ] = None,
 ) -> None:
-    """Export a sweep for spreadsheets: summary.csv and timeseries.csv (all runs), and for a
-    cohort patients.csv (each patient's response in each arm)."""
-    from abm.report import ReportError, Sweep, export_csv
+    """Export a sweep for spreadsheets: summary.csv and timeseries.csv (all runs), for a
+    cohort patients.csv (each patient's response in each arm), and about.json: how the runs
+    were made (engine, spec, model and package versions, git commit; from the sweep's
+    manifest) and whether the sweep was complete."""
+    from abm.report import EXPORT_FILES, ReportError, Sweep, export_csv
 
     target = out if out is not None else directory / "export"
     try:
         Sweep(directory)
     except ReportError as err:
         fail(str(err))
-    replacing = [n for n in ("summary.csv", "timeseries.csv", "patients.csv")
-                 if (target / n).exists()]
+    replacing = [n for n in EXPORT_FILES if (target / n).exists()]
     check_output_dir(target, *(("--out",) if out is not None else ("", None, ELSEWHERE)))
     try:
         with file_errors():

@@ -49,7 +49,10 @@ from abm.fields import Field, ReactionField
 from abm.lymphnode import LymphNode
 from abm.tissue import Tissue
 
-# model reporters: column -> attribute (names, not lambdas, so runs pickle across processes)
+# model reporters: column -> attribute (names, not lambdas, so runs pickle across processes).
+# The means over the living cancer cells (MEANS_OVER_CANCER_CELLS) are NaN, a missing value,
+# once there are none: a mean over no cells is not 0 (mean antigenicity 0 would read as
+# complete immunoediting). The immune-cell fractions read 0 when there are no such cells.
 REPORTERS = {
     "Step": "steps",
     "Day": "day",
@@ -85,6 +88,9 @@ REPORTERS = {
     "PrimedAntigens": "primed_antigens",
     "PrimedCTLs": "primed_ctls",
 }
+# the reporters that are means over the living cancer cells: NaN with no cancer cell left
+MEANS_OVER_CANCER_CELLS = ("MeanAntigenicity", "AntigenNegativeFraction", "MeanPDL1",
+                           "HypoxicFraction", "MeanMHC")
 
 def _neighbourhood(mask: np.ndarray, radius: int) -> np.ndarray:
     """Sites within ``radius`` (Chebyshev distance) of a True site."""
@@ -617,7 +623,9 @@ class TumorModel(mesa.Model):
             for antigen in range(N_ANTIGENS):
                 self._admit(int(arriving[antigen]), lambda a=antigen: self._new_ctl(a))
         else:
-            rate = self.p["tcell_influx"] * self.mean_antigenicity * self.effects["priming"]
+            # no cancer cell, no antigen to prime against (mean_antigenicity is NaN then)
+            antigenicity = self.mean_antigenicity if self.n_cancer else 0.0
+            rate = self.p["tcell_influx"] * antigenicity * self.effects["priming"]
             n = self._poisson(rate * self.burden_signal())
             self._admit(n, lambda: self._new_ctl(self._primed_antigen(), count=True))
         for rate, antigens in self.effects["specific_influx"]:
@@ -686,8 +694,8 @@ class TumorModel(mesa.Model):
         self.m2_fraction = (sum(m.m2 for m in macrophages) / self.n_macrophages
                             if self.n_macrophages else 0.0)
         self.n_nk = int((kind == Kind.NK).sum())
-        self.mean_mhc = float(self.tissue.mhc[cancer].mean()) if self.n_cancer else 0.0
         if self.n_cancer:
+            self.mean_mhc = float(self.tissue.mhc[cancer].mean())
             self.hypoxic_fraction = float(
                 (self.oxygen.data[cancer] < self.p["hypoxic_threshold"]).mean())
             self.mean_antigenicity = float(self.antigenicity[cancer].mean())
@@ -699,8 +707,9 @@ class TumorModel(mesa.Model):
                 [np.count_nonzero(carried & (1 << b)) for b in range(N_ANTIGENS)]
             )
         else:
-            self.mean_antigenicity = self.antigen_negative_fraction = self.mean_pdl1 = 0.0
-            self.hypoxic_fraction = 0.0
+            # means over no cancer cells: none (NaN, a missing value in every output), not 0
+            self.mean_antigenicity = self.antigen_negative_fraction = self.mean_pdl1 = math.nan
+            self.hypoxic_fraction = self.mean_mhc = math.nan
             self.clone_count = 0
             self.antigen_counts = np.zeros(N_ANTIGENS, dtype=int)
         self._census_killers()

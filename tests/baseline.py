@@ -12,6 +12,7 @@ and say in the commit message why the numbers moved.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -21,7 +22,9 @@ from abm.scenarios import SCENARIOS
 PATH = Path(__file__).with_name("baseline.json")
 SEED = 7
 DAYS = 12  # long enough for every therapy to act (the vaccine's priming delay is 7 days)
-# every reporter that summarises the state; counts are compared exactly, fractions to 1e-9
+# every reporter that summarises the state; counts are compared exactly, fractions to 1e-9.
+# A mean over the cancer cells is NaN on a day with none left (abm.model.MEANS_OVER_CANCER_CELLS),
+# stored as null (JSON has no NaN) and matched only by NaN
 COLUMNS = [
     "CancerCells", "TCells", "CARTCells", "Tregs", "MDSCs", "Kills", "MeanAntigenicity",
     "AntigenNegativeFraction", "MeanPDL1", "CloneCount", "ExhaustedFraction", "EngagedTCells",
@@ -39,6 +42,11 @@ def scenario_outputs(name: str) -> dict[str, list]:
     return {"Day": daily["Day"].tolist()} | {c: daily[c].tolist() for c in COLUMNS}
 
 
+def stored(values: list) -> list:
+    """``values`` for the JSON file: NaN (no cancer cell to average over) as null."""
+    return [None if isinstance(v, float) and math.isnan(v) else v for v in values]
+
+
 def compute() -> dict:
     return {
         "seed": SEED,
@@ -52,7 +60,7 @@ def main() -> int:
     lines = [f'{{"seed": {data["seed"]}, "days": {data["days"]}, "scenarios": {{']
     for i, (name, columns) in enumerate(data["scenarios"].items()):
         lines.append(f"  {json.dumps(name)}: {{")
-        rows = [f"    {json.dumps(c)}: {json.dumps(v)}" for c, v in columns.items()]
+        rows = [f"    {json.dumps(c)}: {json.dumps(stored(v))}" for c, v in columns.items()]
         lines.append(",\n".join(rows))
         lines.append("  }" + ("," if i < len(data["scenarios"]) - 1 else ""))
     lines.append("}}")

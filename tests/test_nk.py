@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 
 import numpy as np
@@ -44,12 +45,13 @@ def test_no_influx_means_no_nk_cells_and_the_reporters_are_there():
         statistics.fmean(c.mhc for c in model.agents_by_type[CancerCell]), rel=1e-6)
 
 
-def test_mean_mhc_is_zero_without_cancer_cells():
+def test_mean_mhc_is_missing_without_cancer_cells():
+    """A mean over no cancer cells is NaN, not 0 (tests/test_cleared_means.py)."""
     model = TumorModel(rng=1, width=30, height=30, initial_tumor_cells=5)
     for cell in list(model.agents_by_type[CancerCell]):
         cell.die()
     model._census()
-    assert model.mean_mhc == 0.0
+    assert math.isnan(model.mean_mhc)
 
 
 def test_kill_probability_falls_with_mhc_and_ignores_pdl1():

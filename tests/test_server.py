@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import importlib
 import io
+import json
+import math
 import re
 import time
 
@@ -521,15 +523,18 @@ def test_after_clearance_the_means_have_no_point_instead_of_zero():
     snapshot = {"vars": {"Day": [0, 1, 2], "CancerCells": [10, 3, 0], "TCells": [1, 2, 2],
                          "CARTCells": [0, 0, 0], "Tregs": [0, 0, 0], "MDSCs": [0, 0, 0],
                          "Macrophages": [0, 0, 0], "NKCells": [0, 0, 0],
-                         "MeanAntigenicity": [0.8, 0.7, 0.0], "MeanPDL1": [0.1, 0.2, 0.0],
-                         "MeanMHC": [1.0, 0.9, 0.0], "NKKills": [0, 0, 0],
+                         # no cancer cell: the means are NaN (0 in older runs: the same)
+                         "MeanAntigenicity": [0.8, 0.7, math.nan], "MeanPDL1": [0.1, 0.2, 0.0],
+                         "MeanMHC": [1.0, 0.9, math.nan], "NKKills": [0, 0, 0],
                          "PD1Occupancy": [0, 0, 0], "AntigenNegativeFraction": [0, 0, 0],
                          "Kills": [0, 7, 10], "ExhaustedFraction": [0, 0.5, 1],
                          "ProgenitorFraction": [0, 0.25, 0]},
                 "clones": [(0, {0: 10}), (1, {0: 3}), (2, {})], "doses": []}
-    rows = chart_options(snapshot)["traits"]["dataset"]["source"]
+    options = chart_options(snapshot)
+    rows = options["traits"]["dataset"]["source"]
     # mean antigenicity, mean PD-L1, mean MHC-I
     assert rows[-1][1] is None and rows[-1][2] is None and rows[-1][3] is None
+    json.dumps(options, allow_nan=False)  # the page's JSON: no NaN in it
     assert rows[1][1] == 0.7 and rows[1][3] == 0.9
 
 

@@ -1189,7 +1189,8 @@ def test_the_model_code_hash_counts_code_not_comments_docstrings_or_lesson_texts
 
 def test_a_cleared_tumour_has_no_final_means_in_its_summary():
     """A mean over no cancer cells is not 0: a cured run must not count as a fully hidden or
-    antigen-negative tumour in a report's averages (the reporters themselves read 0)."""
+    antigen-negative tumour in a report's averages. (The reporters are NaN there now; run
+    files written before recorded 0, as here, and their summaries are NaN too.)"""
     import math
 
     from abm.analysis.outcomes import summarise

@@ -74,8 +74,9 @@ def _positive(values: list) -> list:
 
 
 def _without_tumour(values: list, cancer: list) -> list:
-    """None (no point) where there are no cancer cells: a mean over no cells is not 0."""
-    return [None if n == 0 else v for v, n in zip(values, cancer, strict=True)]
+    """None (no point) where there are no cancer cells: a mean over no cells is not 0 (the
+    reporters are NaN there, which the page's JSON cannot hold; older runs recorded 0)."""
+    return [None if n == 0 or v != v else v for v, n in zip(values, cancer, strict=True)]
 
 
 def chart_options(snapshot: dict[str, Any]) -> dict[str, dict]:

@@ -28,6 +28,8 @@ more than the work of a pass.
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
@@ -122,17 +124,17 @@ def take_census(model) -> None:
     model.n_vessels = len(model.vessels)
     # n_macrophages and m2_fraction: model._census_killers, from the cell arrays
     model.n_nk = counts[_NK]
-    model.mean_mhc = sums[0] / n if n else 0.0
     if n:
+        model.mean_mhc = sums[0] / n
         model.hypoxic_fraction = sums[1] / n
         model.mean_antigenicity = sums[2] / n
         model.antigen_negative_fraction = sums[3] / n
         model.mean_pdl1 = sums[4] / n
         model.clone_count = int(clones)
         model.antigen_counts = antigen_counts
-    else:
-        model.mean_antigenicity = model.antigen_negative_fraction = model.mean_pdl1 = 0.0
-        model.hypoxic_fraction = 0.0
+    else:  # means over no cancer cells: NaN, not 0 (as TumorModel._census)
+        model.mean_antigenicity = model.antigen_negative_fraction = model.mean_pdl1 = math.nan
+        model.hypoxic_fraction = model.mean_mhc = math.nan
         model.clone_count = 0
         model.antigen_counts = np.zeros(N_ANTIGENS, dtype=int)
     model._census_killers()

@@ -395,7 +395,9 @@ class FastTumorModel(mesa.Model):
                 self._admit(int(arriving[antigen]), Kind.TCELL,
                             lambda a=antigen: self._new_ctl(a))
         else:
-            rate = self.p["tcell_influx"] * self.mean_antigenicity * self.effects["priming"]
+            # no cancer cell, no antigen to prime against (mean_antigenicity is NaN then)
+            antigenicity = self.mean_antigenicity if self.n_cancer else 0.0
+            rate = self.p["tcell_influx"] * antigenicity * self.effects["priming"]
             n = self._poisson(rate * self.burden_signal())
             self._admit(n, Kind.TCELL, lambda: self._new_ctl(self._primed_antigen(), count=True))
         for rate, antigens in self.effects["specific_influx"]:
