@@ -73,7 +73,9 @@ def RunTo(tab: Tab):
         try:
             day = float(text)
         except ValueError:
-            raise ValueError(f"run to day {text!r}: expected a number of days") from None
+            day = math.nan
+        if not math.isfinite(day):  # named as typed: 1e400 is not "inf"
+            raise ValueError(f"run to day {text!r}: expected a number of days")
         tab.run_to(day)
 
     try:
@@ -108,8 +110,10 @@ def SeedControls(tab: Tab):
 @solara.component
 def EngineControl(tab: Tab):
     tab.frame.value  # noqa: B018 - subscribe: the model is rebuilt on a switch
-    solara.Select(label="engine", value=tab.session.engine, values=list(ENGINES),
-                  on_value=tab.guard(tab.set_engine), classes=["abm-engine"])
+    # the widget itself, not solara.Select: its value is set on every render, so a switch
+    # refused (a bad value typed) shows the model's engine again, not the one picked
+    solara.v.Select(label="engine", v_model=tab.session.engine, items=list(ENGINES),
+                    on_v_model=tab.guard(tab.set_engine), class_="abm-engine")
     solara.Text("mesa: the reference; fast: the same rules compiled, for large grids (the "
                 "two agree in distribution, not run by run). Switching rebuilds the model.",
                 style={"font-size": "12px", "color": "#666"})

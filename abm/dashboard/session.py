@@ -27,6 +27,7 @@ from abm.scenarios import SCENARIOS
 DEFAULT_SCENARIO = "escape" if "escape" in SCENARIOS else next(iter(SCENARIOS))
 # the page's own link keys (see ``page_options``), not the model's
 PAGE_KEYS = ("teacher", "compare", "large")
+PAGE_ON, PAGE_OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 def page_options(search: str | None) -> dict[str, bool]:
@@ -34,7 +35,24 @@ def page_options(search: str | None) -> dict[str, bool]:
     ``compare=1`` (the untreated twin beside the run) and ``large=1`` (large text, for the back
     of a classroom)."""
     query = dict(parse_qsl((search or "").lstrip("?"), keep_blank_values=True))
-    return {key: query.get(key, "").lower() in ("1", "true", "yes", "on") for key in PAGE_KEYS}
+    return {key: query.get(key, "").lower() in PAGE_ON for key in PAGE_KEYS}
+
+
+def link_query(search: str | None) -> dict[str, str]:
+    """A link's query string as a dict; ``ValueError`` for a key given twice (which value wins
+    is not obvious; the seed's two names count as one) or a page option that is neither on nor
+    off (``teacher=maybe`` must not quietly give a class every control)."""
+    query: dict[str, str] = {}
+    for key, value in parse_qsl((search or "").lstrip("?"), keep_blank_values=True):
+        for other in query:
+            if other == key or {other, key} == {"seed", "rng"}:
+                raise ValueError(f"{key} given twice ({other}={query[other]} and {key}={value}); "
+                                 "give each once")
+        query[key] = value
+    for key in PAGE_KEYS:
+        if key in query and query[key].lower() not in PAGE_ON + PAGE_OFF:
+            raise ValueError(f"{key} {query[key]!r} is not allowed: expected 1 (on) or 0 (off)")
+    return query
 
 
 @dataclass
@@ -269,10 +287,10 @@ def session_from_query(search: str | None) -> tuple[Session, str | None]:
     Any parameter of ``abm.params`` can be given; a bad value gives the default session and
     a message saying what was wrong (links are shared in class, typos happen).
     """
-    query = dict(parse_qsl((search or "").lstrip("?"), keep_blank_values=True))
-    for key in PAGE_KEYS:  # how the page looks, not the model
-        query.pop(key, None)
     try:
+        query = link_query(search)
+        for key in PAGE_KEYS:  # how the page looks, not the model
+            query.pop(key, None)
         scenario = query.pop("scenario", DEFAULT_SCENARIO)
         seed = query.pop("seed", query.pop("rng", None))
         engine = query.pop("engine", "mesa")

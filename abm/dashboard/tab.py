@@ -192,6 +192,9 @@ class Tab:
         # enough hours per frame to get there in about RUN_TO_SECONDS, or more if chosen
         needed = int(min(24, max(1, round(hours / (RUN_TO_SECONDS * 25)))))
         self.steps_per_frame.set(max(needed, int(self.steps_per_frame.value)))
+        msg = self.message.peek()
+        if msg and msg[0] == "error" and msg[1].startswith("run to day"):
+            self.message.set(None)  # a day refused before: this one is running
         self.target_day.set(day)
         self.playing.set(True)
 
@@ -213,9 +216,17 @@ class Tab:
 
     def set_engine(self, engine: str) -> None:
         """Run on ``engine`` ("mesa", or "fast" for large grids) and rebuild with the
-        parameters as entered and the seed."""
+        parameters as entered and the seed. On a bad value (a parameter or the seed as typed)
+        the model stays, and so does its engine: a twin or the next Reset must not be built
+        on the other one."""
+        previous = self.session.engine
         self.session.set_engine(engine)
-        self.reset()
+        try:
+            self.reset()
+        except Exception:
+            self.session.set_engine(previous)
+            self.frame.set(self.frame.value + 1)  # the engine menu shows the model's again
+            raise
 
     def fresh_seed(self) -> None:
         self.seed_text.set(str(new_seed()))
