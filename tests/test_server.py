@@ -16,6 +16,7 @@ import time
 
 import ipyvuetify as v
 import numpy as np
+import pandas as pd
 import pytest
 import solara
 from conftest import TINY
@@ -328,8 +329,14 @@ def test_exports_are_a_csv_time_series_and_a_png():
     model = TumorModel(rng=4, **TINY)
     for _ in range(3):
         model.step()
-    csv = R.timeseries_csv(model).splitlines()
+    text = R.timeseries_csv(model)
+    csv = text.splitlines()
     assert csv[0].startswith("Step,Day,CancerCells") and len(csv) == 1 + 4
+    # the same numbers as `abm run --out run.csv` writes: no float32 noise (the initial mean
+    # PD-L1 is the float32 0.05, once written 0.05000000074505806)
+    table = pd.read_csv(io.StringIO(text))
+    assert table["MeanPDL1"].iloc[0] == 0.05
+    assert "0000000" not in text
     png = R.export_png(model, "antigenicity", "ifng", "test")
     assert Image.open(io.BytesIO(png)).format == "PNG"
 

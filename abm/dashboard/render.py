@@ -545,8 +545,12 @@ def _font(size: int):
 
 
 def timeseries_csv(model: TumorModel) -> str:
-    """The model's per-step time series as CSV text (one row per step)."""
-    return model.datacollector.get_model_vars_dataframe().to_csv(index=False)
+    """The model's per-step time series as CSV text (one row per step), written as ``abm run
+    --out run.csv`` writes it (``abm.report.csv_ready``: no float32 noise, 0.05 rather than
+    0.05000000074505806)."""
+    from abm.report import csv_ready  # (only when a CSV is asked for)
+
+    return csv_ready(model.datacollector.get_model_vars_dataframe()).to_csv(index=False)
 
 
 def model_vars(model: TumorModel) -> dict[str, list[Any]]:
