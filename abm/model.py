@@ -368,7 +368,7 @@ class TumorModel(mesa.Model):
                 dose = spec.validate(dose)
             except ValueError:
                 raise ValueError(
-                    f"dose {dose!r} for {therapy!r} is not allowed: expected "
+                    f"dose {P.value_text(dose)} for {therapy!r} is not allowed: expected "
                     f"{spec.allowed()} ({spec.unit})"
                 ) from None
         # a scheduled dose is given inside the step that simulates hour steps - 1; a live dose
@@ -404,10 +404,13 @@ class TumorModel(mesa.Model):
         it is a whole number of hours >= 0 (Mesa would run 2.5 as 2 steps and carry the half
         hour into its clock, ``model.time``, which would then no longer match ``steps``).
         Every hour is run, even after the tumour is gone (``running`` turns False)."""
-        if isinstance(duration, bool) or not isinstance(duration, numbers.Real) or not (
-                math.isfinite(duration) and duration >= 0 and float(duration).is_integer()):
-            raise ValueError(f"run_for: duration {duration!r} is not allowed: expected a "
-                             "whole number of hours >= 0 (one step is one hour)")
+        try:  # (an int beyond a float's range, 10**400, is no number of hours to run)
+            whole = math.isfinite(duration) and duration >= 0 and float(duration).is_integer()
+        except (OverflowError, TypeError):
+            whole = False
+        if isinstance(duration, bool) or not isinstance(duration, numbers.Real) or not whole:
+            raise ValueError(f"run_for: duration {P.value_text(duration)} is not allowed: "
+                             "expected a whole number of hours >= 0 (one step is one hour)")
         if duration:  # nothing to run (Mesa would warn that the end is not after now)
             mesa.Model.run_for(self, duration)
 

@@ -81,9 +81,18 @@ def simulate(
     already built from ``params`` (``build_model``: the CLI builds it first, so that an error
     in the parameters comes before any output), run instead of a new one.
     """
-    for name, value, low in (("steps", steps, 0), ("record_every", record_every, 1)):
+    for name, value, low in (("steps", steps, 0), ("record_every", record_every, 1),
+                             ("threads", threads, 1)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
             raise ValueError(f"simulate: {name} {value!r}: expected a whole number >= {low}")
+    for name, value in (("progress", progress), ("stop_when_cleared", stop_when_cleared)):
+        if not isinstance(value, bool):
+            raise ValueError(f"simulate: {name}={value!r}: expected True or False")
+    if not isinstance(params, dict):
+        raise ValueError(f"simulate: params {type(params).__name__}: expected a dict of "
+                         "parameters (abm.params.resolve; {} for the defaults)")
+    if model is not None:
+        _check_model(model, params, engine)
     if model is None:
         model = build_model(params, engine, threads)
     bar = None
@@ -103,6 +112,29 @@ def simulate(
         bar.close()
     df = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
     return thin(df, record_every), model
+
+
+def _check_model(model: Any, params: dict[str, Any], engine: str) -> None:
+    """``ValueError`` unless ``model`` is a model of ``engine`` built from ``params`` (the run
+    would otherwise silently be the model's, not the one ``params`` and ``engine`` describe)."""
+    cls = model_class(engine)
+    if not isinstance(model, cls):
+        raise ValueError(f"simulate: model {type(model).__name__}: expected a {cls.__name__} "
+                         f"(engine {engine!r}) built from params, or model=None")
+    given = resolve(None, params)
+    rng = given.pop("rng", None)
+    differ = [name for name in given if given[name] != model.p.get(name)]
+    if rng is not None and rng != model.seed:
+        differ.insert(0, "rng")
+    if differ:
+        name = differ[0]
+        ours = model.seed if name == "rng" else model.p[name]
+        theirs = rng if name == "rng" else given[name]
+        raise ValueError(
+            f"simulate: model was built with {name!r} = {ours!r}, params give {theirs!r}"
+            f"{f' ({len(differ)} parameters differ)' if len(differ) > 1 else ''}: expected "
+            "the model's own parameters (simulate(model.p, steps, model=model)), or model=None "
+            "to build one from params")
 
 
 def thin(df: pd.DataFrame, record_every: int) -> pd.DataFrame:

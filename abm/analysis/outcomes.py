@@ -44,6 +44,28 @@ def classify(
     return "controlled"
 
 
+# the columns of a run's time series that summarise reads
+SUMMARY_COLUMNS = ("Step", "Day", "CancerCells", "TCells", "CARTCells", "Kills",
+                   "MeanAntigenicity", "AntigenNegativeFraction", "MeanPDL1", "CloneCount")
+
+
+def check_series(df: Any, columns: tuple[str, ...] | list[str], what: str) -> None:
+    """``ValueError`` naming ``what`` unless ``df`` is a time series (a DataFrame) with at
+    least one row and every one of ``columns``, rather than a pandas ``KeyError`` or
+    ``IndexError`` from inside the analysis."""
+    if not isinstance(df, pd.DataFrame):
+        raise ValueError(f"{what}: expected a run's time series (a pandas DataFrame), got "
+                         f"{type(df).__name__}")
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(
+            f"{what}: the time series has no column {', '.join(map(repr, missing))}: expected "
+            f"a run's time series with the columns {', '.join(columns)} (as simulate, "
+            "model.datacollector.get_model_vars_dataframe() or a sweep's run file give)")
+    if df.empty:
+        raise ValueError(f"{what}: the time series has no rows: expected at least one (step 0)")
+
+
 def _of_cells(value: float, cells: float) -> float:
     """A mean over the cancer cells, or NaN when there are none."""
     return float(value) if cells > 0 else math.nan
@@ -54,7 +76,9 @@ def summarise(
     escape_fraction: float = ESCAPE_FRACTION,
 ) -> dict[str, Any]:
     """Outcome of one run from its full (every-step) time series: the sweep's summary row
-    (final/peak burden, time to elimination or escape, outcome, final reporters)."""
+    (final/peak burden, time to elimination or escape, outcome, final reporters).
+    ``ValueError`` for a table with no rows or without one of ``SUMMARY_COLUMNS``."""
+    check_series(full, SUMMARY_COLUMNS, "summarise")
     day = full["Day"].to_numpy(dtype=float)
     burden = full["CancerCells"].to_numpy(dtype=float)
     last = full.iloc[-1]

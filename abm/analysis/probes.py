@@ -207,6 +207,9 @@ PROBES: dict[str, type[Probe]] = {cls.name: cls for cls in (Snapshot, Contacts, 
 def make_probes(table: dict[str, dict[str, Any]]) -> list[Probe]:
     """Probes from a spec's ``[probes]`` table (name -> options); ``ValueError`` names a bad
     probe or option and what is allowed."""
+    if not isinstance(table, dict):
+        raise ValueError(f"probes: expected a table of probe name -> options (a dict, e.g. "
+                         f"{{'snapshot': {{'day': 14}}}}), got {value_text(table)}")
     probes = []
     for name, options in table.items():
         if name not in PROBES:

@@ -46,8 +46,14 @@ class Run:
         return int(self.summary["initial_burden"])
 
     def final(self, column: str) -> float:
-        """A reporter's last value; NaN when no cancer cell is left (a mean over no cells)."""
-        return float(self.df[column].iloc[-1]) if self.n_cancer else float("nan")
+        """A reporter's last value; for a mean over the cancer cells
+        (``abm.model.MEANS_OVER_CANCER_CELLS``) NaN when no cancer cell is left (runs recorded
+        before those were NaN in the time series hold 0 there). Counts keep their value."""
+        from abm.model import MEANS_OVER_CANCER_CELLS
+
+        if column in MEANS_OVER_CANCER_CELLS and not self.n_cancer:
+            return float("nan")
+        return float(self.df[column].iloc[-1])
 
     @property
     def snapshot(self) -> dict[str, Any] | None:

@@ -19,7 +19,10 @@ SITE_MM2 = (SITE_UM / 1000.0) ** 2
 
 
 def distance_to_ctl_um(kind: np.ndarray) -> np.ndarray:
-    """Each site's distance to the nearest CTL (um; 0 on a CTL)."""
+    """Each site's distance to the nearest CTL (um; 0 on a CTL; inf everywhere when there is no
+    CTL: scipy would measure to a point beyond the grid, a made-up distance)."""
+    if not (kind == Kind.TCELL).any():
+        return np.full(kind.shape, np.inf)
     return ndimage.distance_transform_edt(kind != Kind.TCELL) * SITE_UM
 
 
