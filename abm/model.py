@@ -49,10 +49,7 @@ from abm.fields import Field, ReactionField
 from abm.lymphnode import LymphNode
 from abm.tissue import Tissue
 
-# model reporters: column -> attribute (names, not lambdas, so runs pickle across processes).
-# The means over the living cancer cells (MEANS_OVER_CANCER_CELLS) are NaN, a missing value,
-# once there are none: a mean over no cells is not 0 (mean antigenicity 0 would read as
-# complete immunoediting). The immune-cell fractions read 0 when there are no such cells.
+# model reporters: column -> attribute (names, not lambdas, so runs pickle across processes)
 REPORTERS = {
     "Step": "steps",
     "Day": "day",
@@ -88,9 +85,12 @@ REPORTERS = {
     "PrimedAntigens": "primed_antigens",
     "PrimedCTLs": "primed_ctls",
 }
-# the reporters that are means over the living cancer cells: NaN with no cancer cell left
+# the reporters that are means over the living cancer cells: NaN, a missing value, once none
+# is left (a mean over no cells is not 0: mean antigenicity 0 would read as complete
+# immunoediting); the immune-cell fractions read 0 when there are no such cells
 MEANS_OVER_CANCER_CELLS = ("MeanAntigenicity", "AntigenNegativeFraction", "MeanPDL1",
                            "HypoxicFraction", "MeanMHC")
+
 
 def _neighbourhood(mask: np.ndarray, radius: int) -> np.ndarray:
     """Sites within ``radius`` (Chebyshev distance) of a True site."""
