@@ -282,8 +282,13 @@ def plot_outcome_by_parameter(sweep: Sweep, outcome: str) -> Any:
     factors = list(sweep.factors)
     if not sweep.varied:
         fig, (ax,) = _figure()
-        ax.hist(s[outcome].dropna(), bins=20, color="#7570b3")
-        ax.set(xlabel=outcome, ylabel="runs", title=f"{outcome} over {len(s)} runs")
+        values = s[outcome].dropna()
+        ax.hist(values, bins=20, color="#7570b3")
+        missing = len(s) - len(values)  # e.g. a mean over cancer cells in a cleared run
+        title = f"{outcome} over {count(len(values), 'run')}"
+        if missing:
+            title += f"\n({count(missing, 'run')} of {len(s)} without a value, left out)"
+        ax.set(xlabel=outcome, ylabel="runs", title=title)
         return fig
     if not sweep.sampled and len(factors) == 2:
         return _heatmap(sweep, outcome, *factors)
@@ -376,7 +381,9 @@ def _heatmap(sweep: Sweep, outcome: str, row: str, col: str) -> Any:
     middle = (finite.min() + finite.max()) / 2 if finite.size else 0
     for i in range(len(rows)):
         for j in range(len(cols)):
-            if np.isfinite(grid[i, j]):
+            if not np.isfinite(grid[i, j]):  # no run with a value: say so, not a blank
+                ax.text(j, i, NOT_AVAILABLE, ha="center", va="center", fontsize="small")
+            else:
                 ax.text(
                     j,
                     i,
@@ -655,6 +662,11 @@ def _markdown(sweep: Sweep, outcome: str, series: str, sobol: list | None, figur
             ]
         )
     lines += [f"## {outcome} by point", "", _table(header, rows), ""]
+    missing = int(s[outcome].isna().sum())
+    if missing:  # e.g. a mean over the cancer cells of a run whose tumour is gone
+        lines += [f"{count(missing, 'run')} of {len(s)} {'has' if missing == 1 else 'have'} no "
+                  f"value of `{outcome}` and {'is' if missing == 1 else 'are'} left out; "
+                  "n is the number of runs each mean rests on.", ""]
     if len(stats) > MAX_TABLE_POINTS:
         lines += [f"(first {MAX_TABLE_POINTS} of {len(stats)} points; all in summary.parquet)", ""]
     if sobol:
