@@ -93,7 +93,7 @@ def simulate(
                          "parameters (abm.params.resolve; {} for the defaults)")
     if model is not None:
         _check_model(model, params, engine)
-    if model is None:
+    else:
         model = build_model(params, engine, threads)
     bar = None
     if progress:

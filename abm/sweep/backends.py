@@ -483,14 +483,23 @@ def run_dask(
     logging.getLogger("tornado.application").addFilter(noise)
     alone_since = [time.monotonic()]  # since when no worker is connected (None: one is)
 
+    def ask_workers() -> dict[str, int] | None:
+        """The scheduler's workers and their threads; None when it cannot be asked while the
+        client is still connected (a scheduler lost as the client asks fails the call before
+        the client knows: ``Stream is closed``); a lost scheduler is said as such."""
+        try:
+            return client.nthreads()
+        except Exception:
+            if client.status in ("running", "newly-created"):
+                return None
+            raise _not_finished(client, None, None, {}, scheduler) from None
+
     def check() -> None:
         """Stop on workers whose results cannot be fetched; say once if none is there."""
-        try:
-            addresses = list(client.nthreads())
-        except Exception:  # the scheduler lost: said as such; anything else: check next time
-            if client.status in ("running", "newly-created"):
-                return
-            raise _not_finished(client, None, None, {}, scheduler) from None
+        workers = ask_workers()
+        if workers is None:
+            return  # checked next time
+        addresses = list(workers)
         bad = unreachable_workers(addresses)
         if bad:
             raise WorkersUnreachable(_port_zero_message(bad))
@@ -519,15 +528,12 @@ def run_dask(
         last_window = [2]
 
         def window() -> int:
-            """Tasks to keep submitted: two per worker thread. When the scheduler cannot be
-            asked, the last answer: a scheduler lost as the client asks fails the call before
-            the client knows (``Stream is closed``); the sweep then stops as a lost scheduler
-            (``check``, or the cancelled tasks), not with that error."""
-            try:
-                last_window[0] = max(2, 2 * sum(client.nthreads().values()))
-            except Exception:
-                if client.status not in ("running", "newly-created"):
-                    raise _not_finished(client, None, None, {}, scheduler) from None
+            """Tasks to keep submitted: two per worker thread (the last answer when the
+            scheduler cannot be asked: the sweep then stops as a lost scheduler, by ``check``
+            or the cancelled tasks, not with the failed call's error)."""
+            workers = ask_workers()
+            if workers is not None:
+                last_window[0] = max(2, 2 * sum(workers.values()))
             return last_window[0]
 
         def submit(task: dict[str, Any]) -> Future:
