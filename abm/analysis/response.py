@@ -24,7 +24,11 @@ The rule (``docs/cohorts.md`` states it for users):
   lesion already absent at baseline.
 - *Progression-free time:* days from baseline to the first PD; without PD, censored at the end
   of the run (a run that stopped early because the tumour was cleared is censored at its
-  planned end: it stays cleared).
+  planned end: it stays cleared; one cleared before the baseline day is followed from the
+  baseline day, not from the day it was cleared).
+- *Thresholds met exactly* count (a diameter exactly 30% below baseline is PR, exactly 20% above
+  the nadir can be PD): the comparisons allow a relative rounding error of ``THRESHOLD_TOL``,
+  far below the change one cell makes, so 900 -> 441 cells (-30.000%) is not lost to rounding.
 """
 
 from __future__ import annotations
@@ -49,6 +53,10 @@ NECROTIC = "NecroticSites"
 # 6-8 weeks, the first scan, in human trials); the model's tumours grow at mouse pace, doubling
 # in days, so a week: modelling choice, set per cohort with [response] min_sd_days.
 MIN_SD_DAYS = 7.0
+# relative rounding error allowed at the PR and PD thresholds: the diameter of 441 cells over
+# that of 900 is 0.7 in exact arithmetic (-30%) but 0.7000000000000001 in floating point, and a
+# threshold met exactly must count; one cell in a million sites changes a diameter by 5e-7
+THRESHOLD_TOL = 1e-9
 
 
 def lesion_area(series: pd.DataFrame) -> np.ndarray:
@@ -67,7 +75,7 @@ def diameter_um(area_sites: Any) -> np.ndarray:
 def change_pct(series: pd.DataFrame, baseline_day: float) -> pd.DataFrame:
     """Day and % change of the diameter from baseline, for the rows from the baseline on (the
     spider plot's lines). Baseline: the last row at or before ``baseline_day``."""
-    days = series["Day"].to_numpy(dtype=float)
+    days, _ = _checked(series, baseline_day)
     diam = diameter_um(lesion_area(series))
     start = _baseline_index(days, baseline_day)
     base = diam[start]
@@ -75,10 +83,52 @@ def change_pct(series: pd.DataFrame, baseline_day: float) -> pd.DataFrame:
     return pd.DataFrame({"day": days[start:] - days[start], "change_pct": pct})
 
 
+def _checked(series: Any, baseline_day: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The series' days and cancer cells, refused with a clear ValueError when they cannot be
+    assessed (a missing column, no row, a day or count that is not a finite number, days not
+    increasing) or when ``baseline_day`` is not a finite number."""
+    if not isinstance(series, pd.DataFrame):
+        raise ValueError(f"series: expected a pandas DataFrame (a run's time series), got "
+                         f"{type(series).__name__}")
+    missing = [c for c in ("Day", "CancerCells") if c not in series.columns]
+    if missing:
+        has = ", ".join(map(str, series.columns)) or "none"
+        raise ValueError(f"series: missing column {', '.join(missing)} (a response needs Day "
+                         f"and CancerCells; it has {has})")
+    if not len(series):
+        raise ValueError("series: no row (an empty time series cannot be assessed)")
+    _check_days("baseline_day", baseline_day)
+    out = []
+    for column in ("Day", "CancerCells"):
+        try:
+            values = series[column].to_numpy(dtype=float)
+        except (TypeError, ValueError):
+            raise ValueError(f"series: column {column} holds values that are not numbers") from None
+        bad = np.flatnonzero(~np.isfinite(values) | (values < 0))
+        if len(bad):
+            row = int(bad[0])
+            raise ValueError(f"series: column {column} is {float(values[row])!r} in row {row} "
+                             "(expected a finite number >= 0 in every row)")
+        out.append(values)
+    if len(out[0]) > 1 and not np.all(np.diff(out[0]) > 0):
+        row = int(np.flatnonzero(np.diff(out[0]) <= 0)[0]) + 1
+        raise ValueError(f"series: Day must increase from row to row; row {row} is day "
+                         f"{out[0][row]:g} after day {out[0][row - 1]:g}")
+    return out[0], out[1]
+
+
+def _check_days(name: str, value: Any) -> None:
+    """A number of days: finite and >= 0, else a ValueError naming ``name`` and the value."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
+            or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name}: expected a finite number of days >= 0, got {value!r}")
+
+
 def _baseline_index(days: np.ndarray, baseline_day: float) -> int:
     before = np.flatnonzero(days <= baseline_day + 1e-9)
     if not len(before):
-        raise ValueError(f"no row at or before the baseline day {baseline_day:g}")
+        raise ValueError(f"baseline_day {baseline_day:g} is before the series' first row (day "
+                         f"{days[0]:g}): no row at or before the baseline day")
     return int(before[-1])
 
 
@@ -92,23 +142,37 @@ def assess(
 
     ``series`` needs ``Day``, ``CancerCells`` and, when the model has it, ``NecroticSites``.
     """
-    days = series["Day"].to_numpy(dtype=float)
-    cancer = series["CancerCells"].to_numpy(dtype=float)
+    days, cancer = _checked(series, baseline_day)
+    _check_days("min_sd_days", min_sd_days)
+    if end_day is not None:
+        _check_days("end_day", end_day)
+    if end_day is not None and end_day < baseline_day:
+        raise ValueError(f"end_day {end_day:g} is before baseline_day {baseline_day:g}: the "
+                         "baseline must be inside the run")
+    if days[-1] < baseline_day - 1e-9 and cancer[-1] > 0:
+        raise ValueError(f"baseline_day {baseline_day:g} is after the series' last row (day "
+                         f"{days[-1]:g}, {cancer[-1]:g} cancer cells): only a run whose tumour "
+                         "was cleared stops before its baseline")
     diam = diameter_um(lesion_area(series))
     start = _baseline_index(days, baseline_day)
     last = max(days[-1], end_day if end_day is not None else days[-1])
-    censored = {"pfs_days": float(last - days[start]), "progressed": False}
+    # follow-up starts at the baseline row; a run cleared before the baseline day (its last
+    # row is earlier) is followed from the baseline day, not from the day it was cleared
+    origin = days[start] if days[-1] >= baseline_day - 1e-9 else float(baseline_day)
+    censored = {"pfs_days": float(max(last - origin, 0.0)), "progressed": False}
     base = diam[start]
     if base <= 0 or cancer[start] <= 0:
         return {"best_response": "NE", "best_change_pct": math.nan, **censored}
     best, best_change, nadir, sd_lasted = "NE", math.inf, base, False
+    progression = (1 + PD_CHANGE / 100) * (1 - THRESHOLD_TOL)
+    partial = PR_CHANGE * (1 - THRESHOLD_TOL)  # (PR_CHANGE < 0: a bound just above -30%)
     for i in range(start + 1, len(days)):
         change = (diam[i] / base - 1.0) * 100.0
         if cancer[i] <= 0:
             now = "CR"
-        elif diam[i] >= nadir * (1 + PD_CHANGE / 100) and diam[i] - nadir >= PD_MIN_UM:
+        elif diam[i] >= nadir * progression and diam[i] - nadir >= PD_MIN_UM:
             now = "PD"
-        elif change <= PR_CHANGE:
+        elif change <= partial:
             now = "PR"
         else:
             now = "SD"

@@ -72,9 +72,12 @@ def patient_points(patients: Patients) -> list[dict[str, Any]]:
     """Each patient's drawn parameters, in patient order, reproducible from ``patients.seed``.
 
     One ``numpy`` Generator (from ``SeedSequence(seed)``'s first child) draws each parameter
-    for all patients in turn, in the order the spec lists them; the patients' run seeds come
+    for all patients in turn, in the order of ``patients.draws`` (the lognormal lines, then the
+    uniform, then the choice ones, each as the spec lists them); the patients' run seeds come
     from the second child (``patient_seeds``), so adding patients keeps the first ones' seeds.
-    Integer parameters are rounded; a truncated lognormal is drawn by inverting its CDF.
+    Integer parameters are rounded; a truncated lognormal is drawn by inverting its CDF (or
+    log-uniformly, when a huge sigma leaves [low, high] a sliver around the median:
+    ``_NARROW_WINDOW``).
 
     With ``correlation`` the parameters are drawn together by a Gaussian copula: one standard
     normal per patient and parameter (patient by patient, in the spec's order), correlated by
@@ -108,14 +111,30 @@ def patient_points(patients: Patients) -> list[dict[str, Any]]:
             median, sigma, low, high = args
             mu = np.log(median)
             cdf = [norm.cdf((np.log(b) - mu) / sigma) if b > 0 else 0.0 for b in (low, high)]
-            u = (rng.uniform(cdf[0], cdf[1], size=n) if z is None
-                 else cdf[0] + (cdf[1] - cdf[0]) * norm.cdf(z))
-            values = np.clip(np.exp(mu + sigma * norm.ppf(u)), low, high).tolist()
+            if cdf[1] - cdf[0] < _NARROW_WINDOW and low <= median <= high:
+                # a sigma so large (> 1e6) that [low, high] is a sliver of the normal around
+                # its mode: the CDF is linear there, so the log is uniform between the bounds
+                # (inverting the CDF would round every draw to the median)
+                share = rng.uniform(size=n) if z is None else norm.cdf(z)
+                log_low, log_high = np.log(low), np.log(high)
+                values = np.clip(np.exp(log_low + (log_high - log_low) * share), low, high)
+                values = values.tolist()
+            else:
+                u = (rng.uniform(cdf[0], cdf[1], size=n) if z is None
+                     else cdf[0] + (cdf[1] - cdf[0]) * norm.cdf(z))
+                values = np.clip(np.exp(mu + sigma * norm.ppf(u)), low, high).tolist()
         param = P.PARAMS[canonical(name)]
         if kind != "choice" and param.kind is int:
             values = [round(v) for v in values]
         columns[name] = [param.validate(v) for v in values]
     return [{PATIENT: i, **{k: v[i] for k, v in columns.items()}} for i in range(n)]
+
+
+# a truncated lognormal whose [low, high] holds less than this share of the normal of its log,
+# around the median (only a huge sigma does that; the spec refuses such a sliver in a tail), is
+# drawn log-uniformly: the normal's CDF is linear to 1e-12 there, and inverting it in floating
+# point would collapse the draws onto a few values (one, the median, for sigma >= 1e16)
+_NARROW_WINDOW = 1e-6
 
 
 def copula_matrix(names: list[str], pairs, check: bool = False) -> np.ndarray:
