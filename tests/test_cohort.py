@@ -563,3 +563,16 @@ def test_a_run_too_short_for_the_default_stable_disease_says_so():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         parse_spec(long_enough)
+
+
+def test_a_cohort_without_a_response_table_is_warned_too():
+    # no [response]: baseline day 0 and the default min_sd_days (7) against a 3-day run
+    with pytest.warns(UserWarning, match=r"can never be called.*3 days after the baseline "
+                                         r"\(day 0\)"):
+        parse_spec(cohort(response=None))
+    import warnings
+
+    with warnings.catch_warnings():  # 8 days: long enough for the default
+        warnings.simplefilter("error")
+        parse_spec(cohort(response=None, sweep={"name": "long", "scenario": "escape",
+                                                "days": 8, "record_every": 1}))

@@ -262,6 +262,8 @@ def parse_spec(data: dict[str, Any], source: str = "spec", *, force: bool = Fals
         patients = _parse_patients(tables["patients"], sweep, fixed, factors, sample, error)
     if "response" in data:
         response = _parse_response(tables["response"], patients, steps, error)
+    elif patients is not None:  # the default response: baseline day 0, min_sd_days default
+        _warn_short_sd(0.0, steps, error)
     spec = Spec(
         name=sweep["name"],
         description=sweep["description"],
@@ -663,17 +665,25 @@ def _parse_response(
     if min_sd is not None and min_sd > after:
         raise error("response.min_sd_days", f"{min_sd:g} days of stable disease can never be "
                     f"seen: the run has {after:g} days after the baseline (day {day:g})")
+    if min_sd is None:
+        _warn_short_sd(day, steps, error)
+    return Response(day, stratify, response["bins"], min_sd)
+
+
+def _warn_short_sd(day: float, steps: int, error: Error) -> None:
+    """Warn (allowed: a short pilot) when a cohort's run is too short after the baseline
+    ``day`` for the default ``min_sd_days`` of stable disease ever to be seen."""
     from abm.analysis.response import MIN_SD_DAYS
 
-    if min_sd is None and MIN_SD_DAYS > after:  # allowed (a short pilot), but said
+    after = steps / 24 - day
+    if MIN_SD_DAYS > after:
         import warnings
 
         warnings.warn(str(error("response", f"stable disease (SD) can never be called: it "
                                 f"must last {MIN_SD_DAYS:g} days (the default min_sd_days) "
                                 f"and the run has {after:g} days after the baseline (day "
                                 f"{day:g}); set response.min_sd_days, or run longer")),
-                      UserWarning, stacklevel=2)
-    return Response(day, stratify, response["bins"], min_sd)
+                      UserWarning, stacklevel=3)
 
 
 def _parse_probes(table: dict[str, Any], error: Error,
