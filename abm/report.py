@@ -68,30 +68,50 @@ class PartialSweep(UserWarning):
     """An export of a sweep that is not finished: it holds the runs done so far."""
 
 
+# keys of a manifest's spec that the report reads (besides factors, sample and arms)
+SPEC_KEYS_READ = (("sweep", "name"), ("sweep", "steps"), ("sweep", "record_every"),
+                  ("outcome", "escape_multiple"), ("outcome", "escape_fraction"))
+
+
 # --- loading ----------------------------------------------------------------------------------
 
 
 class Sweep:
     """A sweep directory read back: manifest, summary (one row per run) and point table."""
 
-    def __init__(self, directory: str | Path) -> None:
-        self.dir = Path(directory)
+    def __init__(self, directory: str | Path, *, argument: str = "Sweep: directory") -> None:
+        # argument: the caller's parameter, named if ``directory`` is not a path
+        from abm.sweep.results import sweep_path
+
         try:
+            self.dir = sweep_path(directory, argument)
             data = load_sweep(self.dir)
         except (SweepError, ValueError) as err:
             raise ReportError(str(err)) from None
-        if not data.runs:
-            raise ReportError(f"{self.dir}: no finished runs yet (run `abm sweep` first)")
+        runs = data.manifest["runs"]
+        if not data.runs:  # (a sweep started, e.g. still running or stopped, before any run)
+            raise ReportError(
+                f"{self.dir}: no run of this sweep has finished yet (0 of {len(runs)}), so "
+                "there is nothing to report or export; rerun the same `abm sweep` command to "
+                "run them (if it is running now, wait for its first run to finish)")
         self.manifest = data.manifest
         self.spec = self.manifest["spec"]
         self.varied: list[str] = self.manifest["varied"]
-        # arms are a categorical factor (slowest in the point order, like the first factor)
-        arms = [name for name, _ in self.spec.get("arms", [])]
-        self.factors: dict[str, list[Any]] = {ARM: arms} if arms else {}
-        self.factors.update(dict(self.spec["factors"]))
-        self.sample = self.spec["sample"]
-        self.sampled: list[str] = [name for name, _ in self.sample["bounds"]] if self.sample else []
-        runs = self.manifest["runs"]
+        try:
+            # arms are a categorical factor (slowest in the point order, like the first factor)
+            arms = [name for name, _ in self.spec.get("arms", [])]
+            self.factors: dict[str, list[Any]] = {ARM: arms} if arms else {}
+            self.factors.update(dict(self.spec["factors"]))
+            self.sample = self.spec["sample"]
+            self.sampled: list[str] = (
+                [name for name, _ in self.sample["bounds"]] if self.sample else [])
+            for table, key in SPEC_KEYS_READ:  # there, or this clear error now
+                _ = self.spec[table][key]
+        except (KeyError, TypeError, ValueError) as err:
+            what = f"has no key {err}" if isinstance(err, KeyError) else "is of another shape"
+            raise ReportError(f"{self.dir / 'manifest.json'}: not an abm sweep manifest (its "
+                              f"spec {what}; another program's file, or edited by hand?)"
+                              ) from None
         self.points = {r["point_id"]: r["parameters"] for r in runs}
         self.complete = data.complete
         summary = data.summary.copy()
@@ -210,12 +230,19 @@ def write_report(
     series: str = "CancerCells",
     out: str | Path | None = None,
 ) -> Path:
-    """Write the plots and ``report.md`` for a sweep; return the path of ``report.md``."""
+    """Write the plots and ``report.md`` for a sweep; return the path of ``report.md``. A
+    cohort's report is its responses per arm (``write_cohort_report``): ``outcome`` and
+    ``series`` do not apply, and other values than the defaults are a ``ReportError``."""
     from abm.run import atomic_write_bytes
 
-    sweep = Sweep(directory)
-    out = Path(out) if out is not None else sweep.dir / "report"
+    sweep = Sweep(directory, argument="write_report: directory")
+    out = _out_dir(out, sweep.dir / "report", "write_report")
     if "patients" in sweep.spec:
+        if (outcome, series) != ("final_burden", "CancerCells"):
+            raise ReportError(
+                f"{sweep.dir} is a cohort: its report is the responses per arm (waterfall, "
+                "spider, Kaplan-Meier; docs/cohorts.md), so outcome and series do not apply; "
+                "use export_csv and your own plots for other columns")
         return write_cohort_report(sweep, out)
     check_choices(sweep, outcome=outcome, series=series)
     out.mkdir(parents=True, exist_ok=True)
@@ -235,6 +262,23 @@ def write_report(
     path = out / "report.md"
     atomic_write_bytes(path, text.encode())
     return path
+
+
+def _out_dir(out: Any, default: Path, caller: str) -> Path:
+    """Where ``caller`` writes: ``out`` (a folder path) or, for ``None``, ``default``;
+    ``TypeError`` naming ``caller``'s ``out`` for anything else, ``ReportError`` for an empty
+    path (which ``Path`` would make the current folder)."""
+    if out is None:
+        return default
+    from abm.sweep.schema import show
+
+    if not isinstance(out, str | os.PathLike) or isinstance(os.fspath(out), bytes):
+        raise TypeError(f"{caller}: out must be a folder path (str or Path), or None for "
+                        f"{default}, got {show(out)}")
+    if os.fspath(out) == "":
+        raise ReportError(f'{caller}: out "": an empty path; give a folder (\'.\' for the '
+                          "current folder), or None for " + str(default))
+    return Path(out)
 
 
 def _save(fig: Any, path: Path) -> None:
@@ -500,32 +544,32 @@ def _colours(n: int) -> list:
 
 def sobol_indices(sweep: Sweep, outcome: str) -> list[dict[str, Any]]:
     """First-order and total Sobol indices (SALib) of the replicate-mean outcome: one analysis
-    per combination of the factors (just one without ``[factors]``)."""
+    per combination of the factors (just one without ``[factors]``), one row per sampled
+    parameter. A combination whose Saltelli sample is not whole has no indices (NaN), and its
+    rows say why: ``unfinished`` points without a finished run (a sweep still running), or
+    ``no_value`` points where no run has a value of the outcome (a mean over the cancer cells
+    when every run there cleared its tumour); ``points`` is the sample's size. An outcome that
+    does not vary has none either (``constant``: its value)."""
     from SALib.analyze import sobol
 
     from abm.sweep import Sample, salib_problem
 
     bounds = {name: tuple(b) for name, b in sweep.sample["bounds"]}
     problem = salib_problem(Sample("sobol", sweep.sample["n"], sweep.sample["seed"], bounds))
-    means = per_point(sweep, outcome)["mean"]
     n_sample = sweep.sample["n"] * (len(bounds) + 2)
     n_points = len(sweep.points)
-    if len(means) != n_points:
-        raise ReportError(
-            f"Sobol indices need every point; {n_points - len(means)} points have no finished "
-            "run yet (finish the sweep first)"
-        )
+    means = per_point(sweep, outcome)["mean"]
+    finished = means.index
+    means = means.reindex(range(n_points))
     results = []
     for start in range(0, n_points, n_sample):
-        y = means.loc[start : start + n_sample - 1].to_numpy(dtype=float)
+        ids = range(start, start + n_sample)
+        y = means.loc[ids].to_numpy(dtype=float)
         label = sweep.label(start, list(sweep.factors)) if sweep.factors else "all"
-        if not np.isfinite(y).all():
-            raise ReportError(
-                f"--outcome {outcome!r} is missing for {int((~np.isfinite(y)).sum())} points "
-                f"({label}); Sobol indices need a value at every point: choose another outcome"
-            )
-        constant = np.ptp(y) == 0  # no variance to apportion: no indices (NaN)
-        if constant:
+        unfinished = sum(1 for i in ids if i not in finished)
+        no_value = int((~np.isfinite(y)).sum()) - unfinished
+        constant = not (unfinished or no_value) and np.ptp(y) == 0  # no variance to apportion
+        if unfinished or no_value or constant:
             indices = {k: np.full(len(bounds), np.nan) for k in ("S1", "S1_conf", "ST", "ST_conf")}
         else:
             indices = sobol.analyze(problem, y, calc_second_order=False, seed=0)
@@ -540,15 +584,48 @@ def sobol_indices(sweep: Sweep, outcome: str) -> list[dict[str, Any]]:
                     "ST_conf": float(indices["ST_conf"][i]),
                     # the outcome's value at every point when it does not vary, else None
                     "constant": float(y[0]) if constant else None,
+                    "points": n_sample,
+                    "unfinished": unfinished,
+                    "no_value": no_value,
                 }
             )
     return results
+
+
+def _has_indices(row: dict[str, Any]) -> bool:
+    return row.get("constant") is None and not row.get("unfinished") and not row.get("no_value")
 
 
 def _constant_line(outcome: str, value: float, group: str) -> str:
     where = "" if group == "all" else f" with {group}"
     return (f"`{outcome}` does not vary (it is {value:g} at every point{where}), so it has no "
             "Sobol indices")
+
+
+def _why_no_value(outcome: str) -> str:
+    """Why a point can have no value of ``outcome``: no run there has one, because..."""
+    if outcome.startswith("final_mean_") or outcome == "final_antigen_negative_fraction":
+        return "it is taken over the cancer cells, and every run there cleared its tumour"
+    if outcome == "time_to_elimination_day":
+        return "no run there eliminated its tumour"
+    if outcome == "time_to_escape_day":
+        return "no run there escaped"
+    return "no run there has a value of it"
+
+
+def _no_indices_line(outcome: str, row: dict[str, Any]) -> str:
+    """Why a combination of the factors has no Sobol indices: the sweep is not finished, or
+    the outcome has no value at some of its points."""
+    group, points = row["factors"], row["points"]
+    where = "" if group == "all" else f" with {group}"
+    if row["unfinished"]:
+        return (f"No Sobol indices of `{outcome}`{where} yet: {row['unfinished']} of {points} "
+                "points have no finished run, and Saltelli's estimates need every "
+                "point (rerun the same `abm sweep` command to finish the sweep)")
+    return (f"`{outcome}` has no value at {row['no_value']} of {points} points{where} "
+            f"({_why_no_value(outcome)}), so no Sobol indices can be computed: "
+            "Saltelli's estimates need a value at every point. An outcome every run has (e.g. "
+            "`final_burden`, or `eliminated`: the probability of clearing) has them")
 
 
 def plot_sobol(results: list[dict[str, Any]], outcome: str) -> Any:
@@ -577,10 +654,20 @@ def plot_sobol(results: list[dict[str, Any]], outcome: str) -> Any:
             capsize=3,
         )
         ax.set_xticks(xs, rows["parameter"], rotation=20, ha="right")
-        if "constant" in rows and rows["constant"].notna().all():
-            ax.text(0.5, 0.5, f"{outcome} does not vary\n(it is {rows['constant'].iloc[0]:g} "
-                    "at every point):\nno Sobol indices", transform=ax.transAxes, ha="center",
-                    va="center", bbox={"facecolor": "white", "edgecolor": "none"})
+        first = rows.iloc[0].to_dict()
+        note = None
+        if first.get("unfinished"):
+            note = (f"{first['unfinished']} of {first['points']} points\nnot finished yet:\n"
+                    "no Sobol indices")
+        elif first.get("no_value"):
+            note = (f"{outcome} has no value\nat {first['no_value']} of {first['points']} "
+                    "points:\nno Sobol indices")
+        elif first.get("constant") is not None and not pd.isna(first["constant"]):
+            note = (f"{outcome} does not vary\n(it is {first['constant']:g} at every point):"
+                    "\nno Sobol indices")
+        if note:
+            ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center", va="center",
+                    bbox={"facecolor": "white", "edgecolor": "none"})
         ax.axhline(0, color="black", lw=0.5)
         ax.set(ylabel="Sobol index", title=f"{outcome}" + ("" if group == "all" else f"\n{group}"))
         ax.legend(fontsize="small")
@@ -670,8 +757,9 @@ def _markdown(sweep: Sweep, outcome: str, series: str, sobol: list | None, figur
     if len(stats) > MAX_TABLE_POINTS:
         lines += [f"(first {MAX_TABLE_POINTS} of {len(stats)} points; all in summary.parquet)", ""]
     if sobol:
-        varying = [r for r in sobol if r.get("constant") is None]
+        varying = [r for r in sobol if _has_indices(r)]
         constant = {r["factors"]: r["constant"] for r in sobol if r.get("constant") is not None}
+        without = {r["factors"]: r for r in sobol if r.get("unfinished") or r.get("no_value")}
         lines += [f"## Sobol indices of {outcome}", ""]
         if varying:
             lines += [
@@ -696,7 +784,8 @@ def _markdown(sweep: Sweep, outcome: str, series: str, sobol: list | None, figur
             ]
         lines += [f"{_constant_line(outcome, value, group)}." for group, value in
                   constant.items()]
-        if constant:
+        lines += [f"{_no_indices_line(outcome, row)}." for row in without.values()]
+        if constant or without:
             lines += [""]
     lines += [
         f"Time series plotted: `{series}`. Data: `summary.parquet` (one row per run), "
@@ -711,15 +800,19 @@ def _markdown(sweep: Sweep, outcome: str, series: str, sobol: list | None, figur
 
 def cohort_patients(sweep: Sweep) -> pd.DataFrame:
     """The cohort's ``patients.parquet`` (rebuilt from the run files while the cohort is not
-    finished, so a partial report reads the runs done so far)."""
+    finished, so a partial report reads the runs done so far, and when the file cannot be
+    read, as ``load_sweep`` does for ``summary.parquet``)."""
     from abm.sweep import load_sweep, patients_table
 
     path = sweep.dir / "patients.parquet"
     if sweep.complete and path.exists():
-        return pd.read_parquet(path)
+        try:
+            return pd.read_parquet(path)
+        except (OSError, ValueError):  # broken (ArrowInvalid is a ValueError): the run files
+            pass
     try:
         return patients_table(load_sweep(sweep.dir))
-    except SweepError as err:
+    except (SweepError, ValueError) as err:  # a broken run file, one without a column
         raise ReportError(str(err)) from None
 
 
@@ -882,7 +975,8 @@ def _cohort_markdown(sweep: Sweep, patients: pd.DataFrame, figures: list[str]) -
     cohort = sweep.spec["patients"]
     response = sweep.spec.get("response") or {"baseline_day": 0.0, "stratify": None, "bins": None}
     prov = sweep.manifest.get("provenance", {})
-    arms = _arms(patients)
+    arms = _arms(patients)  # the arms with a finished patient
+    planned = [name for name, _ in sweep.spec.get("arms") or []] or arms
     necrotic = NECROTIC in series_columns(sweep)
     draws = ", ".join(f"`{name}` {kind} {args}" for name, kind, args in cohort["draws"])
     lines = [f"# Cohort report: {spec['name']}", ""]
@@ -891,8 +985,9 @@ def _cohort_markdown(sweep: Sweep, patients: pd.DataFrame, figures: list[str]) -
     lines += [
         f"- scenario: `{spec['scenario'] or 'defaults'}`; {spec['steps'] / 24:g} days per run, "
         f"rows (assessments) every {_steps_text(spec['record_every'])}",
-        f"- {cohort['n']} patients (seed {cohort['seed']}) x {len(arms)} arms "
-        f"({', '.join(arms)}); every patient in every arm with the same parameters and seed",
+        f"- {count(cohort['n'], 'patient')} (seed {cohort['seed']}) x "
+        f"{count(len(planned), 'arm')} ({', '.join(planned)}); every patient in every arm "
+        "with the same parameters and seed",
         f"- drawn: {draws}",
         *_correlation_lines(cohort, patients, arms),
         f"- baseline: day {response['baseline_day']:g}; lesion = cancer cells"
@@ -905,6 +1000,11 @@ def _cohort_markdown(sweep: Sweep, patients: pd.DataFrame, figures: list[str]) -
     ]
     if not sweep.complete:
         lines += [f"> **Partial:** {len(sweep.summary)} of {sweep.n_runs} runs finished.", ""]
+        waiting = [arm for arm in planned if arm not in arms]
+        if waiting:
+            lines += [f"> No patient of the arm{'s' if len(waiting) > 1 else ''} "
+                      f"{', '.join(waiting)} has finished yet: "
+                      f"{'they are' if len(waiting) > 1 else 'it is'} left out below.", ""]
     for name in figures:
         lines += [f"![{name}]({name})", ""]
     rows = []
@@ -932,6 +1032,9 @@ def _cohort_markdown(sweep: Sweep, patients: pd.DataFrame, figures: list[str]) -
             if arm == control:
                 continue
             d = paired_difference(patients, arm, control)
+            if not d["n"]:  # (a partial cohort: no patient has finished in both arms yet)
+                rows.append([f"{arm} - {control}", "0", NOT_AVAILABLE, "0", "0", NOT_AVAILABLE])
+                continue
             rows.append([f"{arm} - {control}", str(d["n"]),
                          f"{100 * d['diff']:+.0f} [{100 * d['low']:+.0f}, {100 * d['high']:+.0f}]",
                          str(d["only_treated"]), str(d["only_control"]), f"{d['p']:.3g}"])
@@ -1023,14 +1126,17 @@ def export_csv(directory: str | Path, *, out: str | Path | None = None) -> list[
     last, so it is there only once the CSV files beside it are."""
     from abm.run import write_json, write_table
 
-    sweep = Sweep(directory)
+    sweep = Sweep(directory, argument="export_csv: directory")
+    out = _out_dir(out, sweep.dir / "export", "export_csv")
     if not sweep.complete:  # as the report says it (a UserWarning: one line from the CLI)
         import warnings
 
         warnings.warn(f"{sweep.dir}: partial: {len(sweep.summary)} of {sweep.n_runs} runs "
                       "finished so far; the export holds those (rerun the same `abm sweep` "
                       "command to finish the sweep)", PartialSweep, stacklevel=2)
-    out = Path(out) if out is not None else sweep.dir / "export"
+    # what can fail on a broken file is read before anything is written, so a failed export
+    # leaves an earlier one in the folder whole, never some of its files replaced
+    patients = cohort_patients(sweep) if "patients" in sweep.spec else None
     out.mkdir(parents=True, exist_ok=True)
     summary = sweep.summary.drop(columns=[_class_column(c) for c in OUTCOME_CLASSES])
     if "engine" not in summary.columns:
@@ -1044,8 +1150,7 @@ def export_csv(directory: str | Path, *, out: str | Path | None = None) -> list[
             rows["timeseries.csv"] += len(series)
     write_table(csv_ready(summary), out / "summary.csv")
     written = [out / "summary.csv", path]
-    if "patients" in sweep.spec:
-        patients = cohort_patients(sweep)
+    if patients is not None:
         write_table(csv_ready(patients), out / "patients.csv")
         written.append(out / "patients.csv")
         rows["patients.csv"] = len(patients)
@@ -1171,6 +1276,6 @@ def _name(err: BaseException | None, path: Path) -> None:
 
 def iter_runs(directory: str | Path) -> Iterator[pd.DataFrame]:
     """Each finished run's time series in run order (one in memory at a time)."""
-    sweep = Sweep(directory)
+    sweep = Sweep(directory, argument="iter_runs: directory")
     for run_id in sweep.summary["run_id"]:
         yield _read_run(sweep, run_id)

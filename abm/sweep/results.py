@@ -3,6 +3,9 @@ per finished run, its ids, varied values, time series and probe results, read on
 
 from __future__ import annotations
 
+import math
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +14,8 @@ import pandas as pd
 
 from abm.sweep.spec import ARM, PATIENT
 from abm.sweep.storage import (
+    ID_COLUMNS,
+    SweepError,
     build_summary,
     read_manifest,
     read_run_probes,
@@ -91,9 +96,16 @@ class SweepData:
 def load_sweep(out: str | Path) -> SweepData:
     """Read a sweep directory, finished or not: the manifest, the summary (``summary.parquet``
     when complete, else rebuilt from the finished runs' files) and a ``RunRecord`` per finished
-    run, in run-list order. ``SweepError`` if it is not a sweep directory."""
-    out = Path(out)
+    run, in run-list order. A sweep with no finished run yet gives a summary with the usual
+    columns and no rows. ``SweepError`` if it is not a sweep directory (or its manifest is not
+    an abm sweep's); ``TypeError`` if ``out`` is not a path."""
+    out = sweep_path(out, "load_sweep: out")
+    _not_a_sweep_hint(out)
     manifest = read_manifest(out)
+    problem = _run_list_problem(manifest)
+    if problem:
+        raise SweepError(f"{out / 'manifest.json'}: not an abm sweep manifest ({problem}; "
+                         "another program's file, or edited by hand?)")
     runs = [
         RunRecord(
             r["run_id"], r["point_id"], r["replicate"], r["seed"], r["parameters"],
@@ -103,7 +115,9 @@ def load_sweep(out: str | Path) -> SweepData:
     ]
     done = [r for r in runs if r.path.exists()]
     path = out / "summary.parquet"
-    if len(done) == len(runs) and path.exists():
+    if not done:
+        summary = empty_summary(manifest)
+    elif len(done) == len(runs) and path.exists():
         try:
             summary = pd.read_parquet(path)
         except (OSError, ValueError):  # broken (ArrowInvalid is a ValueError): the run files
@@ -111,6 +125,84 @@ def load_sweep(out: str | Path) -> SweepData:
     else:
         summary = build_summary(out, [r.run_id for r in done])
     return SweepData(out, manifest, summary, done)
+
+
+def sweep_path(value: Any, argument: str) -> Path:
+    """``value`` as the path of a sweep directory, for a function's ``argument`` (named in the
+    message, e.g. ``"load_sweep: out"``): ``TypeError`` for anything but a ``str`` or a path,
+    ``SweepError`` for an empty string (which ``Path`` would make the current folder)."""
+    from abm.sweep.schema import show
+
+    if not isinstance(value, str | os.PathLike) or isinstance(os.fspath(value), bytes):
+        raise TypeError(f"{argument} must be the path of a sweep directory (str or Path, e.g. "
+                        f"'sweeps/checkpoint'), got {show(value)}")
+    if os.fspath(value) == "":
+        raise SweepError(f'{argument} "": an empty path; give the sweep directory made by '
+                         "`abm sweep` ('.' for the current folder)")
+    return Path(value)
+
+
+def _not_a_sweep_hint(out: Path) -> None:
+    """``SweepError`` with a hint for a path that is not a sweep directory but is close to one:
+    a sweep's spec file (not yet run), a folder inside a sweep directory (``runs``,
+    ``report``, ``export``), or run files without their manifest. Anything else is left to
+    ``read_manifest``."""
+    if out.is_file() and out.suffix.lower() == ".toml":
+        raise SweepError(f"{out}: is a file (a sweep spec?), not a sweep directory; run the "
+                         "sweep first (abm sweep, or run_sweep from Python), then give the sweep "
+                         "directory it writes")
+    if not out.is_dir() or (out / "manifest.json").exists():
+        return
+    if (out.parent / "manifest.json").is_file():
+        raise SweepError(f"{out}: not a sweep directory (no manifest.json); it is inside the "
+                         f"sweep directory {out.parent}: give that one")
+    runs = out / "runs"
+    n = sum(1 for _ in runs.glob("*.parquet")) if runs.is_dir() else 0
+    if n:
+        raise SweepError(f"{out}: not a sweep directory (no manifest.json), though runs/ holds "
+                         f"{n} run file{'s' if n != 1 else ''}: without the manifest they cannot "
+                         "be read back as a sweep; each is a whole Parquet file (time series, "
+                         "summary row and seed) that pandas.read_parquet reads")
+
+
+RUN_ID = re.compile(r"p\d{5,}-r\d{3,}")  # abm.sweep.expansion's run ids
+
+
+def _run_list_problem(manifest: dict[str, Any]) -> str | None:
+    """Why the manifest's run list cannot be read back (``None`` if it can): one clause.
+    (``storage.manifest_problem`` checked its top-level keys and types.)"""
+    runs, varied = manifest["runs"], manifest["varied"]
+    if not runs:
+        return 'its run list "runs" is empty'
+    if len(runs) != manifest["n_runs"]:
+        return f'"n_runs" is {manifest["n_runs"]} but "runs" lists {len(runs)}'
+    for i, run in enumerate(runs):
+        ok = (
+            isinstance(run, dict)
+            and isinstance(run.get("run_id"), str) and RUN_ID.fullmatch(run["run_id"])
+            and all(isinstance(run.get(k), int) and not isinstance(run.get(k), bool)
+                    for k in ("point_id", "replicate", "seed"))
+            and isinstance(run.get("parameters"), dict)
+            and all(name in run["parameters"] for name in varied)
+        )
+        if not ok:
+            return (f"runs[{i}] is not a run: expected run_id (p<point>-r<replicate>), "
+                    "point_id, replicate, seed and the varied parameters")
+    return None
+
+
+def empty_summary(manifest: dict[str, Any]) -> pd.DataFrame:
+    """The summary of a sweep with no finished run: the columns (and types) a finished run's
+    row has (ids, varied parameters, ``abm.analysis.outcomes.summarise``'s measures), no
+    rows."""
+    from abm.analysis.outcomes import SUMMARY_COLUMNS, summarise
+
+    first = manifest["runs"][0]["parameters"]
+    row: dict[str, Any] = dict(zip(ID_COLUMNS, ["", 0, 0, 0], strict=True))
+    row.update({name: math.nan if first[name] is None else first[name]
+                for name in manifest["varied"]})
+    row.update(summarise(pd.DataFrame({c: [0] for c in SUMMARY_COLUMNS}), sites=1))
+    return pd.DataFrame([row]).iloc[:0].reset_index(drop=True)
 
 
 PATIENT_COLUMNS = [PATIENT, ARM, "best_response", "best_change_pct", "pfs_days", "progressed"]
