@@ -917,11 +917,16 @@ def median_pfs(rows: pd.DataFrame) -> tuple[float, float, float]:
 
 
 def strata(patients: pd.DataFrame, name: str, bins: int | None) -> pd.Series:
-    """Each row's stratum: the parameter's value, or its quantile bin (``[low, high]``)."""
+    """Each row's stratum: the parameter's value, or its quantile bin, labelled by the smallest
+    and largest value drawn in it (``[low, high]``: both in the bin, so no value seems to be in
+    two bins, as ``pd.qcut``'s half-open edges would make it)."""
     if not bins:
         return patients[name].map(_fmt)
-    labels = pd.qcut(patients[name], bins, duplicates="drop")
-    return labels.map(lambda iv: f"[{iv.left:.3g}, {iv.right:.3g}]").astype(str)
+    values = patients[name]
+    codes = pd.qcut(values, bins, labels=False, duplicates="drop")
+    ranges = values.groupby(codes).agg(["min", "max"])
+    labels = {code: f"[{low:.3g}, {high:.3g}]" for code, (low, high) in ranges.iterrows()}
+    return codes.map(labels).astype(str)
 
 
 def paired_difference(patients: pd.DataFrame, treated: str, control: str) -> dict[str, Any]:

@@ -196,6 +196,10 @@ def test_strata_by_value_and_by_quantile_bins():
     bins = strata(rows, "founder_mhc", 3)
     assert bins.nunique() == 3 and (bins.value_counts() == 2).all()
     assert bins.iloc[0] != bins.iloc[-1] and bins.iloc[0] == bins.iloc[1]
+    # each bin is labelled by the values drawn in it: no value seems to be in two bins
+    assert bins.tolist() == ["[0.1, 0.2]"] * 2 + ["[0.3, 0.4]"] * 2 + ["[0.5, 0.6]"] * 2
+    whole = strata(pd.DataFrame({"n": [1, 2, 2, 3, 5, 5]}), "n", 2)
+    assert whole.tolist() == ["[1, 2]"] * 3 + ["[3, 5]"] * 3
 
 
 def test_the_untreated_arm_is_the_reference():
