@@ -60,11 +60,16 @@ def fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+# what people type for the seed, which abm run calls --rng (as TumorModel calls it rng)
+SEED_NAMES = ("--seed", "--random-seed")
+
+
 class PlainErrors(typer.core.TyperCommand):
     """A command whose options of the wrong type (``--steps 1.5``) get one line naming the
     option, the value and what it takes, like the checks of our own, instead of Typer's box
-    that leaves the value out; and whose path options and arguments refuse an empty path
-    (``--out ""``), which Typer would turn into ``.``, the current folder."""
+    that leaves the value out; whose ``--seed`` is pointed to ``--rng``; and whose path
+    options and arguments refuse an empty path (``--out ""``), which Typer would turn into
+    ``.``, the current folder."""
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:
         given = list(args)
@@ -73,6 +78,10 @@ class PlainErrors(typer.core.TyperCommand):
         except Exception as err:
             # click's BadParameter (Typer carries its own copy of click: matched by name)
             param = getattr(err, "param", None)
+            if (type(err).__name__ == "NoSuchOption" and getattr(err, "option_name", None)
+                    in SEED_NAMES and any("--rng" in p.opts for p in self.get_params(ctx))):
+                fail(f"{err.option_name}: no such option; the seed is --rng, e.g. "
+                     f"abm {self.name} --rng 3")
             if type(err).__name__ != "BadParameter" or not getattr(param, "opts", None):
                 raise
             fail(bad_option(param.opts, _expected_type(param), given))
@@ -128,8 +137,10 @@ def bad_option(opts: list[str], expected: type | None, args: list[str]) -> str:
                 value = args[i + 1]
             elif arg.startswith(opt + "="):
                 value = arg[len(opt) + 1:]
+    from abm.params import value_text
+
     what = {int: "an integer", float: "a number"}.get(expected, "a valid value")
-    shown = f" {value!r}" if value is not None else ""
+    shown = f" {value_text(value)}" if value is not None else ""
     return f"{max(opts, key=len)}{shown}: expected {what}"
 
 
@@ -160,17 +171,18 @@ def parse_sets(items: list[str]) -> dict[str, str]:
     """``--set name=value`` pairs into a dict (values stay strings; the model validates). A
     parameter given twice (also under its old name) is refused: which value wins is not
     obvious."""
-    from abm.params import canonical
+    from abm.params import canonical, value_text
 
     out: dict[str, str] = {}
     for item in items:
         name, _, value = (part.strip() for part in item.partition("="))
         if "=" not in item or not name:
-            fail(f"--set {item!r}: expected name=value, e.g. --set mutation_rate=0.02")
+            fail(f"--set {value_text(item)}: expected name=value, e.g. --set "
+                 "mutation_rate=0.02")
         for other in out:
             if canonical(other) == canonical(name):
-                fail(f"--set {name}: given twice ({other}={out[other]} and {name}={value}); "
-                     "give each parameter once")
+                fail(f"--set {name}: given twice ({other}={value_text(out[other])} and "
+                     f"{name}={value_text(value)}); give each parameter once")
         out[name] = value
     return out
 
@@ -314,7 +326,7 @@ def run(
 
     Example: abm run --scenario escape --days 30 --rng 3 --out run.parquet
     """
-    from abm.params import model_seed, validate, validate_rng
+    from abm.params import model_seed, seed_digits_limit, validate, validate_rng, value_text
     from abm.run import (
         build_model,
         build_params,
@@ -331,11 +343,11 @@ def run(
     if record_every < 1:
         fail(f"--record-every {record_every}: expected an integer >= 1")
     if out is not None and out.suffix.lower() not in (".parquet", ".csv"):
-        fail(f"--out {str(out)!r}: expected a .parquet or .csv file name")
+        fail(f"--out {value_text(str(out))}: expected a .parquet or .csv file name")
     from abm.run import ENGINES
 
     if engine not in ENGINES:
-        fail(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
+        fail(f"--engine {value_text(engine)}: expected one of {', '.join(ENGINES)}")
     overrides = parse_sets(set_ or [])
     if "rng" in overrides:
         fail("give the seed with --rng, not --set rng=...")
@@ -344,8 +356,11 @@ def run(
         try:
             rng = validate_rng(rng)
         except ValueError:
-            fail(f"--rng {rng!r}: expected a whole number >= 0 (leave --rng out for a random "
-                 "seed, printed so that it can be given again)")
+            limit = seed_digits_limit()
+            fail(f"--rng {value_text(rng)}: expected a whole number >= 0"
+                 + (f" of at most {limit} digits"
+                    if limit and len(rng.strip()) > limit and rng.strip().isdecimal() else "")
+                 + " (leave --rng out for a random seed, printed so that it can be given again)")
     # no seed given: draw one from the system's entropy and record it, so the run can be
     # repeated (a model seeded from entropy by itself could not be)
     overrides["rng"] = model_seed(None) if drawn else rng
@@ -485,6 +500,7 @@ def sweep(
     """
     import itertools
 
+    from abm.params import value_text
     from abm.sweep import (
         BACKENDS,
         RunFailed,
@@ -500,7 +516,7 @@ def sweep(
     from abm.sweep.spec import count
 
     if backend is not None and backend not in BACKENDS:
-        fail(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+        fail(f"--backend {value_text(backend)}: expected one of {', '.join(BACKENDS)}")
     if scheduler and backend not in (None, "dask"):
         fail(f"--scheduler sends runs to Dask; it cannot be combined with --backend {backend}")
     if workers is not None and workers < 1:

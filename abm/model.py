@@ -354,9 +354,10 @@ class TumorModel(mesa.Model):
         if scheduled and self.steps == 0:  # the schedule gives its doses inside a step
             raise ValueError("administer: scheduled=True is for the therapy's own schedule, "
                              "inside a step; give a dose now with administer(name, dose)")
-        if therapy not in self.treatments:
+        if not isinstance(therapy, str) or therapy not in self.treatments:
             raise ValueError(
-                f"unknown therapy {therapy!r}{P.did_you_mean(therapy, self.treatments)} "
+                f"unknown therapy {P.value_text(therapy)}"
+                f"{P.did_you_mean(therapy, self.treatments)} "
                 f"(expected one of {', '.join(self.treatments)})"
             )
         treatment = self.treatments[therapy]
@@ -591,7 +592,24 @@ class TumorModel(mesa.Model):
         return n / (n + self.p["recruitment_half_saturation"])
 
     def _poisson(self, rate: float) -> int:
-        return int(self.rng.poisson(rate)) if rate > 0 else 0
+        """A Poisson number with mean ``rate`` (0, with no draw, for a rate of 0 or less).
+
+        A NaN rate raises ``ValueError`` instead of drawing nothing: no path of the model makes
+        one (the parameters are finite, the therapies' effects finite, the burden signal
+        N/(N + K) has K >= 1, and recruitment by mean antigenicity takes 0 when there is no
+        cancer cell to average over), so a NaN here is a bug or a changed ``model.p``, and 0
+        would hide it. Shared by the fast engine (``FastTumorModel._poisson``) and the lymph
+        node (``LymphNode.step``)."""
+        if rate > 0:
+            return int(self.rng.poisson(rate))
+        if rate != rate:  # NaN
+            raise ValueError(
+                f"a recruitment or priming rate (cells per hour) is NaN (not a number) in step "
+                f"{self.steps}: expected a number >= 0; it comes from the parameters in model.p "
+                "(fixed at construction: changed since?) or from a bug, and would recruit no "
+                "cell"
+            )
+        return 0
 
     def _admit(self, n: int, make: Callable[[], mesa.Agent]) -> int:
         """Place up to ``n`` new cells, each made by ``make()``, at vessel entry sites."""

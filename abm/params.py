@@ -14,6 +14,7 @@ calibration notes in ``docs/`` say how robust the behaviour is to it.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -115,19 +116,37 @@ def _fmt(x: float) -> str:
     return f"{x:g}"
 
 
+# A long text (a seed or a name pasted by mistake) is shown in a message by its first
+# TEXT_KEPT characters and its length; a long list by its first ITEMS_KEPT items and its length.
+TEXT_KEPT = 40
+ITEMS_KEPT = 10
+
+
 def value_text(value: Any) -> str:
-    """``repr(value)`` for a message, except an integer beyond a float's range (``10**400``:
-    only Python gives one, never a TOML file or a text box), whose hundreds of digits would
-    bury the message (and Python refuses to write one of more than 4300): ``1e+400 (an integer
-    of 401 digits, beyond a float's range)``. The same inside a list or a tuple."""
+    """``repr(value)`` for a message, except what would bury it:
+
+    - an integer beyond a float's range (``10**400``: only Python gives one, never a TOML file
+      or a text box), whose hundreds of digits Python may even refuse to write (more than
+      4300): ``1e+400 (an integer of 401 digits, beyond a float's range)``;
+    - a text of more than ``2 * TEXT_KEPT`` characters: its first ``TEXT_KEPT`` and its length,
+      ``'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'... (5000 characters)``;
+    - a list or a tuple of more than ``ITEMS_KEPT`` items: its first ``ITEMS_KEPT`` and its
+      length, ``[0, 1, ..., 9, ... (5000 items)]``.
+
+    The same inside a list or a tuple."""
     if isinstance(value, int) and not isinstance(value, bool):
         try:
             float(value)
         except OverflowError:
             return (f"{short_int(value)} (an integer of {_exponent(value) + 1} digits, beyond "
                     "a float's range)")
+    if isinstance(value, str) and len(value) > 2 * TEXT_KEPT:
+        return f"{value[:TEXT_KEPT]!r}... ({len(value)} characters)"
     if isinstance(value, list | tuple):
-        items = ", ".join(value_text(v) for v in value)
+        shown = [value_text(v) for v in value[:ITEMS_KEPT]]
+        if len(value) > ITEMS_KEPT:
+            shown.append(f"... ({len(value)} items)")
+        items = ", ".join(shown)
         if isinstance(value, tuple):
             return f"({items}{',' if len(value) == 1 else ''})"
         return f"[{items}]"
@@ -700,16 +719,36 @@ def defaults() -> dict[str, Any]:
     return {name: p.default for name, p in PARAMS.items()}
 
 
+def seed_digits_limit() -> int:
+    """The most digits a seed may have: Python's limit on writing an integer out
+    (``sys.get_int_max_str_digits()``, 4300 unless changed; 0 = none). A model records its seed
+    (Mesa logs it, ``model.seed``, the run's JSON), so a longer one could not be run."""
+    return sys.get_int_max_str_digits()
+
+
 def validate_rng(value: Any) -> int | None:
-    """The seed: ``None``, a non-negative int, or a numeric string (from a text box)."""
+    """The seed: ``None``, a non-negative int, or a numeric string (from a text box), of at
+    most ``seed_digits_limit()`` digits."""
     if value is None:
         return None
     original = value
+    limit = seed_digits_limit()
     if isinstance(value, str):
-        try:
-            value = int(value.strip())
-        except ValueError:
-            value = None
+        text = value.strip()
+        if limit and len(text) > limit and text.isdecimal():
+            value = 10**limit  # too many digits for int(): refused below, naming the limit
+        else:
+            try:
+                value = int(text)
+            except ValueError:
+                value = None
+    if (limit and isinstance(value, int) and not isinstance(value, bool) and value > 0
+            and _exponent(value) >= limit):
+        raise ValueError(
+            f"parameter 'rng' = {value_text(original)} is not allowed: expected a seed of at "
+            f"most {limit} digits (Python's limit for writing a whole number out; the seed is "
+            "recorded with the run)"
+        )
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         try:
             import numpy as np
@@ -798,7 +837,7 @@ def validate(values: dict[str, Any]) -> dict[str, Any]:
             continue
         if name not in PARAMS:
             hint = NOT_PARAMETERS.get(name, did_you_mean(name, PARAMS, n=3))
-            raise ValueError(f"unknown parameter {name!r}{hint} (see `abm params`)")
+            raise ValueError(f"unknown parameter {value_text(name)}{hint} (see `abm params`)")
         out[name] = PARAMS[name].validate(value)
     return out
 

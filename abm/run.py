@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from abm.model import TumorModel
-from abm.params import resolve
+from abm.params import resolve, value_text
 
 
 def build_params(scenario: str | None, overrides: dict[str, Any],
@@ -49,7 +49,8 @@ def model_class(engine: str = "mesa") -> type:
         from abm.fast import FastTumorModel
 
         return FastTumorModel
-    raise ValueError(f"engine {engine!r} is not allowed: expected one of {', '.join(ENGINES)}")
+    raise ValueError(f"engine {value_text(engine)} is not allowed: expected one of "
+                     f"{', '.join(ENGINES)}")
 
 
 def build_model(params: dict[str, Any], engine: str = "mesa", threads: int = 1) -> TumorModel:
@@ -84,10 +85,11 @@ def simulate(
     for name, value, low in (("steps", steps, 0), ("record_every", record_every, 1),
                              ("threads", threads, 1)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-            raise ValueError(f"simulate: {name} {value!r}: expected a whole number >= {low}")
+            raise ValueError(f"simulate: {name} {value_text(value)}: expected a whole number "
+                             f">= {low}")
     for name, value in (("progress", progress), ("stop_when_cleared", stop_when_cleared)):
         if not isinstance(value, bool):
-            raise ValueError(f"simulate: {name}={value!r}: expected True or False")
+            raise ValueError(f"simulate: {name}={value_text(value)}: expected True or False")
     if not isinstance(params, dict):
         raise ValueError(f"simulate: params {type(params).__name__}: expected a dict of "
                          "parameters (abm.params.resolve; {} for the defaults)")
@@ -120,7 +122,7 @@ def _check_model(model: Any, params: dict[str, Any], engine: str) -> None:
     cls = model_class(engine)
     if not isinstance(model, cls):
         raise ValueError(f"simulate: model {type(model).__name__}: expected a {cls.__name__} "
-                         f"(engine {engine!r}) built from params, or model=None")
+                         f"(engine {value_text(engine)}) built from params, or model=None")
     given = resolve(None, params)
     rng = given.pop("rng", None)
     differ = [name for name in given if given[name] != model.p.get(name)]
@@ -131,7 +133,8 @@ def _check_model(model: Any, params: dict[str, Any], engine: str) -> None:
         ours = model.seed if name == "rng" else model.p[name]
         theirs = rng if name == "rng" else given[name]
         raise ValueError(
-            f"simulate: model was built with {name!r} = {ours!r}, params give {theirs!r}"
+            f"simulate: model was built with {name!r} = {value_text(ours)}, params give "
+            f"{value_text(theirs)}"
             f"{f' ({len(differ)} parameters differ)' if len(differ) > 1 else ''}: expected "
             "the model's own parameters (simulate(model.p, steps, model=model)), or model=None "
             "to build one from params")
@@ -290,7 +293,8 @@ def write_table(df: pd.DataFrame, path: Path) -> None:
     elif suffix == ".csv":
         atomic_write_bytes(path, df.to_csv(index=False).encode())
     else:
-        raise ValueError(f"output file {str(path)!r}: expected a .parquet or .csv file name")
+        raise ValueError(f"output file {value_text(str(path))}: expected a .parquet or .csv "
+                         "file name")
 
 
 def write_json(obj: Any, path: Path) -> None:

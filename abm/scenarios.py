@@ -332,9 +332,9 @@ SCENARIOS: dict[str, dict[str, Any]] = {
 
 def scenario_params(name: str) -> dict[str, Any]:
     """The parameter overrides of scenario ``name`` (a copy)."""
-    if name not in SCENARIOS:
-        from abm.params import did_you_mean
+    if not isinstance(name, str) or name not in SCENARIOS:
+        from abm.params import did_you_mean, value_text
 
-        raise ValueError(f"unknown scenario {name!r}{did_you_mean(name, SCENARIOS)} (expected "
-                         f"one of {', '.join(SCENARIOS)})")
+        raise ValueError(f"unknown scenario {value_text(name)}{did_you_mean(name, SCENARIOS)} "
+                         f"(expected one of {', '.join(SCENARIOS)})")
     return dict(SCENARIOS[name]["params"])

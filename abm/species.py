@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from abm.params import value_text
+
 # name -> {"summary": one line, "values": {parameter: (value, source)}}. Units are those of the
 # parameter in abm.params (``species_table`` shows them).
 SPECIES: dict[str, dict[str, Any]] = {
@@ -81,7 +83,7 @@ def check_species(name: Any) -> str:
     """``name`` if it is a species preset, else ``ValueError`` listing the allowed names."""
     if not isinstance(name, str) or name not in SPECIES:
         raise ValueError(
-            f"unknown species {name!r}: expected one of {', '.join(SPECIES)}"
+            f"unknown species {value_text(name)}: expected one of {', '.join(SPECIES)}"
         )
     return name
 

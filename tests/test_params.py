@@ -193,7 +193,7 @@ def test_a_model_with_an_integer_of_thousands_of_digits_says_which_parameter(kwa
         TumorModel(**{"rng": 0, **kwargs})
 
 
-def test_value_text_shortens_only_integers_beyond_a_float():
+def test_value_text_shortens_integers_beyond_a_float():
     from abm.params import short_int, value_text
 
     assert value_text(10**20) == repr(10**20) and value_text(0.5) == "0.5"

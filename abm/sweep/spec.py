@@ -401,7 +401,7 @@ def _check_seed_list(given: dict[str, Any], error: Error) -> None:
     if "replicates" in given and given["replicates"] != len(given["seeds"]):
         raise error(
             "sweep.replicates",
-            f"{given['replicates']!r}, but {len(given['seeds'])} seeds are listed; "
+            f"{P.value_text(given['replicates'])}, but {len(given['seeds'])} seeds are listed; "
             "leave replicates out",
         )
 
