@@ -627,6 +627,18 @@ def _remove_created(folders: list[Path]) -> None:
         _remove_empty(folder)
 
 
+@contextmanager
+def _removed_if_empty_on_failure(created: list[Path]) -> Iterator[None]:
+    """The folders ``check_output_dir`` created go again (each only if still empty) when the
+    command then fails or is interrupted, so a failed ``abm report`` or ``abm export`` leaves
+    no empty folder behind."""
+    try:
+        yield
+    except BaseException:
+        _remove_created(created)
+        raise
+
+
 @app.command(cls=PlainErrors)
 def report(
     directory: Annotated[Path, typer.Argument(help="A sweep directory (from `abm sweep`).")],
@@ -654,12 +666,14 @@ def report(
     except ReportError as err:
         fail(str(err))
     replacing = (target / "report.md").exists()
-    check_output_dir(target, *(("--out",) if out is not None else ("", None, ELSEWHERE)))
-    try:
-        with file_errors():
-            path = write_report(directory, outcome=outcome, series=series, out=target)
-    except ReportError as err:
-        fail(str(err))
+    created = check_output_dir(target, *(("--out",) if out is not None else ("", None,
+                                                                            ELSEWHERE)))
+    with _removed_if_empty_on_failure(created):
+        try:
+            with file_errors():
+                path = write_report(directory, outcome=outcome, series=series, out=target)
+        except ReportError as err:
+            fail(str(err))
     typer.echo(f"wrote {path}" + (" (replaced the earlier report)" if replacing else ""))
 
 
@@ -685,12 +699,14 @@ def export(
     except ReportError as err:
         fail(str(err))
     replacing = [n for n in EXPORT_FILES if (target / n).exists()]
-    check_output_dir(target, *(("--out",) if out is not None else ("", None, ELSEWHERE)))
-    try:
-        with file_errors():
-            paths = export_csv(directory, out=target)
-    except ReportError as err:
-        fail(str(err))
+    created = check_output_dir(target, *(("--out",) if out is not None else ("", None,
+                                                                            ELSEWHERE)))
+    with _removed_if_empty_on_failure(created):
+        try:
+            with file_errors():
+                paths = export_csv(directory, out=target)
+        except ReportError as err:
+            fail(str(err))
     for path in paths:
         typer.echo(f"wrote {path}" + (" (replaced)" if path.name in replacing else ""))
 

@@ -348,3 +348,18 @@ def test_a_failed_export_leaves_the_earlier_one_whole(cohort, tmp_path):
     line = _one_line(result)
     assert line.startswith(f"error: {path}: no column 'CancerCells' in this run file")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+@pytest.mark.parametrize("command", ["report", "export"])
+def test_a_report_or_export_that_fails_leaves_no_empty_folder(grid, tmp_path, command):
+    """The CLI makes the output folder before writing; when the writing then fails (here a
+    broken run file), the folder it made goes again instead of staying behind empty."""
+    broken = _copy(grid, tmp_path, "broken")
+    run_file = sorted((broken / "runs").glob("*.parquet"))[0]
+    run_file.write_bytes(b"not parquet")  # the summary is whole: the sweep loads
+    result = runner.invoke(app, [command, str(broken)])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert not (broken / command).exists()
+    given = tmp_path / "elsewhere" / "deeper"
+    result = runner.invoke(app, [command, str(broken), "--out", str(given)])
+    assert result.exit_code == 2 and not (tmp_path / "elsewhere").exists(), result.output
