@@ -363,3 +363,12 @@ def test_a_report_or_export_that_fails_leaves_no_empty_folder(grid, tmp_path, co
     given = tmp_path / "elsewhere" / "deeper"
     result = runner.invoke(app, [command, str(broken), "--out", str(given)])
     assert result.exit_code == 2 and not (tmp_path / "elsewhere").exists(), result.output
+
+
+def test_a_manifest_nested_too_deeply_is_named(grid, tmp_path):
+    """json raises RecursionError (not a ValueError) for deeply nested text."""
+    deep = _copy(grid, tmp_path, "deep")
+    (deep / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(SweepError, match="manifest.json: unreadable .JSON nested too deeply"):
+        load_sweep(deep)
+    assert "nested too deeply" in _one_line(runner.invoke(app, ["report", str(deep)]))

@@ -286,6 +286,9 @@ def read_manifest(out: Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise SweepError(f"{path}: unreadable ({getattr(err, 'strerror', None) or err})") from None
+    except RecursionError:  # nested deeper than Python's parser goes: not a manifest we wrote
+        raise SweepError(f"{path}: unreadable (JSON nested too deeply: not an abm sweep "
+                         "manifest)") from None
     problem = manifest_problem(manifest)
     if problem:
         raise SweepError(f"{path}: {problem}")
