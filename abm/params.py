@@ -226,7 +226,9 @@ _LIST: list[Param] = [
        "tumour antigens carried by the founder clone that endogenous T cells can recognise",
        _MC, "Cancer cells"),
     _p("founder_mhc", 1.0, "1 (0-1)", float, 0.0, 1.0,
-       "MHC-I presentation of the founder clone: probability an antigen is seen per contact",
+       "MHC-I presentation of the founder clone: probability a CTL sees the cell's antigens at "
+       "each look (drawn per neighbour each time a CTL looks for a target, before and after "
+       "each move: up to 1 + tcell_speed looks an hour)",
        _MC, "Cancer cells"),
     _p("founder_pdl1", 0.05, "1 (0-1)", float, 0.0, 1.0,
        "constitutive PD-L1 of the founder clone", _MC, "Cancer cells"),
@@ -290,7 +292,8 @@ _LIST: list[Param] = [
        "Breart et al. 2008 JCI 118:1390 (about 6 h per CTL-target pair in vivo)", "T cells"),
     _p("tcell_exhaustion_limit", 5, "kills or PD-1 blocks", int, 1, 100,
        "kills plus PD-1-blocked engagements after which a CTL is exhausted and stops killing",
-       "Kather et al. 2017 (IMkmax = 5); CARCADE uses 10", "T cells"),
+       "Kather et al. 2017 (IMkmax = 5, a killing capacity: kills only); counting PD-1-blocked "
+       "hours too is a modelling choice; CARCADE uses 10", "T cells"),
     _p("tcell_exhausted_speed", 1, "sites per h", int, 0, 40,
        "moves per hour of an exhausted CTL or CAR-T cell, and of a spent NK cell (one that "
        "reached nk_kill_limit): it lingers and no longer kills",
@@ -330,7 +333,10 @@ _LIST: list[Param] = [
        "docs/validation.md, Tissue biology", "Fields"),
     _p("ifng_uptake", 1e-3, "1/s per cancer cell", float, 0.0, 1.0,
        "IFN-gamma taken up (receptor-bound and internalised) by a cancer cell, as a loss rate "
-       "of the concentration at its site", "spQSP-IO (1e-3 /s)", "Fields"),
+       "of the concentration at its site",
+       "spQSP-IO (1e-3 /s: the loss rate in its 20 um voxel, used here unchanged in a 15 um "
+       "site; rescaled by volume as ifng_secretion is, it would be 2.4e-3 /s: modelling "
+       "choice)", "Fields"),
     _p("ifng_diffusion", 100.0, "um^2/s", float, 0.0, 1e4,
        "IFN-gamma diffusion coefficient", "spQSP-IO (1e-6 cm^2/s)", "Fields"),
     _p("ifng_half_life_h", 3.0, "h", float, 0.01, 1000.0, "IFN-gamma half-life",
@@ -376,7 +382,8 @@ _LIST: list[Param] = [
     _p("oxygen_diffusion", 1e5, "um^2/min", float, 1.0, 1e7, "oxygen diffusion coefficient",
        "PhysiCell cancer_immune (1e5 um^2/min)", "Oxygen and death"),
     _p("oxygen_decay", 0.1, "1/min", float, 0.0, 100.0,
-       "oxygen loss in tissue without a living model cell (stroma, debris)",
+       "oxygen loss at every site (stroma, interstitium, debris; where a cell is, its uptake "
+       "is added to it)",
        "PhysiCell cancer_immune oxygen decay (0.1 /min)", "Oxygen and death"),
     _p("oxygen_uptake", 10.0, "1/min per cancer cell", float, 0.0, 1000.0,
        "oxygen uptake by a cancer cell, as a loss rate of the concentration at its site (one "
@@ -456,8 +463,9 @@ _LIST: list[Param] = [
        "pembrolizumab t1/2 22 d (label); nivolumab 26.7 d (CPT:PSP 2019 8:962)", "Anti-PD-1"),
     _p("anti_pd1_ec50", 0.1, "standard doses", float, 1e-6, 100.0,
        "antibody level at half-maximal PD-1 occupancy",
-       "modelling choice: standard 3-weekly dosing keeps occupancy above 80%, as reported "
-       "for PD-1 antibodies (Brahmer 2010 JCO)", "Anti-PD-1"),
+       "modelling choice: standard 3-weekly dosing keeps occupancy high, as reported for PD-1 "
+       "antibodies (Brahmer 2010 JCO: over 70% for two months or more after a single dose; "
+       "here one dose is below 70% from day 46)", "Anti-PD-1"),
     # --- anti-CTLA-4 --------------------------------------------------------------------------
     _p("anti_ctla4_start_day", None, "day", float, 0.0, 10_000.0,
        "first anti-CTLA-4 dose (None = not given)", _MC, "Anti-CTLA-4", optional=True),
@@ -521,7 +529,9 @@ _LIST: list[Param] = [
     _p("cart_interval_days", 14.0, "day", float, 0.5, 365.0, "days between CAR-T infusions", _MC,
        "CAR-T"),
     _p("cart_lifespan_days", 42.0, "day", float, 0.1, 2000.0, "mean CAR-T lifespan",
-       "CARCADE (6 weeks); persistence to 554 d seen in DLBCL (Awasthi 2020)", "CAR-T"),
+       "CARCADE (a death age of 6 +- 1 weeks; here the mean of an exponential lifetime, so "
+       "28% die within 14 days); persistence to 554 d seen in DLBCL (Awasthi 2020)",
+       "CAR-T"),
     _p("cart_exhaustion_limit", 10, "kills or PD-1 blocks", int, 1, 1000,
        "kills plus PD-1-blocked engagements after which a CAR-T cell is exhausted",
        "CARCADE MAX_ANTIGEN_BINDING = 10", "CAR-T"),
@@ -579,8 +589,9 @@ _LIST: list[Param] = [
        "Bhat & Watzl 2007 PLoS One 2:e326 (up to about 4 targets per NK cell); Prager et al. "
        "2019 J Exp Med 216:2113 (up to about 6, then exhausted); 5", "NK cells"),
     _p("nk_lifespan_days", 10.0, "day", float, 0.1, 365.0, "mean NK cell lifespan in the tumour",
-       "in vivo labelling gives human NK cells a mean lifespan of about 10 days (Zhang et al. "
-       "2007 Immunology 121:258)", "NK cells"),
+       "modelling choice within in vivo labelling of human NK cells: labelled cells lost at "
+       "6.9%/day, half-life under 10 days, turnover in blood about 2 weeks (Zhang et al. 2007 "
+       "Immunology 121:258); a mean of 10 days is a half-life of 6.9 days", "NK cells"),
     _p("nk_tgfb_suppression", 0.5, "1 (0-1)", float, 0.0, 1.0,
        "maximum fraction of NK killing blocked by the suppressive factor",
        "modelling choice: as mdsc_suppression (0.5) for CTLs; TGF-beta down-regulates "
