@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 
+import ipyvuetify as v
 import markdown
 import solara
+import traitlets
 
 from abm.agents import TREATMENTS
 from abm.dashboard import render as R
@@ -24,6 +26,7 @@ from abm.dashboard.controls import (
     SeedControls,
     TreatmentButtons,
     ViewControls,
+    page_link,
 )
 from abm.dashboard.session import Session
 from abm.dashboard.tab import Tab, use_tab
@@ -31,17 +34,21 @@ from abm.scenarios import SCENARIOS
 
 ABOUT = """
 **What this is.** A 2-D slice of a solid tumour and its immune microenvironment, one cell per
-15 µm site, one step per hour. Cancer cells divide from the rim and mutate; cytotoxic T cells
-are recruited, follow chemokine, recognise antigens, kill and exhaust; regulatory T cells and
-MDSCs suppress them; IFN-γ induces PD-L1. Treatments (anti-PD-1, anti-CTLA-4, a vaccine,
-CAR-T cells) act on a schedule or when you press their button.
+15 µm site, one step per hour. Cancer cells divide from the rim and mutate; oxygen diffuses
+from the vessels, and starved cells stop dividing and die, leaving a necrotic core. Cytotoxic
+T cells are recruited, follow chemokine, recognise antigens, kill and exhaust; regulatory
+T cells (Tregs) and myeloid-derived suppressor cells (MDSCs) suppress them; IFN-γ induces
+PD-L1, the brake that switches T cells off. Some lessons add macrophages (M1 or M2) and NK
+cells. Treatments (anti-PD-1, anti-CTLA-4, a vaccine, CAR-T cells, anti-CSF-1R) act on
+a schedule or when you press their button.
 
 **Caveats.** This is a teaching and research model, **not for clinical decisions**. It is a
-caricature: two dimensions, no vasculature growth, metabolism or lymph nodes; drugs are
-well-mixed; many rates are modelling choices, calibrated to reproduce qualitative facts
-(immunoediting, adaptive resistance, antigen-loss relapse), not any patient or cell line. Read
-trends across several seeds, not single runs. Sources for each parameter are in its tooltip and
-in `abm params`.
+caricature: two dimensions; vessels never grow (no angiogenesis) and oxygen is the only
+nutrient; priming in the lymph node is a compartment without cells or space, switched on in
+one lesson (progenitor_burst); drugs are well-mixed; many rates are modelling choices,
+calibrated to reproduce qualitative facts (immunoediting, adaptive resistance, antigen-loss
+relapse), not any patient or cell line. Read trends across several seeds, not single runs.
+Sources for each parameter are in its tooltip and in `abm params`.
 """
 
 
@@ -95,8 +102,10 @@ def Legend(tab: Tab):
 def TissueView(tab: Tab):
     if tab.compare.value:  # the run and its untreated twin, side by side
         with solara.Row(gap="6px"):
+            # short titles: one line each in large text on a 1280 x 720 projector (a longer
+            # one was cut to "untreated twin (same seed, no tr...")
             for title, widget in (("your run", tab.live.tissue),
-                                  ("untreated twin (same seed, no treatment)", tab.live.twin)):
+                                  ("untreated twin (same seed)", tab.live.twin)):
                 with solara.Column(gap="0px", style={"flex": "1 1 0", "min-width": "0"}):
                     solara.Text(title, classes=["abm-twin-title"])
                     solara.Column(children=[widget], gap="0px")
@@ -214,8 +223,50 @@ def Sidebar(tab: Tab):
     if not tab.teacher:  # a teacher's link keeps the class on the basic controls
         with solara.Details("Advanced: every parameter", expand=False):
             ParamPanel(tab)
-        with solara.Card("Export", margin=0):
-            Exports(tab)
+    # on a class link too: downloading one's own run changes nothing, and the lesson on a
+    # projector (README: /?scenario=escape&teacher=1) exports its CSV and PNG
+    with solara.Card("Export", margin=0):
+        Exports(tab)
+
+
+ADDRESS_TEMPLATE = """
+<template>
+  <span style="display: none"></span>
+</template>
+<script>
+module.exports = {
+  mounted() { this.show(); },
+  watch: { query() { this.show(); } },
+  methods: {
+    show() {
+      // in place (no history entry): Back does not step through every Reset
+      if (this.query && window.location.search !== this.query) {
+        window.history.replaceState(window.history.state, "",
+                                    window.location.pathname + this.query + window.location.hash);
+      }
+    },
+  },
+};
+</script>
+"""
+
+
+class AddressWidget(v.VuetifyTemplate):
+    """Keeps the browser's address bar at ``query`` (``history.replaceState``: no reload)."""
+
+    template = traitlets.Unicode(ADDRESS_TEMPLATE).tag(sync=True)
+    query = traitlets.Unicode("").tag(sync=True)
+
+
+@solara.component
+def AddressBar(tab: Tab):
+    """The address bar follows the page (``page_link``): after a reload, or the one the page
+    makes itself once a restarted server could not restore its session (``serving.
+    configure_solara``), it opens again on the same scenario, seed, parameters, Compare and
+    text size (from day 0), not on the link it was first opened with."""
+    tab.frame.value  # noqa: B018 - subscribe: Reset, a scenario, an engine, Compare
+    tab.large.value  # noqa: B018 - subscribe
+    AddressWidget.element(query=page_link(tab))
 
 
 @solara.component
@@ -242,6 +293,7 @@ def Dashboard(session: Session | None = None, query: str | None = None):
         solara.Error(f"This dashboard cannot build a model: {tab}. Whoever runs the server "
                      "can fix it (docs/dashboard.md).")
         return
+    AddressBar(tab)
     # our own grid rather than solara.Sidebar: always visible on a projector, and the
     # same widget tree in the component tests as in the browser
     with solara.Div(classes=["abm-grid", *(["abm-large"] if tab.large.value else [])]):

@@ -120,16 +120,30 @@ def EngineControl(tab: Tab):
 
 
 def class_link(scenario: str, seed: str, compare: bool,
-               values: dict[str, Any] | None = None) -> str:
-    """The link (a query string) that opens this scenario and seed, with the parameters in
-    ``values`` that differ from the scenario's (those the teacher changed and applied), with
-    the basic controls only, for a class."""
+               values: dict[str, Any] | None = None, engine: str = "mesa",
+               teacher: bool = True, large: bool = False) -> str:
+    """The link (a query string) that opens this scenario and seed on this engine, with the
+    parameters in ``values`` that differ from the scenario's (those the teacher changed and
+    applied), with the basic controls only (``teacher``), for a class; ``large``: in large
+    text (the page's own address, ``page_link``; a class link opens in normal text)."""
     preset = scenario_values(scenario)
     changed = {name: "" if value is None else str(value)
                for name, value in (values or {}).items() if preset.get(name) != value}
-    query = urlencode({"scenario": scenario, "seed": seed} | changed | {"teacher": 1}
-                      | ({"compare": 1} if compare else {}))
+    query = urlencode({"scenario": scenario, "seed": seed}
+                      | ({"engine": engine} if engine != "mesa" else {}) | changed
+                      | ({"teacher": 1} if teacher else {}) | ({"compare": 1} if compare else {})
+                      | ({"large": 1} if large else {}))
     return f"?{query}"
+
+
+def page_link(tab: Tab) -> str:
+    """This tab's page as a link: its model's scenario, seed, engine and applied parameters,
+    and the page's options as they are now (teacher, compare, large). The address bar shows
+    it, so a reload (also the page's own, after a server restart) opens the same lesson, seed
+    and text size again, from day 0."""
+    session = tab.session
+    return class_link(session.scenario, str(session.model.seed), tab.compare.value,
+                      session.values, session.engine, tab.teacher, tab.large.value)
 
 
 @solara.component
@@ -137,7 +151,7 @@ def ClassLink(tab: Tab):
     tab.frame.value  # noqa: B018 - subscribe: the seed and parameters change on Reset
     session = tab.session
     href = class_link(tab.scenario.value, str(session.model.seed), tab.compare.value,
-                      session.values)
+                      session.values, session.engine)
     solara.HTML("div", unsafe_innerHTML=(
         f'<a href="{html.escape(href)}" target="_blank">Link for the class</a>: this scenario, '
         "seed and applied parameters with the basic controls only (copy it from the address "
@@ -155,10 +169,20 @@ def TreatmentButtons(tab: Tab):
                   on_value=tab.guard(tab.set_compare), classes=["abm-compare"])
     LabelledSlider("Dose (x standard)", tab.dose_scale.value, 0.25, 4.0, 0.25,
                    lambda x: tab.dose_scale.set(float(x)), "abm-dose", "x")
-    solara.Text("Each button gives one dose now (CAR-T: one infusion). The standard doses are "
-                "the dose parameters (anti_pd1_dose, anti_ctla4_dose, vaccine_dose, cart_dose, "
-                "anti_csf1r_dose).",
-                style={"font-size": "12px", "color": "#666"})
+    tab.generation.value  # noqa: B018 - subscribe: the CAR-T dose is the model's, after Reset
+    solara.Text(treatment_note(tab.session.model.p["cart_dose"], tab.teacher),
+                style={"font-size": "12px", "color": "#666"}, classes=["abm-treat-note"])
+
+
+def treatment_note(cart_cells: int, teacher: bool) -> str:
+    """What a treatment button gives, in plain words; the dose parameters' code names only
+    where the Advanced panel that sets them is shown (not on a class link)."""
+    note = (f"Each button gives one dose now: 1x is a standard dose (CAR-T: one infusion of "
+            f"{cart_cells:g} cells), scaled by the slider.")
+    if teacher:
+        return note
+    return note + (" The standard doses are parameters under Advanced (anti_pd1_dose, "
+                   "anti_ctla4_dose, vaccine_dose, cart_dose, anti_csf1r_dose).")
 
 
 def control_kind(p: P.Param, basic: bool = False) -> str:

@@ -203,6 +203,12 @@ def configure_solara() -> None:
     - no "This website runs on Solara" badge (it covered the charts);
     - a tab gone without closing is culled after ``CULL_TIMEOUT`` (Solara keeps it 24 h by
       default, playing; ``SOLARA_KERNEL_CULL_TIMEOUT`` still overrides);
+    - a page whose session is gone (the server was restarted, or the tab was culled while a
+      laptop slept) reloads itself once the server answers, from its address bar, which
+      follows the page (``abm.dashboard.app.AddressBar``): the same lesson, seed and text size,
+      from day 0. Solara's "Please refresh the page" dialog came up under its own "Server
+      disconnected" overlay, so its button could not be clicked
+      (``SOLARA_THEME_FORCE_REFRESH`` still overrides);
     - no 13-line warning about cookies over plain http on the first page load;
     - no ``/resourcez``: it shows the server's statistics (threads, kernels, websockets, memory)
       as JSON to anyone who can reach the page, which a dashboard served to a classroom network
@@ -213,6 +219,8 @@ def configure_solara() -> None:
     settings.theme.show_banner = False
     if "SOLARA_KERNEL_CULL_TIMEOUT" not in os.environ:
         settings.kernel.cull_timeout = CULL_TIMEOUT
+    if "SOLARA_THEME_FORCE_REFRESH" not in os.environ:
+        settings.theme.force_refresh = True
     warnings.filterwarnings("ignore", message="Cookies with samesite=none require https")
     _drop_route("/resourcez")
 
