@@ -124,7 +124,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "checkpoint_cold": {
         "watch_days": 30,  # the lesson's time span (dashboard: "Run to day")
         "steps": (
-            'Run to day 30; anti-PD-1 is given on day 7 but little changes.',
+            'Run to day 30; anti-PD-1 is given on days 7 and 28 but little changes.',
             'Few T cells, low PD-L1: there is little for the drug to release.',
             'Press Vaccine at day 3 and compare with a run without it.',
         ),
@@ -143,7 +143,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "steps": (
             'Run to day 14; both drugs start on day 7.',
             'Tregs (orange) are depleted and more T cells arrive; the tumour clears fast.',
-            'Reset and give only one of the two drugs with the Treat now buttons.',
+            'For one drug alone: under Advanced, clear the other one\'s start day, then Reset.',
         ),
         "summary": "Anti-PD-1 plus anti-CTLA-4 from day 7 on a hot tumour.",
         "lesson": (
