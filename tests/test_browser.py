@@ -211,7 +211,7 @@ def test_treatment_button_acts_now_and_the_csv_and_png_download(dashboard):
     d.page.get_by_text(re.compile("anti-PD-1 given on day")).wait_for()
     d.step()
     d.step()
-    occupancy = float(re.search(r"PD-1 occupancy ([\d.]+)", d.status()).group(1))
+    occupancy = float(re.search(r"PD-1 blocked by anti-PD-1 (\d+)%", d.status()).group(1))
     assert occupancy > 0, "anti-PD-1 did not raise PD-1 occupancy"
     assert "anti-PD-1" in d.page.locator(".abm-doses").inner_text()
     with d.page.expect_download() as info:

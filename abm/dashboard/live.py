@@ -155,11 +155,11 @@ def status_text(session: Session) -> tuple[str, str]:
     model, t = session.model, session.timing
     status = (
         f"day {model.day:.1f} · hour {model.steps} · cancer {model.n_cancer} · "
-        f"T {model.n_tcells} · CAR-T {model.n_cart} · Tregs {model.n_tregs} · "
+        f"T cells {model.n_tcells} · CAR-T {model.n_cart} · Tregs {model.n_tregs} · "
         f"MDSCs {model.n_mdscs} · macrophages {model.n_macrophages} "
         f"(M2 {model.m2_fraction:.0%}) · NK {model.n_nk} · T-cell kills {model.kills}"
         + (f" · NK kills {model.nk_kills}" if model.nk_kills or model.n_nk else "")
-        + f" · PD-1 occupancy {model.pd1_occupancy:.2f} · seed {model.seed}"
+        + f" · PD-1 blocked by anti-PD-1 {model.pd1_occupancy:.0%} · seed {model.seed}"
     )
     perf = (
         f"{model.width}×{model.height} · model {t.model_ms:.1f} ms per frame "
