@@ -138,7 +138,7 @@ def in_process(config: dict, warmup_steps: int, steps: int) -> dict:
             "tcells": session.model.n_tcells}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="measuring window")
     parser.add_argument("--warmup", type=float, default=8.0, help="seconds of play first")
@@ -146,7 +146,9 @@ def main() -> None:
                         help="only these configurations (repeatable)")
     parser.add_argument("--no-browser", action="store_true", help="only the in-process part")
     parser.add_argument("--json", type=Path, help="also write the results here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if not (args.seconds > 0 and args.warmup >= 0):
+        parser.error("--seconds must be > 0 and --warmup >= 0")
     names = args.config or list(CONFIGS)
 
     results: dict[str, dict] = {name: {} for name in names}
@@ -187,8 +189,10 @@ def main() -> None:
     for name in names:
         if "browser" in results[name]:
             print(f"\n{name}, at the end: {results[name]['browser']['status_at_end']}")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    if args.json:  # atomically: an earlier file is replaced whole or not at all
+        from abm.run import atomic_write_bytes
+
+        atomic_write_bytes(args.json, json.dumps(results, indent=2).encode())
 
 
 if __name__ == "__main__":

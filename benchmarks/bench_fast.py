@@ -1,5 +1,6 @@
-"""The fast engine against the Mesa engine, in one run on one machine (numbers go into
-docs/performance.md and docs/engines.md).
+"""The fast engine against the Mesa engine, in one run on one machine.
+
+Numbers go into docs/performance.md and docs/engines.md.
 
 1. First-run compile time of the numba kernels (a fresh on-disk cache in a temporary
    directory), and the load time with the cache warm: each in its own process.
@@ -22,8 +23,13 @@ docs/performance.md and docs/engines.md).
 
 Run:
     .venv/bin/python benchmarks/bench_fast.py [--seeds 3] [--skip-large] [--field-step 2 4]
+    .venv/bin/python benchmarks/bench_fast.py --seeds 1 --days 1 --crowded-days 1 \
+        --skip-compile --skip-large --field-step 2 --json out.json   # a smoke run (seconds)
 
-Each measurement runs in this process (one core) except the compile times.
+``--days`` (default 30) is the length of the ``escape`` runs of cases 2, 4 and 7,
+``--crowded-days`` (default 5) that of case 3; ``--skip-compile`` leaves out case 1 (tens of
+seconds), ``--json PATH`` also writes the whole result. Each measurement runs in this process
+(one core) except the compile times.
 """
 
 from __future__ import annotations
@@ -233,22 +239,38 @@ def large_grown(hours: int = 190, steps: int = 20, field_step: int = 1) -> dict:
     return out
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--days", type=int, default=30,
+                        help="days of each escape run (cases 2, 4, 7; default 30)")
+    parser.add_argument("--crowded-days", type=int, default=5,
+                        help="days of the 200x200 agent-heavy case (case 3; default 5)")
+    parser.add_argument("--skip-compile", action="store_true",
+                        help="leave out the compile times (case 1)")
     parser.add_argument("--skip-large", action="store_true")
     parser.add_argument("--field-step", type=int, nargs="*", default=[2, 4],
                         help="also time both engines with field_step_h at these values")
-    args = parser.parse_args()
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the result here")
+    args = parser.parse_args(argv)
+    for flag in ("seeds", "days", "crowded_days"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} {getattr(args, flag)}: expected an "
+                         "integer >= 1")
+    if any(k < 1 for k in args.field_step):
+        parser.error(f"--field-step {args.field_step}: expected integers >= 1")
     sys.path.insert(0, str(ROOT))
-    out: dict = {"compile": compile_times()}
-    print(json.dumps(out["compile"]), flush=True)
+    days = args.days
+    out: dict = {"days": days, "crowded_days": args.crowded_days}
+    if not args.skip_compile:
+        out["compile"] = compile_times()
+        print(json.dumps(out["compile"]), flush=True)
     run_escape("fast", 0, 1)  # load the cached kernels before timing
     times: dict[str, list[float]] = {"mesa": [], "fast": []}
     for seed in range(args.seeds):  # alternate, so machine load affects both alike
         for engine in ("mesa", "fast"):
-            times[engine].append(run_escape(engine, seed)[0])
-    out["escape_100x100_30d_cpu_s"] = times
+            times[engine].append(run_escape(engine, seed, days)[0])
+    out[f"escape_100x100_{days}d_cpu_s"] = times
     mesa, fast = (sum(times[e]) / len(times[e]) for e in ("mesa", "fast"))
     out["speedup"] = mesa / fast
     print(json.dumps({"escape": times, "speedup": out["speedup"]}), flush=True)
@@ -256,7 +278,7 @@ def main() -> int:
         slow = {"mesa": [], "fast": []}
         for seed in range(args.seeds):
             for engine in ("mesa", "fast"):
-                slow[engine].append(run_escape(engine, seed, field_step_h=k)[0])
+                slow[engine].append(run_escape(engine, seed, days, field_step_h=k)[0])
         fast_k, mesa_k = (sum(slow[e]) / len(slow[e]) for e in ("fast", "mesa"))
         out[f"escape_field_step_{k}_cpu_s"] = slow
         out[f"field_step_{k}_ratios"] = {"fast_k_vs_mesa_hourly": mesa / fast_k,
@@ -264,9 +286,9 @@ def main() -> int:
                                          "fast_k_vs_fast_hourly": fast / fast_k}
         print(json.dumps({f"field_step_{k}": slow, **out[f"field_step_{k}_ratios"]}),
               flush=True)
-    out["fast_breakdown"] = fast_breakdown(0)
+    out["fast_breakdown"] = fast_breakdown(0, days)
     print(json.dumps(out["fast_breakdown"]), flush=True)
-    steps = {e: count_agent_steps(e, 0) for e in ("mesa", "fast")}
+    steps = {e: count_agent_steps(e, 0, days) for e in ("mesa", "fast")}
     out["agent_steps_seed0"] = steps
     out["us_per_agent_step"] = {
         "mesa_whole_step": 1e6 * times["mesa"][0] / steps["mesa"],
@@ -274,8 +296,9 @@ def main() -> int:
         "fast_kernels_only": 1e6 * out["fast_breakdown"]["kernels_s"] / steps["fast"],
     }
     print(json.dumps({"agent_steps": steps, "us": out["us_per_agent_step"]}), flush=True)
-    out["crowded_200x200_5d"] = {e: crowded(e) for e in ("mesa", "fast")}
-    print(json.dumps(out["crowded_200x200_5d"]), flush=True)
+    out[f"crowded_200x200_{args.crowded_days}d"] = {e: crowded(e, args.crowded_days)
+                                                    for e in ("mesa", "fast")}
+    print(json.dumps(out[f"crowded_200x200_{args.crowded_days}d"]), flush=True)
     if not args.skip_large:
         out["large_1000x1000"] = large()
         print(json.dumps(out["large_1000x1000"]), flush=True)
@@ -288,6 +311,10 @@ def main() -> int:
             out[key] = large(steps=2 * k, field_step_h=k)
             print(json.dumps(out[key]), flush=True)
     print(json.dumps(out, indent=1))
+    if args.json:
+        from abm.run import atomic_write_bytes
+
+        atomic_write_bytes(args.json, json.dumps(out, indent=1).encode())
     return 0
 
 

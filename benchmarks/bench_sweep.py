@@ -7,6 +7,8 @@ docs/sweeps.md.
     .venv/bin/python benchmarks/bench_sweep.py cohort --patients 200 --days 42 --size 100
     .venv/bin/python benchmarks/bench_sweep.py cohort --workers 1 --engine both
     .venv/bin/python benchmarks/bench_sweep.py fast --sobol-n 4 --size 100 --days 30
+    .venv/bin/python benchmarks/bench_sweep.py --quick     # a smoke run of the first three
+        # (tiny sweeps: 4 runs of 30x30 for 1 day, memory at 8 runs, one round; seconds)
 
 * overhead: the same runs through ``simulate()`` in a plain loop (the model itself) and through
   ``abm sweep --backend serial`` (spec, manifest, id columns, run summary, one atomic Parquet
@@ -163,7 +165,7 @@ quarters, written, write_run = [], [0], R.write_run  # the runner's own name for
 def counting_write_run(*args):
     write_run(*args)
     written[0] += 1
-    if written[0] % (spec.n_runs // 4) == 0:
+    if written[0] % max(1, spec.n_runs // 4) == 0:
         quarters.append(status("VmRSS"))
 
 R.write_run = counting_write_run
@@ -689,9 +691,16 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("which", nargs="*", default=["overhead", "memory", "parallel"])
+BENCHMARKS = ("overhead", "memory", "parallel", "cohort", "fast")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("which", nargs="*", choices=[*BENCHMARKS, []], metavar="WHICH",
+                        help=f"of {', '.join(BENCHMARKS)} (default: the first three)")
+    parser.add_argument("--quick", action="store_true",
+                        help="overhead, memory, parallel: tiny sweeps (a smoke run; numbers "
+                        "not comparable with docs/sweeps.md)")
     parser.add_argument("--patients", type=int, default=20, help="cohort: patients")
     parser.add_argument("--days", type=float, default=None,
                         help="cohort, fast: days per run (default 42, 30)")
@@ -702,11 +711,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="fast: rounds")
     parser.add_argument("--engine", choices=["mesa", "fast", "both"], default="mesa",
                         help="cohort: the engine (both: one after the other, the same cohort)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    for flag in ("patients", "size", "sobol_n", "repeats", "workers"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            parser.error(f"--{flag.replace('_', '-')} {value}: expected an integer >= 1")
+    if args.days is not None and not args.days > 0:
+        parser.error(f"--days {args.days}: expected a number > 0")
+    args.which = args.which or ["overhead", "memory", "parallel"]
+    tiny = {"runs": 4, "size": 30, "days": 1} if args.quick else {}
     load = os.getloadavg()[0]
     print(f"cores: {os.cpu_count()}, load average before: {load:.2f}\n")
     if "overhead" in args.which:
-        r = bench_overhead()
+        r = bench_overhead(**tiny)
         print(f"{r['runs']} runs of {r['grid']} sites, {r['days']:g} days\n")
         print("| path | CPU s per run (median) | overhead per run (median) |\n|---|---|---|")
         print(f"| model alone (`simulate`) | {r['model_s_per_run']:.3f} | |")
@@ -727,7 +744,7 @@ def main() -> None:
             "| backend | runs | runner RSS (MB) after 25% / 50% / 75% / 100% of the runs "
             "| peak (MB) | wall (s) |\n|---|---|---|---|---|"
         )
-        for r in bench_memory():
+        for r in bench_memory(**({"counts": (8,)} if args.quick else {})):
             quarters = " / ".join(f"{q:.0f}" for q in r["quarters_mb"])
             print(
                 f"| {r['backend']} | {r['runs']} | {quarters} | {r['peak_mb']:.0f} | "
@@ -740,7 +757,7 @@ def main() -> None:
             "efficiency after start-up | CPU (s) | serial CPU / CPU |\n"
             "|---|---|---|---|---|---|---|---|---|"
         )
-        for r in bench_parallel():
+        for r in bench_parallel(**tiny, **({"repeats": 1} if args.quick else {})):
             print(
                 f"| {r['backend']} | {r['workers']} | {r['runs']} | {r['wall_s']:.1f} | "
                 f"{r['startup_s']:.1f} | {r['efficiency']:.2f} | "

@@ -15,7 +15,12 @@ and the outcome classes.
 
 Run:
     .venv/bin/python benchmarks/field_clock.py [--every 1 2 4] [--seeds 60] [--days 30]
-        [--size 100] [--workers 2] [--scenarios escape checkpoint ...]
+        [--size 100] [--workers 2] [--scenarios escape checkpoint ...] [--out runs.jsonl]
+    .venv/bin/python benchmarks/field_clock.py --every 1 2 --scenarios escape --seeds 2 \
+        --days 1 --size 30 --workers 1       # a smoke run (seconds)
+
+A run that cleared its tumour has no final mean antigenicity (NaN): each metric's medians and
+test use the runs that have a value, and say how many when some have none.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import argparse
 import json
 import time
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 
@@ -59,6 +65,11 @@ def report(rows: list[dict]) -> None:
 
     metrics = ("final_burden", "total_kills", "final_mean_antigenicity", "mean_pdl1",
                "time_to_elimination_day")
+
+    def values(runs: list[dict], metric: str) -> np.ndarray:
+        out = np.array([r[metric] for r in runs], dtype=float)
+        return out[~np.isnan(out)]
+
     for scenario in dict.fromkeys(r["scenario"] for r in rows):
         mine = [r for r in rows if r["scenario"] == scenario]
         clocks = sorted({r["every"] for r in mine})
@@ -66,19 +77,26 @@ def report(rows: list[dict]) -> None:
         print(f"{scenario}: CPU per run " + ", ".join(
             f"k={k} {np.mean([r['cpu_s'] for r in by[k]]):.3f} s" for k in clocks))
         for metric in metrics:
-            base = np.array([r[metric] for r in by[1]], dtype=float)
-            if metric == "time_to_elimination_day":  # runs that cleared the tumour only
-                base = base[~np.isnan(base)]
-                if base.size < 5:
-                    continue
-            cells = [f"k=1 {np.median(base):.4g}"]
+            # NaN: time to elimination of a run that did not clear its tumour, and the final
+            # mean antigenicity of one that did (no cancer cell left): left out
+            base = values(by[1], metric)
+            if metric == "time_to_elimination_day" and base.size < 5:
+                continue
+
+            def shown(v: np.ndarray, n: int) -> str:
+                return "none" if not v.size else (
+                    f"{np.median(v):.4g}" + (f" (of {v.size}/{n})" if v.size < n else ""))
+
+            cells = [f"k=1 {shown(base, len(by[1]))}"]
             for k in clocks[1:]:
-                other = np.array([r[metric] for r in by[k]], dtype=float)
-                other = other[~np.isnan(other)]
+                other = values(by[k], metric)
+                if not (base.size and other.size):
+                    cells.append(f"k={k} {shown(other, len(by[k]))}")
+                    continue
                 shift = (np.median(other) / np.median(base) - 1) * 100 if np.median(base) else 0
                 p = (mannwhitneyu(base, other).pvalue
                      if np.ptp(np.concatenate([base, other])) else 1.0)
-                cells.append(f"k={k} {np.median(other):.4g} ({shift:+.1f}%, p {p:.2g})")
+                cells.append(f"k={k} {shown(other, len(by[k]))} ({shift:+.1f}%, p {p:.2g})")
             print(f"  {metric:24s} " + " | ".join(cells))
         print("  outcomes " + " | ".join(
             f"k={k} " + ", ".join(f"{o} {sum(r['outcome'] == o for r in by[k])}"
@@ -86,7 +104,7 @@ def report(rows: list[dict]) -> None:
             for k in clocks))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--every", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS))
@@ -95,16 +113,27 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", help="also write every run as JSON lines to this file")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if 1 not in args.every:
         parser.error("--every must include 1 (the model as it is), the reference")
+    for flag in ("seeds", "days", "size", "workers"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag} {getattr(args, flag)}: expected an integer >= 1")
+    if any(k < 1 for k in args.every):
+        parser.error(f"--every {args.every}: expected integers >= 1")
+    from abm.scenarios import SCENARIOS as KNOWN
+
+    unknown = [s for s in args.scenarios if s not in KNOWN]
+    if unknown:  # before the pool starts, not as a traceback from a worker
+        parser.error(f"--scenarios: unknown {unknown}: expected some of {', '.join(KNOWN)}")
     jobs = [(s, k, seed, args.days, args.size) for s in args.scenarios for k in args.every
             for seed in range(args.seeds)]
     with ProcessPoolExecutor(args.workers) as pool:
         rows = list(pool.map(run, jobs, chunksize=4))
-    if args.out:
-        with open(args.out, "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in rows)
+    if args.out:  # atomically: an earlier file is replaced whole or not at all
+        from abm.run import atomic_write_bytes
+
+        atomic_write_bytes(Path(args.out), "".join(json.dumps(r) + "\n" for r in rows).encode())
     report(rows)
 
 

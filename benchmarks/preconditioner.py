@@ -13,7 +13,9 @@ distance from the exact field (the largest over the sites, in field units).
 
 Run:
     .venv/bin/python benchmarks/preconditioner.py [--seeds 2] [--days 30] [--large]
-        [--oxygen 0.2 0.5 1 2] [--ifng 0.5 1 2 4] [--field-step 1]
+        [--oxygen 0.2 0.5 1 2] [--ifng 0.5 1 2 4] [--field-step 1] [--scenarios escape ...]
+    .venv/bin/python benchmarks/preconditioner.py --seeds 1 --days 1 --scenarios escape \
+        --oxygen 1 --ifng 1                  # a smoke run (seconds)
 
 ``--large`` adds the 1000x1000 tissue with a 300,000-cell founder: its first 6 hours and 10
 hours from day 8.
@@ -95,16 +97,22 @@ def measure(model, hours: int, oxygen: list[float], ifng: list[float]) -> dict:
     return out
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS,
+                        metavar="SCENARIO", help=f"of {', '.join(SCENARIOS)} (default: all)")
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--field-step", type=int, default=1)
     parser.add_argument("--oxygen", type=float, nargs="+", default=[0.2, 0.5, 1.0, 2.0])
     parser.add_argument("--ifng", type=float, nargs="+", default=[0.5, 1.0, 2.0, 4.0])
     parser.add_argument("--large", action="store_true")
-    args = parser.parse_args()
-    for scenario in SCENARIOS:
+    args = parser.parse_args(argv)
+    for flag in ("seeds", "days", "field_step"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} {getattr(args, flag)}: expected an "
+                         "integer >= 1")
+    for scenario in args.scenarios:
         for seed in range(args.seeds):
             model = FastTumorModel.from_scenario(scenario, rng=seed,
                                                  field_step_h=args.field_step)

@@ -1,14 +1,18 @@
 """The clinical and preclinical comparisons of docs/clinical.md, in one command.
 
-    PYTHONPATH=. python experiments/clinical/run_clinical.py                 # all six
+    PYTHONPATH=. python experiments/clinical/run_clinical.py                 # all seven
     PYTHONPATH=. python experiments/clinical/run_clinical.py --only mouse,cart --workers 2
     PYTHONPATH=. python experiments/clinical/run_clinical.py --patients 12   # a quick pilot
+    PYTHONPATH=. python experiments/clinical/run_clinical.py --only mouse,tmb --patients 2 \
+        --seeds 1 --runs /tmp/clinical-smoke                                 # a smoke run
 
 Each comparison is a spec in this directory, run with ``run_sweep`` (as ``abm sweep``) into
 ``experiments/clinical/runs/NAME`` (git-ignored; finished runs are reused, a spec or model change
 reruns them). The script prints the Markdown tables of docs/clinical.md with the commit that
 measured them; paste them there after a rerun. ``--patients N`` overrides every cohort's size
 (into ``runs/NAME-nN``), for pilots; the documented numbers use the specs' own sizes.
+``--seeds N`` keeps the first N seeds of the specs that list seeds instead of drawing patients
+(mouse; into ``runs/NAME-sN``). ``--runs DIR`` puts the sweep directories elsewhere.
 
 - mouse: mouse_pair.toml, MC38-like vs B16F10-like, treated/control at day 21 (paired seeds).
 - tmb: tmb_pd1.toml, ORR under anti-PD-1 by founder antigens (the TMB proxy).
@@ -62,16 +66,22 @@ def commit() -> str:
     return head + ("+dirty" if dirty else "")
 
 
-def run(name: str, *, patients: int | None, workers: int, uncorrelated: bool = False) -> Any:
+def run(name: str, *, patients: int | None, workers: int, uncorrelated: bool = False,
+        seeds: int | None = None) -> Any:
     """Run (or reuse) spec ``name`` and return the loaded sweep; ``uncorrelated``: with its
     ``[patients.correlation]`` set to 0 (the same latent draws, so the same patients' values,
-    paired independently)."""
+    paired independently); ``seeds``: only the first ``seeds`` seeds of a spec that lists
+    them."""
     text = (HERE / f"{name}.toml").read_text()
     data = tomllib.loads(text)
     out = RUNS / name
     if patients is not None and "patients" in data:
         data["patients"]["n"] = patients
         out = RUNS / f"{name}-n{patients}"
+    if seeds is not None and "seeds" in data["sweep"]:
+        data["sweep"]["seeds"] = list(data["sweep"]["seeds"])[:seeds]
+        out = out.with_name(f"{out.name}-s{seeds}")
+        text += f"\n# run with the first {seeds} seeds (run_clinical.py --seeds)\n"
     if uncorrelated:
         for inner in data["patients"]["correlation"].values():
             for other in inner:
@@ -242,23 +252,35 @@ SECTIONS = {"mouse": mouse, "tmb": tmb, "checkmate": checkmate, "cart": cart,
 
 
 def main(argv: list[str] | None = None) -> None:
+    global RUNS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(SECTIONS),
                         help="comma-separated: " + ", ".join(SECTIONS))
     parser.add_argument("--patients", type=int, default=None,
                         help="override every cohort's size (a pilot; runs/NAME-nN)")
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--seeds", type=int, default=None, metavar="N",
+                        help="only the first N seeds of a spec listing seeds (mouse; a smoke "
+                        "run; runs/NAME-sN)")
+    parser.add_argument("--runs", type=Path, default=None, metavar="DIR",
+                        help="where the sweep directories go (default experiments/clinical/runs)")
+    parser.add_argument("--workers", type=int, default=1, help="processes per sweep")
     args = parser.parse_args(argv)
     chosen = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = [s for s in chosen if s not in SECTIONS]
     if unknown:
         parser.error(f"unknown section(s) {unknown}: expected {', '.join(SECTIONS)}")
-    print(f"Measured at commit {commit()} (experiments/clinical/run_clinical.py"
-          + (f" --patients {args.patients}" if args.patients else "") + ").\n")
+    for flag in ("patients", "seeds", "workers"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            parser.error(f"--{flag} {value}: expected an integer >= 1")
+    RUNS = args.runs.resolve() if args.runs is not None else HERE / "runs"
+    options = "".join(f" --{flag} {getattr(args, flag)}" for flag in ("patients", "seeds")
+                      if getattr(args, flag))
+    print(f"Measured at commit {commit()} (experiments/clinical/run_clinical.py{options}).\n")
     for name in chosen:
-        sweep = run(SPECS[name], patients=args.patients, workers=args.workers)
+        sweep = run(SPECS[name], patients=args.patients, workers=args.workers, seeds=args.seeds)
         extra = ([run(SPECS[name], patients=args.patients, workers=args.workers,
-                      uncorrelated=True)] if name == "cart_burden" else [])
+                      uncorrelated=True, seeds=args.seeds)] if name == "cart_burden" else [])
         print(f"### {name} ({SPECS[name]}.toml)\n")
         print(SECTIONS[name](sweep, *extra) + "\n", flush=True)
 

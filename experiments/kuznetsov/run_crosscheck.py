@@ -11,11 +11,17 @@ Writes docs/img/kuznetsov_dormancy.png and docs/img/kuznetsov_threshold.png and 
 number quoted in docs/validation_kuznetsov.md. Serial and small (about 1.5 min on one core):
 
     .venv/bin/python experiments/kuznetsov/run_crosscheck.py [--seeds 10] [--threshold-seeds 20]
+
+A smoke run (about 10 s; its numbers are not the page's), figures kept out of docs/img:
+
+    .venv/bin/python experiments/kuznetsov/run_crosscheck.py --seeds 1 --threshold-seeds 1 \
+        --img /tmp/kuznetsov
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import math
 import time
 from pathlib import Path
@@ -30,6 +36,7 @@ import pandas as pd  # noqa: E402
 from scipy.integrate import solve_ivp  # noqa: E402
 from scipy.signal import find_peaks  # noqa: E402
 
+from abm.run import atomic_write_bytes  # noqa: E402
 from abm.wellmixed import (  # noqa: E402
     KuznetsovParams,
     equilibria,
@@ -130,11 +137,26 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 # ---- experiments -------------------------------------------------------------------------------
 
 
-def main() -> None:
+def save(fig, path: Path) -> None:
+    """Write ``fig`` to ``path`` atomically (a reader sees the old figure or the new one)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10, help="stochastic seeds, dormancy")
     parser.add_argument("--threshold-seeds", type=int, default=20, help="seeds per T0")
-    args = parser.parse_args()
+    parser.add_argument("--img", type=Path, default=IMG, metavar="DIR",
+                        help="where the two figures go (default docs/img)")
+    args = parser.parse_args(argv)
+    for flag in ("seeds", "threshold_seeds"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} {getattr(args, flag)}: expected an "
+                         "integer >= 1")
+    img = args.img.resolve()
 
     P = KuznetsovParams()
     E0 = P.effector_baseline
@@ -249,10 +271,9 @@ def main() -> None:
         )
 
     # --- figures -----------------------------------------------------------------------------
-    IMG.mkdir(parents=True, exist_ok=True)
-    plot_dormancy(ode, runs, dorm, IMG / "kuznetsov_dormancy.png")
-    plot_threshold(P, ode_runs, fractions, eqs, T_star, IMG / "kuznetsov_threshold.png")
-    print(f"\nFigures written to {IMG}; total {time.perf_counter() - t_start:.0f} s")
+    plot_dormancy(ode, runs, dorm, img / "kuznetsov_dormancy.png")
+    plot_threshold(P, ode_runs, fractions, eqs, T_star, img / "kuznetsov_threshold.png")
+    print(f"\nFigures written to {img}; total {time.perf_counter() - t_start:.0f} s")
 
 
 def plot_dormancy(ode, runs, dorm, path: Path) -> None:
@@ -282,8 +303,7 @@ def plot_dormancy(ode, runs, dorm, path: Path) -> None:
         fontsize=10,
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 def plot_threshold(P, ode_runs, fractions, eqs, T_star, path: Path) -> None:
@@ -323,8 +343,7 @@ def plot_threshold(P, ode_runs, fractions, eqs, T_star, path: Path) -> None:
     ax_f.legend(fontsize=7, loc="upper left")
     fig.suptitle("Kuznetsov 1994: dormancy or escape by initial tumour size", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path)
 
 
 if __name__ == "__main__":

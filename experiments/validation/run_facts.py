@@ -26,6 +26,15 @@ it. Delete ``runs/`` to rerun everything.
 ``[parameters]``, to measure the facts with a rule switched on that is off by default (e.g. the
 T-cell states and the lymph node, docs/validation_tcells.md). Those runs go to
 ``runs-set/<spec>/`` and their figures to ``runs-set/img/``, so docs/img is not touched.
+
+A smoke run (does every analysis still run on today's model?), in seconds to minutes a fact:
+
+    .venv/bin/python experiments/validation/run_facts.py 1 tissue_onset --seeds 1 --workers 1
+
+``--seeds N`` keeps the first N seeds of every spec (same arms, factors, grids and days): its
+numbers are not the page's. Those runs go to ``runs/seedsN/<spec>/`` and their figures to
+``runs/seedsN/img/``. ``--runs DIR`` and ``--img DIR`` put the sweep directories and the figures
+elsewhere (e.g. a temporary directory).
 """
 
 from __future__ import annotations
@@ -67,6 +76,7 @@ from abm.analysis.spatial import (  # noqa: E402
     necrotic_core,
     pdl1_colocalisation,
 )
+from abm.run import atomic_write_bytes  # noqa: E402
 from abm.sweep import StaleSweep, load_spec, load_sweep, parse_spec, run_sweep  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -75,6 +85,7 @@ IMG = ROOT / "docs" / "img"
 RUNS = HERE / "runs"  # one sweep directory per spec (git-ignored)
 WORKERS = 2  # processes per sweep (--workers)
 EXTRA: dict[str, str] = {}  # --set NAME=VALUE: added to every spec's [parameters] (TOML values)
+SEEDS: int | None = None  # --seeds N: only the first N seeds of every spec (a smoke run)
 
 
 # --- the runs: sweep directories ----
@@ -90,15 +101,16 @@ def sweep(name: str, spec_text: str | None = None) -> dict[Any, list[Run]]:
     if name in _SWEEPS:
         return _SWEEPS[name]
     text = spec_text if spec_text is not None else (HERE / f"{name}.toml").read_text()
-    text = with_parameters(text, EXTRA)
+    text = with_seeds(with_parameters(text, EXTRA), SEEDS, source=f"{name}.toml")
     spec = parse_spec(tomllib.loads(text), source=f"{name}.toml")
     out = RUNS / name
+    backend = "serial" if WORKERS == 1 else "process"  # one worker: no pool to start
     try:
-        run_sweep(spec, out, workers=WORKERS, spec_text=text, progress=False)
+        run_sweep(spec, out, backend=backend, workers=WORKERS, spec_text=text, progress=False)
     except StaleSweep as err:  # another spec version, or runs made by other model code
-        print(f"{err}\n-> deleting {out.relative_to(ROOT)} and rerunning it", flush=True)
+        print(f"{err}\n-> deleting {shown(out)} and rerunning it", flush=True)
         shutil.rmtree(out)
-        run_sweep(spec, out, workers=WORKERS, spec_text=text, progress=False)
+        run_sweep(spec, out, backend=backend, workers=WORKERS, spec_text=text, progress=False)
     _SWEEPS[name] = by_point(load_sweep(out))
     return _SWEEPS[name]
 
@@ -124,6 +136,37 @@ def with_parameters(text: str, extra: dict[str, str]) -> str:
     return f"{text[:at]}[parameters]\n{lines}\n{text[at:]}"
 
 
+def with_seeds(text: str, n: int | None, source: str = "spec") -> str:
+    """Spec ``text`` with only the first ``n`` seeds of its ``[sweep]`` table (``seeds = [...]``
+    shortened, or ``replicates`` capped at ``n``); unchanged when ``n`` is None."""
+    if n is None:
+        return text
+    table = tomllib.loads(text).get("sweep", {})
+    if "seeds" in table:
+        pattern, value = r"^(seeds\s*=\s*)\[[^\]]*\]", repr(list(table["seeds"])[:n])
+    elif "replicates" in table:
+        pattern, value = r"^(replicates\s*=\s*)\d+", str(min(n, table["replicates"]))
+    else:
+        return text  # one seed already (the runner's default)
+    new, count = re.subn(pattern, lambda m: m.group(1) + value, text, count=1, flags=re.M)
+    if count != 1:
+        raise SystemExit(f"--seeds {n}: cannot find the seeds of {source} to shorten")
+    return new
+
+
+def limit_seeds(seeds) -> list:
+    """``seeds`` as a list, only the first ``--seeds N`` of them when that is given."""
+    return list(seeds)[:SEEDS] if SEEDS is not None else list(seeds)
+
+
+def shown(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def spec_factors(name: str) -> dict[str, list]:
     return load_spec(HERE / f"{name}.toml").factors
 
@@ -146,10 +189,14 @@ def table(rows: list[tuple], header: tuple) -> str:
 
 
 def save(fig, name):
-    IMG.mkdir(parents=True, exist_ok=True)
+    """Write ``fig`` to ``IMG/name`` atomically (a reader sees the old figure or the new one)."""
+    import io
+
     fig.tight_layout()
-    fig.savefig(IMG / name, dpi=110)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
+    atomic_write_bytes(IMG / name, buffer.getvalue())
 
 
 def heatmap(grid, rows, cols, labels, title, name, missing="n/a"):
@@ -1172,18 +1219,31 @@ FACTS = {
 
 
 def main(argv: list[str] | None = None) -> None:
-    global WORKERS, RUNS, IMG
+    global WORKERS, RUNS, IMG, SEEDS
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("facts", nargs="*", choices=[*FACTS, []], metavar="FACT",
                         help=f"what to run (default: all): {', '.join(FACTS)}")
-    parser.add_argument("--workers", type=int, default=WORKERS,
-                        help=f"processes per sweep (default {WORKERS})")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="processes per sweep (default 2)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="add a parameter to every spec (TOML value); runs go to runs-set/")
+    parser.add_argument("--seeds", type=int, default=None, metavar="N",
+                        help="a smoke run: only the first N seeds of every spec; runs go to "
+                        "runs/seedsN/ (numbers not comparable with docs/validation.md)")
+    parser.add_argument("--runs", type=Path, default=None, metavar="DIR",
+                        help="where the sweep directories go (default runs/, runs-set/ with "
+                        "--set, runs/seedsN/ with --seeds)")
+    parser.add_argument("--img", type=Path, default=None, metavar="DIR",
+                        help="where the figures go (default docs/img/; img/ in the runs "
+                        "directory with --set or --seeds)")
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error(f"--workers {args.workers}: expected an integer >= 1")
-    WORKERS = args.workers
+    if args.seeds is not None and args.seeds < 1:
+        parser.error(f"--seeds {args.seeds}: expected an integer >= 1")
+    WORKERS, SEEDS = args.workers, args.seeds
+    EXTRA.clear()
+    _SWEEPS.clear()
     for item in args.set:
         key, sep, value = item.partition("=")
         try:
@@ -1194,9 +1254,14 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"--set {item!r}: expected NAME=VALUE with a TOML value, "
                          "e.g. lymph_node_priming=true")
         EXTRA[key.strip()] = value.strip()
-    if EXTRA:
-        RUNS = HERE / "runs-set"
-        IMG = RUNS / "img"
+    RUNS = HERE / ("runs-set" if EXTRA else "runs")
+    if SEEDS is not None:
+        RUNS = RUNS / f"seeds{SEEDS}"
+    if args.runs is not None:
+        RUNS = args.runs.resolve()
+    IMG = RUNS / "img" if (EXTRA or SEEDS is not None) else ROOT / "docs" / "img"
+    if args.img is not None:
+        IMG = args.img.resolve()
     for name in args.facts or list(FACTS):
         out = FACTS[name]()
         print(f"\n### Fact {name}\n\n{out['table']}\n", flush=True)

@@ -5,6 +5,7 @@ Run from the repository root:
     .venv/bin/python experiments/validation/run_immune_myeloid.py            # all
     .venv/bin/python experiments/validation/run_immune_myeloid.py a c        # a subset
     .venv/bin/python experiments/validation/run_immune_myeloid.py --workers 1
+    .venv/bin/python experiments/validation/run_immune_myeloid.py c --seeds 1   # a smoke run
 
 (a) macrophages net pro-tumour: burden with the default macrophages vs none vs anti-CSF-1R
     (immune_myeloid_macrophages.toml, immune_myeloid_niche.toml);
@@ -16,23 +17,31 @@ Run from the repository root:
 (d) the NK x macrophage influx grid (immune_myeloid_grid.toml).
 
 The sweeps run through run_facts.sweep (the sweep runner, into runs/<spec>/, reused while the
-model code is unchanged); each analysis prints a Markdown table.
+model code is unchanged); each analysis prints a Markdown table. ``--seeds N`` (a smoke run: the
+first N seeds of every spec and of the direct runs of (b), into runs/seedsN/) and ``--runs DIR``
+as in run_facts.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import sys
+from pathlib import Path
 
 import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
 import run_facts as F  # noqa: E402  (same directory)
 
-from abm import TumorModel
-from abm.agents import Macrophage
-from abm.analysis.paired import med_range, relative_benefits
-from abm.analysis.runs import finals
+from abm import TumorModel  # noqa: E402
+from abm.agents import Macrophage  # noqa: E402
+from abm.analysis.paired import med_range, relative_benefits  # noqa: E402
+from abm.analysis.runs import finals  # noqa: E402
 
-SEEDS = [1, 2, 3, 4]
+ALL_SEEDS = [1, 2, 3, 4]  # the specs' seeds
+SEEDS = list(ALL_SEEDS)  # those used (--seeds N: the first N)
 
 
 def _group(groups: dict, want) -> list:
@@ -121,8 +130,10 @@ def part_b():
     # across runs of (a): final M2 share vs hypoxic fraction
     runs = [r for runs in F.sweep("immune_myeloid_macrophages").values() for r in runs]
     runs += [r for runs in F.sweep("immune_myeloid_niche").values() for r in runs]
+    # a run that cleared its tumour has no hypoxic fraction of cancer cells (NaN): left out
     pts = [(r.final("HypoxicFraction"), r.final("M2Fraction")) for r in runs
-           if r.final("Macrophages") >= 5]
+           if r.final("Macrophages") >= 5
+           and np.isfinite(r.final("HypoxicFraction")) and np.isfinite(r.final("M2Fraction"))]
     if len(pts) >= 3:
         x, y = np.array(pts).T
         rho = _spearman(x, y)
@@ -151,11 +162,13 @@ def part_c():
     base = g[keys[0]]
     for k in keys:
         runs = g[k]
-        mhc = [r.final("MeanMHC") for r in runs]
-        higher = sum(r.final("MeanMHC") > b.final("MeanMHC") for r, b in zip(runs, base,
-                                                                              strict=True))
+        mhc = [r.final("MeanMHC") for r in runs]  # NaN where the tumour was cleared
+        pairs = [(r.final("MeanMHC"), b.final("MeanMHC")) for r, b in zip(runs, base,
+                                                                          strict=True)]
+        pairs = [(x, y) for x, y in pairs if np.isfinite(x) and np.isfinite(y)]
+        higher = sum(x > y for x, y in pairs)
         rows.append((k, med_range(mhc, "{:.3f}"), " / ".join(f"{v:.3f}" for v in mhc),
-                     "-" if runs is base else f"{higher}/{len(SEEDS)}",
+                     "-" if runs is base else f"{higher}/{len(pairs)}",
                      med_range(finals(runs), "{:.0f}"),
                      med_range([r.final("NKKills") for r in runs], "{:.0f}"),
                      med_range([r.final("NKCells") for r in runs], "{:.0f}"),
@@ -172,9 +185,11 @@ def part_d():
     macs = sorted({k[1] for k in g})
     cells = {}
     for k, runs in g.items():
-        cells[k] = (statistics.median(finals(runs)),
-                    statistics.median(r.final("MeanMHC") for r in runs),
-                    statistics.median(r.final("M2Fraction") for r in runs))
+        # nanmedian: the mean MHC-I of a cleared tumour is NaN (statistics.median would sort
+        # the NaN in anywhere); NaN only if every seed cleared it
+        cells[k] = (float(np.median(finals(runs))),
+                    float(np.nanmedian([r.final("MeanMHC") for r in runs])),
+                    float(np.nanmedian([r.final("M2Fraction") for r in runs])))
     rows = []
     for nk in nks:
         rows.append((nk, *(f"{cells[(nk, m)][0]:.0f} / {cells[(nk, m)][1]:.3f} / "
@@ -188,11 +203,26 @@ PARTS = {"a": part_a, "b": part_b, "c": part_c, "d": part_d}
 
 
 def main(argv: list[str] | None = None) -> None:
+    global SEEDS
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("parts", nargs="*", choices=[*PARTS, []], metavar="PART")
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("parts", nargs="*", choices=[*PARTS, []], metavar="PART",
+                        help=f"what to run (default: all): {', '.join(PARTS)}")
+    parser.add_argument("--workers", type=int, default=1, help="processes per sweep")
+    parser.add_argument("--seeds", type=int, default=None, metavar="N",
+                        help="a smoke run: only the first N seeds (runs/seedsN/)")
+    parser.add_argument("--runs", type=Path, default=None, metavar="DIR",
+                        help="where the sweep directories go (default runs/)")
     args = parser.parse_args(argv)
-    F.WORKERS = args.workers
+    if args.workers < 1:
+        parser.error(f"--workers {args.workers}: expected an integer >= 1")
+    if args.seeds is not None and args.seeds < 1:
+        parser.error(f"--seeds {args.seeds}: expected an integer >= 1")
+    F.WORKERS, F.SEEDS = args.workers, args.seeds
+    F._SWEEPS.clear()
+    F.RUNS = HERE / "runs" if args.seeds is None else HERE / "runs" / f"seeds{args.seeds}"
+    if args.runs is not None:
+        F.RUNS = args.runs.resolve()
+    SEEDS = F.limit_seeds(ALL_SEEDS)
     for name in args.parts or list(PARTS):
         out = PARTS[name]()
         print(f"\n### ({name})\n\n{out['table']}\n", flush=True)

@@ -6,6 +6,7 @@ days):
 
     .venv/bin/python experiments/validation/run_immune_tcells.py          # a b c d
     .venv/bin/python experiments/validation/run_immune_tcells.py a c --workers 1
+    .venv/bin/python experiments/validation/run_immune_tcells.py a --seeds 1   # a smoke run
 
 - a: anti-PD-1 causes a proliferative burst from progenitors (immune_tcells_pd1_burst.toml);
 - b: a tumour whose CTLs are terminally exhausted does not respond (immune_tcells_terminal.toml);
@@ -15,6 +16,8 @@ days):
   immune_tcells_ctla4_priming.toml without Treg depletion).
 
 Sweeps a, b and d run through run_facts.sweep (into experiments/validation/runs/, git-ignored).
+``--seeds N`` (a smoke run: the first N seeds of every spec, c's direct runs too, into
+runs/seedsN/) and ``--runs DIR`` as in run_facts.py.
 """
 
 from __future__ import annotations
@@ -95,12 +98,13 @@ def part_c() -> str:
     spec = load_spec(HERE / "immune_tcells_spreading.toml")
     days = spec.steps // 24
     results: dict[str, dict[str, list[float]]] = {}
+    seeds = rf.limit_seeds(spec.seeds)
     for arm in spec.arms:
         params = spec.params_for({ARM: arm})
         vaccine = None
         res = {k: [] for k in ("primed_other", "ctl_other", "antigens_other", "burden",
                                "carriers_other", "per_carrier")}
-        for seed in spec.seeds:
+        for seed in seeds:
             model = TumorModel(rng=seed, **params)
             vaccine = set(model.treatments["vaccine"].antigens)
             other = [b for b in range(len(model.lymph_node.primed_total)) if b not in vaccine]
@@ -128,10 +132,10 @@ def part_c() -> str:
         v, c = results[f"vaccine day 0{suffix}"], results[f"no vaccine{suffix}"]
         more = sum(a > b for a, b in zip(v["primed_other"], c["primed_other"], strict=True))
         more_per = sum(a > b for a, b in zip(v["per_carrier"], c["per_carrier"], strict=True))
-        rows.append((f"vaccinated > control{suffix} (seeds)", f"{more} of {len(spec.seeds)}",
-                     "-", "-", "-", f"{more_per} of {len(spec.seeds)}", "-"))
-    seeds = f"{spec.seeds[0]}-{spec.seeds[-1]}"
-    return rf.table(rows, (f"arm (vaccine scenario, seeds {seeds}, day 24)",
+        rows.append((f"vaccinated > control{suffix} (seeds)", f"{more} of {len(seeds)}",
+                     "-", "-", "-", f"{more_per} of {len(seeds)}", "-"))
+    shown = f"{seeds[0]}-{seeds[-1]}"
+    return rf.table(rows, (f"arm (vaccine scenario, seeds {shown}, day {days})",
                            "CTLs primed vs non-vaccine antigens (total)",
                            "non-vaccine antigens primed", "CTLs vs non-vaccine antigens in tissue",
                            "carriers of non-vaccine antigens day 24 (cells x antigens)",
@@ -164,8 +168,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("parts", nargs="*", choices=[*PARTS, []], metavar="PART",
                         help=f"what to run (default: all): {', '.join(PARTS)}")
     parser.add_argument("--workers", type=int, default=1, help="processes per sweep")
+    parser.add_argument("--seeds", type=int, default=None, metavar="N",
+                        help="a smoke run: only the first N seeds (runs/seedsN/)")
+    parser.add_argument("--runs", type=Path, default=None, metavar="DIR",
+                        help="where the sweep directories go (default runs/)")
     args = parser.parse_args(argv)
-    rf.WORKERS = max(1, args.workers)
+    if args.workers < 1:
+        parser.error(f"--workers {args.workers}: expected an integer >= 1")
+    if args.seeds is not None and args.seeds < 1:
+        parser.error(f"--seeds {args.seeds}: expected an integer >= 1")
+    rf.WORKERS, rf.SEEDS = args.workers, args.seeds
+    rf._SWEEPS.clear()
+    rf.RUNS = HERE / "runs" if args.seeds is None else HERE / "runs" / f"seeds{args.seeds}"
+    if args.runs is not None:
+        rf.RUNS = args.runs.resolve()
     for name in args.parts or list(PARTS):
         print(f"\n### {name}\n\n{PARTS[name]()}\n", flush=True)
 
