@@ -33,11 +33,14 @@ from pathlib import Path
 import ipyvuetify as v
 import pytest
 import solara
+from test_browser import browser
+from test_server import walk
 
 from abm.agents import TREATMENTS
-from abm.dashboard.launch import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server
+from abm.dashboard.launch import CHROMIUM, start_server, stop_server
 from abm.dashboard.session import Session, page_options, scenario_values, session_from_query
 
+__all__ = ["browser"]  # the fixture, from the suite's one Chromium launcher
 SMALL = {"width": 30, "height": 30, "initial_tumor_cells": 40}
 
 
@@ -70,17 +73,6 @@ def render_session(session: Session):
 
     box, rc = solara.render(Dashboard(session=session), handle_error=False)
     return box
-
-
-def walk(widget):
-    stack = [widget]
-    while stack:
-        w = stack.pop()
-        yield w
-        children = [c for c in getattr(w, "children", None) or [] if not isinstance(c, str)]
-        for slot in getattr(w, "v_slots", None) or []:
-            children += slot.get("children", [])
-        stack += reversed(children)
 
 
 def texts(widget) -> list[str]:
@@ -197,17 +189,6 @@ def _chromium():
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Chromium at {CHROMIUM}")
     return pytest.importorskip("playwright.sync_api")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    api = _chromium()
-    with api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture(scope="module")

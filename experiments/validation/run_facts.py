@@ -1218,32 +1218,48 @@ FACTS = {
 }
 
 
-def main(argv: list[str] | None = None) -> None:
-    global WORKERS, RUNS, IMG, SEEDS
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("facts", nargs="*", choices=[*FACTS, []], metavar="FACT",
-                        help=f"what to run (default: all): {', '.join(FACTS)}")
-    parser.add_argument("--workers", type=int, default=2,
-                        help="processes per sweep (default 2)")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="add a parameter to every spec (TOML value); runs go to runs-set/")
+def add_sweep_options(parser: argparse.ArgumentParser, workers: int) -> None:
+    """``--workers``, ``--seeds`` and ``--runs``: the options of every script that runs its
+    sweeps through this module (this one, ``run_immune_myeloid.py``, ``run_immune_tcells.py``)."""
+    parser.add_argument("--workers", type=int, default=workers,
+                        help=f"processes per sweep (default {workers})")
     parser.add_argument("--seeds", type=int, default=None, metavar="N",
                         help="a smoke run: only the first N seeds of every spec; runs go to "
-                        "runs/seedsN/ (numbers not comparable with docs/validation.md)")
+                        "runs/seedsN/ (numbers not comparable with the docs)")
     parser.add_argument("--runs", type=Path, default=None, metavar="DIR",
-                        help="where the sweep directories go (default runs/, runs-set/ with "
-                        "--set, runs/seedsN/ with --seeds)")
-    parser.add_argument("--img", type=Path, default=None, metavar="DIR",
-                        help="where the figures go (default docs/img/; img/ in the runs "
-                        "directory with --set or --seeds)")
-    args = parser.parse_args(argv)
+                        help="where the sweep directories go (default runs/, runs/seedsN/ "
+                        "with --seeds)")
+
+
+def use_sweep_options(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                      runs: Path) -> None:
+    """Check ``add_sweep_options``'s options and set this module's ``WORKERS``, ``SEEDS`` and
+    ``RUNS`` from them (``runs``: the default sweep folder before ``--seeds``)."""
+    global WORKERS, RUNS, SEEDS
     if args.workers < 1:
         parser.error(f"--workers {args.workers}: expected an integer >= 1")
     if args.seeds is not None and args.seeds < 1:
         parser.error(f"--seeds {args.seeds}: expected an integer >= 1")
     WORKERS, SEEDS = args.workers, args.seeds
-    EXTRA.clear()
     _SWEEPS.clear()
+    RUNS = runs if SEEDS is None else runs / f"seeds{SEEDS}"
+    if args.runs is not None:
+        RUNS = args.runs.resolve()
+
+
+def main(argv: list[str] | None = None) -> None:
+    global IMG
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("facts", nargs="*", choices=[*FACTS, []], metavar="FACT",
+                        help=f"what to run (default: all): {', '.join(FACTS)}")
+    add_sweep_options(parser, workers=2)
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="add a parameter to every spec (TOML value); runs go to runs-set/")
+    parser.add_argument("--img", type=Path, default=None, metavar="DIR",
+                        help="where the figures go (default docs/img/; img/ in the runs "
+                        "directory with --set or --seeds)")
+    args = parser.parse_args(argv)
+    EXTRA.clear()
     for item in args.set:
         key, sep, value = item.partition("=")
         try:
@@ -1254,11 +1270,7 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"--set {item!r}: expected NAME=VALUE with a TOML value, "
                          "e.g. lymph_node_priming=true")
         EXTRA[key.strip()] = value.strip()
-    RUNS = HERE / ("runs-set" if EXTRA else "runs")
-    if SEEDS is not None:
-        RUNS = RUNS / f"seeds{SEEDS}"
-    if args.runs is not None:
-        RUNS = args.runs.resolve()
+    use_sweep_options(parser, args, HERE / ("runs-set" if EXTRA else "runs"))
     IMG = RUNS / "img" if (EXTRA or SEEDS is not None) else ROOT / "docs" / "img"
     if args.img is not None:
         IMG = args.img.resolve()

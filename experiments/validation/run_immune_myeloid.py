@@ -207,21 +207,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("parts", nargs="*", choices=[*PARTS, []], metavar="PART",
                         help=f"what to run (default: all): {', '.join(PARTS)}")
-    parser.add_argument("--workers", type=int, default=1, help="processes per sweep")
-    parser.add_argument("--seeds", type=int, default=None, metavar="N",
-                        help="a smoke run: only the first N seeds (runs/seedsN/)")
-    parser.add_argument("--runs", type=Path, default=None, metavar="DIR",
-                        help="where the sweep directories go (default runs/)")
+    F.add_sweep_options(parser, workers=1)
     args = parser.parse_args(argv)
-    if args.workers < 1:
-        parser.error(f"--workers {args.workers}: expected an integer >= 1")
-    if args.seeds is not None and args.seeds < 1:
-        parser.error(f"--seeds {args.seeds}: expected an integer >= 1")
-    F.WORKERS, F.SEEDS = args.workers, args.seeds
-    F._SWEEPS.clear()
-    F.RUNS = HERE / "runs" if args.seeds is None else HERE / "runs" / f"seeds{args.seeds}"
-    if args.runs is not None:
-        F.RUNS = args.runs.resolve()
+    F.use_sweep_options(parser, args, HERE / "runs")
     SEEDS = F.limit_seeds(ALL_SEEDS)
     for name in args.parts or list(PARTS):
         out = PARTS[name]()

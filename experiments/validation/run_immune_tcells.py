@@ -167,21 +167,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("parts", nargs="*", choices=[*PARTS, []], metavar="PART",
                         help=f"what to run (default: all): {', '.join(PARTS)}")
-    parser.add_argument("--workers", type=int, default=1, help="processes per sweep")
-    parser.add_argument("--seeds", type=int, default=None, metavar="N",
-                        help="a smoke run: only the first N seeds (runs/seedsN/)")
-    parser.add_argument("--runs", type=Path, default=None, metavar="DIR",
-                        help="where the sweep directories go (default runs/)")
+    rf.add_sweep_options(parser, workers=1)
     args = parser.parse_args(argv)
-    if args.workers < 1:
-        parser.error(f"--workers {args.workers}: expected an integer >= 1")
-    if args.seeds is not None and args.seeds < 1:
-        parser.error(f"--seeds {args.seeds}: expected an integer >= 1")
-    rf.WORKERS, rf.SEEDS = args.workers, args.seeds
-    rf._SWEEPS.clear()
-    rf.RUNS = HERE / "runs" if args.seeds is None else HERE / "runs" / f"seeds{args.seeds}"
-    if args.runs is not None:
-        rf.RUNS = args.runs.resolve()
+    rf.use_sweep_options(parser, args, HERE / "runs")
     for name in args.parts or list(PARTS):
         print(f"\n### {name}\n\n{PARTS[name]()}\n", flush=True)
 
