@@ -433,8 +433,10 @@ def text_for_number(pname: str, value: str, param: P.Param) -> str:
     if param.kind is bool:
         hint = "write true or false without quotes"
     elif number is not None and math.isfinite(number):
-        hint = (f"write the number without quotes ({P.value_text(value.strip())}, not "
-                f"{P.value_text(value)})")
+        if len(value) <= 2 * P.TEXT_KEPT:
+            hint = f"write the number without quotes ({value.strip()}, not \"{value}\")"
+        else:  # pasted long: not repeated whole
+            hint = "write the number without quotes"
     else:
         hint = "write a number without quotes"
     return (f"parameter {pname!r} = {P.value_text(value)} is text (a string), which is not "
