@@ -317,6 +317,21 @@ def test_every_overlay_draws_with_a_colour_bar_scale(key):
     assert frame.vmax >= 0
 
 
+def test_a_field_decayed_to_nothing_is_drawn_empty_not_stretched_to_full_colour():
+    """The chemokine of a cleared tumour decays to 1e-25 a.u. with a tiny gradient left: the
+    scale's top was that maximum, so the noise filled the view from the first to the last
+    colour. A top of at least ``NEGLIGIBLE_TOP`` draws it as the scale's first colour."""
+    model = TumorModel(rng=2, **TINY)
+    field = model.fields["chemokine"].data
+    field[...] = 1e-25 * np.linspace(0.0, 1.0, field.size).reshape(field.shape)
+    frame = R.tissue_rgb(model, "clone", "chemokine", show_cells=False)
+    zero = R.lut(R.overlays(model)["chemokine"].cmap)[0]
+    assert (frame.rgb.reshape(-1, 3) == zero).all(axis=1).mean() > 0.95
+    assert frame.vmax == R.NEGLIGIBLE_TOP
+    field[...] = 0.02 * np.linspace(0.0, 1.0, field.size).reshape(field.shape)  # a real field
+    assert R.tissue_rgb(model, "clone", "chemokine", show_cells=False).vmax == pytest.approx(0.02)
+
+
 def test_describe_site_says_what_is_there():
     model = TumorModel(rng=3, **TINY)
     x, y = (int(c) for c in np.argwhere(model.kind == Kind.CANCER)[0])

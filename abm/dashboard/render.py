@@ -176,13 +176,19 @@ def overlay_data(model: TumorModel, key: str) -> np.ndarray | None:
     raise ValueError(f"unknown overlay {key!r}: expected one of {', '.join(overlays(model))}")
 
 
+# the smallest top of a field's colour scale: a field that has decayed to nothing (the chemokine
+# of a cleared tumour, 1e-25 a.u. a day later) is drawn empty, not stretched to full colour
+NEGLIGIBLE_TOP = 1e-9
+
+
 def overlay_max(data: np.ndarray, key: str) -> float:
-    """Top of the colour scale: the current maximum; for PD-L1 rounded up to 0.1, so the scale
-    does not jump every frame and a low PD-L1 is not stretched to the darkest colour."""
+    """Top of the colour scale: the current maximum, at least ``NEGLIGIBLE_TOP`` (0 for an
+    empty grid); for PD-L1 rounded up to 0.1, so the scale does not jump every frame and a low
+    PD-L1 is not stretched to the darkest colour."""
     top = float(np.max(data)) if data.size else 0.0
     if key == "pdl1":
         return min(1.0, max(0.1, np.ceil(top * 10 - 1e-9) / 10))
-    return top
+    return max(top, NEGLIGIBLE_TOP) if data.size else 0.0
 
 
 def scale_max(model: TumorModel, key: str) -> float:
