@@ -148,3 +148,16 @@ def test_run_to_day_names_what_was_typed_and_a_day_that_runs_clears_the_complain
     run_to_button().click()  # runs: the complaint about 2000 no longer applies
     assert not _errors(box)
     _eventually(lambda: session.model.steps == 6)
+
+
+def test_a_seed_or_link_value_pasted_long_is_named_in_short():
+    from abm.dashboard.session import link_query, parse_seed
+
+    long = "7" * 5000
+    with pytest.raises(ValueError, match="at most 4300 digits") as err:
+        parse_seed(long)
+    assert len(str(err.value)) < 300 and "(5000 characters)" in str(err.value)
+    for query in (f"width=1&width={long}", f"teacher={'x' * 5000}"):
+        with pytest.raises(ValueError) as err:
+            link_query(query)
+        assert len(str(err.value)) < 300 and "(5000 characters)" in str(err.value)

@@ -38,6 +38,11 @@ def page_options(search: str | None) -> dict[str, bool]:
     return {key: query.get(key, "").lower() in PAGE_ON for key in PAGE_KEYS}
 
 
+def _plain(text: str) -> str:
+    """A link's value as typed, or, pasted long, in short (``abm.params.value_text``)."""
+    return text if len(text) <= 2 * P.TEXT_KEPT else P.value_text(text)
+
+
 def link_query(search: str | None) -> dict[str, str]:
     """A link's query string as a dict; ``ValueError`` for a key given twice (which value wins
     is not obvious; the seed's two names count as one) or a page option that is neither on nor
@@ -46,12 +51,13 @@ def link_query(search: str | None) -> dict[str, str]:
     for key, value in parse_qsl((search or "").lstrip("?"), keep_blank_values=True):
         for other in query:
             if other == key or {other, key} == {"seed", "rng"}:
-                raise ValueError(f"{key} given twice ({other}={query[other]} and {key}={value}); "
-                                 "give each once")
+                raise ValueError(f"{key} given twice ({other}={_plain(query[other])} and "
+                                 f"{key}={_plain(value)}); give each once")
         query[key] = value
     for key in PAGE_KEYS:
         if key in query and query[key].lower() not in PAGE_ON + PAGE_OFF:
-            raise ValueError(f"{key} {query[key]!r} is not allowed: expected 1 (on) or 0 (off)")
+            raise ValueError(f"{key} {P.value_text(query[key])} is not allowed: expected 1 (on) "
+                             "or 0 (off)")
     return query
 
 
@@ -267,8 +273,13 @@ def parse_seed(text: int | str) -> int:
     try:
         return P.validate_rng(text)
     except ValueError:
-        raise ValueError(f"seed {text!r} is not allowed: expected a whole number >= 0 "
-                         "(the same seed and parameters give the same run)") from None
+        digits = str(text).strip()
+        limit = P.seed_digits_limit()
+        longest = (f" of at most {limit} digits" if limit and digits.isdecimal()
+                   and len(digits) > limit else "")
+        raise ValueError(f"seed {P.value_text(text)} is not allowed: expected a whole number "
+                         f">= 0{longest} (the same seed and parameters give the same run)"
+                         ) from None
 
 
 def new_seed() -> int:
