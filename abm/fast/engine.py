@@ -484,6 +484,16 @@ class FastTumorModel(mesa.Model):
         state.pop("_rng_handles_of", None)
         return state
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """The copy's chemokine and suppressive-factor concentrations are views of its
+        ``linear_fields``' stacked array again (a copy makes each view an array of its own, which
+        the compiled update would no longer write: the copy's fields would stay frozen)."""
+        self.__dict__.update(state)
+        linear = self.linear_fields
+        for i, field in enumerate(linear.fields):
+            field.data = linear.data[i]
+            field._growth, field._source_gain = linear.growth[i], linear.gain[i]
+
     def step(self) -> None:
         """One hour, in ``TumorModel.step``'s order."""
         self._reset_effects()
