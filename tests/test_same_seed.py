@@ -10,7 +10,7 @@ engine is compared with itself only.
 
 Also here: a sweep stopped after some runs and resumed writes byte for byte the files of an
 uninterrupted one; ``FastTumorModel.use_threads`` and ``record_every`` do not change values;
-doses given live are reproducible (and on the fast engine equal to the same dose scheduled);
+doses given live are reproducible (tests/test_treatments.py: equal to the same dose scheduled);
 no hidden global randomness (other models, other threads, ``random``/``numpy.random``/numba's
 generator used in between); a model copied mid-run (pickle, ``copy.deepcopy``) runs on as the
 original does.
@@ -353,26 +353,6 @@ def test_doses_given_live_at_the_same_hour_give_the_same_run(engine):
     same(a, b)
     assert not a.equals(reference(engine))  # the doses changed the run
     same(live_run(engine, via_session=True), a)  # the dashboard's buttons: the same doses
-
-
-@pytest.mark.parametrize("therapy", ["anti_pd1", "anti_ctla4", "vaccine", "cart", "anti_csf1r"])
-def test_fast_engine_live_dose_equals_the_scheduled_dose_on_that_day(therapy):
-    """tests/test_treatments.py checks this on the Mesa engine; the fast engine shares the
-    therapies but not the hour, so it is checked here too (12 days: past the vaccine's
-    7-day priming delay)."""
-    from abm.fast import FastTumorModel
-
-    base = {"width": 40, "height": 40, "initial_tumor_cells": 80, "tcell_influx": 1.5}
-    scheduled = FastTumorModel(rng=9, **base, **{f"{therapy}_start_day": 2.0,
-                                                 f"{therapy}_doses": 1})
-    live = FastTumorModel(rng=9, **base)
-    scheduled.run_for(48)
-    live.run_for(48)
-    live.administer(therapy)
-    scheduled.run_for(12 * 24)
-    live.run_for(12 * 24)
-    same(series(scheduled), series(live))
-    assert [d["scheduled"] for d in scheduled.dose_log + live.dose_log] == [True, False]
 
 
 # --- (6) no hidden global randomness ----------------------------------------------------------
