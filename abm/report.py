@@ -270,15 +270,14 @@ def _out_dir(out: Any, default: Path, caller: str) -> Path:
     path (which ``Path`` would make the current folder)."""
     if out is None:
         return default
-    from abm.sweep.schema import show
+    from abm.sweep.results import checked_path
 
-    if not isinstance(out, str | os.PathLike) or isinstance(os.fspath(out), bytes):
-        raise TypeError(f"{caller}: out must be a folder path (str or Path), or None for "
-                        f"{default}, got {show(out)}")
-    if os.fspath(out) == "":
-        raise ReportError(f'{caller}: out "": an empty path; give a folder (\'.\' for the '
-                          "current folder), or None for " + str(default))
-    return Path(out)
+    try:
+        return checked_path(out, f"{caller}: out", f"a folder path (str or Path), or None for "
+                            f"{default}", f"give a folder ('.' for the current folder), or None "
+                            f"for {default}")
+    except SweepError as err:
+        raise ReportError(str(err)) from None
 
 
 def _save(fig: Any, path: Path) -> None:

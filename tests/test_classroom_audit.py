@@ -34,7 +34,8 @@ import ipyvuetify as v
 import pytest
 import solara
 from test_browser import browser
-from test_server import walk
+from test_dashboard_inputs import _texts as texts
+from test_server import eventually, walk
 
 from abm.agents import TREATMENTS
 from abm.dashboard.launch import CHROMIUM, start_server, stop_server
@@ -75,25 +76,11 @@ def render_session(session: Session):
     return box
 
 
-def texts(widget) -> list[str]:
-    out = []
-    for child in getattr(widget, "children", None) or []:
-        out += [child] if isinstance(child, str) else texts(child)
-    return out
-
-
 def address(root) -> str:
     """The query string the page keeps in the browser's address bar ("" if it keeps none)."""
     found = [w for w in walk(root) if hasattr(w, "query") and isinstance(w, v.VuetifyTemplate)]
     assert found, "the page does not keep its address bar"
     return found[0].query
-
-
-def eventually(condition, seconds: float = 10.0) -> None:
-    deadline = time.time() + seconds
-    while not condition():
-        assert time.time() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 # --- the class link's page -------------------------------------------------------------------
@@ -123,13 +110,13 @@ def test_the_address_bar_follows_the_page_so_a_reload_reopens_the_same_lesson(ta
     tab = tabs[-1]
     assert address(root) == "?scenario=escape&seed=2&width=30&height=30&teacher=1"
     tab.set_large(True)
-    eventually(lambda: address(root).endswith("&teacher=1&large=1"))
+    eventually(lambda: address(root).endswith("&teacher=1&large=1"), seconds=10.0)
     tab.set_compare(True)
-    eventually(lambda: "&compare=1" in address(root))
+    eventually(lambda: "&compare=1" in address(root), seconds=10.0)
     tab.set_param("mutation_rate", 0.013)  # as its slider does: applied on Reset
     assert "mutation_rate" not in address(root)
     tab.reset()
-    eventually(lambda: "mutation_rate=0.013" in address(root))
+    eventually(lambda: "mutation_rate=0.013" in address(root), seconds=10.0)
     query = address(root)
     # what a reload (or a restarted server) opens is this page's model and options
     session, problem = session_from_query(query)

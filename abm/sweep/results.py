@@ -127,19 +127,26 @@ def load_sweep(out: str | Path) -> SweepData:
     return SweepData(out, manifest, summary, done)
 
 
-def sweep_path(value: Any, argument: str) -> Path:
-    """``value`` as the path of a sweep directory, for a function's ``argument`` (named in the
-    message, e.g. ``"load_sweep: out"``): ``TypeError`` for anything but a ``str`` or a path,
-    ``SweepError`` for an empty string (which ``Path`` would make the current folder)."""
+def checked_path(value: Any, argument: str, kind: str, hint: str) -> Path:
+    """``value`` as a path, for a function's ``argument`` (named in the message, e.g.
+    ``"load_sweep: out"``): ``TypeError`` ("must be ``kind``") for anything but a ``str`` or a
+    path, ``SweepError`` (ending with ``hint``) for an empty string, which ``Path`` would make
+    the current folder."""
     from abm.sweep.schema import show
 
     if not isinstance(value, str | os.PathLike) or isinstance(os.fspath(value), bytes):
-        raise TypeError(f"{argument} must be the path of a sweep directory (str or Path, e.g. "
-                        f"'sweeps/checkpoint'), got {show(value)}")
+        raise TypeError(f"{argument} must be {kind}, got {show(value)}")
     if os.fspath(value) == "":
-        raise SweepError(f'{argument} "": an empty path; give the sweep directory made by '
-                         "`abm sweep` ('.' for the current folder)")
+        raise SweepError(f'{argument} "": an empty path; {hint}')
     return Path(value)
+
+
+def sweep_path(value: Any, argument: str) -> Path:
+    """``value`` as the path of a sweep directory (``checked_path``)."""
+    return checked_path(value, argument,
+                        "the path of a sweep directory (str or Path, e.g. 'sweeps/checkpoint')",
+                        "give the sweep directory made by `abm sweep` ('.' for the current "
+                        "folder)")
 
 
 def _not_a_sweep_hint(out: Path) -> None:
