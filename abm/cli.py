@@ -709,6 +709,9 @@ def export(
             fail(str(err))
     for path in paths:
         typer.echo(f"wrote {path}" + (" (replaced)" if path.name in replacing else ""))
+    stale = target / "patients.csv"
+    if "patients.csv" in replacing and not stale.exists():
+        typer.echo(f"removed {stale} (an earlier cohort export's; this sweep is not a cohort)")
 
 
 @app.command(cls=PlainErrors)

@@ -1124,7 +1124,9 @@ def export_csv(directory: str | Path, *, out: str | Path | None = None) -> list[
     """``summary.csv`` and ``timeseries.csv`` (every run, in run order), streamed one run at a
     time so memory stays flat; for a cohort also ``patients.csv`` (each patient's response in
     each arm, ``patients.parquet``); then ``about.json`` (``export_about``: how the runs were
-    made, read from the sweep's manifest, and whether the sweep was complete). ``summary.csv``
+    made, read from the sweep's manifest, and whether the sweep was complete). A
+    ``patients.csv`` an earlier cohort export left in ``out`` is removed by the export of a
+    sweep that is not a cohort. ``summary.csv``
     ends with an ``engine`` column (the same in every row: it tells the rows of a Mesa sweep
     from a fast one's when summaries are put together). All written atomically, ``about.json``
     last, so it is there only once the CSV files beside it are."""
@@ -1160,6 +1162,10 @@ def export_csv(directory: str | Path, *, out: str | Path | None = None) -> list[
         rows["patients.csv"] = len(patients)
     write_json(export_about(sweep, rows), out / EXPORT_ABOUT)
     written.append(out / EXPORT_ABOUT)
+    stale = out / "patients.csv"
+    if patients is None and stale.is_file():
+        stale.unlink()  # an earlier cohort export's: left beside these files, it would pass
+        # for this sweep's patients
     return written
 
 

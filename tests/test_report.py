@@ -200,6 +200,21 @@ def test_export_defaults_to_csv_and_says_what_it_replaced(grid, tmp_path):
     assert f"wrote {out / 'about.json'} (replaced)" in again.output
 
 
+def test_export_of_a_plain_sweep_removes_an_earlier_cohort_exports_patients(grid, tmp_path):
+    """A folder that held a cohort's export: exporting a sweep that is not a cohort into it
+    replaces summary.csv, timeseries.csv and about.json, and removes the cohort's
+    patients.csv, which would otherwise pass for this sweep's patients; the CLI says so."""
+    out = tmp_path / "csv"
+    out.mkdir()
+    (out / "patients.csv").write_text("patient,arm,best_response\n0,untreated,PD\n")
+    result = runner.invoke(app, ["export", str(grid), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert not (out / "patients.csv").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["about.json", "summary.csv",
+                                                     "timeseries.csv"]
+    assert f"removed {out / 'patients.csv'} (an earlier cohort export's" in result.output
+
+
 def test_export_says_how_the_runs_were_made_in_about_json(grid, tmp_path):
     """about.json, next to the CSV files, carries what the sweep's manifest says of how the
     runs were made (read from it, not from the machine that exports: here the manifest is
