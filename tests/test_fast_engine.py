@@ -32,7 +32,7 @@ import numpy as np
 import pytest
 
 from abm import FastTumorModel, TumorModel
-from abm.agents import Kind
+from abm.agents import Kind, TCell
 from abm.fast import kernels as K
 from abm.model import REPORTERS
 
@@ -131,6 +131,37 @@ def test_chemotaxis_goes_up_the_gradient():
     i = _killer(model, (2, 2), antigen=7)
     model._step_killers()
     assert model.ix[i] == 2 + 4  # every move one site up the gradient
+
+
+@pytest.mark.parametrize("scale, limit, up", [(1e-12, 1e-8, False), (1e-12, 0.0, True),
+                                              (1e-3, 1e-8, True)])
+def test_chemotaxis_needs_a_level_the_cell_can_sense(scale, limit, up):
+    """``ImmuneCell.next_site``: the best neighbour is taken only if it has at least
+    ``chemokine_detection_limit``; on a gradient below the limit a CTL with ``chemotaxis_bias``
+    1 walks at random, in both engines (limit 0: any gradient is followed, however faint)."""
+    params = dict(SMALL, initial_tumor_cells=1, chemotaxis_bias=1.0, tcell_speed=4,
+                  tcell_lifespan_days=365, chemokine_detection_limit=limit)
+    gradient = scale * np.arange(15, dtype=float)[:, None]
+    for engine in ("mesa", "fast"):
+        ends = []
+        for seed in range(8):
+            if engine == "fast":
+                model = FastTumorModel(rng=seed, **params)
+                model.chemokine.data[...] = gradient
+                i = _killer(model, (2, 2), antigen=7)
+                model._step_killers()
+                ends.append(int(model.ix[i]))
+            else:
+                model = TumorModel(rng=seed, **params)
+                model.chemokine.data[...] = gradient
+                cell = TCell(model, 7)
+                cell.place(model.grid[(2, 2)])
+                cell.step()
+                ends.append(cell.site.coordinate[0])
+        if up:
+            assert ends == [6] * 8, engine  # every move one site up the gradient
+        else:
+            assert ends.count(6) < 4 and min(ends) < 5, (engine, ends)  # a random walk
 
 
 def test_boxed_in_ctl_squeezes_past_a_cancer_cell():

@@ -74,8 +74,11 @@ class ImmuneCell(TissueCell):
     """A migrating immune cell: several moves per hour, biased up the chemokine gradient.
 
     Each move goes, with probability ``chemotaxis_bias``, to the free neighbour with the most
-    chemokine if that is more than here, and otherwise to a random free neighbour (a biased
-    random walk, as PhysiCell's immune cells and Kather et al. 2017).
+    chemokine if that is more than here and at least ``chemokine_detection_limit`` (a level
+    the cell can sense), and otherwise to a random free neighbour (a biased random walk, as
+    PhysiCell's immune cells and Kather et al. 2017). Without the limit, cells would follow
+    the gradient of a field decayed to 1e-25 a.u. after a tumour is cleared, and march to a
+    corner of the grid.
     """
 
     speed: int  # moves per hour
@@ -96,9 +99,11 @@ class ImmuneCell(TissueCell):
         if not free:
             return None
         chemokine = self.model.chemokine.data
-        if self.random.random() < self.model.p["chemotaxis_bias"]:
+        p = self.model.p
+        if self.random.random() < p["chemotaxis_bias"]:
             best = max(free, key=lambda c: chemokine[c.coordinate])
-            if chemokine[best.coordinate] > chemokine[self.site.coordinate]:
+            level = chemokine[best.coordinate]
+            if level > chemokine[self.site.coordinate] and level >= p["chemokine_detection_limit"]:
                 return best
         return self.random.choice(free)
 

@@ -654,7 +654,8 @@ class FastTumorModel(mesa.Model):
              p["treg_suppression"], p["mdsc_suppression"], p["tgfb_half_max"],
              p["tcell_proliferation_prob"], p["tcell_lifespan_days"] * 24.0,
              p["cart_lifespan_days"] * 24.0, p["tcell_progenitor_lifespan_days"] * 24.0,
-             p["tcell_progenitor_pd1_inhibition"], p["tcell_progenitor_division_prob"])
+             p["tcell_progenitor_pd1_inhibition"], p["tcell_progenitor_division_prob"],
+             p["chemokine_detection_limit"])
         i = (p["tcell_speed"], p["tcell_exhausted_speed"], p["tcell_exhaustion_limit"],
              p["cart_exhaustion_limit"], p["tcell_max_divisions"])
         return self._params_of("_killer_vectors", f, i)
@@ -668,7 +669,7 @@ class FastTumorModel(mesa.Model):
              effects["macrophage_repolarisation"], p["hypoxic_threshold"], p["tgfb_half_max"],
              p["macrophage_ifng_secretion"], p["macrophage_kill_prob"],
              p["nk_lifespan_days"] * 24.0, p["ifng_secretion"], p["nk_kill_prob"],
-             p["nk_tgfb_suppression"])
+             p["nk_tgfb_suppression"], p["chemokine_detection_limit"])
         i = (p["suppressor_speed"], p["tcell_speed"], p["tcell_exhausted_speed"],
              p["nk_kill_limit"])
         return self._params_of("_innate_vectors", f, i)
@@ -788,7 +789,8 @@ class FastTumorModel(mesa.Model):
         p = self.p
         K.step_suppressors(order, self.ix, self.iy, self.ikind, self.alive, self.tissue.kind,
                            self.idx, self.chemokine.data, p["chemotaxis_bias"],
-                           p["suppressor_speed"], p["treg_lifespan_days"] * 24.0,
+                           p["chemokine_detection_limit"], p["suppressor_speed"],
+                           p["treg_lifespan_days"] * 24.0,
                            p["mdsc_lifespan_days"] * 24.0, seed)
 
     def _compact(self) -> None:

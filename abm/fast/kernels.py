@@ -54,14 +54,15 @@ DY = np.array([-1, 0, 1, -1, 1, -1, 0, 1], dtype=np.int64)
 (F_BIAS, F_INFILTRATION, F_PD1_INHIBITION, F_PDL1_INDUCTION, F_PD1_OCCUPANCY, F_IFNG_SECRETION,
  F_KILL_PROB, F_TREG_SUPPRESSION, F_MDSC_SUPPRESSION, F_TGFB_HALF_MAX, F_PROLIFERATION_PROB,
  F_TCELL_LIFESPAN_H, F_CART_LIFESPAN_H, F_PROGENITOR_LIFESPAN_H, F_PROGENITOR_PD1_INHIBITION,
- F_PROGENITOR_DIVISION_PROB) = range(16)
+ F_PROGENITOR_DIVISION_PROB, F_DETECTION_LIMIT) = range(17)
 # indices into the int parameter vector
 I_SPEED, I_EXHAUSTED_SPEED, I_TCELL_EXHAUSTION_LIMIT, I_CART_EXHAUSTION_LIMIT, I_MAX_DIVISIONS = \
     range(5)
 # indices into the float parameter vector of step_innate (see engine._innate_params)
 (G_BIAS, G_INFILTRATION, G_MAC_LIFESPAN_H, G_MAC_DEPLETION, G_POLARISATION_RATE,
  G_REPOLARISATION, G_HYPOXIC_THRESHOLD, G_TGFB_HALF_MAX, G_MAC_IFNG_SECRETION, G_MAC_KILL_PROB,
- G_NK_LIFESPAN_H, G_IFNG_SECRETION, G_NK_KILL_PROB, G_NK_TGFB_SUPPRESSION) = range(14)
+ G_NK_LIFESPAN_H, G_IFNG_SECRETION, G_NK_KILL_PROB, G_NK_TGFB_SUPPRESSION,
+ G_DETECTION_LIMIT) = range(15)
 # indices into the int parameter vector of step_innate
 J_MAC_SPEED, J_NK_SPEED, J_EXHAUSTED_SPEED, J_NK_KILL_LIMIT = range(4)
 
@@ -325,21 +326,23 @@ def _divide(xs, ys, kind, antigens, antigenicity, pdl1_base, mhc, pdl1_induced, 
 
 
 @njit(cache=True, inline="always")
-def _next_site(i, ix, iy, kind, chemokine, bias, fx, fy):
-    """``ImmuneCell.next_site``: with probability ``bias`` the free neighbour with the most
-    chemokine if that is more than here, else a random free neighbour; -1 if none is free.
+def _next_site(i, ix, iy, kind, chemokine, taxis, fx, fy):
+    """``ImmuneCell.next_site``: with probability ``taxis[0]`` (``chemotaxis_bias``) the free
+    neighbour with the most chemokine if that is more than here and at least ``taxis[1]``
+    (``chemokine_detection_limit``), else a random free neighbour; -1 if none is free.
     Returns the index into ``fx``/``fy``."""
     x = ix[i]
     y = iy[i]
     nfree = _free_neighbours(kind, x, y, fx, fy)
     if nfree == 0:
         return -1
-    if _uniform() < bias:
+    if _uniform() < taxis[0]:
         best = 0
         for k in range(1, nfree):
             if chemokine[fx[k], fy[k]] > chemokine[fx[best], fy[best]]:
                 best = k
-        if chemokine[fx[best], fy[best]] > chemokine[x, y]:
+        level = chemokine[fx[best], fy[best]]
+        if level > chemokine[x, y] and level >= taxis[1]:
             return best
     return _below(nfree)
 
@@ -364,10 +367,10 @@ def _die(i, ix, iy, kind, idx, alive):
 
 
 @njit(cache=True, inline="always")
-def _migrate(i, moves, ix, iy, ikind, kind, idx, chemokine, bias, fx, fy):
+def _migrate(i, moves, ix, iy, ikind, kind, idx, chemokine, taxis, fx, fy):
     """``ImmuneCell.migrate``: up to ``moves`` moves, stopping when boxed in."""
     for _ in range(moves):
-        k = _next_site(i, ix, iy, kind, chemokine, bias, fx, fy)
+        k = _next_site(i, ix, iy, kind, chemokine, taxis, fx, fy)
         if k < 0:
             return
         _move(i, fx[k], fy[k], ix, iy, ikind, kind, idx)
@@ -403,12 +406,12 @@ def _find_target(i, ix, iy, ikind, antigen, kind, antigens, mhc, car_negative, t
 
 
 @njit(cache=True, inline="always")
-def _advance(i, ix, iy, ikind, kind, idx, chemokine, bias, infiltration, antigens, antigenicity,
-             pdl1_base, mhc, pdl1_induced, car_negative, clone, fx, fy):
+def _advance(i, ix, iy, ikind, kind, idx, chemokine, taxis, infiltration, antigens,
+             antigenicity, pdl1_base, mhc, pdl1_induced, car_negative, clone, fx, fy):
     """``ImmuneCell.advance``: one move; if boxed in, squeeze past a neighbouring cancer cell
     with probability ``infiltration`` (``Tissue.swap``: the cells exchange sites, the cancer
     cell's traits go with it). False if the cell cannot move."""
-    k = _next_site(i, ix, iy, kind, chemokine, bias, fx, fy)
+    k = _next_site(i, ix, iy, kind, chemokine, taxis, fx, fy)
     if k >= 0:
         _move(i, fx[k], fy[k], ix, iy, ikind, kind, idx)
         return True
@@ -507,7 +510,7 @@ def _killers(order, ix, iy, ikind, antigen, exhaustion, kills, divisions, engage
     """``step_killers``' loop, compiled without reference counting (which cost most of its
     time in the inlined helpers): ``fx``, ``fy``, ``tx``, ``ty`` are 8-slot scratch."""
     h = kind.shape[1]
-    bias = fp[F_BIAS]
+    taxis = (fp[F_BIAS], fp[F_DETECTION_LIMIT])  # ImmuneCell.next_site's two parameters
     total_kills = 0
     for oi in range(order.shape[0]):
         i = order[oi]
@@ -525,11 +528,12 @@ def _killers(order, ix, iy, ikind, antigen, exhaustion, kills, divisions, engage
             continue
         limit = ip[I_CART_EXHAUSTION_LIMIT] if car else ip[I_TCELL_EXHAUSTION_LIMIT]
         if not progenitor and exhaustion[i] >= limit:  # exhausted: linger, barely motile
-            _migrate(i, ip[I_EXHAUSTED_SPEED], ix, iy, ikind, kind, idx, chemokine, bias, fx, fy)
+            _migrate(i, ip[I_EXHAUSTED_SPEED], ix, iy, ikind, kind, idx, chemokine, taxis, fx,
+                     fy)
             continue
         # hunt
         target = _hunt(i, False, ip[I_SPEED], fp[F_INFILTRATION], fp[F_IFNG_SECRETION], ix, iy,
-                       ikind, antigen, kind, idx, chemokine, bias, antigens, antigenicity,
+                       ikind, antigen, kind, idx, chemokine, taxis, antigens, antigenicity,
                        pdl1_base, mhc, pdl1_induced, car_negative, clone, engaged, ifng_source,
                        fx, fy, tx, ty)
         if target < 0:
@@ -586,7 +590,7 @@ def _killers(order, ix, iy, ikind, antigen, exhaustion, kills, divisions, engage
 
 
 @njit(cache=True)
-def step_suppressors(order, ix, iy, ikind, alive, kind, idx, chemokine, bias, speed,
+def step_suppressors(order, ix, iy, ikind, alive, kind, idx, chemokine, bias, detection, speed,
                      treg_lifespan_h, mdsc_lifespan_h, seed_value=-1):
     """Tregs and MDSCs in the given (random) order: ``Suppressor.step`` (die with the
     lifespan, else ``migrate`` ``suppressor_speed`` moves). ``seed_value``: ``seed``'s, if not
@@ -594,12 +598,12 @@ def step_suppressors(order, ix, iy, ikind, alive, kind, idx, chemokine, bias, sp
     if seed_value != -1:
         np.random.seed(seed_value)
     scratch = np.empty((2, 8), dtype=np.int64)
-    return _suppressors(order, ix, iy, ikind, alive, kind, idx, chemokine, bias, speed,
-                        treg_lifespan_h, mdsc_lifespan_h, scratch[0], scratch[1])
+    return _suppressors(order, ix, iy, ikind, alive, kind, idx, chemokine, (bias, detection),
+                        speed, treg_lifespan_h, mdsc_lifespan_h, scratch[0], scratch[1])
 
 
 @njit(cache=True, _nrt=False)
-def _suppressors(order, ix, iy, ikind, alive, kind, idx, chemokine, bias, speed,
+def _suppressors(order, ix, iy, ikind, alive, kind, idx, chemokine, taxis, speed,
                  treg_lifespan_h, mdsc_lifespan_h, fx, fy):
     """``step_suppressors``' loop without reference counting (``_killers``)."""
     for oi in range(order.shape[0]):
@@ -608,7 +612,7 @@ def _suppressors(order, ix, iy, ikind, alive, kind, idx, chemokine, bias, speed,
         if _uniform() < 1.0 / lifespan:
             _die(i, ix, iy, kind, idx, alive)
             continue
-        _migrate(i, speed, ix, iy, ikind, kind, idx, chemokine, bias, fx, fy)
+        _migrate(i, speed, ix, iy, ikind, kind, idx, chemokine, taxis, fx, fy)
 
 
 @njit(cache=True)
@@ -641,7 +645,7 @@ def _nk_target(x, y, kind, mhc, tx, ty):
 
 @njit(cache=True, inline="always")
 def _hunt(i, nk, speed, infiltration, secretion, ix, iy, ikind, antigen, kind, idx, chemokine,
-          bias, antigens, antigenicity, pdl1_base, mhc, pdl1_induced, car_negative, clone,
+          taxis, antigens, antigenicity, pdl1_base, mhc, pdl1_induced, car_negative, clone,
           engaged, ifng_source, fx, fy, tx, ty):
     """``ImmuneCell.hunt`` for CTLs and CAR-T cells (``TCell.find_target``) and NK cells
     (``NKCell.find_target``, ``nk``): look for a target here, otherwise move up to ``speed``
@@ -652,7 +656,7 @@ def _hunt(i, nk, speed, infiltration, secretion, ix, iy, ikind, antigen, kind, i
               _find_target(i, ix, iy, ikind, antigen, kind, antigens, mhc, car_negative, tx, ty))
     moves = 0
     while target < 0 and moves < speed:
-        if not _advance(i, ix, iy, ikind, kind, idx, chemokine, bias, infiltration, antigens,
+        if not _advance(i, ix, iy, ikind, kind, idx, chemokine, taxis, infiltration, antigens,
                         antigenicity, pdl1_base, mhc, pdl1_induced, car_negative, clone, fx, fy):
             break
         moves += 1
@@ -695,7 +699,7 @@ def _innate(order, ix, iy, ikind, kills, engaged, alive, state, kind, idx, antig
             fy, tx, ty):
     """``step_innate``' loop without reference counting (``_killers``)."""
     w, h = kind.shape
-    bias = gp[G_BIAS]
+    taxis = (gp[G_BIAS], gp[G_DETECTION_LIMIT])
     for oi in range(order.shape[0]):
         i = order[oi]
         engaged[i] = False
@@ -732,7 +736,7 @@ def _innate(order, ix, iy, ikind, kills, engaged, alive, state, kind, idx, antig
                         kills[i] += 1
                     continue  # held by its target this hour
             for _ in range(jp[J_MAC_SPEED]):  # roam
-                if not _advance(i, ix, iy, ikind, kind, idx, chemokine, bias,
+                if not _advance(i, ix, iy, ikind, kind, idx, chemokine, taxis,
                                 gp[G_INFILTRATION], antigens, antigenicity, pdl1_base, mhc,
                                 pdl1_induced, car_negative, clone, fx, fy):
                     break
@@ -742,11 +746,12 @@ def _innate(order, ix, iy, ikind, kills, engaged, alive, state, kind, idx, antig
             _die(i, ix, iy, kind, idx, alive)
             continue
         if kills[i] >= jp[J_NK_KILL_LIMIT]:  # spent
-            _migrate(i, jp[J_EXHAUSTED_SPEED], ix, iy, ikind, kind, idx, chemokine, bias, fx, fy)
+            _migrate(i, jp[J_EXHAUSTED_SPEED], ix, iy, ikind, kind, idx, chemokine, taxis, fx,
+                     fy)
             continue
         # (an NK cell has no antigen: ``ikind`` stands in for the CTLs' antigen array)
         target = _hunt(i, True, jp[J_NK_SPEED], gp[G_INFILTRATION], gp[G_IFNG_SECRETION], ix,
-                       iy, ikind, ikind, kind, idx, chemokine, bias, antigens, antigenicity,
+                       iy, ikind, ikind, kind, idx, chemokine, taxis, antigens, antigenicity,
                        pdl1_base, mhc, pdl1_induced, car_negative, clone, engaged, ifng_source,
                        fx, fy, tx, ty)
         if target < 0:
