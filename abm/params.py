@@ -287,10 +287,11 @@ _LIST: list[Param] = [
        "lowest chemokine level an immune cell senses: it steps up the gradient only to a "
        "neighbour with at least this much (below it, it moves at random; 0 follows any "
        "gradient, however faint)",
-       "modelling choice: far below any level a tumour keeps on the grid (the least on a "
-       "100x100 grid with a 100-cell tumour is about 2e-6 a.u.), so it binds only where the "
-       "field has decayed, as after a tumour is cleared (about 10 h later); in the chemokine's "
-       "arbitrary units, so scale it with chemokine_secretion", "T cells"),
+       "modelling choice: far below any level a tumour keeps on a 100x100 grid (the least "
+       "in every scenario, 2 seeds each, while a tumour was there: 2.3e-7 a.u., with one "
+       "cancer cell left), so there it binds only once the field has decayed, about 10 h after "
+       "a tumour is cleared; in the chemokine's arbitrary units, so scale it with "
+       "chemokine_secretion", "T cells"),
     _p("tcell_infiltration", 0.2, "per move", float, 0.0, 1.0,
        "probability a CTL (also a CAR-T cell, NK cell or macrophage) squeezes past a cancer "
        "cell when no free site is next to it", _MC,
