@@ -802,11 +802,12 @@ def cohort_patients(sweep: Sweep) -> pd.DataFrame:
     finished, so a partial report reads the runs done so far, and when the file cannot be
     read, as ``load_sweep`` does for ``summary.parquet``)."""
     from abm.sweep import load_sweep, patients_table
+    from abm.sweep.storage import read_parquet
 
     path = sweep.dir / "patients.parquet"
     if sweep.complete and path.exists():
         try:
-            return pd.read_parquet(path)
+            return read_parquet(path)
         except (OSError, ValueError):  # broken (ArrowInvalid is a ValueError): the run files
             pass
     try:

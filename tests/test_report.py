@@ -500,3 +500,36 @@ def test_the_export_of_an_unfinished_sweep_says_so_in_about_json(grid, tmp_path)
     assert (about["runs_exported"], about["runs_in_sweep"]) == (7, 8)
     assert about["finished"] is None and about["completed_with"] is None
     assert about["files"]["summary.csv"]["rows"] == 7
+
+
+def test_reading_a_sweep_starts_no_arrow_thread_pool(grid, tmp_path):
+    """Loading a sweep, its report and its export read Parquet without Arrow's thread pools
+    (``abm.sweep.storage.read_parquet``): a process that exits while a pool thread winds down
+    can abort with "terminate called without an active exception" (exit code 134) after its
+    work is done, as a script reading a sweep did twice here (apache/arrow#34314). In a fresh
+    process, the native threads after these reads are those there were after the imports
+    (pandas.read_parquet started three)."""
+    import subprocess
+    import sys
+
+    script = f"""
+import os, warnings
+from pathlib import Path
+import abm.report, abm.run, abm.sweep
+from abm.sweep.storage import read_parquet, read_run_table
+threads = lambda: len(os.listdir("/proc/self/task"))
+before = threads()
+warnings.simplefilter("ignore")
+directory = Path({str(grid)!r})
+sweep = abm.sweep.load_sweep(directory)
+read_parquet(directory / "summary.parquet")
+read_run_table(next((directory / "runs").glob("*.parquet")))
+abm.report.export_csv(directory, out=Path({str(tmp_path / "x")!r}))
+abm.report.write_report(directory, out=Path({str(tmp_path / "r")!r}))
+print(before, threads())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    before, after = map(int, done.stdout.split())
+    assert after == before, (before, after)

@@ -18,6 +18,7 @@ from abm.sweep.storage import (
     SweepError,
     build_summary,
     read_manifest,
+    read_parquet,
     read_run_probes,
     read_run_table,
     run_path,
@@ -119,7 +120,7 @@ def load_sweep(out: str | Path) -> SweepData:
         summary = empty_summary(manifest)
     elif len(done) == len(runs) and path.exists():
         try:
-            summary = pd.read_parquet(path)
+            summary = read_parquet(path)
         except (OSError, ValueError):  # broken (ArrowInvalid is a ValueError): the run files
             summary = build_summary(out, [r.run_id for r in done])
     else:

@@ -122,10 +122,25 @@ def read_run_table(
             if missing:  # (ParquetFile.read would leave them out without a word)
                 raise ValueError(f"{path}: no column {', '.join(map(repr, missing))} in this "
                                  f"run file (it has {', '.join(names)})")
-            table = file.read(columns=columns, use_pandas_metadata=True)
+            table = file.read(columns=columns, use_pandas_metadata=True, use_threads=False)
     except (OSError, pa.ArrowException) as err:
         raise broken(path, err) from None
-    return table.to_pandas()
+    return table.to_pandas(use_threads=False)
+
+
+def read_parquet(path: Path) -> pd.DataFrame:
+    """``pandas.read_parquet(path)`` without Arrow's thread pools (``read_run_table``
+    too). pandas' reader starts Arrow's pool threads, and a process that exits while one of
+    them is still winding down can abort at exit with "terminate called without an active
+    exception" (exit code 134, after all its work was done: apache/arrow#34314; seen twice
+    here at the end of a script that had read a sweep). The files are small, so the threads
+    gain nothing. Raises what ``pandas.read_parquet`` raises for a broken file (``OSError``,
+    ``ArrowInvalid``, a ``ValueError``)."""
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path) as file:
+        table = file.read(use_pandas_metadata=True, use_threads=False)
+    return table.to_pandas(use_threads=False)
 
 
 def check_run_file(path: Path, run_id: str) -> str | None:

@@ -41,7 +41,7 @@ from scipy.stats import fisher_exact
 
 from abm.analysis.response import lesion_area, objective_response, wilson_interval
 from abm.sweep import load_sweep, parse_spec, run_sweep
-from abm.sweep.storage import StaleSweep
+from abm.sweep.storage import StaleSweep, read_parquet
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -120,7 +120,7 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def patients(sweep: Any) -> pd.DataFrame:
-    return pd.read_parquet(sweep.dir / "patients.parquet")
+    return read_parquet(sweep.dir / "patients.parquet")
 
 
 def orr(rows: pd.DataFrame) -> tuple[int, int]:
