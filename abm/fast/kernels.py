@@ -593,7 +593,8 @@ def _killers(order, ix, iy, ikind, antigen, exhaustion, kills, divisions, engage
 def step_suppressors(order, ix, iy, ikind, alive, kind, idx, chemokine, bias, detection, speed,
                      treg_lifespan_h, mdsc_lifespan_h, seed_value=-1):
     """Tregs and MDSCs in the given (random) order: ``Suppressor.step`` (die with the
-    lifespan, else ``migrate`` ``suppressor_speed`` moves). ``seed_value``: ``seed``'s, if not
+    lifespan, else ``migrate`` ``suppressor_speed`` moves; ``bias`` and ``detection``:
+    ``chemotaxis_bias`` and ``chemokine_detection_limit``). ``seed_value``: ``seed``'s, if not
     -1."""
     if seed_value != -1:
         np.random.seed(seed_value)
