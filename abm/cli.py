@@ -7,6 +7,7 @@ any work starts, and a file-system error is one line naming the path.
 
 from __future__ import annotations
 
+import inspect
 import math
 import sys
 import typing
@@ -687,10 +688,12 @@ def export(
         Path | None, typer.Option(help="Where to write.", show_default="DIR/export")
     ] = None,
 ) -> None:
-    """Export a sweep for spreadsheets: summary.csv and timeseries.csv (all runs), for a
-    cohort patients.csv (each patient's response in each arm), and about.json: how the runs
-    were made (engine, spec, model and package versions, git commit; from the sweep's
-    manifest) and whether the sweep was complete."""
+    """Export a sweep for spreadsheets (CSV files and about.json).
+
+    summary.csv and timeseries.csv (all runs), for a cohort patients.csv (each patient's
+    response in each arm), and about.json: how the runs were made (engine, spec, model and
+    package versions, git commit; from the sweep's manifest) and whether the sweep was
+    complete."""
     from abm.report import EXPORT_FILES, ReportError, Sweep, export_csv
 
     target = out if out is not None else directory / "export"
@@ -766,6 +769,27 @@ def serve(
     if os.name == "posix":  # the server takes over this process: one pid to stop
         os.execv(sys.executable, command)
     raise typer.Exit(subprocess.call(command))  # pragma: no cover - Windows
+
+
+def _reflowed(doc: str) -> str:
+    """A command's docstring as its ``--help`` text: each paragraph one line (Typer's rich
+    help keeps the docstring's line breaks, which break sentences mid-line), except that each
+    ``Example:`` line stays a line of its own."""
+    paragraphs = []
+    for paragraph in inspect.cleandoc(doc).split("\n\n"):
+        lines: list[str] = []
+        for line in paragraph.splitlines():
+            if lines and not line.startswith("Example:") and not lines[-1].startswith("Example:"):
+                lines[-1] += " " + line.strip()
+            else:
+                lines.append(line.strip())
+        paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs)
+
+
+for _command in app.registered_commands:
+    if _command.help is None and _command.callback is not None and _command.callback.__doc__:
+        _command.help = _reflowed(_command.callback.__doc__)
 
 
 def main() -> None:

@@ -74,6 +74,25 @@ def test_scenarios_and_params_explain_themselves():
     assert "--scenario" in runner.invoke(app, ["run", "--help"]).output
 
 
+def test_help_texts_do_not_break_sentences_mid_line():
+    """Typer's help keeps a docstring's line breaks: each paragraph must come out whole, with
+    the examples still one per line, and the command list shows one short sentence each."""
+    wide = {"COLUMNS": "250"}
+    serve = runner.invoke(app, ["serve", "--help"], env=wide).output
+    assert ("Each browser tab gets its own model. Works offline: Solara's JavaScript and CSS "
+            "are served from the installed solara-assets package, not a CDN.") in serve
+    examples = [line.strip() for line in serve.splitlines() if "Example:" in line]
+    assert examples == ["Example: abm serve            (then open the printed URL)",
+                        "Example: abm serve --host 0.0.0.0 --port 8765   (a classroom network)"]
+    export = runner.invoke(app, ["export", "--help"], env=wide).output
+    assert "for a cohort patients.csv (each patient's response in each arm), and about.json" \
+        in export
+    listing = runner.invoke(app, ["--help"], env=wide).output
+    row = next(line for line in listing.splitlines() if line.startswith("│ export "))
+    assert row.strip("│ ").split(None, 1)[1] == ("Export a sweep for spreadsheets (CSV files "
+                                                  "and about.json).")
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
