@@ -583,14 +583,23 @@ def _losses(kind, o2_uptake, ifng_decay, ifng_uptake, o2_loss, ifng_loss):  # pr
             ifng_loss[x, y] = ifng_decay + (ifng_uptake if k == 1 else 0.0)  # Kind.CANCER
 
 
-@numba.njit(cache=True)
+# Per-site passes that divide are compiled with ``error_model="numpy"``: numba's default
+# (Python's) checks every float division for a zero divisor, to raise ZeroDivisionError, and
+# that branch keeps the compiler from vectorising the loop (``_saturate``: 13.9 -> 3.4 us at
+# 100x100). The quotients are the same to the bit; a zero divisor gives inf or nan, as numpy
+# does in the Mesa engine, instead of an exception.
+
+
+@numba.njit(cache=True, error_model="numpy")
 def _oxygen_effects(o2, low, high, thr, worst, necrosis_time_h, growth,
                     necrosis):  # pragma: no cover - compiled
-    """``TumorModel._update_oxygen_effects``: division factor and necrosis probability."""
+    """``TumorModel._update_oxygen_effects``: division factor and necrosis probability (two
+    loops: the first, without branches, is vectorised)."""
     fo, fg, fn = o2.ravel(), growth.ravel(), necrosis.ravel()
     for i in range(fo.size):
+        fg[i] = min(max((fo[i] - low) / (high - low), 0.0), 1.0)
+    for i in range(fo.size):
         v = fo[i]
-        fg[i] = min(max((v - low) / (high - low), 0.0), 1.0)
         if v >= thr:  # no necrosis risk (the usual site): skip the exponential
             fn[i] = 0.0
             continue
@@ -615,7 +624,7 @@ def _after_ifng(kind, hill, chem_base, chem_ifng, tgfb_tumor, tgfb_mdsc, tgfb_m2
             pdl1_induced[x, y] += cancer * pdl1_rate * (r - pdl1_induced[x, y])
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, error_model="numpy")
 def _saturate(c, k, out):  # pragma: no cover - compiled
     """out = c / (c + k), from float32 powers into a float64 response."""
     fc, fo = c.ravel(), out.ravel()
