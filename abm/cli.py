@@ -390,11 +390,11 @@ def run(
             if drawn:
                 typer.echo(f"seed {params['rng']} (drawn at random; --rng {params['rng']} "
                            "repeats this run)")
-            if engine == "fast" and not quiet:
-                from abm.fast import COMPILING, compile_pending
+            if engine == "fast":
+                from abm.fast import ensure_compiled
 
-                if compile_pending():  # else the first hours look stalled, with a wild ETA
-                    typer.echo(COMPILING.format(where=""), err=True)
+                # said (else the first hours look stalled, with a wild ETA) unless --quiet
+                ensure_compiled(lambda line: None if quiet else typer.echo(line, err=True))
             df, model = simulate(params, n_steps, record_every=record_every, progress=not quiet,
                                  engine=engine, model=model)
         except ValueError as err:

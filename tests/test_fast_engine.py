@@ -1204,24 +1204,34 @@ def test_a_lone_large_fast_run_uses_every_core(monkeypatch):
 
 @pytest.mark.slow
 def test_warm_up_compiles_everything_a_run_needs(tmp_path):
-    """``abm.fast.warm_up`` (run by ``make setup``) fills numba's on-disk cache with every
-    kernel and field solver: afterwards, a few days of every named scenario compile nothing."""
+    """``abm.fast.warm_up`` (run by ``make setup``, and by the first ``abm run`` or ``abm
+    sweep`` on the fast engine that finds a kernel missing) fills numba's on-disk cache with
+    every kernel and field solver: afterwards no run says it compiles, and a few days of every
+    named scenario compile nothing. (Before, a first `escape` run compiled only its own
+    kernels, and every later run announced a 15-45 s compile it did not do.)"""
     import os
     import subprocess
     import sys
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "PYTHONPATH": str(root)}
+    cache = tmp_path / "numba"
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), "PYTHONPATH": str(root)}
     pending = "from abm.fast import compile_pending; print(compile_pending())"
     before = subprocess.run([sys.executable, "-c", pending], env=env, capture_output=True,
                             text=True, check=True, timeout=600)
     assert before.stdout.strip() == "True"  # an empty cache: the first run will compile
-    subprocess.run([sys.executable, "-c", "from abm.fast import warm_up; warm_up()"], env=env,
-                   check=True, timeout=600)
+    run = [sys.executable, "-m", "abm.cli", "run", "--engine", "fast", "--scenario", "escape",
+           "--steps", "2", "--rng", "1", "--out", str(tmp_path / "run.csv")]
+    first = subprocess.run(run, env=env, capture_output=True, text=True, check=True,
+                           timeout=600)
+    assert "compiling the fast engine" in first.stderr
     after = subprocess.run([sys.executable, "-c", pending], env=env, capture_output=True,
                            text=True, check=True, timeout=600)
     assert after.stdout.strip() == "False"  # (so abm run and abm sweep say nothing of it)
+    second = subprocess.run(run, env=env, capture_output=True, text=True, check=True,
+                            timeout=600)
+    assert "compiling" not in second.stderr
     every = (
         "from abm import FastTumorModel\n"
         "from abm.scenarios import SCENARIOS\n"

@@ -1,9 +1,11 @@
 """The fast engine: ``TumorModel``'s rules on numpy arrays with numba kernels
 (``abm.fast.engine.FastTumorModel``; docs/engines.md)."""
 
+from collections.abc import Callable
+
 from abm.fast.engine import FastTumorModel, unsupported
 
-__all__ = ["FastTumorModel", "compile_pending", "unsupported", "warm_up"]
+__all__ = ["FastTumorModel", "compile_pending", "ensure_compiled", "unsupported", "warm_up"]
 
 COMPILING = ("compiling the fast engine's kernels into numba's on-disk cache (the first run of "
              "this code on this machine: about 15-45 s{where}; `make setup` does it in advance, "
@@ -27,6 +29,20 @@ def warm_up() -> float:
         model.administer("cart")
         model.run_for(12)
     return time.perf_counter() - start
+
+
+def ensure_compiled(say: Callable[[str], None], where: str = "") -> bool:
+    """Before fast-engine runs (``abm run``, ``abm sweep``): if some kernel or field solver is
+    not in numba's on-disk cache (:func:`compile_pending`), ``say`` so (:data:`COMPILING`,
+    ``where`` added to it) and compile them all now (:func:`warm_up`). A run compiles only the
+    kernels it calls, so compiling just those would leave the others (the innate cells', say)
+    pending, and every later run would announce a compile it does not do; and a sweep's
+    worker processes would each compile the same kernels. Returns whether it compiled."""
+    if not compile_pending():
+        return False
+    say(COMPILING.format(where=where))
+    warm_up()
+    return True
 
 
 def _tests_only() -> tuple:

@@ -281,12 +281,11 @@ def _run(
                 + _where(backend, workers, scheduler)
             )
             if spec.engine == "fast" and not scheduler:
-                from abm.fast import COMPILING, compile_pending
+                from abm.fast import ensure_compiled
 
-                if compile_pending():  # else the first runs look stalled, with a wild ETA
-                    each = (f" in each of the {workers} worker processes"
-                            if backend != "serial" and workers > 1 else "")
-                    log(COMPILING.format(where=each))
+                # here, once, before the workers start (each would compile the same kernels);
+                # said, else the first runs look stalled, with a wild ETA
+                ensure_compiled(log, ", once, before the runs start")
         tasks = (make_task(spec, r) for r in missing)  # lazily: one dict per run otherwise
         if backend == "serial" or not missing:
             results = run_serial(tasks)
