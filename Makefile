@@ -24,7 +24,10 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
+# the fast engine's kernels compiled first if the code changed since setup (a pull): else the
+# page's first fast-engine model would stall for 15-45 s while numba compiles them
 serve: setup
+	@$(PY) -c 'from abm.fast import ensure_compiled; ensure_compiled(print)'
 	$(VENV)/bin/abm serve
 
 chromium:
