@@ -138,6 +138,11 @@ def sweep_and_kill(out: Path, kill, **kwargs) -> None:
         ),
         (("width = 40", "width = 5"), ["parameters.width", "[10, 1000]"]),
         (("width = 40", 'width = "wide"'), ["parameters.width", "'wide'"]),
+        (
+            ("width = 40", "width = 40\nmutation_rate = [0.01, 0.05]"),
+            ["parameters.mutation_rate", "[0.01, 0.05] is a list",
+             "under [factors] (mutation_rate = [0.01, 0.05]", "[sample.bounds]"],
+        ),
         (("days = 2", ""), ["sweep.days", "days = 30 or steps = 720"]),
         (("days = 2", "days = 2\nsteps = 48"), ["sweep.days", "exactly one"]),
         (("replicates = 2", "replicates = 0"), ["sweep.replicates", "integer >= 1"]),

@@ -245,6 +245,13 @@ def parse_spec(data: dict[str, Any], source: str = "spec", *, force: bool = Fals
     if "seeds" in sweep:
         _check_seed_list(tables["sweep"], error)
         sweep["replicates"] = len(sweep["seeds"])
+    for pname, value in tables["parameters"].items():
+        if isinstance(value, list):  # most likely meant to vary it: say where that goes
+            listed = json.dumps(value, default=str)
+            raise error(f"parameters.{pname}", f"{listed} is a list, but [parameters] holds "
+                        "one fixed value per parameter; to vary it, give its values under "
+                        f"[factors] ({pname} = {listed}, the full grid), or its bounds under "
+                        "[sample.bounds] (a space-filling sample)")
     parameters = {
         pname: check_param(pname, value, error, f"parameters.{pname}")
         for pname, value in tables["parameters"].items()
