@@ -153,11 +153,20 @@ class LiveView:
 def status_text(session: Session) -> tuple[str, str]:
     """The status line (time and counts) and the performance line."""
     model, t = session.model, session.timing
+    p = model.p
+    # the cells a scenario leaves out (no CAR-T given, no macrophages or NK cells recruited)
+    # are left out of the line too, which then fits a projector's width in large text
+    cart = model.n_cart or p["cart_start_day"] is not None or any(
+        dose["therapy"] == "cart" for dose in model.dose_log)
     status = (
         f"day {model.day:.1f} · hour {model.steps} · cancer {model.n_cancer} · "
-        f"T cells {model.n_tcells} · CAR-T {model.n_cart} · Tregs {model.n_tregs} · "
-        f"MDSCs {model.n_mdscs} · macrophages {model.n_macrophages} "
-        f"(M2 {model.m2_fraction:.0%}) · NK {model.n_nk} · T-cell kills {model.kills}"
+        f"T cells {model.n_tcells} · "
+        + (f"CAR-T {model.n_cart} · " if cart else "")
+        + f"Tregs {model.n_tregs} · MDSCs {model.n_mdscs} · "
+        + (f"macrophages {model.n_macrophages} (M2 {model.m2_fraction:.0%}) · "
+           if model.n_macrophages or p["macrophage_influx"] > 0 else "")
+        + (f"NK {model.n_nk} · " if model.n_nk or p["nk_influx"] > 0 else "")
+        + f"T-cell kills {model.kills}"
         + (f" · NK kills {model.nk_kills}" if model.nk_kills or model.n_nk else "")
         + f" · PD-1 blocked by anti-PD-1 {model.pd1_occupancy:.0%} · seed {model.seed}"
     )
