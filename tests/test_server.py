@@ -165,20 +165,26 @@ def test_page_builds_with_tissue_image_status_charts_and_lesson():
         button(rc, label)
 
 
-def test_status_line_names_only_the_cells_the_scenario_has():
+def test_status_line_and_legend_name_only_the_cells_the_scenario_has():
     """The status line leaves out CAR-T cells, macrophages and NK cells while the scenario has
     none of them (so it fits a projector in large text), and names each once it is in play:
     CAR-T from a dose given (before the cells are counted), macrophages and NK cells from a
-    scenario that recruits them."""
+    scenario that recruits them. The populations chart's legend shows them once they have been
+    in the tissue."""
     session = small_session("escape")
     rc = render(session)
     status = text_of(rc, "abm-status")
     assert "T cells 0 · Tregs" in status
     for absent in ("CAR-T", "macrophages", "NK"):
         assert absent not in status, status
+    def legend() -> list[str]:
+        return [s["name"] for s in chart_options(session.snapshot())["populations"]["series"]]
+
+    assert legend() == ["cancer", "T cells", "Tregs", "MDSCs"]  # the chart's legend too
     button(rc, TREATMENTS["cart"].label).click()
     button(rc, "Step").click()
     assert re.search(r"CAR-T \d+ · Tregs", text_of(rc, "abm-status"))
+    assert legend() == ["cancer", "T cells", "CAR-T", "Tregs", "MDSCs"]
     assert "macrophages 0 (M2 0%)" in status_of("macrophage_niche")
     assert "NK 0 · T-cell kills" in status_of("nk_surveillance")
     assert "CAR-T 0" in status_of("cart")  # scheduled, not yet given

@@ -95,15 +95,21 @@ def chart_options(snapshot: dict[str, Any]) -> dict[str, dict]:
     # cancer cells on the left axis, immune cells on the right: ten Tregs next to thousands
     # of cancer cells would be a flat line at zero. The immune axis is logarithmic, so ten
     # Tregs stay visible next to hundreds of T cells or macrophages (0 is no point on it).
+    # CAR-T cells, macrophages and NK cells once they have been in the tissue (as NK kills
+    # below): a lesson without them has a legend of one row, clear of the axis names
+    extra = {name: (_positive(col(column)), c[kind], 1)
+             for name, column, kind in (("CAR-T", "CARTCells", kinds.CART),
+                                        ("macrophages", "Macrophages", kinds.MACROPHAGE),
+                                        ("NK cells", "NKCells", kinds.NK))
+             if any(cols[column])}
     populations = _line_chart(
         "Populations", days,
         {"cancer": (cancer, R.css(R.CANCER_VISIBLE_RGB)),
          "T cells": (_positive(col("TCells")), c[kinds.TCELL], 1),
-         "CAR-T": (_positive(col("CARTCells")), c[kinds.CART], 1),
+         **({"CAR-T": extra.pop("CAR-T")} if "CAR-T" in extra else {}),
          "Tregs": (_positive(col("Tregs")), c[kinds.TREG], 1),
          "MDSCs": (_positive(col("MDSCs")), c[kinds.MDSC], 1),
-         "macrophages": (_positive(col("Macrophages")), c[kinds.MACROPHAGE], 1),
-         "NK cells": (_positive(col("NKCells")), c[kinds.NK], 1)},
+         **extra},
         doses, [{"name": "cancer cells", "nameTextStyle": {"color": R.css(R.CANCER_VISIBLE_RGB)},
                  "axisLabel": {"color": R.css(R.CANCER_VISIBLE_RGB)}},
                 {"name": "immune cells (log)", "type": "log", "logBase": 10, "min": 1,
