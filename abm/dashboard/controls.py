@@ -115,7 +115,9 @@ def EngineControl(tab: Tab):
     solara.v.Select(label="engine", v_model=tab.session.engine, items=list(ENGINES),
                     on_v_model=tab.guard(tab.set_engine), class_="abm-engine")
     solara.Text("mesa: the reference; fast: the same rules compiled, for large grids (the "
-                "two agree in distribution, not run by run). Switching rebuilds the model.",
+                "two agree in distribution, not run by run). Switching rebuilds the model; "
+                "the first switch on a machine where it was never compiled (make setup and make "
+                "serve compile it) waits 15-45 s while it compiles.",
                 style={"font-size": "12px", "color": "#666"})
 
 
