@@ -397,6 +397,19 @@ def test_run_clinical_cart_one_patient(tmp_path):
     assert (tmp_path / "cart_relapse-n1" / "patients.parquet").is_file()
 
 
+def test_run_clinical_engine_fast_runs_the_spec_on_the_compiled_engine(tmp_path):
+    """``--engine fast`` (calibration pilots): its own sweep directory, the engine in the
+    manifest and the header; the spec's own engine otherwise."""
+    done = run_script("experiments/clinical/run_clinical.py", "--only", "cart", "--patients",
+                      "1", "--engine", "fast", "--runs", str(tmp_path))
+    assert "--engine fast" in done.stdout.splitlines()[0]
+    (everyone,) = markdown_rows(done.stdout, "all")
+    assert everyone[1] == "1"
+    manifest = json.loads((tmp_path / "cart_relapse-n1-fast" / "manifest.json").read_text())
+    assert manifest["engine"] == manifest["spec"]["sweep"]["engine"] == "fast"
+    assert not (tmp_path / "cart_relapse-n1").exists()
+
+
 @pytest.mark.slow
 def test_run_crosscheck_one_seed(tmp_path):
     done = run_script("experiments/kuznetsov/run_crosscheck.py", "--seeds", "1",

@@ -3,6 +3,7 @@
     PYTHONPATH=. python experiments/clinical/run_clinical.py                 # all seven
     PYTHONPATH=. python experiments/clinical/run_clinical.py --only mouse,cart --workers 2
     PYTHONPATH=. python experiments/clinical/run_clinical.py --patients 12   # a quick pilot
+    PYTHONPATH=. python experiments/clinical/run_clinical.py --only cart --engine fast  # pilot
     PYTHONPATH=. python experiments/clinical/run_clinical.py --only mouse,tmb --patients 2 \
         --seeds 1 --runs /tmp/clinical-smoke                                 # a smoke run
 
@@ -11,6 +12,9 @@ Each comparison is a spec in this directory, run with ``run_sweep`` (as ``abm sw
 reruns them). The script prints the Markdown tables of docs/clinical.md with the commit that
 measured them; paste them there after a rerun. ``--patients N`` overrides every cohort's size
 (into ``runs/NAME-nN``), for pilots; the documented numbers use the specs' own sizes.
+``--engine fast`` runs every spec on the compiled engine (into ``runs/NAME-fast``): statistically
+equivalent to the Mesa engine (docs/engines.md) and about 8x faster, for calibration pilots; the
+documented numbers are the specs' own engine's.
 ``--seeds N`` keeps the first N seeds of the specs that list seeds instead of drawing patients
 (mouse; into ``runs/NAME-sN``). ``--runs DIR`` puts the sweep directories elsewhere.
 
@@ -67,11 +71,11 @@ def commit() -> str:
 
 
 def run(name: str, *, patients: int | None, workers: int, uncorrelated: bool = False,
-        seeds: int | None = None) -> Any:
+        seeds: int | None = None, engine: str | None = None) -> Any:
     """Run (or reuse) spec ``name`` and return the loaded sweep; ``uncorrelated``: with its
     ``[patients.correlation]`` set to 0 (the same latent draws, so the same patients' values,
     paired independently); ``seeds``: only the first ``seeds`` seeds of a spec that lists
-    them."""
+    them; ``engine``: run on this engine instead of the spec's."""
     text = (HERE / f"{name}.toml").read_text()
     data = tomllib.loads(text)
     out = RUNS / name
@@ -82,6 +86,10 @@ def run(name: str, *, patients: int | None, workers: int, uncorrelated: bool = F
         data["sweep"]["seeds"] = list(data["sweep"]["seeds"])[:seeds]
         out = out.with_name(f"{out.name}-s{seeds}")
         text += f"\n# run with the first {seeds} seeds (run_clinical.py --seeds)\n"
+    if engine is not None and engine != data["sweep"].get("engine", "mesa"):
+        data["sweep"]["engine"] = engine
+        out = out.with_name(f"{out.name}-{engine}")
+        text += f"\n# run on the {engine} engine (run_clinical.py --engine)\n"
     if uncorrelated:
         for inner in data["patients"]["correlation"].values():
             for other in inner:
@@ -264,6 +272,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=Path, default=None, metavar="DIR",
                         help="where the sweep directories go (default experiments/clinical/runs)")
     parser.add_argument("--workers", type=int, default=1, help="processes per sweep")
+    parser.add_argument("--engine", choices=("mesa", "fast"), default=None,
+                        help="run every spec on this engine (default: the spec's; fast for "
+                        "pilots, into runs/NAME-fast)")
     args = parser.parse_args(argv)
     chosen = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = [s for s in chosen if s not in SECTIONS]
@@ -274,13 +285,14 @@ def main(argv: list[str] | None = None) -> None:
         if value is not None and value < 1:
             parser.error(f"--{flag} {value}: expected an integer >= 1")
     RUNS = args.runs.resolve() if args.runs is not None else HERE / "runs"
-    options = "".join(f" --{flag} {getattr(args, flag)}" for flag in ("patients", "seeds")
-                      if getattr(args, flag))
+    options = "".join(f" --{flag} {getattr(args, flag)}"
+                      for flag in ("patients", "seeds", "engine") if getattr(args, flag))
     print(f"Measured at commit {commit()} (experiments/clinical/run_clinical.py{options}).\n")
     for name in chosen:
-        sweep = run(SPECS[name], patients=args.patients, workers=args.workers, seeds=args.seeds)
-        extra = ([run(SPECS[name], patients=args.patients, workers=args.workers,
-                      uncorrelated=True, seeds=args.seeds)] if name == "cart_burden" else [])
+        how = {"patients": args.patients, "workers": args.workers, "seeds": args.seeds,
+               "engine": args.engine}
+        sweep = run(SPECS[name], **how)
+        extra = [run(SPECS[name], uncorrelated=True, **how)] if name == "cart_burden" else []
         print(f"### {name} ({SPECS[name]}.toml)\n")
         print(SECTIONS[name](sweep, *extra) + "\n", flush=True)
 
