@@ -270,6 +270,21 @@ def test_immune_myeloid_tables_with_a_cleared_tumour(monkeypatch):
     assert "40 / 0.700 / 0.50" in grid and "nan" not in grid
 
 
+def test_immune_myeloid_seeds_table_pairs_the_seeds(monkeypatch):
+    """(e): the paired change, the geometric-mean burden ratio (a cleared tumour, which has no
+    ratio, left out of it), the seeds larger with macrophages and the signed-rank test."""
+    module = load_script("experiments/validation/run_immune_myeloid.py")
+    default = [_Run(s, 100 * s) for s in range(1, 7)]
+    halved = [_Run(s, 50 * s if s < 6 else 0) for s in range(1, 7)]  # seed 6 cleared
+    monkeypatch.setattr(module.F, "sweep", lambda name: {"default": default,
+                                                         "no macrophages": halved})
+    (row,) = markdown_rows(module.part_e()["table"], "6")
+    assert row[3].startswith("-0.500 [")  # five seeds -0.5, one -1.0
+    assert row[5] == "0.500 [0.500, 0.500]"  # the five ratios of 0.5, the cleared seed out
+    assert row[6] == "6/6"
+    assert row[7] == "0.031"  # exact signed-rank test: all six of one sign, 2/64
+
+
 # --- tiny real runs: benchmarks ----------------------------------------------------------------
 
 
