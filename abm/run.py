@@ -162,7 +162,7 @@ def git_commit() -> str | None:
 
 
 # what does not change a simulation's results: the views and the command line
-_NOT_MODEL_CODE = ("dashboard/", "server.py", "cli.py", "report.py")
+_NOT_MODEL_CODE = ("dashboard/", "server.py", "cli.py", "report/")
 # text that does not either: a scenario's lesson for the dashboard, and a parameter's
 # description, source and group (``params._p``'s 7th to 9th arguments)
 _LESSON_KEYS = frozenset({"steps", "summary", "lesson", "watch_days", "colour_by"})

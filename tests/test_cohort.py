@@ -545,7 +545,7 @@ def test_bad_correlations_are_refused_naming_the_key(correlation, key, says):
 
 
 def test_the_cohort_report_shows_the_asked_and_the_drawn_correlation():
-    from abm.report import _correlation_lines
+    from abm.report.cohort import _correlation_lines
 
     points = pd.DataFrame(patient_points(parse_spec(correlated(0.6, -0.5, n=500),
                                                     force=True).patients))

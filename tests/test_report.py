@@ -322,7 +322,7 @@ def test_export_on_a_full_disk_names_the_file_and_leaves_no_temporary_file(
     import io
     import os
 
-    import abm.report as R
+    import abm.report.export as R
     from abm.sweep.storage import os_error_text
 
     out = tmp_path / "export"

@@ -13,7 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from abm.cli import app
-from abm.report import NOT_AVAILABLE, Sweep, _heatmap, plot_outcome_by_parameter
+from abm.report import NOT_AVAILABLE, Sweep, plot_outcome_by_parameter
+from abm.report.sweeps import _heatmap
 from abm.sweep import parse_spec, run_sweep
 
 runner = CliRunner()

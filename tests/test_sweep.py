@@ -1192,6 +1192,25 @@ def test_the_model_code_hash_counts_code_not_comments_docstrings_or_lesson_texts
     assert not same("model.py", "self.nk_kills = 0", "self.nk_kills = 1")
 
 
+def test_the_views_are_not_model_code():
+    """The dashboard, the CLI and the reports do not change a simulation's results, so editing
+    them must not make stored sweeps stale: every module of theirs is left out of the model-code
+    hash, and every module of the model is in it."""
+    from pathlib import Path
+
+    from abm import run as R
+
+    pkg = Path(R.__file__).parent
+    names = [p.relative_to(pkg).as_posix() for p in pkg.rglob("*.py")]
+    views = [n for n in names if n.split("/")[0] in ("dashboard", "report")
+             or n in ("server.py", "cli.py")]
+    assert len(views) > 10 and any(n.startswith("report/") for n in views)
+    assert all(n.startswith(R._NOT_MODEL_CODE) for n in views)
+    model = [n for n in names if n not in views]
+    assert {"model.py", "agents/tcell.py", "fast/kernels.py", "run.py"} <= set(model)
+    assert not any(n.startswith(R._NOT_MODEL_CODE) for n in model)
+
+
 def test_a_cleared_tumour_has_no_final_means_in_its_summary():
     """A mean over no cancer cells is not 0: a cured run must not count as a fully hidden or
     antigen-negative tumour in a report's averages. (The reporters are NaN there now; run

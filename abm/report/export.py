@@ -1,0 +1,215 @@
+"""The CSV export of a sweep (``export_csv``: ``summary.csv``, ``timeseries.csv``, a cohort's
+``patients.csv`` and ``about.json``) and ``iter_runs``."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from abm.report.base import OUTCOME_CLASSES, PartialSweep, Sweep, _class_column, _out_dir, _read_run
+from abm.report.cohort import cohort_patients
+
+
+def csv_ready(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` for a CSV file without float32 noise: a float that is exactly a float32 value
+    (``0.05000000074505806``, ``0.8285782337188721``, from the model's float32 arrays) is
+    written as the shortest number that is that float32 value (``0.05``, ``0.82857823``).
+    Any other float (a parameter drawn in double precision, a mean taken in float64) keeps
+    every digit, so values in a CSV match the Parquet files they came from."""
+    out = df.copy()
+    for column in out.columns:
+        values = out[column]
+        if not pd.api.types.is_float_dtype(values):
+            continue
+        raw = values.to_numpy(dtype=float)
+        with np.errstate(over="ignore", invalid="ignore"):
+            single = raw.astype(np.float32)
+            exact = (single.astype(np.float64) == raw) & np.isfinite(raw)
+        shortest = np.array([float(str(v)) for v in single])
+        out[column] = np.where(exact, shortest, raw)
+    return out
+
+
+EXPORT_ABOUT = "about.json"
+
+
+# every file ``abm export`` writes (patients.csv for a cohort only), in the order it names them
+EXPORT_FILES = ("summary.csv", "timeseries.csv", "patients.csv", EXPORT_ABOUT)
+EXPORT_FORMAT = "abm-export/1"
+
+
+def export_csv(directory: str | Path, *, out: str | Path | None = None) -> list[Path]:
+    """``summary.csv`` and ``timeseries.csv`` (every run, in run order), streamed one run at a
+    time so memory stays flat; for a cohort also ``patients.csv`` (each patient's response in
+    each arm, ``patients.parquet``); then ``about.json`` (``export_about``: how the runs were
+    made, read from the sweep's manifest, and whether the sweep was complete). A
+    ``patients.csv`` an earlier cohort export left in ``out`` is removed by the export of a
+    sweep that is not a cohort. ``summary.csv``
+    ends with an ``engine`` column (the same in every row: it tells the rows of a Mesa sweep
+    from a fast one's when summaries are put together). All written atomically, ``about.json``
+    last, so it is there only once the CSV files beside it are."""
+    from abm.run import write_json, write_table
+
+    sweep = Sweep(directory, argument="export_csv: directory")
+    out = _out_dir(out, sweep.dir / "export", "export_csv")
+    if not sweep.complete:  # as the report says it (a UserWarning: one line from the CLI)
+        import warnings
+
+        warnings.warn(f"{sweep.dir}: partial: {len(sweep.summary)} of {sweep.n_runs} runs "
+                      "finished so far; the export holds those (rerun the same `abm sweep` "
+                      "command to finish the sweep)", PartialSweep, stacklevel=2)
+    # what can fail on a broken file is read before anything is written, so a failed export
+    # leaves an earlier one in the folder whole, never some of its files replaced
+    patients = cohort_patients(sweep) if "patients" in sweep.spec else None
+    out.mkdir(parents=True, exist_ok=True)
+    summary = sweep.summary.drop(columns=[_class_column(c) for c in OUTCOME_CLASSES])
+    if "engine" not in summary.columns:
+        summary["engine"] = sweep.engine
+    path = out / "timeseries.csv"
+    rows = {"summary.csv": len(summary), "timeseries.csv": 0}
+    with _atomic_text(path) as fh:
+        for i, run_id in enumerate(summary["run_id"]):
+            series = csv_ready(_read_run(sweep, run_id))
+            series.to_csv(fh, index=False, header=i == 0)
+            rows["timeseries.csv"] += len(series)
+    write_table(csv_ready(summary), out / "summary.csv")
+    written = [out / "summary.csv", path]
+    if patients is not None:
+        write_table(csv_ready(patients), out / "patients.csv")
+        written.append(out / "patients.csv")
+        rows["patients.csv"] = len(patients)
+    write_json(export_about(sweep, rows), out / EXPORT_ABOUT)
+    written.append(out / EXPORT_ABOUT)
+    stale = out / "patients.csv"
+    if patients is None and stale.is_file():
+        stale.unlink()  # an earlier cohort export's: left beside these files, it would pass
+        # for this sweep's patients
+    return written
+
+
+# what each exported CSV file holds, for about.json
+_EXPORT_HOLDS = {
+    "summary.csv": "one row per run: run_id, point_id, replicate, seed, the varied parameters, "
+                   "the outcome measures and class (docs/sweeps.md), and the engine",
+    "timeseries.csv": "every run's time series, one row per recorded step, in run order, with "
+                      "the run's ids and varied parameters (joins summary.csv on run_id)",
+    "patients.csv": "a cohort's patients: one row per patient and arm with the best response, "
+                    "best % change, progression-free days and the drawn parameters",
+}
+
+
+def export_about(sweep: Sweep, rows: dict[str, int]) -> dict[str, Any]:
+    """``about.json`` of an export: how the sweep's runs were made, all read from its manifest
+    (engine, spec, model and package versions, git commit, model-code hash; never this
+    machine's), whether the sweep was complete, and what each file holds (``rows``: file name
+    -> number of data rows). The export's own time and abm version are under ``exported``."""
+    from datetime import UTC, datetime
+
+    from abm import __version__
+
+    manifest = sweep.manifest
+    table = sweep.spec["sweep"]
+    done = len(sweep.summary)
+    listed = table.get("seeds")
+    partial = None if sweep.complete else (
+        f"{done} of {sweep.n_runs} runs had finished when this was exported, and the CSV "
+        "files hold those; rerun the same `abm sweep` command to finish the sweep, then "
+        "export again")
+    return {
+        "about": (f"CSV export of the abm sweep {table['name']!r}: how its runs were made, from "
+                  "the sweep's manifest.json (provenance: the model and package versions and "
+                  "git commit it was started with; completed_with: those that finished it), and "
+                  "what each file holds. Columns: docs/sweeps.md."),
+        "format": EXPORT_FORMAT,
+        "sweep": table["name"],
+        "description": table.get("description") or "",
+        "complete": sweep.complete,
+        "partial": partial,
+        "runs_exported": done,
+        "runs_in_sweep": sweep.n_runs,
+        "engine": sweep.engine,
+        "scenario": table.get("scenario"),
+        "species": table.get("species"),
+        "days": table["steps"] / 24,
+        "steps": table["steps"],
+        "record_every": table["record_every"],
+        "replicates": table["replicates"],
+        "seed": None if listed else table.get("seed"),
+        "seeds": listed,
+        "points": manifest.get("n_points", len(sweep.points)),
+        "varied": sweep.varied,
+        "files": {name: {"rows": n, "holds": _EXPORT_HOLDS[name]} for name, n in rows.items()},
+        "provenance": manifest.get("provenance"),
+        "completed_with": manifest.get("completed_with") if sweep.complete else None,
+        "started": manifest.get("created"),
+        "finished": manifest.get("completed") if sweep.complete else None,
+        "spec_hash": manifest.get("spec_hash"),
+        "content_hash": manifest.get("content_hash"),
+        "exported": {"at": datetime.now(UTC).isoformat(timespec="seconds"),
+                     "abm_version": __version__, "from": str(sweep.dir.resolve())},
+        "spec": sweep.spec,
+        "spec_text": manifest.get("spec_text"),
+        "base_parameters": manifest.get("base_parameters"),
+    }
+
+
+class _atomic_text:  # noqa: N801 - used as a context manager
+    """A text file that appears at ``path`` only when complete (streamed variant of
+    ``abm.run.atomic_write_bytes``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> Any:
+        fd, self.tmp = tempfile.mkstemp(
+            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
+        )
+        self.fh = os.fdopen(fd, "w", newline="")
+        return self.fh
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, *rest: Any) -> None:
+        # as atomic_write_bytes: the temporary file goes whatever fails (the usual place for a
+        # full disk is the flush, after the block), and an OSError without a file name (write,
+        # flush, fsync) gets the target's, so the message says which file could not be written
+        try:
+            if exc_type is None:
+                from abm.run import current_umask
+
+                self.fh.flush()
+                os.fsync(self.fh.fileno())
+                self.fh.close()
+                os.chmod(self.tmp, 0o666 & ~current_umask())
+                os.replace(self.tmp, self.path)
+        except BaseException as err:
+            self._discard()
+            _name(err, self.path)
+            raise
+        if exc_type is not None:
+            self._discard()
+            _name(exc, self.path)
+
+    def _discard(self) -> None:
+        try:
+            self.fh.close()  # (flushes the buffer: may fail again on a full disk)
+        except OSError:
+            pass
+        Path(self.tmp).unlink(missing_ok=True)
+
+
+def _name(err: BaseException | None, path: Path) -> None:
+    """Give an ``OSError`` without a file name the file it was writing."""
+    if isinstance(err, OSError) and err.filename is None:
+        err.filename = str(path)
+
+
+def iter_runs(directory: str | Path) -> Iterator[pd.DataFrame]:
+    """Each finished run's time series in run order (one in memory at a time)."""
+    sweep = Sweep(directory, argument="iter_runs: directory")
+    for run_id in sweep.summary["run_id"]:
+        yield _read_run(sweep, run_id)
