@@ -395,24 +395,10 @@ def plot_sobol(results: list[dict[str, Any]], outcome: str) -> Any:
     for ax, group in zip(axes, groups, strict=True):
         rows = table[table["factors"] == group]
         xs = np.arange(len(rows))
-        ax.bar(
-            xs - 0.2,
-            rows["S1"],
-            0.4,
-            yerr=rows["S1_conf"],
-            label="first order (S1)",
-            color="#1b9e77",
-            capsize=3,
-        )
-        ax.bar(
-            xs + 0.2,
-            rows["ST"],
-            0.4,
-            yerr=rows["ST_conf"],
-            label="total (ST)",
-            color="#d95f02",
-            capsize=3,
-        )
+        for shift, index, label, colour in ((-0.2, "S1", "first order (S1)", "#1b9e77"),
+                                            (0.2, "ST", "total (ST)", "#d95f02")):
+            ax.bar(xs + shift, rows[index], 0.4, yerr=rows[f"{index}_conf"], label=label,
+                   color=colour, capsize=3)
         ax.set_xticks(xs, rows["parameter"], rotation=20, ha="right")
         first = rows.iloc[0].to_dict()
         note = None
