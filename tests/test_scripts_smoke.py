@@ -412,6 +412,19 @@ def test_run_clinical_cart_one_patient(tmp_path):
     assert (tmp_path / "cart_relapse-n1" / "patients.parquet").is_file()
 
 
+def test_run_clinical_stale_rerun_keeps_progress_off_the_tables(tmp_path):
+    """A sweep directory made by another spec version is deleted and rerun; the rerun's
+    progress goes to stderr like the first run's, so stdout stays the tables to paste."""
+    run_script("experiments/clinical/run_clinical.py", "--only", "cart", "--patients", "2",
+               "--engine", "fast", "--runs", str(tmp_path))
+    (tmp_path / "cart_relapse-n2-fast").rename(tmp_path / "cart_relapse-n1-fast")
+    done = run_script("experiments/clinical/run_clinical.py", "--only", "cart", "--patients",
+                      "1", "--engine", "fast", "--runs", str(tmp_path))
+    assert "deleting" in done.stderr and "runs to do" in done.stderr
+    assert "runs to do" not in done.stdout, done.stdout
+    (everyone,) = markdown_rows(done.stdout, "all")
+    assert everyone[1] == "1"
+
 def test_run_clinical_engine_fast_runs_the_spec_on_the_compiled_engine(tmp_path):
     """``--engine fast`` (calibration pilots): its own sweep directory, the engine in the
     manifest and the header; the spec's own engine otherwise."""

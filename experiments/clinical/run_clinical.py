@@ -98,13 +98,18 @@ def run(name: str, *, patients: int | None, workers: int, uncorrelated: bool = F
         text += "\n# run with every [patients.correlation] set to 0 (run_clinical.py)\n"
     spec = parse_spec(data, source=f"{name}.toml")
     backend = "serial" if workers == 1 else "process"
+
+    def log(msg: str) -> None:  # progress on stderr: stdout is the tables
+        print(f"  [{name}] {msg}", file=sys.stderr, flush=True)
+
     try:
         run_sweep(spec, out, backend=backend, workers=workers, spec_text=text, progress=False,
-                  log=lambda msg: print(f"  [{name}] {msg}", file=sys.stderr, flush=True))
+                  log=log)
     except StaleSweep as err:  # another spec version, or runs made by other model code
-        print(f"  [{name}] {err}: deleting {out} and rerunning", file=sys.stderr, flush=True)
+        log(f"{err}: deleting {out} and rerunning")
         shutil.rmtree(out)
-        run_sweep(spec, out, backend=backend, workers=workers, spec_text=text, progress=False)
+        run_sweep(spec, out, backend=backend, workers=workers, spec_text=text, progress=False,
+                  log=log)
     return load_sweep(out)
 
 
