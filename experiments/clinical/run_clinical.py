@@ -210,7 +210,11 @@ def checkmate(sweep: Any) -> str:
 
 
 # --- CAR-T relapse ---------------------------------------------------------------------------
-def cart(sweep: Any) -> str:
+def cart_patients(sweep: Any) -> pd.DataFrame:
+    """One row per patient: the burden at infusion, whether the tumour halved after it
+    (``responded``; ``refractory`` if not), relapsed (halved, and cancer cells left at the
+    end), and whether a relapse is antigen-negative (at least half its cells lack the target);
+    with the drawn CAR-T lifespan."""
     recs = []
     for record in sweep.runs:
         s = record.series(["Day", "CancerCells", "AntigenNegativeFraction"])
@@ -225,7 +229,11 @@ def cart(sweep: Any) -> str:
                      "refractory": not responded,
                      "negative": relapsed and s["AntigenNegativeFraction"].iloc[-1] >= 0.5,
                      "lifespan": record.varied.get("cart_lifespan_days")})
-    df = pd.DataFrame(recs)
+    return pd.DataFrame(recs)
+
+
+def cart(sweep: Any) -> str:
+    df = cart_patients(sweep)
     median = df["burden"].median()
     rows = []
     for label, sel in (("all", df), (f"burden at infusion <= {median:.0f} cells",
