@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +14,24 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # Small domains for fast tests, shared so that every file means the same by "small"
 SMALL = {"width": 40, "height": 40, "initial_tumor_cells": 60}  # a model that still grows
 TINY = {"width": 30, "height": 30, "initial_tumor_cells": 40}  # component and CLI tests
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(script: str):
+    """``script`` (a path from the repository root) imported as a module, its folder on the
+    path while it imports (scripts import their neighbours)."""
+    import importlib.util
+
+    folder = str((ROOT / script).parent)
+    sys.path.insert(0, folder)
+    try:
+        spec = importlib.util.spec_from_file_location(f"script_{Path(script).stem}", ROOT / script)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(folder)
+    return module
 
 
 def set_args(params: dict) -> list[str]:

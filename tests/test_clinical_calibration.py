@@ -5,25 +5,8 @@ own seed, through ``experiments/clinical/run_clinical.py``'s own code."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "experiments" / "clinical" / "run_clinical.py"
-
-
-def _run_clinical():
-    spec = importlib.util.spec_from_file_location("calibration_run_clinical", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
-    return module
+from conftest import load_script
 
 
 @pytest.mark.slow
@@ -34,7 +17,7 @@ def test_cart_cohort_keeps_its_clinical_calibration(tmp_path):
     - antigen-negative relapses within 15 points of the published 41%;
     - more of the relapses antigen-negative above the median burden at infusion than below.
     Measured when fitted (fast engine, 192 patients): 10%, 46%, 50% against 29%."""
-    clinical = _run_clinical()
+    clinical = load_script("experiments/clinical/run_clinical.py")
     clinical.RUNS = tmp_path
     sweep = clinical.run("cart_relapse_burden", patients=192, workers=2, engine="fast")
     patients = clinical.cart_patients(sweep)

@@ -33,6 +33,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -203,21 +204,6 @@ def test_seed_limit_shortens_every_validation_spec():
         short = parse_spec(tomllib.loads(facts.with_seeds(text, 1, name)), source=name)
         assert short.n_runs == full.n_runs // len(full.seeds), name
         assert list(short.seeds) == list(full.seeds)[:1], name
-
-
-def load_script(script: str):
-    """``script`` imported as a module (its folder on the path while it imports)."""
-    import importlib.util
-
-    folder = str((ROOT / script).parent)
-    sys.path.insert(0, folder)
-    try:
-        spec = importlib.util.spec_from_file_location(f"smoke_{Path(script).stem}", ROOT / script)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(folder)
-    return module
 
 
 # --- a cleared tumour: the means over cancer cells are NaN --------------------------------------
