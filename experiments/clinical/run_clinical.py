@@ -205,8 +205,35 @@ def checkmate(sweep: Any) -> str:
     return table(["arm", "ORR, 95% Wilson", "published (Larkin 2015)", "verdict"], rows) + (
         f"\n\nOrdering measured: {order[0]}{shown} "
         f"({'the published ordering' if same else 'NOT the published ordering'}"
-        f"{': tied ' + ', '.join(ties) if ties else ''})."
+        f"{': tied ' + ', '.join(ties) if ties else ''}).\n\n" + independent_action(pts)
     )
+
+
+def independent_action(pts: pd.DataFrame) -> str:
+    """The combination against independent drug action (each patient responds to the
+    combination if to either drug alone, the two uncorrelated: 1 - (1 - a)(1 - b); Palmer et
+    al. 2022 found no more than that in phase III trials of checkpoint combinations), from the
+    monotherapy arms; and per patient, which the model can tell and a trial cannot: how many
+    responded to the combination but to neither drug alone (synergy) or the reverse."""
+    responded = (pts[pts["best_response"] != "NE"]
+                 .assign(r=lambda d: objective_response(d["best_response"]))
+                 .pivot(index="patient", columns="arm", values="r").dropna().astype(bool))
+    a, b = responded["nivolumab"].mean(), responded["ipilimumab"].mean()
+    either = responded["nivolumab"] | responded["ipilimumab"]
+    combo = responded["nivo_ipi"]
+    pub_a, pub_b = PUBLISHED_CHECKMATE["nivolumab"] / 100, PUBLISHED_CHECKMATE["ipilimumab"] / 100
+    return table(
+        ["independent drug action", "model", "CheckMate 067"],
+        [["combination if the monotherapies act independently, 1 - (1 - a)(1 - b)",
+          f"{100 * (1 - (1 - a) * (1 - b)):.0f}%",
+          f"{100 * (1 - (1 - pub_a) * (1 - pub_b)):.0f}%"],
+         ["combination measured", f"{100 * combo.mean():.0f}%",
+          f"{PUBLISHED_CHECKMATE['nivo_ipi']}%"],
+         ["patients evaluable in every arm", str(len(responded)), ""],
+         ["responded to either drug alone", str(int(either.sum())), ""],
+         ["responded to the combination only (synergy)", str(int((combo & ~either).sum())), ""],
+         ["responded to a drug alone, not to the combination", str(int((either & ~combo).sum())),
+          ""]])
 
 
 # --- CAR-T relapse ---------------------------------------------------------------------------
