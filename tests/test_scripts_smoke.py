@@ -411,6 +411,32 @@ def test_run_clinical_stale_rerun_keeps_progress_off_the_tables(tmp_path):
     (everyone,) = markdown_rows(done.stdout, "all")
     assert everyone[1] == "1"
 
+
+def test_run_clinical_independent_action_counts_each_patient_across_arms():
+    """The CheckMate table's independent-action rows, from a hand-made cohort: the expected
+    combination from the monotherapy arms, and per patient who responded to what (a patient
+    not evaluable in one arm is left out of every row)."""
+    import pandas as pd
+
+    clinical = load_script("experiments/clinical/run_clinical.py")
+    best = {  # patient: (nivolumab, ipilimumab, nivo_ipi)
+        0: ("CR", "PD", "CR"), 1: ("PD", "PR", "PR"), 2: ("PD", "PD", "CR"),
+        3: ("SD", "SD", "SD"), 4: ("PR", "PD", "PD"), 5: ("NE", "CR", "CR")}
+    pts = pd.DataFrame([{"patient": p, "arm": arm, "best_response": r}
+                        for p, rs in best.items()
+                        for arm, r in zip(("nivolumab", "ipilimumab", "nivo_ipi"), rs,
+                                          strict=True)])
+    rows = {r[0]: r[1:] for r in markdown_rows(clinical.independent_action(pts), "")}
+    # a = 2/5, b = 1/5: 1 - 0.6 * 0.8 = 52%; the trial's 1 - 0.563 * 0.81 = 54%
+    assert rows["combination if the monotherapies act independently, 1 - (1 - a)(1 - b)"] == [
+        "52%", "54%"]
+    assert rows["combination measured"] == ["60%", "57.6%"]
+    assert rows["patients evaluable in every arm"][0] == "5"
+    assert rows["responded to either drug alone"][0] == "3"
+    assert rows["responded to the combination only (synergy)"][0] == "1"
+    assert rows["responded to a drug alone, not to the combination"][0] == "1"
+
+
 def test_run_clinical_engine_fast_runs_the_spec_on_the_compiled_engine(tmp_path):
     """``--engine fast`` (calibration pilots): its own sweep directory, the engine in the
     manifest and the header; the spec's own engine otherwise."""
