@@ -16,6 +16,7 @@ float32 layers, summed in another order).
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 import pytest
@@ -344,6 +345,48 @@ def test_hour_of_fields_matches_tumor_model_update_fields(every):
         assert a.ifng_source.any() != solves, hour  # kept until the solve, then spent
         assert a.vessels == b.vessels
     assert a.ifng.data.max() > 0 and a.tgfb.data.max() > 0
+
+
+@pytest.mark.parametrize("hill, half_max, top", [
+    (1.26, 0.11, 10.0),  # the defaults
+    (10.0, 0.11, 1e5),  # powers beyond float32's range (3.4e38)
+    (10.0, 1e-4, 3e-4),  # half_max ** hill = 1e-40: subnormal in float32
+])
+def test_the_float32_ifng_response_is_the_float64_one_over_the_allowed_range(hill, half_max,
+                                                                             top):
+    """The fast engine takes the IFN-gamma powers in float32, whose range is narrower than the
+    Mesa engine's float64. At allowed parameters (Hill coefficient 10) much IFN-gamma
+    overflowed them (inf / inf: a nan response, and nan PD-L1), and a tiny half-max made them
+    subnormal (errors of 7e-6). Against ``TumorModel.ifng_response``'s formula in float64."""
+    c = np.linspace(0.0, top, 20001).reshape(1, -1)
+    want = c**hill / (c**hill + half_max**hill)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no overflow warning either
+        got = F._ifng_response(c, hill, half_max)
+    assert np.isfinite(got).all()
+    assert np.abs(got - want).max() < 1e-6
+    assert want.min() < 0.01 and want.max() > 0.99  # the whole response, not one end of it
+
+
+def test_a_steep_ifng_response_to_much_ifng_keeps_pdl1_finite_in_the_model():
+    """The model's hour with a Hill coefficient of 10 and much IFN-gamma (ifng_secretion near
+    its top made 1e4 ng/mL): the response and PD-L1 match ``TumorModel._update_fields`` on the
+    same state (they were nan)."""
+    a = _fast_model(pdl1_ifng_hill=10.0)
+    b = copy.deepcopy(a)
+    b.oxygen.__class__ = ReactionField  # b: back to the Mesa engine's solvers
+    b.ifng.__class__ = ReactionField
+    field = 1e5 * np.random.default_rng(6).uniform(0.5, 1.5, a.ifng.data.shape)
+    for model in (a, b):
+        model.ifng.data[...] = field
+    F.update_fields(a)
+    TumorModel._update_fields(b)
+    assert b.ifng_hill.min() > 0.99  # the reference: saturated
+    assert np.isfinite(a.tissue.pdl1_induced).all()
+    assert np.allclose(a.ifng_hill, b.ifng_hill, rtol=1e-5, atol=1e-9)
+    assert np.allclose(a.tissue.pdl1_induced, b.tissue.pdl1_induced, rtol=1e-5, atol=1e-9)
+    a.step()  # and the next hour
+    assert np.isfinite(a.ifng_hill).all() and np.isfinite(a.tissue.pdl1_induced).all()
 
 
 @pytest.mark.parametrize("engine", [TumorModel, FastTumorModel])

@@ -626,11 +626,12 @@ def _after_ifng(kind, hill, chem_base, chem_ifng, tgfb_tumor, tgfb_mdsc, tgfb_m2
 
 @numba.njit(cache=True, error_model="numpy")
 def _saturate(c, k, out):  # pragma: no cover - compiled
-    """out = c / (c + k), from float32 powers into a float64 response."""
+    """out = c / (c + k), from float32 powers into a float64 response; a power too large for
+    float32 (inf) gives 1, the limit (and what ``TumorModel.ifng_response`` gives in float64)."""
     fc, fo = c.ravel(), out.ravel()
     for i in range(fc.size):
         v = np.float64(fc[i])
-        fo[i] = v / (v + k)
+        fo[i] = v / (v + k) if v < np.inf else 1.0
 
 
 def _ifng_response(ifng: np.ndarray, hill: float, half_max: float,
@@ -639,14 +640,29 @@ def _ifng_response(ifng: np.ndarray, hill: float, half_max: float,
     2.2x faster than in float64 at 100x100; the response differs by float32 round-off, a
     relative 1e-7), then the saturation in one compiled pass into a new float64 array (as
     there: a caller may keep last hour's). ``scratch``: a float32 array of the grid's shape
-    to reuse for the powers."""
+    to reuse for the powers.
+
+    float32's range is narrower than float64's: a steep response (a large Hill coefficient)
+    to much IFN-gamma makes powers beyond float32 (taken as a response of 1, the limit), and
+    a steep response with a tiny half-max makes ``half_max ** hill`` and the powers near it
+    subnormal (few significant bits). In that case the concentrations are divided by the
+    half-max first, so the powers near the half-max are near 1 (c^n / (c^n + K^n) =
+    q^n / (q^n + 1), q = c / K)."""
     if scratch is None or scratch.shape != ifng.shape:
         scratch = np.empty(ifng.shape, dtype=np.float32)
     scratch[...] = ifng
-    np.power(scratch, np.float32(hill), out=scratch)
+    k = float(half_max) ** float(hill)
+    if k < _FLOAT32_TINY:
+        scratch /= np.float32(half_max)
+        k = 1.0
+    with np.errstate(over="ignore"):  # an overflow is inf, which _saturate takes as 1
+        np.power(scratch, np.float32(hill), out=scratch)
     out = np.empty(ifng.shape)
-    _saturate(scratch, half_max**hill, out)
+    _saturate(scratch, k, out)
     return out
+
+
+_FLOAT32_TINY = 1e-30  # below this, K^n and the powers near it are near float32's subnormals
 
 
 _OXYGEN_THREAD: ThreadPoolExecutor | None = None
