@@ -369,9 +369,10 @@ def test_the_float32_ifng_response_is_the_float64_one_over_the_allowed_range(hil
 
 
 def test_a_steep_ifng_response_to_much_ifng_keeps_pdl1_finite_in_the_model():
-    """The model's hour with a Hill coefficient of 10 and much IFN-gamma (ifng_secretion near
-    its top made 1e4 ng/mL): the response and PD-L1 match ``TumorModel._update_fields`` on the
-    same state (they were nan)."""
+    """The model's hour with a Hill coefficient of 10 and much IFN-gamma (the random run that
+    found the fault, with ifng_secretion near its top, 1e5, reached 1.2e4 ng/mL; here 1e5 is
+    planted): the response and PD-L1 match ``TumorModel._update_fields`` on the same state
+    (they were nan)."""
     a = _fast_model(pdl1_ifng_hill=10.0)
     b = copy.deepcopy(a)
     b.oxygen.__class__ = ReactionField  # b: back to the Mesa engine's solvers
