@@ -230,6 +230,20 @@ def fuzz_point(seed: int) -> list[str]:
     return out
 
 
+@pytest.mark.parametrize("engine", [TumorModel, FastTumorModel])
+def test_the_fault_finder_sees_what_it_looks_for(engine):
+    """``_faults`` finds nothing in a sound run and names each planted fault."""
+    model = engine(rng=1, width=20, height=20, initial_tumor_cells=40)
+    for _ in range(3):
+        model.step()
+    assert _faults(model) == []
+    model.tissue.pdl1_induced[0, 0] = np.nan
+    model.fields["chemokine"].data[1, 1] = -1.0
+    model.datacollector.model_vars["MeanPDL1"][-1] = 1.5
+    assert _faults(model) == ["MeanPDL1: above 1", "field chemokine: nan, inf or negative",
+                              "tissue.pdl1_induced: nan or inf"]
+
+
 @pytest.mark.slow
 def test_no_nan_inf_or_value_out_of_range_at_random_points():
     """``FUZZ_POINTS`` random points in both engines (about 10 s); run more with ``python
