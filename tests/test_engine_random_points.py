@@ -218,9 +218,8 @@ def fuzz_point(seed: int) -> list[str]:
             for hour in range(hours):
                 while dose is not None and dose[0] == hour:
                     therapy, amount = dose[1], dose[2]
-                    if amount is not None:  # a share of the therapy's range
-                        limit = 1000 if therapy == "cart" else 10.0
-                        amount = round(amount * limit) if therapy == "cart" else amount * limit
+                    if amount is not None:  # a share of 10 standard doses or 1,000 CAR-T cells
+                        amount = round(amount * 1000) if therapy == "cart" else amount * 10.0
                     model.administer(therapy, amount)
                     dose = next(given, None)
                 model.step()

@@ -634,6 +634,9 @@ def _saturate(c, k, out):  # pragma: no cover - compiled
         fo[i] = v / (v + k) if v < np.inf else 1.0
 
 
+_FLOAT32_TINY = 1e-30  # below this, K^n and the powers near it are near float32's subnormals
+
+
 def _ifng_response(ifng: np.ndarray, hill: float, half_max: float,
                    scratch: np.ndarray | None = None) -> np.ndarray:
     """``TumorModel.ifng_response`` with the power taken in float32 (numpy's vector power:
@@ -660,9 +663,6 @@ def _ifng_response(ifng: np.ndarray, hill: float, half_max: float,
     out = np.empty(ifng.shape)
     _saturate(scratch, k, out)
     return out
-
-
-_FLOAT32_TINY = 1e-30  # below this, K^n and the powers near it are near float32's subnormals
 
 
 _OXYGEN_THREAD: ThreadPoolExecutor | None = None
