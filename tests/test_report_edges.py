@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from abm.cli import app
-from abm.report import NOT_AVAILABLE, Sweep, plot_outcome_by_parameter
+from abm.report import NOT_AVAILABLE, Sweep, load_series, plot_outcome_by_parameter
 from abm.report.sweeps import _heatmap
 from abm.sweep import parse_spec, run_sweep
 
@@ -83,3 +83,96 @@ def test_the_histogram_counts_only_the_runs_with_a_value(all_cleared):
     title = fig.axes[0].get_title()
     assert title.startswith(f"{OUTCOME} over 0 runs")  # not "over 2 runs": none has a value
     assert "2 runs of 2 without a value" in title
+
+
+# --- a sweep of many runs: its time series and scatter stay readable ----------------------
+
+
+def _series_by_pandas(directory: Path, series: str):
+    """The time series as ``load_series`` promises it, built another way: each run file read
+    whole into pandas, kept on the recording grid, aligned by day."""
+    import pandas as pd
+
+    from abm.sweep import read_run_table, run_path
+
+    sweep = Sweep(directory)
+    steps, every = sweep.spec["sweep"]["steps"], sweep.spec["sweep"]["record_every"]
+    rows = {}
+    for run_id in sweep.summary["run_id"]:
+        df = read_run_table(run_path(directory, run_id))
+        df = df[(df["Step"] % every == 0) | (df["Step"] == steps)]
+        rows[run_id] = pd.Series(df[series].to_numpy(float), index=df["Day"].to_numpy())
+    return pd.DataFrame(rows).T.sort_index(axis=1)
+
+
+@pytest.mark.parametrize("series", ["TCells", "MeanAntigenicity", "CancerCells"])
+def test_the_series_table_is_every_run_on_the_recording_grid(half_cleared, series):
+    """``load_series`` reads the run files as Arrow arrays into one matrix: the same table as
+    pandas reading each file whole, runs that stopped early (cleared) missing their last days,
+    except the cancer cells of a cleared run, which stay 0."""
+    import numpy as np
+    import pandas as pd
+
+    sweep = Sweep(half_cleared)
+    table = load_series(sweep, series)
+    expected = _series_by_pandas(half_cleared, series)
+    cleared = sweep.summary.set_index("run_id")["outcome"] == "eliminated"
+    assert cleared.sum() == 4 and expected.loc[cleared].isna().any(axis=None)  # stopped early
+    if series == "CancerCells":
+        expected.loc[cleared] = expected.loc[cleared].fillna(0)
+    assert list(table.index) == list(sweep.summary["run_id"])
+    np.testing.assert_array_equal(table.columns.to_numpy(), expected.columns.to_numpy())
+    pd.testing.assert_frame_equal(table, expected.loc[table.index], check_names=False)
+
+
+def test_many_runs_are_drawn_as_quantile_bands_per_outcome(half_cleared, monkeypatch):
+    """Above ``MAX_RUN_LINES`` runs (and ``MAX_LINES`` points) each outcome class is its
+    median line with 25-75% and 5-95% bands, labelled with its number of runs; up to it, one
+    line per run."""
+    import numpy as np
+
+    from abm.report import sweeps
+
+    sweep = Sweep(half_cleared)
+    monkeypatch.setattr(sweeps, "MAX_LINES", 2)  # 4 points: more than that
+    every_run = sweeps.plot_timeseries(sweep, "CancerCells").axes[0]
+    assert len(every_run.lines) == 8 and not every_run.collections
+    monkeypatch.setattr(sweeps, "MAX_RUN_LINES", 7)  # 8 runs: more than that
+    ax = sweeps.plot_timeseries(sweep, "CancerCells").axes[0]
+    table = load_series(sweep, "CancerCells")
+    outcome_of = sweep.summary.set_index("run_id")["outcome"]
+    classes = [c for c in ("eliminated", "controlled", "escape") if (outcome_of == c).any()]
+    assert len(classes) >= 2
+    assert [line.get_label() for line in ax.lines] == [
+        f"{c} ({(outcome_of == c).sum()} runs)" for c in classes]
+    assert len(ax.collections) == 2 * len(classes)  # two bands per class
+    for line, cls in zip(ax.lines, classes, strict=True):
+        runs = table.loc[outcome_of.index[outcome_of == cls]].to_numpy()
+        np.testing.assert_allclose(line.get_ydata(), np.median(runs, axis=0))
+        outer = ax.collections[2 * classes.index(cls)].get_paths()[0].vertices[:, 1]
+        assert outer.max() == pytest.approx(np.quantile(runs, 0.95, axis=0).max())
+    assert "median" in ax.get_title() and "8 runs" in ax.get_title()
+
+
+def test_a_scatter_of_many_runs_draws_the_rarer_classes_over_the_commonest(half_cleared,
+                                                                            monkeypatch):
+    """A sampled parameter's panel: one dot per run, the most frequent class drawn first so
+    the others stay visible; the legend keeps the classes' order. Above ``MANY_DOTS`` runs the
+    dots are smaller and the legend counts the runs."""
+    from abm.report import sweeps
+
+    sweep = Sweep(half_cleared)
+    s = sweep.summary.copy()
+    s.loc[s.index[:1], "outcome"] = "controlled"  # three classes, of 4, 3 and 1 runs
+    counts = s["outcome"].value_counts()
+    assert sorted(counts) == [1, 3, 4]
+    for many, limit in ((False, 100), (True, 5)):
+        monkeypatch.setattr(sweeps, "MANY_DOTS", limit)
+        fig, (ax,) = sweeps._figure()
+        sweeps._class_scatter(ax, s, "tcell_influx", OUTCOME)
+        drawn = [len(c.get_offsets()) for c in ax.collections]
+        assert drawn == sorted(counts, reverse=True)  # commonest first, rarest on top
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        classes = [c for c in ("eliminated", "controlled", "escape") if c in counts]
+        assert labels == ([f"{c} ({counts[c]})" for c in classes] if many else classes)
+        assert {c.get_sizes()[0] for c in ax.collections} == ({4} if many else {10})

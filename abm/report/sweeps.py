@@ -33,6 +33,9 @@ from abm.sweep.spec import count
 
 MAX_TABLE_POINTS = 100
 MAX_LINES = 12
+MAX_RUN_LINES = 300  # above this many runs the time series are quantile bands per class
+BAND_QUANTILES = [0.05, 0.25, 0.5, 0.75, 0.95]
+MANY_DOTS = 2000  # above this many runs a scatter's dots are smaller and fainter
 
 
 def write_report(
@@ -112,16 +115,26 @@ def plot_outcome_by_parameter(sweep: Sweep, outcome: str) -> Any:
         if name in sweep.factors:
             _factor_panel(ax, sweep, outcome, name)
         else:
-            for cls in OUTCOME_CLASSES:
-                rows = s[s["outcome"] == cls]
-                ax.scatter(
-                    rows[name], rows[outcome], s=10, alpha=0.7, label=cls, color=CLASS_COLOURS[cls]
-                )
+            _class_scatter(ax, s, name, outcome)
             ax.set(xlabel=name, ylabel=outcome)
-            ax.legend(fontsize="small", title="outcome")
     if len(factors) > 1 or (factors and sweep.sampled):
         fig.suptitle("each factor averaged over the other varied parameters")
     return fig
+
+
+def _class_scatter(ax: Any, s: pd.DataFrame, name: str, outcome: str) -> None:
+    """One dot per run, coloured by outcome class; the most frequent class first, so the
+    rarer ones are drawn over it (the legend stays in the classes' order)."""
+    many = len(s) > MANY_DOTS
+    classes = [c for c in OUTCOME_CLASSES if (s["outcome"] == c).any()]
+    handles = {}
+    for cls in sorted(classes, key=lambda c: -(s["outcome"] == c).sum()):
+        rows = s[s["outcome"] == cls]
+        handles[cls] = ax.scatter(rows[name], rows[outcome], s=4 if many else 10,
+                                  alpha=0.4 if many else 0.7, color=CLASS_COLOURS[cls],
+                                  label=f"{cls} ({len(rows)})" if many else cls, lw=0)
+    ax.legend(handles=[handles[c] for c in classes], fontsize="small", title="outcome",
+              markerscale=2 if many else 1)
 
 
 def _factor_panel(ax: Any, sweep: Sweep, outcome: str, name: str) -> None:
@@ -248,12 +261,19 @@ def load_series(sweep: Sweep, series: str) -> pd.DataFrame:
     """Runs x days table of one time-series column, on the recording grid. After elimination a
     run's cancer-cell count is 0 (the run stops then); other columns are left missing."""
     steps, every = sweep.spec["sweep"]["steps"], sweep.spec["sweep"]["record_every"]
-    frames = []
-    for run_id in sweep.summary["run_id"]:
-        df = _read_run(sweep, run_id, ["Step", "Day", series])
-        df = df[(df["Step"] % every == 0) | (df["Step"] == steps)]
-        frames.append(pd.Series(df[series].to_numpy(), index=df["Day"].to_numpy(), name=run_id))
-    table = pd.concat(frames, axis=1).T.sort_index(axis=1)
+    run_ids = list(sweep.summary["run_id"])
+    days, values = [], []
+    for run_id in run_ids:  # as Arrow arrays, into one matrix: 12,288 runs in 6 s, not 16
+        table = _read_run(sweep, run_id, ["Step", "Day", series], arrow=True)
+        step = table.column("Step").to_numpy()
+        keep = (step % every == 0) | (step == steps)
+        days.append(table.column("Day").to_numpy()[keep])
+        values.append(table.column(series).to_numpy(zero_copy_only=False)[keep])
+    columns = np.unique(np.concatenate(days)) if days else np.array([], dtype=float)
+    matrix = np.full((len(run_ids), len(columns)), np.nan)
+    for i, (day, value) in enumerate(zip(days, values, strict=True)):
+        matrix[i, np.searchsorted(columns, day)] = value
+    table = pd.DataFrame(matrix, index=run_ids, columns=columns)
     if series == "CancerCells":
         eliminated = sweep.summary.set_index("run_id")["outcome"] == "eliminated"
         table.loc[eliminated[eliminated].index] = table.loc[eliminated[eliminated].index].fillna(0)
@@ -283,7 +303,7 @@ def plot_timeseries(sweep: Sweep, series: str) -> Any:
             ax.fill_between(days, lower, mean + sd, color=colour, alpha=0.15)
         ax.set_title(f"{series}: mean (line) and mean ± SD across replicates (band)")
         ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1, 1))
-    else:
+    elif len(table) <= MAX_RUN_LINES:
         outcome_of = sweep.summary.set_index("run_id")["outcome"]
         for cls in OUTCOME_CLASSES:
             ids = outcome_of.index[outcome_of == cls]
@@ -298,8 +318,28 @@ def plot_timeseries(sweep: Sweep, series: str) -> Any:
                 )
         ax.set_title(f"{series}: every run ({len(points)} points), coloured by outcome")
         ax.legend(fontsize="small")
+    else:
+        _class_bands(ax, table, sweep.summary.set_index("run_id")["outcome"], days)
+        ax.set_title(f"{series} of {count(len(table), 'run')} by outcome: median (line), "
+                     "middle 50% and 90% of the runs (bands)", fontsize="medium")
+        ax.legend(fontsize="small")
     ax.set(xlabel="day", ylabel=series)
     return fig
+
+
+def _class_bands(ax: Any, table: pd.DataFrame, outcome_of: pd.Series, days: np.ndarray) -> None:
+    """Each outcome class's runs as quantiles day by day (a run that stopped early leaves the
+    days after out): the median, the 25-75% and the 5-95% bands. Thousands of single lines
+    would cover each other, the largest class hiding the others."""
+    for cls in OUTCOME_CLASSES:
+        rows = table.loc[outcome_of.index[outcome_of == cls]]
+        if rows.empty:
+            continue
+        q = rows.quantile(BAND_QUANTILES).to_numpy(dtype=float)
+        colour = CLASS_COLOURS[cls]
+        ax.fill_between(days, q[0], q[4], color=colour, alpha=0.15, lw=0)
+        ax.fill_between(days, q[1], q[3], color=colour, alpha=0.3, lw=0)
+        ax.plot(days, q[2], color=colour, lw=1.8, label=f"{cls} ({count(len(rows), 'run')})")
 
 
 def sobol_indices(sweep: Sweep, outcome: str) -> list[dict[str, Any]]:

@@ -108,6 +108,13 @@ def read_run_table(
     """A run file's time series; ``SweepError`` naming the file if it is broken. With
     ``run_id``, the file must also be that run's (``check_run_file``: not a copy of another
     run's file), checked on the footer the read needs anyway, so the file is read once."""
+    return read_run_arrow(path, columns, run_id).to_pandas(use_threads=False)
+
+
+def read_run_arrow(path: Path, columns: list[str] | None = None, run_id: str | None = None):
+    """``read_run_table`` as an Arrow table, for readers of many run files that want a few
+    columns as arrays: the same checks, without building a DataFrame (a third of the time of
+    ``read_run_table``)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -122,10 +129,9 @@ def read_run_table(
             if missing:  # (ParquetFile.read would leave them out without a word)
                 raise ValueError(f"{path}: no column {', '.join(map(repr, missing))} in this "
                                  f"run file (it has {', '.join(names)})")
-            table = file.read(columns=columns, use_pandas_metadata=True, use_threads=False)
+            return file.read(columns=columns, use_pandas_metadata=True, use_threads=False)
     except (OSError, pa.ArrowException) as err:
         raise broken(path, err) from None
-    return table.to_pandas(use_threads=False)
 
 
 def read_parquet(path: Path) -> pd.DataFrame:
