@@ -393,6 +393,66 @@ def test_cohort_report_files(ran, tmp_path):
     assert np.isfinite(low)
 
 
+@pytest.mark.parametrize(("n", "arms"), [(1500, 1), (3000, 2)])
+def test_a_lone_responder_among_thousands_of_patients_shows_in_the_waterfall(n, arms):
+    """With hundreds of patients a waterfall bar is narrower than a pixel; a bar of its own
+    colour's edge keeps it visible. In each arm, n - 1 patients at +5% and one partial
+    response at -50%: the response's colour draws an unbroken line down to -50% in every
+    panel of the rendered figure (before, at these sizes, not one pixel of that colour)."""
+    import matplotlib.colors as mcolors
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from abm.analysis.response import RESPONSE_COLOURS
+    from abm.report.cohort import plot_waterfall
+
+    patients = pd.concat([pd.DataFrame({"patient": range(n), "arm": f"arm{a}",
+                                        "best_change_pct": [5.0] * (n - 1) + [-50.0],
+                                        "best_response": ["PD"] * (n - 1) + ["PR"]})
+                          for a in range(arms)], ignore_index=True)
+    fig = plot_waterfall(patients)
+    fig.axes[-1].get_legend().remove()  # its PR patch is not a bar
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    image = np.asarray(canvas.buffer_rgba())[..., :3].astype(float) / 255
+    pr = np.array(mcolors.to_rgb(RESPONSE_COLOURS["PR"]))
+    close = np.abs(image - pr).max(axis=2) < 0.08
+    height = fig.get_figheight() * fig.dpi
+    for ax in fig.axes[:arms]:
+        box = ax.get_window_extent()  # the panel, in pixels from the bottom
+        panel = close[int(height - box.y1):int(height - box.y0), int(box.x0):int(box.x1)]
+        rows = np.flatnonzero(panel.any(axis=1))
+        assert rows.size and rows.max() - rows.min() > 0.25 * box.height, rows  # of -55..20%
+        assert panel.sum() >= rows.max() - rows.min()  # unbroken
+
+
+def test_a_large_cohorts_spider_plot_draws_the_same_random_patients_in_every_arm(
+        ran, monkeypatch):
+    """Up to ``MAX_SPIDER_PATIENTS`` every patient's track is drawn; above, that many patients
+    drawn at random with a fixed seed, the same in every arm, and each panel's title says how
+    many of how many (thousands of tracks would cover each other)."""
+    from abm.report import Sweep
+    from abm.report import cohort as rc
+
+    sweep = Sweep(ran)
+    patients = rc.cohort_patients(sweep)
+    everyone = rc.plot_spider(sweep, patients)
+    assert [len(ax.lines) - 1 for ax in everyone.axes[:2]] == [3, 3]  # (- the zero line)
+    assert [ax.get_title() for ax in everyone.axes[:2]] == rc._arms(patients)
+    monkeypatch.setattr(rc, "MAX_SPIDER_PATIENTS", 2)
+    picked = rc.spider_patients(patients)
+    assert len(picked) == 2 and set(picked) < set(patients["patient"])
+    assert rc.spider_patients(patients.sample(frac=1.0, random_state=1)) == picked
+    sample = rc.plot_spider(sweep, patients)
+    for ax, arm, full in zip(sample.axes, rc._arms(patients), everyone.axes, strict=False):
+        assert ax.get_title() == f"{arm}: 2 of 3 patients, drawn at random"
+        assert len(ax.lines) - 1 == 2
+        # the tracks drawn are the picked patients' own, in both arms
+        rows = patients[patients["arm"] == arm].reset_index(drop=True)
+        kept = [i for i, p in enumerate(rows["patient"]) if p in picked]
+        for line, i in zip(ax.lines[:2], kept, strict=True):
+            np.testing.assert_array_equal(line.get_ydata(), full.lines[i].get_ydata())
+
+
 def test_dry_run_of_a_cohort_counts_patients_and_arms(tmp_path):
     import tomllib
 

@@ -76,8 +76,11 @@ def plot_waterfall(patients: pd.DataFrame) -> Any:
         rows = patients[(patients[ARM] == arm) & patients["best_change_pct"].notna()]
         rows = rows.sort_values("best_change_pct", ascending=False)
         x = np.arange(len(rows))
-        ax.bar(x, rows["best_change_pct"], width=1.0,
-               color=[RESPONSE_COLOURS[r] for r in rows["best_response"]])
+        colours = [RESPONSE_COLOURS[r] for r in rows["best_response"]]
+        # an edge of the bar's own colour keeps every bar at least a line wide: with hundreds
+        # of patients a bar is narrower than a pixel, and a lone responder would vanish
+        ax.bar(x, rows["best_change_pct"], width=1.0, color=colours, edgecolor=colours,
+               linewidth=0.8 if len(rows) > 100 else 0.0)
         ax.axhline(PD_CHANGE, color="grey", ls="--", lw=0.8)
         ax.axhline(PR_CHANGE, color="grey", ls=":", lw=0.8)
         ax.axhline(0, color="black", lw=0.6)
@@ -93,6 +96,21 @@ def plot_waterfall(patients: pd.DataFrame) -> Any:
     return fig
 
 
+MAX_SPIDER_PATIENTS = 200  # above, the spider plot draws a random sample of the patients
+
+
+def spider_patients(patients: pd.DataFrame) -> list[Any]:
+    """The patients whose tracks the spider plot draws: all of them up to
+    ``MAX_SPIDER_PATIENTS``, else that many drawn at random (a fixed seed, so a report drawn
+    again is the same), the same patients in every arm. Thousands of tracks cover each other;
+    the waterfall, the Kaplan-Meier curves and the tables keep every patient."""
+    ids = sorted(patients[PATIENT].unique())
+    if len(ids) <= MAX_SPIDER_PATIENTS:
+        return ids
+    picked = np.random.default_rng(0).choice(len(ids), MAX_SPIDER_PATIENTS, replace=False)
+    return [ids[i] for i in sorted(picked)]
+
+
 def plot_spider(sweep: Sweep, patients: pd.DataFrame) -> Any:
     from abm.analysis.response import NECROTIC, RESPONSE_COLOURS, RESPONSES, change_pct
 
@@ -106,17 +124,23 @@ def plot_spider(sweep: Sweep, patients: pd.DataFrame) -> Any:
         for r in sweep.manifest["runs"] for p in [r["parameters"]]
     }
     done = set(sweep.summary["run_id"])
+    shown = set(spider_patients(patients))
     for ax, arm in zip(axes, arms, strict=True):
         rows = patients[patients[ARM] == arm]
+        drawn = 0
         for patient, response in zip(rows[PATIENT], rows["best_response"], strict=True):
             run_id = run_of.get((patient, arm))
-            if run_id not in done:
+            if run_id not in done or patient not in shown:
                 continue
             track = change_pct(_read_run(sweep, run_id, columns), baseline)
             ax.plot(track["day"], track["change_pct"], color=RESPONSE_COLOURS[response],
                     lw=0.7, alpha=0.6)
+            drawn += 1
         ax.axhline(0, color="black", lw=0.6)
-        ax.set(title=arm, xlabel="days from baseline", ylabel="% change of diameter",
+        finished = sum(run_of.get((p, arm)) in done for p in rows[PATIENT])
+        title = arm if drawn == finished else (
+            f"{arm}: {drawn} of {finished} patients, drawn at random")
+        ax.set(title=title, xlabel="days from baseline", ylabel="% change of diameter",
                ylim=(-105, None))
     from matplotlib.lines import Line2D
 
