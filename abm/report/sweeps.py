@@ -263,7 +263,7 @@ def load_series(sweep: Sweep, series: str) -> pd.DataFrame:
     steps, every = sweep.spec["sweep"]["steps"], sweep.spec["sweep"]["record_every"]
     run_ids = list(sweep.summary["run_id"])
     days, values = [], []
-    for run_id in run_ids:  # as Arrow arrays, into one matrix: 12,288 runs in 6 s, not 16
+    for run_id in run_ids:  # as Arrow arrays, into one matrix: 12,288 runs in 7.5 s, not 16
         table = _read_run(sweep, run_id, ["Step", "Day", series], arrow=True)
         step = table.column("Step").to_numpy()
         keep = (step % every == 0) | (step == steps)
