@@ -126,13 +126,14 @@ def _class_scatter(ax: Any, s: pd.DataFrame, name: str, outcome: str) -> None:
     """One dot per run, coloured by outcome class; the most frequent class first, so the
     rarer ones are drawn over it (the legend stays in the classes' order)."""
     many = len(s) > MANY_DOTS
-    classes = [c for c in OUTCOME_CLASSES if (s["outcome"] == c).any()]
+    counts = s["outcome"].value_counts()
+    classes = [c for c in OUTCOME_CLASSES if c in counts]
     handles = {}
-    for cls in sorted(classes, key=lambda c: -(s["outcome"] == c).sum()):
+    for cls in sorted(classes, key=lambda c: -counts[c]):
         rows = s[s["outcome"] == cls]
         handles[cls] = ax.scatter(rows[name], rows[outcome], s=4 if many else 10,
                                   alpha=0.4 if many else 0.7, color=CLASS_COLOURS[cls],
-                                  label=f"{cls} ({len(rows)})" if many else cls, lw=0)
+                                  label=f"{cls} ({counts[cls]})" if many else cls, lw=0)
     ax.legend(handles=[handles[c] for c in classes], fontsize="small", title="outcome",
               markerscale=2 if many else 1)
 
@@ -290,6 +291,7 @@ def plot_timeseries(sweep: Sweep, series: str) -> Any:
     days = table.columns.to_numpy(dtype=float)
     point_of = sweep.summary.set_index("run_id")["point_id"]
     points = sorted(point_of.unique())
+    outcome_of = sweep.summary.set_index("run_id")["outcome"]
     fig, (ax,) = _figure(width=8, height=4.8)
     if len(points) <= MAX_LINES:
         finite = table.to_numpy()[np.isfinite(table.to_numpy())]
@@ -304,7 +306,6 @@ def plot_timeseries(sweep: Sweep, series: str) -> Any:
         ax.set_title(f"{series}: mean (line) and mean ± SD across replicates (band)")
         ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1, 1))
     elif len(table) <= MAX_RUN_LINES:
-        outcome_of = sweep.summary.set_index("run_id")["outcome"]
         for cls in OUTCOME_CLASSES:
             ids = outcome_of.index[outcome_of == cls]
             for i, run_id in enumerate(ids):
@@ -319,7 +320,7 @@ def plot_timeseries(sweep: Sweep, series: str) -> Any:
         ax.set_title(f"{series}: every run ({len(points)} points), coloured by outcome")
         ax.legend(fontsize="small")
     else:
-        _class_bands(ax, table, sweep.summary.set_index("run_id")["outcome"], days)
+        _class_bands(ax, table, outcome_of, days)
         ax.set_title(f"{series} of {count(len(table), 'run')} by outcome: median (line), "
                      "middle 50% and 90% of the runs (bands)", fontsize="medium")
         ax.legend(fontsize="small")
