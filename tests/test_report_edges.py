@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from abm.cli import app
 from abm.report import NOT_AVAILABLE, Sweep, load_series, plot_outcome_by_parameter
+from abm.report.base import OUTCOME_CLASSES
 from abm.report.sweeps import _heatmap
 from abm.sweep import parse_spec, run_sweep
 
@@ -141,7 +142,7 @@ def test_many_runs_are_drawn_as_quantile_bands_per_outcome(half_cleared, monkeyp
     ax = sweeps.plot_timeseries(sweep, "CancerCells").axes[0]
     table = load_series(sweep, "CancerCells")
     outcome_of = sweep.summary.set_index("run_id")["outcome"]
-    classes = [c for c in ("eliminated", "controlled", "escape") if (outcome_of == c).any()]
+    classes = [c for c in OUTCOME_CLASSES if (outcome_of == c).any()]
     assert len(classes) >= 2
     assert [line.get_label() for line in ax.lines] == [
         f"{c} ({(outcome_of == c).sum()} runs)" for c in classes]
@@ -173,6 +174,6 @@ def test_a_scatter_of_many_runs_draws_the_rarer_classes_over_the_commonest(half_
         drawn = [len(c.get_offsets()) for c in ax.collections]
         assert drawn == sorted(counts, reverse=True)  # commonest first, rarest on top
         labels = [t.get_text() for t in ax.get_legend().get_texts()]
-        classes = [c for c in ("eliminated", "controlled", "escape") if c in counts]
+        classes = [c for c in OUTCOME_CLASSES if c in counts]
         assert labels == ([f"{c} ({counts[c]})" for c in classes] if many else classes)
         assert {c.get_sizes()[0] for c in ax.collections} == ({4} if many else {10})

@@ -67,6 +67,9 @@ def reference_arm(arms: list[str]) -> str | None:
     return arms[0]
 
 
+MANY_BARS = 100  # above this many patients in an arm, each waterfall bar gets an edge
+
+
 def plot_waterfall(patients: pd.DataFrame) -> Any:
     from abm.analysis.response import PD_CHANGE, PR_CHANGE, RESPONSE_COLOURS, RESPONSES
 
@@ -80,7 +83,7 @@ def plot_waterfall(patients: pd.DataFrame) -> Any:
         # an edge of the bar's own colour keeps every bar at least a line wide: with hundreds
         # of patients a bar is narrower than a pixel, and a lone responder would vanish
         ax.bar(x, rows["best_change_pct"], width=1.0, color=colours, edgecolor=colours,
-               linewidth=0.8 if len(rows) > 100 else 0.0)
+               linewidth=0.8 if len(rows) > MANY_BARS else 0.0)
         ax.axhline(PD_CHANGE, color="grey", ls="--", lw=0.8)
         ax.axhline(PR_CHANGE, color="grey", ls=":", lw=0.8)
         ax.axhline(0, color="black", lw=0.6)
