@@ -155,6 +155,68 @@ def test_many_runs_are_drawn_as_quantile_bands_per_outcome(half_cleared, monkeyp
     assert "median" in ax.get_title() and "8 runs" in ax.get_title()
 
 
+def test_a_class_is_drawn_only_while_half_its_runs_last():
+    """Cleared runs stop early, so on later days a class rests on fewer and fewer runs: its
+    median and bands end on the last day where at least half its runs have a value (here 6
+    cleared runs stopping after days 1, 2, 2, 3, 4 and 5: drawn to day 3, where 3 of 6 go on),
+    and ``_class_bands`` says a class was cut short. A class whose runs all go on is whole."""
+    import numpy as np
+    import pandas as pd
+
+    from abm.report import sweeps
+
+    days = np.arange(6.0)
+    last = [1, 2, 2, 3, 4, 5]
+    rows = {f"e{i}": np.where(days <= stop, 100.0 - 10 * days + i, np.nan)
+            for i, stop in enumerate(last)}
+    rows |= {f"x{i}": 10.0 * days + i for i in range(3)}
+    table = pd.DataFrame(rows, index=days).T
+    outcome_of = pd.Series({k: "eliminated" if k[0] == "e" else "escape" for k in table.index})
+    fig, (ax,) = sweeps._figure()
+    assert sweeps._class_bands(ax, table, outcome_of, days) is True
+    cleared, escaped = ax.lines
+    expected = np.nanmedian(table.loc[[f"e{i}" for i in range(6)]], axis=0)
+    expected[4:] = np.nan  # 2 and 1 of 6 runs left
+    np.testing.assert_array_equal(np.asarray(cleared.get_ydata(), float), expected)
+    np.testing.assert_array_equal(escaped.get_ydata(), 10.0 * days + 1)
+    for band in ax.collections[:2]:  # the cleared class's bands end on day 3 too
+        assert band.get_paths()[0].vertices[:, 0].max() == 3
+    whole = table.loc[[f"x{i}" for i in range(3)]]
+    fig, (ax,) = sweeps._figure()
+    assert sweeps._class_bands(ax, whole, outcome_of.loc[whole.index], days) is False
+
+
+def test_the_bands_title_says_when_a_class_was_cut_short(half_cleared, monkeypatch):
+    """The plot's title says a class was cut short, and only then: a cleared run's cancer
+    cells stay 0 after it stops, so that series is whole."""
+    import numpy as np
+
+    from abm.report import sweeps
+
+    sweep = Sweep(half_cleared)
+    monkeypatch.setattr(sweeps, "MAX_LINES", 2)
+    monkeypatch.setattr(sweeps, "MAX_RUN_LINES", 7)
+    cleared = sweep.summary.loc[sweep.summary["outcome"] == "eliminated", "run_id"]
+    assert len(cleared) == 4
+
+    def three_stop_a_day_early(sweep, series):  # the fixture's cleared runs stop together
+        table = load_series(sweep, series)
+        if series == "CancerCells":  # 0 after clearance: whole
+            return table
+        last = table.loc[cleared.iloc[0]].last_valid_index()
+        table.loc[cleared.iloc[:3], last] = np.nan
+        return table
+
+    monkeypatch.setattr(sweeps, "load_series", three_stop_a_day_early)
+    ax = sweeps.plot_timeseries(sweep, "TCells").axes[0]
+    assert "at least half" in ax.get_title()
+    line = next(ln for ln in ax.lines if ln.get_label().startswith("eliminated"))
+    assert np.isnan(np.asarray(line.get_ydata(), float)).sum() == 4  # day 0.5 too, now
+    whole = sweeps.plot_timeseries(sweep, "CancerCells").axes[0]
+    assert all(np.isfinite(np.asarray(ln.get_ydata(), float)).all() for ln in whole.lines)
+    assert "at least half" not in whole.get_title()
+
+
 def test_a_scatter_of_many_runs_draws_the_rarer_classes_over_the_commonest(half_cleared,
                                                                             monkeypatch):
     """A sampled parameter's panel: one dot per run, the most frequent class drawn first so

@@ -35,6 +35,7 @@ MAX_TABLE_POINTS = 100
 MAX_LINES = 12
 MAX_RUN_LINES = 300  # above this many runs the time series are quantile bands per class
 BAND_QUANTILES = [0.05, 0.25, 0.5, 0.75, 0.95]
+BAND_MIN_SHARE = 0.5  # a class's bands end where fewer than this share of its runs go on
 MANY_DOTS = 2000  # above this many runs a scatter's dots are smaller and fainter
 
 
@@ -320,27 +321,37 @@ def plot_timeseries(sweep: Sweep, series: str) -> Any:
         ax.set_title(f"{series}: every run ({len(points)} points), coloured by outcome")
         ax.legend(fontsize="small")
     else:
-        _class_bands(ax, table, outcome_of, days)
+        cut = _class_bands(ax, table, outcome_of, days)
         ax.set_title(f"{series} of {count(len(table), 'run')} by outcome: median (line), "
-                     "middle 50% and 90% of the runs (bands)", fontsize="medium")
+                     "middle 50% and 90% of the runs (bands)"
+                     + ("\neach class drawn while at least half its runs last" if cut else ""),
+                     fontsize="medium")
         ax.legend(fontsize="small")
     ax.set(xlabel="day", ylabel=series)
     return fig
 
 
-def _class_bands(ax: Any, table: pd.DataFrame, outcome_of: pd.Series, days: np.ndarray) -> None:
-    """Each outcome class's runs as quantiles day by day (a run that stopped early leaves the
-    days after out): the median, the 25-75% and the 5-95% bands. Thousands of single lines
-    would cover each other, the largest class hiding the others."""
+def _class_bands(ax: Any, table: pd.DataFrame, outcome_of: pd.Series, days: np.ndarray) -> bool:
+    """Each outcome class's runs as quantiles day by day: the median, the 25-75% and the 5-95%
+    bands. Thousands of single lines would cover each other, the largest class hiding the
+    others. A run that stopped early (cleared) leaves its later days out, so a class is drawn
+    only on the days where at least half of its runs still have a value (``BAND_MIN_SHARE``):
+    beyond them its quantiles would describe a shrinking remnant, not the class. Returns
+    whether any class was cut short that way."""
+    cut = False
     for cls in OUTCOME_CLASSES:
         rows = table.loc[outcome_of.index[outcome_of == cls]]
         if rows.empty:
             continue
         q = rows.quantile(BAND_QUANTILES).to_numpy(dtype=float)
+        few = rows.notna().sum().to_numpy() < BAND_MIN_SHARE * len(rows)
+        cut |= bool((few & np.isfinite(q[2])).any())
+        q[:, few] = np.nan  # a gap in the line and the bands
         colour = CLASS_COLOURS[cls]
         ax.fill_between(days, q[0], q[4], color=colour, alpha=0.15, lw=0)
         ax.fill_between(days, q[1], q[3], color=colour, alpha=0.3, lw=0)
         ax.plot(days, q[2], color=colour, lw=1.8, label=f"{cls} ({count(len(rows), 'run')})")
+    return cut
 
 
 def sobol_indices(sweep: Sweep, outcome: str) -> list[dict[str, Any]]:
