@@ -300,7 +300,8 @@ _LIST: list[Param] = [
        "probability an engaged CTL kills its target in one hour (about 6 h per kill)",
        "Breart et al. 2008 JCI 118:1390 (about 6 h per CTL-target pair in vivo)", "T cells"),
     _p("tcell_exhaustion_limit", 5, "kills or PD-1 blocks", int, 1, 100,
-       "kills plus PD-1-blocked engagements after which a CTL is exhausted and stops killing",
+       "kills plus PD-1-blocked hours of engagement after which a CTL is exhausted and stops "
+       "killing",
        "Kather et al. 2017 (IMkmax = 5, a killing capacity: kills only); counting PD-1-blocked "
        "hours too is a modelling choice; CARCADE uses 10", "T cells"),
     _p("tcell_exhausted_speed", 1, "sites per h", int, 0, 40,
@@ -435,7 +436,9 @@ _LIST: list[Param] = [
        "exponential time with that mean here)", "Oxygen and death"),
     _p("apoptosis_rate", 5.31667e-5, "1/min", float, 0.0, 0.1,
        "cancer-cell apoptosis rate, independent of immunity and oxygen (the site is freed at "
-       "once)", "PhysiCell template default (5.31667e-5 /min, mean 13 d)", "Oxygen and death"),
+       "once)",
+       "PhysiCell template default (5.31667e-5 /min, mean 13 d; its cancer_immune sample sets 0)",
+       "Oxygen and death"),
     # --- suppressor cells ---------------------------------------------------------------------
     _p("treg_influx", 0.2, "Treg per h", float, 0.0, 100.0,
        "Treg recruitment at saturating tumour burden (0 disables Tregs)", _MC, "Suppressors"),
@@ -473,8 +476,9 @@ _LIST: list[Param] = [
     _p("anti_pd1_ec50", 0.1, "standard doses", float, 1e-6, 100.0,
        "antibody level at half-maximal PD-1 occupancy",
        "modelling choice: standard 3-weekly dosing keeps occupancy high, as reported for PD-1 "
-       "antibodies (Brahmer 2010 JCO: over 70% for two months or more after a single dose; "
-       "here one dose is below 70% from day 46)", "Anti-PD-1"),
+       "antibodies (Brahmer 2010 JCO: over 70% for two months or more after a single dose); "
+       "here a single dose falls below 70% on day 46, sooner than reported (an EC50 of about "
+       "0.065 would hold it to day 60)", "Anti-PD-1"),
     # --- anti-CTLA-4 --------------------------------------------------------------------------
     _p("anti_ctla4_start_day", None, "day", float, 0.0, 10_000.0,
        "first anti-CTLA-4 dose (None = not given)", _MC, "Anti-CTLA-4", optional=True),
@@ -526,8 +530,9 @@ _LIST: list[Param] = [
        "decay of the vaccine response after its peak (contraction)",
        "CD8 T-cell numbers contract by 90-95% after the peak (Badovinac et al. 2004 Nat "
        "Immunol 5:809), within about 1-2 weeks (timing not checked at source): 90% in 10 d or "
-       "95% in 14 d is a half-life of 3.0-3.2 d (ln 2 x 10 / ln 10, ln 2 x 14 / ln 20); 3.5 d "
-       "gives 75% contraction after 1 week and 94% after 2 weeks", "Vaccine"),
+       "95% in 14 d is a half-life of 3.0-3.2 d (ln 2 x 10 / ln 10, ln 2 x 14 / ln 20); 3.5 d, "
+       "a modelling choice a little slower than that, gives 75% contraction after 1 week and "
+       "94% after 2 weeks", "Vaccine"),
     # --- CAR-T --------------------------------------------------------------------------------
     _p("cart_start_day", None, "day", float, 0.0, 10_000.0,
        "CAR-T infusion day (None = not given)", _MC, "CAR-T", optional=True),
@@ -542,7 +547,7 @@ _LIST: list[Param] = [
        "28% die within 14 days); persistence to 554 d seen in DLBCL (Awasthi 2020)",
        "CAR-T"),
     _p("cart_exhaustion_limit", 10, "kills or PD-1 blocks", int, 1, 1000,
-       "kills plus PD-1-blocked engagements after which a CAR-T cell is exhausted",
+       "kills plus PD-1-blocked hours of engagement after which a CAR-T cell is exhausted",
        "CARCADE MAX_ANTIGEN_BINDING = 10", "CAR-T"),
     _p("cart_max_divisions", 10, "divisions", int, 0, 30,
        "times a CAR-T lineage can divide after kills", "CARCADE (10)", "CAR-T"),

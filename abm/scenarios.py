@@ -51,6 +51,8 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             "T cells flood in and clear it. Notice: kills come in waves as T cells arrive. "
             "Try: raise the mutation rate, or lower T-cell influx, and watch it escape."
         ),
+        # modelling choices for the lesson: a small (100-cell), highly visible tumour with few
+        # suppressors, so that T cells clear it within days in most seeds
         "params": {"founder_antigens": 4, "mutation_rate": 0.001, "tcell_influx": 4.0,
                    "treg_influx": 0.05, "mdsc_influx": 0.05, "initial_tumor_cells": 100},
     },
@@ -170,6 +172,9 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             "lost the vaccine antigens take over (clone colours change, antigenicity falls). "
             "Try: a higher mutation rate, or a single dose (vaccine_doses 1)."
         ),
+        # modelling choices for the lesson: T-cell influx half the default (0.5 per h), so
+        # that without the vaccine the tumour is only weakly controlled and the vaccine's
+        # effect, and the escape of antigen-loss clones under it, show
         "params": {"founder_antigens": 2, "mutation_rate": 0.03, "tcell_influx": 0.5,
                    "vaccine_start_day": 0.0},
     },
@@ -187,6 +192,9 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             "on kills and clear the tumour, unless they exhaust first. Try: a smaller dose, or "
             "the antigen-loss scenario."
         ),
+        # modelling choices for the lesson: a poorly visible tumour (MHC-I 0.3, little T-cell
+        # influx) that ordinary T cells cannot hold, and a dose of 300 CAR-T cells (the
+        # default's 1.5x) that clears it within days of the infusion
         "params": {"founder_antigens": 1, "founder_mhc": 0.3, "tcell_influx": 0.3,
                    "mutation_rate": 0.01, "antigen_loss_rate": 0.0, "cart_start_day": 5.0,
                    "cart_dose": 300},
@@ -207,6 +215,8 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             "CD19-negative). Notice: the antigen-negative fraction climbs toward 1 after the "
             "infusion. Try: antigen_loss_rate = 0 (the cart scenario) for comparison."
         ),
+        # the cart scenario with target loss: 0.01 of divisions lose the CAR target (a
+        # modelling choice, high enough that antigen-negative cells are present at the infusion)
         "params": {"founder_antigens": 1, "founder_mhc": 0.3, "tcell_influx": 0.3,
                    "mutation_rate": 0.01, "antigen_loss_rate": 0.01, "cart_start_day": 5.0,
                    "cart_dose": 300},
@@ -230,6 +240,8 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             "on the status line. Try: anti-CSF-1R (Ries et al. 2014: depletes TAMs; Pyonteck "
             "et al. 2013: repolarises them), or macrophage arrival 0."
         ),
+        # modelling choices for the lesson: a 1,000-cell founder, large enough to have a hypoxic
+        # core by day 8, and macrophages switched on (influx 1 per h)
         "params": {"initial_tumor_cells": 1000, "tcell_influx": 2.0, "macrophage_influx": 1.0},
     },
     "nk_surveillance": {

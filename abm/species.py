@@ -5,10 +5,11 @@ defaults of the drug parameters are the clinical labels (3-weekly infusions, hal
 weeks). A species preset sets the parameters that differ between a syngeneic mouse study and a
 patient, each with its source:
 
-- ``mouse``: preclinical. Surrogate anti-mouse antibodies (rat or mouse IgG, e.g. anti-PD-1
-  RMP1-14 or DX400, anti-CTLA-4 9H10 or 9D9) given twice weekly (every 3.5 days) for 3-4 doses,
-  with the half-life of a rodent IgG in an immunocompetent mouse (days, not weeks). Anti-CTLA-4
-  depletes intratumoural Tregs through Fc receptors (Simpson et al. 2013; Selby et al. 2013).
+- ``mouse``: preclinical. Surrogate anti-mouse antibodies (rat, hamster or mouse IgG, e.g.
+  anti-PD-1 RMP1-14 or DX400, anti-CTLA-4 9H10 or 9D9) given twice weekly (every 3.5 days) for
+  3-4 doses, with the half-life of a rodent IgG in an immunocompetent mouse (days, not
+  weeks). Anti-CTLA-4 depletes intratumoural Tregs through Fc receptors (Simpson et al. 2013;
+  Selby et al. 2013).
 - ``human``: clinical. Pembrolizumab and ipilimumab as on their labels (every 3 weeks;
   half-lives 22 and 15 days), and NO Treg depletion by anti-CTLA-4: ipilimumab and tremelimumab
   do not deplete intratumoural FOXP3+ Tregs in patients (Sharma et al. 2019), so in the human
@@ -19,8 +20,8 @@ species preset, then the scenario's own parameters, then the user's overrides (`
 ``[parameters]``, an arm's table, a patient's draws). So a scenario or a user can still change
 any value the species sets. The species is the one given (``--species``, ``[sweep] species``,
 ``species=``), else the scenario's ``"species"``, else none: no preset, the defaults as they are
-(which equal the ``human`` preset except ``anti_ctla4_treg_depletion`` = 0.8, kept so results
-without a species do not change).
+(which equal the ``human`` preset except ``anti_ctla4_treg_depletion`` = 0.8 and
+``anti_pd1_doses`` = 4 instead of 35, kept so results without a species do not change).
 """
 
 from __future__ import annotations
@@ -69,7 +70,9 @@ SPECIES: dict[str, dict[str, Any]] = {
                 22.0, "pembrolizumab t1/2 22 d (label); nivolumab 26.7 d"),
             "anti_ctla4_interval_days": (21.0, "ipilimumab every 3 weeks x 4 (label)"),
             "anti_ctla4_doses": (4, "ipilimumab every 3 weeks x 4 (label)"),
-            "anti_ctla4_half_life_days": (15.0, "ipilimumab about 15 d (label)"),
+            "anti_ctla4_half_life_days": (
+                15.0, "ipilimumab 15.4 d (CV 34%) in the FDA's approval summary (Saung et al. "
+                "2021 Oncologist 26:797, Table 2)"),
             "anti_ctla4_treg_depletion": (
                 0.0, "ipilimumab (IgG1) and tremelimumab (IgG2) do not deplete intratumoural "
                 "FOXP3+ Tregs in melanoma, prostate and bladder cancer (Sharma et al. 2019 "

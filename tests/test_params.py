@@ -99,6 +99,8 @@ def test_parameter_docs_are_generated_from_params():
 
     text = (Path(__file__).parents[1] / "docs" / "parameters.md").read_text()
     assert markdown_table().strip() in text, "regenerate: abm params --markdown"
+    # and nothing after it: the table is the file's end, so no stale text can follow it
+    assert text.rstrip().endswith(markdown_table().strip())
 
 
 def test_resolve_is_the_one_way_scenario_and_overrides_become_parameters():

@@ -63,7 +63,7 @@ class TCell(ImmuneCell):
             self.lifespan_h = p["tcell_progenitor_lifespan_days"] * 24.0
         self.exhaustion_limit = p["tcell_exhaustion_limit"]
         self.divisions_left = p["tcell_max_divisions"] if divisions_left is None else divisions_left
-        self.exhaustion = 0  # kills + PD-1-blocked engagements so far
+        self.exhaustion = 0  # kills + PD-1-blocked hours of engagement so far
         self.kills = 0
         self.engaged = False  # attacked a target this hour
 
