@@ -249,7 +249,8 @@ _LIST: list[Param] = [
     _p("ifng_cytostasis", 0.5, "1 (0-1)", float, 0.0, 1.0,
        "maximum reduction of cancer-cell division by local IFN-gamma (Th1 cytostasis)",
        "modelling choice; IFN-gamma and TNF drive cancer cells into growth arrest "
-       "(Braumueller 2013 Nature 494:361) and sustain equilibrium (Koebel 2007)", "Cancer cells"),
+       "(Braumueller 2013 Nature 494:361) and sustain equilibrium (Koebel 2007 Nature "
+       "450:903)", "Cancer cells"),
     _p("mdsc_growth_boost", 0.5, "1 (fractional increase)", float, 0.0, 5.0,
        "extra division probability of a cancer cell within suppression_radius_sites of an MDSC",
        _MC, "Cancer cells"),
