@@ -38,7 +38,7 @@ from abm.sweep.storage import (
     SweepError,
     build_summary,
     check_existing,
-    check_run_file,
+    checked_run_summary,
     make_manifest,
     os_error_text,
     run_path,
@@ -270,7 +270,7 @@ def _run(
     out.mkdir(parents=True, exist_ok=True)
     with _DirLock(out):
         old = _open(out, manifest, log)
-        missing = _missing(out, runs, log)
+        missing, read = _missing(out, runs, log)
         already = len(runs) - len(missing)
         workers = min(workers, max(len(missing), 1))  # no idle workers (process pool, Dask)
         if missing:
@@ -295,7 +295,7 @@ def _run(
             results = run_dask(tasks, workers, scheduler, f"abm-{manifest['content_hash'][:12]}",
                                dashboard=dashboard, log=log)
         _write_all(out, results, spec.name, len(runs), already, progress and bool(missing))
-        summary = build_summary(out, [r.run_id for r in runs])
+        summary = build_summary(out, [r.run_id for r in runs], read)
         write_table(summary, out / "summary.parquet")
         if spec.patients:  # a cohort: one row per patient and arm, with its response
             from abm.sweep.results import load_sweep, patients_table
@@ -336,26 +336,30 @@ def _open(out: Path, manifest: dict[str, Any], log: Callable[[str], None]) -> di
     return old
 
 
-def _missing(out: Path, runs: list[Run], log: Callable[[str], None] = print) -> list[Run]:
-    """The runs without a sound file, in run-list order. Each existing run file is checked (its
-    Parquet footer and stored summary); a broken one (truncated, empty, another run's) is
-    removed, named, and run again. Temporary files of a killed runner go."""
+def _missing(out: Path, runs: list[Run],
+             log: Callable[[str], None] = print) -> tuple[list[Run], dict[str, dict[str, Any]]]:
+    """The runs without a sound file, in run-list order, and the summary rows of the others
+    (read in the check: rerunning a finished 12,288-run sweep reads each footer once). Each
+    existing run file is checked (its Parquet footer and stored summary); a broken one
+    (truncated, empty, another run's) is removed, named, and run again. Temporary files of a
+    killed runner go."""
     runs_dir = out / "runs"
     runs_dir.mkdir(exist_ok=True)
     for tmp in runs_dir.glob(".*.tmp"):  # left by a runner killed mid-write
         tmp.unlink(missing_ok=True)
     done = {p.stem for p in runs_dir.glob("*.parquet")}
-    missing = []
+    missing, read = [], {}
     for run in runs:
         if run.run_id in done:
             path = run_path(out, run.run_id)
-            problem = check_run_file(path, run.run_id)
+            row, problem = checked_run_summary(path, run.run_id)
             if problem is None:
+                read[run.run_id] = row
                 continue
             log(f"warning: {path} is broken ({problem}); running {run.run_id} again")
             path.unlink()
         missing.append(run)
-    return missing
+    return missing, read
 
 
 def _where(backend: str, workers: int, scheduler: str | None) -> str:

@@ -153,14 +153,22 @@ def read_parquet(path: Path) -> pd.DataFrame:
 def check_run_file(path: Path, run_id: str) -> str | None:
     """Why the run file at ``path`` cannot be trusted (``None`` if it can): it must have a
     Parquet footer, rows, and the summary row of this run. Reads the footer only."""
+    return checked_run_summary(path, run_id)[1]
+
+
+def checked_run_summary(path: Path, run_id: str) -> tuple[dict[str, Any] | None, str | None]:
+    """``check_run_file`` that also returns the summary row it read, as ``read_run_summary``
+    gives it: ``(row, None)`` for a sound file, ``(None, why not)`` for a broken one. A rerun
+    checks every run file, and keeps the rows for the summary instead of reading them again."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         footer = pq.read_metadata(path)
     except (OSError, pa.ArrowException, ValueError) as err:
-        return _reason(err)
-    return _footer_problem(footer, run_id)
+        return None, _reason(err)
+    row, problem = _footer_row(footer, run_id)
+    return (None, problem) if problem is not None else (_nan_for_none(row), None)
 
 
 def _reason(err: BaseException) -> str:
@@ -169,15 +177,21 @@ def _reason(err: BaseException) -> str:
 
 def _footer_problem(footer: Any, run_id: str) -> str | None:
     """``check_run_file`` on a footer already read (``pyarrow.parquet.FileMetaData``)."""
+    return _footer_row(footer, run_id)[1]
+
+
+def _footer_row(footer: Any, run_id: str) -> tuple[Any, str | None]:
+    """The stored summary row of a footer already read, and why the file cannot be trusted
+    (``None`` if it can)."""
     try:
         row = json.loads((footer.metadata or {})[RUN_META_KEY])
     except KeyError:
-        return "no run summary in it"
+        return None, "no run summary in it"
     except ValueError as err:
-        return _reason(err)
+        return None, _reason(err)
     if footer.num_rows < 1:
-        return "no rows"
-    return _row_problem(row, run_id)
+        return row, "no rows"
+    return row, _row_problem(row, run_id)
 
 
 def _row_problem(row: Any, run_id: str) -> str | None:
@@ -192,7 +206,10 @@ def _row_problem(row: Any, run_id: str) -> str | None:
 def read_run_summary(path: Path, run_id: str | None = None) -> dict[str, Any]:
     """The summary row stored in a run file (reads the footer only). With ``run_id``, a file
     whose summary is another run's (a copied file) is a ``SweepError`` naming it."""
-    row = _stored_row(path, _run_metadata(path), run_id)
+    return _nan_for_none(_stored_row(path, _run_metadata(path), run_id))
+
+
+def _nan_for_none(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (math.nan if v is None else v) for k, v in row.items()}
 
 
@@ -257,9 +274,13 @@ def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
 
 
-def build_summary(out: Path, run_ids: Iterable[str]) -> pd.DataFrame:
-    """One row per run, in run-list order, from the run files (so resuming changes nothing)."""
-    rows = [read_run_summary(run_path(out, run_id), run_id) for run_id in run_ids]
+def build_summary(out: Path, run_ids: Iterable[str],
+                  read: dict[str, dict[str, Any]] | None = None) -> pd.DataFrame:
+    """One row per run, in run-list order, from the run files (so resuming changes nothing).
+    ``read``: rows already read from their files (``checked_run_summary``), not read again."""
+    read = read or {}
+    rows = [read[run_id] if run_id in read else read_run_summary(run_path(out, run_id), run_id)
+            for run_id in run_ids]
     return pd.DataFrame(rows)
 
 
