@@ -189,6 +189,46 @@ def test_export_csv_writes_the_summary_and_every_run(grid):
     assert list(series["run_id"].unique()) == list(summary["run_id"])
 
 
+@pytest.mark.parametrize("batch_rows", [1, 7, 10**9])
+def test_the_time_series_are_exported_as_each_run_alone_would_be(grid, tmp_path, monkeypatch,
+                                                                 batch_rows):
+    """Runs are formatted together in batches of about ``EXPORT_BATCH_ROWS`` rows (one run
+    each, two of these 5-row runs, all 8 at once): ``timeseries.csv`` is byte for byte each
+    run's own table written in run order, the header once."""
+    import io
+
+    from abm.report import export
+    from abm.sweep import read_run_table, run_path
+
+    monkeypatch.setattr(export, "EXPORT_BATCH_ROWS", batch_rows)
+    export.export_csv(grid, out=tmp_path)
+    expected = io.StringIO()
+    for i, run_id in enumerate(Sweep(grid).summary["run_id"]):
+        own = export.csv_ready(read_run_table(run_path(grid, run_id)))
+        own.to_csv(expected, index=False, header=i == 0)
+    with open(tmp_path / "timeseries.csv", newline="") as fh:
+        assert fh.read() == expected.getvalue()
+
+
+def test_runs_whose_columns_differ_are_not_batched_together(monkeypatch):
+    """A run whose column types differ from the run before starts a new batch, so no integer
+    column is widened to float (``3`` would be written ``3.0``) by joining it with another."""
+    import pyarrow as pa
+
+    from abm.report import export
+
+    tables = {"a": pa.table({"Step": [0, 1], "TCells": [3, 4]}),
+              "b": pa.table({"Step": [0, 1], "TCells": [5, 6]}),
+              "c": pa.table({"Step": [0, 1], "TCells": [0.5, 1.5]})}
+    monkeypatch.setattr(export, "_read_run", lambda sweep, run_id, arrow: tables[run_id])
+    batches = list(export._series_batches(None, ["a", "b", "c"]))
+    assert [len(b) for b in batches] == [4, 2]
+    assert batches[0]["TCells"].tolist() == [3, 4, 5, 6]
+    assert str(batches[0]["TCells"].dtype) == "int64"
+    monkeypatch.setattr(export, "EXPORT_BATCH_ROWS", 2)
+    assert [len(b) for b in export._series_batches(None, ["a", "b", "c"])] == [2, 2, 2]
+
+
 def test_export_defaults_to_csv_and_says_what_it_replaced(grid, tmp_path):
     out = tmp_path / "csv"
     first = runner.invoke(app, ["export", str(grid), "--out", str(out)])
