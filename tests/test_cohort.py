@@ -376,6 +376,35 @@ def test_cohort_export_has_the_patients_and_report_refuses_sweep_options(ran, tm
     assert not (tmp_path / "r").exists()
 
 
+def test_a_partial_cohorts_strata_without_a_finished_patient_show_no_number(ran, tmp_path):
+    """While a cohort runs, a stratum may have no finished patient in an arm yet: its cell is
+    ``–`` (the report said nothing else: it stopped on a division by zero)."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from abm.cli import app
+
+    partial = tmp_path / "partial"
+    shutil.copytree(ran, partial, ignore=shutil.ignore_patterns("report", "export"))
+    patients = pd.read_parquet(ran / "patients.parquet")
+    runs = pd.read_parquet(ran / "summary.parquet")
+    treated = runs[runs["arm"] == "anti_pd1"]  # (with each patient's drawn parameters)
+    assert treated["founder_antigens"].nunique() >= 2  # so one stratum loses its patients
+    for name in ("summary.parquet", "patients.parquet"):
+        (partial / name).unlink()
+    for run_id in treated["run_id"].iloc[1:]:  # the first treated patient alone finished
+        (partial / "runs" / f"{run_id}.parquet").unlink()
+    result = CliRunner().invoke(app, ["report", str(partial)])
+    assert result.exit_code == 0, (result.output, result.exception)
+    text = (partial / "report" / "report.md").read_text()
+    table = text.split("## Objective response by `founder_antigens` (value)")[1]
+    done = treated["founder_antigens"].iloc[0]
+    for value in sorted(patients["founder_antigens"].unique()):
+        row = next(line for line in table.splitlines() if line.startswith(f"| {value} |"))
+        assert row.endswith("| – |") == (value != done), row
+
+
 def test_cohort_report_files(ran, tmp_path):
     path = write_report(ran, out=tmp_path / "report")
     for name in ("waterfall.png", "spider.png", "km.png", "report.md"):

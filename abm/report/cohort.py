@@ -214,9 +214,13 @@ def paired_difference(patients: pd.DataFrame, treated: str, control: str) -> dic
 
 
 def _orr_cell(responses: pd.Series) -> str:
+    """``hits/n = x% [low, high]``, or ``–`` without a patient (a stratum none of whose
+    patients has finished in this arm yet, while the cohort runs)."""
     from abm.analysis.response import objective_response, wilson_interval
 
     hits, n = int(objective_response(responses).sum()), len(responses)
+    if not n:
+        return NOT_AVAILABLE
     low, high = wilson_interval(hits, n)
     return f"{hits}/{n} = {100 * hits / n:.0f}% [{100 * low:.0f}, {100 * high:.0f}]"
 
