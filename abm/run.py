@@ -171,8 +171,9 @@ _PARAM_TEXT_ARGS = (6, 7, 8)
 
 def _code_of(name: str, source: str) -> bytes:
     """What of a module can change results: its syntax tree without docstrings (comments and
-    layout are not in it), and without the lesson texts of ``scenarios.py`` and the
-    parameters' descriptions and sources in ``params.py``."""
+    layout are not in it), and without the lesson texts of ``scenarios.py``, the parameters'
+    descriptions and sources in ``params.py`` and the species presets' summaries and sources
+    in ``species.py`` (``(value, source)`` pairs)."""
     import ast
 
     tree = ast.parse(source)
@@ -191,6 +192,15 @@ def _code_of(name: str, source: str) -> bytes:
                 and isinstance(node.func, ast.Name) and node.func.id == "_p"):
             node.args = [ast.Constant("") if i in _PARAM_TEXT_ARGS else arg
                          for i, arg in enumerate(node.args)]
+        if name == "species.py" and isinstance(node, ast.Dict):
+            kept = [(k, v) for k, v in zip(node.keys, node.values, strict=True)
+                    if not (isinstance(k, ast.Constant) and k.value == "summary")]
+            node.keys, node.values = [k for k, _ in kept], [v for _, v in kept]
+            for value in node.values:
+                if (isinstance(value, ast.Tuple) and len(value.elts) == 2
+                        and isinstance(value.elts[1], ast.Constant)
+                        and isinstance(value.elts[1].value, str)):
+                    value.elts[1] = ast.Constant("")  # a preset value's source
     return ast.dump(tree, annotate_fields=False).encode()
 
 

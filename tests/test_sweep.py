@@ -1204,9 +1204,15 @@ def test_the_model_code_hash_counts_code_not_comments_docstrings_or_lesson_texts
     assert same("model.py", '"""', '"""An edited docstring. ')
     assert same("params.py", '"grid width"', '"grid width, in sites"')
     assert same("params.py", "modelling choice: 100x100", "modelling choice (edited): 100x100")
+    assert same("species.py", '"pembrolizumab 200 mg every 3 weeks (label)"',
+                '"pembrolizumab 200 mg every 3 weeks (the label)"')
+    assert same("species.py", '"summary": "clinical:', '"summary": "clinical (edited):')
     # what makes results: a scenario's parameter, a default, a line of code
     assert not same("scenarios.py", '"tcell_influx": 4.0', '"tcell_influx": 5.0')
     assert not same("params.py", '_p("width", 100,', '_p("width", 101,')
+    assert not same("species.py", '(21.0, "pembrolizumab 200 mg', '(14.0, "pembrolizumab 200 mg')
+    assert not same("species.py", '"anti_pd1_interval_days": (21.0',
+                    '"anti_pd1_dose": (21.0')  # (a preset setting another parameter)
     assert not same("model.py", "self.nk_kills = 0", "self.nk_kills = 1")
 
 
