@@ -329,13 +329,14 @@ def run(
     """
     from abm.params import model_seed, seed_digits_limit, validate, validate_rng, value_text
     from abm.run import (
+        AtomicFiles,
         build_model,
         build_params,
+        json_bytes,
         provenance,
         simulate,
+        table_bytes,
         threads_for,
-        write_json,
-        write_table,
     )
     from abm.species import effective_species
     from abm.sweep.spec import duration, estimate_seconds
@@ -423,15 +424,15 @@ def run(
         return
     from abm.report import csv_ready
 
-    with file_errors():
-        write_table(csv_ready(df) if out.suffix.lower() == ".csv" else df, out)
-        write_json(
+    # the time series and its sidecar replace an earlier pair together, or not at all (a full
+    # disk while writing either leaves both as they were)
+    with file_errors(), AtomicFiles() as files:
+        files.write(out, table_bytes(csv_ready(df) if out.suffix.lower() == ".csv" else df, out))
+        files.write(sidecar, json_bytes(
             {"scenario": scenario, "species": effective_species(scenario, species),
              "engine": engine, "steps_requested": n_steps, "steps_run": int(model.steps),
              "seed": model.seed, "seed_drawn": drawn, "parameters": model.p,
-             "doses": model.dose_log, **provenance()},
-            sidecar,
-        )
+             "doses": model.dose_log, **provenance()}))
     note = f" (replaced the existing {' and '.join(p.name for p in replaced)})" if replaced else ""
     typer.echo(f"wrote {out} ({len(df)} rows) and {sidecar}{note}")
 

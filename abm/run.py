@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import numbers
 import os
 import platform
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -271,41 +273,112 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one. An
     ``OSError`` without a file name (a full disk at ``write`` or ``fsync``) gets ``path`` as
     its file name, so messages say which file could not be written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+    with AtomicFiles() as files:
+        files.write(path, data)
+
+
+class AtomicFiles:
+    """Files that are replaced together: a data file and its sidecar, an export's CSV files
+    and its ``about.json``, a report's figures and ``report.md``. Each is first written whole
+    to a temporary file beside it (``write``, or streamed through ``open_text``); only when
+    the ``with`` block ends without an error are they renamed into place, in the order
+    written. A full disk, a broken run file or an interrupt before that leaves every earlier
+    file as it was, and no temporary file. An ``OSError`` without a file name (a full disk at
+    ``write`` or ``fsync``) gets the file's path, so messages say which file failed."""
+
+    def __init__(self) -> None:
+        self._staged: list[tuple[str, Path]] = []
+
+    def __enter__(self) -> AtomicFiles:
+        return self
+
+    def _temporary(self, path: Path) -> int:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        self._staged.append((tmp, path))
+        return fd
+
+    def write(self, path: Path, data: bytes) -> None:
+        path = Path(path)
+        try:
+            with os.fdopen(self._temporary(path), "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as err:
+            _name_error(err, path)
+            raise
+
+    @contextlib.contextmanager
+    def open_text(self, path: Path) -> Iterator[Any]:
+        """A text file to stream into (``newline=""``, as the csv module wants)."""
+        path = Path(path)
+        fh = os.fdopen(self._temporary(path), "w", newline="")
+        try:
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        # mkstemp makes the file 0600; give it the mode a plain open() would (0666 less the
-        # umask), so colleagues can read results as they can any other file
-        os.chmod(tmp, 0o666 & ~current_umask())
-        os.replace(tmp, path)
-    except BaseException as err:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(err, OSError) and err.filename is None:
-            err.filename = str(path)
-        raise
+        except BaseException as err:
+            _name_error(err, path)
+            raise
+        finally:
+            try:
+                fh.close()  # (flushes the buffer: may fail again on a full disk)
+            except OSError:
+                pass
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, *rest: Any) -> None:
+        try:
+            if exc_type is None:
+                # mkstemp makes the file 0600; give it the mode a plain open() would (0666
+                # less the umask), so colleagues can read results as they can any other file
+                mode = 0o666 & ~current_umask()
+                for tmp, path in self._staged:
+                    try:
+                        os.chmod(tmp, mode)
+                    except OSError as err:
+                        _name_error(err, path)
+                        raise
+                for tmp, path in self._staged:
+                    try:
+                        os.replace(tmp, path)
+                    except OSError as err:
+                        _name_error(err, path)
+                        raise
+        finally:
+            for tmp, _ in self._staged:
+                Path(tmp).unlink(missing_ok=True)  # (none left after the renames)
+
+
+def _name_error(err: BaseException | None, path: Path) -> None:
+    """Give an ``OSError`` without a file name the file it was writing."""
+    if isinstance(err, OSError) and err.filename is None:
+        err.filename = str(path)
 
 
 def write_table(df: pd.DataFrame, path: Path) -> None:
     """Write a table atomically as Parquet (``.parquet``) or CSV (``.csv``)."""
-    path = Path(path)
-    suffix = path.suffix.lower()
+    atomic_write_bytes(Path(path), table_bytes(df, path))
+
+
+def table_bytes(df: pd.DataFrame, path: Path) -> bytes:
+    """``df`` as the file ``path`` names: Parquet (``.parquet``) or CSV (``.csv``)."""
+    suffix = Path(path).suffix.lower()
     if suffix == ".parquet":
         import io
 
         buf = io.BytesIO()
         df.to_parquet(buf, index=False)
-        atomic_write_bytes(path, buf.getvalue())
-    elif suffix == ".csv":
-        atomic_write_bytes(path, df.to_csv(index=False).encode())
-    else:
-        raise ValueError(f"output file {value_text(str(path))}: expected a .parquet or .csv "
-                         "file name")
+        return buf.getvalue()
+    if suffix == ".csv":
+        return df.to_csv(index=False).encode()
+    raise ValueError(f"output file {value_text(str(path))}: expected a .parquet or .csv "
+                     "file name")
 
 
 def write_json(obj: Any, path: Path) -> None:
-    atomic_write_bytes(Path(path), (json.dumps(obj, indent=2, default=str) + "\n").encode())
+    atomic_write_bytes(Path(path), json_bytes(obj))
+
+
+def json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, default=str) + "\n").encode()

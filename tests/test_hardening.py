@@ -264,16 +264,27 @@ def test_the_parent_of_a_relative_output_path_is_created(tmp_path, monkeypatch):
 
 
 def test_a_file_system_error_while_writing_is_one_line_naming_the_path(tmp_path, monkeypatch):
+    """... and the time series and its sidecar are replaced together or not at all: a sidecar
+    that cannot be written leaves the earlier pair as it was (it left the new time series
+    beside the old sidecar, which then described another run)."""
     import abm.run
 
-    def denied(obj, path):
-        raise PermissionError(13, "Permission denied", str(path))
-
-    monkeypatch.setattr(abm.run, "write_json", denied)
     out = tmp_path / "run.parquet"
-    line = one_clean_error(cli("run", "--quiet", "--steps", "2", "--rng", "1", *TINY_SETS,
+    first = cli("run", "--quiet", "--steps", "2", "--rng", "1", *TINY_SETS, "--out", str(out))
+    assert first.exit_code == 0, first.output
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    real = abm.run.AtomicFiles.write
+
+    def denied(self, path, data):
+        if path.suffix == ".json":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(self, path, data)
+
+    monkeypatch.setattr(abm.run.AtomicFiles, "write", denied)
+    line = one_clean_error(cli("run", "--quiet", "--steps", "2", "--rng", "2", *TINY_SETS,
                                "--out", str(out)))
     assert line == f"error: {out}.json: Permission denied"
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temporary file
 
 
 # --- reproducibility and files ------------------------------------------------------------------

@@ -244,15 +244,90 @@ def test_export_of_a_plain_sweep_removes_an_earlier_cohort_exports_patients(grid
     """A folder that held a cohort's export: exporting a sweep that is not a cohort into it
     replaces summary.csv, timeseries.csv and about.json, and removes the cohort's
     patients.csv, which would otherwise pass for this sweep's patients; the CLI says so."""
+    import json
+
     out = tmp_path / "csv"
     out.mkdir()
     (out / "patients.csv").write_text("patient,arm,best_response\n0,untreated,PD\n")
+    (out / "about.json").write_text(json.dumps({"format": "abm-export/1"}))  # an export's
     result = runner.invoke(app, ["export", str(grid), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert not (out / "patients.csv").exists()
     assert sorted(p.name for p in out.iterdir()) == ["about.json", "summary.csv",
                                                      "timeseries.csv"]
     assert f"removed {out / 'patients.csv'} (an earlier cohort export's" in result.output
+
+
+@pytest.mark.parametrize("about", [None, "{}", "not json", '{"format": "other/1"}'])
+def test_export_into_a_folder_of_the_users_own_files_is_refused(grid, tmp_path, about):
+    """A ``summary.csv`` or ``patients.csv`` that no export wrote (no export's about.json
+    beside it) is the user's: the export refuses, naming them, and leaves them as they were
+    (it removed a ``patients.csv`` and replaced a ``summary.csv`` before)."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "summary.csv").write_text("my numbers\n")
+    (out / "patients.csv").write_text("my patients\n")
+    if about is not None:
+        (out / "about.json").write_text(about)
+    result = runner.invoke(app, ["export", str(grid), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"error: {out}: holds summary.csv, patients.csv") and (
+        "not written by abm export" in result.output), result.output
+    assert (out / "summary.csv").read_text() == "my numbers\n"
+    assert (out / "patients.csv").read_text() == "my patients\n"
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["summary.csv", "patients.csv"] + (["about.json"] if about is not None else []))
+
+
+def test_a_report_into_a_folder_with_the_users_own_report_md_is_refused(grid, tmp_path):
+    """A ``report.md`` that does not start with a report's heading is the user's: the report
+    refuses, naming it, and writes nothing there; an earlier report is replaced."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "report.md").write_text("# My notes\n")
+    result = runner.invoke(app, ["report", str(grid), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(f"error: {out}: holds report.md, not written by abm "
+                                    "report"), result.output
+    assert [p.name for p in out.iterdir()] == ["report.md"]
+    assert (out / "report.md").read_text() == "# My notes\n"
+    ours = tmp_path / "ours"
+    for _ in range(2):
+        again = runner.invoke(app, ["report", str(grid), "--out", str(ours)])
+        assert again.exit_code == 0, again.output
+    assert "(replaced the earlier report)" in again.output
+
+
+def test_a_failed_export_or_report_leaves_the_earlier_one_as_it_was(grid, tmp_path,
+                                                                     monkeypatch):
+    """Every file of an export (of a report) is written whole before any is renamed into
+    place: a full disk at the last file (about.json; report.md) leaves the earlier files
+    byte for byte, and no temporary file."""
+    import abm.run
+    from abm.report.export import export_csv
+    from abm.report.sweeps import write_report
+
+    export_csv(grid, out=tmp_path / "export")
+    write_report(grid, out=tmp_path / "report")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    partial = _copy(grid, tmp_path, "partial")  # a different sweep: different files
+    (partial / "summary.parquet").unlink()
+    next(iter(sorted((partial / "runs").glob("*.parquet")))).unlink()
+    real = abm.run.AtomicFiles.write
+
+    def full_at_last(self, path, data):
+        if path.name in ("about.json", "report.md"):
+            raise OSError(28, "No space left on device", str(path))
+        return real(self, path, data)
+
+    monkeypatch.setattr(abm.run.AtomicFiles, "write", full_at_last)
+    for command, name in (("export", "about.json"), ("report", "report.md")):
+        result = runner.invoke(app, [command, str(partial), "--out", str(tmp_path / command)])
+        assert result.exit_code == 2, result.output
+        assert f"{tmp_path / command / name}: No space left on device" in result.output
+    after = {p: p.read_bytes() for p in tmp_path.rglob("*")
+             if p.is_file() and partial not in p.parents}
+    assert after == before
 
 
 def test_export_says_how_the_runs_were_made_in_about_json(grid, tmp_path):
@@ -356,13 +431,14 @@ def test_a_sweep_on_a_full_disk_names_the_run_file_and_keeps_the_finished_runs(
 def test_export_on_a_full_disk_names_the_file_and_leaves_no_temporary_file(
     grid, tmp_path, monkeypatch, fails
 ):
-    """``abm export`` streams timeseries.csv through ``_atomic_text``: whatever step fails
-    (the usual place for a full disk is the flush after the block), the temporary file goes and
-    the message names the file."""
+    """``abm export`` streams timeseries.csv through ``AtomicFiles.open_text``: whatever step
+    fails (the usual place for a full disk is the flush after the block), the temporary file
+    goes and the message names the file."""
     import io
     import os
 
     import abm.report.export as R
+    import abm.run
     from abm.sweep.storage import os_error_text
 
     out = tmp_path / "export"
@@ -377,9 +453,9 @@ def test_export_on_a_full_disk_names_the_file_and_leaves_no_temporary_file(
             proxy = type("Full", (io.TextIOWrapper,), {"flush": _full_disk})
             return proxy(fh.detach(), newline="")
 
-        monkeypatch.setattr(R.os, "fdopen", fdopen)
+        monkeypatch.setattr(abm.run.os, "fdopen", fdopen)
     else:
-        monkeypatch.setattr(R.os, fails, _full_disk)
+        monkeypatch.setattr(abm.run.os, fails, _full_disk)
     with pytest.raises(OSError) as err:
         R.export_csv(grid, out=out)
     assert os_error_text(err.value) == f"{out / 'timeseries.csv'}: No space left on device"

@@ -182,14 +182,46 @@ def _out_dir(out: Any, default: Path, caller: str) -> Path:
         raise ReportError(str(err)) from None
 
 
-def _save(fig: Any, path: Path) -> None:
+def _png(fig: Any) -> bytes:
     import io
-
-    from abm.run import atomic_write_bytes
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-    atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
+
+
+REPORT_HEADINGS = ("# Sweep report: ", "# Cohort report: ")  # report.md's first line
+
+
+def write_report_files(out: Path, figures: dict[str, Any], text: str) -> Path:
+    """A report's figures (PNG) and ``report.md``, replaced together: each written whole
+    beside its place, then all renamed, so a failure (a full disk) leaves an earlier report
+    as it was. Refused (``ReportError``) when ``out`` holds files of these names that an
+    earlier report did not write (its ``report.md`` starts with a report's heading): a
+    user's own ``report.md`` would be replaced."""
+    from abm.run import AtomicFiles
+
+    names = [*figures, "report.md"]
+    there = [n for n in names if (out / n).exists()]
+    if there and not _is_report(out / "report.md"):
+        raise ReportError(
+            f"{out}: holds {', '.join(there)}, not written by abm report (no report.md of a "
+            "report beside them), which the report would replace: write it into another "
+            "folder, or move them away")
+    out.mkdir(parents=True, exist_ok=True)
+    with AtomicFiles() as files:
+        for name, fig in figures.items():
+            files.write(out / name, _png(fig))
+        files.write(out / "report.md", text.encode())
+    return out / "report.md"
+
+
+def _is_report(path: Path) -> bool:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.readline().startswith(REPORT_HEADINGS)
+    except (OSError, ValueError):
+        return False
 
 
 def _figure(n_panels: int = 1, width: float = 5.0, height: float = 3.8) -> tuple[Any, list]:

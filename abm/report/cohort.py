@@ -19,10 +19,10 @@ from abm.report.base import (
     _figure,
     _fmt,
     _read_run,
-    _save,
     _steps_text,
     _table,
     series_columns,
+    write_report_files,
 )
 from abm.sweep import (
     ARM,
@@ -361,19 +361,12 @@ def _days(value: float) -> str:
 
 def write_cohort_report(sweep: Sweep, out: Path) -> Path:
     """A cohort's plots (waterfall, spider, Kaplan-Meier) and ``report.md``."""
-    from abm.run import atomic_write_bytes
-
     patients = cohort_patients(sweep)
     if patients.empty:
         raise ReportError(f"{sweep.dir}: no finished runs of the cohort yet")
-    out.mkdir(parents=True, exist_ok=True)
     figures = {
         "waterfall.png": plot_waterfall(patients),
         "spider.png": plot_spider(sweep, patients),
         "km.png": plot_km(patients),
     }
-    for name, fig in figures.items():
-        _save(fig, out / name)
-    path = out / "report.md"
-    atomic_write_bytes(path, _cohort_markdown(sweep, patients, list(figures)).encode())
-    return path
+    return write_report_files(out, figures, _cohort_markdown(sweep, patients, list(figures)))

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +10,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from abm.report.base import OUTCOME_CLASSES, PartialSweep, Sweep, _class_column, _out_dir, _read_run
+from abm.report.base import (
+    OUTCOME_CLASSES,
+    PartialSweep,
+    ReportError,
+    Sweep,
+    _class_column,
+    _out_dir,
+    _read_run,
+)
 from abm.report.cohort import cohort_patients
 
 
@@ -54,10 +60,11 @@ def export_csv(directory: str | Path, *, out: str | Path | None = None) -> list[
     ends with an ``engine`` column (the same in every row: it tells the rows of a Mesa sweep
     from a fast one's when summaries are put together). All written atomically, ``about.json``
     last, so it is there only once the CSV files beside it are."""
-    from abm.run import write_json, write_table
+    from abm.run import AtomicFiles, json_bytes, table_bytes
 
     sweep = Sweep(directory, argument="export_csv: directory")
     out = _out_dir(out, sweep.dir / "export", "export_csv")
+    check_export_dir(out)
     if not sweep.complete:  # as the report says it (a UserWarning: one line from the CLI)
         import warnings
 
@@ -73,18 +80,22 @@ def export_csv(directory: str | Path, *, out: str | Path | None = None) -> list[
         summary["engine"] = sweep.engine
     path = out / "timeseries.csv"
     rows = {"summary.csv": len(summary), "timeseries.csv": 0}
-    with _atomic_text(path) as fh:
-        for i, series in enumerate(_series_batches(sweep, summary["run_id"])):
-            csv_ready(series).to_csv(fh, index=False, header=i == 0)
-            rows["timeseries.csv"] += len(series)
-    write_table(csv_ready(summary), out / "summary.csv")
-    written = [out / "summary.csv", path]
-    if patients is not None:
-        write_table(csv_ready(patients), out / "patients.csv")
-        written.append(out / "patients.csv")
-        rows["patients.csv"] = len(patients)
-    write_json(export_about(sweep, rows), out / EXPORT_ABOUT)
-    written.append(out / EXPORT_ABOUT)
+    # every file written whole beside its place first, then all renamed: a failure anywhere
+    # (a full disk, a broken run file) leaves an earlier export as it was, never half replaced
+    with AtomicFiles() as files:
+        with files.open_text(path) as fh:
+            for i, series in enumerate(_series_batches(sweep, summary["run_id"])):
+                csv_ready(series).to_csv(fh, index=False, header=i == 0)
+                rows["timeseries.csv"] += len(series)
+        files.write(out / "summary.csv", table_bytes(csv_ready(summary), out / "summary.csv"))
+        written = [out / "summary.csv", path]
+        if patients is not None:
+            files.write(out / "patients.csv",
+                        table_bytes(csv_ready(patients), out / "patients.csv"))
+            written.append(out / "patients.csv")
+            rows["patients.csv"] = len(patients)
+        files.write(out / EXPORT_ABOUT, json_bytes(export_about(sweep, rows)))
+        written.append(out / EXPORT_ABOUT)
     stale = out / "patients.csv"
     if patients is None and stale.is_file():
         stale.unlink()  # an earlier cohort export's: left beside these files, it would pass
@@ -115,6 +126,29 @@ def _series_batches(sweep: Sweep, run_ids: Any) -> Iterator[pd.DataFrame]:
         n_rows += table.num_rows
     if batch:
         yield pa.concat_tables(batch).to_pandas(use_threads=False)
+
+
+def check_export_dir(out: Path) -> None:
+    """Refuse to write into a folder whose files of an export's names are not an earlier
+    export's (its ``about.json`` says ``abm-export/``): a user's own ``summary.csv`` or
+    ``patients.csv`` there would be replaced, or removed. ``ReportError`` naming them."""
+    import json
+
+    if not out.is_dir():
+        return
+    ours = [n for n in EXPORT_FILES if (out / n).exists()]
+    if not ours:
+        return
+    try:
+        about = json.loads((out / EXPORT_ABOUT).read_text(encoding="utf-8"))
+        if isinstance(about, dict) and str(about.get("format", "")).startswith("abm-export/"):
+            return
+    except (OSError, ValueError):
+        pass
+    raise ReportError(
+        f"{out}: holds {', '.join(ours)}, not written by abm export (no export's "
+        f"{EXPORT_ABOUT} beside {'them' if len(ours) > 1 else 'it'}), which the export would "
+        "replace: export into another folder, or move them away")
 
 
 # what each exported CSV file holds, for about.json
@@ -181,55 +215,6 @@ def export_about(sweep: Sweep, rows: dict[str, int]) -> dict[str, Any]:
         "spec_text": manifest.get("spec_text"),
         "base_parameters": manifest.get("base_parameters"),
     }
-
-
-class _atomic_text:  # noqa: N801 - used as a context manager
-    """A text file that appears at ``path`` only when complete (streamed variant of
-    ``abm.run.atomic_write_bytes``)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __enter__(self) -> Any:
-        fd, self.tmp = tempfile.mkstemp(
-            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
-        )
-        self.fh = os.fdopen(fd, "w", newline="")
-        return self.fh
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, *rest: Any) -> None:
-        # as atomic_write_bytes: the temporary file goes whatever fails (the usual place for a
-        # full disk is the flush, after the block), and an OSError without a file name (write,
-        # flush, fsync) gets the target's, so the message says which file could not be written
-        try:
-            if exc_type is None:
-                from abm.run import current_umask
-
-                self.fh.flush()
-                os.fsync(self.fh.fileno())
-                self.fh.close()
-                os.chmod(self.tmp, 0o666 & ~current_umask())
-                os.replace(self.tmp, self.path)
-        except BaseException as err:
-            self._discard()
-            _name(err, self.path)
-            raise
-        if exc_type is not None:
-            self._discard()
-            _name(exc, self.path)
-
-    def _discard(self) -> None:
-        try:
-            self.fh.close()  # (flushes the buffer: may fail again on a full disk)
-        except OSError:
-            pass
-        Path(self.tmp).unlink(missing_ok=True)
-
-
-def _name(err: BaseException | None, path: Path) -> None:
-    """Give an ``OSError`` without a file name the file it was writing."""
-    if isinstance(err, OSError) and err.filename is None:
-        err.filename = str(path)
 
 
 def iter_runs(directory: str | Path) -> Iterator[pd.DataFrame]:

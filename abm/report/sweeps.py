@@ -23,10 +23,10 @@ from abm.report.base import (
     _fmt,
     _out_dir,
     _read_run,
-    _save,
     _steps_text,
     _table,
     check_choices,
+    write_report_files,
 )
 from abm.report.cohort import write_cohort_report
 from abm.sweep.spec import count
@@ -49,8 +49,6 @@ def write_report(
     """Write the plots and ``report.md`` for a sweep; return the path of ``report.md``. A
     cohort's report is its responses per arm (``write_cohort_report``): ``outcome`` and
     ``series`` do not apply, and other values than the defaults are a ``ReportError``."""
-    from abm.run import atomic_write_bytes
-
     sweep = Sweep(directory, argument="write_report: directory")
     out = _out_dir(out, sweep.dir / "report", "write_report")
     if "patients" in sweep.spec:
@@ -61,7 +59,6 @@ def write_report(
                 "use export_csv and your own plots for other columns")
         return write_cohort_report(sweep, out)
     check_choices(sweep, outcome=outcome, series=series)
-    out.mkdir(parents=True, exist_ok=True)
     figures = {
         "outcome_by_parameter.png": plot_outcome_by_parameter(sweep, outcome),
         "outcome_classes.png": plot_outcome_classes(sweep),
@@ -71,13 +68,8 @@ def write_report(
     if sweep.sample and sweep.sample["method"] == "sobol":
         sobol = sobol_indices(sweep, outcome)
         figures["sobol.png"] = plot_sobol(sobol, outcome)
-    for name, fig in figures.items():
-        if fig is not None:
-            _save(fig, out / name)
-    text = _markdown(sweep, outcome, series, sobol, [n for n, f in figures.items() if f])
-    path = out / "report.md"
-    atomic_write_bytes(path, text.encode())
-    return path
+    drawn = {name: fig for name, fig in figures.items() if fig is not None}
+    return write_report_files(out, drawn, _markdown(sweep, outcome, series, sobol, list(drawn)))
 
 
 def per_point(sweep: Sweep, column: str) -> pd.DataFrame:
