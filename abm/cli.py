@@ -29,6 +29,10 @@ app = typer.Typer(
 # `abm run` refuses more than this without --force (10 years of simulated time), or a run
 # estimated to take longer than MAX_RUN_HOURS: most likely a typo (--days 1e9)
 MAX_RUN_DAYS = 3650
+# the parameters that schedule a therapy's first dose (a dose at hour h is given if the run
+# has more than h steps)
+THERAPY_STARTS = ("anti_pd1_start_day", "anti_ctla4_start_day", "vaccine_start_day",
+                  "cart_start_day", "anti_csf1r_start_day")
 MAX_RUN_HOURS = 24
 
 
@@ -370,9 +374,15 @@ def run(
         params = validate(build_params(scenario, overrides, species=species))
     except ValueError as err:
         fail(str(err))
+    for name in THERAPY_STARTS:  # a therapy set to start after the run: said, not silent
+        start = params[name]
+        if start is not None and start * 24 >= n_steps:
+            typer.echo(f"note: {name} {start:g} is not before the run's end (day "
+                       f"{n_steps / 24:g}): that therapy is never given", err=True)
     estimate = estimate_seconds(n_steps, params["width"] * params["height"], engine=engine)
     if not force and (n_steps > MAX_RUN_DAYS * 24 or estimate > MAX_RUN_HOURS * 3600):
-        fail(f"{n_steps} steps ({n_steps / 24:g} days) on {params['width']} x "
+        shown = n_steps if n_steps < 10**12 else f"{float(n_steps):.3g}"  # not 300 digits
+        fail(f"{shown} steps ({n_steps / 24:g} days) on {params['width']} x "
              f"{params['height']} sites would take {duration(estimate)} on the {engine} "
              "engine: more than "
              f"{MAX_RUN_DAYS} days or {MAX_RUN_HOURS} h, probably a mistake; add --force to "
@@ -406,7 +416,7 @@ def run(
             raise typer.Exit(143 if terminated() else 130) from None
     last = df.iloc[-1]
     typer.echo(
-        f"day {last['Day']:.1f}: {int(last['CancerCells'])} cancer cells, "
+        f"day {last['Day']:.4g}: {int(last['CancerCells'])} cancer cells, "
         f"{int(last['TCells'])} T cells, {int(last['CARTCells'])} CAR-T, "
         f"{int(last['Kills'])} kills, "
         # with no cancer cell left there is no mean (the reporters are NaN): 0 would read as
@@ -656,6 +666,7 @@ def report(
 ) -> None:
     """Plots (PNG) and a Markdown summary of a finished sweep."""
     from abm.report import ReportError, Sweep, check_choices, write_report
+    from abm.report.base import outside_runs
 
     target = out if out is not None else directory / "report"
     try:
@@ -665,6 +676,7 @@ def report(
                  "spider, Kaplan-Meier; docs/cohorts.md), so --outcome and --series do not "
                  "apply; use abm export and your own plots for other columns")
         check_choices(sweep, outcome=outcome, series=series)
+        outside_runs(sweep, target, "--out")
     except ReportError as err:
         fail(str(err))
     replacing = (target / "report.md").exists()
@@ -696,10 +708,11 @@ def export(
     package versions, git commit; from the sweep's manifest) and whether the sweep was
     complete."""
     from abm.report import EXPORT_FILES, ReportError, Sweep, export_csv
+    from abm.report.base import outside_runs
 
     target = out if out is not None else directory / "export"
     try:
-        Sweep(directory)
+        outside_runs(Sweep(directory), target, "--out")
     except ReportError as err:
         fail(str(err))
     replacing = [n for n in EXPORT_FILES if (target / n).exists()]

@@ -287,6 +287,32 @@ def test_a_file_system_error_while_writing_is_one_line_naming_the_path(tmp_path,
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temporary file
 
 
+def test_an_absurd_run_length_is_said_in_a_short_line():
+    line = one_clean_error(cli("run", "--days", "1.5e300"))
+    assert line.startswith("error: 3.6e+301 steps (1.5e+300 days) on 100 x 100 sites") and (
+        len(line) < 250), line
+
+
+def test_a_therapy_that_starts_after_the_run_is_said_to_be_never_given(tmp_path):
+    """A dose at hour h is given when the run has more than h steps: a start day at or after
+    the end is a note (the sidecar's dose log stays empty), one before it is not."""
+    import abm.cli
+    from abm.params import PARAMS
+
+    starts = {name for name in PARAMS if name.endswith("_start_day")}
+    assert set(abm.cli.THERAPY_STARTS) == starts  # every therapy's start is checked
+    for steps, dosed in ((24, False), (25, True)):
+        out = tmp_path / f"r{steps}.csv"
+        result = cli("run", "--quiet", "--steps", str(steps), "--rng", "1", *TINY_SETS,
+                     "--set", "anti_pd1_start_day=1", "--out", str(out))
+        assert result.exit_code == 0, result.output
+        note = ("note: anti_pd1_start_day 1 is not before the run's end (day 1): that therapy "
+                "is never given")
+        assert (note in result.output) is not dosed, result.output
+        doses = json.loads(out.with_name(out.name + ".json").read_text())["doses"]
+        assert bool(doses) is dosed
+
+
 # --- reproducibility and files ------------------------------------------------------------------
 
 

@@ -298,6 +298,23 @@ def test_a_report_into_a_folder_with_the_users_own_report_md_is_refused(grid, tm
     assert "(replaced the earlier report)" in again.output
 
 
+def test_export_and_report_are_refused_inside_the_runs_folder(grid):
+    """Files among the run files would break reading them all (``pd.read_parquet(DIR /
+    "runs")``): ``--out DIR/runs`` (or a folder in it) is one line, and nothing is written."""
+    from abm.report import ReportError, export_csv, write_report
+
+    before = sorted((grid / "runs").iterdir())
+    for command, out in (("export", grid / "runs"), ("report", grid / "runs" / "report")):
+        result = runner.invoke(app, [command, str(grid), "--out", str(out)])
+        assert result.exit_code == 2, result.output
+        assert result.output == (f"error: --out {out}: inside the sweep's runs folder, which "
+                                 "holds only run files; give another folder\n")
+    for write, name in ((export_csv, "export_csv"), (write_report, "write_report")):
+        with pytest.raises(ReportError, match=rf"^{name}: out .*: inside the sweep's runs"):
+            write(grid, out=grid / "runs")
+    assert sorted((grid / "runs").iterdir()) == before
+
+
 def test_a_failed_export_or_report_leaves_the_earlier_one_as_it_was(grid, tmp_path,
                                                                      monkeypatch):
     """Every file of an export (of a report) is written whole before any is renamed into

@@ -166,6 +166,17 @@ def _read_run(sweep: Sweep, run_id: str, columns: list[str] | None = None,
         raise ReportError(str(err)) from None
 
 
+def outside_runs(sweep: Sweep, out: Path, named: str) -> Path:
+    """``out``, refused (``ReportError`` starting with ``named``, e.g. ``--out``) inside the
+    sweep's ``runs`` folder: other files there would break ``pd.read_parquet(DIR / "runs")``."""
+    runs = (sweep.dir / "runs").resolve()
+    where = Path(out).resolve()
+    if where == runs or runs in where.parents:
+        raise ReportError(f"{named} {out}: inside the sweep's runs folder, which holds only "
+                          "run files; give another folder")
+    return out
+
+
 def _out_dir(out: Any, default: Path, caller: str) -> Path:
     """Where ``caller`` writes: ``out`` (a folder path) or, for ``None``, ``default``;
     ``TypeError`` naming ``caller``'s ``out`` for anything else, ``ReportError`` for an empty

@@ -18,6 +18,7 @@ from abm.report.base import (
     _class_column,
     _out_dir,
     _read_run,
+    outside_runs,
 )
 from abm.report.cohort import cohort_patients
 
@@ -63,7 +64,8 @@ def export_csv(directory: str | Path, *, out: str | Path | None = None) -> list[
     from abm.run import AtomicFiles, json_bytes, table_bytes
 
     sweep = Sweep(directory, argument="export_csv: directory")
-    out = _out_dir(out, sweep.dir / "export", "export_csv")
+    out = outside_runs(sweep, _out_dir(out, sweep.dir / "export", "export_csv"),
+                       "export_csv: out")
     check_export_dir(out)
     if not sweep.complete:  # as the report says it (a UserWarning: one line from the CLI)
         import warnings

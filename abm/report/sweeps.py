@@ -26,6 +26,7 @@ from abm.report.base import (
     _steps_text,
     _table,
     check_choices,
+    outside_runs,
     write_report_files,
 )
 from abm.report.cohort import write_cohort_report
@@ -50,7 +51,8 @@ def write_report(
     cohort's report is its responses per arm (``write_cohort_report``): ``outcome`` and
     ``series`` do not apply, and other values than the defaults are a ``ReportError``."""
     sweep = Sweep(directory, argument="write_report: directory")
-    out = _out_dir(out, sweep.dir / "report", "write_report")
+    out = outside_runs(sweep, _out_dir(out, sweep.dir / "report", "write_report"),
+                       "write_report: out")
     if "patients" in sweep.spec:
         if (outcome, series) != ("final_burden", "CancerCells"):
             raise ReportError(
