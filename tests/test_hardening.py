@@ -595,9 +595,10 @@ def test_a_run_file_of_another_run_is_not_trusted(tmp_path, reference):
 
 
 @pytest.mark.parametrize("series, fragment", [
-    ("run_id", "--series 'run_id' (expected one of"),
-    ("bogus", "--series 'bogus' (expected one of"),
-    ("CancerCell", "--series 'CancerCell'; did you mean CancerCells? (expected one of"),
+    ("run_id", "--series 'run_id': not a time-series column of this sweep (expected one of"),
+    ("bogus", "--series 'bogus': not a time-series column of this sweep (expected one of"),
+    ("CancerCell", "--series 'CancerCell': not a time-series column of this sweep; did you "
+                   "mean CancerCells? (expected one of"),
 ])
 def test_report_refuses_an_unknown_series_in_one_line(reference, tmp_path, series, fragment):
     line = one_clean_error(cli("report", str(reference), "--series", series,

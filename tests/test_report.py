@@ -161,7 +161,8 @@ def test_report_of_a_sobol_sample_has_first_order_and_total_indices(sobol):
 def test_report_refuses_an_unknown_outcome_and_a_directory_that_is_not_a_sweep(grid, tmp_path):
     result = runner.invoke(app, ["report", str(grid), "--outcome", "happiness"])
     assert result.exit_code == 2
-    assert "--outcome 'happiness'" in result.output and "final_burden" in result.output
+    assert "--outcome 'happiness': not a numeric summary column of this sweep" in result.output
+    assert "final_burden" in result.output
     result = runner.invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 2 and "no manifest.json" in result.output
 

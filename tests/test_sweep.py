@@ -841,6 +841,9 @@ def test_a_probed_sweep_has_the_same_series_and_stores_the_probes_in_each_run(
     record = sweep.run("p00002-r001")
     assert record.varied == {"tcell_influx": 3.0, "anti_pd1_start_day": None}
     pd.testing.assert_frame_equal(record.series(), pd.read_parquet(record.path))
+    one = record.series("CancerCells")  # one name, as a list of one (not one per letter)
+    pd.testing.assert_frame_equal(one, record.series(["CancerCells"]))
+    assert list(one.columns) == ["CancerCells"]
     snap = record.probes()["snapshot"]
     assert set(sweep.probes("snapshot")) == {r.run_id for r in sweep.runs}
 
@@ -973,6 +976,10 @@ def test_run_sweep_with_the_wrong_types_gets_a_sentence_not_a_traceback(tmp_path
         quiet_sweep(mini(), tmp_path / "s")
     with pytest.raises(TypeError, match="run_sweep: out must be the sweep directory's path"):
         quiet_sweep(spec, None)
+    before = set(Path.cwd().iterdir())
+    with pytest.raises(SweepError, match='run_sweep: out "": an empty path'):
+        quiet_sweep(spec, "")  # not the current folder, as Path("") would be
+    assert set(Path.cwd().iterdir()) == before
     with pytest.raises(SweepError, match=r"workers = '2': expected an integer >= 1"):
         quiet_sweep(spec, tmp_path / "s", workers="2")
     assert not (tmp_path / "s").exists()

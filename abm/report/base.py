@@ -117,8 +117,9 @@ def _fmt(value: Any) -> str:
 def _check_outcome(sweep: Sweep, outcome: str) -> None:
     options = sweep.numeric_outcomes()
     if outcome not in options:
-        raise ReportError(f"--outcome {outcome!r}{did_you_mean(outcome, options)} (expected "
-                          f"one of {', '.join(options)})")
+        raise ReportError(f"--outcome {outcome!r}: not a numeric summary column of this sweep"
+                          f"{did_you_mean(outcome, options)} (expected one of "
+                          f"{', '.join(options)})")
 
 
 def series_columns(sweep: Sweep) -> list[str]:
@@ -145,8 +146,9 @@ def check_choices(sweep: Sweep, *, outcome: str, series: str) -> None:
     _check_outcome(sweep, outcome)
     options = series_columns(sweep)
     if series not in options:
-        raise ReportError(f"--series {series!r}{did_you_mean(series, options)} (expected one "
-                          f"of {', '.join(options)})")
+        raise ReportError(f"--series {series!r}: not a time-series column of this sweep"
+                          f"{did_you_mean(series, options)} (expected one of "
+                          f"{', '.join(options)})")
 
 
 def _broken(path: Path, err: BaseException) -> SweepError:

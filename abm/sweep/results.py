@@ -41,8 +41,11 @@ class RunRecord:
     def arm(self) -> str | None:
         return self.varied.get(ARM)
 
-    def series(self, columns: list[str] | None = None) -> pd.DataFrame:
-        """The run's time series (with its id and varied-parameter columns)."""
+    def series(self, columns: list[str] | str | None = None) -> pd.DataFrame:
+        """The run's time series (with its id and varied-parameter columns); ``columns``: the
+        columns to read, a list or one name."""
+        if isinstance(columns, str):
+            columns = [columns]  # (not read as a list of one-letter names)
         return read_run_table(self.path, columns, run_id=self.run_id)
 
     def probes(self) -> dict[str, Any]:

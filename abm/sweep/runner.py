@@ -130,6 +130,9 @@ def run_sweep(
     if not isinstance(out, str | os.PathLike):
         raise TypeError(f"run_sweep: out must be the sweep directory's path (str or Path), got "
                         f"{type(out).__name__}")
+    if os.fspath(out) == "":  # (Path("") is the current folder, as the CLI refuses it too)
+        raise SweepError('run_sweep: out "": an empty path; give the sweep directory to write, '
+                         "e.g. 'sweeps/checkpoint' ('.' for the current folder)")
     backend = "dask" if scheduler else backend
     if backend not in BACKENDS:
         raise SweepError(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")
