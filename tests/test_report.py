@@ -175,6 +175,9 @@ def test_report_on_an_unfinished_sweep_says_it_is_partial(grid, tmp_path):
     result = runner.invoke(app, ["report", str(partial)])
     assert result.exit_code == 0, result.output
     assert "**Partial:** 7 of 8 runs" in (partial / "report" / "report.md").read_text()
+    assert result.output.startswith(  # said where it is run, as the export says it
+        f"warning: {partial}: partial: 7 of 8 runs finished so far; the report holds those "
+        "(rerun the same `abm sweep` command to finish the sweep)\n"), result.output
 
 
 def test_export_csv_writes_the_summary_and_every_run(grid):

@@ -30,7 +30,18 @@ class ReportError(ValueError):
 
 
 class PartialSweep(UserWarning):
-    """An export of a sweep that is not finished: it holds the runs done so far."""
+    """A report or export of a sweep that is not finished: it holds the runs done so far."""
+
+
+def warn_partial(sweep: Sweep, what: str) -> None:
+    """One ``PartialSweep`` warning (one line from the CLI) when ``sweep`` is unfinished:
+    ``what`` (``the report``, ``the export``) holds the runs done so far."""
+    if not sweep.complete:
+        import warnings
+
+        warnings.warn(f"{sweep.dir}: partial: {len(sweep.summary)} of {sweep.n_runs} runs "
+                      f"finished so far; {what} holds those (rerun the same `abm sweep` "
+                      "command to finish the sweep)", PartialSweep, stacklevel=3)
 
 
 # keys of a manifest's spec that the report reads (besides factors, sample and arms)

@@ -22,6 +22,7 @@ from abm.report.base import (
     _steps_text,
     _table,
     series_columns,
+    warn_partial,
     write_report_files,
 )
 from abm.sweep import (
@@ -369,4 +370,5 @@ def write_cohort_report(sweep: Sweep, out: Path) -> Path:
         "spider.png": plot_spider(sweep, patients),
         "km.png": plot_km(patients),
     }
+    warn_partial(sweep, "the report")
     return write_report_files(out, figures, _cohort_markdown(sweep, patients, list(figures)))

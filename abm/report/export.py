@@ -12,13 +12,13 @@ import pandas as pd
 
 from abm.report.base import (
     OUTCOME_CLASSES,
-    PartialSweep,
     ReportError,
     Sweep,
     _class_column,
     _out_dir,
     _read_run,
     outside_runs,
+    warn_partial,
 )
 from abm.report.cohort import cohort_patients
 
@@ -67,12 +67,7 @@ def export_csv(directory: str | Path, *, out: str | Path | None = None) -> list[
     out = outside_runs(sweep, _out_dir(out, sweep.dir / "export", "export_csv"),
                        "export_csv: out")
     check_export_dir(out)
-    if not sweep.complete:  # as the report says it (a UserWarning: one line from the CLI)
-        import warnings
-
-        warnings.warn(f"{sweep.dir}: partial: {len(sweep.summary)} of {sweep.n_runs} runs "
-                      "finished so far; the export holds those (rerun the same `abm sweep` "
-                      "command to finish the sweep)", PartialSweep, stacklevel=2)
+    warn_partial(sweep, "the export")  # (a UserWarning: one line from the CLI)
     # what can fail on a broken file is read before anything is written, so a failed export
     # leaves an earlier one in the folder whole, never some of its files replaced
     patients = cohort_patients(sweep) if "patients" in sweep.spec else None

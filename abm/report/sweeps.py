@@ -27,6 +27,7 @@ from abm.report.base import (
     _table,
     check_choices,
     outside_runs,
+    warn_partial,
     write_report_files,
 )
 from abm.report.cohort import write_cohort_report
@@ -71,6 +72,7 @@ def write_report(
         sobol = sobol_indices(sweep, outcome)
         figures["sobol.png"] = plot_sobol(sobol, outcome)
     drawn = {name: fig for name, fig in figures.items() if fig is not None}
+    warn_partial(sweep, "the report")
     return write_report_files(out, drawn, _markdown(sweep, outcome, series, sobol, list(drawn)))
 
 
