@@ -618,12 +618,24 @@ def test_export_csv_has_no_float32_noise(reference, tmp_path):
 
 
 def test_the_local_dask_cluster_uses_tls_and_refuses_other_clients():
+    import socket
+    import warnings
+
     from dask.distributed import Client
     from distributed.security import Security
 
     from abm.sweep.backends import local_cluster
 
-    cluster = local_cluster(1)
+    busy = socket.socket()  # the dashboard's usual port taken: nothing to say about it
+    try:
+        busy.bind(("127.0.0.1", 8787))
+    except OSError:
+        pass  # (taken already)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cluster = local_cluster(1)
+    busy.close()
+    assert not [w for w in caught if "8787" in str(w.message)], [str(w.message) for w in caught]
     try:
         assert cluster.scheduler_address.startswith("tls://")
         # the scheduler's HTTP server serves nothing: no dashboard, no worker or task info

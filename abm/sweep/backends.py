@@ -286,8 +286,14 @@ def local_cluster(workers: int | None, dashboard: str | None = None) -> Any:
     spec_log = logging.getLogger("distributed.deploy.spec")  # "Cluster closed without ..."
     level = spec_log.level
     spec_log.setLevel(logging.ERROR)  # a failed start is said once, below
+    import warnings
+
     try:
-        with dask.config.set(quiet_http):
+        with dask.config.set(quiet_http), warnings.catch_warnings():
+            if not dashboard:  # its route-less HTTP server moving off a busy 8787 is no news
+                # (it said "Hosting the HTTP server on port ... instead", as if a dashboard
+                # were up; an address of our own for it would turn the dashboard's routes on)
+                warnings.filterwarnings("ignore", message=r"Port \d+ is already in use")
             return LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True, protocol="tls://",
                 security=security, dashboard_address=dashboard,
