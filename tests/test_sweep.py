@@ -1022,6 +1022,12 @@ def test_run_sweep_refuses_a_folder_of_other_files_and_a_file_naming_the_path(tm
         f"{papers}: holds other files (draft.docx) and is not a sweep directory (no "
         "manifest.json); give a new or empty directory, or an earlier sweep's to resume it")
     assert [p.name for p in papers.iterdir()] == ["draft.docx"]
+    orphans = tmp_path / "orphans"  # run files without their manifest: refused, and no lock
+    (orphans / "runs").mkdir(parents=True)  # file is left behind among them
+    (orphans / "runs" / "p00000-r000.parquet").write_bytes(b"x")
+    with pytest.raises(SweepError):
+        quiet_sweep(spec, orphans)
+    assert sorted(p.name for p in orphans.rglob("*")) == ["p00000-r000.parquet", "runs"]
     afile = tmp_path / "afile"
     afile.write_text("x")
     with pytest.raises(SweepError, match=rf"^{afile}: exists and is not a directory$"):

@@ -66,6 +66,7 @@ class _DirLock:
     def __enter__(self) -> _DirLock:
         import fcntl
 
+        self.created = not self.path.exists()
         self.fh = open(self.path, "a+")  # noqa: SIM115 - held for the sweep's lifetime
         try:
             fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -86,6 +87,10 @@ class _DirLock:
     def __exit__(self, *exc: object) -> None:
         import fcntl
 
+        if self.created and not (self.path.parent / "manifest.json").exists():
+            # a folder refused as not this sweep's (no manifest written): no lock file left
+            # among someone else's files
+            self.path.unlink(missing_ok=True)
         fcntl.flock(self.fh, fcntl.LOCK_UN)
         self.fh.close()
 
