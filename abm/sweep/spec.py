@@ -323,17 +323,23 @@ def _check_engine(spec: Spec, error: Error) -> None:
 # typo, and a sweep of 10^6 runs writes a manifest of hundreds of MB before its first run.
 LIMITS = {"days": 3650, "replicates": 1000, "sample.n": 10_000, "runs": 100_000}
 MAX_CPU_HOURS = 24 * 7  # estimated CPU time of the whole sweep
-# CPU seconds per site and step, by engine (benchmarks/bench_fast.py, docs/performance.md):
-# 100 x 100 `escape` over 30 days takes 3.0-3.8 s on the Mesa engine (4.2-5.2e-7) and
-# 0.53-0.64 s on the fast one (7.4-8.9e-8); early in a run and on a quiet grid a step is
-# cheaper, on a crowded grid dearer, so an estimate is rough
+# CPU seconds of a step, by engine: a part per step whatever the grid (the step's and the
+# solvers' fixed costs, the data collection) and a part per site (benchmarks/bench_fast.py,
+# docs/performance.md). 100 x 100 `escape` over 30 days takes 3.0-3.8 s on the Mesa engine
+# (4.2-5.2 ms a step) and 0.53-0.64 s on the fast one (0.74-0.89 ms); the first 10 days of
+# the defaults and of `escape` (2026-12-01, one process, quiet) took 2.0-2.3, 2.5-2.8, 4.6 and
+# 14.7-16.2 ms a step at 30, 50, 100 and 200 sites a side on the Mesa engine and 0.31,
+# 0.36-0.47, 0.76-0.78 and 2.8-3.5 ms on the fast one. Early in a run and on a quiet grid a
+# step is cheaper, on a crowded grid dearer, so an estimate is rough.
+SECONDS_PER_STEP = {"mesa": 1.5e-3, "fast": 2.5e-4}
 SECONDS_PER_SITE_STEP = {"mesa": 3e-7, "fast": 7e-8}
 
 
 def estimate_seconds(steps: int, sites: int, runs: int = 1, engine: str = "mesa") -> float:
     """A rough estimate of the CPU time of ``runs`` runs of ``steps`` on ``sites`` sites on
     ``engine`` (``"mesa"`` or ``"fast"``)."""
-    return float(runs) * steps * sites * SECONDS_PER_SITE_STEP[engine]
+    per_step = SECONDS_PER_STEP[engine] + sites * SECONDS_PER_SITE_STEP[engine]
+    return float(runs) * steps * per_step
 
 
 def duration(seconds: float) -> str:
