@@ -590,6 +590,10 @@ def test_a_changed_spec_into_the_same_directory_is_refused(reference, tmp_path):
     assert result.exit_code == 2
     # what the folder holds and what was asked: 2 days, 48 hourly steps, against 3 (72)
     assert "different spec" in result.output and "sweep.steps 48 -> 72" in result.output
+    fast = write_spec(tmp_path, TINY.replace("[sweep]", '[sweep]\nengine = "fast"'), "f.toml")
+    result = runner.invoke(app, ["sweep", str(fast), "--out", str(reference), "--quiet"])
+    assert result.exit_code == 2  # a key left out at its default is shown with that default
+    assert 'sweep.engine "mesa" (the default) -> "fast"' in result.output, result.output
     with pytest.raises(SweepError):
         run_sweep(load_spec(spec), reference, backend="serial", progress=False)
 

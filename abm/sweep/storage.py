@@ -366,6 +366,10 @@ def make_manifest(spec: Spec, runs: list[Run], spec_text: str | None) -> dict[st
     }
 
 
+# keys a normalised spec leaves out at their default, with that default (for ``_diff``)
+_LEFT_OUT = {"sweep.engine": "mesa"}
+
+
 def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
     """Dotted keys where two JSON values differ, each with its two values when both are short
     single values (``sweep.engine "fast" -> "mesa"``: what the folder holds, what was asked);
@@ -376,7 +380,8 @@ def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
     if old == new:
         return []
     key = prefix.rstrip(".") or "(all)"
-    shown = ["(none)" if v is None else json.dumps(v) for v in (old, new)]
+    shown = [(f"{json.dumps(_LEFT_OUT[key])} (the default)" if key in _LEFT_OUT else "(none)")
+             if v is None else json.dumps(v) for v in (old, new)]
     if any(isinstance(v, dict | list) for v in (old, new)) or max(map(len, shown)) > 40:
         return [key]
     return [f"{key} {shown[0]} -> {shown[1]}"]
