@@ -395,6 +395,39 @@ def test_clone_chart_stacks_counts_not_days():
     assert all(series["encode"] == {"x": 1, "y": 0} for series in option["series"])
 
 
+def test_the_clones_the_clone_chart_names_have_colours_no_other_clone_has():
+    """The clone chart names the largest clones; in the tissue and the chart each has a colour
+    no other clone is drawn in. (Colour c % 16 drew escape's clones 0 and 32, 1 and 17 alike
+    among about 600 clones: which clones win could not be read.)"""
+    named = [3, 0, 17, 1, 32, 63]
+    colours = R.clone_colours(np.arange(2000), named)
+    for clone in named:
+        same = np.flatnonzero((colours == colours[clone]).all(axis=1))
+        assert same.tolist() == [clone]
+    assert len({tuple(c) for c in colours[1000:]}) == len(R.CLONE_PALETTE) - len(named)
+    session = small_session("escape", seed=1)
+    for _ in range(60):
+        session.advance(4)
+    snapshot = session.snapshot()
+    top = snapshot["named_clones"]
+    assert len(top) == 6 and top == session.named_clones()
+    option = clone_chart(snapshot)
+    chart = {s["name"]: s["itemStyle"]["color"] for s in option["series"]}
+    _, frame = session.draw("clone", "none")
+    model = session.model
+    rgb = R.tissue_rgb(model, "clone", named=top).rgb
+    flip = model.clone.T[::-1]
+    cancer = (model.kind == Kind.CANCER).T[::-1]
+    assert sum(int((cancer & (flip == c)).sum()) > 0 for c in top) >= 3  # clones on show
+    assert len(np.unique(flip[cancer])) > len(R.CLONE_PALETTE)  # more clones than colours
+    for clone in top:
+        css = chart[f"clone {clone}"]
+        drawn = {R.css(c) for c in rgb[cancer & (flip == clone)]}
+        assert drawn <= {css}  # its cells (if any left) in the chart's colour
+        others = rgb[cancer & (flip != clone)]
+        assert css not in {R.css(c) for c in others}  # and no other clone's
+
+
 def test_dose_marks_appear_on_the_charts():
     session = small_session()
     session.administer("anti_pd1")

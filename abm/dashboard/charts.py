@@ -161,14 +161,16 @@ def clone_chart(snapshot: dict[str, Any]) -> dict:
     history = snapshot["clones"]
     idx = _thin(len(history))
     sampled = [history[i] for i in idx]
-    peak: dict[int, int] = {}
-    for _, counts in sampled:
-        for clone, n in counts.items():
-            peak[clone] = max(peak.get(clone, 0), n)
-    top = sorted(peak, key=peak.get, reverse=True)[:TOP_CLONES]
+    top = snapshot.get("named_clones")
+    if top is None:  # (a snapshot without them: the largest by their peak in the samples)
+        peak: dict[int, int] = {}
+        for _, counts in sampled:
+            for clone, n in counts.items():
+                peak[clone] = max(peak.get(clone, 0), n)
+        top = sorted(peak, key=lambda c: (-peak[c], c))[:TOP_CLONES]
     days = [round(day, 3) for day, _ in sampled]
-    columns = {f"clone {k}": ([counts.get(k, 0) for _, counts in sampled], R.clone_colour(k))
-               for k in top}
+    columns = {f"clone {k}": ([counts.get(k, 0) for _, counts in sampled],
+                              R.clone_colour(k, top)) for k in top}
     columns["other"] = ([sum(counts.values()) - sum(counts.get(k, 0) for k in top)
                          for _, counts in sampled], "#bbbbbb")
     # [count, day] pairs with encode x=1, y=0: with two value axes ECharts 5.4 stacks the

@@ -333,7 +333,7 @@ def Exports(tab: Tab):
             title = (f"{session.scenario} · seed {m.seed} · day {m.day:.1f} · "
                      f"{m.n_cancer} cancer cells")
             return R.export_png(m, tab.colour_by.value, tab.overlay.value, title,
-                                tab.show_cells.value, session.twin)
+                                tab.show_cells.value, session.twin, session.named_clones())
 
     tab.generation.value  # noqa: B018 - subscribe: the names follow the model when rebuilt
     # the model's scenario and seed, not the seed box's (typed but not yet applied)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,9 +50,11 @@ PDL1_CMAP = "RdPu"  # cancer cells by PD-L1: pale (none) to dark purple (the cur
 PDL1_CSS = "#7a0177"  # the dark end of RdPu, for PD-L1 in the charts
 
 # clones: matplotlib's tab20 without its browns and greys (debris, vessels and collapsed
-# vessels are drawn in those); clone c gets CLONE_PALETTE[c % 16]. While cancer cells are
-# coloured by clone, every immune cell is drawn in IMMUNE_RGB: the clone colours are many
-# and would otherwise be read as immune cell types
+# vessels are drawn in those). The clones the clone chart names (its largest, ``named``) each
+# get a colour of their own, which no other clone is drawn in; the other clones share the
+# remaining colours (``clone_palette``). While cancer cells are coloured by clone, every
+# immune cell is drawn in IMMUNE_RGB: the clone colours are many and would otherwise be read
+# as immune cell types
 CLONE_PALETTE = np.array(
     [(214, 39, 40), (31, 119, 180), (255, 127, 14), (44, 160, 44), (148, 103, 189),
      (227, 119, 194), (188, 189, 34), (23, 190, 207), (255, 152, 150),
@@ -78,9 +81,36 @@ def _kind_lut() -> np.ndarray:
 _KIND_LUT = _kind_lut()
 
 
-def clone_colour(clone: int) -> str:
+def clone_palette(named: Sequence[int] = ()) -> tuple[dict[int, int], np.ndarray]:
+    """Which colour of ``CLONE_PALETTE`` each clone gets: the ``named`` clones (the clone
+    chart's) one each, kept apart from every other clone's (in the order of their ids, clone
+    c taking colour c % 16 unless a named clone before it has it, then the next free one),
+    and the other clones the remaining colours, clone c the (c mod their number)-th. Returns
+    the named clones' colours and the remaining colours' indices. (With 16 or more named
+    clones the later ones share colours.)"""
+    n = len(CLONE_PALETTE)
+    own: dict[int, int] = {}
+    for clone in sorted(set(int(c) for c in named))[:n - 1]:
+        i = clone % n
+        while i in own.values():
+            i = (i + 1) % n
+        own[clone] = i
+    rest = np.array([i for i in range(n) if i not in own.values()], dtype=np.intp)
+    return own, rest
+
+
+def clone_colours(clones: np.ndarray, named: Sequence[int] = ()) -> np.ndarray:
+    """RGB of each clone id in ``clones`` (``clone_palette``)."""
+    own, rest = clone_palette(named)
+    index = rest[np.asarray(clones) % len(rest)]
+    for clone, i in own.items():
+        index[np.asarray(clones) == clone] = i
+    return CLONE_PALETTE[index]
+
+
+def clone_colour(clone: int, named: Sequence[int] = ()) -> str:
     """CSS colour of a clone (the same in the tissue and in the clone chart)."""
-    r, g, b = CLONE_PALETTE[clone % len(CLONE_PALETTE)]
+    r, g, b = clone_colours(np.array([clone]), named)[0]
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
@@ -241,11 +271,12 @@ class Frame:
 
 def tissue_rgb(model: TumorModel, colour_by: str = "antigenicity",
                overlay: str = "none", show_cells: bool = True,
-               vmax: float | None = None) -> Frame:
+               vmax: float | None = None, named: Sequence[int] = ()) -> Frame:
     """The tissue as an RGB array: each cell type its colour, cancer cells shaded by
-    antigenicity (or coloured by clone or CAR target), and an optional overlay, on a scale
-    from 0 to ``vmax`` (default: the overlay's own, fixed or the current maximum; a shared
-    one draws two models alike).
+    antigenicity (or coloured by clone or CAR target; ``named``: the clones the clone chart
+    names, each in a colour of its own), and an optional overlay, on a scale from 0 to
+    ``vmax`` (default: the overlay's own, fixed or the current maximum; a shared one draws two
+    models alike).
 
     Every drawn colour means what the legend says: a field overlay colours the free tissue
     between the cells (with ``show_cells`` False, everywhere), and the PD-L1 overlay colours
@@ -298,7 +329,7 @@ def tissue_rgb(model: TumorModel, colour_by: str = "antigenicity",
         if overlay == "pdl1":
             colours = lut(PDL1_CMAP)[idx[cancer]]
         elif colour_by == "clone":
-            colours = CLONE_PALETTE[model.clone.T[::-1][cancer] % len(CLONE_PALETTE)]
+            colours = clone_colours(model.clone.T[::-1][cancer], named)
         else:
             a = model.antigenicity.T[::-1][cancer][:, None]
             colours = (CANCER_HIDDEN_RGB + a * (CANCER_VISIBLE_RGB - CANCER_HIDDEN_RGB)
@@ -487,18 +518,19 @@ def clone_counts(model: TumorModel) -> dict[int, int]:
 
 def export_png(model: TumorModel, colour_by: str = "antigenicity", overlay: str = "none",
                title: str = "", show_cells: bool = True,
-               twin: TumorModel | None = None) -> bytes:
+               twin: TumorModel | None = None, named: Sequence[int] = ()) -> bytes:
     """The current view as a PNG for download: the scaled tissue (and, with Compare, the
-    untreated ``twin`` beside it, on the same colour scale), a legend and a colour bar."""
+    untreated ``twin`` beside it, on the same colour scale), a legend and a colour bar;
+    ``named``: the clones the clone chart names (``tissue_rgb``)."""
     from PIL import ImageDraw
 
     font = _font(13)
     frame = tissue_rgb(model, colour_by, overlay, show_cells,
-                       shared_max(overlay, model, twin))  # one colour bar, as on the page
+                       shared_max(overlay, model, twin), named)  # one colour bar, as on the page
     scale = max(1, 600 // max(model.width, model.height))
     tissues = [Image.open(io.BytesIO(png_bytes(frame.rgb, scale)))]
     if twin is not None:
-        twin_rgb = tissue_rgb(twin, colour_by, overlay, show_cells, frame.vmax).rgb
+        twin_rgb = tissue_rgb(twin, colour_by, overlay, show_cells, frame.vmax, named).rgb
         tissues.append(Image.open(io.BytesIO(png_bytes(twin_rgb, scale))))
     entries = legend(colour_by, overlay, show_cells, has_progenitors(model))
     pad, line = 10, 18

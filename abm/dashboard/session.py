@@ -135,9 +135,9 @@ class Session:
             self.values = dict(values)
             self.generation += 1
             self.cleared_day: float | None = None  # the day the model's tumour was gone
-            self.clone_history: list[tuple[float, dict[int, int]]] = [
-                (model.day, R.clone_counts(model))
-            ]
+            self.clone_history: list[tuple[float, dict[int, int]]] = []
+            self.clone_peak: dict[int, int] = {}  # each clone's largest count so far
+            self._record_clones()
             self.timing = Timing()
 
     @property
@@ -167,8 +167,25 @@ class Session:
                 if not self.active:
                     break
             self.timing.model(time.perf_counter() - start, steps)
-            self.clone_history.append((model.day, R.clone_counts(model)))
+            self._record_clones()
             return True
+
+    def _record_clones(self) -> None:
+        counts = R.clone_counts(self.model)
+        self.clone_history.append((self.model.day, counts))
+        peak = self.clone_peak
+        for clone, n in counts.items():
+            if n > peak.get(clone, 0):
+                peak[clone] = n
+
+    def named_clones(self) -> list[int]:
+        """The clones the clone chart names: the largest by their peak so far (``TOP_CLONES``),
+        each drawn in a colour of its own in the tissue and the chart."""
+        from abm.dashboard.charts import TOP_CLONES
+
+        with self.lock:
+            peak = self.clone_peak
+            return sorted(peak, key=lambda c: (-peak[c], c))[:TOP_CLONES]
 
     def set_compare(self, on: bool) -> None:
         """Start (or stop) the untreated twin: the same seed and parameters without any
@@ -199,7 +216,7 @@ class Session:
             if self.twin is None:
                 return None
             return R.data_url(R.tissue_rgb(self.twin, colour_by, overlay, show_cells,
-                                           vmax).rgb)
+                                           vmax, self.named_clones()).rgb)
 
     def draw(self, colour_by: str, overlay: str, show_cells: bool = True) -> tuple[str, R.Frame]:
         """The tissue image as a PNG data URL, and the drawn frame (for the colour bar). With
@@ -208,7 +225,8 @@ class Session:
         with self.lock:
             start = time.perf_counter()
             frame = R.tissue_rgb(self.model, colour_by, overlay, show_cells,
-                                 R.shared_max(overlay, self.model, self.twin))
+                                 R.shared_max(overlay, self.model, self.twin),
+                                 self.named_clones())
             src = R.data_url(frame.rgb)
             self.timing.draw(time.perf_counter() - start)
         return src, frame
@@ -256,6 +274,7 @@ class Session:
             return {
                 "vars": {k: list(c[:n]) for k, c in cols.items()},
                 "clones": list(self.clone_history),
+                "named_clones": self.named_clones(),
                 "doses": list(self.model.dose_log),
                 "twin_cancer": twin,
             }
