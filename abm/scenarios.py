@@ -13,10 +13,12 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "watch_days": 30,  # the lesson's time span (dashboard: "Run to day")
         "steps": (
             'Press Play (one hour per frame): the disc grows mostly at its rim.',
-            'Around day 15 choose the oxygen overlay: the inside of the tumour is hypoxic; '
-            'vessels it has swallowed turn pale (collapsed) and stop supplying oxygen.',
+            'Around day 15 choose the oxygen overlay and untick "cells" to see under them: the '
+            'inside of the tumour is hypoxic; vessels it has swallowed turn pale (collapsed) and '
+            'stop supplying oxygen.',
             'By day 30 a dark-brown necrotic core has formed in the middle, and the Populations '
-            'chart bends: growth slows as the tumour fills the tissue.',
+            'chart starts to bend; run on to day 40 to see growth stop as the tumour fills the '
+            'tissue.',
             'Lower the division time under Parameters, press Reset and run to day 30 again.',
         ),
         "summary": "No immune system: the colony grows from its rim and forms a necrotic core.",
@@ -58,10 +60,13 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     },
     "equilibrium": {
         "watch_days": 28,  # the lesson's time span (dashboard: "Run to day")
+        # 12 seeds (0-11, 2026-12-01): on day 28 between 0.4 and 2.6 times the founder's 500
+        # cells (6 above 2x, none near escape's growth), 1 cleared
         "steps": (
             'Run to day 28 (set 4 hours per frame to go faster).',
-            'In most seeds the tumour neither clears nor takes off (about 1 in 8 clears by '
-            'day 28); faded-blue (exhausted) T cells pile up.',
+            'In most seeds the tumour neither clears nor takes off: it ends at most a few times '
+            'its first size (about 1 in 10 clears by day 28); faded-blue (exhausted) T cells '
+            'pile up.',
             'Give anti-PD-1 at day 10, or lower T-cell arrival and press Reset.',
         ),
         "summary": "Immune control holds the tumour in check: it persists but barely grows.",
@@ -72,8 +77,9 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             "escaping (Koebel 2007). Notice: the size wanders slowly; most T cells end up "
             "exhausted and are replaced. Try: set T-cell influx lower and Reset (escape), or "
             "give anti-PD-1 (elimination). Caveat: this is control, not dormancy: the size "
-            "drifts (up to about 2x in 4 weeks), and over months most runs end in elimination "
-            "(6 of 8 seeds by day 82; a few keep oscillating)."
+            "drifts (by day 28 from under half to about 2.5 times the first size, half the "
+            "seeds above 2 times), and over months most runs end in elimination (6 of 8 seeds "
+            "by day 82; a few keep oscillating)."
         ),
         # tcell_influx 15 (was 20 before cancer cells died by apoptosis and PD-L1 decayed with
         # its 0.1 d half-life: at 20 the tumour was cleared by day 15-21 in 3 of 4 seeds)

@@ -1154,6 +1154,21 @@ def test_every_cell_colour_stands_out_from_the_empty_tissue_on_a_projector():
     assert not low  # yellow NK cells were 1.0, amber Tregs 1.7
 
 
+def test_the_legend_without_cells_names_the_collapsed_vessels_drawn():
+    """With the cells hidden, an overlay shows the tissue under them, and the vessels the
+    tumour has swallowed are drawn pale: the legend names them as well (it said only
+    "vessel")."""
+    model = TumorModel(rng=1, **{**TINY, "initial_tumor_cells": 600, "tcell_influx": 0.0,
+                                 "vessel_collapse_days": 0.1, "vessel_density": 0.05})
+    for _ in range(48):
+        model.step()
+    assert len(model.collapsed_vessels)  # enclosed vessels have collapsed
+    rgb = R.tissue_rgb(model, "antigenicity", "oxygen", show_cells=False).rgb
+    assert (rgb == R.COLLAPSED_VESSEL_RGB).all(axis=2).any()
+    assert ("collapsed vessel", R.css(R.COLLAPSED_VESSEL_RGB)) in R.legend(
+        "antigenicity", "oxygen", show_cells=False)
+
+
 def test_colour_by_clone_draws_no_clone_in_an_immune_cell_colour():
     # what else this view draws: the immune cells in one colour, debris and vessels
     fixed = [R.IMMUNE_RGB, R.KIND_RGB[Kind.NECROTIC], R.VESSEL_RGB, R.COLLAPSED_VESSEL_RGB]

@@ -124,8 +124,9 @@ def legend(colour_by: str = "antigenicity", overlay: str = "none",
     """(label, CSS colour) pairs for the legend under the tissue image, matching what
     ``tissue_rgb`` draws with the same view settings; ``progenitors``: the model has T-cell
     states (``tcell_progenitor_fraction`` > 0), so progenitor CTLs get an entry."""
-    if not show_cells:
-        return [("cells hidden: only the overlay", css(EMPTY_RGB)), ("vessel", css(VESSEL_RGB))]
+    if not show_cells:  # (collapsed vessels are drawn there too)
+        return [("cells hidden: only the overlay", css(EMPTY_RGB)), ("vessel", css(VESSEL_RGB)),
+                ("collapsed vessel", css(COLLAPSED_VESSEL_RGB))]
     if overlay == "pdl1":
         cancer = [("cancer, no PD-L1", css(lut(PDL1_CMAP)[0])),
                   ("cancer, most PD-L1 (colour bar)", css(lut(PDL1_CMAP)[255]))]
