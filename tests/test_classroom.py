@@ -93,6 +93,23 @@ def test_a_projector_shows_tissue_and_population_chart_and_a_phone_the_main_colu
         assert box["y"] + box["height"] <= 720, (therapy, box)
     assert not page.get_by_text("This website runs on").is_visible()
     assert not page.get_by_text("runs on Solara").count()
+    # 4:3 and 5:4 projectors: the tissue leaves the chart its place beside it (it grew to the
+    # window's height and pushed the chart below the screen: y = 868 of 768, 1082 of 1024)
+    for width, height in ((1024, 768), (1280, 1024)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.wait_for_timeout(500)
+        tissue = page.locator("img[data-testid=tissue]").bounding_box()
+        chart = page.locator(".abm-chart-populations").bounding_box()
+        assert chart["y"] + chart["height"] <= height, (width, height, chart)
+        assert chart["x"] >= tissue["x"] + tissue["width"], (width, height, tissue, chart)
+        assert tissue["width"] >= 280 and tissue["y"] + tissue["height"] <= height
+    # a window too narrow for both side by side keeps a large tissue, the charts below it
+    page.set_viewport_size({"width": 860, "height": 700})
+    page.wait_for_timeout(500)
+    tissue = page.locator("img[data-testid=tissue]").bounding_box()
+    chart = page.locator(".abm-chart-populations").bounding_box()
+    assert tissue["width"] >= 400 and chart["y"] >= tissue["y"] + tissue["height"], (tissue,
+                                                                                    chart)
     page.set_viewport_size({"width": 412, "height": 915})
     page.wait_for_timeout(500)
     main = page.locator(".abm-main").bounding_box()

@@ -164,15 +164,21 @@ def Message(tab: Tab):
 
 
 # The layout, as CSS (a grid with named areas: the components alone cannot reorder for a
-# phone). A projector (1280 x 720) shows the tissue, sized to the viewport's height, beside the
-# population chart, with the run controls on the left; a phone (412 px) stacks the run
-# controls, then the tissue and charts, then everything else, each full width.
+# phone). A projector (1280 x 720, and the 4:3 and 5:4 ones, 1024 x 768 and 1280 x 1024)
+# shows the tissue, sized to the viewport's height but leaving the charts' column its 320 px
+# beside it (``--abm-beside``: the row less that column and the gap), next to the population
+# chart, with the run controls on the left; a phone (412 px) stacks the run controls, then the
+# tissue and charts, then everything else, each full width.
 CSS = """
 .abm-grid { display: grid; grid-template-columns: 340px minmax(0, 1fr);
             grid-template-rows: auto 1fr; grid-template-areas: "run main" "rest main";
             gap: 12px; align-items: start; padding: 8px; }
 .abm-run { grid-area: run; } .abm-rest { grid-area: rest; } .abm-main { grid-area: main; }
-.abm-tissue-col { flex: 0 1 min(1000px, calc(100vh - 250px)); min-width: min(100%, 260px); }
+.abm-tissue-col { flex: 0 1 min(1000px, calc(100vh - 250px), var(--abm-beside));
+                  min-width: min(100%, 260px);
+                  /* the row less the charts' column (320 px and the gap) when at least 280 px
+                     are left for the tissue; else the whole row (the charts go below) */
+                  --abm-beside: calc(100% - clamp(0px, (100% - 611px) * 1000, 332px)); }
 .abm-side-col { flex: 1 1 320px; min-width: min(100%, 280px); }
 .abm-tissue-col.abm-comparing { flex: 1 1 min(540px, calc(2 * (100vh - 270px))); }
 .abm-info-card ol { margin-bottom: 12px; }
@@ -195,7 +201,7 @@ CSS = """
 .abm-large .abm-colourbar, .abm-large .abm-picked, .abm-large .abm-doses,
 .abm-large .abm-hover, .abm-large .abm-twin-title { font-size: 15px; }
 .abm-large .abm-chart { height: 340px !important; }
-.abm-large .abm-tissue-col { flex-basis: min(1000px, calc(100vh - 325px)); }
+.abm-large .abm-tissue-col { flex-basis: min(1000px, calc(100vh - 325px), var(--abm-beside)); }
 .abm-large .v-btn { font-size: 15px !important; }
 .abm-large .v-label, .abm-large .v-input input, .abm-large .v-select__selection,
 .abm-large .abm-param-value { font-size: 16px !important; }
@@ -208,6 +214,8 @@ CSS = """
   .abm-message { position: fixed; left: 8px; right: 8px; bottom: 8px; z-index: 20;
                  box-shadow: 0 2px 8px rgba(0, 0, 0, 0.25); }
   .abm-grid { grid-template-columns: minmax(0, 1fr); grid-template-areas: "run" "main" "rest"; }
+  /* the charts go below the tissue anyway: it takes the width */
+  .abm-tissue-col, .abm-large .abm-tissue-col { flex-basis: 100%; }
 }
 """
 ROW_STYLE = {"flex-wrap": "wrap", "align-items": "flex-start"}
