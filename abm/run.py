@@ -300,14 +300,10 @@ class AtomicFiles:
 
     def write(self, path: Path, data: bytes) -> None:
         path = Path(path)
-        try:
-            with os.fdopen(self._temporary(path), "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-        except OSError as err:
-            _name_error(err, path)
-            raise
+        with _naming(path), os.fdopen(self._temporary(path), "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
 
     @contextlib.contextmanager
     def open_text(self, path: Path) -> Iterator[Any]:
@@ -315,12 +311,10 @@ class AtomicFiles:
         path = Path(path)
         fh = os.fdopen(self._temporary(path), "w", newline="")
         try:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        except BaseException as err:
-            _name_error(err, path)
-            raise
+            with _naming(path):
+                yield fh
+                fh.flush()
+                os.fsync(fh.fileno())
         finally:
             try:
                 fh.close()  # (flushes the buffer: may fail again on a full disk)
@@ -334,26 +328,25 @@ class AtomicFiles:
                 # less the umask), so colleagues can read results as they can any other file
                 mode = 0o666 & ~current_umask()
                 for tmp, path in self._staged:
-                    try:
+                    with _naming(path):
                         os.chmod(tmp, mode)
-                    except OSError as err:
-                        _name_error(err, path)
-                        raise
                 for tmp, path in self._staged:
-                    try:
+                    with _naming(path):
                         os.replace(tmp, path)
-                    except OSError as err:
-                        _name_error(err, path)
-                        raise
         finally:
             for tmp, _ in self._staged:
                 Path(tmp).unlink(missing_ok=True)  # (none left after the renames)
 
 
-def _name_error(err: BaseException | None, path: Path) -> None:
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
     """Give an ``OSError`` without a file name the file it was writing."""
-    if isinstance(err, OSError) and err.filename is None:
-        err.filename = str(path)
+    try:
+        yield
+    except OSError as err:
+        if err.filename is None:
+            err.filename = str(path)
+        raise
 
 
 def write_table(df: pd.DataFrame, path: Path) -> None:
