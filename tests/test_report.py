@@ -300,6 +300,13 @@ def test_a_report_into_a_folder_with_the_users_own_report_md_is_refused(grid, tm
         again = runner.invoke(app, ["report", str(grid), "--out", str(ours)])
         assert again.exit_code == 0, again.output
     assert "(replaced the earlier report)" in again.output
+    # the sweep's own report folder has only abm's files: figures an interrupted report of an
+    # earlier version left there without their report.md are replaced
+    partial = _copy(grid, tmp_path, "own")
+    (partial / "report").mkdir()
+    (partial / "report" / "timeseries.png").write_bytes(b"old")
+    assert runner.invoke(app, ["report", str(partial)]).exit_code == 0
+    assert (partial / "report" / "timeseries.png").read_bytes() != b"old"
 
 
 def test_export_and_report_are_refused_inside_the_runs_folder(grid):

@@ -217,17 +217,18 @@ def _png(fig: Any) -> bytes:
 REPORT_HEADINGS = ("# Sweep report: ", "# Cohort report: ")  # report.md's first line
 
 
-def write_report_files(out: Path, figures: dict[str, Any], text: str) -> Path:
+def write_report_files(sweep: Sweep, out: Path, figures: dict[str, Any], text: str) -> Path:
     """A report's figures (PNG) and ``report.md``, replaced together: each written whole
     beside its place, then all renamed, so a failure (a full disk) leaves an earlier report
-    as it was. Refused (``ReportError``) when ``out`` holds files of these names that an
-    earlier report did not write (its ``report.md`` starts with a report's heading): a
-    user's own ``report.md`` would be replaced."""
+    as it was. Refused (``ReportError``) when ``out``, a folder other than the sweep's own
+    ``report``, holds files of these names that an earlier report did not write (its
+    ``report.md`` starts with a report's heading): a user's own ``report.md`` would be
+    replaced."""
     from abm.run import AtomicFiles
 
     names = [*figures, "report.md"]
     there = [n for n in names if (out / n).exists()]
-    if there and not _is_report(out / "report.md"):
+    if there and not _is_report(out / "report.md") and not _own(sweep, out, "report"):
         raise ReportError(
             f"{out}: holds {', '.join(there)}, not written by abm report (no report.md of a "
             "report beside them), which the report would replace: write it into another "
@@ -238,6 +239,12 @@ def write_report_files(out: Path, figures: dict[str, Any], text: str) -> Path:
             files.write(out / name, _png(fig))
         files.write(out / "report.md", text.encode())
     return out / "report.md"
+
+
+def _own(sweep: Sweep, out: Path, name: str) -> bool:
+    """Whether ``out`` is the sweep's own folder ``name`` (``report``, ``export``), where
+    nobody else's files are."""
+    return Path(out).resolve() == (sweep.dir / name).resolve()
 
 
 def _is_report(path: Path) -> bool:

@@ -371,4 +371,5 @@ def write_cohort_report(sweep: Sweep, out: Path) -> Path:
         "km.png": plot_km(patients),
     }
     warn_partial(sweep, "the report")
-    return write_report_files(out, figures, _cohort_markdown(sweep, patients, list(figures)))
+    return write_report_files(sweep, out, figures,
+                              _cohort_markdown(sweep, patients, list(figures)))

@@ -16,6 +16,7 @@ from abm.report.base import (
     Sweep,
     _class_column,
     _out_dir,
+    _own,
     _read_run,
     outside_runs,
     warn_partial,
@@ -59,14 +60,17 @@ def export_csv(directory: str | Path, *, out: str | Path | None = None) -> list[
     ``patients.csv`` an earlier cohort export left in ``out`` is removed by the export of a
     sweep that is not a cohort. ``summary.csv``
     ends with an ``engine`` column (the same in every row: it tells the rows of a Mesa sweep
-    from a fast one's when summaries are put together). All written atomically, ``about.json``
-    last, so it is there only once the CSV files beside it are."""
+    from a fast one's when summaries are put together). The files are replaced together (each
+    written whole, then all renamed, ``about.json`` last), so a failed export leaves an
+    earlier one as it was; into a folder other than the sweep's own ``export``, only an
+    earlier export's files are replaced (``check_export_dir``)."""
     from abm.run import AtomicFiles, json_bytes, table_bytes
 
     sweep = Sweep(directory, argument="export_csv: directory")
     out = outside_runs(sweep, _out_dir(out, sweep.dir / "export", "export_csv"),
                        "export_csv: out")
-    check_export_dir(out)
+    if not _own(sweep, out, "export"):
+        check_export_dir(out)
     warn_partial(sweep, "the export")  # (a UserWarning: one line from the CLI)
     # what can fail on a broken file is read before anything is written, so a failed export
     # leaves an earlier one in the folder whole, never some of its files replaced

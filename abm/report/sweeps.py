@@ -73,7 +73,8 @@ def write_report(
         figures["sobol.png"] = plot_sobol(sobol, outcome)
     drawn = {name: fig for name, fig in figures.items() if fig is not None}
     warn_partial(sweep, "the report")
-    return write_report_files(out, drawn, _markdown(sweep, outcome, series, sobol, list(drawn)))
+    return write_report_files(sweep, out, drawn,
+                              _markdown(sweep, outcome, series, sobol, list(drawn)))
 
 
 def per_point(sweep: Sweep, column: str) -> pd.DataFrame:
