@@ -29,11 +29,11 @@ app = typer.Typer(
 # `abm run` refuses more than this without --force (10 years of simulated time), or a run
 # estimated to take longer than MAX_RUN_HOURS: most likely a typo (--days 1e9)
 MAX_RUN_DAYS = 3650
+MAX_RUN_HOURS = 24
 # the parameters that schedule a therapy's first dose (a dose at hour h is given if the run
 # has more than h steps)
 THERAPY_STARTS = ("anti_pd1_start_day", "anti_ctla4_start_day", "vaccine_start_day",
                   "cart_start_day", "anti_csf1r_start_day")
-MAX_RUN_HOURS = 24
 
 
 @app.callback()
