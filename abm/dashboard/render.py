@@ -86,8 +86,8 @@ def clone_palette(named: Sequence[int] = ()) -> tuple[dict[int, int], np.ndarray
     chart's) one each, kept apart from every other clone's (in the order of their ids, clone
     c taking colour c % 16 unless a named clone before it has it, then the next free one),
     and the other clones the remaining colours, clone c the (c mod their number)-th. Returns
-    the named clones' colours and the remaining colours' indices. (With 16 or more named
-    clones the later ones share colours.)"""
+    the named clones' colours and the remaining colours' indices. (Only the first 15 named
+    clones by id get their own; any more are drawn as the others are.)"""
     n = len(CLONE_PALETTE)
     own: dict[int, int] = {}
     for clone in sorted(set(int(c) for c in named))[:n - 1]:
