@@ -217,22 +217,25 @@ def _png(fig: Any) -> bytes:
 REPORT_HEADINGS = ("# Sweep report: ", "# Cohort report: ")  # report.md's first line
 
 
-def write_report_files(sweep: Sweep, out: Path, figures: dict[str, Any], text: str) -> Path:
-    """A report's figures (PNG) and ``report.md``, replaced together: each written whole
-    beside its place, then all renamed, so a failure (a full disk) leaves an earlier report
-    as it was. Refused (``ReportError``) when ``out``, a folder other than the sweep's own
-    ``report``, holds files of these names that an earlier report did not write (its
-    ``report.md`` starts with a report's heading): a user's own ``report.md`` would be
-    replaced."""
-    from abm.run import AtomicFiles
-
-    names = [*figures, "report.md"]
-    there = [n for n in names if (out / n).exists()]
+def check_report_dir(sweep: Sweep, out: Path, figures: tuple[str, ...]) -> None:
+    """Before any plot is drawn: refuse (``ReportError``) an ``out`` other than the sweep's own
+    ``report`` folder that holds files of the report's names (``figures`` and ``report.md``)
+    which an earlier report did not write (its ``report.md`` starts with a report's
+    heading): a user's own ``report.md`` would be replaced."""
+    there = [n for n in (*figures, "report.md") if (out / n).exists()]
     if there and not _is_report(out / "report.md") and not _own(sweep, out, "report"):
         raise ReportError(
             f"{out}: holds {', '.join(there)}, not written by abm report (no report.md of a "
             "report beside them), which the report would replace: write it into another "
             "folder, or move them away")
+
+
+def write_report_files(out: Path, figures: dict[str, Any], text: str) -> Path:
+    """A report's figures (PNG) and ``report.md``, replaced together: each written whole
+    beside its place, then all renamed, so a failure (a full disk) leaves an earlier report
+    as it was (the folder checked before by ``check_report_dir``)."""
+    from abm.run import AtomicFiles
+
     out.mkdir(parents=True, exist_ok=True)
     with AtomicFiles() as files:
         for name, fig in figures.items():

@@ -21,6 +21,7 @@ from abm.report.base import (
     _read_run,
     _steps_text,
     _table,
+    check_report_dir,
     series_columns,
     warn_partial,
     write_report_files,
@@ -365,11 +366,11 @@ def write_cohort_report(sweep: Sweep, out: Path) -> Path:
     patients = cohort_patients(sweep)
     if patients.empty:
         raise ReportError(f"{sweep.dir}: no finished runs of the cohort yet")
+    check_report_dir(sweep, out, ("waterfall.png", "spider.png", "km.png"))
     figures = {
         "waterfall.png": plot_waterfall(patients),
         "spider.png": plot_spider(sweep, patients),
         "km.png": plot_km(patients),
     }
     warn_partial(sweep, "the report")
-    return write_report_files(sweep, out, figures,
-                              _cohort_markdown(sweep, patients, list(figures)))
+    return write_report_files(out, figures, _cohort_markdown(sweep, patients, list(figures)))

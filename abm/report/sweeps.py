@@ -26,6 +26,7 @@ from abm.report.base import (
     _steps_text,
     _table,
     check_choices,
+    check_report_dir,
     outside_runs,
     warn_partial,
     write_report_files,
@@ -62,6 +63,8 @@ def write_report(
                 "use export_csv and your own plots for other columns")
         return write_cohort_report(sweep, out)
     check_choices(sweep, outcome=outcome, series=series)
+    check_report_dir(sweep, out, ("outcome_by_parameter.png", "outcome_classes.png",
+                                  "timeseries.png", "sobol.png"))
     figures = {
         "outcome_by_parameter.png": plot_outcome_by_parameter(sweep, outcome),
         "outcome_classes.png": plot_outcome_classes(sweep),
@@ -73,8 +76,7 @@ def write_report(
         figures["sobol.png"] = plot_sobol(sobol, outcome)
     drawn = {name: fig for name, fig in figures.items() if fig is not None}
     warn_partial(sweep, "the report")
-    return write_report_files(sweep, out, drawn,
-                              _markdown(sweep, outcome, series, sobol, list(drawn)))
+    return write_report_files(out, drawn, _markdown(sweep, outcome, series, sobol, list(drawn)))
 
 
 def per_point(sweep: Sweep, column: str) -> pd.DataFrame:

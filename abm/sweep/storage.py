@@ -122,7 +122,7 @@ def read_run_arrow(path: Path, columns: list[str] | None = None,
     try:
         with pq.ParquetFile(path) as file:
             if run_id is not None:
-                problem = _footer_problem(file.metadata, run_id)
+                problem = _footer_row(file.metadata, run_id)[1]
                 if problem is not None:
                     raise broken_because(path, problem)
             names = file.schema_arrow.names
@@ -173,11 +173,6 @@ def checked_run_summary(path: Path, run_id: str) -> tuple[dict[str, Any] | None,
 
 def _reason(err: BaseException) -> str:
     return getattr(err, "strerror", None) or str(err).splitlines()[0] or type(err).__name__
-
-
-def _footer_problem(footer: Any, run_id: str) -> str | None:
-    """``check_run_file`` on a footer already read (``pyarrow.parquet.FileMetaData``)."""
-    return _footer_row(footer, run_id)[1]
 
 
 def _footer_row(footer: Any, run_id: str) -> tuple[Any, str | None]:
