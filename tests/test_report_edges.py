@@ -239,3 +239,81 @@ def test_a_scatter_of_many_runs_draws_the_rarer_classes_over_the_commonest(half_
         classes = [c for c in OUTCOME_CLASSES if c in counts]
         assert labels == ([f"{c} ({counts[c]})" for c in classes] if many else classes)
         assert {c.get_sizes()[0] for c in ax.collections} == ({4} if many else {10})
+
+
+# --- a point's mean +/- SD over its runs: drawn while at least half of them last ----------
+
+
+@pytest.fixture(scope="module")
+def staggered(tmp_path_factory) -> Path:
+    """2 points x 4 runs whose tumours are cleared on different days (some not at all): a
+    cleared run stops, so its T cells have no value on the days after."""
+    return _sweep(tmp_path_factory.mktemp("edges"), "staggered",
+                  sweep={"name": "staggered", "days": 2, "replicates": 4, "seed": 1,
+                         "record_every": 6},
+                  factors={"tcell_influx": [10.0, 20.0]})
+
+
+def _point_lines(sweep: Sweep, ax) -> dict:
+    """The mean line of each point in a mean +/- SD plot, by point id (the legend's order)."""
+    import numpy as np
+
+    labels = {sweep.label(pid): pid for pid in sweep.points}
+    return {labels[ln.get_label()]: np.asarray(ln.get_ydata(), float) for ln in ax.lines}
+
+
+def test_a_points_mean_is_drawn_only_while_half_its_runs_last(staggered):
+    """On the days where fewer than half of a point's runs still have a value, their mean
+    would be that of the one or two runs left (a jump as the others stop, though no run
+    changed): the line and its band end before them, and the title says so."""
+    import numpy as np
+
+    from abm.report import plot_timeseries
+
+    sweep = Sweep(staggered)
+    table = load_series(sweep, "TCells")
+    point_of = sweep.summary.set_index("run_id")["point_id"]
+    ax = plot_timeseries(sweep, "TCells").axes[0]
+    lines = _point_lines(sweep, ax)
+    assert sorted(lines) == [0, 1]
+    cut_short = 0
+    for pid, drawn in lines.items():
+        rows = table.loc[point_of.index[point_of == pid]]
+        n = rows.notna().sum()
+        np.testing.assert_array_equal(drawn, rows.mean().where(n >= len(rows) / 2))
+        cut_short += int(((n > 0) & (n < len(rows) / 2)).sum())
+    assert cut_short, "no point has a day with fewer than half its runs: the sweep changed"
+    assert "at least half its runs last" in ax.get_title()
+    for line, band in zip(ax.lines, ax.collections, strict=True):  # each band ends with it
+        last = np.asarray(line.get_xdata())[np.isfinite(line.get_ydata())].max()
+        assert band.get_paths()[0].vertices[:, 0].max() == last
+    # cleared runs keep 0 cancer cells after they stop: every day drawn, no note
+    whole = plot_timeseries(sweep, "CancerCells").axes[0]
+    assert all(np.isfinite(y).all() for y in _point_lines(sweep, whole).values())
+    assert "at least half" not in whole.get_title()
+
+
+def test_a_point_whose_runs_stop_one_by_one_ends_where_half_go_on(staggered, monkeypatch):
+    """Four runs of a point stopping after days 1, 2, 4 and 6 of 0..7: the mean is drawn on
+    days 0-4 (there at least 2 of 4 runs have a value), each day the mean of the runs left;
+    the other point's runs all go on, and it is drawn whole."""
+    import numpy as np
+    import pandas as pd
+
+    from abm.report import sweeps
+
+    sweep = Sweep(staggered)
+    point_of = sweep.summary.set_index("run_id")["point_id"]
+    days = np.arange(8.0)
+    stops = dict(zip(point_of.index[point_of == 0], [1, 2, 4, 6], strict=True))
+    rows = {run_id: np.where(days <= stops.get(run_id, 7), 10.0 * (k + 1) + days, np.nan)
+            for k, run_id in enumerate(point_of.index)}
+    table = pd.DataFrame(rows, index=days).T
+    monkeypatch.setattr(sweeps, "load_series", lambda sweep, series: table)
+    ax = sweeps.plot_timeseries(sweep, "TCells").axes[0]
+    lines = _point_lines(sweep, ax)
+    expected = table.loc[list(stops)].mean().to_numpy()
+    expected[5:] = np.nan  # 1, 1 and 0 of 4 runs left: not the point's mean
+    np.testing.assert_array_equal(lines[0], expected)
+    np.testing.assert_allclose(lines[1], table.loc[point_of.index[point_of == 1]].mean())
+    assert "each point drawn while at least half its runs last" in ax.get_title()

@@ -8,7 +8,9 @@
   sampled parameter for ``lhs`` / ``sobol`` samples;
 * ``outcome_classes.png``: the fraction of runs eliminated / controlled / escaped at each point;
 * ``timeseries.png``: the mean and the band mean +/- SD across replicates of one time-series
-  column per point (or every run, coloured by its outcome, when there are many points);
+  column per point, on the days where at least half of the point's runs still have a value
+  (or every run, coloured by its outcome, when there are many points; or each outcome class's
+  median and quantile bands, by the same rule, when there are many runs);
 * ``sobol.png`` (``sobol`` samples): first-order and total Sobol indices (SALib) of the outcome,
   with their 95% confidence intervals;
 * ``report.md``: the question, the setup, a table per point, and the Sobol indices.

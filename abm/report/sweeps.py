@@ -38,7 +38,8 @@ MAX_TABLE_POINTS = 100
 MAX_LINES = 12
 MAX_RUN_LINES = 300  # above this many runs the time series are quantile bands per class
 BAND_QUANTILES = [0.05, 0.25, 0.5, 0.75, 0.95]
-BAND_MIN_SHARE = 0.5  # a class's bands end where fewer than this share of its runs go on
+# a point's mean +/- SD, and a class's bands, end where fewer than this share of its runs go on
+BAND_MIN_SHARE = 0.5
 MANY_DOTS = 2000  # above this many runs a scatter's dots are smaller and fainter
 
 
@@ -282,6 +283,10 @@ def load_series(sweep: Sweep, series: str) -> pd.DataFrame:
 
 
 def plot_timeseries(sweep: Sweep, series: str) -> Any:
+    """``series`` over time: up to ``MAX_LINES`` points, each point's mean and mean +/- SD
+    over its runs, drawn on the days where at least half of them still have a value
+    (``_too_few_left``; the title says so when a point is cut short); up to ``MAX_RUN_LINES``
+    runs, every run coloured by its outcome; beyond, each class's quantile bands."""
     try:
         table = load_series(sweep, series)
     except ReportError:
@@ -297,13 +302,19 @@ def plot_timeseries(sweep: Sweep, series: str) -> Any:
         finite = table.to_numpy()[np.isfinite(table.to_numpy())]
         nonnegative = bool((finite >= 0).all())  # a count: no band below zero
         colours = _colours(len(points))
+        cut = False
         for colour, pid in zip(colours, points, strict=True):
             rows = table.loc[point_of.index[point_of == pid]]
-            mean, sd = rows.mean(), rows.std(ddof=1).fillna(0)
-            lower = (mean - sd).clip(lower=0) if nonnegative else mean - sd
+            few, short = _too_few_left(rows)
+            cut |= short
+            mean = rows.mean().to_numpy(dtype=float)
+            sd = rows.std(ddof=1).fillna(0).to_numpy(dtype=float)
+            mean[few] = np.nan  # a gap in the line and the band
+            lower = np.maximum(mean - sd, 0.0) if nonnegative else mean - sd
             ax.plot(days, mean, color=colour, label=sweep.label(pid))
             ax.fill_between(days, lower, mean + sd, color=colour, alpha=0.15)
-        ax.set_title(f"{series}: mean (line) and mean ± SD across replicates (band)")
+        ax.set_title(f"{series}: mean (line) and mean ± SD across replicates (band)"
+                     + ("\neach point drawn while at least half its runs last" if cut else ""))
         ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1, 1))
     elif len(table) <= MAX_RUN_LINES:
         for cls in OUTCOME_CLASSES:
@@ -330,21 +341,31 @@ def plot_timeseries(sweep: Sweep, series: str) -> Any:
     return fig
 
 
+def _too_few_left(rows: pd.DataFrame) -> tuple[np.ndarray, bool]:
+    """The days (columns of ``rows``, one row per run) on which fewer than ``BAND_MIN_SHARE``
+    of the runs still have a value, and whether any of them has a value at all (a line cut
+    short there, not one that ended by itself). A run that stopped early (cleared) leaves its
+    later days out, so on those days a mean or a quantile would describe the few runs left,
+    not the runs: its value jumps as runs stop, though no run changed."""
+    n = rows.notna().sum().to_numpy()
+    few = n < BAND_MIN_SHARE * len(rows)
+    return few, bool((few & (n > 0)).any())
+
+
 def _class_bands(ax: Any, table: pd.DataFrame, outcome_of: pd.Series, days: np.ndarray) -> bool:
     """Each outcome class's runs as quantiles day by day: the median, the 25-75% and the 5-95%
     bands. Thousands of single lines would cover each other, the largest class hiding the
-    others. A run that stopped early (cleared) leaves its later days out, so a class is drawn
-    only on the days where at least half of its runs still have a value (``BAND_MIN_SHARE``):
-    beyond them its quantiles would describe a shrinking remnant, not the class. Returns
-    whether any class was cut short that way."""
+    others. A class is drawn only on the days where at least half of its runs still have a
+    value (``_too_few_left``): beyond them its quantiles would describe a shrinking remnant,
+    not the class. Returns whether any class was cut short that way."""
     cut = False
     for cls in OUTCOME_CLASSES:
         rows = table.loc[outcome_of.index[outcome_of == cls]]
         if rows.empty:
             continue
         q = rows.quantile(BAND_QUANTILES).to_numpy(dtype=float)
-        few = rows.notna().sum().to_numpy() < BAND_MIN_SHARE * len(rows)
-        cut |= bool((few & np.isfinite(q[2])).any())
+        few, short = _too_few_left(rows)
+        cut |= short
         q[:, few] = np.nan  # a gap in the line and the bands
         colour = CLASS_COLOURS[cls]
         ax.fill_between(days, q[0], q[4], color=colour, alpha=0.15, lw=0)
