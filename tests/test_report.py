@@ -193,6 +193,28 @@ def test_export_csv_writes_the_summary_and_every_run(grid):
     assert list(series["run_id"].unique()) == list(summary["run_id"])
 
 
+def test_every_exported_row_names_its_points_parameters(grid, tmp_path):
+    """The export folder holds no file per point or run named by an index: a researcher finds
+    a point's rows by the values of its varied parameters, which every row of summary.csv and
+    timeseries.csv carries by name (those of the manifest's point)."""
+    import json
+
+    from abm.report import export_csv
+
+    paths = export_csv(grid, out=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths) == [
+        "about.json", "summary.csv", "timeseries.csv"]
+    manifest = json.loads((grid / "manifest.json").read_text())
+    points = {r["point_id"]: r["parameters"] for r in manifest["runs"]}
+    varied = json.loads((tmp_path / "about.json").read_text())["varied"]
+    assert varied == ["tcell_influx", "mutation_rate"]
+    for name in ("summary.csv", "timeseries.csv"):
+        rows = pd.read_csv(tmp_path / name)
+        for point_id, values in rows.groupby("point_id")[varied]:
+            assert (values == pd.Series(points[point_id])[varied]).all(axis=None), name
+        assert rows.groupby(varied)["point_id"].nunique().eq(1).all()  # one point per values
+
+
 @pytest.mark.parametrize("batch_rows", [1, 7, 10**9])
 def test_the_time_series_are_exported_as_each_run_alone_would_be(grid, tmp_path, monkeypatch,
                                                                  batch_rows):
