@@ -6,6 +6,7 @@ Plain dictionaries (no widgets), so they are cheap to test. Colours come from
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -26,17 +27,68 @@ def _thin(n: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, MAX_CHART_POINTS).round().astype(int))
 
 
-def _dose_marks(doses: list[dict]) -> dict:
-    labels = {name: cls.label for name, cls in TREATMENTS.items()}
+# Doses closer in time than this share of the time axis have one label between them: two
+# labels printed along lines a few pixels apart overlapped and neither could be read (the
+# plot is 190-650 px wide, a label's line of text 12-16 px, and the axis runs somewhat past
+# the last day)
+DOSE_LABEL_GAP = 1 / 14
+DOSE_LABEL_CHARS = 24  # a longer label breaks after a " +" (it runs down the plot's height)
+
+
+def dose_labels(doses: list[dict], span: float) -> list[str | None]:
+    """The label of each dose's mark on a time axis of ``span`` days: doses closer together
+    than ``DOSE_LABEL_GAP`` of it (counted from the first of them) share one label, on the
+    first one's line ("anti-PD-1 + vaccine", a therapy given twice "anti-PD-1 ×2"); the
+    others' lines have none (None). Every dose keeps its own dashed line."""
+    names = {name: cls.label for name, cls in TREATMENTS.items()}
+    gap = DOSE_LABEL_GAP * max(span, 1.0)
+    groups: list[list[int]] = []  # indices into doses, in time order
+    for i in sorted(range(len(doses)), key=lambda i: doses[i]["day"]):
+        if groups and doses[i]["day"] - doses[groups[-1][0]]["day"] < gap:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    labels: list[str | None] = [None] * len(doses)
+    for group in groups:
+        given = Counter(doses[i]["therapy"] for i in group)  # in the order given
+        labels[group[0]] = _wrapped([names.get(therapy, therapy) + (f" ×{n}" if n > 1 else "")
+                                     for therapy, n in given.items()])
+    return labels
+
+
+def _wrapped(parts: list[str]) -> str:
+    """``parts`` joined by " + ", on lines of at most ``DOSE_LABEL_CHARS`` where possible."""
+    lines = [parts[0]]
+    for part in parts[1:]:
+        if len(lines[-1]) + 3 + len(part) <= DOSE_LABEL_CHARS:
+            lines[-1] += " + " + part
+        else:
+            lines[-1] += " +"
+            lines.append(part)
+    return "\n".join(lines)
+
+
+def _dose_marks(doses: list[dict], span: float) -> dict:
+    """A dashed line at each dose (``span``: the time axis's days, for ``dose_labels``)."""
+    data = []
+    for dose, label in zip(doses, dose_labels(doses, span), strict=True):
+        mark = {"xAxis": round(dose["day"], 3), "name": label or ""}
+        data.append(mark if label else {**mark, "label": {"show": False}})
     return {
         "symbol": "none",
         "silent": True,
         "lineStyle": {"type": "dashed", "color": "#555"},
         # inside the plot, along the line: at its top end the label ran into the legend
-        "label": {"formatter": "{b}", "fontSize": 10, "position": "insideEndTop"},
-        "data": [{"xAxis": round(d["day"], 3), "name": labels.get(d["therapy"], d["therapy"])}
-                 for d in doses],
+        # (a line height of its own: without one, a label's two lines were drawn over each other)
+        "label": {"formatter": "{b}", "fontSize": 10, "lineHeight": 13,
+                  "position": "insideEndTop"},
+        "data": data,
     }
+
+
+def _span(days: list, doses: list[dict]) -> float:
+    """The days a time axis covers (from 0): to the last day drawn or dose given."""
+    return max([*days[-1:], *(d["day"] for d in doses), 0.0])
 
 
 X_AXIS = {"type": "value", "name": "day", "nameLocation": "middle", "nameGap": 22, "min": 0}
@@ -53,7 +105,7 @@ def _line_chart(title: str, days: list, series: dict[str, tuple], doses: list,
              "lineStyle": {"width": 2}, "itemStyle": {"color": spec[1]},
              "yAxisIndex": spec[2] if len(spec) > 2 else 0, "connectNulls": False}
         if i == 0 and doses:
-            s["markLine"] = _dose_marks(doses)
+            s["markLine"] = _dose_marks(doses, _span(days, doses))
         out_series.append(s)
     return {
         "animation": False,
@@ -182,7 +234,7 @@ def clone_chart(snapshot: dict[str, Any]) -> dict:
         for name, (values, colour) in columns.items()
     ]
     if snapshot["doses"]:
-        series[0]["markLine"] = _dose_marks(snapshot["doses"])
+        series[0]["markLine"] = _dose_marks(snapshot["doses"], _span(days, snapshot["doses"]))
     return {
         "animation": False,
         "title": {"text": "Clone composition", "textStyle": {"fontSize": 13}},
@@ -222,8 +274,8 @@ def large_text(option: dict) -> dict:
         if "markLine" not in series:
             return series
         line = series["markLine"]
-        return {**series, "markLine": {**line, "label": {**line["label"],
-                                                          "fontSize": LARGE_FONT["mark"]}}}
+        return {**series, "markLine": {**line, "label": {
+            **line["label"], "fontSize": LARGE_FONT["mark"], "lineHeight": LARGE_FONT["mark"] + 3}}}
 
     return {
         **option,
