@@ -46,8 +46,18 @@ PROGENITOR_T_RGB = (8, 29, 88)  # a progenitor-exhausted (stem-like) CTL: navy
 CANCER_HIDDEN_RGB = np.array((128, 116, 138), dtype=np.float32)  # antigenicity 0
 CANCER_VISIBLE_RGB = np.array((214, 39, 40), dtype=np.float32)  # antigenicity 1
 CAR_NEGATIVE_RGB = (25, 25, 25)  # a cancer cell without the CAR-T target (colour by CAR target)
-PDL1_CMAP = "RdPu"  # cancer cells by PD-L1: pale (none) to dark purple (the current maximum)
-PDL1_CSS = "#7a0177"  # the dark end of RdPu, for PD-L1 in the charts
+# cancer cells by PD-L1: pale yellow (none) to coral red (the current maximum). Not the
+# purples and pinks of matplotlib's RdPu (before): those are the macrophages' colours, and a
+# class took PD-L1-high cancer cells for M2 macrophages. The cells' palette already holds dark
+# blues, purples, greens, olives and browns, which a colour-blind eye sees as dark blues and
+# dark olives: a ramp on to a dark colour would cross one of them, so this one stays light to
+# medium, and each of its colours stands apart from every cell colour of the legend, also
+# with deuteranopia and protanopia (tests/test_dashboard_colours.py)
+PDL1_CMAP = "abm-pdl1"
+RAMPS = {PDL1_CMAP: ((255, 245, 190), (225, 80, 80))}  # our colour maps: linear, first to last
+# PD-L1 in the charts: a purple apart from the traits chart's other lines (the tissue's coral
+# would read as the red of mean antigenicity beside it)
+PDL1_CSS = "#7a0177"
 
 # clones: matplotlib's tab20 without its browns and greys (debris, vessels and collapsed
 # vessels are drawn in those). The clones the clone chart names (its largest, ``named``) each
@@ -245,12 +255,18 @@ _LUTS: dict[str, np.ndarray] = {}
 
 
 def lut(cmap: str) -> np.ndarray:
-    """A 256 x 3 uint8 lookup table for a matplotlib colour map (built once)."""
+    """A 256 x 3 uint8 lookup table for one of ``RAMPS`` or a matplotlib colour map (built
+    once)."""
     if cmap not in _LUTS:
-        import matplotlib
+        if cmap in RAMPS:
+            first, last = (np.array(rgb, dtype=float) for rgb in RAMPS[cmap])
+            colours = first + np.linspace(0.0, 1.0, 256)[:, None] * (last - first)
+            _LUTS[cmap] = colours.round().astype(np.uint8)
+        else:
+            import matplotlib
 
-        colours = matplotlib.colormaps[cmap](np.linspace(0.0, 1.0, 256))[:, :3]
-        _LUTS[cmap] = (colours * 255).round().astype(np.uint8)
+            colours = matplotlib.colormaps[cmap](np.linspace(0.0, 1.0, 256))[:, :3]
+            _LUTS[cmap] = (colours * 255).round().astype(np.uint8)
     return _LUTS[cmap]
 
 
