@@ -119,7 +119,8 @@ def TissueView(tab: Tab):
 @solara.component
 def StatusBar(tab: Tab):
     tab.frame.value  # noqa: B018 - subscribe: refresh when the model changed
-    solara.Column(children=[tab.live.status, tab.live.perf], gap="0px")
+    solara.Column(children=[tab.live.status, tab.live.perf], gap="0px",
+                  classes=["abm-status-bar"])
     session = tab.session
     model = session.model
     if not model.running:  # the one message for a cleared tumour
@@ -167,20 +168,36 @@ def Message(tab: Tab):
 # phone). A projector (1280 x 720, and the 4:3 and 5:4 ones, 1024 x 768 and 1280 x 1024)
 # shows the tissue, sized to the viewport's height but leaving the charts' column its 320 px
 # beside it (``--abm-beside``: the row less that column and the gap), next to the population
-# chart, with the run controls on the left; a phone (412 px) stacks the run controls, then the
-# tissue and charts, then everything else, each full width.
+# chart, with the run controls on the left and the status line above the tissue; a phone
+# (412 px) stacks the run controls, then the status, the tissue and charts, then everything
+# else, each full width. In large text the status line spans the page (one line at 1280 x
+# 720: it wrapped in the tissue's column). With Compare the two tissues take the row, the
+# view controls and charts below them, unless each can be 380 px beside the charts' column
+# (a window at least 1467 px wide): beside them in large text they were 235 px each at
+# 1280 x 720 and 147 px at 1024 x 768.
 CSS = """
 .abm-grid { display: grid; grid-template-columns: 340px minmax(0, 1fr);
-            grid-template-rows: auto 1fr; grid-template-areas: "run main" "rest main";
+            grid-template-rows: auto auto 1fr;
+            grid-template-areas: "run status" "run main" "rest main";
             gap: 12px; align-items: start; padding: 8px; }
+.abm-grid.abm-large { grid-template-areas: "status status" "run main" "rest main"; }
 .abm-run { grid-area: run; } .abm-rest { grid-area: rest; } .abm-main { grid-area: main; }
+.abm-status-area { grid-area: status; min-width: 0; }
 .abm-tissue-col { flex: 0 1 min(1000px, calc(100vh - 250px), var(--abm-beside));
                   min-width: min(100%, 260px);
                   /* the row less the charts' column (320 px and the gap) when at least 280 px
                      are left for the tissue; else the whole row (the charts go below) */
                   --abm-beside: calc(100% - clamp(0px, (100% - 611px) * 1000, 332px)); }
 .abm-side-col { flex: 1 1 320px; min-width: min(100%, 280px); }
-.abm-tissue-col.abm-comparing { flex: 1 1 min(540px, calc(2 * (100vh - 270px))); }
+/* Compare: two tissues as large as the screen's height leaves them (their titles above,
+   the legend below), the charts below them */
+.abm-tissue-col.abm-comparing { flex: 0 1 min(100%, calc(2 * (100vh - 250px) + 6px)); }
+.abm-large .abm-tissue-col.abm-comparing {
+  flex-basis: min(100%, calc(2 * (100vh - 290px) + 6px)); }
+@media (min-width: 1467px) {  /* room for both tissues, 380 px or more, beside the charts */
+  .abm-tissue-col.abm-comparing, .abm-large .abm-tissue-col.abm-comparing {
+    flex: 1 1 min(calc(100% - 332px), calc(2 * (100vh - 250px) + 6px)); }
+}
 .abm-info-card ol { margin-bottom: 12px; }
 .abm-info { font-size: 14px; }
 .abm-legend { font-size: 11.5px; line-height: 1.55; }
@@ -210,10 +227,18 @@ CSS = """
 /* messages: at the top of the column beside the tissue (they cover neither the tissue, nor
    its legend, nor the lesson); across the bottom of a phone's screen */
 .abm-message { background: white !important; }
+@media (min-width: 761px) and (max-width: 1466px) {
+  /* Compare, its charts' column below the tissues (and off a projector's screen): over the
+     foot of the run controls' column, where the button that gave the dose is */
+  .abm-compare-on .abm-message { position: fixed; left: 8px; bottom: 8px; width: 340px;
+                                 z-index: 20; box-shadow: 0 2px 8px rgba(0, 0, 0, 0.25); }
+}
 @media (max-width: 760px) {
   .abm-message { position: fixed; left: 8px; right: 8px; bottom: 8px; z-index: 20;
                  box-shadow: 0 2px 8px rgba(0, 0, 0, 0.25); }
-  .abm-grid { grid-template-columns: minmax(0, 1fr); grid-template-areas: "run" "main" "rest"; }
+  .abm-grid, .abm-grid.abm-large { grid-template-columns: minmax(0, 1fr);
+                                   grid-template-rows: auto;
+                                   grid-template-areas: "run" "status" "main" "rest"; }
   /* the charts go below the tissue anyway: it takes the width */
   .abm-tissue-col, .abm-large .abm-tissue-col { flex-basis: 100%; }
 }
@@ -304,7 +329,8 @@ def Dashboard(session: Session | None = None, query: str | None = None):
     AddressBar(tab)
     # our own grid rather than solara.Sidebar: always visible on a projector, and the
     # same widget tree in the component tests as in the browser
-    with solara.Div(classes=["abm-grid", *(["abm-large"] if tab.large.value else [])]):
+    with solara.Div(classes=["abm-grid", *(["abm-large"] if tab.large.value else []),
+                             *(["abm-compare-on"] if tab.compare.value else [])]):
         with solara.Column(gap="8px", classes=["abm-run"]):
             with solara.Card("Run", margin=0):
                 RunControls(tab)
@@ -313,8 +339,9 @@ def Dashboard(session: Session | None = None, query: str | None = None):
                 TreatmentButtons(tab)
         with solara.Column(gap="8px", classes=["abm-rest"]):
             Sidebar(tab)
-        with solara.Column(gap="8px", classes=["abm-main"]):
+        with solara.Column(gap="0px", classes=["abm-status-area"]):
             StatusBar(tab)
+        with solara.Column(gap="8px", classes=["abm-main"]):
             with solara.Row(gap="12px", style=ROW_STYLE):
                 comparing = ["abm-comparing"] if tab.compare.value else []
                 with solara.Column(gap="4px", classes=["abm-tissue-col", *comparing]):

@@ -127,7 +127,7 @@ class LiveView:
             self.twin.src = twin
             self.twin.cols, self.twin.rows = model.width, model.height
             self.twin.frame += 1
-        status, perf = status_text(session)
+        status, perf = status_text(session, large)
         self.status.children = [status]
         self.perf.children = [perf]
         self.colourbar.unsafe_innerHTML = colourbar_html(frame)
@@ -150,14 +150,17 @@ class LiveView:
         self.picked_text.children = ["Selected " + session.describe(*site) if site else ""]
 
 
-def status_text(session: Session) -> tuple[str, str]:
-    """The status line (time and counts) and the performance line."""
+def status_text(session: Session, large: bool = False) -> tuple[str, str]:
+    """The status line (time and counts) and the performance line. In ``large`` text the
+    status line says the same in fewer words ("PD-1 blocked 89%"; "kills" while only T cells
+    kill), so that it stays one line across a 1280 x 720 projector (``app.CSS``)."""
     model, t = session.model, session.timing
     p = model.p
     # the cells a scenario leaves out (no CAR-T given, no macrophages or NK cells recruited)
     # are left out of the line too, which then fits a projector's width in large text
     cart = model.n_cart or p["cart_start_day"] is not None or any(
         dose["therapy"] == "cart" for dose in model.dose_log)
+    nk = model.n_nk or p["nk_influx"] > 0  # NK cells recruited, or still in the tissue
     status = (
         f"day {model.day:.1f} · hour {model.steps} · cancer {model.n_cancer} · "
         f"T cells {model.n_tcells} · "
@@ -165,10 +168,12 @@ def status_text(session: Session) -> tuple[str, str]:
         + f"Tregs {model.n_tregs} · MDSCs {model.n_mdscs} · "
         + (f"macrophages {model.n_macrophages} (M2 {model.m2_fraction:.0%}) · "
            if model.n_macrophages or p["macrophage_influx"] > 0 else "")
-        + (f"NK {model.n_nk} · " if model.n_nk or p["nk_influx"] > 0 else "")
-        + f"T-cell kills {model.kills}"
+        + (f"NK {model.n_nk} · " if nk else "")
+        + ("kills" if large and not (nk or model.nk_kills) else "T-cell kills")
+        + f" {model.kills}"
         + (f" · NK kills {model.nk_kills}" if model.nk_kills or model.n_nk else "")
-        + f" · PD-1 blocked by anti-PD-1 {model.pd1_occupancy:.0%} · seed {model.seed}"
+        + (" · PD-1 blocked " if large else " · PD-1 blocked by anti-PD-1 ")
+        + f"{model.pd1_occupancy:.0%} · seed {model.seed}"
     )
     perf = (
         f"{model.width}×{model.height} · model {t.model_ms:.1f} ms per frame "
