@@ -162,6 +162,72 @@ def test_large_text_for_the_back_of_the_room_still_fits_a_projector(page_at):
     assert not d.errors()
 
 
+def _lines(page, selector: str) -> float:
+    """How many lines of text ``selector`` takes (its height over its line height)."""
+    return page.evaluate(
+        "s => { const el = document.querySelector(s); const style = getComputedStyle(el);"
+        " return el.getBoundingClientRect().height / parseFloat(style.lineHeight); }", selector)
+
+
+@pytest.mark.parametrize("query", ["?scenario=macrophage_niche&seed=3",
+                                   "?scenario=nk_surveillance&seed=3"])
+def test_large_text_keeps_the_status_line_on_one_line_at_1280x720(page_at, query):
+    """The lessons with the longest status line (macrophages and their M2 share; NK cells and
+    their kills), ten days in, CAR-T given too: the line wrapped to two lines in large text
+    (57 px), even in the escape lesson at day 0."""
+    d = page_at(query + "&large=1", size=(1280, 720))
+    page = d.page
+    page.wait_for_selector(".abm-grid.abm-large")
+    d.play_until(240)
+    d.button("CAR-T").click()  # (given earlier, it clears the tumour before day 10)
+    page.get_by_text(re.compile("CAR-T given on day")).wait_for()
+    d.step()
+    page.wait_for_timeout(300)
+    status = page.locator(".abm-status")
+    assert "CAR-T" in status.inner_text() and "seed 3" in status.inner_text()
+    assert _lines(page, ".abm-status") < 1.5, status.inner_text()
+    box = status.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 1280
+    assert float(page.evaluate(
+        "() => parseFloat(getComputedStyle(document.querySelector('.abm-status')).fontSize)"
+    )) >= 19  # still large
+    assert not d.errors()
+
+
+def test_compare_in_large_text_gives_each_tissue_room_on_a_projector(page_at):
+    """Compare and large text: each tissue was 235 px wide at 1280 x 720 and 147 px at
+    1024 x 768, beside the charts; now the two take the row, the charts below them."""
+    d = page_at("?scenario=escape&seed=3&compare=1&large=1", size=(1280, 720))
+    page = d.page
+    page.locator("img[data-testid=twin]").wait_for()
+    for (width, height), least in (((1280, 720), 400), ((1024, 768), 300)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.wait_for_timeout(500)  # layout settles
+        tissue = page.locator("img[data-testid=tissue]").bounding_box()
+        twin = page.locator("img[data-testid=twin]").bounding_box()
+        legend = page.locator(".abm-legend").bounding_box()
+        assert tissue["width"] >= least and twin["width"] == pytest.approx(tissue["width"]), (
+            width, tissue, twin)
+        assert twin["y"] == pytest.approx(tissue["y"]) and twin["x"] > tissue["x"]  # side by side
+        assert twin["x"] + twin["width"] <= width
+        assert legend["y"] + legend["height"] <= height, (width, legend)  # on screen
+        chart = page.locator(".abm-chart-populations").bounding_box()
+        assert chart["y"] >= legend["y"] + legend["height"]  # the charts below
+        # a dose's message is on screen (its column went below), over neither the tissues
+        # nor their legend
+        d.button("anti-PD-1").click()
+        message = page.locator(".abm-message")
+        message.wait_for()
+        page.wait_for_timeout(300)
+        box = message.bounding_box()
+        assert box["y"] >= 0 and box["y"] + box["height"] <= height, (width, box)
+        for other in (tissue, twin, legend):
+            assert (box["x"] + box["width"] <= other["x"] or other["x"] + other["width"] <= box["x"]
+                    or box["y"] + box["height"] <= other["y"]
+                    or other["y"] + other["height"] <= box["y"]), (width, box, other)
+    assert not d.errors()
+
+
 def test_compare_shows_two_tissues_that_differ_after_a_treatment(page_at):
     d = page_at("?scenario=escape&seed=3&compare=1")
     page = d.page
