@@ -378,6 +378,54 @@ def test_a_single_arm_is_refused(tmp_path):
         load_spec(write_spec(tmp_path, text))
 
 
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        # a copied arm: the base scenario named, or not
+        (('scenario = "checkpoint"\n', 'scenario = "escape"\n'),
+         "arms.plain: identical to arms.hot: the same parameters once resolved (scenario "
+         "'escape'), so every run of one repeats a run of the other; make the arms differ, "
+         "or drop one"),
+        # an override equal to the value the scenario gives anyway (escape's mutation rate)
+        (('scenario = "checkpoint"\n', "mutation_rate = 0.05\n"),
+         "arms.plain: identical to arms.hot: the same parameters once resolved (scenario "
+         "'escape'; arms.hot's mutation_rate = 0.05: what both arms have anyway)"),
+        (("width = 30", "width = 30\n\n[arms.cold_again]\nscenario = \"checkpoint_cold\"\n"
+                        "width = 30"),
+         "arms.cold_again: identical to arms.cold: the same parameters once resolved (scenario "
+         "'checkpoint_cold'; arms.cold's width = 30, arms.cold_again's width = 30: what both "
+         "arms have anyway)"),
+        # checkpoint is escape with another mutation rate and anti-PD-1 start: both are factors
+        (('anti_pd1_start_day = ["none", 0.5]', 'anti_pd1_start_day = ["none", 0.5]\n'
+                                                'mutation_rate = [0.01, 0.05]'),
+         "arms.plain: identical to arms.hot: the same parameters once resolved (scenarios "
+         "'checkpoint' and 'escape'; mutation_rate, anti_pd1_start_day differ, but every point "
+         "sets them)"),
+    ],
+)
+def test_identical_arms_are_refused_naming_both(tmp_path, edit, message):
+    """Two arms with the same parameters run the same simulations with the same seeds: almost
+    surely a mistake in the design. The parameters are compared once resolved, so an arm that
+    sets a parameter to the value it has anyway is still the same arm."""
+    text = ARMS.replace(*edit)
+    assert text != ARMS
+    with pytest.raises(SpecError) as err:
+        load_spec(write_spec(tmp_path, text))
+    assert f"spec.toml: {message}" in str(err.value)
+
+
+def test_a_cohort_s_identical_arms_are_refused_and_different_ones_accepted():
+    cohort = {"patients": {"n": 2, "seed": 1, "choice": {"founder_antigens": [1, 2]}},
+              "response": {"baseline_day": 0, "min_sd_days": 0.04},
+              "sweep": {"scenario": "escape"}}
+    with pytest.raises(SpecError, match=r"spec: arms\.treated: identical to arms\.untreated"):
+        parse_spec(mini(**cohort, arms={"untreated": {}, "treated": {"anti_pd1_start_day":
+                                                                      "none"}}))
+    spec = parse_spec(mini(**cohort, arms={"untreated": {}, "treated": {"anti_pd1_start_day":
+                                                                         1}}))
+    assert list(spec.arms) == ["untreated", "treated"]
+
+
 def test_an_arm_run_equals_the_same_run_made_by_hand(tmp_path):
     """Each run of an arms sweep is the simulation its arm describes, with its listed seed."""
     from abm.run import simulate

@@ -296,6 +296,7 @@ def parse_spec(data: dict[str, Any], source: str = "spec", *, force: bool = Fals
         species=sweep["species"],
         engine=sweep["engine"],
     )
+    _check_arms_differ(spec, error)
     if not force:
         check_size(spec, error)
     _check_domains(spec, error)
@@ -444,6 +445,35 @@ def _parse_arms(table: dict[str, Any], scenario: str | None, error: Error) -> di
     if len(arms) == 1:
         raise error("arms", "one arm only; give at least two, or use [parameters]")
     return arms
+
+
+def _check_arms_differ(spec: Spec, error: Error) -> None:
+    """Refuse two arms whose runs would be the same simulations: the same parameters once
+    resolved (scenario, [parameters], the arm's own; an override equal to the value the arm
+    has anyway changes nothing), apart from those every point sets (factors, sampled, drawn),
+    and the same seeds. Almost surely a mistake in the design (a copied arm)."""
+    varied = {canonical(name) for name in spec.varied}
+    arms = list(spec.arm_bases.items())
+    for i, (name, base) in enumerate(arms):
+        for other, other_base in arms[:i]:
+            differ = [k for k in base if base[k] != other_base[k]]
+            if any(k not in varied for k in differ):
+                continue
+            scenarios = dict.fromkeys(spec.arms[a]["scenario"] for a in (other, name))
+            given = [f"arms.{a}'s {k} = {P.value_text(v)}" for a in (other, name)
+                     for k, v in spec.arms[a]["parameters"].items()]
+            why = [f"scenario{'s' if len(scenarios) > 1 else ''} " + " and ".join(
+                P.value_text(s) if s is not None else "none (the defaults)" for s in scenarios)]
+            if given:
+                why.append(f"{', '.join(given)}: what both arms have anyway")
+            if differ:
+                why.append(f"{', '.join(differ)} differ, but every point sets them")
+            raise error(
+                f"arms.{name}",
+                f"identical to arms.{other}: the same parameters once resolved "
+                f"({'; '.join(why)}), so every run of one repeats a run of the other; make "
+                "the arms differ, or drop one",
+            )
 
 
 def _parse_factors(
