@@ -11,7 +11,7 @@ import inspect
 import math
 import sys
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -72,9 +72,10 @@ SEED_NAMES = ("--seed", "--random-seed")
 class PlainErrors(typer.core.TyperCommand):
     """A command whose options of the wrong type (``--steps 1.5``) get one line naming the
     option, the value and what it takes, like the checks of our own, instead of Typer's box
-    that leaves the value out; whose ``--seed`` is pointed to ``--rng``; and whose path
-    options and arguments refuse an empty path (``--out ""``), which Typer would turn into
-    ``.``, the current folder."""
+    that leaves the value out; whose ``--seed`` is pointed to ``--rng``; whose single-valued
+    options refuse to be given twice (click would keep the last value without a word); and
+    whose path options and arguments refuse an empty path (``--out ""``), which Typer would
+    turn into ``.``, the current folder. Every ``abm`` command is one of these."""
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:
         given = list(args)
@@ -91,8 +92,53 @@ class PlainErrors(typer.core.TyperCommand):
                 raise
             fail(bad_option(param.opts, _expected_type(param), given))
         if not ctx.resilient_parsing:
+            _refuse_repeated_options(self, ctx, given)
             _refuse_empty_paths(self, ctx, given)
         return rest
+
+
+def _refuse_repeated_options(command, ctx, args: list[str]) -> None:
+    """Fail on an option that takes one value given more than once (``--days 3 --days 5``,
+    ``--days=3 --days 5``, ``--open --no-open``): click keeps the last, so the other would be
+    dropped without a word. Options meant to repeat (``--set``: ``multiple``) are not counted.
+    Counts by parsing ``args`` (already parsed once without error) again with click's own
+    parser, which lists each option once per occurrence, under whichever of its names."""
+    import copy
+
+    _, _, order = command.make_parser(ctx).parse_args(args=list(args))
+    repeated = next((param for param in dict.fromkeys(order)
+                     if param.param_type_name == "option" and not param.multiple
+                     and not param.count and order.count(param) > 1), None)
+    if repeated is None:
+        return
+    # the values given, in order: parsed once more with that option collecting every value
+    collecting = copy.copy(repeated)
+    collecting.multiple = True
+    parser = command.make_parser(ctx)
+    collecting.add_to_parser(parser, ctx)  # in place of the option: the same names
+    values = parser.parse_args(args=list(args))[0][repeated.name]
+    fail(f"{max(repeated.opts, key=len)}: given {_times(len(values))} ("
+         f"{_and(_given_as(repeated, v) for v in values)}); give it once")
+
+
+def _given_as(option, value) -> str:
+    """A value of ``option`` as given: the text of a value, the flag itself for a flag."""
+    from abm.params import value_text
+
+    if not option.is_flag:
+        return value_text(value)
+    names = option.opts if value or not option.secondary_opts else option.secondary_opts
+    return max(names, key=len)
+
+
+def _times(n: int) -> str:
+    return {2: "twice"}.get(n, f"{n} times")
+
+
+def _and(items: Iterable[str]) -> str:
+    """``"a and b"``, ``"a, b and c"``."""
+    items = list(items)
+    return " and ".join([", ".join(items[:-1]), items[-1]] if len(items) > 1 else items)
 
 
 # what an empty path should have been, by command and parameter

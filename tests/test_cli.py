@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Annotated
 
 import pandas as pd
 import pytest
+import typer
 from conftest import TINY, set_args
 from typer.testing import CliRunner
 
@@ -214,3 +216,105 @@ def test_a_fast_run_says_when_it_compiles_first(tmp_path, monkeypatch, pending):
                                  "--backend", "serial", "--quiet"])
     assert result.exit_code == 0, result.output
     assert ("compiling the fast engine" in result.output) == pending
+
+
+# --- an option given twice ------------------------------------------------------------
+
+
+def one_error_line(result) -> str:
+    """Exit 2, no traceback, the output exactly one ``error:`` line; return it."""
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    assert result.output.count("\n") == 1 and result.output.startswith("error: "), result.output
+    return result.output.strip()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--days", "3", "--days", "5"], "--days: given twice ('3' and '5')"),
+        (["run", "--days=3", "--days", "5", "--days=7"], "--days: given 3 times ('3', '5' and "
+                                                         "'7')"),
+        (["run", "--rng", "1", "--steps", "2", "--rng=2"], "--rng: given twice ('1' and '2')"),
+        (["run", "--quiet", "--no-quiet"], "--quiet: given twice (--quiet and --no-quiet)"),
+        (["run", "--engine", "fast", "--engine", "mesa"], "--engine: given twice ('fast' and "
+                                                          "'mesa')"),
+        (["sweep", "spec.toml", "--out", "a", "--out", "b"], "--out: given twice ('a' and 'b')"),
+        (["sweep", "spec.toml", "--dry-run", "--workers", "2", "--workers", "3"],
+         "--workers: given twice ('2' and '3')"),
+        (["report", "sweep", "--outcome", "final_burden", "--outcome", "kills"],
+         "--outcome: given twice ('final_burden' and 'kills')"),
+        (["export", "sweep", "--out", "a", "--out=b"], "--out: given twice ('a' and 'b')"),
+        (["serve", "--port", "8000", "--port", "9000"], "--port: given twice ('8000' and "
+                                                        "'9000')"),
+        (["serve", "--open", "--no-open"], "--open: given twice (--open and --no-open)"),
+        (["params", "--markdown", "--markdown"], "--markdown: given twice (--markdown and "
+                                                 "--markdown)"),
+    ],
+)
+def test_an_option_given_twice_is_refused_naming_both_values(tmp_path, monkeypatch, args,
+                                                             message):
+    """Click keeps the last value of an option given twice: ``abm run --days 3 --days 5`` ran
+    5 days without a word (a repeated ``--set`` was already refused). Now every command refuses
+    it before doing anything, as one line naming the option and the values."""
+    import os
+
+    import abm.run
+
+    def started(*args, **kwargs):
+        raise AssertionError("started despite the repeated option")
+
+    monkeypatch.setattr(abm.run, "simulate", started)
+    monkeypatch.setattr(os, "execv", started)  # (abm serve: the server takes over the process)
+    monkeypatch.chdir(tmp_path)
+    line = one_error_line(runner.invoke(app, args))
+    assert line == f"error: {message}; give it once"
+    assert list(tmp_path.iterdir()) == []  # nothing created
+
+
+def test_options_meant_to_repeat_still_repeat(tmp_path):
+    out = tmp_path / "run.csv"
+    result = runner.invoke(app, ["run", "--quiet", "--steps", "2", "--rng", "1", "--out",
+                                 str(out), *SMALL, "--set", "tcell_influx=0.5"])
+    assert result.exit_code == 0, result.output
+    meta = json.loads(out.with_name(out.name + ".json").read_text())
+    assert meta["parameters"]["width"] == TINY["width"]
+    assert meta["parameters"]["tcell_influx"] == 0.5
+
+
+def test_the_short_and_long_names_of_an_option_are_one_option():
+    """The check is the commands' own class, for any option: a short and a long name, a value
+    attached (``-d3``, ``--days=5``) or after; list and count options may repeat."""
+    from abm.cli import PlainErrors
+
+    toy = typer.Typer()
+
+    @toy.command(cls=PlainErrors)
+    def go(days: Annotated[float, typer.Option("--days", "-d")] = 1.0,
+           tag: Annotated[list[str] | None, typer.Option("--tag", "-t")] = None,
+           verbose: Annotated[int, typer.Option("--verbose", "-v", count=True)] = 0) -> None:
+        typer.echo(f"{days} {tag} {verbose}")
+
+    @toy.command(cls=PlainErrors)
+    def other() -> None:  # (two commands, so that `go` is a subcommand as in abm)
+        pass
+
+    for args in (["-d", "3", "--days", "5"], ["-d3", "--days=5"], ["-vd", "3", "-d", "5"]):
+        assert one_error_line(runner.invoke(toy, ["go", *args])) == (
+            "error: --days: given twice ('3' and '5'); give it once")
+    result = runner.invoke(toy, ["go", "-t", "a", "--tag", "b", "-vv", "--verbose", "-d", "2"])
+    assert result.exit_code == 0 and result.output == "2.0 ['a', 'b'] 3\n", result.output
+
+
+def test_every_command_refuses_an_option_given_twice():
+    """Each ``abm`` command is a ``PlainErrors`` command, where the check lives (a new command
+    declared without it would keep the last value of a repeated option)."""
+    import typer.main
+
+    from abm.cli import PlainErrors
+
+    commands = typer.main.get_command(app).commands
+    assert {"run", "sweep", "report", "export", "serve", "params", "scenarios"} <= set(commands)
+    assert [name for name, command in commands.items()
+            if not isinstance(command, PlainErrors)] == []
