@@ -347,7 +347,7 @@ def run(
     ] = None,
     rng: Annotated[
         str | None,
-        typer.Option(help="Seed (an integer).",
+        typer.Option(help="Seed: an integer from 0 to 2**64 - 1 (as a sweep's seeds).",
                      show_default="a random seed, printed and recorded"),
     ] = None,
     set_: Annotated[
@@ -377,7 +377,7 @@ def run(
 
     Example: abm run --scenario escape --days 30 --rng 3 --out run.parquet
     """
-    from abm.params import model_seed, seed_digits_limit, validate, validate_rng, value_text
+    from abm.params import model_seed, validate, validate_rng, value_text
     from abm.run import (
         AtomicFiles,
         build_model,
@@ -405,14 +405,15 @@ def run(
         fail("give the seed with --rng, not --set rng=...")
     drawn = rng is None
     if not drawn:
+        from abm.sweep.schema import SEED, seed
+
+        # the bound of a sweep's seeds (stored as uint64), so that a run's seed can be given
+        # again in a sweep (seeds = [...])
         try:
-            rng = validate_rng(rng)
-        except ValueError:
-            limit = seed_digits_limit()
-            fail(f"--rng {value_text(rng)}: expected a whole number >= 0"
-                 + (f" of at most {limit} digits"
-                    if limit and len(rng.strip()) > limit and rng.strip().isdecimal() else "")
-                 + " (leave --rng out for a random seed, printed so that it can be given again)")
+            rng = seed(validate_rng(rng))
+        except ValueError:  # (the sweep check's Invalid is one)
+            fail(f"--rng {value_text(rng)}: expected {SEED} (leave --rng out for a random "
+                 "seed, printed so that it can be given again)")
     # no seed given: draw one from the system's entropy and record it, so the run can be
     # repeated (a model seeded from entropy by itself could not be)
     overrides["rng"] = model_seed(None) if drawn else rng

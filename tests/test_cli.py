@@ -52,7 +52,8 @@ def test_same_seed_gives_the_same_file(tmp_path):
         (["--set", "mutaton_rate=0.1"], "did you mean mutation_rate"),
         (["--set", "width"], "expected name=value"),
         (["--set", "=3"], "--set '=3': expected name=value"),
-        (["--rng", "abc"], "--rng 'abc': expected a whole number >= 0 (leave --rng out"),
+        (["--rng", "abc"], "--rng 'abc': expected an integer in [0, 2**64 - 1] (leave --rng "
+                           "out"),
         (["--scenario", "nope"], "unknown scenario 'nope'"),
         (["--out", "x.txt"], ".parquet or .csv"),
         (["--days", "-1"], "--days"),
@@ -218,7 +219,7 @@ def test_a_fast_run_says_when_it_compiles_first(tmp_path, monkeypatch, pending):
     assert ("compiling the fast engine" in result.output) == pending
 
 
-# --- an option given twice ------------------------------------------------------------
+# --- an option given twice; the seed's bound -----------------------------------------------
 
 
 def one_error_line(result) -> str:
@@ -318,3 +319,26 @@ def test_every_command_refuses_an_option_given_twice():
     assert {"run", "sweep", "report", "export", "serve", "params", "scenarios"} <= set(commands)
     assert [name for name, command in commands.items()
             if not isinstance(command, PlainErrors)] == []
+
+
+@pytest.mark.parametrize("seed", [str(2**64), str(2**70), "-1", "1" * 30])
+def test_a_seed_beyond_a_sweep_s_seeds_is_refused_as_a_sweep_refuses_it(seed):
+    """``abm run --rng`` took any seed of up to 4300 digits, while a sweep's seeds are at most
+    2**64 - 1 (its run files store them as uint64): a run's seed could not be given again in a
+    sweep. The run now refuses it with the sweep's words (one check, abm.sweep.schema.seed)."""
+    from abm.sweep import SpecError, parse_spec
+
+    result = runner.invoke(app, ["run", "--quiet", "--steps", "1", *SMALL, "--rng", seed])
+    line = one_error_line(result)
+    assert line.startswith(f"error: --rng '{seed}': expected an integer in [0, 2**64 - 1] ")
+    with pytest.raises(SpecError) as err:
+        parse_spec({"sweep": {"name": "s", "steps": 1, "seeds": [int(seed)]}})
+    assert "expected an integer in [0, 2**64 - 1]" in str(err.value)
+
+
+def test_the_largest_seed_a_sweep_takes_runs_and_is_recorded(tmp_path):
+    out = tmp_path / "run.csv"
+    result = runner.invoke(app, ["run", "--quiet", "--steps", "1", *SMALL, "--rng",
+                                 str(2**64 - 1), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.with_name(out.name + ".json").read_text())["seed"] == 2**64 - 1
