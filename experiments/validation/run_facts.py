@@ -1011,6 +1011,8 @@ def calib_all_spec(scenario: str, days: int) -> str:
     for name in calib_all_names():
         for factor in (0.5, 2.0):
             value = _scaled(name, values[name], factor)
+            if value == values[name]:  # at its allowed range's limit: the scenario itself
+                continue  # (a sweep refuses an arm identical to another)
             lines += ["", f'[arms."{name} x{factor:g}"]', f"{name} = {value!r}"]
     return "\n".join(lines) + "\n"
 
@@ -1024,13 +1026,17 @@ def calib_all():
     kept: dict[str, list[int]] = {}
     for scenario, days, ok in CALIB_ALL:
         name = f"calib_all_{scenario}"
-        for arm, runs in sweep(name, calib_all_spec(scenario, days)).items():
-            kept.setdefault(arm, []).append(sum(r.summary["outcome"] == ok for r in runs))
+        arms = sweep(name, calib_all_spec(scenario, days))
+        for arm in (f"{n} x{f:g}" for n in calib_all_names() for f in (0.5, 2.0)):
+            runs = arms.get(arm)  # None: the factor leaves the value at its range's limit
+            kept.setdefault(arm, []).append(
+                None if runs is None else sum(r.summary["outcome"] == ok for r in runs))
     n = len(CALIB_ALL_SEEDS)
     rows = []
     for name in calib_all_names():
-        cells = [" / ".join(f"{k}/{n}" for k in kept[f"{name} x{f:g}"]) for f in (0.5, 2.0)]
-        holds = all(k >= 2 for f in (0.5, 2.0) for k in kept[f"{name} x{f:g}"])
+        cells = [" / ".join("at limit" if k is None else f"{k}/{n}"
+                            for k in kept[f"{name} x{f:g}"]) for f in (0.5, 2.0)]
+        holds = all(k is None or k >= 2 for f in (0.5, 2.0) for k in kept[f"{name} x{f:g}"])
         values = list(dict.fromkeys(resolve(sc)[name] for sc, _, _ in CALIB_ALL))
         rows.append(
             (
