@@ -52,7 +52,7 @@ CAR_NEGATIVE_RGB = (25, 25, 25)  # a cancer cell without the CAR-T target (colou
 # blues, purples, greens, olives and browns, which a colour-blind eye sees as dark blues and
 # dark olives: a ramp on to a dark colour would cross one of them, so this one stays light to
 # medium, and each of its colours stands apart from every cell colour of the legend, also
-# with deuteranopia and protanopia (tests/test_dashboard_colours.py)
+# with deuteranopia and protanopia (tests/test_dashboard_projector.py)
 PDL1_CMAP = "abm-pdl1"
 RAMPS = {PDL1_CMAP: ((255, 245, 190), (225, 80, 80))}  # our colour maps: linear, first to last
 # PD-L1 in the charts: a purple apart from the traits chart's other lines (the tissue's coral
