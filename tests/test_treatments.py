@@ -1,5 +1,9 @@
 """Treatments: scheduled and live dosing, and their effects over paired seeds.
 
+The stylized facts of the therapies (3's anti-PD-1 part, 4, 5, 6 and 7) run on both engines
+(the ``either_engine`` fixture: the same code and thresholds for the Mesa engine and the fast
+one).
+
 Paired design: the same seed with and without the therapy, so the difference is the therapy's.
 Effects are checked on the median over seeds with stated margins.
 """
@@ -182,6 +186,7 @@ def test_anti_ctla4_depletes_tregs():
 
 # --- effects over paired seeds --------------------------------------------------------------------
 @pytest.mark.slow
+@pytest.mark.usefixtures("either_engine")
 def test_anti_pd1_helps_more_in_a_hot_tumour_than_in_a_cold_one():
     days = 21
     hot = relative_benefit(burdens("checkpoint", days),
@@ -193,15 +198,33 @@ def test_anti_pd1_helps_more_in_a_hot_tumour_than_in_a_cold_one():
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("either_engine")
 def test_anti_ctla4_helps_more_when_early():
+    """Fact 4: anti-CTLA-4 from day 1 lowers the day-21 burden more than from day 12, by more
+    than 0.1 of the untreated burden on average over the paired seeds 0-7.
+
+    Early treatment clears about half the tumours (the rest are partly held), so the median
+    benefit over a few seeds jumps between 1 and about 0.6 with the seeds drawn; the old test
+    (medians over seeds 0-3, early > late + 0.1) held in seeds 0-3 of the Mesa engine (early
+    1.00, late 0.44) and failed in those of the fast one (0.50 against 0.44). Measured over
+    144 seeds of each engine, early treatment clears 72 and 60 tumours (Fisher p 0.2), and
+    over seeds 0-35 the paired difference is positive in 89% and 78% of seeds, mean 0.42 and
+    0.26; this test's mean over 8 seeds exceeded 0.1 in 99.8% and 96.8% of random 8-seed sets
+    drawn from them. Seeds 0-7: 0.52 (Mesa), 0.29 (fast)."""
     base = {"anti_pd1_start_day": None, "mutation_rate": 0.03}
-    untreated = burdens("checkpoint", 21, **base)
-    early = relative_benefit(burdens("checkpoint", 21, anti_ctla4_start_day=1.0, **base), untreated)
-    late = relative_benefit(burdens("checkpoint", 21, anti_ctla4_start_day=12.0, **base), untreated)
-    assert early > late + 0.1, (early, late)
+    seeds = range(8)
+
+    def burdens_8(**overrides):
+        return [final_state("checkpoint", 21, s, **base, **overrides).n_cancer for s in seeds]
+
+    untreated = burdens_8()
+    early, late = burdens_8(anti_ctla4_start_day=1.0), burdens_8(anti_ctla4_start_day=12.0)
+    differences = [(lt - e) / max(u, 1) for e, lt, u in zip(early, late, untreated, strict=True)]
+    assert statistics.mean(differences) > 0.1, (early, late, untreated)
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("either_engine")
 def test_anti_ctla4_does_nothing_in_a_tumour_without_antigens():
     """The control of fact 4: with no antigen to recognise, anti-CTLA-4 from day 1 changes the
     median burden at day 21 by less than 10% (measured: 0.00 [-0.10, 0.02] over seeds 0-3;
@@ -213,6 +236,7 @@ def test_anti_ctla4_does_nothing_in_a_tumour_without_antigens():
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("either_engine")
 def test_anti_pd1_plus_anti_ctla4_beats_either_alone():
     days, start = 24, 10.0
     base = {"anti_pd1_start_day": None, "anti_ctla4_start_day": None}
@@ -232,6 +256,7 @@ def lacking_vaccine_antigens(model: TumorModel) -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("either_engine")
 def test_vaccine_slows_the_tumour_and_selects_clones_without_its_antigens():
     days = 24
     vaccinated = [final_state("vaccine", days, s) for s in SEEDS]
@@ -246,6 +271,7 @@ def test_vaccine_slows_the_tumour_and_selects_clones_without_its_antigens():
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("either_engine")
 def test_cart_clears_target_positive_cells_and_antigen_loss_makes_negative_relapse():
     days = 20
     cleared = [final_state("cart", days, s) for s in SEEDS]
@@ -262,18 +288,21 @@ def test_cart_clears_target_positive_cells_and_antigen_loss_makes_negative_relap
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("either_engine")
 def test_cart_into_a_larger_tumour_relapses_more_often():
     """Fact 6 against burden (docs/validation.md): with antigen loss 0.001 per division, CAR-T
-    on day 14 (about 3,000 cells) leaves a tumour at day 30 in at least 2 more of seeds 0-2 than
-    CAR-T on day 3 (about 520 cells); measured over seeds 0-3: 0/4 vs 3/4."""
+    on day 14 (about 3,000 cells) leaves a tumour at day 30 in at least 3 more of seeds 0-7 than
+    CAR-T on day 3 (about 520 cells). Measured over seeds 0-11: 4/12 against 11/12 (Mesa
+    engine), 5/12 against 12/12 (fast); seeds 0-7: 1/8 against 7/8 and 4/8 against 8/8. (The
+    test before, at least 2 more of seeds 0-2, failed on the fast engine: 2/3 against 3/3.)"""
     def relapses(start):
         return sum(
             final_state("cart_antigen_loss", 30, seed, antigen_loss_rate=0.001,
                         cart_start_day=start).n_cancer > 0
-            for seed in (0, 1, 2)
+            for seed in range(8)
         )
 
-    assert relapses(14.0) >= relapses(3.0) + 2
+    assert relapses(14.0) >= relapses(3.0) + 3
 
 
 @pytest.mark.parametrize("engine", ["mesa", "fast"])
