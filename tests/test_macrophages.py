@@ -149,6 +149,7 @@ def test_m2_macrophages_do_not_kill():
     assert cell.alive and model.macrophage_kills == 0
 
 
+@pytest.mark.usefixtures("either_engine")
 def test_anti_csf1r_lowers_macrophage_count_and_m2_share():
     """Paired over 3 seeds (anti-CSF-1R on day 5, counted on day 10): fewer macrophages in
     every seed (at most half), and a lower M2 share in every seed."""

@@ -152,23 +152,25 @@ def test_sweep_species_resolves_before_the_scenario_and_is_hashed():
         parse_spec(_spec(species="rat"))
 
 
-def _final_lesion(scenario: str, seed: int, treated: bool) -> float:
+def _final_lesion(scenario: str, seed: int, treated: bool, engine: str) -> float:
     from abm.analysis.response import lesion_area
     from abm.run import simulate
 
     over = {"rng": seed, **({} if treated else {"anti_pd1_start_day": None})}
     df, _ = simulate(P.resolve(scenario, over), 21 * 24, record_every=24,
-                     stop_when_cleared=False)
+                     stop_when_cleared=False, engine=engine)
     return float(lesion_area(df)[-1])
 
 
 @pytest.mark.slow
-def test_mc38_like_responds_to_anti_pd1_and_b16f10_like_does_not():
-    """Paired seeds 1-3, 21 days at 100x100: treated/control lesion area."""
+@pytest.mark.parametrize("engine", ["mesa", "fast"])
+def test_mc38_like_responds_to_anti_pd1_and_b16f10_like_does_not(engine):
+    """Paired seeds 1-3, 21 days at 100x100: treated/control lesion area, on both engines."""
     ratios = {}
     for scenario in ("mc38_like", "b16f10_like"):
         ratios[scenario] = [
-            _final_lesion(scenario, seed, True) / max(_final_lesion(scenario, seed, False), 1)
+            _final_lesion(scenario, seed, True, engine)
+            / max(_final_lesion(scenario, seed, False, engine), 1)
             for seed in (1, 2, 3)
         ]
     # every paired seed: the hot tumour shrinks under the drug, the cold one does not

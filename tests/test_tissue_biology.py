@@ -264,6 +264,7 @@ def test_cancer_cells_shorten_the_reach_of_ifng():
 
 # --- measured tissue facts (several seeds) ------------------------------------------------
 @pytest.mark.slow
+@pytest.mark.usefixtures("either_engine")
 def test_necrotic_core_appears_only_in_tumours_above_a_quarter_millimetre():
     """Onset of the necrotic core vs radius (docs/validation.md): founder discs of radius R
     (vessels only outside them, as the model places vessels), 2 days without immunity.
@@ -300,6 +301,7 @@ def test_viable_rim_around_a_vessel_is_100_to_200_um():
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("either_engine")
 def test_pdl1_near_and_far_from_ctls_at_the_default_scale():
     """PD-L1 near vs far from CTLs on the default 1.5 mm field (docs/validation.md, Tissue
     biology): default parameters, day 14, seeds 1-5; mean PD-L1 of cancer cells touching a CTL
@@ -414,6 +416,7 @@ def test_vessels_never_collapse_when_the_parameter_is_none():
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("either_engine")
 def test_a_growing_default_tumour_forms_a_necrotic_core():
     """Default tumour without immunity, day 30, seeds 1-8: debris fills the inner half of the
     tumour's radius far more than its outer ring: in at least 6 of the 8 seeds more than 20% of
