@@ -5,7 +5,7 @@ The stylized facts of the therapies (3's anti-PD-1 part, 4, 5, 6 and 7) run on b
 one).
 
 Paired design: the same seed with and without the therapy, so the difference is the therapy's.
-Effects are checked on the median over seeds with stated margins.
+Effects are checked on the median (fact 4: the mean) over seeds with stated margins.
 """
 
 from __future__ import annotations
