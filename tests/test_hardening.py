@@ -37,7 +37,7 @@ from conftest import free_port  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from abm.cli import app  # noqa: E402
-from abm.sweep import SpecError, load_spec, parse_spec, run_sweep  # noqa: E402
+from abm.sweep import SpecError, SweepError, load_spec, parse_spec, run_sweep  # noqa: E402
 
 runner = CliRunner()
 TINY_SETS = ["--set", "width=12", "--set", "height=12", "--set", "initial_tumor_cells=10"]
@@ -592,6 +592,99 @@ def test_a_run_file_of_another_run_is_not_trusted(tmp_path, reference):
     outcome = run_sweep(load_spec(write(tmp_path)), out, backend="serial", progress=False,
                         log=messages.append)
     assert outcome.ran == 1 and any("is not run p00001-r001's" in m for m in messages)
+
+
+def _unreadable(monkeypatch, path: Path) -> None:
+    """Python's ``open`` of ``path`` fails as a file of another user's (mode 0600) does: a
+    test run as root reads every file, so the denial is made here."""
+    import builtins
+
+    import abm.sweep.storage as storage
+
+    real = builtins.open
+
+    def deny(file, *args, **kwargs):
+        if Path(file) == path:
+            raise PermissionError(13, "Permission denied", str(file))
+        return real(file, *args, **kwargs)
+
+    monkeypatch.setattr(storage, "open", deny, raising=False)
+
+
+def test_a_run_file_the_system_will_not_let_us_read_is_not_removed_or_run_again(
+        tmp_path, reference, monkeypatch):
+    """A permission or I/O error is not a broken file: the file may be sound (a colleague's
+    0600 file on a shared folder). Before, the resume called it broken, deleted it and ran it
+    again, and report and export advised doing that."""
+    import shutil
+
+    out = tmp_path / "sweep"
+    shutil.copytree(reference, out)
+    (out / "summary.parquet").unlink()  # as after a crash mid-sweep: the runs are checked
+    locked = out / "runs" / "p00000-r000.parquet"
+    before = locked.read_bytes()
+    _unreadable(monkeypatch, locked)
+    messages = []
+    with pytest.raises(SweepError, match=re.escape(
+            f"{locked}: cannot read it (Permission denied); nothing was changed")):
+        run_sweep(load_spec(write(tmp_path)), out, backend="serial", progress=False,
+                  log=messages.append)
+    assert locked.read_bytes() == before and not any("broken" in m for m in messages)
+    for command in ("report", "export"):
+        line = one_clean_error(cli(command, str(out)), f"{locked}: cannot read it")
+        assert "broken" not in line and "rerun" not in line
+    assert locked.read_bytes() == before
+
+
+def test_a_sweep_that_loses_the_lock_leaves_the_winners_files(tmp_path, monkeypatch):
+    """Two `abm sweep` started at once on a new folder: the one that loses the lock wrote
+    nothing and removes nothing. Before, it had decided the sweep was new before it asked for
+    the lock, and on losing it removed the winner's manifest.json and .lock (and the folder,
+    when empty), while the winner went on; a third runner then got the lock and ran
+    everything again beside it."""
+    import fcntl
+
+    import abm.sweep.runner as sweep_runner
+
+    out = tmp_path / "sweep"
+    out.mkdir()
+    with open(out / ".lock", "a+") as winner:  # the winner holds the lock ...
+        fcntl.flock(winner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        winner.write("4242")
+        winner.flush()
+        enter = sweep_runner._DirLock.__enter__
+
+        def meanwhile(lock):  # ... and writes its manifest and runs folder meanwhile
+            (out / "manifest.json").write_text("{}")
+            (out / "runs").mkdir()
+            return enter(lock)
+
+        monkeypatch.setattr(sweep_runner._DirLock, "__enter__", meanwhile)
+        with pytest.raises(SweepError, match=r"another `abm sweep` \(pid 4242\) is writing"):
+            run_sweep(load_spec(write(tmp_path)), out, backend="serial", progress=False,
+                      log=lambda m: 0)
+        assert (out / "manifest.json").read_text() == "{}"
+        assert (out / ".lock").read_text() == "4242" and (out / "runs").is_dir()
+
+
+def test_a_sweep_into_a_folder_whose_name_is_not_utf8_finishes_and_resumes(tmp_path, reference):
+    """A folder name that is not UTF-8 (a byte from another encoding; Python keeps it as a
+    surrogate): pyarrow cannot encode such a path, so every run file was written, then called
+    broken, and each rerun deleted them all and ran them again: the sweep never finished."""
+    out = tmp_path / "caf\udce9"  # b"caf\xe9": Latin-1's é
+    spec = load_spec(write(tmp_path))
+    done = run_sweep(spec, out, backend="serial", progress=False, log=lambda m: 0)
+    again = run_sweep(spec, out, backend="serial", progress=False, log=lambda m: 0)
+    assert (done.ran, again.ran, again.already_done) == (4, 0, 4)
+    pd.testing.assert_frame_equal(again.summary, pd.read_parquet(reference / "summary.parquet"))
+    import subprocess
+    import sys
+
+    for command in ("report", "export"):  # (a process: the test runner's output is strict UTF-8)
+        done = subprocess.run([sys.executable, "-m", "abm.cli", command, str(out)],
+                              capture_output=True, timeout=300)
+        assert done.returncode == 0 and not done.stderr, done.stderr
+    assert (out / "report" / "report.md").exists() and (out / "export" / "summary.csv").exists()
 
 
 @pytest.mark.parametrize("series, fragment", [

@@ -624,8 +624,11 @@ def test_a_rerun_reads_each_run_files_footer_once(reference, tmp_path, monkeypat
     before = summary(reference)
     opened = []
     real = pq.read_metadata
-    monkeypatch.setattr(pq, "read_metadata", lambda path, *a, **k: (opened.append(Path(path)),
-                                                                       real(path, *a, **k))[1])
+    def spy(source, *args, **kwargs):  # (a path, or the file Python opened: its name)
+        opened.append(Path(getattr(source, "name", source)))
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(pq, "read_metadata", spy)
     run_sweep(load_spec(spec), reference, backend="serial", progress=False)
     runs = sorted((reference / "runs").glob("*.parquet"))
     assert len(runs) == 8 and sorted(opened) == runs

@@ -19,7 +19,7 @@ from abm.sweep import (
     read_run_table,
     run_path,
 )
-from abm.sweep.storage import read_run_arrow
+from abm.sweep.storage import opened, read_run_arrow
 
 OUTCOME_CLASSES = OUTCOMES  # the classes of abm.analysis.outcomes, in plotting order
 CLASS_COLOURS = {"eliminated": "#1b9e77", "controlled": "#7570b3", "escape": "#d95f02"}
@@ -141,9 +141,12 @@ def series_columns(sweep: Sweep) -> list[str]:
 
     path = run_path(sweep.dir, sweep.summary["run_id"].iloc[0])
     try:
-        schema = pq.read_schema(path)
+        with opened(path) as fh:
+            schema = pq.read_schema(fh)
     except (OSError, pa.ArrowException) as err:
         raise ReportError(str(_broken(path, err))) from None
+    except SweepError as err:  # (unreadable)
+        raise ReportError(str(err)) from None
     skip = {*ID_COLUMNS, *sweep.varied, "Step", "Day"}
     return [
         f.name for f in schema

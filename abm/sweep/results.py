@@ -17,6 +17,7 @@ from abm.sweep.storage import (
     ID_COLUMNS,
     SweepError,
     build_summary,
+    opened,
     read_manifest,
     read_parquet,
     read_run_probes,
@@ -238,7 +239,8 @@ def patients_table(data: SweepData) -> pd.DataFrame:
     drawn = [name for name, _, _ in spec["patients"]["draws"]]
     rows = []
     for record in data.runs:
-        names = pq.read_schema(record.path).names
+        with opened(record.path) as fh:
+            names = pq.read_schema(fh).names
         series = record.series(["Day", "CancerCells", *([NECROTIC] if NECROTIC in names else [])])
         row = {PATIENT: record.varied[PATIENT], ARM: record.arm or "all"}
         row.update(assess(series, baseline, end_day, min_sd))

@@ -166,16 +166,16 @@ def run_sweep(
     except OSError as err:
         raise SweepError(os_error_text(err)) from None
     created = _new_dirs(out)
-    fresh = not (out / "manifest.json").exists()
     try:
         return _run(spec, out, backend, workers, scheduler, progress, spec_text, log, dashboard)
     except OSError as err:
         raise SweepError(os_error_text(err)) from None
     finally:
-        # a new sweep that failed before its first run leaves nothing behind (no manifest,
-        # lock or directories), so the same command can simply be run again
-        if fresh and not any((out / "runs").glob("*.parquet")) and not _completed(out):
-            _remove_new(out, created)
+        for path in created[::-1]:  # the folders made here, if still empty (see _run)
+            try:
+                path.rmdir()  # only if empty: nothing of the user's, or of another runner's
+            except OSError:
+                pass
 
 
 def check_out(out: Path) -> None:
@@ -241,16 +241,17 @@ def _completed(out: Path) -> bool:
     return (out / "summary.parquet").exists()
 
 
-def _remove_new(out: Path, created: list[Path]) -> None:
+def _remove_new(out: Path) -> None:
+    """What a new sweep wrote before its first run (called holding the lock); the folders
+    that ``run_sweep`` made go after it, each if empty."""
     for name in ("manifest.json", ".lock"):
         (out / name).unlink(missing_ok=True)
     for tmp in (out / "runs").glob(".*.tmp"):
         tmp.unlink(missing_ok=True)
-    for path in [out / "runs", *created[::-1]]:
-        try:
-            path.rmdir()  # only if empty: nothing of the user's is removed
-        except OSError:
-            pass
+    try:
+        (out / "runs").rmdir()  # only if empty
+    except OSError:
+        pass
 
 
 def check_scheduler(address: str) -> None:
@@ -271,48 +272,66 @@ def _run(
     spec: Spec, out: Path, backend: str, workers: int, scheduler: str | None, progress: bool,
     spec_text: str | None, log: Callable[[str], None], dashboard: str | None,
 ) -> SweepOutcome:
-    from abm.run import provenance, write_json, write_table
-
     runs = expand(spec)
     manifest = make_manifest(spec, runs, spec_text)
     out.mkdir(parents=True, exist_ok=True)
     with _DirLock(out):
-        old = _open(out, manifest, log)
-        missing, read = _missing(out, runs, log)
-        already = len(runs) - len(missing)
-        workers = min(workers, max(len(missing), 1))  # no idle workers (process pool, Dask)
-        if missing:
-            resumed = f" ({already} already done)" if already else ""
-            log(
-                f"sweep {spec.name!r} ({spec.engine} engine): {len(missing)} of {len(runs)} runs "
-                f"to do{resumed}, "
-                + _where(backend, workers, scheduler)
-            )
-            if spec.engine == "fast" and not scheduler:
-                from abm.fast import ensure_compiled
+        # decided and undone under the lock: a runner that loses the lock to another one
+        # started at the same moment touches nothing of the winner's
+        fresh = not (out / "manifest.json").exists()
+        try:
+            return _run_locked(spec, out, backend, workers, scheduler, progress, manifest,
+                               runs, log, dashboard)
+        finally:
+            # a new sweep that failed before its first run leaves nothing behind (no
+            # manifest, lock or runs folder), so the same command can simply be run again
+            if fresh and not any((out / "runs").glob("*.parquet")) and not _completed(out):
+                _remove_new(out)
 
-                # here, once, before the workers start (each would compile the same kernels);
-                # said, else the first runs look stalled, with a wild ETA
-                ensure_compiled(log, ", once, before the runs start")
-        tasks = (make_task(spec, r) for r in missing)  # lazily: one dict per run otherwise
-        if backend == "serial" or not missing:
-            results = run_serial(tasks)
-        elif backend == "process":
-            results = run_process(tasks, workers, log=log)
-        else:
-            results = run_dask(tasks, workers, scheduler, f"abm-{manifest['content_hash'][:12]}",
-                               dashboard=dashboard, log=log)
-        _write_all(out, results, spec.name, len(runs), already, progress and bool(missing))
-        summary = build_summary(out, [r.run_id for r in runs], read)
-        write_table(summary, out / "summary.parquet")
-        if spec.patients:  # a cohort: one row per patient and arm, with its response
-            from abm.sweep.results import load_sweep, patients_table
 
-            write_table(patients_table(load_sweep(out)), out / "patients.parquet")
-        manifest = old or manifest
-        manifest["completed"] = datetime.now(UTC).isoformat(timespec="seconds")
-        manifest["completed_with"] = {**provenance(), "backend": backend}
-        write_json(manifest, out / "manifest.json")
+def _run_locked(
+    spec: Spec, out: Path, backend: str, workers: int, scheduler: str | None, progress: bool,
+    manifest: dict[str, Any], runs: list[Run], log: Callable[[str], None],
+    dashboard: str | None,
+) -> SweepOutcome:
+    from abm.run import provenance, write_json, write_table
+
+    old = _open(out, manifest, log)
+    missing, read = _missing(out, runs, log)
+    already = len(runs) - len(missing)
+    workers = min(workers, max(len(missing), 1))  # no idle workers (process pool, Dask)
+    if missing:
+        resumed = f" ({already} already done)" if already else ""
+        log(
+            f"sweep {spec.name!r} ({spec.engine} engine): {len(missing)} of {len(runs)} runs "
+            f"to do{resumed}, "
+            + _where(backend, workers, scheduler)
+        )
+        if spec.engine == "fast" and not scheduler:
+            from abm.fast import ensure_compiled
+
+            # here, once, before the workers start (each would compile the same kernels);
+            # said, else the first runs look stalled, with a wild ETA
+            ensure_compiled(log, ", once, before the runs start")
+    tasks = (make_task(spec, r) for r in missing)  # lazily: one dict per run otherwise
+    if backend == "serial" or not missing:
+        results = run_serial(tasks)
+    elif backend == "process":
+        results = run_process(tasks, workers, log=log)
+    else:
+        results = run_dask(tasks, workers, scheduler, f"abm-{manifest['content_hash'][:12]}",
+                           dashboard=dashboard, log=log)
+    _write_all(out, results, spec.name, len(runs), already, progress and bool(missing))
+    summary = build_summary(out, [r.run_id for r in runs], read)
+    write_table(summary, out / "summary.parquet")
+    if spec.patients:  # a cohort: one row per patient and arm, with its response
+        from abm.sweep.results import load_sweep, patients_table
+
+        write_table(patients_table(load_sweep(out)), out / "patients.parquet")
+    manifest = old or manifest
+    manifest["completed"] = datetime.now(UTC).isoformat(timespec="seconds")
+    manifest["completed_with"] = {**provenance(), "backend": backend}
+    write_json(manifest, out / "manifest.json")
     return SweepOutcome(out, len(runs), already, len(missing), summary)
 
 
@@ -373,7 +392,7 @@ def _missing(out: Path, runs: list[Run],
 def _where(backend: str, workers: int, scheduler: str | None) -> str:
     if backend == "dask":
         return f"on Dask ({scheduler})" if scheduler else (
-            f"on a local Dask cluster of {workers} workers"
+            f"on a local Dask cluster of {workers} worker{'s' if workers != 1 else ''}"
         )
     if backend == "serial":
         return "in this process"

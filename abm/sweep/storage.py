@@ -14,10 +14,11 @@ import io
 import json
 import math
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -78,8 +79,36 @@ def write_run(
 
 
 def broken(path: Path, err: BaseException) -> SweepError:
-    """The error for a run file that cannot be read (truncated, empty, not Parquet)."""
+    """The error for a run file that cannot be read (truncated, empty, not Parquet); an error of
+    the file system itself is ``unreadable``'s, not this."""
+    if _os_level(err):
+        return unreadable(path, err)
     return broken_because(path, _reason(err))
+
+
+def unreadable(path: Path, err: OSError) -> SweepError:
+    """A file the system will not let us read (permission, an I/O error, too many open files):
+    it may well be sound, so it is never called broken, removed or run again."""
+    return SweepError(f"{path}: cannot read it ({_reason(err)}); nothing was changed")
+
+
+def _os_level(err: BaseException) -> bool:
+    """An error of the file system (with an errno), not of the file's content. (pyarrow's own
+    errors for a truncated or garbled file carry no errno.)"""
+    return isinstance(err, OSError) and err.errno is not None
+
+
+@contextmanager
+def opened(path: Path) -> Iterator[BinaryIO]:
+    """``path`` open for reading, for pyarrow: Python opens it, so a path that is not UTF-8
+    (which pyarrow cannot encode) reads as any other, and a file the system will not open is
+    ``unreadable``, not broken."""
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError as err:
+        raise unreadable(path, err) from None
+    with fh:
+        yield fh
 
 
 def broken_because(path: Path, reason: str) -> SweepError:
@@ -94,7 +123,8 @@ def _run_metadata(path: Path) -> dict[bytes, bytes]:
     import pyarrow.parquet as pq
 
     try:
-        meta = pq.read_metadata(path).metadata or {}  # the footer only (read_schema: ~25 kB)
+        with opened(path) as fh:
+            meta = pq.read_metadata(fh).metadata or {}  # the footer only (read_schema: ~25 kB)
     except (OSError, pa.ArrowException, ValueError) as err:
         raise broken(path, err) from None
     if RUN_META_KEY not in meta:
@@ -120,7 +150,7 @@ def read_run_arrow(path: Path, columns: list[str] | None = None,
     import pyarrow.parquet as pq
 
     try:
-        with pq.ParquetFile(path) as file:
+        with opened(path) as fh, pq.ParquetFile(fh) as file:
             if run_id is not None:
                 problem = _footer_row(file.metadata, run_id)[1]
                 if problem is not None:
@@ -145,7 +175,7 @@ def read_parquet(path: Path) -> pd.DataFrame:
     ``ArrowInvalid``, a ``ValueError``)."""
     import pyarrow.parquet as pq
 
-    with pq.ParquetFile(path) as file:
+    with open(path, "rb") as fh, pq.ParquetFile(fh) as file:  # (Python opens: any path)
         table = file.read(use_pandas_metadata=True, use_threads=False)
     return table.to_pandas(use_threads=False)
 
@@ -158,15 +188,20 @@ def check_run_file(path: Path, run_id: str) -> str | None:
 
 def checked_run_summary(path: Path, run_id: str) -> tuple[dict[str, Any] | None, str | None]:
     """``check_run_file`` that also returns the summary row it read, as ``read_run_summary``
-    gives it: ``(row, None)`` for a sound file, ``(None, why not)`` for a broken one. A rerun
-    checks every run file, and keeps the rows for the summary instead of reading them again."""
+    gives it: ``(row, None)`` for a sound file, ``(None, why not)`` for a broken one, and a
+    ``SweepError`` for one the system will not let us read (``unreadable``: never removed). A
+    rerun checks every run file, and keeps the rows for the summary instead of reading them
+    again."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    try:
-        footer = pq.read_metadata(path)
-    except (OSError, pa.ArrowException, ValueError) as err:
-        return None, _reason(err)
+    with opened(path) as fh:  # (unreadable: a SweepError, for the sweep to stop on)
+        try:
+            footer = pq.read_metadata(fh)
+        except (OSError, pa.ArrowException, ValueError) as err:
+            if _os_level(err):
+                raise unreadable(path, err) from None
+            return None, _reason(err)
     row, problem = _footer_row(footer, run_id)
     return (None, problem) if problem is not None else (_nan_for_none(row), None)
 
