@@ -711,7 +711,7 @@ def report(
         Path | None, typer.Option(help="Where to write.", show_default="DIR/report")
     ] = None,
 ) -> None:
-    """Plots (PNG) and a Markdown summary of a finished sweep."""
+    """Plots (PNG) and a Markdown summary of a sweep (an unfinished one says how far it got)."""
     from abm.report import ReportError, Sweep, check_choices, write_report
     from abm.report.base import outside_runs
 

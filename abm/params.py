@@ -382,9 +382,9 @@ _LIST: list[Param] = [
        "and PD-L1 still relaxes every hour. 1 = a solve every hour",
        "modelling choice (numerics): 1 solves every hour. 2 changed no outcome measurably "
        "(60 seeds each of 8 scenarios, 100x100, 30 days, benchmarks/field_clock.py; the "
-       "engine-equivalence suite) with the fast engine 1.4x faster; 4 (1.9x) changed none at "
-       "100x100 but cleared the 50x50 elimination scenario sooner (40 against 30 of 60 seeds "
-       "by day 10, p 0.007): docs/engines.md", "Fields"),
+       "engine-equivalence suite) with the fast engine 1.5-1.6x faster; 4 (2.0-2.1x) changed "
+       "none at 100x100 but cleared the 50x50 elimination scenario sooner (40 against 30 of 60 "
+       "seeds by day 10, p 0.007): docs/engines.md", "Fields"),
     # --- oxygen, hypoxia and cell death ------------------------------------------------------
     _p("oxygen_supply", 38.0, "mmHg", float, 0.0, 160.0,
        "oxygen at vessels and at the domain's edge (the tissue beyond is perfused)",

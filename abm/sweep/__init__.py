@@ -39,7 +39,15 @@ A sweep directory holds::
                              sampled parameters, rebuilt from runs/ like the summary
 """
 
-from abm.sweep.backends import BACKENDS, RunFailed, run_dask, run_process, run_serial
+from abm.sweep.backends import (
+    BACKENDS,
+    RunFailed,
+    SchedulerLost,
+    WorkersUnreachable,
+    run_dask,
+    run_process,
+    run_serial,
+)
 from abm.sweep.execute import Result, execute_run
 from abm.sweep.expansion import (
     Run,
@@ -110,12 +118,14 @@ __all__ = [
     "RunFailed",
     "RunRecord",
     "Sample",
+    "SchedulerLost",
     "Spec",
     "SpecError",
     "SweepData",
     "StaleSweep",
     "SweepError",
     "SweepOutcome",
+    "WorkersUnreachable",
     "build_summary",
     "check_run_file",
     "check_size",
