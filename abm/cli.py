@@ -855,12 +855,19 @@ for _command in app.registered_commands:
 
 def main() -> None:
     """The ``abm`` command (``pyproject.toml``'s script): Ctrl-C before a command has started
-    is one line and exit 130, as within one, not a traceback."""
+    is one line and exit 130, as within one, not a traceback. So is one where a command does
+    not catch it (while ``abm report`` reads a sweep, or a run's first seconds): Typer turns
+    it into exit 130 without a word, which looked like a crash or a finished command."""
     try:
         app()
     except KeyboardInterrupt:
         typer.echo("\ninterrupted", err=True)
         sys.exit(130)
+    except SystemExit as done:  # Typer's: typer.Exit(130) raised from the KeyboardInterrupt
+        if done.code == 130 and isinstance(getattr(done.__context__, "__cause__", None),
+                                           KeyboardInterrupt):
+            typer.echo("\ninterrupted", err=True)
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

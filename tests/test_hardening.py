@@ -156,6 +156,26 @@ def test_ctrl_c_before_a_command_starts_is_one_line_and_the_package_loads_lazily
     assert loaded == ["False", "False", "TumorModel"]
 
 
+def test_ctrl_c_that_a_command_does_not_catch_is_one_line_too(monkeypatch, capsys, tmp_path):
+    """Typer turns a KeyboardInterrupt inside a command into exit 130 without a word (seen in
+    ``abm report`` and ``abm export``, and the first seconds of ``abm run``); a command that
+    says it itself (``abm sweep``) is not said twice."""
+    import sys
+
+    import abm.cli
+    import abm.scenarios
+
+    class Interrupting(dict):
+        def items(self):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(abm.scenarios, "SCENARIOS", Interrupting(abm.scenarios.SCENARIOS))
+    monkeypatch.setattr(sys, "argv", ["abm", "scenarios"])
+    with pytest.raises(SystemExit) as stopped:
+        abm.cli.main()
+    assert stopped.value.code == 130 and capsys.readouterr().err.strip() == "interrupted"
+
+
 def test_an_interrupted_run_says_so_and_writes_nothing(monkeypatch, tmp_path):
     import abm.run
 

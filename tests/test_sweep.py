@@ -647,6 +647,12 @@ def test_a_changed_spec_into_the_same_directory_is_refused(reference, tmp_path):
     assert 'sweep.engine "mesa" (the default) -> "fast"' in result.output, result.output
     with pytest.raises(SweepError):
         run_sweep(load_spec(spec), reference, backend="serial", progress=False)
+    # a factor's levels: the factor and its levels are named, not only the table
+    levels = write_spec(tmp_path, TINY.replace("tcell_influx = [0.5, 3.0]",
+                                               "tcell_influx = [0.5, 2.0]"), "l.toml")
+    result = runner.invoke(app, ["sweep", str(levels), "--out", str(reference), "--quiet"])
+    assert result.exit_code == 2
+    assert "changed: factors.tcell_influx [0.5, 3.0] -> [0.5, 2.0]" in result.output, result.output
 
 
 def test_runs_made_by_other_model_code_are_not_resumed(reference, tmp_path):

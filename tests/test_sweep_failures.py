@@ -351,6 +351,39 @@ def test_a_sweep_stopped_during_the_scheduler_handshake_leaves_no_folder(tmp_pat
     assert took < 15
 
 
+def test_ctrl_c_at_a_terminal_stops_a_local_dask_sweep_in_one_line(tmp_path):
+    """Ctrl-C at a terminal signals every process of the foreground group: the local Dask
+    cluster's worker processes too, which printed their KeyboardInterrupt tracebacks and
+    warnings (72 lines, 4 tracebacks) before the runner's line. The workers now ignore it and
+    the runner, which gets it, closes the cluster: one line, exit 130, the finished runs kept
+    and resumable."""
+    import os
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC.format(replicates=8))
+    out = tmp_path / "sweep"
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "abm.cli", "sweep", str(spec), "--out", str(out),
+         "--backend", "dask", "--workers", "2", "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=_ctrl_c_as_at_a_terminal)
+    deadline = time.monotonic() + 120
+    try:
+        while not list((out / "runs").glob("*.parquet")):
+            assert sweep.poll() is None, sweep.communicate()
+            assert time.monotonic() < deadline, "no run finished within 120 s"
+            time.sleep(0.1)
+        os.killpg(sweep.pid, signal.SIGINT)  # as the terminal sends it: to the whole group
+        _, stderr = sweep.communicate(timeout=60)
+    finally:
+        stop_process(sweep)
+    assert sweep.returncode == 130, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines == ["interrupted; finished runs are kept: rerun the same command to "
+                     "continue"], stderr
+    assert list((out / "runs").glob("*.parquet"))
+
+
 # --- 5. Dask workers whose results cannot be fetched ----------------------------------------
 
 

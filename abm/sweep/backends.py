@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from contextlib import contextmanager
 from typing import Any
 
 from abm.sweep.execute import Result, execute_run
@@ -289,7 +290,7 @@ def local_cluster(workers: int | None, dashboard: str | None = None) -> Any:
     import warnings
 
     try:
-        with dask.config.set(quiet_http), warnings.catch_warnings():
+        with dask.config.set(quiet_http), warnings.catch_warnings(), _workers_ignore_ctrl_c():
             if not dashboard:  # its route-less HTTP server moving off a busy 8787 is no news
                 # (it said "Hosting the HTTP server on port ... instead", as if a dashboard
                 # were up; an address of our own for it would turn the dashboard's routes on)
@@ -297,6 +298,11 @@ def local_cluster(workers: int | None, dashboard: str | None = None) -> Any:
             return LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True, protocol="tls://",
                 security=security, dashboard_address=dashboard,
+                # the cluster's own log (its workers', nannies' and scheduler's): a task
+                # cancelled or a result cut off as the runner closes the cluster on Ctrl-C
+                # printed warnings, errors and tracebacks; the runner says what happened, in
+                # one line (a failed run, a lost worker or scheduler: RunFailed, SweepError)
+                silence_logs=logging.CRITICAL,
             )
     except (OSError, RuntimeError) as err:  # "Cluster failed to start: <the cause>"
         cause = err.__cause__ if isinstance(err.__cause__, Exception) else err
@@ -306,6 +312,27 @@ def local_cluster(workers: int | None, dashboard: str | None = None) -> Any:
         raise SweepError(f"{where}the local Dask cluster could not start ({reason})") from None
     finally:
         spec_log.setLevel(level)
+
+
+@contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """SIGINT ignored while the local cluster starts its worker processes, which inherit that
+    (an ignored signal survives the start of a new program; Python then leaves it ignored).
+    Ctrl-C at a terminal goes to every process of the foreground group: the workers printed
+    their tracebacks of KeyboardInterrupt before the runner's one line; now the runner alone
+    gets it and closes the cluster. (A Ctrl-C in the second or so the workers take to start is
+    not seen; the next one is.)"""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # (only the main thread can change a signal's handler)
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def connect(scheduler: str) -> Any:

@@ -404,6 +404,7 @@ def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
     """Dotted keys where two JSON values differ, each with its two values when both are short
     single values (``sweep.engine "fast" -> "mesa"``: what the folder holds, what was asked);
     a key only one side has shows "(none)" for the other."""
+    old, new = _named(old), _named(new)
     if isinstance(old, dict) and isinstance(new, dict):
         keys = list(dict.fromkeys([*old, *new]))
         return [d for k in keys for d in _diff(old.get(k), new.get(k), f"{prefix}{k}.")]
@@ -412,9 +413,20 @@ def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
     key = prefix.rstrip(".") or "(all)"
     shown = [(f"{json.dumps(_LEFT_OUT[key])} (the default)" if key in _LEFT_OUT else "(none)")
              if v is None else json.dumps(v) for v in (old, new)]
-    if any(isinstance(v, dict | list) for v in (old, new)) or max(map(len, shown)) > 40:
+    if any(isinstance(v, dict) for v in (old, new)) or max(map(len, shown)) > 40:
         return [key]
     return [f"{key} {shown[0]} -> {shown[1]}"]
+
+
+def _named(value: Any) -> Any:
+    """A normalised spec's list of named entries (``factors``: ``[[name, levels], ...]``;
+    arms, a cohort's draws) as a dict by name, so that a change names its entry
+    (``factors.tcell_influx [0.5, 1.0] -> [0.5, 1.5]``), not only the table."""
+    if (isinstance(value, list) and value
+            and all(isinstance(v, list) and len(v) >= 2 and isinstance(v[0], str) for v in value)
+            and len({v[0] for v in value}) == len(value)):
+        return {v[0]: v[1] if len(v) == 2 else v[1:] for v in value}
+    return value
 
 
 def check_existing(out: Path, manifest: dict[str, Any]) -> dict[str, Any] | None:
