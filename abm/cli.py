@@ -857,7 +857,14 @@ def main() -> None:
     """The ``abm`` command (``pyproject.toml``'s script): Ctrl-C before a command has started
     is one line and exit 130, as within one, not a traceback. So is one where a command does
     not catch it (while ``abm report`` reads a sweep, or a run's first seconds): Typer turns
-    it into exit 130 without a word, which looked like a crash or a finished command."""
+    it into exit 130 without a word, which looked like a crash or a finished command.
+
+    A path that is not UTF-8 (a folder named in another encoding) is printed as its bytes, as
+    ``ls`` does: under a UTF-8 locale Python's output refused it, and a finished ``abm report``
+    ended in a traceback."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
     try:
         app()
     except KeyboardInterrupt:

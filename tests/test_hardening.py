@@ -697,13 +697,18 @@ def test_a_sweep_into_a_folder_whose_name_is_not_utf8_finishes_and_resumes(tmp_p
     again = run_sweep(spec, out, backend="serial", progress=False, log=lambda m: 0)
     assert (done.ran, again.ran, again.already_done) == (4, 0, 4)
     pd.testing.assert_frame_equal(again.summary, pd.read_parquet(reference / "summary.parquet"))
+    import os
     import subprocess
     import sys
 
-    for command in ("report", "export"):  # (a process: the test runner's output is strict UTF-8)
+    # the commands, as under a UTF-8 locale, whose output refuses such a name (strict): the
+    # report was written, then printing its path ended in a traceback
+    strict = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}
+    for command in ("report", "export"):
         done = subprocess.run([sys.executable, "-m", "abm.cli", command, str(out)],
-                              capture_output=True, timeout=300)
+                              capture_output=True, timeout=300, env=strict)
         assert done.returncode == 0 and not done.stderr, done.stderr
+        assert os.fsencode(out) in done.stdout  # the name's own bytes, as ls prints them
     assert (out / "report" / "report.md").exists() and (out / "export" / "summary.csv").exists()
 
 
