@@ -360,7 +360,7 @@ def test_ctrl_c_at_a_terminal_stops_a_local_dask_sweep_in_one_line(tmp_path):
     import os
 
     spec = tmp_path / "spec.toml"
-    spec.write_text(SPEC.format(replicates=8))
+    spec.write_text(SPEC.format(replicates=60))  # (many: the sweep must not end before the signal)
     out = tmp_path / "sweep"
     sweep = subprocess.Popen(
         [sys.executable, "-m", "abm.cli", "sweep", str(spec), "--out", str(out),
